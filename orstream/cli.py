@@ -1,0 +1,91 @@
+"""The one ``orstream`` command.
+
+Each subcommand lives in the part that owns it, in a module that imports nothing heavy at
+load time and defines ``add_arguments(parser)`` and ``run(args) -> int``. The table below is
+the only place that lists them, so ``--help`` works on every tier without importing torch,
+GStreamer or ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orstream import __version__
+from orstream.errors import OrstreamError
+
+
+@dataclass(frozen=True)
+class Command:
+    """A leaf subcommand: its words on the command line and the module that implements it."""
+
+    words: tuple[str, ...]
+    module: str
+    help: str
+
+
+GROUP_HELP = {
+    "phantom": "procedural endoscopic video with exact ground truth",
+    "bench": "measure performance (p50/p99/p99.9 and ratios from one run)",
+    "train": "train models with Lightning",
+    "eval": "score predictions",
+    "export": "export trained models to deployable packages",
+}
+
+COMMANDS: tuple[Command, ...] = (
+    Command(("phantom", "make"), "orstream.streams.phantom.make_command",
+            "write a phantom dataset in the PitVis layout"),
+    Command(("bench", "phantom"), "orstream.streams.phantom.bench_command",
+            "measure phantom rendering speed against real time"),
+    Command(("train", "workflow"), "orstream.training.train_command",
+            "train the PitVis step + instrument recognizer (LightningCLI)"),
+    Command(("eval", "pitvis"), "orstream.eval_command",
+            "score PitVis submission CSVs against annotations"),
+    Command(("export", "onnx"), "orstream.export.onnx_command",
+            "export a checkpoint to an ONNX model package"),
+    Command(("demo",), "orstream.demo_command",
+            "run the main job end to end on a fresh phantom case"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser tree, built from :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="orstream", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"orstream {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for command in COMMANDS:
+        module = importlib.import_module(command.module)
+        if len(command.words) == 1:
+            sub = top.add_parser(command.words[0], help=command.help, description=command.help)
+        else:
+            group, leaf = command.words
+            if group not in groups:
+                group_parser = top.add_parser(group, help=GROUP_HELP[group],
+                                              description=GROUP_HELP[group])
+                groups[group] = group_parser.add_subparsers(
+                    dest=f"{group}_command", metavar="SUBCOMMAND", required=True)
+            sub = groups[group].add_parser(leaf, help=command.help, description=command.help)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, run, and turn user errors into one line and a non-zero exit."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except OrstreamError as error:
+        print(f"orstream: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("orstream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
