@@ -46,7 +46,7 @@ COMMANDS: tuple[Command, ...] = (
             "score PitVis submission CSVs against annotations"),
     Command(("export", "onnx"), "orstream.export.onnx_command",
             "export a checkpoint to an ONNX model package"),
-    Command(("demo",), "orstream.demo_command",
+    Command(("demo",), "orstream.edge.demo_command",
             "run the main job end to end on a fresh phantom case"),
 )
 
