@@ -190,11 +190,11 @@ def find_prediction_files(folder: Path) -> PredictionFiles:
         for video, path in _numbered_files(place, PREDICTION_NAME):
             kind = _submission_kind(path)
             if required is not None and kind != required:
-                raise OrstreamError(f"{path}: holds {kind} predictions but sits in {required}/")
+                raise OrstreamError(f"{path}: a {kind} file sitting in {required}/")
             chosen = steps if kind == STEPS_FOLDER else instruments
             if video in chosen:
                 raise OrstreamError(
-                    f"{chosen[video]} and {path} both hold {kind} predictions for video {video}"
+                    f"{chosen[video]} and {path} are both {kind} files for video {video}"
                 )
             chosen[video] = path
     steps, instruments = dict(sorted(steps.items())), dict(sorted(instruments.items()))
