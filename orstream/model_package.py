@@ -1,0 +1,376 @@
+"""Model packages: a folder holding ``card.json`` (what the edge needs) and ``model.onnx``.
+
+The card describes the ONNX graph's tensors, how to turn a camera frame into the image input,
+what the outputs mean, the labels, the temporal state a streaming model carries between calls,
+content hashes, where the weights came from and how the export was checked. The ONNX graph's
+inputs are ``card.inputs`` followed by each state's ``input``; its outputs are ``card.outputs``
+followed by each state's ``output``. Graphs run with batch 1: the edge feeds one frame of one
+stream per call and keeps one state per stream.
+
+This module is core: it reads and validates cards and files with numpy, pydantic and the
+standard library only. The check that an ONNX graph's tensors match the card
+(:func:`check_graph_signature`) is shared by the exporter and the edge backends, which each read
+the graph with their own library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+
+from orstream.errors import OrstreamError
+
+CARD_FILE = "card.json"
+MODEL_FILE = "model.onnx"
+CARD_FORMAT: Literal[1] = 1
+
+DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "bool"]
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+GraphShape = tuple[int | str | None, ...]
+"""A tensor shape as an ONNX graph declares it: fixed dims are ints, symbolic ones names or None."""
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors, so a typo in a card never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resize(_Strict):
+    """Resize a camera frame to the model's input size before normalising."""
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    interpolation: Literal["area", "linear", "cubic", "nearest"] = "area"
+
+
+class InputSpec(_Strict):
+    """One non-state input of the graph.
+
+    For an image input (``layout`` set): an RGB uint8 frame is resized per ``resize``, scaled by
+    ``1 / scale`` (to 0..1 for ``scale=255``), normalised as ``(x - mean) / std`` per channel
+    and laid out as ``layout`` with a batch dimension of 1.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    layout: Literal["NCHW"] | None = None
+    color: Literal["RGB"] | None = None
+    resize: Resize | None = None
+    scale: float | None = Field(default=None, gt=0)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    @model_validator(mode="after")
+    def _image_fields_agree(self) -> InputSpec:
+        if self.layout is None:
+            return self
+        if self.resize is None or self.scale is None or self.mean is None or self.std is None:
+            raise ValueError("an image input (layout set) needs resize, scale, mean and std")
+        if len(self.shape) != 4 or self.shape[1] != 3:
+            raise ValueError(f"an NCHW image needs shape [1, 3, H, W], not {list(self.shape)}")
+        if (self.resize.height, self.resize.width) != self.shape[2:]:
+            raise ValueError("resize height/width must equal the input's H and W")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
+class OutputSpec(_Strict):
+    """One non-state output of the graph and how to read it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    meaning: str
+    activation: Literal["softmax", "sigmoid", "none"] = Field(
+        description="what turns these values into probabilities (they are logits otherwise)"
+    )
+    labels: str | None = Field(default=None, description="key in card.labels naming the classes")
+
+
+class Label(_Strict):
+    """Class ``index`` of an output is PitVis code ``code``."""
+
+    index: int = Field(ge=0)
+    code: int
+    name: str
+
+
+class Clip(_Strict):
+    """How the edge feeds the graph: ``length`` frames per call, advancing ``stride`` frames,
+    sampled from the video at ``fps`` frames per second."""
+
+    length: int = Field(gt=0)
+    stride: int = Field(gt=0)
+    fps: float = Field(gt=0)
+
+
+class StateSpec(_Strict):
+    """A temporal state tensor: fed back from ``output`` to ``input`` on the next call."""
+
+    name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    dtype: DType
+    initial: Literal["zeros"] = "zeros"
+    reset_on_discontinuity: bool = True
+
+
+class Hashes(_Strict):
+    """sha256 of the files the package came from and holds."""
+
+    checkpoint: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    model_onnx: str = Field(pattern=SHA256_PATTERN)
+
+
+class Training(_Strict):
+    """Where the weights came from, as the training run recorded it."""
+
+    data: dict[str, JsonValue] = {}
+    cases: dict[str, list[int]] = Field(
+        default={}, description="video ids per split, e.g. train and val"
+    )
+    metrics: dict[str, float] = {}
+
+
+class ParityResult(_Strict):
+    """ONNX Runtime against PyTorch over ``frames`` frames, state carried frame to frame."""
+
+    source: str = Field(description="the kind of frames: random, phantom, video")
+    frames: int = Field(gt=0)
+    max_abs_diff: dict[str, float]
+    tolerance: float
+
+
+class ExportInfo(_Strict):
+    """How ``model.onnx`` was made and checked."""
+
+    exporter: str
+    opset: int
+    batch: int = 1
+    torch_version: str
+    onnx_version: str
+    onnxruntime_version: str
+    parity: tuple[ParityResult, ...] = ()
+
+
+class ModelCard(_Strict):
+    """Everything the edge needs to run ``model.onnx`` (see the module docstring)."""
+
+    format: Literal[1] = CARD_FORMAT
+    name: str
+    task: str
+    version: str
+    inputs: tuple[InputSpec, ...] = Field(min_length=1)
+    outputs: tuple[OutputSpec, ...] = Field(min_length=1)
+    labels: dict[str, tuple[Label, ...]] = {}
+    clip: Clip
+    state: tuple[StateSpec, ...] = ()
+    thresholds: dict[str, float] = Field(
+        default={}, description="decision threshold on the probability of a sigmoid output"
+    )
+    hashes: Hashes
+    training: Training = Training()
+    export: ExportInfo
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelCard:
+        names = [t.name for t in self.inputs] + [t.name for t in self.outputs]
+        names += [s.input for s in self.state] + [s.output for s in self.state]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tensor names used twice: {duplicates}")
+        outputs = {o.name: o for o in self.outputs}
+        for output in self.outputs:
+            if output.labels is None:
+                continue
+            if output.labels not in self.labels:
+                raise ValueError(f"output {output.name!r} names unknown labels {output.labels!r}")
+            count = len(self.labels[output.labels])
+            if output.shape[-1] != count:
+                raise ValueError(
+                    f"output {output.name!r} has {output.shape[-1]} classes but labels "
+                    f"{output.labels!r} has {count}"
+                )
+        for key, entries in self.labels.items():
+            if [e.index for e in entries] != list(range(len(entries))):
+                raise ValueError(f"labels {key!r} must list indices 0..{len(entries) - 1} in order")
+        for name, threshold in self.thresholds.items():
+            if name not in outputs or outputs[name].activation != "sigmoid":
+                raise ValueError(f"threshold for {name!r}, which is not a sigmoid output")
+            if not 0.0 < threshold < 1.0:
+                raise ValueError(f"threshold for {name!r} must be in (0, 1), not {threshold}")
+        return self
+
+    def graph_inputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The ONNX graph's inputs in order: name -> (shape, dtype)."""
+        tensors: dict[str, tuple[tuple[int, ...], str]] = {
+            t.name: (t.shape, t.dtype) for t in self.inputs
+        }
+        tensors.update({s.input: (s.shape, s.dtype) for s in self.state})
+        return tensors
+
+    def graph_outputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The ONNX graph's outputs in order: name -> (shape, dtype)."""
+        tensors: dict[str, tuple[tuple[int, ...], str]] = {
+            t.name: (t.shape, t.dtype) for t in self.outputs
+        }
+        tensors.update({s.output: (s.shape, s.dtype) for s in self.state})
+        return tensors
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """Fresh state tensors keyed by their graph input name (at start and on discontinuity)."""
+        return {s.input: np.zeros(s.shape, dtype=s.dtype) for s in self.state}
+
+    def next_state(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The state to feed the next call, taken from one call's outputs."""
+        return {s.input: outputs[s.output] for s in self.state}
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """A validated package folder: its card and the path of its ONNX graph."""
+
+    root: Path
+    card: ModelCard
+
+    @property
+    def card_path(self) -> Path:
+        return self.root / CARD_FILE
+
+    @property
+    def model_path(self) -> Path:
+        return self.root / MODEL_FILE
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    where = f"field {field!r}: " if field else ""
+    more = error.error_count() - 1
+    extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{where}{first['msg']}{extra}"
+
+
+def read_card(path: Path) -> ModelCard:
+    """Parse and validate a ``card.json`` file; OrstreamError with one line otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise OrstreamError(f"{path}: card not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise OrstreamError(f"{path}: cannot read card ({error})") from None
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise OrstreamError(
+            f"{path}: not valid JSON (line {error.lineno} column {error.colno}: {error.msg})"
+        ) from None
+    try:
+        return ModelCard.model_validate(data)
+    except ValidationError as error:
+        raise OrstreamError(f"{path}: invalid card, {_describe_validation_error(error)}") from None
+
+
+def write_card(folder: Path, card: ModelCard) -> Path:
+    """Write ``card.json`` into ``folder`` (atomically) and return its path."""
+    path = folder / CARD_FILE
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def load_package(path: Path) -> ModelPackage:
+    """Open a package folder, checking its card and that ``model.onnx`` is the one it describes.
+
+    Raises:
+        OrstreamError: one clear line when the folder, card or model is missing, the card is
+            not valid JSON or breaks the schema, or ``model.onnx`` is not the file whose sha256
+            the card records (corrupt, truncated or replaced).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise OrstreamError(f"model package {path} not found")
+    if not path.is_dir():
+        raise OrstreamError(f"model package {path} is not a folder ({CARD_FILE} + {MODEL_FILE})")
+    card_path = path / CARD_FILE
+    if not card_path.is_file():
+        raise OrstreamError(f"model package {path} has no {CARD_FILE}")
+    card = read_card(card_path)
+    package = ModelPackage(root=path, card=card)
+    if not package.model_path.is_file():
+        raise OrstreamError(f"model package {path} has no {MODEL_FILE}")
+    actual = sha256_file(package.model_path)
+    if actual != card.hashes.model_onnx:
+        raise OrstreamError(
+            f"{package.model_path} does not match {CARD_FILE} (sha256 {actual[:12]}..., card "
+            f"expects {card.hashes.model_onnx[:12]}...): the file is corrupt, truncated or replaced"
+        )
+    return package
+
+
+def _format_shape(shape: GraphShape) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def check_graph_signature(
+    card: ModelCard,
+    inputs: Mapping[str, tuple[GraphShape, str]],
+    outputs: Mapping[str, tuple[GraphShape, str]],
+    source: Path,
+) -> None:
+    """Refuse an ONNX graph whose tensors (names, shapes, dtypes) differ from the card's.
+
+    Args:
+        card: the package's card.
+        inputs: the graph's inputs as its reader sees them: name -> (shape, numpy dtype name).
+        outputs: the graph's outputs, likewise.
+        source: the ONNX file, named in the error.
+
+    Raises:
+        OrstreamError: naming the first tensor that differs.
+    """
+    for kind, graph, expected in (
+        ("input", inputs, card.graph_inputs()),
+        ("output", outputs, card.graph_outputs()),
+    ):
+        missing = [name for name in expected if name not in graph]
+        unexpected = [name for name in graph if name not in expected]
+        if missing or unexpected:
+            raise OrstreamError(
+                f"{source} does not match {CARD_FILE}: graph {kind}s {list(graph)}, "
+                f"card {kind}s {list(expected)}"
+            )
+        for name, (shape, dtype) in expected.items():
+            graph_shape, graph_dtype = graph[name]
+            if tuple(graph_shape) != shape:
+                raise OrstreamError(
+                    f"{source} does not match {CARD_FILE}: {kind} {name!r} has shape "
+                    f"{_format_shape(graph_shape)} in the graph, {_format_shape(shape)} in the card"
+                )
+            if graph_dtype != dtype:
+                raise OrstreamError(
+                    f"{source} does not match {CARD_FILE}: {kind} {name!r} is {graph_dtype} in "
+                    f"the graph, {dtype} in the card"
+                )
