@@ -69,8 +69,11 @@ def read_annotations(path: Path) -> Annotations:
     When the file is named ``annotations_NN.csv``, its ``int_video`` must be NN.
     """
     table, lines = _read_table(path, ANNOTATION_COLUMNS)
-    video, time, step, instruments = table[:, 0], table[:, 1], table[:, 2], table[:, 3:5]
-    where = f"{path}"
+    video, time, step, instruments = (
+        np.ascontiguousarray(part)
+        for part in (table[:, 0], table[:, 1], table[:, 2], table[:, 3:5])
+    )
+    where = str(path)
     mixed = np.flatnonzero(video != video[0])
     if mixed.size:
         raise OrstreamError(
@@ -121,19 +124,19 @@ def write_label_maps(folder: Path) -> None:
 def read_step_submission(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a step submission (``int_time,int_step``) as ``(time [N], step [N])`` int64 codes."""
     table, lines = _read_table(path, STEP_SUBMISSION_COLUMNS)
-    where = f"{path}"
+    where = str(path)
     _check_time(where, table[:, 0], lines)
     _check_codes(where, "int_step", table[:, 1], STEP_CODES, lines)
-    return table[:, 0], table[:, 1]
+    return np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1])
 
 
 def read_instrument_submission(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read an instrument submission as ``(time [N], instruments [N, 2])`` int64 codes."""
     table, lines = _read_table(path, INSTRUMENT_SUBMISSION_COLUMNS)
-    where = f"{path}"
+    where = str(path)
     _check_time(where, table[:, 0], lines)
     _check_instrument_codes(where, table[:, 1:3], lines)
-    return table[:, 0], table[:, 1:3]
+    return np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1:3])
 
 
 def write_step_submission(path: Path, time: np.ndarray, step: np.ndarray) -> None:
