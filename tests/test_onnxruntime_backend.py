@@ -16,8 +16,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from orstream.edge.backends import OnnxRuntimeBackend, create_backend
 
+from orstream.edge.backends import OnnxRuntimeBackend, create_backend
 from orstream.errors import OrstreamError
 from orstream.model_package import (
     MODEL_FILE,

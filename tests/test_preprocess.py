@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from orstream.edge.preprocess import ImagePreprocessor
 
+from orstream.edge.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.model_package import InputSpec, Resize
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from orstream.edge.backends.protocol import Backend
-
 from orstream.errors import OrstreamError
 from orstream.model_package import ModelPackage
 
