@@ -43,8 +43,9 @@ def _write_video(path: Path, frames: int = 12) -> None:
     writer.release()
 
 
-def _save_checkpoint(path: Path, model_name: str = "pitvis_workflow",
-                     data_root: Path | None = None, **extra: Any) -> Path:
+def _save_checkpoint(
+    path: Path, model_name: str = "pitvis_workflow", data_root: Path | None = None, **extra: Any
+) -> Path:
     """A checkpoint laid out as Lightning writes it for `orstream train workflow`."""
     torch.manual_seed(0)
     model = create_model("pitvis_workflow", **MODEL_KWARGS)
@@ -53,14 +54,25 @@ def _save_checkpoint(path: Path, model_name: str = "pitvis_workflow",
         "global_step": 40,
         "pytorch-lightning_version": "2.6.0",
         "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
-        "hyper_parameters": {"model_name": model_name, "model_kwargs": dict(MODEL_KWARGS),
-                             "lr": 1e-3},
+        "hyper_parameters": {
+            "model_name": model_name,
+            "model_kwargs": dict(MODEL_KWARGS),
+            "lr": 1e-3,
+        },
         "orstream": {
-            "data": {"root": str(data_root) if data_root else "/no/such/dataset",
-                     "val_root": None, "train_videos": [1, 2], "val_videos": [3],
-                     "sample_fps": 1.0},
-            "metrics": {"val_step_score": torch.tensor(0.25), "val_step_f1": 0.2,
-                        "val_step_edit": 0.3, "val_instrument_f1": 0.1},
+            "data": {
+                "root": str(data_root) if data_root else "/no/such/dataset",
+                "val_root": None,
+                "train_videos": [1, 2],
+                "val_videos": [3],
+                "sample_fps": 1.0,
+            },
+            "metrics": {
+                "val_step_score": torch.tensor(0.25),
+                "val_step_f1": 0.2,
+                "val_step_edit": 0.3,
+                "val_instrument_f1": 0.1,
+            },
         },
         **extra,
     }
@@ -133,8 +145,9 @@ def test_onnx_streaming_equals_torch_whole_clip(
     for t, image in enumerate(images):
         outputs = backend.infer({"image": image[None], **state})
         np.testing.assert_allclose(outputs["step_logits"][0], step[0, t].numpy(), atol=TOLERANCE)
-        np.testing.assert_allclose(outputs["instrument_logits"][0], instrument[0, t].numpy(),
-                                   atol=TOLERANCE)
+        np.testing.assert_allclose(
+            outputs["instrument_logits"][0], instrument[0, t].numpy(), atol=TOLERANCE
+        )
         state = card.next_state(outputs)
     # The state matters: a fresh state at the last frame gives different logits.
     fresh = backend.infer({"image": images[-1:], **card.initial_state()})
@@ -143,8 +156,9 @@ def test_onnx_streaming_equals_torch_whole_clip(
 
 def test_dynamo_exporter_gives_a_package_within_tolerance(tmp_path: Path) -> None:
     checkpoint = _save_checkpoint(tmp_path / "tiny.ckpt")
-    result = export_package(checkpoint, tmp_path / "pkg", parity_frames=4, exporter="dynamo",
-                            progress=lambda _: None)
+    result = export_package(
+        checkpoint, tmp_path / "pkg", parity_frames=4, exporter="dynamo", progress=lambda _: None
+    )
     assert result.exporter == "dynamo"
     assert result.package.card.export.exporter == "dynamo"
     assert [p.source for p in result.parity] == ["random"]
@@ -155,13 +169,20 @@ def test_dynamo_exporter_gives_a_package_within_tolerance(tmp_path: Path) -> Non
 def test_parity_above_tolerance_fails_and_writes_nothing(tmp_path: Path) -> None:
     checkpoint = _save_checkpoint(tmp_path / "tiny.ckpt")
     with pytest.raises(OrstreamError, match=r"parity failed on random frames: .* > 1e-15"):
-        export_package(checkpoint, tmp_path / "pkg", parity_frames=2, tolerance=1e-15,
-                       exporter="torchscript", progress=lambda _: None)
+        export_package(
+            checkpoint,
+            tmp_path / "pkg",
+            parity_frames=2,
+            tolerance=1e-15,
+            exporter="torchscript",
+            progress=lambda _: None,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.ckpt"]
 
 
 def test_exporter_refuses_a_graph_that_disagrees_with_the_card(
-    exported: tuple[ExportResult, Path, list[str]], tmp_path: Path,
+    exported: tuple[ExportResult, Path, list[str]],
+    tmp_path: Path,
 ) -> None:
     package = exported[0].package
     check_onnx_file(package.model_path, package.card)
@@ -177,19 +198,24 @@ def test_exporter_refuses_a_graph_that_disagrees_with_the_card(
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
-def test_damaged_exported_model_is_refused(exported: tuple[ExportResult, Path, list[str]],
-                                           tmp_path: Path, damage: str) -> None:
+def test_damaged_exported_model_is_refused(
+    exported: tuple[ExportResult, Path, list[str]], tmp_path: Path, damage: str
+) -> None:
     source = exported[0].package
     data = source.model_path.read_bytes()
-    data = (np.random.default_rng(2).integers(0, 256, len(data), dtype=np.uint8).tobytes()
-            if damage == "garbage" else data[: len(data) // 2])
+    data = (
+        np.random.default_rng(2).integers(0, 256, len(data), dtype=np.uint8).tobytes()
+        if damage == "garbage"
+        else data[: len(data) // 2]
+    )
     folder = tmp_path / "pkg"
     folder.mkdir()
     (folder / "model.onnx").write_bytes(data)
     write_card(folder, source.card)
     with pytest.raises(OrstreamError, match=r"model\.onnx does not match card\.json"):
         load_package(folder)
-    hashes = source.card.hashes.model_copy(update={"model_onnx": sha256_file(folder / "model.onnx")})
+    new_hash = sha256_file(folder / "model.onnx")
+    hashes = source.card.hashes.model_copy(update={"model_onnx": new_hash})
     write_card(folder, source.card.model_copy(update={"hashes": hashes}))
     with pytest.raises(OrstreamError, match=r"model\.onnx is not a valid ONNX model"):
         OnnxRuntimeBackend().load(load_package(folder))
@@ -205,12 +231,15 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
     refused(tmp_path, "is not a file")
     (tmp_path / "text.ckpt").write_text("not a checkpoint\n")
     refused(tmp_path / "text.ckpt", "is not a PyTorch checkpoint")
-    (tmp_path / "cut.ckpt").write_bytes(_save_checkpoint(tmp_path / "whole.ckpt").read_bytes()[:5000])
+    whole = _save_checkpoint(tmp_path / "whole.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(whole[: len(whole) // 2])
     refused(tmp_path / "cut.ckpt", "is not a PyTorch checkpoint")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.ckpt")
     refused(tmp_path / "plain.ckpt", "is not an orstream model checkpoint")
-    refused(_save_checkpoint(tmp_path / "unknown.ckpt", model_name="no_such_model"),
-            "unknown model 'no_such_model'")
+    refused(
+        _save_checkpoint(tmp_path / "unknown.ckpt", model_name="no_such_model"),
+        "unknown model 'no_such_model'",
+    )
     other = _save_checkpoint(tmp_path / "other.ckpt")
     checkpoint = torch.load(other, weights_only=True)
     checkpoint["hyper_parameters"]["model_kwargs"]["channels"] = 8
@@ -219,7 +248,8 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_existing_output_needs_overwrite_and_must_be_a_package(
-    exported: tuple[ExportResult, Path, list[str]], tmp_path: Path,
+    exported: tuple[ExportResult, Path, list[str]],
+    tmp_path: Path,
 ) -> None:
     _, checkpoint, _ = exported
     with pytest.raises(OrstreamError, match="already exists"):
@@ -232,12 +262,17 @@ def test_existing_output_needs_overwrite_and_must_be_a_package(
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orstream.cli", "export", "onnx", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "orstream.cli", "export", "onnx", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_cli_writes_a_package_and_reports_parity(
-    exported: tuple[ExportResult, Path, list[str]], tmp_path: Path,
+    exported: tuple[ExportResult, Path, list[str]],
+    tmp_path: Path,
 ) -> None:
     _, checkpoint, _ = exported
     done = _cli("--checkpoint", checkpoint, "--out", tmp_path / "pkg", "--parity-frames", "3")
@@ -247,8 +282,9 @@ def test_cli_writes_a_package_and_reports_parity(
     assert "[export] wrote" in done.stderr
     package: ModelPackage = load_package(tmp_path / "pkg")
     assert json.loads(package.card_path.read_text())["export"]["parity"][0]["frames"] == 3
-    again = _cli("--checkpoint", checkpoint, "--out", tmp_path / "pkg", "--overwrite",
-                 "--parity-frames", "1")
+    again = _cli(
+        "--checkpoint", checkpoint, "--out", tmp_path / "pkg", "--overwrite", "--parity-frames", "1"
+    )
     assert again.returncode == 0, again.stderr
     assert load_package(tmp_path / "pkg").card.export.parity[0].frames == 1
 
