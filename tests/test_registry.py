@@ -1,11 +1,11 @@
 """The timm-style model registry: names in, modules out."""
 
 import pytest
-from orstream.training.models import WorkflowRecognizer
-from orstream.training.registry import create_model, list_models, register_model
 from torch import nn
 
 from orstream.errors import OrstreamError
+from orstream.training.models import WorkflowRecognizer
+from orstream.training.registry import create_model, list_models, register_model
 
 
 def test_shipped_models_are_listed_and_build_by_name() -> None:

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from orstream.training.models import WorkflowRecognizer
-from orstream.training.registry import create_model
 
 from orstream.labels import NUM_INSTRUMENT_CLASSES, NUM_STEP_CLASSES
+from orstream.training.models import WorkflowRecognizer
+from orstream.training.registry import create_model
 
 SIZE = (64, 64)
 

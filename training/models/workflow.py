@@ -25,11 +25,11 @@ from collections.abc import Sequence
 
 import timm
 import torch
-from orstream.training.models.temporal import MultiStageCausalTCN
-from orstream.training.registry import register_model
 from torch import Tensor, nn
 
 from orstream.labels import NUM_INSTRUMENT_CLASSES, NUM_STEP_CLASSES
+from orstream.training.models.temporal import MultiStageCausalTCN
+from orstream.training.registry import register_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,0 +1,203 @@
+"""Lightning training of the workflow recognizer, thin over the registry-built ``nn.Module``.
+
+Losses, summed over TCN stages as in MS-TCN / TeCNO: cross-entropy on the step class of every
+frame (out of patient is class 0 and is learnt like any step), plus BCE-with-logits on the
+19-class instrument multi-hot of the frames inside the patient only (out-of-patient frames have
+no instrument truth, and the PitVis instrument metric leaves them out). Only outputs whose whole
+history is in the clip count (the data module's masks), so training matches streaming inference.
+
+Validation is online: each held-out video runs through the model in chunks, with the temporal
+state carried between chunks exactly as the edge carries it frame by frame; the step
+probabilities go through the causal :func:`orstream.step_smoothing.smooth_step_sequence`, and
+the PitVis metrics are computed per video and averaged over videos: ``val_step_score`` (the
+checkpoint monitor), ``val_step_f1``, ``val_step_edit`` and ``val_instrument_f1``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from orstream.labels import INSTRUMENT_CODES, NO_INSTRUMENT, STEP_CODES, UNUSED_SLOT
+from orstream.pitvis_metrics import average_videos, video_instrument_metrics, video_step_metrics
+from orstream.step_smoothing import smooth_step_sequence
+from orstream.training.models.workflow import WorkflowRecognizer
+from orstream.training.registry import create_model
+
+METRIC_NAMES = ("val_step_score", "val_step_f1", "val_step_edit", "val_instrument_f1")
+
+
+def instrument_slots(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per-frame instrument probabilities [N, 19] -> PitVis slot codes [N, 2].
+
+    The (at most two) most probable instruments 1..18 above ``threshold`` fill the slots; a frame
+    with none shows "no instrument visible" (0) and an unused second slot (-2).
+    """
+    instruments = probs[:, 1:]
+    order = np.argsort(-instruments, axis=1)[:, :2]
+    best = np.take_along_axis(instruments, order, axis=1)
+    codes = np.asarray(INSTRUMENT_CODES[1:])[order]
+    slots = np.where(best >= threshold, codes, UNUSED_SLOT)
+    slots[:, 0] = np.where(best[:, 0] >= threshold, slots[:, 0], NO_INSTRUMENT)
+    return slots.astype(np.int64)
+
+
+class LitWorkflow(L.LightningModule):
+    """Trains a registered workflow model.
+
+    Args:
+        model_name: registry name (``orstream.training.registry``).
+        model_kwargs: keyword arguments of the model factory.
+        lr: AdamW learning rate (cosine-annealed to ``lr * 0.01`` over the run).
+        weight_decay: AdamW weight decay.
+        instrument_loss_weight: weight of the instrument BCE against the step cross-entropy.
+        min_dwell: samples a new step must lead before the online smoother switches to it.
+        eval_chunk: samples per forward pass during validation (the state joins the chunks).
+    """
+
+    def __init__(
+        self,
+        model_name: str = "pitvis_workflow",
+        model_kwargs: dict[str, Any] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        instrument_loss_weight: float = 1.0,
+        min_dwell: int = 3,
+        eval_chunk: int = 256,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        model = create_model(model_name, **(model_kwargs or {}))
+        if not isinstance(model, WorkflowRecognizer):
+            raise TypeError(f"{model_name!r} is not a workflow recognizer")
+        self.model = model
+        self.mean: Tensor
+        self.std: Tensor
+        self.register_buffer("mean", torch.tensor(model.mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(model.std).view(3, 1, 1), persistent=False)
+        self.example_input_array = torch.zeros(1, 2, 3, *model.input_size)
+        self.val_metrics: dict[str, float] = {}
+        self._video_metrics: list[dict[str, float]] = []
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.model.input_size
+
+    @property
+    def sample_fps(self) -> float:
+        return self.model.sample_fps
+
+    @property
+    def receptive_field(self) -> int:
+        return self.model.receptive_field
+
+    def forward(self, frames: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        """The model's forward on normalised frames (see ``WorkflowRecognizer.forward``)."""
+        return self.model(frames, *state)
+
+    def normalise(self, frames: Tensor) -> Tensor:
+        """[B, T, 3, H, W] in 0..1 -> the model's normalised input."""
+        return (frames - self.mean) / self.std
+
+    def _loss(
+        self, stages: list[tuple[Tensor, Tensor]], batch: dict[str, Any]
+    ) -> tuple[Tensor, Tensor]:
+        step_mask, instrument_mask = batch["step_mask"], batch["instrument_mask"]
+        step_loss = torch.zeros((), device=self.device)
+        instrument_loss = torch.zeros((), device=self.device)
+        for step_logits, instrument_logits in stages:
+            if step_mask.any():
+                step_loss = step_loss + F.cross_entropy(
+                    step_logits[step_mask], batch["step"][step_mask]
+                )
+            if instrument_mask.any():
+                instrument_loss = instrument_loss + F.binary_cross_entropy_with_logits(
+                    instrument_logits[instrument_mask], batch["instruments"][instrument_mask]
+                )
+        return step_loss, instrument_loss
+
+    def training_step(self, batch: dict[str, Any], batch_index: int) -> Tensor:
+        stages, _ = self.model.forward_stages(self.normalise(batch["frames"]))
+        step_loss, instrument_loss = self._loss(stages, batch)
+        loss = step_loss + self.hparams["instrument_loss_weight"] * instrument_loss
+        size = batch["frames"].shape[0]
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("train_step_loss", step_loss, on_epoch=True, batch_size=size)
+        self.log("train_instrument_loss", instrument_loss, on_epoch=True, batch_size=size)
+        return loss
+
+    def online_stages(self, frames: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """All stages' logits over a whole video, run chunk by chunk through the state."""
+        state: tuple[Tensor, ...] = ()
+        chunks: list[list[tuple[Tensor, Tensor]]] = []
+        for chunk in frames.split(self.hparams["eval_chunk"], dim=1):
+            stages, state = self.model.forward_stages(self.normalise(chunk), *state)
+            chunks.append(stages)
+        return [
+            (torch.cat([c[i][0] for c in chunks], 1), torch.cat([c[i][1] for c in chunks], 1))
+            for i in range(len(chunks[0]))
+        ]
+
+    def validation_step(self, batch: dict[str, Any], batch_index: int) -> None:
+        stages = self.online_stages(batch["frames"])
+        step_loss, instrument_loss = self._loss(stages, batch)
+        loss = step_loss + self.hparams["instrument_loss_weight"] * instrument_loss
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=1)
+        step_logits, instrument_logits = stages[-1]
+        step_probs = step_logits[0].softmax(-1).float().cpu().numpy()
+        classes = smooth_step_sequence(step_probs, min_dwell=self.hparams["min_dwell"])
+        steps = video_step_metrics(
+            batch["step_code"][0].cpu().numpy(), np.asarray(STEP_CODES)[classes]
+        )
+        instruments = video_instrument_metrics(
+            batch["instrument_code"][0].cpu().numpy(),
+            instrument_slots(instrument_logits[0].sigmoid().float().cpu().numpy()),
+        )
+        self._video_metrics.append(
+            {
+                "val_step_score": steps.score,
+                "val_step_f1": steps.f1,
+                "val_step_edit": steps.edit,
+                "val_instrument_f1": instruments.f1,
+            }
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = {
+            name: average_videos(video[name] for video in self._video_metrics)
+            for name in METRIC_NAMES
+        }
+        self._video_metrics = []
+        if self.trainer.sanity_checking:
+            return  # a few batches of the untrained model: not the checkpoint's metrics
+        self.val_metrics = metrics
+        for name, value in metrics.items():
+            # NaN (no scorable frame in any val video) must not win a "max" checkpoint monitor.
+            logged = -1.0 if math.isnan(value) else value
+            self.log(name, logged, prog_bar=name == "val_step_score")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs else 0
+        if epochs < 1:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=epochs, eta_min=self.hparams["lr"] * 0.01
+        )
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        describe = getattr(datamodule, "describe", None)
+        checkpoint["orstream"] = {
+            "data": describe() if callable(describe) else {},
+            "metrics": dict(self.val_metrics),
+        }
