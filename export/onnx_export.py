@@ -63,6 +63,7 @@ from orstream.model_package import (
     sha256_file,
     write_card,
 )
+from orstream.training.frame_cache import RESIZE_INTERPOLATION
 from orstream.training.registry import create_model
 
 OPSET = 18
@@ -73,8 +74,6 @@ STEP_OUTPUT = "step_logits"
 INSTRUMENT_OUTPUT = "instrument_logits"
 STATE_INPUT_PREFIX = "state_in."
 STATE_OUTPUT_PREFIX = "state_out."
-RESIZE_INTERPOLATION: Literal["area"] = "area"
-"""Frames are shrunk from camera size to the model's input with area averaging."""
 
 Exporter = Literal["auto", "torchscript", "dynamo"]
 Progress = Callable[[str], None]
@@ -342,7 +341,10 @@ def build_card(
                 dtype="float32",
                 layout="NCHW",
                 color="RGB",
-                resize=Resize(height=height, width=width, interpolation=RESIZE_INTERPOLATION),
+                # the resize training applied to every frame, so the edge sees the same pixels
+                resize=Resize.model_validate(
+                    {"height": height, "width": width, "interpolation": RESIZE_INTERPOLATION}
+                ),
                 scale=255.0,
                 mean=model.mean,
                 std=model.std,
