@@ -1,0 +1,252 @@
+"""Writes phantom datasets in the PitVis layout, with masks, narrations and titles.
+
+Layout under the output folder::
+
+    videos/video_NN.mp4                 H.264, yuv420p
+    annotations/annotations_NN.csv      int_video,int_time,int_step,int_instrument1,int_instrument2
+    map_steps.csv, map_instruments.csv  PitVis code -> name
+    masks/video_NN/TTTTT.png            per second: uint8, pixel = instrument code, 0 = none
+    masks/README.md                     the mask format
+    narrations/narrations_NN.csv        int_video,int_start,int_end,text (10-second clips)
+    titles.csv                          int_video,title
+    phantom.json                        generator parameters
+
+Labels are taken from the rendered frame at each whole second (frame ``round(t * fps)``), so
+they, the masks and the video always agree.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from orstream.errors import OrstreamError
+from orstream.labels import NO_INSTRUMENT, OUT_OF_PATIENT, UNUSED_SLOT
+
+PHANTOM_VERSION = "1.0"
+"""Version of the phantom's look and plan; bumped whenever the same seed would change output."""
+
+MASKS_README = """# Instrument masks
+
+One PNG per annotated second: `masks/video_NN/TTTTT.png`, where TTTTT is `int_time` (seconds,
+zero-padded to 5 digits), taken from frame `round(TTTTT * fps)` of `videos/video_NN.mp4`.
+
+- single-channel 8-bit, same width and height as the video;
+- pixel value = PitVis instrument code (1..18) of the instrument covering that pixel, 0 = none
+  (tissue, background or outside the circular field of view);
+- where two instruments overlap, the one in front wins;
+- an instrument is listed in `annotations_NN.csv` for that second when it covers at least the
+  visibility threshold (0.05 % of the field of view, and at least 4 pixels).
+"""
+
+OUTPUT_ENTRIES = (
+    "videos",
+    "annotations",
+    "masks",
+    "narrations",
+    "map_steps.csv",
+    "map_instruments.csv",
+    "titles.csv",
+    "phantom.json",
+)
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """Parameters of a phantom dataset (recorded in ``phantom.json``)."""
+
+    cases: int
+    seconds: int
+    seed: int
+    difficulty: str = "normal"
+    width: int = 1280
+    height: int = 720
+    fps: float = 24.0
+    first_video: int = 1
+
+    def check(self) -> None:
+        """OrstreamError with one clear line for a value that cannot make a dataset."""
+        if self.cases < 1:
+            raise OrstreamError(f"--cases must be at least 1 (got {self.cases})")
+        if self.seconds < 1:
+            raise OrstreamError(f"--seconds must be at least 1 (got {self.seconds})")
+        if self.seed < 0:
+            raise OrstreamError(f"--seed must not be negative (got {self.seed})")
+        if not 1.0 <= self.fps <= 120.0:
+            raise OrstreamError(f"--fps must be between 1 and 120 (got {self.fps:g})")
+        for name, value in (("--width", self.width), ("--height", self.height)):
+            if value < 32 or value > 4096 or value % 2:
+                raise OrstreamError(f"{name} must be an even number from 32 to 4096 (got {value})")
+        if self.first_video < 1:
+            raise OrstreamError(f"--first-video must be at least 1 (got {self.first_video})")
+        from orstream.streams.phantom.difficulty import get_difficulty
+
+        get_difficulty(self.difficulty)
+
+    @property
+    def videos(self) -> list[int]:
+        """Video numbers written, in order."""
+        return list(range(self.first_video, self.first_video + self.cases))
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Create ``out``, refusing a non-empty folder unless ``overwrite`` (then clear our files)."""
+    if out.exists() and not out.is_dir():
+        raise OrstreamError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise OrstreamError(f"{out}: folder is not empty (use --overwrite to replace it)")
+        for name in OUTPUT_ENTRIES:
+            entry = out / name
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            elif entry.exists():
+                entry.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".orstream-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise OrstreamError(f"{out}: cannot write here ({error.strerror or error})") from None
+
+
+def slot_codes(step: int, visible: tuple[int, ...]) -> tuple[int, int]:
+    """PitVis ``(int_instrument1, int_instrument2)`` for a frame's step and visible instruments."""
+    if step == OUT_OF_PATIENT:
+        return OUT_OF_PATIENT, UNUSED_SLOT
+    if not visible:
+        return NO_INSTRUMENT, UNUSED_SLOT
+    if len(visible) == 1:
+        return visible[0], UNUSED_SLOT
+    return visible[0], visible[1]
+
+
+class Progress:
+    """A one-line progress report on stderr, refreshed at most twice a second."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.start = time.monotonic()
+        self.shown = 0.0
+
+    def note(self, message: str) -> None:
+        """Show a phase of work (e.g. painting textures)."""
+        print(f"\r{self.label}: {message}\033[K", end="", file=sys.stderr, flush=True)
+
+    def update(self, done: int) -> None:
+        """Show frames done out of the total, and the rate."""
+        now = time.monotonic()
+        if now - self.shown < 0.5 and done < self.total:
+            return
+        self.shown = now
+        rate = done / max(1e-6, now - self.start)
+        self.note(f"{done}/{self.total} frames ({100 * done // self.total}%), {rate:.0f} frames/s")
+        if done >= self.total:
+            print(file=sys.stderr, flush=True)
+
+
+def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int, str]]:
+    """Render, encode and label one case; returns its narrations."""
+    import cv2
+
+    from orstream.pitvis_csv import Annotations, write_annotations
+    from orstream.streams.phantom.difficulty import get_difficulty
+    from orstream.streams.phantom.narration import narrate_case
+    from orstream.streams.phantom.renderer import CaseRenderer, case_rng
+    from orstream.streams.video_file import H264Writer
+
+    name = f"video_{video:02d}"
+    frames = round(spec.seconds * spec.fps)
+    progress = Progress(name, frames)
+    renderer = CaseRenderer(
+        spec.seed,
+        video,
+        spec.seconds,
+        get_difficulty(spec.difficulty),
+        spec.width,
+        spec.height,
+        spec.fps,
+        progress.note,
+    )
+    label_frames = {round(t * spec.fps): t for t in range(spec.seconds)}
+    steps = np.empty(spec.seconds, np.int64)
+    slots = np.empty((spec.seconds, 2), np.int64)
+    mask_dir = out / "masks" / name
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    canvas = np.zeros((spec.height, spec.width, 3), np.uint8)
+    mask = np.zeros((spec.height, spec.width), np.uint8)
+    with H264Writer(out / "videos" / f"{name}.mp4", spec.width, spec.height, spec.fps) as video_out:
+        for index in range(frames):
+            second = label_frames.get(index)
+            if second is not None:
+                mask.fill(0)
+            shown = renderer.render(index, canvas, mask if second is not None else None)
+            video_out.write(shown.image)
+            if second is not None:
+                steps[second] = shown.step
+                slots[second] = slot_codes(shown.step, shown.instruments)
+                cv2.imwrite(str(mask_dir / f"{second:05d}.png"), mask)
+            progress.update(index + 1)
+    write_annotations(
+        out / "annotations" / f"annotations_{video:02d}.csv",
+        Annotations(video, np.arange(spec.seconds, dtype=np.int64), steps, slots),
+    )
+    return narrate_case(case_rng(spec.seed, video, 3), steps, slots)
+
+
+def _write_case_job(args: tuple[PhantomSpec, int, Path]) -> list[tuple[int, int, str]]:
+    spec, video, out = args
+    return write_case(spec, video, out)
+
+
+def write_dataset(spec: PhantomSpec, out: Path, overwrite: bool = False, jobs: int = 1) -> None:
+    """Write a whole phantom dataset (see the module docstring for the layout)."""
+    from orstream.pitvis_csv import write_label_maps
+    from orstream.streams.phantom.narration import case_title
+    from orstream.streams.phantom.renderer import case_rng
+
+    spec.check()
+    if jobs < 1:
+        raise OrstreamError(f"--jobs must be at least 1 (got {jobs})")
+    prepare_output(out, overwrite)
+    for folder in ("videos", "annotations", "masks", "narrations"):
+        (out / folder).mkdir(exist_ok=True)
+    (out / "masks" / "README.md").write_text(MASKS_README)
+    write_label_maps(out)
+    work = [(spec, video, out) for video in spec.videos]
+    if jobs == 1:
+        results = [_write_case_job(item) for item in work]
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
+            results = list(pool.map(_write_case_job, work))
+    with (out / "titles.csv").open("w", newline="") as titles:
+        writer = csv.writer(titles)
+        writer.writerow(["int_video", "title"])
+        for video in spec.videos:
+            writer.writerow([video, case_title(case_rng(spec.seed, video, 4), video)])
+    for video, narrations in zip(spec.videos, results, strict=True):
+        with (out / "narrations" / f"narrations_{video:02d}.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["int_video", "int_start", "int_end", "text"])
+            for start, end, text in narrations:
+                writer.writerow([video, start, end, text])
+    meta = {
+        "generator": "orstream phantom",
+        "version": PHANTOM_VERSION,
+        **asdict(spec),
+        "videos": spec.videos,
+        "codec": "h264",
+        "pixel_format": "yuv420p",
+        "label_frame": "round(int_time * fps)",
+    }
+    (out / "phantom.json").write_text(json.dumps(meta, indent=2) + "\n")
