@@ -66,6 +66,4 @@ def run(args: argparse.Namespace) -> int:
         )
         state = max((parity.max_abs_diff[name] for name in state_outputs), default=0.0)
         print(f"  {parity.source:<8} {parity.frames:>3} frames  {heads}  state {state:.2e}")
-    for reason in result.skipped:
-        print(f"  skipped  {reason}")
     return 0

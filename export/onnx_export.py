@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import onnx
 import onnxruntime
@@ -35,7 +34,7 @@ from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
-from orstream.export.parity import StreamingModel, check_parity, random_frames
+from orstream.export.parity import StreamingModel, check_parity, phantom_frames, random_frames
 from orstream.labels import (
     INSTRUMENT_CODES,
     STEP_CODES,
@@ -104,8 +103,6 @@ class ExportResult:
     package: ModelPackage
     exporter: str
     parity: tuple[ParityResult, ...]
-    skipped: tuple[str, ...]
-    """Parity sources that could not run, each with the reason."""
 
 
 def _torch_load(path: Path, progress: Progress) -> Any:
@@ -411,44 +408,17 @@ def _prepare_output(out: Path, overwrite: bool) -> Path:
     return staging
 
 
-def parity_sources(
-    checkpoint: LoadedCheckpoint, count: int
-) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
-    """Frames to check parity on: (source, RGB uint8 frames) pairs, and sources skipped (why).
+def parity_sources(model: StreamingModel, count: int) -> list[tuple[str, np.ndarray]]:
+    """Frames to check parity on: (source, RGB uint8 frames [count, H, W, 3]) pairs.
 
-    Random frames at the model's input size always; endoscopy-like frames from the videos the
-    checkpoint was trained on when they are still there (they pass through the card's resize).
+    Uniform noise at the model's input size spans every input value; phantom frames are what
+    the model was trained on and pass through the card's resize.
     """
-    height, width = checkpoint.model.input_size
-    sources = [("random", random_frames(count, height, width))]
-    skipped = []
-    data = checkpoint.record.get("data")
-    root = (data.get("val_root") or data.get("root")) if isinstance(data, Mapping) else None
-    videos = sorted(Path(root).glob("videos/video_*.mp4")) if root else []
-    if not videos:
-        skipped.append(
-            f"video: the checkpoint's training data ({root or 'not recorded'}) has no videos here"
-        )
-    else:
-        sources.append(("video", read_video_frames(videos[0], count)))
-    return sources, skipped
-
-
-def read_video_frames(path: Path, count: int) -> np.ndarray:
-    """``count`` RGB frames spread evenly over a video, at its own resolution."""
-    capture = cv2.VideoCapture(str(path))
-    try:
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        frames = []
-        for index in np.linspace(0, max(total - 1, 0), count).astype(int):
-            capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-            ok, frame = capture.read()
-            if not ok:
-                raise OrstreamError(f"{path}: cannot decode frame {index} for the parity check")
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
-    return np.stack(frames)
+    height, width = model.input_size
+    return [
+        ("random", random_frames(count, height, width)),
+        ("phantom", phantom_frames(count)),
+    ]
 
 
 def export_package(
@@ -488,11 +458,8 @@ def export_package(
         check_onnx_file(model_path, card)
         backend = OnnxRuntimeBackend()
         backend.load(ModelPackage(root=staging, card=card))
-        sources, skipped = parity_sources(checkpoint, parity_frames)
-        for reason in skipped:
-            progress(f"parity skipped on {reason}")
         parity = []
-        for source, frames in sources:
+        for source, frames in parity_sources(checkpoint.model, parity_frames):
             progress(f"parity on {len(frames)} {source} frames, state carried frame to frame")
             result = check_parity(checkpoint.model, backend, card, frames, source, tolerance)
             parity.append(result)
@@ -510,9 +477,7 @@ def export_package(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     progress(f"wrote {out}")
-    return ExportResult(
-        package=load_package(out), exporter=used, parity=tuple(parity), skipped=tuple(skipped)
-    )
+    return ExportResult(package=load_package(out), exporter=used, parity=tuple(parity))
 
 
 def check_onnx_file(path: Path, card: ModelCard) -> None:

@@ -17,6 +17,8 @@ from torch import Tensor
 from orstream.edge.backends import Backend
 from orstream.edge.preprocess import ImagePreprocessor
 from orstream.model_package import ModelCard, ParityResult
+from orstream.streams.phantom.difficulty import get_difficulty
+from orstream.streams.phantom.renderer import CaseRenderer
 
 
 @runtime_checkable
@@ -39,9 +41,33 @@ class StreamingModel(Protocol):
     def streaming_step(self, image: Tensor, *state: Tensor) -> tuple[Tensor, ...]: ...
 
 
+PHANTOM_SIZE = (180, 320)
+"""(height, width) of phantom parity frames: small, since painting a case's textures at 720p
+takes seconds, and unlike the model's input, so the card's resize is part of the check."""
+
+
 def random_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """``count`` RGB uint8 frames of uniform noise, [count, height, width, 3]."""
     return np.random.default_rng(seed).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
+
+
+def phantom_frames(count: int, seed: int = 0) -> np.ndarray:
+    """``count`` endoscopy-like RGB uint8 frames [count, 180, 320, 3] of a phantom case.
+
+    One frame per second of a case ``count`` seconds long, so the frames walk through the
+    case's step sequence (out of patient, tissue, instruments) as a surgery would.
+    """
+    height, width = PHANTOM_SIZE
+    renderer = CaseRenderer(
+        seed=seed,
+        video=1,
+        seconds=count,
+        difficulty=get_difficulty("normal"),
+        width=width,
+        height=height,
+        fps=1.0,
+    )
+    return np.stack([renderer.render(index).image for index in range(count)])
 
 
 def check_parity(
@@ -59,7 +85,7 @@ def check_parity(
         backend: a backend with the exported package loaded.
         card: the package's card (graph tensor names, state, image pre-processing).
         frames: RGB uint8 frames [N, H, W, 3], any size (the card's resize applies).
-        source: what the frames are, recorded in the result (random, phantom, video).
+        source: what the frames are, recorded in the result (random, phantom).
         tolerance: the allowed max abs difference, recorded in the result.
 
     Returns:
