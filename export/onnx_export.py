@@ -16,6 +16,7 @@ through, within 1e-4 in fp32, before the package is written.
 
 from __future__ import annotations
 
+import math
 import pickle
 import shutil
 import sys
@@ -298,7 +299,7 @@ def _training(record: Mapping[str, Any]) -> Training:
     for name, value in recorded.items() if isinstance(recorded, Mapping) else ():
         if isinstance(value, Tensor) and value.numel() == 1:
             value = value.item()
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             metrics[str(name)] = float(value)
     return Training(data=_json_safe(data), cases=cases, metrics=metrics)
 
@@ -454,8 +455,9 @@ def export_package(
         model_path = staging / MODEL_FILE
         used = export_onnx(checkpoint.model, model_path, exporter, opset, progress)
         progress(f"exported with the {used} exporter; running onnx.checker (full_check)")
-        card = build_card(checkpoint, sha256_file(model_path), used, opset)
-        check_onnx_file(model_path, card)
+        proto = read_onnx(model_path)
+        card = build_card(checkpoint, sha256_file(model_path), used, onnx_opset(proto))
+        check_graph_signature(card, *onnx_signature(proto), model_path)
         backend = OnnxRuntimeBackend()
         backend.load(ModelPackage(root=staging, card=card))
         parity = []
@@ -480,11 +482,11 @@ def export_package(
     return ExportResult(package=load_package(out), exporter=used, parity=tuple(parity))
 
 
-def check_onnx_file(path: Path, card: ModelCard) -> None:
-    """``onnx.checker`` with full_check, then the graph's tensors against the card.
+def read_onnx(path: Path) -> onnx.ModelProto:
+    """Load an ONNX file and run ``onnx.checker`` on it with full_check.
 
     Raises:
-        OrstreamError: the checker rejects the graph or its tensors differ from the card's.
+        OrstreamError: the file does not parse as ONNX or the checker rejects it.
     """
     try:
         proto = onnx.load(str(path))
@@ -493,5 +495,19 @@ def check_onnx_file(path: Path, card: ModelCard) -> None:
         raise OrstreamError(f"{path} fails onnx.checker: {_one_line(error)}") from None
     except DecodeError as error:
         raise OrstreamError(f"{path} is not a valid ONNX model ({_one_line(error)})") from None
-    graph_inputs, graph_outputs = onnx_signature(proto)
-    check_graph_signature(card, graph_inputs, graph_outputs, path)
+    return proto
+
+
+def onnx_opset(proto: onnx.ModelProto) -> int:
+    """The default-domain opset a graph imports."""
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def check_onnx_file(path: Path, card: ModelCard) -> None:
+    """``onnx.checker`` with full_check, then the graph's tensors against the card.
+
+    Raises:
+        OrstreamError: the file is not valid ONNX, the checker rejects it, or its tensors
+            differ from the card's.
+    """
+    check_graph_signature(card, *onnx_signature(read_onnx(path)), path)
