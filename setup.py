@@ -31,6 +31,10 @@ def _packages() -> list[str]:
 setup(
     package_dir=PARTS,
     packages=_packages(),
-    package_data={"": ["*.yaml", "*.json", "*.proto", "*.onnx", "*.csv", "py.typed"]},
+    package_data={
+        "": ["*.yaml", "*.json", "*.proto", "*.onnx", "*.csv", "py.typed"],
+        "orstream.edge": ["packages/*/*.json", "packages/*/*.onnx", "packages/*/*.md"],
+        "orstream.training": ["configs/*.yaml"],
+    },
     include_package_data=True,
 )
