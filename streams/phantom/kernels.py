@@ -40,8 +40,9 @@ def shade_tissue(
         p: float32 parameters, indexed by the ``P_*`` constants.
     """
     h, w = surface.shape[0], surface.shape[1]
-    cx = p[P_CX] - F(bx0)
-    cy = p[P_CY] - F(by0)
+    # Pixel (x, y) has its centre at (x + 0.5, y + 0.5) in frame coordinates.
+    cx = p[P_CX] - F(bx0) - F(0.5)
+    cy = p[P_CY] - F(by0) - F(0.5)
     radius = p[P_RADIUS]
     inv_r2 = F(1.0) / (radius * radius)
     edge_gain = radius / (F(2.0) * p[P_EDGE])
@@ -127,7 +128,7 @@ def composite_sprite(
         Number of mostly-opaque sprite pixels inside the field of view.
     """
     h, w = sprite.shape[0], sprite.shape[1]
-    cx, cy, radius = circle[0], circle[1], circle[2]
+    cx, cy, radius = circle[0] - F(0.5), circle[1] - F(0.5), circle[2]
     inv_r2 = F(1.0) / (radius * radius)
     edge_gain = radius / (F(2.0) * circle[3])
     vignette = circle[4]
@@ -197,7 +198,7 @@ def apply_haze(
         colour: float32 [3] smoke colour (0..255) before vignetting.
     """
     h, w = fog.shape[0], fog.shape[1]
-    cx, cy, radius = circle[0], circle[1], circle[2]
+    cx, cy, radius = circle[0] - F(0.5), circle[1] - F(0.5), circle[2]
     inv_r2 = F(1.0) / (radius * radius)
     edge_gain = radius / (F(2.0) * circle[3])
     vignette = circle[4]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from orstream.labels import OUT_OF_PATIENT
+from orstream.labels import NO_INSTRUMENT, OUT_OF_PATIENT, UNUSED_SLOT
 from orstream.streams.phantom import kernels
 from orstream.streams.phantom.difficulty import Difficulty
 from orstream.streams.phantom.instruments import VARIANTS, Sprite, draw_instrument
@@ -113,6 +113,19 @@ class RenderedFrame:
     image: np.ndarray
     step: int
     instruments: tuple[int, ...]
+
+    @property
+    def slots(self) -> tuple[int, int]:
+        """The PitVis ``(int_instrument1, int_instrument2)`` codes of this frame."""
+        return slot_codes(self.step, self.instruments)
+
+
+def slot_codes(step: int, visible: tuple[int, ...]) -> tuple[int, int]:
+    """PitVis instrument slot codes for a frame's step and visible instruments."""
+    if step == OUT_OF_PATIENT:
+        return OUT_OF_PATIENT, UNUSED_SLOT
+    padded = (*visible, UNUSED_SLOT, UNUSED_SLOT)
+    return (padded[0] if visible else NO_INSTRUMENT), padded[1]
 
 
 @dataclass(frozen=True)

@@ -260,10 +260,10 @@ def dura(cv: Canvas) -> Material:
 
 
 def tumour(cv: Canvas) -> Material:
-    """Soft, lumpy, yellowish-tan adenoma tissue."""
+    """Soft, lumpy adenoma: greyish-tan with yellowish and purplish patches."""
     low = cv.noise(7, 3)[..., None]
-    colour = _rgb((0.86, 0.72, 0.46)) + _rgb((-0.1, -0.06, 0.04)) * np.clip(low, 0, None)
-    colour = colour + _rgb((0.0, -0.18, -0.14)) * np.clip(-low - 0.8, 0, None)
+    colour = _rgb((0.84, 0.7, 0.56)) + _rgb((0.04, 0.04, -0.1)) * np.clip(low, 0, None)
+    colour = colour + _rgb((-0.08, -0.12, 0.0)) * np.clip(-low, 0, None)
     lumps = cv.noise(28, 3)
     bump = 0.5 + 0.22 * lumps + 0.06 * cv.noise(100, 2)
     return colour * (1.0 + 0.06 * lumps[..., None]), bump, 0.7
@@ -297,7 +297,7 @@ def fat(cv: Canvas, centre: tuple[float, float], spread: float, count: int) -> M
 def sheet(cv: Canvas) -> Material:
     """White synthetic dural graft: fibrous, gently wrinkled, matte."""
     fibres = cv.streaks(50, 8.0, float(cv.rng.uniform(0, np.pi)))
-    colour = _rgb((0.84, 0.83, 0.8)) + 0.025 * fibres[..., None]
+    colour = _rgb((0.88, 0.85, 0.78)) + 0.025 * fibres[..., None]
     bump = 0.55 + 0.05 * fibres + 0.12 * cv.noise(5, 2)
     return colour, bump, 0.3
 
@@ -305,7 +305,7 @@ def sheet(cv: Canvas) -> Material:
 def plate(cv: Canvas) -> Material:
     """Rigid porous polyethylene gasket plate: flat, light grey, fine regular pores."""
     pores = smoothstep(1.2, 1.9, cv.noise(160, 1))
-    colour = _rgb((0.8, 0.81, 0.84)) - 0.18 * pores[..., None]
+    colour = _rgb((0.74, 0.78, 0.86)) - 0.2 * pores[..., None]
     return colour, 0.6 - 0.15 * pores, 0.35
 
 
@@ -408,12 +408,13 @@ def _step_02(cv: Canvas, style: CaseStyle, s: float) -> None:
 
 def _step_03(cv: Canvas, style: CaseStyle, s: float) -> None:
     _nasal(cv, style, turbinates=0.4)
-    x = -style.side * 0.3
-    plate_mask = cv.region((x, 0.0), (0.14 + 0.1 * s, 0.9), angle=0.1 * style.side, wobble=0.1)
-    cv.depth -= 0.25 * plate_mask
-    colour, bump, _ = mucosa(cv, 0.0, vessels=0.4)
-    cartilage = colour * 0.45 + _rgb((0.96, 0.88, 0.84)) * 0.55
-    cv.lay(plate_mask, cartilage, bump * 0.6 + 0.2, 0.55)
+    x = -style.side * (0.12 + 0.1 * (1.0 - s))
+    plate_mask = cv.region((x, 0.0), (0.16 + 0.14 * s, 0.9), angle=0.1 * style.side, wobble=0.1)
+    cv.depth -= 0.3 * plate_mask
+    colour, bump, _ = mucosa(cv, 0.0, vessels=0.3)
+    # Bare septal cartilage: bluish white where the mucosa has been lifted off it.
+    cartilage = colour * 0.3 + _rgb((0.9, 0.88, 0.92)) * 0.7
+    cv.lay(plate_mask, cartilage, bump * 0.5 + 0.25, 0.6)
     crack = cv.region((x, 0.0), (0.012, 0.7), angle=0.1 * style.side, wobble=0.015)
     cv.lay(crack * plate_mask * s, _rgb((0.5, 0.14, 0.14)), 0.2, 0.9)
     flap = cv.region((x + style.side * (0.16 + 0.1 * s), 0.1), (0.06, 0.6), wobble=0.2)
@@ -428,9 +429,12 @@ def _step_04(cv: Canvas, style: CaseStyle, s: float) -> None:
 
 
 def _step_05(cv: Canvas, style: CaseStyle, s: float) -> None:
-    _sella(cv, style, 0.45 + 0.45 * s)
-    dust = smoothstep(1.8, 2.4, cv.noise(70, 2)) * cv.region(style.sella, (0.5, 0.5), wobble=0.2)
-    cv.lay(dust, _rgb((0.97, 0.95, 0.9)), 0.75, 0.1)
+    _sella(cv, style, 0.35 + 0.3 * s)
+    area = cv.region(style.sella, (0.5, 0.45), wobble=0.2)
+    pits = blobs(cv.rng, cv.size, 20, style.sella, 0.2, (0.02, 0.05))
+    cv.bump -= 0.35 * pits * area
+    dust = smoothstep(1.6, 2.3, cv.noise(70, 2)) * area
+    cv.lay(np.clip(dust + 0.5 * pits * s, 0, 1), _rgb((0.98, 0.96, 0.92)), 0.75, 0.1)
 
 
 def _step_06(cv: Canvas, style: CaseStyle, s: float) -> None:
@@ -464,7 +468,7 @@ def _step_07(cv: Canvas, style: CaseStyle, s: float) -> None:
 
 
 def _step_08(cv: Canvas, style: CaseStyle, s: float) -> None:
-    _sella(cv, style, 0.85 + 0.3 * s)
+    _sella(cv, style, 1.1 + 0.3 * s)
     sx, sy = style.sella
     cut_angle = float(cv.rng.uniform(0, np.pi))
     lengths = (0.2 * s + 0.06, float(cv.rng.uniform(0.0, 0.12)) * s)
@@ -481,7 +485,9 @@ def _step_08(cv: Canvas, style: CaseStyle, s: float) -> None:
 def _step_09(cv: Canvas, style: CaseStyle, s: float) -> None:
     opening = _sella(cv, style, 1.0)
     sx, sy = style.sella
-    cv.lay(opening * cv.region((sx, sy), (0.27, 0.22), wobble=0.2), *tumour(cv))
+    cv.lay(
+        opening * cv.region((sx, sy), (0.22 + 0.1 * s, 0.18 + 0.08 * s), wobble=0.2), *tumour(cv)
+    )
     cv.cavity((sx + 0.03, sy), (0.1 + 0.06 * s, 0.09 + 0.05 * s), 2.8)
     lumps = blobs(cv.rng, cv.size, 14, (sx, sy), 0.12, (0.03, 0.08))
     colour, bump, gloss = tumour(cv)

@@ -220,7 +220,11 @@ def _step_sequence(
             ]
         else:
             out.append((step, duration, False))
-    long_enough = [i for i, (_, d, _) in enumerate(out) if d >= 3 * MIN_SEGMENT_S]
+    # A pause interrupts a step in progress, never one of the short returns.
+    ahead = [max(step for step, _, _ in out[: i + 1]) for i in range(len(out))]
+    long_enough = [
+        i for i, (step, d, _) in enumerate(out) if d >= 3 * MIN_SEGMENT_S and step == ahead[i]
+    ]
     if long_enough and rng.random() < difficulty.pause_chance:
         i = int(rng.choice(long_enough))
         step, duration, _ = out[i]

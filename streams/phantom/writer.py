@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from orstream.errors import OrstreamError
-from orstream.labels import NO_INSTRUMENT, OUT_OF_PATIENT, UNUSED_SLOT
 
 PHANTOM_VERSION = "1.0"
 """Version of the phantom's look and plan; bumped whenever the same seed would change output."""
@@ -119,17 +118,6 @@ def prepare_output(out: Path, overwrite: bool) -> None:
         raise OrstreamError(f"{out}: cannot write here ({error.strerror or error})") from None
 
 
-def slot_codes(step: int, visible: tuple[int, ...]) -> tuple[int, int]:
-    """PitVis ``(int_instrument1, int_instrument2)`` for a frame's step and visible instruments."""
-    if step == OUT_OF_PATIENT:
-        return OUT_OF_PATIENT, UNUSED_SLOT
-    if not visible:
-        return NO_INSTRUMENT, UNUSED_SLOT
-    if len(visible) == 1:
-        return visible[0], UNUSED_SLOT
-    return visible[0], visible[1]
-
-
 class Progress:
     """A one-line progress report on stderr, refreshed at most twice a second."""
 
@@ -194,7 +182,7 @@ def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int,
             video_out.write(shown.image)
             if second is not None:
                 steps[second] = shown.step
-                slots[second] = slot_codes(shown.step, shown.instruments)
+                slots[second] = shown.slots
                 cv2.imwrite(str(mask_dir / f"{second:05d}.png"), mask)
             progress.update(index + 1)
     write_annotations(
