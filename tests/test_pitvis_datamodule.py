@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from orstream.errors import OrstreamError
-from orstream.pitvis_csv import Annotations, write_annotations
+from orstream.pitvis_csv import Annotations, read_annotations, write_annotations
 from orstream.training.pitvis_datamodule import (
     CACHE_FOLDER,
     PitVisDataModule,
@@ -203,10 +203,28 @@ def test_bad_datasets_are_one_clear_error(tmp_path: Path) -> None:
         PitVisDataModule(str(root), val_videos=[1]).setup("fit")
     write_case(root, 3, 3)
     (root / "videos" / "video_03.mp4").write_text("not a video")
-    with pytest.raises(OrstreamError, match=r"video_03\.mp4: not a readable video"):
+    with pytest.raises(OrstreamError, match=r"video_03\.mp4: not a video file"):
         PitVisDataModule(str(root), val_videos=[1]).setup("fit")
     write_video(root / "videos" / "video_03.mp4", 3 * FPS)
     content = (root / "videos" / "video_03.mp4").read_bytes()
     (root / "videos" / "video_03.mp4").write_bytes(content[: len(content) // 2])
-    with pytest.raises(OrstreamError, match=r"video_03\.mp4"):
+    with pytest.raises(OrstreamError, match=r"video_03\.mp4: .*truncated"):
         PitVisDataModule(str(root), val_videos=[1]).setup("fit")
+
+
+def test_reads_a_phantom_dataset_and_records_its_generator(tmp_path: Path) -> None:
+    from orstream.cli import main
+
+    root = tmp_path / "phantom"
+    arguments = ["--cases", "2", "--seconds", "6", "--width", "96", "--height", "64"]
+    assert main(["phantom", "make", "--out", str(root), "--seed", "7", *arguments]) == 0
+    data = PitVisDataModule(str(root), val_fraction=0.5, input_size=SIZE)
+    data.setup("fit")
+    for video in data.train_data + data.val_data:
+        annotations = read_annotations(root / "annotations" / f"annotations_{video.video:02d}.csv")
+        assert len(video) == len(annotations.time) == 6
+        assert (video.step_code == annotations.step).all()
+        assert video.frames.shape == (6, *SIZE, 3) and video.frames.std() > 5  # a real picture
+    described = data.describe()
+    assert described["phantom"]["seed"] == 7
+    assert sorted(described["train_videos"] + described["val_videos"]) == [1, 2]

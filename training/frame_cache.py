@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -28,46 +26,22 @@ DECODE_CHUNK = 32
 """Full-resolution frames held at once while decoding (720p RGB is 2.7 MB a frame)."""
 
 
-@dataclass(frozen=True)
-class VideoStream:
-    """What the training data needs to know about a video file before decoding it."""
-
-    path: Path
-    fps: float
-    frame_count: int
-
-    @property
-    def duration_s(self) -> float:
-        return self.frame_count / self.fps
-
-
-def open_video(path: Path) -> VideoStream:
-    """Probe ``path`` with decord; OrstreamError when it is missing or not a readable video."""
-    if not path.is_file():
-        raise OrstreamError(f"{path}: video file not found")
-    reader = _reader(path)
-    fps = float(reader.get_avg_fps())
-    frame_count = len(reader)
-    if frame_count == 0 or not fps > 0:
-        raise OrstreamError(f"{path}: not a readable video (no frames or no frame rate)")
-    return VideoStream(path=path, fps=fps, frame_count=frame_count)
-
-
 def load_frames(
-    video: VideoStream, indices: np.ndarray, size: tuple[int, int], cache_dir: Path | None
+    path: Path, indices: np.ndarray, size: tuple[int, int], cache_dir: Path | None
 ) -> np.ndarray:
-    """Frames ``indices`` of ``video`` resized to ``size`` (H, W): uint8 [N, H, W, 3] RGB.
+    """Frames ``indices`` of the video ``path`` resized to ``size`` (H, W): uint8 [N, H, W, 3]
+    RGB (``orstream.streams.video_file.probe_video`` has checked the file).
 
     With ``cache_dir`` the array is read from, or written to, an ``.npy`` file there.
     """
     cache_file = None
     if cache_dir is not None:
-        cache_file = cache_dir / _cache_name(video.path, indices, size)
+        cache_file = cache_dir / _cache_name(path, indices, size)
         if cache_file.is_file():
             frames = np.load(cache_file)
             if frames.shape == (len(indices), *size, 3) and frames.dtype == np.uint8:
                 return frames
-    frames = _decode(video, indices, size)
+    frames = _decode(path, indices, size)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(f".{os.getpid()}.partial")
@@ -77,18 +51,14 @@ def load_frames(
     return frames
 
 
-def _reader(path: Path) -> Any:
+def _decode(path: Path, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import decord
 
+    height, width = size
     try:
-        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except Exception as error:  # decord raises its own DECORDError or RuntimeError
         raise OrstreamError(f"{path}: not a readable video ({_first_line(error)})") from None
-
-
-def _decode(video: VideoStream, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    height, width = size
-    reader = _reader(video.path)
     frames = np.empty((len(indices), height, width, 3), dtype=np.uint8)
     for start in range(0, len(indices), DECODE_CHUNK):
         chunk = indices[start : start + DECODE_CHUNK]
@@ -96,7 +66,7 @@ def _decode(video: VideoStream, indices: np.ndarray, size: tuple[int, int]) -> n
             batch = reader.get_batch(chunk.tolist()).asnumpy()
         except Exception as error:  # a truncated or corrupt stream fails mid-file
             raise OrstreamError(
-                f"{video.path}: cannot decode frames {chunk[0]}..{chunk[-1]} ({_first_line(error)})"
+                f"{path}: cannot decode frames {chunk[0]}..{chunk[-1]} ({_first_line(error)})"
             ) from None
         for offset, image in enumerate(batch):
             frames[start + offset] = cv2.resize(

@@ -25,6 +25,7 @@ instrument loss, as the PitVis instrument metric leaves them out too.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -42,11 +43,14 @@ from torch.utils.data import DataLoader, Dataset
 from orstream.errors import OrstreamError
 from orstream.labels import NUM_INSTRUMENT_CLASSES, step_code_to_class
 from orstream.pitvis_csv import Annotations, read_annotations
-from orstream.training.frame_cache import load_frames, open_video
+from orstream.streams.video_file import probe_video
+from orstream.training.frame_cache import load_frames
 
 VIDEO_NAME = re.compile(r"video_(\d+)\.mp4")
 CACHE_FOLDER = ".orstream_cache"
 """Folder under a dataset root holding decoded-frame caches."""
+PHANTOM_METADATA = "phantom.json"
+"""What ``orstream phantom make`` writes about a dataset (seed, difficulty, ...)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,18 @@ def find_videos(root: Path) -> dict[int, tuple[Path, Path]]:
     return found
 
 
+def phantom_metadata(root: Path) -> dict[str, Any] | None:
+    """The generator settings (seed, difficulty, ...) of a phantom dataset; None for others."""
+    path = root / PHANTOM_METADATA
+    if not path.is_file():
+        return None
+    try:
+        metadata = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise OrstreamError(f"{path}: unreadable phantom metadata ({error})") from None
+    return metadata if isinstance(metadata, dict) else None
+
+
 def sample_labels(annotations: Annotations, sample_fps: float) -> tuple[np.ndarray, np.ndarray]:
     """Sample times (s) over the annotated span and, per sample, its annotation row."""
     span = int(annotations.time[-1]) + 1
@@ -111,16 +127,16 @@ def load_video(
 ) -> PitVisVideo:
     """Decode and label one video (OrstreamError on unreadable or mismatched input)."""
     annotations = read_annotations(annotations_path)
-    stream = open_video(video_path)
+    info = probe_video(video_path)
     span = float(annotations.time[-1]) + 1.0
-    if abs(stream.duration_s - span) > length_tolerance_s:
+    if abs(info.duration_s - span) > length_tolerance_s:
         raise OrstreamError(
-            f"{video_path}: video lasts {stream.duration_s:.1f} s but {annotations_path.name} "
+            f"{video_path}: video lasts {info.duration_s:.1f} s but {annotations_path.name} "
             f"annotates {span:.0f} s"
         )
     times, rows = sample_labels(annotations, sample_fps)
-    indices = np.minimum(np.round(times * stream.fps).astype(np.int64), stream.frame_count - 1)
-    frames = load_frames(stream, indices, size, cache_dir)
+    indices = np.minimum(np.round(times * info.fps).astype(np.int64), info.frame_count - 1)
+    frames = load_frames(video_path, indices, size, cache_dir)
     step_code = annotations.step[rows]
     instrument_code = annotations.instruments[rows]
     hot = np.zeros((len(rows), NUM_INSTRUMENT_CLASSES), dtype=np.float32)
@@ -377,6 +393,8 @@ class PitVisDataModule(L.LightningDataModule):
             "input_size": list(self.input_size),
             "clip_length": self.clip_length,
             "train_seconds": sum(len(video) for video in self.train_data) / self.sample_fps,
+            "phantom": phantom_metadata(self.root),
+            "val_phantom": phantom_metadata(self.val_root) if self.val_root is not None else None,
         }
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
