@@ -16,5 +16,19 @@ def project_root() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"real sample data not found at {SHARED_DATA} (../shared/data beside the project)")
+        pytest.fail(
+            f"real sample data not found at {SHARED_DATA} (../shared/data beside the project)"
+        )
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def random_workflow_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model package exported from a tiny randomly initialised workflow recognizer."""
+    from workflow_checkpoints import save_random_checkpoint
+
+    from orstream.export.onnx_export import export_package
+
+    root = tmp_path_factory.mktemp("random_package")
+    checkpoint = save_random_checkpoint(root / "random.ckpt")
+    return export_package(checkpoint, root / "package", parity_frames=2).package.root

@@ -8,11 +8,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from workflow_checkpoints import MODEL_KWARGS, save_random_checkpoint
 
 from orstream.edge.backends import OnnxRuntimeBackend
 from orstream.edge.preprocess import ImagePreprocessor
@@ -27,49 +27,13 @@ from orstream.labels import NUM_INSTRUMENT_CLASSES, NUM_STEP_CLASSES, step_class
 from orstream.model_package import ModelPackage, load_package, sha256_file, write_card
 from orstream.training.registry import create_model
 
-# Tiny so an export takes seconds: 32x32 input, 2 stages x 3 layers of 16 channels.
-MODEL_KWARGS: dict[str, Any] = {"input_size": [32, 32], "channels": 16, "num_layers": 3}
 TOLERANCE = 1e-4
-
-
-def _save_checkpoint(path: Path, model_name: str = "pitvis_workflow") -> Path:
-    """A checkpoint laid out as Lightning writes it for `orstream train workflow`."""
-    torch.manual_seed(0)
-    model = create_model("pitvis_workflow", **MODEL_KWARGS)
-    checkpoint = {
-        "epoch": 3,
-        "global_step": 40,
-        "pytorch-lightning_version": "2.6.0",
-        "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
-        "hyper_parameters": {
-            "model_name": model_name,
-            "model_kwargs": dict(MODEL_KWARGS),
-            "lr": 1e-3,
-        },
-        "orstream": {
-            "data": {
-                "root": "/data/phantom",
-                "val_root": None,
-                "train_videos": [1, 2],
-                "val_videos": [3],
-                "sample_fps": 1.0,
-            },
-            "metrics": {
-                "val_step_score": torch.tensor(0.25),
-                "val_step_f1": 0.2,
-                "val_step_edit": 0.3,
-                "val_instrument_f1": 0.1,
-            },
-        },
-    }
-    torch.save(checkpoint, path)
-    return path
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[ExportResult, Path, list[str]]:
     root = tmp_path_factory.mktemp("export")
-    checkpoint = _save_checkpoint(root / "tiny.ckpt")
+    checkpoint = save_random_checkpoint(root / "tiny.ckpt")
     lines: list[str] = []
     result = export_package(checkpoint, root / "pkg", parity_frames=8, progress=lines.append)
     return result, checkpoint, lines
@@ -140,7 +104,7 @@ def test_onnx_streaming_equals_torch_whole_clip(
 
 
 def test_dynamo_exporter_gives_a_package_within_tolerance(tmp_path: Path) -> None:
-    checkpoint = _save_checkpoint(tmp_path / "tiny.ckpt")
+    checkpoint = save_random_checkpoint(tmp_path / "tiny.ckpt")
     result = export_package(
         checkpoint, tmp_path / "pkg", parity_frames=4, exporter="dynamo", progress=lambda _: None
     )
@@ -151,7 +115,7 @@ def test_dynamo_exporter_gives_a_package_within_tolerance(tmp_path: Path) -> Non
 
 
 def test_parity_above_tolerance_fails_and_writes_nothing(tmp_path: Path) -> None:
-    checkpoint = _save_checkpoint(tmp_path / "tiny.ckpt")
+    checkpoint = save_random_checkpoint(tmp_path / "tiny.ckpt")
     with pytest.raises(OrstreamError, match=r"parity failed on random frames: .* > 1e-15"):
         export_package(
             checkpoint,
@@ -215,16 +179,16 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
     refused(tmp_path, "is not a file")
     (tmp_path / "text.ckpt").write_text("not a checkpoint\n")
     refused(tmp_path / "text.ckpt", "is not a PyTorch checkpoint")
-    whole = _save_checkpoint(tmp_path / "whole.ckpt").read_bytes()
+    whole = save_random_checkpoint(tmp_path / "whole.ckpt").read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(whole[: len(whole) // 2])
     refused(tmp_path / "cut.ckpt", "is not a PyTorch checkpoint")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.ckpt")
     refused(tmp_path / "plain.ckpt", "is not an orstream model checkpoint")
     refused(
-        _save_checkpoint(tmp_path / "unknown.ckpt", model_name="no_such_model"),
+        save_random_checkpoint(tmp_path / "unknown.ckpt", model_name="no_such_model"),
         "unknown model 'no_such_model'",
     )
-    other = _save_checkpoint(tmp_path / "other.ckpt")
+    other = save_random_checkpoint(tmp_path / "other.ckpt")
     checkpoint = torch.load(other, weights_only=True)
     checkpoint["hyper_parameters"]["model_kwargs"]["channels"] = 8
     torch.save(checkpoint, other)
@@ -290,9 +254,9 @@ def test_cli_bad_input_is_one_line_and_non_zero(tmp_path: Path, case: str) -> No
     if case == "not_a_checkpoint":
         checkpoint.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
     elif case == "unknown_model":
-        _save_checkpoint(checkpoint, model_name="retired_model")
+        save_random_checkpoint(checkpoint, model_name="retired_model")
     elif case == "out_exists":
-        _save_checkpoint(checkpoint)
+        save_random_checkpoint(checkpoint)
         out.mkdir()
     done = _cli("--checkpoint", checkpoint, "--out", out)
     assert done.returncode == 2
