@@ -44,7 +44,7 @@ SPINNING = frozenset({17})
 DRIPPING = frozenset({6, 7, 12, 18})
 SMOKE_COLOUR = np.array([225.0, 222.0, 218.0], np.float32)
 
-SCENE_IDS = {f"step_{k:02d}": k for k in range(1, 15)} | {"room": 20, "cloth": 21}
+SCENE_IDS = {f"step_{k:02d}": k for k in range(1, 15)} | {"room": 20}
 """Stable per-scene seed streams, so a scene's look does not depend on which others exist."""
 
 
@@ -160,7 +160,7 @@ class CaseRenderer:
         self.style: CaseStyle = make_case_style(case_rng(seed, video, 1), difficulty)
         self.view = ViewGeometry.for_frame(width, height)
         self.frame_count = round(seconds * fps)
-        names = sorted({scene_name(s.step, s.pause) for s in self.plan.segments})
+        names = sorted({scene_name(s.step) for s in self.plan.segments})
         self.scenes: dict[str, Scene] = {}
         for name in names:
             if progress:
@@ -264,14 +264,14 @@ class CaseRenderer:
         plan = self.plan
         current = plan.segment_index(t)
         segment = plan.segments[current]
-        scene = self.scenes[scene_name(segment.step, segment.pause)]
+        scene = self.scenes[scene_name(segment.step)]
         camera = self.camera(current, t)
         self._warp_scene(scene, camera, self._surface, self._light)
         look = scene.look
         other, weight = self._fade(current, t)
         if other is not None:
             neighbour = plan.segments[other]
-            other_scene = self.scenes[scene_name(neighbour.step, neighbour.pause)]
+            other_scene = self.scenes[scene_name(neighbour.step)]
             self._warp_scene(other_scene, self.camera(other, t), self._surface2, self._light2)
             cv2.addWeighted(
                 self._surface, 1.0 - weight, self._surface2, weight, 0.0, dst=self._surface
@@ -297,7 +297,7 @@ class CaseRenderer:
         else:
             return None, 0.0
         neighbour = segments[other]
-        if scene_name(neighbour.step, neighbour.pause) == scene_name(segment.step, segment.pause):
+        if scene_name(neighbour.step) == scene_name(segment.step):
             return None, 0.0
         x = min(1.0, max(0.0, x))
         return other, x * x * (3.0 - 2.0 * x)

@@ -33,9 +33,9 @@ VIEW_RADIUS = 0.6
 TEXTURE_PER_RADIUS = 2.0 / VIEW_RADIUS
 """Texture side in pixels per pixel of field-of-view radius (texels match pixels at zoom 1)."""
 
-OUT_OF_PATIENT_SCENES = ("room", "cloth")
-
 RGB = tuple[float, float, float]
+Material = tuple[np.ndarray, np.ndarray, np.ndarray | float]
+"""Colour (T, T, 3), fine bump height (T, T) and gloss of a surface, all 0..1."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,14 @@ class Canvas:
         self.bump: np.ndarray = np.full((size, size), 0.5, np.float32)
         self.gloss: np.ndarray = np.zeros((size, size), np.float32)
         self.depth: np.ndarray = np.ones((size, size), np.float32)
+        self._materials: dict[tuple[object, ...], Material] = {}
+
+    def material(self, paint: Callable[..., Material], *args: object) -> Material:
+        """A material painted once per canvas and reused wherever it is laid again."""
+        key = (paint.__name__, *args)
+        if key not in self._materials:
+            self._materials[key] = paint(self, *args)
+        return self._materials[key]
 
     def noise(self, cells: float, octaves: int = 5, persistence: float = 0.5) -> np.ndarray:
         """Fractal noise over the whole canvas (unit standard deviation)."""
@@ -215,8 +223,6 @@ class Canvas:
 
 # ---------------------------------------------------------------- materials
 
-Material = tuple[np.ndarray, np.ndarray, np.ndarray | float]
-
 
 def mucosa(cv: Canvas, tone: float, vessels: float = 1.0) -> Material:
     """Moist pink-white to red mucosa with branching vessels and fine wet bumps."""
@@ -271,9 +277,10 @@ def tumour(cv: Canvas) -> Material:
 
 def blood(cv: Canvas) -> Material:
     """Glossy fresh and darker pooled blood."""
-    t = smoothstep(-0.6, 0.8, cv.noise(6, 3))[..., None]
-    colour = _rgb((0.62, 0.04, 0.05)) + (_rgb((0.3, 0.02, 0.03)) - _rgb((0.62, 0.04, 0.05))) * t
-    bump = 0.5 + 0.04 * cv.noise(12, 2)
+    t = smoothstep(-0.8, 0.8, cv.noise(6, 3))[..., None]
+    fresh, pooled = _rgb((0.52, 0.04, 0.05)), _rgb((0.22, 0.015, 0.02))
+    colour = (fresh + (pooled - fresh) * t) * (1.0 + 0.08 * cv.noise(40, 2))[..., None]
+    bump = 0.5 + 0.05 * cv.noise(12, 2) + 0.02 * cv.noise(80, 2)
     return colour, bump, 1.0
 
 
@@ -288,7 +295,7 @@ def fat(cv: Canvas, centre: tuple[float, float], spread: float, count: int) -> M
     """Bright yellow fat lobules, each a glossy dome, with reddish septa between them."""
     lobes = blobs(cv.rng, cv.size, count, centre, spread, (0.04, 0.09))
     tone = cv.noise(10, 2)[..., None]
-    colour = _rgb((0.97, 0.8, 0.36)) + 0.04 * tone
+    colour = _rgb((0.95, 0.78, 0.4)) + 0.04 * tone
     septa = (1.0 - smoothstep(0.0, 0.35, lobes))[..., None]
     colour = colour + (_rgb((0.78, 0.4, 0.28)) - colour) * septa
     return colour, 0.25 + 0.6 * lobes, 0.95
@@ -311,9 +318,9 @@ def plate(cv: Canvas) -> Material:
 
 def packing(cv: Canvas) -> Material:
     """White nasal packing sponge: porous, with faint blood staining."""
-    pores = smoothstep(0.8, 1.8, cv.noise(120, 2))[..., None]
+    pores = smoothstep(1.2, 2.2, cv.noise(160, 2))[..., None]
     stain = smoothstep(0.6, 1.8, cv.noise(5, 3))[..., None]
-    colour = _rgb((0.88, 0.88, 0.85)) - 0.22 * pores
+    colour = _rgb((0.88, 0.88, 0.85)) - 0.12 * pores
     colour = colour + (_rgb((0.86, 0.55, 0.55)) - colour) * (0.6 * stain)
     return colour, 0.55 + 0.2 * cv.noise(90, 2) - 0.2 * pores[..., 0], 0.12
 
@@ -326,13 +333,20 @@ def _ragged(cv: Canvas, lumps: np.ndarray) -> np.ndarray:
     return smoothstep(0.15, 0.45, lumps + 0.3 * cv.noise(25, 3))
 
 
+def _splotches(cv: Canvas, centre: tuple[float, float], spread: float, level: float) -> np.ndarray:
+    """Irregular patches (clots, debris) scattered around ``centre``; fewer as ``level`` rises."""
+    field = cv.noise(9, 4, 0.55) + 0.6 * cv.noise(30, 2)
+    near = cv.region(centre, (spread, spread), wobble=0.3, soft=0.5)
+    return smoothstep(level, level + 0.3, field) * near
+
+
 def _jitter(cv: Canvas, spread: float) -> tuple[float, float]:
     return float(cv.rng.normal(0.0, spread)), float(cv.rng.normal(0.0, spread))
 
 
 def _nasal(cv: Canvas, style: CaseStyle, turbinates: float) -> None:
     """Nasal corridor: red mucosa, a dark slit ahead, turbinates on the lateral side."""
-    cv.lay(np.ones_like(cv.x), *mucosa(cv, min(1.0, style.tone + 0.12)))
+    cv.lay(np.ones_like(cv.x), *cv.material(mucosa, min(1.0, style.tone + 0.12)))
     ox, oy = _jitter(cv, 0.05)
     cv.corridor((ox, oy), (0.5, 0.6), 0.3, 0.6)
     cv.cavity((ox - 0.05 * style.side, oy), (0.11, 0.5), 2.6, angle=float(cv.rng.normal(0, 0.15)))
@@ -341,18 +355,18 @@ def _nasal(cv: Canvas, style: CaseStyle, turbinates: float) -> None:
         cx = style.side * (0.3 + cv.rng.uniform(0.0, 0.12))
         radii = (0.18 + 0.06 * cv.rng.random(), 0.24 + 0.08 * cv.rng.random())
         footprint = cv.dome((cx, cy), radii, 0.35 * turbinates, angle=float(cv.rng.normal(0, 0.3)))
-        colour, bump, gloss = mucosa(cv, min(1.0, style.tone + 0.25), vessels=1.3)
+        colour, bump, gloss = cv.material(mucosa, min(1.0, style.tone + 0.25), 1.3)
         cv.lay(footprint * turbinates, colour, bump, gloss)
     septum = cv.region((-style.side * 0.42, 0.0), (0.25, 0.9), wobble=0.1)
-    colour, bump, gloss = mucosa(cv, max(0.0, style.tone - 0.25), vessels=0.6)
+    colour, bump, gloss = cv.material(mucosa, max(0.0, style.tone - 0.25), 0.6)
     cv.lay(septum, colour, bump, gloss)
 
 
 def _sinus(cv: Canvas, style: CaseStyle, mucosa_left: float) -> None:
     """Sphenoid sinus: a bony cavity with septations, torn mucosa and dark recesses."""
-    cv.lay(np.ones_like(cv.x), *bone(cv))
+    cv.lay(np.ones_like(cv.x), *cv.material(bone))
     patches = smoothstep(0.0, 0.6, cv.noise(3, 4) + (mucosa_left - 0.5) * 2.0)
-    cv.lay(patches, *mucosa(cv, min(1.0, style.tone + 0.2)))
+    cv.lay(patches, *cv.material(mucosa, min(1.0, style.tone + 0.2)))
     cv.corridor(style.sella, (0.55, 0.55), 0.15, 0.5)
     for _ in range(3):
         angle = cv.rng.uniform(0, 2 * np.pi)
@@ -365,14 +379,14 @@ def _sella(cv: Canvas, style: CaseStyle, window: float) -> np.ndarray:
     _sinus(cv, style, 0.35)
     sx, sy = style.sella
     cv.dome((sx, sy), (0.5, 0.42), 0.2)
-    cv.lay(cv.region((sx, sy), (0.4, 0.34), wobble=0.3, soft=0.3), *bone(cv))
+    cv.lay(cv.region((sx, sy), (0.4, 0.34), wobble=0.3, soft=0.3), *cv.material(bone))
     if window <= 0:
         return np.zeros_like(cv.x)
     opening = cv.region((sx, sy), (0.3 * window, 0.24 * window), wobble=0.15)
     edge = cv.region((sx, sy), (0.34 * window, 0.28 * window), wobble=0.15)
-    cv.lay(edge * (1.0 - opening), *bone(cv))
+    cv.lay(edge * (1.0 - opening), *cv.material(bone))
     cv.bump += 0.15 * edge * (1.0 - opening)
-    cv.lay(opening, *dura(cv))
+    cv.lay(opening, *cv.material(dura))
     return opening
 
 
@@ -384,7 +398,10 @@ def _clutter(cv: Canvas, style: CaseStyle, amount: float) -> None:
         centre = _jitter(cv, 0.35)
         radii = (cv.rng.uniform(0.05, 0.16), cv.rng.uniform(0.05, 0.16))
         mask = cv.region(centre, radii, wobble=0.3) * smoothstep(-0.3, 0.6, cv.noise(12, 3))
-        material = [blood(cv), clot(cv), bone(cv), mucosa(cv, style.tone)][int(cv.rng.integers(4))]
+        kind = int(cv.rng.integers(4))
+        material = (
+            cv.material(mucosa, style.tone) if kind == 3 else cv.material((blood, clot, bone)[kind])
+        )
         cv.lay(mask * cv.rng.uniform(0.4, 0.8), *material)
 
 
@@ -397,29 +414,31 @@ def _step_02(cv: Canvas, style: CaseStyle, s: float) -> None:
     cx, cy = style.sella[0] * 0.5, style.sella[1] * 0.5
     face = cv.region((cx, cy), (0.38 * s + 0.08, 0.32 * s + 0.08), wobble=0.25)
     cv.depth = cv.depth * (1.0 - face) + (1.15 + 0.1 * cv.noise(4, 2)) * face
-    cv.lay(face, *bone(cv))
+    cv.lay(face, *cv.material(bone))
     for k in range(2):
         ostium = (cx + (k - 0.5) * 0.28 + cv.rng.normal(0, 0.03), cy + cv.rng.normal(0, 0.05))
         cv.cavity(ostium, (0.06 + 0.05 * s, 0.09 + 0.05 * s), 2.2)
     pits = blobs(cv.rng, cv.size, 14, (cx, cy), 0.15, (0.02, 0.05))
     cv.bump -= 0.3 * pits * face
-    cv.lay(smoothstep(1.6, 2.3, cv.noise(12, 2)) * face, *blood(cv))
+    cv.lay(smoothstep(1.6, 2.3, cv.noise(12, 2)) * face, *cv.material(blood))
 
 
 def _step_03(cv: Canvas, style: CaseStyle, s: float) -> None:
     _nasal(cv, style, turbinates=0.4)
-    x = -style.side * (0.12 + 0.1 * (1.0 - s))
-    plate_mask = cv.region((x, 0.0), (0.16 + 0.14 * s, 0.9), angle=0.1 * style.side, wobble=0.1)
-    cv.depth -= 0.3 * plate_mask
-    colour, bump, _ = mucosa(cv, 0.0, vessels=0.3)
+    # The septum sits on the medial side, beside (not over) the dark corridor ahead.
+    x = -style.side * 0.36
+    plate_mask = cv.region((x, 0.0), (0.14 + 0.12 * s, 0.9), angle=0.1 * style.side, wobble=0.1)
+    cv.depth = cv.depth * (1.0 - plate_mask) + 0.85 * plate_mask
+    colour, bump, _ = cv.material(mucosa, 0.0, 0.3)
     # Bare septal cartilage: bluish white where the mucosa has been lifted off it.
     cartilage = colour * 0.3 + _rgb((0.9, 0.88, 0.92)) * 0.7
     cv.lay(plate_mask, cartilage, bump * 0.5 + 0.25, 0.6)
     crack = cv.region((x, 0.0), (0.012, 0.7), angle=0.1 * style.side, wobble=0.015)
     cv.lay(crack * plate_mask * s, _rgb((0.5, 0.14, 0.14)), 0.2, 0.9)
-    flap = cv.region((x + style.side * (0.16 + 0.1 * s), 0.1), (0.06, 0.6), wobble=0.2)
-    cv.dome((x + style.side * (0.16 + 0.1 * s), 0.1), (0.06, 0.6), 0.1)
-    cv.lay(flap, *mucosa(cv, 1.0, vessels=1.5))
+    edge = (x + style.side * (0.15 + 0.12 * s), 0.1)
+    flap = cv.region(edge, (0.05, 0.6), wobble=0.2)
+    cv.dome(edge, (0.05, 0.6), 0.08)
+    cv.lay(0.8 * flap, *cv.material(mucosa, 0.75, 1.2))
 
 
 def _step_04(cv: Canvas, style: CaseStyle, s: float) -> None:
@@ -440,16 +459,15 @@ def _step_05(cv: Canvas, style: CaseStyle, s: float) -> None:
 def _step_06(cv: Canvas, style: CaseStyle, s: float) -> None:
     _sella(cv, style, 0.9)
     pool = smoothstep(-0.2 - 0.6 * s, 0.3 - 0.6 * s, cv.noise(3, 4) + 0.6 * cv.y)
-    cv.lay(pool, *blood(cv))
-    lumps = blobs(cv.rng, cv.size, 12, style.sella, 0.2, (0.04, 0.1))
-    cv.lay(_ragged(cv, lumps) * s, *clot(cv))
+    cv.lay(pool, *cv.material(blood))
+    cv.lay(_splotches(cv, style.sella, 0.45, 0.8) * s, *cv.material(clot))
 
 
 def _reconstruction_base(cv: Canvas, style: CaseStyle) -> np.ndarray:
     """Sella after the tumour is out: an opened window with a dark defect behind it."""
     opening = _sella(cv, style, 1.0)
     cv.cavity(style.sella, (0.18, 0.15), 1.5)
-    cv.lay(opening * smoothstep(0.3, 1.0, cv.noise(4, 2) + 0.5), *tumour(cv))
+    cv.lay(opening * smoothstep(0.3, 1.0, cv.noise(4, 2) + 0.5), *cv.material(tumour))
     return opening
 
 
@@ -464,7 +482,7 @@ def _step_07(cv: Canvas, style: CaseStyle, s: float) -> None:
         soft=0.03,
     )
     cv.depth = cv.depth * (1.0 - graft) + (1.05 + 0.08 * cv.noise(3, 2)) * graft
-    cv.lay(graft, *sheet(cv))
+    cv.lay(graft, *cv.material(sheet))
 
 
 def _step_08(cv: Canvas, style: CaseStyle, s: float) -> None:
@@ -476,7 +494,7 @@ def _step_08(cv: Canvas, style: CaseStyle, s: float) -> None:
         if length <= 0.01:
             continue
         gape = cv.region((sx, sy), (length, 0.03 + 0.02 * s), angle=angle, wobble=0.04)
-        cv.lay(gape, *tumour(cv))
+        cv.lay(gape, *cv.material(tumour))
         cut = cv.region((sx, sy), (length, 0.01 + 0.006 * s), angle=angle, wobble=0.02)
         cv.lay(cut, _rgb((0.4, 0.16, 0.12)), 0.25, 0.8)
         cv.cavity((sx, sy), (length, 0.025), 0.4, angle=angle)
@@ -486,19 +504,20 @@ def _step_09(cv: Canvas, style: CaseStyle, s: float) -> None:
     opening = _sella(cv, style, 1.0)
     sx, sy = style.sella
     cv.lay(
-        opening * cv.region((sx, sy), (0.22 + 0.1 * s, 0.18 + 0.08 * s), wobble=0.2), *tumour(cv)
+        opening * cv.region((sx, sy), (0.22 + 0.1 * s, 0.18 + 0.08 * s), wobble=0.2),
+        *cv.material(tumour),
     )
     cv.cavity((sx + 0.03, sy), (0.1 + 0.06 * s, 0.09 + 0.05 * s), 2.8)
     lumps = blobs(cv.rng, cv.size, 14, (sx, sy), 0.12, (0.03, 0.08))
-    colour, bump, gloss = tumour(cv)
+    colour, bump, gloss = cv.material(tumour)
     cv.lay(_ragged(cv, lumps) * opening, colour, bump + 0.08 * lumps, gloss)
-    cv.lay(smoothstep(1.5, 2.2, cv.noise(8, 3)) * opening, *blood(cv))
+    cv.lay(smoothstep(1.5, 2.2, cv.noise(8, 3)) * opening, *cv.material(blood))
 
 
 def _step_10(cv: Canvas, style: CaseStyle, s: float) -> None:
     _reconstruction_base(cv, style)
     sx, sy = style.sella
-    colour, bump, gloss = fat(cv, (sx, sy), 0.08 + 0.06 * s, int(30 + 50 * s))
+    colour, bump, gloss = cv.material(fat, (sx, sy), 0.08 + 0.06 * s, int(30 + 50 * s))
     mask = smoothstep(0.27, 0.32, bump)
     cv.depth -= 0.25 * (bump - 0.25) * mask
     cv.lay(mask, colour, bump, gloss)
@@ -509,12 +528,12 @@ def _step_11(cv: Canvas, style: CaseStyle, s: float) -> None:
     sx, sy = style.sella
     angle = float(cv.rng.uniform(0, np.pi))
     under = cv.region((sx, sy), (0.34, 0.27), angle=angle, wobble=0.08, soft=0.03)
-    cv.lay(under, *sheet(cv))
+    cv.lay(under, *cv.material(sheet))
     gasket = cv.region(
         (sx, sy), (0.2 + 0.08 * s, 0.15 + 0.06 * s), angle=angle, wobble=0.0, soft=0.015
     )
     cv.depth = cv.depth * (1.0 - gasket) + 0.98 * gasket
-    cv.lay(gasket, *plate(cv))
+    cv.lay(gasket, *cv.material(plate))
 
 
 def _step_12(cv: Canvas, style: CaseStyle, s: float) -> None:
@@ -546,15 +565,14 @@ def _step_13(cv: Canvas, style: CaseStyle, s: float) -> None:
             soft=0.04,
         )
         cv.depth = cv.depth * (1.0 - pack) + 0.95 * pack
-        cv.lay(pack, *packing(cv))
+        cv.lay(pack, *cv.material(packing))
 
 
 def _step_14(cv: Canvas, style: CaseStyle, s: float) -> None:
     _nasal(cv, style, turbinates=0.5)
-    debris = blobs(cv.rng, cv.size, int(6 + 10 * s), (0.0, 0.1), 0.3, (0.03, 0.08))
-    cv.lay(_ragged(cv, debris), *clot(cv))
-    chips = blobs(cv.rng, cv.size, 6, (0.0, 0.0), 0.3, (0.015, 0.035))
-    cv.lay(_ragged(cv, chips), *bone(cv))
+    cv.lay(_splotches(cv, (0.0, 0.1), 0.6, 1.1 - 0.3 * s), *cv.material(clot))
+    chips = blobs(cv.rng, cv.size, 4, (0.0, 0.0), 0.3, (0.012, 0.03))
+    cv.lay(_ragged(cv, chips), *cv.material(bone))
     fluid = smoothstep(0.8 - 0.5 * s, 1.6 - 0.5 * s, cv.noise(3, 3))
     colour = cv.colour * 0.85 + _rgb((0.08, 0.0, 0.0))
     cv.lay(fluid * 0.7, colour, 0.5, 1.0)
@@ -630,18 +648,6 @@ def _room(cv: Canvas, style: CaseStyle) -> None:
     cv.colour = cv2.GaussianBlur(cv.colour, (0, 0), cv.size / 120)
 
 
-def _cloth(cv: Canvas, style: CaseStyle) -> None:
-    """Lens held against a gauze swab during cleaning: bright, soft, woven."""
-    weave = np.sin(cv.x * 60.0) * np.sin(cv.y * 60.0)
-    colour = _rgb((0.97, 0.96, 0.93)) + 0.03 * weave[..., None] + 0.03 * cv.noise(4, 2)[..., None]
-    stain = smoothstep(0.8, 1.6, cv.noise(3, 3))[..., None]
-    colour = colour + (_rgb((0.85, 0.55, 0.5)) - colour) * (0.3 * stain)
-    cv.lay(np.ones_like(cv.x), colour, 0.5, 0.0)
-    cv.colour = cv2.GaussianBlur(cv.colour, (0, 0), cv.size / 400)
-    cv.depth = 0.9 + 0.15 * cv.noise(2, 2)
-    del style
-
-
 ROOM_LOOK = Look(bump=0.0, specular=0.0, diffuse=0.0, vignette=0.25, exposure=1.0)
 
 
@@ -652,13 +658,10 @@ def build_scene(
     style: CaseStyle,
     difficulty: Difficulty,
 ) -> Scene:
-    """Paint the scene ``name`` (``step_NN``, ``room`` or ``cloth``) on a ``size`` texture."""
+    """Paint the scene ``name`` (``step_NN`` or ``room``) on a ``size`` texture."""
     cv = Canvas(size, rng)
     if name == "room":
         _room(cv, style)
-        return cv.finish(name, style, ROOM_LOOK)
-    if name == "cloth":
-        _cloth(cv, style)
         return cv.finish(name, style, ROOM_LOOK)
     step = int(name.removeprefix("step_"))
     STEP_PAINTERS[step](cv, style, difficulty.signature)
@@ -666,8 +669,6 @@ def build_scene(
     return cv.finish(name, style, Look())
 
 
-def scene_name(step: int, pause: bool = False) -> str:
-    """Scene shown for a PitVis step code (-1: the room, or the cleaning cloth in a pause)."""
-    if step < 0:
-        return "cloth" if pause else "room"
-    return f"step_{step:02d}"
+def scene_name(step: int) -> str:
+    """Scene shown for a PitVis step code (-1, out of patient: the operating room)."""
+    return "room" if step < 0 else f"step_{step:02d}"
