@@ -1,0 +1,1 @@
+"""Video in and out of orstream: the Frame type, video files (PyAV) and the phantom source."""

@@ -234,8 +234,9 @@ def mucosa(cv: Canvas, tone: float, vessels: float = 1.0) -> Material:
     shape = (cv.size, cv.size)
     veins = ridges(cv.rng, shape, 3, 0.05) * smoothstep(-0.5, 0.8, cv.noise(3, 2))
     veins += 0.7 * ridges(cv.rng, shape, 8, 0.03) * smoothstep(0.0, 1.0, cv.noise(4, 2))
-    veins = np.clip(veins * vessels, 0.0, 1.0)[..., None]
-    colour = colour + (_rgb((0.62, 0.12, 0.16)) - colour) * (0.45 * veins)
+    # Vessels lie under a wet, translucent surface: soften them a little.
+    veins = cv2.GaussianBlur(np.clip(veins * vessels, 0.0, 1.0), (0, 0), max(0.5, cv.size / 900))
+    colour = colour + (_rgb((0.62, 0.12, 0.16)) - colour) * (0.4 * veins[..., None])
     bump = 0.5 + 0.05 * cv.noise(110, 2) + 0.2 * cv.noise(16, 3, 0.45)
     gloss = np.clip(0.75 + 0.25 * cv.noise(8, 2), 0.3, 1.0)
     return colour, bump, gloss
