@@ -126,7 +126,6 @@ def test_first_video_numbers_new_cases(dataset: Path, tmp_path: Path) -> None:
     assert held_out != (dataset / "videos" / "video_01.mp4").read_bytes()
 
 
-@pytest.mark.slow
 def test_defaults_are_720p_24fps_h264(tmp_path: Path) -> None:
     assert make(tmp_path / "hd", "--cases", "1", "--seconds", "1") == 0
     info = probe_video(tmp_path / "hd" / "videos" / "video_01.mp4")

@@ -122,7 +122,6 @@ def step_features(image: np.ndarray) -> np.ndarray:
     return np.concatenate([small.ravel(), 4 * hist / hist.sum()])
 
 
-@pytest.mark.slow
 def test_each_step_has_a_visual_signature() -> None:
     """Even a nearest-neighbour on 8x8 thumbnails recognises steps of an unseen case."""
     cases = []
