@@ -103,7 +103,7 @@ class WorkflowRunner:
     def _instrument_slots(self, step: int, probs: np.ndarray) -> tuple[int, int]:
         """The two PitVis instrument slots: the likeliest instruments above the threshold."""
         if step == OUT_OF_PATIENT:
-            return (OUT_OF_PATIENT, OUT_OF_PATIENT)
+            return (OUT_OF_PATIENT, UNUSED_SLOT)
         present = [
             int(self._instrument_codes[i])
             for i in np.argsort(-probs)

@@ -47,7 +47,7 @@ def test_predictions_are_pitvis_codes(runner: WorkflowRunner) -> None:
         assert set(prediction.instruments) <= INSTRUMENT_SLOT_CODES
         assert np.isclose(prediction.step_probs.sum(), 1.0)
         if prediction.step == OUT_OF_PATIENT:
-            assert prediction.instruments == (OUT_OF_PATIENT, OUT_OF_PATIENT)
+            assert prediction.instruments == (OUT_OF_PATIENT, UNUSED_SLOT)
         else:
             first, second = prediction.instruments
             assert first >= 0 and second != OUT_OF_PATIENT
