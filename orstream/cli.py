@@ -36,18 +36,36 @@ GROUP_HELP = {
 }
 
 COMMANDS: tuple[Command, ...] = (
-    Command(("phantom", "make"), "orstream.streams.phantom.make_command",
-            "write a phantom dataset in the PitVis layout"),
-    Command(("bench", "phantom"), "orstream.streams.phantom.bench_command",
-            "measure phantom rendering speed against real time"),
-    Command(("train", "workflow"), "orstream.training.train_command",
-            "train the PitVis step + instrument recognizer (LightningCLI)"),
-    Command(("eval", "pitvis"), "orstream.eval_command",
-            "score PitVis submission CSVs against annotations"),
-    Command(("export", "onnx"), "orstream.export.onnx_command",
-            "export a checkpoint to an ONNX model package"),
-    Command(("demo",), "orstream.edge.demo_command",
-            "run the main job end to end on a fresh phantom case"),
+    Command(
+        ("phantom", "make"),
+        "orstream.streams.phantom.make_command",
+        "write a phantom dataset in the PitVis layout",
+    ),
+    Command(
+        ("bench", "phantom"),
+        "orstream.streams.phantom.bench_command",
+        "measure phantom rendering speed against real time",
+    ),
+    Command(
+        ("train", "workflow"),
+        "orstream.training.train_command",
+        "train the PitVis step + instrument recognizer (LightningCLI)",
+    ),
+    Command(
+        ("eval", "pitvis"),
+        "orstream.eval_command",
+        "score PitVis submission CSVs against annotations",
+    ),
+    Command(
+        ("export", "onnx"),
+        "orstream.export.onnx_command",
+        "export a checkpoint to an ONNX model package",
+    ),
+    Command(
+        ("demo",),
+        "orstream.edge.demo_command",
+        "run the main job end to end on a fresh phantom case",
+    ),
 )
 
 
@@ -64,10 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             group, leaf = command.words
             if group not in groups:
-                group_parser = top.add_parser(group, help=GROUP_HELP[group],
-                                              description=GROUP_HELP[group])
+                group_parser = top.add_parser(
+                    group, help=GROUP_HELP[group], description=GROUP_HELP[group]
+                )
                 groups[group] = group_parser.add_subparsers(
-                    dest=f"{group}_command", metavar="SUBCOMMAND", required=True)
+                    dest=f"{group}_command", metavar="SUBCOMMAND", required=True
+                )
             sub = groups[group].add_parser(leaf, help=command.help, description=command.help)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)

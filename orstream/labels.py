@@ -73,8 +73,11 @@ def step_name(code: int) -> str:
 
 def instrument_name(code: int) -> str:
     """Human-readable name of an instrument slot code."""
-    special = {OUT_OF_PATIENT: "out_of_patient", NO_INSTRUMENT: "no_visible_instrument",
-               UNUSED_SLOT: "no_secondary_instrument"}
+    special = {
+        OUT_OF_PATIENT: "out_of_patient",
+        NO_INSTRUMENT: "no_visible_instrument",
+        UNUSED_SLOT: "no_secondary_instrument",
+    }
     return special.get(code) or INSTRUMENTS[code]
 
 

@@ -22,13 +22,15 @@ def test_help_does_not_import_heavy_libraries(project_root: Path) -> None:
         "heavy = {'torch', 'lightning', 'onnxruntime', 'onnx', 'numba', 'cv2', 'av', 'gi'};"
         "print(sorted(heavy & set(sys.modules)))"
     )
-    out = subprocess.run([project_root / ".venv/bin/python", "-c", code], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [project_root / ".venv/bin/python", "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_unknown_command_exits_non_zero(project_root: Path) -> None:
-    result = subprocess.run([project_root / ".venv/bin/orstream", "no-such-command"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [project_root / ".venv/bin/orstream", "no-such-command"], capture_output=True, text=True
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

@@ -60,7 +60,10 @@ def test_parts_import_only_what_they_may(project_root: Path, part: str) -> None:
 
 def test_edge_extra_pulls_in_no_training_stack(project_root: Path) -> None:
     extras = tomllib.loads((project_root / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
-    names = {req.split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
-             for req in extras["edge"]}
+        "optional-dependencies"
+    ]
+    names = {
+        req.split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
+        for req in extras["edge"]
+    }
     assert names & (EDGE_FORBIDDEN_LIBRARIES | {"orstream"}) == set()

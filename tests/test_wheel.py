@@ -27,8 +27,18 @@ def _source_modules(root: Path) -> set[str]:
 
 def test_wheel_holds_every_module(project_root: Path, tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(project_root)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(project_root),
+        ],
         check=True,
     )
     (wheel,) = tmp_path.glob("orstream-*.whl")
