@@ -22,8 +22,6 @@ from orstream.step_smoothing import StepSmoother
 
 STEP_LABELS = "steps"
 INSTRUMENT_LABELS = "instruments"
-DEFAULT_MIN_DWELL = 3
-"""Samples a new step must lead before the displayed step switches (seconds at 1 fps)."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +57,11 @@ class WorkflowRunner:
     Args:
         backend: a backend with the package already loaded.
         card: the package's card.
-        min_dwell: online step smoothing (see :class:`orstream.step_smoothing.StepSmoother`).
+        min_dwell: online step smoothing (see :class:`orstream.step_smoothing.StepSmoother`);
+            default: the card's, which is what the model was validated with.
     """
 
-    def __init__(self, backend: Backend, card: ModelCard, min_dwell: int = DEFAULT_MIN_DWELL):
+    def __init__(self, backend: Backend, card: ModelCard, min_dwell: int | None = None):
         self.backend = backend
         self.card = card
         self.preprocess = ImagePreprocessor.from_card(card)
@@ -73,7 +72,9 @@ class WorkflowRunner:
         self._step_codes = np.array([label.code for label in card.labels[STEP_LABELS]])
         self._instrument_codes = np.array([label.code for label in card.labels[INSTRUMENT_LABELS]])
         self._threshold = card.thresholds.get(instrument_output.name, 0.5)
-        self._smoother = StepSmoother(len(self._step_codes), min_dwell=min_dwell)
+        self._smoother = StepSmoother(
+            len(self._step_codes), min_dwell=min_dwell or card.step_smoothing.min_dwell
+        )
         self._state = card.initial_state()
 
     def reset(self) -> None:

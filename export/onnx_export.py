@@ -57,6 +57,7 @@ from orstream.model_package import (
     ParityResult,
     Resize,
     StateSpec,
+    StepSmoothing,
     Training,
     check_graph_signature,
     load_package,
@@ -92,6 +93,7 @@ class LoadedCheckpoint:
     sha256: str
     model_name: str
     model_kwargs: dict[str, Any]
+    hyper_parameters: dict[str, Any]
     model: StreamingModel
     record: dict[str, Any]
     """``checkpoint["orstream"]``: training data and metrics ({} when absent)."""
@@ -185,6 +187,7 @@ def load_checkpoint(path: Path, progress: Progress = progress_to_stderr) -> Load
         sha256=sha256_file(path),
         model_name=model_name,
         model_kwargs=model_kwargs,
+        hyper_parameters=dict(hyper),
         model=model,
         record=dict(record) if isinstance(record, Mapping) else {},
     )
@@ -380,6 +383,9 @@ def build_card(
             for name, shape in model.state_shapes().items()
         ),
         thresholds={INSTRUMENT_OUTPUT: INSTRUMENT_THRESHOLD},
+        step_smoothing=StepSmoothing(
+            min_dwell=int(checkpoint.hyper_parameters.get("min_dwell", StepSmoothing().min_dwell))
+        ),
         hashes=Hashes(checkpoint=checkpoint.sha256, model_onnx=onnx_sha256),
         training=_training(checkpoint.record),
         export=ExportInfo(

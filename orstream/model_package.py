@@ -127,6 +127,13 @@ class StateSpec(_Strict):
     reset_on_discontinuity: bool = True
 
 
+class StepSmoothing(_Strict):
+    """Online smoothing of the step output, as validation scored it in training
+    (:class:`orstream.step_smoothing.StepSmoother`)."""
+
+    min_dwell: int = Field(default=3, ge=1)
+
+
 class Hashes(_Strict):
     """sha256 of the files the package came from and holds."""
 
@@ -180,6 +187,7 @@ class ModelCard(_Strict):
     thresholds: dict[str, float] = Field(
         default={}, description="decision threshold on the probability of a sigmoid output"
     )
+    step_smoothing: StepSmoothing = StepSmoothing()
     hashes: Hashes
     training: Training = Training()
     export: ExportInfo

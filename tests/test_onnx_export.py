@@ -58,6 +58,7 @@ def test_package_loads_with_a_complete_card(exported: tuple[ExportResult, Path, 
     assert card.clip.fps == model.sample_fps
     assert card.training.cases == {"train": [1, 2], "val": [3]}
     assert card.training.metrics["val_step_score"] == pytest.approx(0.25)
+    assert card.step_smoothing.min_dwell == 2  # as validation scored it in training
     assert card.export.opset >= 17
     assert card.export.exporter == result.exporter
     assert not list(package.root.parent.glob(".*partial"))

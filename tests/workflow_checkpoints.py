@@ -26,6 +26,7 @@ def save_random_checkpoint(path: Path, model_name: str = "pitvis_workflow") -> P
             "model_name": model_name,
             "model_kwargs": dict(MODEL_KWARGS),
             "lr": 1e-3,
+            "min_dwell": 2,
         },
         "orstream": {
             "data": {
