@@ -1,8 +1,13 @@
 """Shared fixtures: paths to the project and to the real sample data beside it."""
 
+import os
 from pathlib import Path
 
 import pytest
+
+# One compute thread per library: the suite's small tensors gain nothing from more, and on a
+# busy 2-core machine oversubscribed OpenMP threads make torch tests ten times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
