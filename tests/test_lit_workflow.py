@@ -73,12 +73,15 @@ def data_module(root: Path, model: LitWorkflow, clip_length: int | None = 8) -> 
 
 
 def test_instrument_slots_take_the_two_most_probable_instruments() -> None:
-    probs = np.zeros((4, 19))
+    probs = np.zeros((5, 19))
     probs[0, [0]] = 0.9  # nothing above threshold among instruments -> "none visible"
     probs[1, [3, 7, 12]] = [0.6, 0.95, 0.7]
     probs[2, [18]] = 0.51
     probs[3, [0, 4]] = [0.8, 0.49]
-    assert instrument_slots(probs).tolist() == [[0, -2], [7, 12], [18, -2], [0, -2]]
+    probs[4, [2, 5]] = [0.9, 0.9]  # predicted out of patient: no instrument slots
+    steps = np.array([1, 4, 9, 14, -1])
+    expected = [[0, -2], [7, 12], [18, -2], [0, -2], [-1, -2]]
+    assert instrument_slots(steps, probs).tolist() == expected
 
 
 def test_masked_outputs_do_not_count_in_the_loss() -> None:
@@ -121,7 +124,8 @@ def test_validation_scores_equal_frame_by_frame_streaming(dataset: Path) -> None
                 ).view(3, 1, 1)
                 step_logits, instrument_logits, *state = model.streaming_step(frame, *state)
                 codes.append(STEP_CODES[smoother.update(step_logits[0].softmax(-1).numpy())])
-                slots.append(instrument_slots(instrument_logits.sigmoid().numpy())[0])
+                probs = instrument_logits.sigmoid().numpy()
+                slots.append(instrument_slots(np.array(codes[-1:]), probs)[0])
         steps = video_step_metrics(video.step_code, np.array(codes))
         expected["score"].append(steps.score)
         expected["f1"].append(steps.f1)

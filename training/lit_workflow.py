@@ -24,7 +24,13 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from orstream.labels import INSTRUMENT_CODES, NO_INSTRUMENT, STEP_CODES, UNUSED_SLOT
+from orstream.labels import (
+    INSTRUMENT_CODES,
+    NO_INSTRUMENT,
+    OUT_OF_PATIENT,
+    STEP_CODES,
+    UNUSED_SLOT,
+)
 from orstream.pitvis_metrics import average_videos, video_instrument_metrics, video_step_metrics
 from orstream.step_smoothing import smooth_step_sequence
 from orstream.training.models.workflow import WorkflowRecognizer
@@ -33,11 +39,12 @@ from orstream.training.registry import create_model
 METRIC_NAMES = ("val_step_score", "val_step_f1", "val_step_edit", "val_instrument_f1")
 
 
-def instrument_slots(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Per-frame instrument probabilities [N, 19] -> PitVis slot codes [N, 2].
+def instrument_slots(steps: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per-frame step codes [N] and instrument probabilities [N, 19] -> PitVis slots [N, 2].
 
-    The (at most two) most probable instruments 1..18 above ``threshold`` fill the slots; a frame
-    with none shows "no instrument visible" (0) and an unused second slot (-2).
+    As the annotations (and the edge's workflow runner) fill them: a frame predicted out of
+    patient is (-1, -2); otherwise the (at most two) most probable instruments 1..18 above
+    ``threshold`` fill the slots, and a frame with none is "no instrument visible" (0, -2).
     """
     instruments = probs[:, 1:]
     order = np.argsort(-instruments, axis=1)[:, :2]
@@ -45,6 +52,7 @@ def instrument_slots(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     codes = np.asarray(INSTRUMENT_CODES[1:])[order]
     slots = np.where(best >= threshold, codes, UNUSED_SLOT)
     slots[:, 0] = np.where(best[:, 0] >= threshold, slots[:, 0], NO_INSTRUMENT)
+    slots[steps == OUT_OF_PATIENT] = (OUT_OF_PATIENT, UNUSED_SLOT)
     return slots.astype(np.int64)
 
 
@@ -152,12 +160,11 @@ class LitWorkflow(L.LightningModule):
         step_logits, instrument_logits = stages[-1]
         step_probs = step_logits[0].softmax(-1).float().cpu().numpy()
         classes = smooth_step_sequence(step_probs, min_dwell=self.hparams["min_dwell"])
-        steps = video_step_metrics(
-            batch["step_code"][0].cpu().numpy(), np.asarray(STEP_CODES)[classes]
-        )
+        step_codes = np.asarray(STEP_CODES)[classes]
+        steps = video_step_metrics(batch["step_code"][0].cpu().numpy(), step_codes)
         instruments = video_instrument_metrics(
             batch["instrument_code"][0].cpu().numpy(),
-            instrument_slots(instrument_logits[0].sigmoid().float().cpu().numpy()),
+            instrument_slots(step_codes, instrument_logits[0].sigmoid().float().cpu().numpy()),
         )
         self._video_metrics.append(
             {
