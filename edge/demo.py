@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +33,24 @@ def _say(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
 
 
+def _phantom_seeds(data: Mapping[str, object]) -> set[int]:
+    """Seeds of the phantom datasets a model was trained and validated on, as its card records."""
+    seeds = set()
+    for key in ("phantom", "val_phantom"):
+        meta = data.get(key)
+        if isinstance(meta, dict) and isinstance(meta.get("seed"), int):
+            seeds.add(meta["seed"])
+    return seeds
+
+
 def run_demo(
     out: Path, model: Path, seconds: int, seed: int, backend_name: str, summary: bool
 ) -> dict[str, object]:
     """Run the demo into ``out``; prints the report and returns the summary it describes."""
     started = time.monotonic()
     package = load_package(model)
-    trained_seeds = package.card.training.data.get("phantom_seeds")
-    if isinstance(trained_seeds, list) and seed in trained_seeds:
-        raise OrstreamError(f"seed {seed} was used to train {model}; pick another --seed")
+    if seed in _phantom_seeds(package.card.training.data):
+        raise OrstreamError(f"phantom seed {seed} made the training data of {model}; use another")
     backend = create_backend([backend_name], package)
     runner = WorkflowRunner(backend, package.card)
 

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 SHIPPED_PACKAGE = Path(__file__).resolve().parent / "packages" / "pitvis_workflow"
+DEMO_SECONDS = 240
 DEMO_SEED = 424242
 """Phantom seed of the demo case; the shipped model was trained on other seeds."""
 
@@ -30,7 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=SHIPPED_PACKAGE,
         help="workflow model package (default: the shipped one)",
     )
-    parser.add_argument("--seconds", type=int, default=150, help="length of the case (default 150)")
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=DEMO_SECONDS,
+        help=f"length of the case (default {DEMO_SECONDS}, the length of the shipped model's "
+        "training cases)",
+    )
     parser.add_argument(
         "--seed",
         type=int,

@@ -48,3 +48,7 @@ def test_wheel_holds_every_module(project_root: Path, tmp_path: Path) -> None:
     assert expected - names == set()
     assert "orstream/streams/__init__.py" in names
     assert "orstream/training/registry.py" in names
+    # Data the code needs at run time: the shipped model package and the training configs.
+    assert "orstream/edge/packages/pitvis_workflow/card.json" in names
+    assert "orstream/edge/packages/pitvis_workflow/model.onnx" in names
+    assert "orstream/training/configs/workflow_phantom.yaml" in names
