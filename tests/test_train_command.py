@@ -12,6 +12,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "workflo
 TINY = [
     "model.model_kwargs={input_size: [64, 64], channels: 16, num_layers: 2}",
     "trainer.max_epochs=2",
+    "data.batch_size=1",
     "trainer.enable_model_summary=false",
 ]
 
