@@ -19,7 +19,7 @@ class LatencySummary:
     max: float
 
     @classmethod
-    def of(cls, samples_ms: Sequence[float]) -> LatencySummary:
+    def of(cls, samples_ms: Sequence[float] | np.ndarray) -> LatencySummary:
         if len(samples_ms) == 0:
             nan = float("nan")
             return cls(0, nan, nan, nan, nan)

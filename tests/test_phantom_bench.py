@@ -31,7 +31,8 @@ def test_bench_reports_rate_ratio_and_percentiles(project_root: Path) -> None:
     render = re.search(r"render: 24 frames .* ([\d.]+) frames/s = ([\d.]+)x real time", out)
     assert render and float(render.group(1)) > 0
     assert abs(float(render.group(1)) / 24.0 - float(render.group(2))) < 0.02
-    percentiles = re.search(r"p50 ([\d.]+)\s+p99 ([\d.]+)\s+p99.9 ([\d.]+)\s+max ([\d.]+)", out)
+    number = r"([\d.]+) ms"
+    percentiles = re.search(rf"p50 {number}, p99 {number}, p99.9 {number}, max {number}", out)
     assert percentiles
     p50, p99, p999, worst = map(float, percentiles.groups())
     assert 0 < p50 <= p99 <= p999 <= worst

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from orstream.errors import OrstreamError
+    from orstream.latency import LatencySummary
     from orstream.streams.phantom.difficulty import get_difficulty
     from orstream.streams.phantom.renderer import CaseRenderer
     from orstream.streams.phantom.writer import PhantomSpec
@@ -104,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
         f"  render: {len(times)} frames from {chunks} places in the case, "
         f"{render_fps:.1f} frames/s = {render_fps / args.fps:.2f}x real time"
     )
-    p50, p99, p999 = np.percentile(times, [50, 99, 99.9])
-    print(f"  per frame ms: p50 {p50:.2f}  p99 {p99:.2f}  p99.9 {p999:.2f}  max {times.max():.2f}")
+    print(f"  per frame: {LatencySummary.of(times).describe()}")
     if args.no_encode:
         return 0
     encode = np.empty(len(indices))
