@@ -16,7 +16,8 @@ import numpy as np
 from orstream.edge.backends import Backend
 from orstream.edge.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
-from orstream.labels import NO_INSTRUMENT, OUT_OF_PATIENT, UNUSED_SLOT
+from orstream.instrument_slots import instrument_slots
+from orstream.labels import INSTRUMENT_CODES
 from orstream.model_package import ModelCard, OutputSpec
 from orstream.step_smoothing import StepSmoother
 
@@ -70,7 +71,12 @@ class WorkflowRunner:
         self._step_output = step_output.name
         self._instrument_output = instrument_output.name
         self._step_codes = np.array([label.code for label in card.labels[STEP_LABELS]])
-        self._instrument_codes = np.array([label.code for label in card.labels[INSTRUMENT_LABELS]])
+        instrument_codes = tuple(label.code for label in card.labels[INSTRUMENT_LABELS])
+        if instrument_codes != INSTRUMENT_CODES:
+            raise OrstreamError(
+                f"package {card.name!r}: instrument classes {instrument_codes} are not the PitVis "
+                f"order {INSTRUMENT_CODES}"
+            )
         self._threshold = card.thresholds.get(instrument_output.name, 0.5)
         self._smoother = StepSmoother(
             len(self._step_codes), min_dwell=min_dwell or card.step_smoothing.min_dwell
@@ -93,25 +99,12 @@ class WorkflowRunner:
         instrument_probs = _sigmoid(outputs[self._instrument_output][0].astype(np.float64))
         step_class = self._smoother.update(step_probs)
         step = int(self._step_codes[step_class])
+        slots = instrument_slots(np.array([step]), instrument_probs[None], self._threshold)
+        first, second = slots[0].tolist()
         return WorkflowPrediction(
             step=step,
             step_confidence=float(step_probs[step_class]),
-            instruments=self._instrument_slots(step, instrument_probs),
+            instruments=(first, second),
             step_probs=step_probs,
             instrument_probs=instrument_probs,
         )
-
-    def _instrument_slots(self, step: int, probs: np.ndarray) -> tuple[int, int]:
-        """The two PitVis instrument slots: the likeliest instruments above the threshold."""
-        if step == OUT_OF_PATIENT:
-            return (OUT_OF_PATIENT, UNUSED_SLOT)
-        present = [
-            int(self._instrument_codes[i])
-            for i in np.argsort(-probs)
-            if probs[i] >= self._threshold and self._instrument_codes[i] != NO_INSTRUMENT
-        ][:2]
-        if not present:
-            return (NO_INSTRUMENT, UNUSED_SLOT)
-        if len(present) == 1:
-            return (present[0], UNUSED_SLOT)
-        return (present[0], present[1])

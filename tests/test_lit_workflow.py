@@ -10,10 +10,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from test_pitvis_datamodule import FPS, write_case
 
+from orstream.instrument_slots import instrument_slots
 from orstream.labels import STEP_CODES
 from orstream.pitvis_metrics import video_instrument_metrics, video_step_metrics
 from orstream.step_smoothing import StepSmoother
-from orstream.training.lit_workflow import LitWorkflow, instrument_slots
+from orstream.training.lit_workflow import LitWorkflow
 from orstream.training.pitvis_datamodule import PitVisDataModule
 from orstream.training.registry import create_model
 

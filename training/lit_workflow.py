@@ -24,12 +24,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from orstream.instrument_slots import instrument_slots
 from orstream.labels import (
-    INSTRUMENT_CODES,
-    NO_INSTRUMENT,
-    OUT_OF_PATIENT,
     STEP_CODES,
-    UNUSED_SLOT,
 )
 from orstream.pitvis_metrics import average_videos, video_instrument_metrics, video_step_metrics
 from orstream.step_smoothing import smooth_step_sequence
@@ -37,23 +34,6 @@ from orstream.training.models.workflow import WorkflowRecognizer
 from orstream.training.registry import create_model
 
 METRIC_NAMES = ("val_step_score", "val_step_f1", "val_step_edit", "val_instrument_f1")
-
-
-def instrument_slots(steps: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Per-frame step codes [N] and instrument probabilities [N, 19] -> PitVis slots [N, 2].
-
-    As the annotations (and the edge's workflow runner) fill them: a frame predicted out of
-    patient is (-1, -2); otherwise the (at most two) most probable instruments 1..18 above
-    ``threshold`` fill the slots, and a frame with none is "no instrument visible" (0, -2).
-    """
-    instruments = probs[:, 1:]
-    order = np.argsort(-instruments, axis=1)[:, :2]
-    best = np.take_along_axis(instruments, order, axis=1)
-    codes = np.asarray(INSTRUMENT_CODES[1:])[order]
-    slots = np.where(best >= threshold, codes, UNUSED_SLOT)
-    slots[:, 0] = np.where(best[:, 0] >= threshold, slots[:, 0], NO_INSTRUMENT)
-    slots[steps == OUT_OF_PATIENT] = (OUT_OF_PATIENT, UNUSED_SLOT)
-    return slots.astype(np.int64)
 
 
 class LitWorkflow(L.LightningModule):
