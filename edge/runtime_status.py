@@ -1,0 +1,93 @@
+"""A snapshot of a running runtime, as ``GetStatus`` and the bench report it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orstream.latency import LatencySummary
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """One input stream.
+
+    Attributes:
+        stream_id: the stream's id.
+        uri: where its frames come from.
+        state: ``starting``, ``playing``, ``ended`` or ``failed``.
+        fps: frames per second delivered over the last few seconds.
+        frames_in: frames the source delivered so far.
+        error: why it failed (empty unless ``state`` is ``failed``).
+    """
+
+    stream_id: str
+    uri: str
+    state: str
+    fps: float
+    frames_in: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One model running on a stream.
+
+    Attributes:
+        name: package name.
+        version: package version.
+        stream_id: the stream it runs on.
+        backend: the backend that runs it (e.g. ``onnxruntime-cpu``).
+        rate_hz: frames per second it is asked to infer.
+        state: ``loading``, ``serving`` or ``failed``.
+        inferred: frames it inferred so far.
+        error: why it failed (empty unless ``state`` is ``failed``).
+    """
+
+    name: str
+    version: str
+    stream_id: str
+    backend: str
+    rate_hz: float
+    state: str
+    inferred: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """One runtime stage: how long it takes per item and what its input port dropped.
+
+    Attributes:
+        name: stage name (e.g. ``inference.phantom``, ``overlay``, ``record``).
+        latency: time spent per item in the stage.
+        processed: items the stage handled.
+        dropped: items its input port dropped under its drop policy.
+    """
+
+    name: str
+    latency: LatencySummary
+    processed: int
+    dropped: int
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    """Everything ``GetStatus`` reports.
+
+    Attributes:
+        sources: the input streams.
+        models: the models per stream.
+        stages: the runtime's stages, in pipeline order.
+        frame_to_result: latency from a frame's capture to its result, all streams.
+        video_frames_in: frames the sources delivered.
+        video_frames_out: frames that left the video path (reached the sinks).
+        uptime_s: seconds since the runtime started.
+    """
+
+    sources: tuple[SourceStatus, ...]
+    models: tuple[ModelStatus, ...]
+    stages: tuple[StageStatus, ...]
+    frame_to_result: LatencySummary
+    video_frames_in: int
+    video_frames_out: int
+    uptime_s: float

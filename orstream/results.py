@@ -1,0 +1,94 @@
+"""What the models concluded about a frame: the one result vocabulary of orstream.
+
+The runtime produces a :class:`FrameResult` per inferred frame; the overlay draws it, the gRPC
+API streams it, the recorder and the PitVis results writer store it. Conversion to and from
+protobuf lives in ``orstream.proto.convert`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orstream.labels import INSTRUMENTS, OUT_OF_PATIENT, STEPS
+
+KINDS: tuple[str, ...] = ("step", "instruments")
+"""Result kinds a client can filter on."""
+
+
+def step_name(code: int) -> str:
+    """Readable name of a PitVis step code (``out_of_patient`` for -1)."""
+    return "out_of_patient" if code == OUT_OF_PATIENT else STEPS[code]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The current surgical step of a stream.
+
+    Attributes:
+        code: PitVis step code (1..14, or -1 out of patient), after online smoothing.
+        confidence: the model's probability of that step on this frame (0..1).
+    """
+
+    code: int
+    confidence: float
+
+    @property
+    def name(self) -> str:
+        return step_name(self.code)
+
+
+@dataclass(frozen=True)
+class InstrumentResult:
+    """The instruments a frame shows.
+
+    Attributes:
+        slots: the PitVis ``(int_instrument1, int_instrument2)`` codes of the frame.
+        present: ``(code, probability)`` of every instrument class (1..18) above the package's
+            threshold, most probable first.
+    """
+
+    slots: tuple[int, int]
+    present: tuple[tuple[int, float], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(INSTRUMENTS[code] for code, _ in self.present)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything inferred on one frame of one stream.
+
+    Attributes:
+        stream_id: the frame's stream.
+        index: the frame's index in its stream.
+        pts_ns: the frame's source timestamp.
+        capture_ns: ``time.monotonic_ns()`` when the frame entered orstream.
+        produced_ns: ``time.monotonic_ns()`` when this result was complete.
+        models: ``name@version`` of every model that contributed.
+        step: the step result, when a workflow model ran on the frame.
+        instruments: the instrument result, when a workflow model ran on the frame.
+        stale: set when a consumer shows this result on a later frame after it aged past the
+            consumer's limit.
+    """
+
+    stream_id: str
+    index: int
+    pts_ns: int
+    capture_ns: int
+    produced_ns: int
+    models: tuple[str, ...]
+    step: StepResult | None = None
+    instruments: InstrumentResult | None = None
+    stale: bool = False
+
+    @property
+    def latency_ms(self) -> float:
+        """Frame-to-result latency: from the frame's capture to this result."""
+        return (self.produced_ns - self.capture_ns) / 1e6
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The result kinds this frame carries."""
+        present = {"step": self.step, "instruments": self.instruments}
+        return tuple(kind for kind in KINDS if present[kind] is not None)
