@@ -77,7 +77,7 @@ class WorkflowRunner:
                 f"package {card.name!r}: instrument classes {instrument_codes} are not the PitVis "
                 f"order {INSTRUMENT_CODES}"
             )
-        self._threshold = card.thresholds.get(instrument_output.name, 0.5)
+        self.threshold = card.thresholds.get(instrument_output.name, 0.5)
         self._smoother = StepSmoother(
             len(self._step_codes), min_dwell=min_dwell or card.step_smoothing.min_dwell
         )
@@ -99,7 +99,7 @@ class WorkflowRunner:
         instrument_probs = _sigmoid(outputs[self._instrument_output][0].astype(np.float64))
         step_class = self._smoother.update(step_probs)
         step = int(self._step_codes[step_class])
-        slots = instrument_slots(np.array([step]), instrument_probs[None], self._threshold)
+        slots = instrument_slots(np.array([step]), instrument_probs[None], self.threshold)
         first, second = slots[0].tolist()
         return WorkflowPrediction(
             step=step,

@@ -33,6 +33,7 @@ GROUP_HELP = {
     "train": "train models with Lightning",
     "eval": "score predictions",
     "export": "export trained models to deployable packages",
+    "edge": "the live runtime: feeds -> models -> overlays, recording, gRPC",
 }
 
 COMMANDS: tuple[Command, ...] = (
@@ -60,6 +61,16 @@ COMMANDS: tuple[Command, ...] = (
         ("export", "onnx"),
         "orstream.export.onnx_command",
         "export a checkpoint to an ONNX model package",
+    ),
+    Command(
+        ("edge", "run"),
+        "orstream.edge.edge_run_command",
+        "run a live feed through the models, overlays, recording and gRPC API",
+    ),
+    Command(
+        ("bench", "runtime"),
+        "orstream.edge.bench_runtime_command",
+        "measure the runtime: per-stage and frame-to-result latency, throughput vs decode",
     ),
     Command(
         ("demo",),

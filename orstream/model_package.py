@@ -271,7 +271,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _describe_validation_error(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError) -> str:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"])
     where = f"field {field!r}: " if field else ""
@@ -297,7 +297,7 @@ def read_card(path: Path) -> ModelCard:
     try:
         return ModelCard.model_validate(data)
     except ValidationError as error:
-        raise OrstreamError(f"{path}: invalid card, {_describe_validation_error(error)}") from None
+        raise OrstreamError(f"{path}: invalid card, {describe_validation_error(error)}") from None
 
 
 def write_card(folder: Path, card: ModelCard) -> Path:

@@ -21,6 +21,7 @@ __all__ = ["BACKENDS", "Backend", "OnnxRuntimeBackend", "create_backend"]
 
 BACKENDS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("orstream.edge.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
+    "null": ("orstream.edge.backends.null_backend", "NullBackend"),
 }
 """Backend name -> (module, class)."""
 

@@ -1,0 +1,39 @@
+"""A backend that runs no model: zeros of the card's output shapes, at once.
+
+It measures what everything around a model costs (pre-processing, result plumbing, overlay,
+gRPC): ``orstream bench runtime`` runs it beside the real backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from orstream.errors import OrstreamError
+from orstream.model_package import ModelPackage
+
+
+class NullBackend:
+    """Answers every call with zero outputs shaped as the package's card says."""
+
+    name = "null"
+
+    def __init__(self) -> None:
+        self._outputs: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def unavailable_reason(cls, device: str) -> str | None:
+        return None if device == "cpu" else "the null backend runs on cpu only"
+
+    def load(self, package: ModelPackage, device: str = "cpu") -> None:
+        reason = self.unavailable_reason(device)
+        if reason is not None:
+            raise OrstreamError(reason)
+        self._outputs = {
+            name: np.zeros(shape, dtype=dtype)
+            for name, (shape, dtype) in package.card.graph_outputs().items()
+        }
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self._outputs:
+            raise OrstreamError("null backend: infer() before load()")
+        return dict(self._outputs)

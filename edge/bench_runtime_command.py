@@ -1,0 +1,49 @@
+"""``orstream bench runtime``: what the edge runtime costs, measured in one run.
+
+On one H.264 file (by default a fresh 1280x720 phantom case) it measures, back to back:
+decoding alone (``gst-launch-1.0 ... ! decodebin ! fakesink``), then the whole runtime
+(GStreamer source -> overlay -> H.264 recording, plus inference) with no model, with a null
+model (the model's pre-processing and plumbing, zero compute) and with the real model. It
+prints each run's throughput as a ratio of decode-only, the per-stage latencies and the
+frame-to-result latency percentiles of the real model, and the frames each stage dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from orstream.edge.demo_command import SHIPPED_PACKAGE
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``orstream bench runtime``."""
+    parser.add_argument("--source", type=Path, help="H.264 MP4 to play (default: a phantom case)")
+    parser.add_argument(
+        "--model", type=Path, default=SHIPPED_PACKAGE, help="workflow package (default: shipped)"
+    )
+    parser.add_argument("--seconds", type=int, default=60, help="phantom case length (default 60)")
+    parser.add_argument("--width", type=int, default=1280, help="phantom width (default 1280)")
+    parser.add_argument("--height", type=int, default=720, help="phantom height (default 720)")
+    parser.add_argument(
+        "--model-rate",
+        type=float,
+        help="frames per second to infer (default: the card's rate; a higher rate gives more "
+        "frame-to-result samples)",
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the four measurements and print the report."""
+    from orstream.edge.bench_runtime import bench_runtime
+
+    bench_runtime(
+        source=args.source,
+        model=args.model,
+        seconds=args.seconds,
+        size=(args.width, args.height),
+        model_rate=args.model_rate,
+        json_path=args.json,
+    )
+    return 0
