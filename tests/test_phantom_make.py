@@ -126,6 +126,20 @@ def test_first_video_numbers_new_cases(dataset: Path, tmp_path: Path) -> None:
     assert held_out != (dataset / "videos" / "video_01.mp4").read_bytes()
 
 
+def test_max_seconds_spreads_case_lengths(tmp_path: Path) -> None:
+    out = tmp_path / "mixed"
+    arguments = ["--cases", "3", "--seconds", "2", "--max-seconds", "6", "--seed", "3"]
+    assert make(out, *arguments, "--first-video", "4", *SMALL) == 0
+    for video, seconds in ((4, 2), (5, 4), (6, 6)):
+        info = probe_video(out / "videos" / f"video_{video:02d}.mp4")
+        assert info.frame_count == seconds * 24
+        annotations = read_annotations(out / "annotations" / f"annotations_{video:02d}.csv")
+        assert annotations.time.tolist() == list(range(seconds))
+        assert len(list((out / "masks" / f"video_{video:02d}").glob("*.png"))) == seconds
+    meta = json.loads((out / "phantom.json").read_text())
+    assert (meta["seed"], meta["max_seconds"], meta["case_seconds"]) == (3, 6, [2, 4, 6])
+
+
 def test_defaults_are_720p_24fps_h264(tmp_path: Path) -> None:
     assert make(tmp_path / "hd", "--cases", "1", "--seconds", "1") == 0
     info = probe_video(tmp_path / "hd" / "videos" / "video_01.mp4")
@@ -144,6 +158,7 @@ def test_defaults_are_720p_24fps_h264(tmp_path: Path) -> None:
         (["--cases", "1", "--seconds", "2", "--seed", "-1"], "--seed must not be negative"),
         (["--cases", "1", "--seconds", "2", "--first-video", "0"], "--first-video must be"),
         (["--cases", "1", "--seconds", "2", "--jobs", "0"], "--jobs must be at least 1"),
+        (["--cases", "2", "--seconds", "5", "--max-seconds", "4"], "--max-seconds must not be"),
     ],
 )
 def test_bad_values_are_one_line_errors(

@@ -11,6 +11,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
     parser.add_argument("--cases", type=int, required=True, help="number of cases (videos)")
     parser.add_argument("--seconds", type=int, required=True, help="length of each case")
+    parser.add_argument(
+        "--max-seconds",
+        type=int,
+        help="spread case lengths evenly from --seconds (first case) to this (last case)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument(
         "--difficulty",
@@ -46,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
         height=args.height,
         fps=args.fps,
         first_video=args.first_video,
+        max_seconds=args.max_seconds,
     )
     write_dataset(spec, args.out, overwrite=args.overwrite, jobs=args.jobs)
-    print(f"wrote {spec.cases} phantom case(s) of {spec.seconds} s to {args.out}")
+    lengths = sorted({spec.case_seconds(video) for video in spec.videos})
+    span = f"{lengths[0]}" if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"
+    print(f"wrote {spec.cases} phantom case(s) of {span} s to {args.out}")
     return 0

@@ -11,6 +11,10 @@ Layout under the output folder::
     titles.csv                          int_video,title
     phantom.json                        generator parameters
 
+Every case lasts ``seconds``, or, with ``max_seconds`` set, case lengths are spread evenly from
+``seconds`` (the first video) to ``max_seconds`` (the last), so one dataset covers short and
+long cases; phantom step durations scale with the case length, so a model must see both.
+
 Labels are taken from the rendered frame at each whole second (frame ``round(t * fps)``), so
 they, the masks and the video always agree.
 """
@@ -70,6 +74,7 @@ class PhantomSpec:
     height: int = 720
     fps: float = 24.0
     first_video: int = 1
+    max_seconds: int | None = None
 
     def check(self) -> None:
         """OrstreamError with one clear line for a value that cannot make a dataset."""
@@ -77,6 +82,11 @@ class PhantomSpec:
             raise OrstreamError(f"--cases must be at least 1 (got {self.cases})")
         if self.seconds < 1:
             raise OrstreamError(f"--seconds must be at least 1 (got {self.seconds})")
+        if self.max_seconds is not None and self.max_seconds < self.seconds:
+            raise OrstreamError(
+                f"--max-seconds must not be below --seconds (got {self.max_seconds} < "
+                f"{self.seconds})"
+            )
         if self.seed < 0:
             raise OrstreamError(f"--seed must not be negative (got {self.seed})")
         if not 1.0 <= self.fps <= 120.0:
@@ -94,6 +104,13 @@ class PhantomSpec:
     def videos(self) -> list[int]:
         """Video numbers written, in order."""
         return list(range(self.first_video, self.first_video + self.cases))
+
+    def case_seconds(self, video: int) -> int:
+        """Length of case ``video`` (seconds)."""
+        if self.max_seconds is None or self.cases == 1:
+            return self.seconds
+        fraction = (video - self.first_video) / (self.cases - 1)
+        return round(self.seconds + fraction * (self.max_seconds - self.seconds))
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
@@ -154,21 +171,22 @@ def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int,
     from orstream.streams.video_file import H264Writer
 
     name = f"video_{video:02d}"
-    frames = round(spec.seconds * spec.fps)
+    seconds = spec.case_seconds(video)
+    frames = round(seconds * spec.fps)
     progress = Progress(name, frames)
     renderer = CaseRenderer(
         spec.seed,
         video,
-        spec.seconds,
+        seconds,
         get_difficulty(spec.difficulty),
         spec.width,
         spec.height,
         spec.fps,
         progress.note,
     )
-    label_frames = {round(t * spec.fps): t for t in range(spec.seconds)}
-    steps = np.empty(spec.seconds, np.int64)
-    slots = np.empty((spec.seconds, 2), np.int64)
+    label_frames = {round(t * spec.fps): t for t in range(seconds)}
+    steps = np.empty(seconds, np.int64)
+    slots = np.empty((seconds, 2), np.int64)
     mask_dir = out / "masks" / name
     mask_dir.mkdir(parents=True, exist_ok=True)
     canvas = np.zeros((spec.height, spec.width, 3), np.uint8)
@@ -187,7 +205,7 @@ def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int,
             progress.update(index + 1)
     write_annotations(
         out / "annotations" / f"annotations_{video:02d}.csv",
-        Annotations(video, np.arange(spec.seconds, dtype=np.int64), steps, slots),
+        Annotations(video, np.arange(seconds, dtype=np.int64), steps, slots),
     )
     return narrate_case(case_rng(spec.seed, video, 3), steps, slots)
 
@@ -233,6 +251,7 @@ def write_dataset(spec: PhantomSpec, out: Path, overwrite: bool = False, jobs: i
         "version": PHANTOM_VERSION,
         **asdict(spec),
         "videos": spec.videos,
+        "case_seconds": [spec.case_seconds(video) for video in spec.videos],
         "codec": "h264",
         "pixel_format": "yuv420p",
         "label_frame": "round(int_time * fps)",
