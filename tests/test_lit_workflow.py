@@ -14,7 +14,7 @@ from orstream.instrument_slots import instrument_slots
 from orstream.labels import STEP_CODES
 from orstream.pitvis_metrics import video_instrument_metrics, video_step_metrics
 from orstream.step_smoothing import StepSmoother
-from orstream.training.lit_workflow import LitWorkflow
+from orstream.training.lit_workflow import LitWorkflow, instrument_pos_weights
 from orstream.training.pitvis_datamodule import PitVisDataModule
 from orstream.training.registry import create_model
 
@@ -103,6 +103,50 @@ def test_masked_outputs_do_not_count_in_the_loss() -> None:
     assert torch.equal(torch.stack(module._loss(stages, changed)), torch.stack(losses))
     changed["step"] = torch.tensor([[1, 2, 3, 4, 6]])
     assert not torch.equal(module._loss(stages, changed)[0], losses[0])
+
+
+def test_instrument_pos_weights_favour_rare_classes_within_the_cap() -> None:
+    weights = instrument_pos_weights(np.array([0.5, 0.04, 0.0, 0.9, 0.001]), cap=10.0)
+    assert weights.tolist() == pytest.approx([1.0, 24**0.5, 10.0, 1.0, 10.0])
+
+
+def test_instrument_bce_weights_the_positives() -> None:
+    module = LitWorkflow(model_kwargs=TINY_MODEL, instrument_pos_weight_cap=10.0)
+    module.instrument_pos_weight.copy_(torch.arange(1, 20, dtype=torch.float32))
+    targets = torch.zeros(1, 2, 19)
+    targets[0, 0, 3] = targets[0, 1, 0] = 1.0
+    stage = (torch.zeros(1, 2, 15), torch.zeros(1, 2, 19))  # every probability 0.5
+    batch = {
+        "step": torch.zeros(1, 2, dtype=torch.int64),
+        "instruments": targets,
+        "step_mask": torch.ones(1, 2, dtype=torch.bool),
+        "instrument_mask": torch.ones(1, 2, dtype=torch.bool),
+    }
+    _, instrument_loss = module._loss([stage], batch)
+    # positives cost their class weight x ln 2, negatives ln 2; the mean over 2 x 19 terms
+    expected = (4 + 1 + 36) * np.log(2) / 38
+    assert float(instrument_loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_fitting_weights_instruments_by_the_training_labels(dataset: Path, tmp_path: Path) -> None:
+    module = LitWorkflow(model_kwargs=TINY_MODEL, instrument_pos_weight_cap=3.0)
+    data = data_module(dataset, module, clip_length=None)
+    trainer = L.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(module, datamodule=data)
+    expected = instrument_pos_weights(data.instrument_frequencies(), 3.0)
+    assert torch.equal(module.instrument_pos_weight, expected)
+    # "none visible" is the most common label, instrument 5 rarer, instrument 1 never shown
+    assert 1.0 < expected[0] < expected[5] < expected[1] == 3.0
+    trainer.save_checkpoint(tmp_path / "weighted.ckpt")
+    saved = torch.load(tmp_path / "weighted.ckpt", weights_only=False)
+    assert saved["orstream"]["instrument_pos_weight"] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert "instrument_pos_weight" not in saved["state_dict"]
 
 
 def test_validation_scores_equal_frame_by_frame_streaming(dataset: Path) -> None:

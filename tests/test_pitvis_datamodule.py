@@ -13,6 +13,7 @@ from orstream.pitvis_csv import Annotations, read_annotations, write_annotations
 from orstream.training.pitvis_datamodule import (
     CACHE_FOLDER,
     PitVisDataModule,
+    SimilarLengthBatches,
     TrainClips,
     load_video,
     pad_collate,
@@ -182,6 +183,51 @@ def test_padding_extends_every_field_and_masks_the_padding(tmp_path: Path) -> No
     assert batch["frames"].shape == (2, max(lengths), 3, *SIZE)
     assert batch["step_mask"].sum(1).tolist() == lengths
     assert not batch["instrument_mask"][0, lengths[0] :].any()
+
+
+def test_similar_length_batches_take_every_clip_once_and_group_by_length() -> None:
+    lengths = [10, 300, 12, 310, 11, 305, 13, 290, 1000]
+    sampler = SimilarLengthBatches(lengths, batch_size=4, jitter=0.2)
+    torch.manual_seed(0)
+    orders = set()
+    for _ in range(20):
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == 3
+        assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+        groups = {frozenset(lengths[i] for i in batch) for batch in batches}
+        assert {10, 11, 12, 13} in groups and {290, 300, 305, 310} in groups
+        orders.add(tuple(tuple(batch) for batch in batches))
+    assert len(orders) > 1  # batch order and membership vary between epochs
+
+
+def test_grouped_loader_batches_whole_videos_of_similar_length(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for video, seconds in enumerate([3, 3, 9, 9, 4], start=1):
+        write_case(root, video, seconds, image=lambda i, h, w: np.full((h, w, 3), 90, np.uint8))
+    data = PitVisDataModule(
+        str(root), val_videos=[5], input_size=SIZE, batch_size=2, group_by_length=True
+    )
+    data.setup("fit")
+    torch.manual_seed(0)
+    batches = list(data.train_dataloader())
+    assert sorted(tuple(batch["step_mask"].sum(1).tolist()) for batch in batches) == [
+        (3, 3),
+        (9, 9),
+    ]
+    assert all(batch["step_mask"].all() for batch in batches)  # nothing padded
+
+
+def test_instrument_frequencies_count_frames_inside_the_patient(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "data", [1, 2])
+    data = PitVisDataModule(str(root), val_videos=[2], input_size=SIZE)
+    data.setup("fit")
+    _, instruments = default_labels(7)
+    inside = instruments[instruments[:, 0] >= 0]
+    expected = np.zeros(19)
+    for code in range(19):
+        expected[code] = (inside == code).any(axis=1).mean()
+    np.testing.assert_allclose(data.instrument_frequencies(), expected)
+    assert data.instrument_frequencies()[0] == 1 / 6  # one of six inside seconds shows nothing
 
 
 def test_bad_datasets_are_one_clear_error(tmp_path: Path) -> None:

@@ -6,6 +6,15 @@ frame (out of patient is class 0 and is learnt like any step), plus BCE-with-log
 no instrument truth, and the PitVis instrument metric leaves them out). Only outputs whose whole
 history is in the clip count (the data module's masks), so training matches streaming inference.
 
+Most instruments are visible in a few percent of the frames, so an unweighted BCE learns to say
+"absent" everywhere. With ``instrument_pos_weight_cap`` set, each class's positives are weighted
+by sqrt(negatives / positives) of the training labels (the data module's
+``instrument_frequencies``), between 1 and the cap. The square root rather than the full ratio:
+with weight w the 0.5 decision threshold of the slot decoder moves to a probability of
+1 / (1 + w), and the full ratio would put it at the class's base rate, far below where F1 peaks.
+The weights are computed when fitting starts and recorded in the checkpoint (``orstream``
+record); the state dict stays the model's weights only.
+
 Validation is online: each held-out video runs through the model in chunks, with the temporal
 state carried between chunks exactly as the edge carries it frame by frame; the step
 probabilities go through the causal :func:`orstream.step_smoothing.smooth_step_sequence`, and
@@ -25,15 +34,22 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from orstream.instrument_slots import instrument_slots
-from orstream.labels import (
-    STEP_CODES,
-)
+from orstream.labels import NUM_INSTRUMENT_CLASSES, STEP_CODES
 from orstream.pitvis_metrics import average_videos, video_instrument_metrics, video_step_metrics
 from orstream.step_smoothing import smooth_step_sequence
 from orstream.training.models.workflow import WorkflowRecognizer
 from orstream.training.registry import create_model
 
 METRIC_NAMES = ("val_step_score", "val_step_f1", "val_step_edit", "val_instrument_f1")
+
+
+def instrument_pos_weights(frequencies: np.ndarray, cap: float) -> Tensor:
+    """Per-class BCE positive weights sqrt(negatives / positives), clipped to [1, cap] (a class
+    never seen positive gets the cap)."""
+    positive = np.asarray(frequencies, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        ratio = np.where(positive > 0, (1.0 - positive) / positive, np.inf)
+    return torch.from_numpy(np.clip(np.sqrt(ratio), 1.0, cap)).float()
 
 
 class LitWorkflow(L.LightningModule):
@@ -45,6 +61,8 @@ class LitWorkflow(L.LightningModule):
         lr: AdamW learning rate (cosine-annealed to ``lr * 0.01`` over the run).
         weight_decay: AdamW weight decay.
         instrument_loss_weight: weight of the instrument BCE against the step cross-entropy.
+        instrument_pos_weight_cap: largest positive weight of an instrument class in the BCE;
+            ``None`` leaves the BCE unweighted.
         min_dwell: samples a new step must lead before the online smoother switches to it.
         eval_chunk: samples per forward pass during validation (the state joins the chunks).
     """
@@ -56,6 +74,7 @@ class LitWorkflow(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         instrument_loss_weight: float = 1.0,
+        instrument_pos_weight_cap: float | None = None,
         min_dwell: int = 3,
         eval_chunk: int = 256,
     ) -> None:
@@ -69,6 +88,14 @@ class LitWorkflow(L.LightningModule):
         self.std: Tensor
         self.register_buffer("mean", torch.tensor(model.mean).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(model.std).view(3, 1, 1), persistent=False)
+        if instrument_pos_weight_cap is not None and instrument_pos_weight_cap < 1.0:
+            raise ValueError(
+                f"instrument_pos_weight_cap must be at least 1, got {instrument_pos_weight_cap}"
+            )
+        self.instrument_pos_weight: Tensor
+        self.register_buffer(
+            "instrument_pos_weight", torch.ones(NUM_INSTRUMENT_CLASSES), persistent=False
+        )
         self.example_input_array = torch.zeros(1, 2, 3, *model.input_size)
         self.val_metrics: dict[str, float] = {}
         self._video_metrics: list[dict[str, float]] = []
@@ -106,9 +133,23 @@ class LitWorkflow(L.LightningModule):
                 )
             if instrument_mask.any():
                 instrument_loss = instrument_loss + F.binary_cross_entropy_with_logits(
-                    instrument_logits[instrument_mask], batch["instruments"][instrument_mask]
+                    instrument_logits[instrument_mask],
+                    batch["instruments"][instrument_mask],
+                    pos_weight=self.instrument_pos_weight,
                 )
         return step_loss, instrument_loss
+
+    def on_fit_start(self) -> None:
+        cap = self.hparams["instrument_pos_weight_cap"]
+        if cap is None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        frequencies = getattr(datamodule, "instrument_frequencies", None)
+        if not callable(frequencies):
+            raise TypeError(
+                "instrument_pos_weight_cap needs a data module with instrument_frequencies"
+            )
+        self.instrument_pos_weight.copy_(instrument_pos_weights(frequencies(), cap))
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> Tensor:
         stages, _ = self.model.forward_stages(self.normalise(batch["frames"]))
@@ -187,4 +228,5 @@ class LitWorkflow(L.LightningModule):
         checkpoint["orstream"] = {
             "data": describe() if callable(describe) else {},
             "metrics": dict(self.val_metrics),
+            "instrument_pos_weight": [round(float(w), 4) for w in self.instrument_pos_weight],
         }

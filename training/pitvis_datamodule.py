@@ -17,10 +17,17 @@ model's all-zero initial state is the true history. Clip starts are drawn unifor
 ``-(receptive_field - 1) .. N - clip_length`` and clamped to 0, so the video start is drawn in
 proportion to the outputs only it can teach. Validation serves whole videos.
 
+Batches pad clips to the longest of the batch. With ``group_by_length`` (for whole videos of
+mixed lengths) each batch takes clips of similar length -- the lengths sorted with random
+jitter, cut into batches, the batches shuffled -- so little compute goes into padding and few
+black padding frames reach the encoder's batch-norm statistics.
+
 Labels per sample: the step class (``orstream.labels.step_code_to_class``), the instrument
 multi-hot over 19 classes (0 = none visible), and whether the instruments are known: out of
 patient frames (instrument code -1) have no instrument truth, so they do not count in the
 instrument loss, as the PitVis instrument metric leaves them out too.
+:meth:`PitVisDataModule.instrument_frequencies` gives the training set's per-class positive
+rate over those known frames (the training module weights the rare instruments' BCE with it).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from orstream.errors import OrstreamError
 from orstream.labels import NUM_INSTRUMENT_CLASSES, step_code_to_class
@@ -204,10 +212,17 @@ class TrainClips(Dataset[dict[str, Tensor]]):
     def __len__(self) -> int:
         return len(self.videos) * self.clips_per_video
 
+    def _clip_length(self, video: PitVisVideo) -> int:
+        return len(video) if self.clip_length is None else min(self.clip_length, len(video))
+
+    def lengths(self) -> list[int]:
+        """Samples in the clip of each index."""
+        return [self._clip_length(self.videos[i % len(self.videos)]) for i in range(len(self))]
+
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         video = self.videos[index % len(self.videos)]
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
-        length = len(video) if self.clip_length is None else min(self.clip_length, len(video))
+        length = self._clip_length(video)
         lowest = -(self.receptive_field - 1)
         start = max(0, int(torch.randint(lowest, len(video) - length + 1, (), generator=generator)))
         window = slice(start, start + length)
@@ -251,6 +266,32 @@ class ValVideos(Dataset[dict[str, Any]]):
         }
 
 
+class SimilarLengthBatches(Sampler[list[int]]):
+    """Batches of dataset indices whose items have similar lengths, in random order.
+
+    Each epoch the lengths are scaled by a random factor in ``1 +- jitter`` (so batches are not
+    the same every epoch), sorted, cut into batches of ``batch_size``, and the batches shuffled.
+    Randomness comes from torch's global generator (``seed_everything`` fixes it).
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, jitter: float = 0.2) -> None:
+        if batch_size < 1:
+            raise OrstreamError(f"batch_size must be at least 1, got {batch_size}")
+        self.lengths = torch.tensor(lengths, dtype=torch.float64)
+        self.batch_size = batch_size
+        self.jitter = jitter
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        noise = torch.rand(len(self.lengths), dtype=torch.float64) * 2.0 - 1.0
+        order = (self.lengths * (1.0 + self.jitter * noise)).argsort().tolist()
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for index in torch.randperm(len(batches)).tolist():
+            yield batches[index]
+
+
 def pad_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack samples, padding shorter ones at the end (masked out of the loss; causal outputs
     before the padding do not see it)."""
@@ -287,6 +328,8 @@ class PitVisDataModule(L.LightningDataModule):
         clip_length: samples per training clip; ``None`` trains on whole videos.
         clips_per_video: training clips drawn per video and epoch.
         batch_size: training clips per batch (validation takes one whole video at a time).
+        group_by_length: batch training clips of similar length together (whole videos of
+            mixed lengths); otherwise batches are drawn uniformly.
         num_workers: DataLoader worker processes.
         augment: light colour / crop / flip augmentation of training clips.
         disk_cache: keep decoded frames in ``<root>/.orstream_cache`` between runs.
@@ -307,6 +350,7 @@ class PitVisDataModule(L.LightningDataModule):
         clip_length: int | None = None,
         clips_per_video: int = 1,
         batch_size: int = 1,
+        group_by_length: bool = False,
         num_workers: int = 0,
         augment: bool = True,
         disk_cache: bool = True,
@@ -328,6 +372,7 @@ class PitVisDataModule(L.LightningDataModule):
         self.clip_length = clip_length
         self.clips_per_video = clips_per_video
         self.batch_size = batch_size
+        self.group_by_length = group_by_length
         self.num_workers = num_workers
         self.augment = augment
         self.disk_cache = disk_cache
@@ -397,6 +442,18 @@ class PitVisDataModule(L.LightningDataModule):
             "val_phantom": phantom_metadata(self.val_root) if self.val_root is not None else None,
         }
 
+    def instrument_frequencies(self) -> np.ndarray:
+        """float64 [19]: per instrument class, the fraction of training samples with known
+        instruments (inside the patient) that show it."""
+        if not self.train_data:
+            raise OrstreamError("instrument frequencies need the training data (call setup)")
+        known = np.concatenate(
+            [video.instrument_hot[video.instrument_known] for video in self.train_data]
+        )
+        if not len(known):
+            raise OrstreamError(f"{self.root}: no training sample has instrument labels")
+        return known.mean(axis=0, dtype=np.float64)
+
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         clips = TrainClips(
             self.train_data,
@@ -405,14 +462,15 @@ class PitVisDataModule(L.LightningDataModule):
             self.clips_per_video,
             self.augment,
         )
-        return DataLoader(
-            clips,
-            batch_size=self.batch_size,
-            shuffle=True,
-            num_workers=self.num_workers,
-            collate_fn=pad_collate,
-            persistent_workers=self.num_workers > 0,
-        )
+        common: dict[str, Any] = {
+            "num_workers": self.num_workers,
+            "collate_fn": pad_collate,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if self.group_by_length:
+            batches = SimilarLengthBatches(clips.lengths(), self.batch_size)
+            return DataLoader(clips, batch_sampler=batches, **common)
+        return DataLoader(clips, batch_size=self.batch_size, shuffle=True, **common)
 
     def val_dataloader(self) -> DataLoader[dict[str, Any]]:
         return DataLoader(
