@@ -19,6 +19,7 @@ flowing. A source that fails or ends stops the run; whatever was inferred is kep
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,7 @@ from orstream.streams.source import Source
 log = logging.getLogger(__name__)
 
 
+SAMPLE_SLACK_NS = 1_000_000
 DEFAULT_FPS = 30.0
 """Frame rate given to sinks when the source does not say its own."""
 
@@ -141,6 +143,7 @@ class EdgeRuntime:
         self.source_rate = RateMeter()
         self.frames_in = 0
         self.frames_out = 0
+        self.frames_stale = 0
         self.source_state = "starting"
         self.source_error = ""
         self.model_state = "serving" if model is not None else ""
@@ -234,7 +237,9 @@ class EdgeRuntime:
                     continue
                 if first_pts is None or frame.discontinuity:
                     first_pts, next_sample = frame.pts_ns, 0
-                sample = round((frame.pts_ns - first_pts) * self.model.rate_hz / 1e9)
+                # Sample k is the first frame at or after k / rate (1 ms slack for pts rounding).
+                elapsed_ns = frame.pts_ns - first_pts + SAMPLE_SLACK_NS
+                sample = math.floor(elapsed_ns * self.model.rate_hz / 1e9)
                 if sample >= next_sample:
                     next_sample = sample + 1
                     self.inference_port.put(frame)
@@ -290,7 +295,9 @@ class EdgeRuntime:
             start = time.monotonic_ns()
             shown = frame
             if self.overlay is not None:
-                image = self.overlay.draw(np.asarray(frame.image), self._context(frame, False))
+                context = self._context(frame, False)
+                self.frames_stale += context.stale
+                image = self.overlay.draw(np.asarray(frame.image), context)
                 shown = replace(frame, image=image)
                 self.overlay_meter.record_since(start)
             for sink, meter in zip(self.sinks, self.sink_meters, strict=True):
