@@ -28,8 +28,7 @@ class Overlay:
 
     @classmethod
     def default(cls) -> Overlay:
-        """The operating-room overlay: timeline, step, instruments, out-of-patient banner, HUD,
-        and the STALE and NO SIGNAL markers on top."""
+        """The operating-room overlay, with the STALE and NO SIGNAL markers drawn last, on top."""
         return cls(
             [
                 TimelineAnnotator(),
