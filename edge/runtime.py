@@ -359,7 +359,7 @@ class EdgeRuntime:
             timeline=timeline,
             frame_pts_ns=frame.pts_ns,
             fps=self.video_rate.rate(),
-            latency_ms=latest.latency_ms if latest is not None else 0.0,
+            latency_ms=latest.latency_ms if latest is not None else math.nan,
             no_signal=no_signal,
         )
 
