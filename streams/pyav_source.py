@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +23,21 @@ class PyAVSource:
         realtime: release frame ``i`` no earlier than its pts after the first frame (the pace
             a live feed of this file would have); otherwise as fast as frames decode.
         stream_id: the ``stream_id`` of every frame.
+
+    Attributes:
+        uri: the file's path.
+        live: always False: a file waits for its consumer.
     """
+
+    live = False
 
     def __init__(self, path: Path | str, realtime: bool = False, stream_id: str = "file") -> None:
         self.path = Path(path)
         self.info: VideoInfo = probe_video(self.path)
         self.realtime = realtime
         self.stream_id = stream_id
+        self.uri = str(self.path)
+        self._closed = threading.Event()
 
     def frames(self, wanted: set[int] | None = None) -> Iterator[Frame]:
         """Every frame in order, or only the indices in ``wanted`` (others are decoded, not
@@ -43,6 +52,8 @@ class PyAVSource:
                 stream.thread_type = "AUTO"
                 time_base = stream.time_base
                 for index, decoded in enumerate(container.decode(stream)):
+                    if self._closed.is_set():
+                        return
                     if wanted is not None and index not in wanted:
                         continue
                     pts_ns = (
@@ -66,3 +77,7 @@ class PyAVSource:
                     )
         except av.error.FFmpegError as error:
             raise OrstreamError(f"{self.path}: decoding failed ({error})") from None
+
+    def close(self) -> None:
+        """Stop: a running ``frames()`` returns before its next frame."""
+        self._closed.set()

@@ -10,6 +10,7 @@ clock, and the ground truth of every frame handed out can be looked up by its in
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -61,7 +62,13 @@ class PhantomSource:
         loop: start the case again at its end (the first frame of each new pass is marked
             as a discontinuity); otherwise the source ends with the case.
         stream_id: the ``stream_id`` of every frame.
+
+    Attributes:
+        uri: the ``phantom://`` URI that opens this case again.
+        live: always True: frames come at the case's own pace (or are dropped).
     """
+
+    live = True
 
     def __init__(
         self,
@@ -86,6 +93,11 @@ class PhantomSource:
         self.paced = paced
         self.loop = loop
         self.stream_id = stream_id
+        self.uri = (
+            f"phantom://?seed={seed}&video={video}&seconds={seconds}&difficulty={difficulty}"
+            f"&width={width}&height={height}&fps={fps:g}" + ("&loop=1" if loop else "")
+        )
+        self._closed = threading.Event()
         self.dropped = 0
         self.truth: FrameTruth | None = None
         self._history: OrderedDict[int, FrameTruth] = OrderedDict()
@@ -115,7 +127,7 @@ class PhantomSource:
         index = 0
         last_pass = 0
         while end is None or index < end:
-            if not self.loop and index >= total:
+            if self._closed.is_set() or (not self.loop and index >= total):
                 return
             if self.paced:
                 due = start_ns + self.pts_ns(index)
@@ -148,6 +160,10 @@ class PhantomSource:
 
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
+
+    def close(self) -> None:
+        """Stop: a running ``frames()`` returns before its next frame."""
+        self._closed.set()
 
     def _remember(self, truth: FrameTruth) -> None:
         self.truth = truth
