@@ -1,0 +1,1 @@
+"""The ``orstream`` proto package tree (generated modules live under ``v1``)."""
