@@ -1,0 +1,94 @@
+"""Conversion between orstream's core result types and their ``orstream.v1`` messages.
+
+The only place that knows both sides: servers send what these functions make, clients read
+results back into the core types. Messages carry readable names beside the PitVis codes for
+clients in other languages; reading a message back uses the codes only.
+"""
+
+from __future__ import annotations
+
+from orstream.labels import INSTRUMENTS
+from orstream.proto.orstream.v1 import results_pb2
+from orstream.results import FrameResult, InstrumentResult, StepResult, step_name
+from orstream.step_timeline import StepSegment
+
+
+def result_to_proto(result: FrameResult) -> results_pb2.FrameResult:
+    """The message of a frame result."""
+    message = results_pb2.FrameResult(
+        stream_id=result.stream_id,
+        index=result.index,
+        pts_ns=result.pts_ns,
+        capture_ns=result.capture_ns,
+        produced_ns=result.produced_ns,
+        models=result.models,
+        stale=result.stale,
+    )
+    if result.step is not None:
+        message.step.CopyFrom(
+            results_pb2.StepResult(
+                code=result.step.code, name=result.step.name, confidence=result.step.confidence
+            )
+        )
+    if result.instruments is not None:
+        slot1, slot2 = result.instruments.slots
+        message.instruments.CopyFrom(
+            results_pb2.InstrumentResult(
+                slot1=slot1,
+                slot2=slot2,
+                present=[
+                    results_pb2.InstrumentPresence(
+                        code=code, name=INSTRUMENTS[code], probability=probability
+                    )
+                    for code, probability in result.instruments.present
+                ],
+            )
+        )
+    return message
+
+
+def result_from_proto(message: results_pb2.FrameResult) -> FrameResult:
+    """The frame result a message carries."""
+    step = None
+    if message.HasField("step"):
+        step = StepResult(code=message.step.code, confidence=message.step.confidence)
+    instruments = None
+    if message.HasField("instruments"):
+        instruments = InstrumentResult(
+            slots=(message.instruments.slot1, message.instruments.slot2),
+            present=tuple((p.code, p.probability) for p in message.instruments.present),
+        )
+    return FrameResult(
+        stream_id=message.stream_id,
+        index=message.index,
+        pts_ns=message.pts_ns,
+        capture_ns=message.capture_ns,
+        produced_ns=message.produced_ns,
+        models=tuple(message.models),
+        step=step,
+        instruments=instruments,
+        stale=message.stale,
+    )
+
+
+def segment_to_proto(segment: StepSegment) -> results_pb2.StepSegment:
+    """The message of a step segment."""
+    return results_pb2.StepSegment(
+        code=segment.code,
+        name=step_name(segment.code),
+        start_index=segment.start_index,
+        end_index=segment.end_index,
+        start_pts_ns=segment.start_pts_ns,
+        end_pts_ns=segment.end_pts_ns,
+    )
+
+
+def segment_from_proto(message: results_pb2.StepSegment) -> StepSegment:
+    """The step segment a message carries."""
+    return StepSegment(
+        code=message.code,
+        start_index=message.start_index,
+        end_index=message.end_index,
+        start_pts_ns=message.start_pts_ns,
+        end_pts_ns=message.end_pts_ns,
+    )
