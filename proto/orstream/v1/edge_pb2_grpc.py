@@ -64,7 +64,9 @@ class EdgeServiceServicer:
     def Subscribe(self, request, context):
         """Live results as the runtime produces them, until the client cancels or the server stops.
         Each subscriber has a bounded buffer that drops its oldest results when the subscriber
-        reads too slowly; SubscribeResponse.dropped counts them.
+        reads too slowly; SubscribeResponse.dropped counts them. The server sends the response
+        headers once the subscription is in place: every result published after they arrive is
+        delivered (or counted as dropped).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
