@@ -17,9 +17,12 @@ frame, so for a file it is the file's timestamps. ``discontinuity`` is set on a 
 GStreamer flags DISCONT (after packet loss or a reconnect), whose pts goes backwards, or that
 follows a gap of more than a second.
 
-A file cut short (a truncated MP4) is played as far as it decodes; at its end ``frames()``
-raises an :class:`OrstreamError` saying how much of the stated length was there, so a damaged
-recording never passes for a complete one.
+A file is checked with :func:`~orstream.streams.video_file.probe_video` when the source is
+made, so a missing, non-video, damaged or truncated file (an MP4 cut short, with or without its
+index) fails at once with one clear line, before any frame, exactly as with the PyAV source.
+GStreamer alone cannot promise that: its demuxer may stop on such a file without any error
+reaching the bus (the error is swallowed while the decoder is still being set up), and the
+source would only see that no frame came.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from orstream.errors import OrstreamError
 from orstream.streams.frame import Frame
 from orstream.streams.gst_init import Gst, drain_bus, error_line, require_elements
 from orstream.streams.open_source import uri_params
+from orstream.streams.video_file import VideoInfo, probe_video
 
 GST_SCHEMES = ("file", "rtsp", "udp", "v4l2", "videotestsrc")
 """URI schemes :class:`GstSource` plays (a plain path is a file)."""
@@ -74,8 +78,12 @@ class GstSource:
         open_timeout_s: how long ``frames()`` waits for the first frame before it fails.
         stall_timeout_s: how long a live source may deliver nothing before ``frames()`` fails.
 
+    Attributes:
+        info: what :func:`probe_video` found in a file (None for live sources).
+
     Raises:
-        OrstreamError: the URI is malformed, names an unknown scheme, a missing file or device.
+        OrstreamError: the URI is malformed or names an unknown scheme, a missing device, or a
+            file that is missing, not a video, damaged or truncated.
     """
 
     def __init__(
@@ -94,6 +102,7 @@ class GstSource:
         self._plan = _plan(self.uri)
         self.live = self._plan.live
         self.name = self._plan.name
+        self.info: VideoInfo | None = probe_video(self.name) if not self.live else None
         self._closed = threading.Event()
         self._no_video = threading.Event()
         self._lock = threading.Lock()
@@ -111,7 +120,7 @@ class GstSource:
 
         Raises:
             OrstreamError: the source cannot be opened or played, delivers nothing within
-                ``open_timeout_s``, stalls (live), or is truncated (files).
+                ``open_timeout_s``, or (live) stalls for ``stall_timeout_s``.
         """
         if self._closed.is_set():
             return
@@ -178,7 +187,7 @@ class GstSource:
                 raise OrstreamError(f"{self.name}: cannot start")
             raise self._error(error, pipeline, 0)
         started_ns = last_ns = time.monotonic_ns()
-        first_pts = previous_pts = end_pts = 0
+        first_pts = previous_pts = 0
         index = 0
         while not self._closed.is_set():
             error, _ = drain_bus(bus)
@@ -197,7 +206,6 @@ class GstSource:
                         raise self._error(error, pipeline, index)
                     if index == 0:
                         raise OrstreamError(f"{self.name}: the stream ended without a frame")
-                    self._check_complete(pipeline, end_pts - first_pts)
                     return
                 if index == 0 and now_ns - started_ns > self.open_timeout_s * 1e9:
                     raise OrstreamError(
@@ -217,8 +225,6 @@ class GstSource:
                 or pts < previous_pts
                 or pts - previous_pts > GAP_NS
             )
-            timed = buffer.duration != Gst.CLOCK_TIME_NONE
-            end_pts = pts + buffer.duration if timed else pts
             yield Frame(
                 image=_rgb_image(sample, buffer),
                 pts_ns=pts - first_pts,
@@ -231,28 +237,13 @@ class GstSource:
             last_ns = now_ns
             index += 1
 
-    def _check_complete(self, pipeline: Gst.Pipeline, played_ns: int) -> None:
-        """A file that ends well before its stated duration is truncated."""
-        if self.live:
-            return
-        known, duration = pipeline.query_duration(Gst.Format.TIME)
-        if known and duration > 0 and played_ns < duration - GAP_NS // 2:
-            raise OrstreamError(
-                f"{self.name}: truncated: frames reach {played_ns / 1e9:.2f} s "
-                f"of a stated {duration / 1e9:.2f} s"
-            )
-
     def _error(self, message: Gst.Message, pipeline: Gst.Pipeline, index: int) -> OrstreamError:
         """One clear line for an ERROR message from the pipeline."""
         text = error_line(message)
-        error, _ = message.parse_error()
-        if index == 0:
-            if error.matches(Gst.StreamError.quark(), Gst.StreamError.TYPE_NOT_FOUND):
-                return OrstreamError(f"{self.name}: not a video file or stream ({text})")
-            # Streams nobody links stop with not-linked; it can come before no-more-pads.
-            video_pad = pipeline.get_by_name("convert").get_static_pad("sink")
-            if "not-linked" in text and not video_pad.is_linked():
-                return OrstreamError(f"{self.name}: has no video stream")
+        # Streams nobody links stop with not-linked, which can come before no-more-pads.
+        video_pad = pipeline.get_by_name("convert").get_static_pad("sink")
+        if index == 0 and "not-linked" in text and not video_pad.is_linked():
+            return OrstreamError(f"{self.name}: has no video stream")
         return OrstreamError(f"{self.name}: {text}")
 
 
@@ -313,10 +304,6 @@ def _plan(uri: str) -> _Plan:
     scheme = parts.scheme.lower()
     if scheme in ("", "file"):
         path = Path(unquote(parts.path) if scheme == "file" else uri).expanduser().resolve()
-        if not path.exists():
-            raise OrstreamError(f"{path}: no such file")
-        if path.is_dir():
-            raise OrstreamError(f"{path}: is a directory, not a video file")
         settings: dict[str, dict[str, object]] = {"decode": {"uri": path.as_uri()}}
         return _Plan("uridecodebin name=decode", True, settings, False, str(path))
     if scheme == "rtsp":
