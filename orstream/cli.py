@@ -34,6 +34,7 @@ GROUP_HELP = {
     "eval": "score predictions",
     "export": "export trained models to deployable packages",
     "edge": "the live runtime: feeds -> models -> overlays, recording, gRPC",
+    "client": "query a running edge runtime over gRPC",
 }
 
 COMMANDS: tuple[Command, ...] = (
@@ -71,6 +72,21 @@ COMMANDS: tuple[Command, ...] = (
         ("bench", "runtime"),
         "orstream.edge.bench_runtime_command",
         "measure the runtime: per-stage and frame-to-result latency, throughput vs decode",
+    ),
+    Command(
+        ("client", "status"),
+        "orstream.edge.client.status_command",
+        "show an edge runtime's sources, models, latencies and drops",
+    ),
+    Command(
+        ("client", "subscribe"),
+        "orstream.edge.client.subscribe_command",
+        "print an edge runtime's live results, one line each",
+    ),
+    Command(
+        ("client", "timeline"),
+        "orstream.edge.client.timeline_command",
+        "print the step segments of a stream so far",
     ),
     Command(
         ("demo",),

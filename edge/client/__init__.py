@@ -1,0 +1,1 @@
+"""``orstream client ...``: command-line clients of a running edge runtime's gRPC API."""
