@@ -67,6 +67,7 @@ class EdgeGrpcServer:
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
         self.port: int | None = None
+        self._stopped = False
 
     def start(self) -> int:
         """Listen and serve; returns the bound port.
@@ -75,8 +76,8 @@ class EdgeGrpcServer:
             OrstreamError: when the address cannot be bound, or reflection was asked for
                 without the grpcio-reflection package.
         """
-        if self._server is not None:
-            raise RuntimeError("the edge gRPC server was already started")
+        if self._server is not None or self._stopped:
+            raise RuntimeError("an edge gRPC server starts once")
         reflection = _reflection_module() if self._reflection else None
         executor = ThreadPoolExecutor(
             max_workers=self._max_subscribers + _UNARY_WORKERS, thread_name_prefix="edge-grpc"
@@ -123,6 +124,7 @@ class EdgeGrpcServer:
         subscriptions end cleanly, their clients see the end of the stream) before gRPC
         cancels them. Returns within about ``grace_s`` + 1 s.
         """
+        self._stopped = True
         self._health.enter_graceful_shutdown()
         server, executor = self._server, self._executor
         if server is None or executor is None:
