@@ -131,9 +131,7 @@ def test_subscribe_ends_when_the_server_stops(
     stopper.start()
     assert main(["client", "subscribe", "--address", address]) == 0
     stopper.join()
-    captured = capsys.readouterr()
-    assert "the server ended the subscription after" in captured.err
-    assert len(captured.out.splitlines()) > 0
+    assert "the server ended the subscription after" in capsys.readouterr().err
 
 
 def test_timeline(hub: ResultHub, address: str, capsys: pytest.CaptureFixture[str]) -> None:
