@@ -42,11 +42,8 @@ def require_elements(purpose: str, *names: str) -> None:
 
 
 def error_line(message: Gst.Message) -> str:
-    """An ERROR (or WARNING) message as one line: GStreamer's text and its most useful detail."""
-    if message.type == Gst.MessageType.WARNING:
-        error, debug = message.parse_warning()
-    else:
-        error, debug = message.parse_error()
+    """An ERROR message as one line: GStreamer's text and its most useful detail."""
+    error, debug = message.parse_error()
     text = error.message.strip().rstrip(".")
     # The debug string starts with source locations; its last line is the human-readable cause.
     detail = (debug or "").strip().splitlines()[-1:] or [""]
@@ -56,16 +53,13 @@ def error_line(message: Gst.Message) -> str:
     return text
 
 
-def drain_bus(bus: Gst.Bus) -> tuple[Gst.Message | None, bool]:
-    """Pop every pending bus message; return the first ERROR (or None) and whether EOS came."""
+def drain_bus(bus: Gst.Bus) -> Gst.Message | None:
+    """Pop every pending bus message; return the first ERROR among them (or None)."""
     error: Gst.Message | None = None
-    eos = False
     while (message := bus.pop()) is not None:
         if message.type == Gst.MessageType.ERROR and error is None:
             error = message
-        elif message.type == Gst.MessageType.EOS:
-            eos = True
-    return error, eos
+    return error
 
 
 def rtsp_server_module() -> ModuleType:

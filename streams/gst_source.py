@@ -27,7 +27,6 @@ source would only see that no frame came.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -60,8 +59,6 @@ GAP_NS = 1_000_000_000
 
 RTSP_LATENCY_MS = 100
 """Jitter-buffer latency for RTSP and RTP: enough for a LAN, small for a live display."""
-
-_HOST = re.compile(r"^[A-Za-z0-9.\-:]+$")
 
 
 class GstSource:
@@ -182,7 +179,7 @@ class GstSource:
         bus = pipeline.get_bus()
         sink = pipeline.get_by_name("sink")
         if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-            error, _ = drain_bus(bus)
+            error = drain_bus(bus)
             if error is None:
                 raise OrstreamError(f"{self.name}: cannot start")
             raise self._error(error, pipeline, 0)
@@ -190,7 +187,7 @@ class GstSource:
         first_pts = previous_pts = 0
         index = 0
         while not self._closed.is_set():
-            error, _ = drain_bus(bus)
+            error = drain_bus(bus)
             if error is not None:
                 raise self._error(error, pipeline, index)
             if self._no_video.is_set():
@@ -201,7 +198,7 @@ class GstSource:
                 if self._closed.is_set():
                     return
                 if sink.is_eos():
-                    error, _ = drain_bus(bus)
+                    error = drain_bus(bus)
                     if error is not None:
                         raise self._error(error, pipeline, index)
                     if index == 0:
@@ -335,7 +332,7 @@ def _udp_plan(uri: str) -> _Plan:
         port = parts.port
     except ValueError:
         port = None
-    if not parts.hostname or not port or not _HOST.match(parts.hostname):
+    if not parts.hostname or not port:
         raise OrstreamError(f"{uri}: a UDP source needs udp://HOST:PORT (e.g. udp://0.0.0.0:5000)")
     payload = uri_params(uri, {"payload": int}).get("payload", 96)
     caps = (

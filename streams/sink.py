@@ -79,9 +79,10 @@ class AppSrcSink:
 
     Args:
         name: the sink's name (errors start with it).
-        tail: the pipeline after the appsrc (``gst-launch`` syntax); user-given strings are set
-            afterwards with :meth:`set_property`-style ``settings``.
-        settings: element name -> properties to set on elements of ``tail`` before playing.
+        tail: the pipeline after the appsrc (``gst-launch`` syntax).
+        settings: element name -> properties set on elements of ``tail`` before playing; paths
+            and other user-given strings go here rather than into ``tail``, so no quoting can
+            break it.
         width: frame width.
         height: frame height.
         fps: nominal frame rate (caps and frame duration).
@@ -149,7 +150,7 @@ class AppSrcSink:
             self._last_pts = pts
             buffer.pts = pts
             buffer.duration = self.frame_ns or Gst.CLOCK_TIME_NONE
-            error, _ = drain_bus(self._bus)
+            error = drain_bus(self._bus)
             if error is not None:
                 self._fail_with(error)
             if self._src.push_buffer(buffer) != Gst.FlowReturn.OK:
@@ -179,7 +180,7 @@ class AppSrcSink:
             self._pipeline.set_state(Gst.State.NULL)
 
     def _fail(self, what: str) -> None:
-        error, _ = drain_bus(self._bus)
+        error = drain_bus(self._bus)
         if error is not None:
             self._fail_with(error)
         self._pipeline.set_state(Gst.State.NULL)
