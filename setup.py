@@ -32,7 +32,7 @@ setup(
     package_dir=PARTS,
     packages=_packages(),
     package_data={
-        "": ["*.yaml", "*.json", "*.proto", "*.onnx", "*.csv", "py.typed"],
+        "": ["*.yaml", "*.json", "*.proto", "*.pyi", "*.onnx", "*.csv", "py.typed"],
         "orstream.edge": ["packages/*/*.json", "packages/*/*.onnx", "packages/*/*.md"],
         "orstream.training": ["configs/*.yaml"],
     },

@@ -23,7 +23,7 @@ ALLOWED = {
     "training": {"orstream", "streams", "training"},
     "export": {"orstream", "streams", "edge", "training", "export"},
     "server": {"orstream", "training", "server", "proto"},
-    "proto": {"proto"},
+    "proto": {"orstream", "proto"},
 }
 EDGE_FORBIDDEN_LIBRARIES = {"torch", "lightning", "pytorch_lightning", "timm", "torchvision"}
 
