@@ -1,0 +1,131 @@
+"""The edge runtime end to end with real parts: GStreamer, ONNX Runtime, gRPC on loopback."""
+
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from orstream.edge.backends import create_backend
+from orstream.edge.build_runtime import build_runtime
+from orstream.edge.edge_config import parse_config
+from orstream.edge.grpc_server import EdgeGrpcServer
+from orstream.edge.overlay import Overlay
+from orstream.edge.result_hub import ResultHub
+from orstream.edge.runtime import EdgeRuntime, PortSettings, RuntimeSettings, SinkSpec
+from orstream.edge.workflow_model import WorkflowModel
+from orstream.model_package import ModelPackage, load_package
+from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+from orstream.streams.memory_sink import MemorySink
+from orstream.streams.phantom.source import PhantomSource
+from orstream.streams.phantom.writer import PhantomSpec, write_dataset
+from orstream.streams.video_file import probe_video
+
+SECONDS = 6
+
+
+@pytest.fixture(scope="module")
+def phantom_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runtime_phantom")
+    write_dataset(PhantomSpec(1, SECONDS, seed=5, width=320, height=180, fps=12.0), out)
+    return out / "videos" / "video_01.mp4"
+
+
+def _subscribe_all(port: int, received: list, ready: threading.Event) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = edge_pb2_grpc.EdgeServiceStub(channel)
+        stream = stub.Subscribe(edge_pb2.SubscribeRequest())
+        stream.initial_metadata()  # the server sends it once the subscription is in place
+        ready.set()
+        for response in stream:
+            received.append(response.result)
+
+
+def test_file_through_runtime_to_a_grpc_client_and_a_recording(
+    phantom_mp4: Path, random_workflow_package: Path, tmp_path: Path
+) -> None:
+    hub = ResultHub()
+    record = tmp_path / "overlay.mp4"
+    config = parse_config(
+        {
+            "source": {"uri": str(phantom_mp4), "stream_id": "case"},
+            "model": {"package": str(random_workflow_package), "rate_hz": 4},
+            "record": {"path": str(record)},
+            "results": {"dir": str(tmp_path / "results")},
+        },
+        "test",
+    )
+    runtime = build_runtime(config, hub)
+    server = EdgeGrpcServer(hub, runtime.status, address="127.0.0.1:0")
+    port = server.start()
+    received: list = []
+    ready = threading.Event()
+    client = threading.Thread(target=_subscribe_all, args=(port, received, ready))
+    client.start()
+    assert ready.wait(10)
+    runtime.run()
+    server.stop(2.0)
+    hub.close()
+    client.join(10)
+
+    status = runtime.status()
+    frames = probe_video(phantom_mp4).frame_count
+    assert status.video_frames_in == status.video_frames_out == frames
+    inferred = status.models[0].inferred
+    assert inferred == SECONDS * 4  # a 4 Hz model on a 6 s file, none skipped off a file
+    assert len(received) == inferred
+    indices = [r.index for r in received]
+    pts = [r.pts_ns for r in received]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert pts == sorted(pts)
+    assert all(r.stream_id == "case" and r.HasField("step") for r in received)
+    assert probe_video(record).frame_count == frames  # every source frame was recorded
+    assert (tmp_path / "results" / "steps" / "video_01.csv").is_file()
+
+
+class SlowBackend:
+    """A real ONNX Runtime backend that takes ``delay_s`` longer per call."""
+
+    def __init__(self, package: ModelPackage, delay_s: float) -> None:
+        self.inner = create_backend(["onnxruntime"], package)
+        self.name = "slow-onnxruntime"
+        self.delay_s = delay_s
+
+    def load(self, package: ModelPackage, device: str = "cpu") -> None:
+        self.inner.load(package, device)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(self.delay_s)
+        return self.inner.infer(inputs)
+
+
+def test_a_model_ten_times_too_slow_leaves_the_video_at_full_rate(
+    random_workflow_package: Path,
+) -> None:
+    package = load_package(random_workflow_package)
+    rate_hz = 4.0
+    model = WorkflowModel(package, SlowBackend(package, 10 / rate_hz), rate_hz)
+    source = PhantomSource(seed=3, seconds=5, width=320, height=180, fps=24.0, paced=True)
+    sink = MemorySink(keep_images=False)
+    runtime = EdgeRuntime(
+        source,
+        model=model,
+        overlay=Overlay.default(),
+        sinks=[SinkSpec("memory", lambda w, h, fps: sink)],
+        settings=RuntimeSettings(
+            video_port=PortSettings(24, "drop_oldest"), inference_port=PortSettings(1, "latest")
+        ),
+    )
+    runtime.run()
+    status = runtime.status()
+    assert status.video_frames_in == source.frame_count  # the live source never had to skip
+    assert status.video_frames_out == status.video_frames_in
+    assert len(sink.frames) == source.frame_count
+    assert source.dropped == 0
+    stages = {stage.name: stage for stage in status.stages}
+    assert stages["overlay"].dropped == 0
+    assert stages["inference"].dropped > 0  # the model only ever saw the latest frame
+    assert 1 <= status.models[0].inferred <= 3
+    assert runtime.frames_stale > 0  # the overlay said its result was old
