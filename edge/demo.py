@@ -1,32 +1,26 @@
-"""The demo's work: phantom case -> online workflow inference -> PitVis CSVs -> score."""
+"""The demo's work: a live phantom feed through the whole edge runtime, then the score."""
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from orstream.edge.backends import create_backend
-from orstream.edge.workflow_runner import WorkflowRunner
+from orstream.edge.edge_config import parse_config
+from orstream.edge.edge_session import describe_status, run_edge
 from orstream.errors import OrstreamError
 from orstream.eval_command import evaluate_pitvis, format_table
-from orstream.latency import LatencySummary
 from orstream.model_package import load_package
-from orstream.pitvis_csv import (
-    INSTRUMENTS_FOLDER,
-    STEPS_FOLDER,
-    read_annotations,
-    write_instrument_submission,
-    write_step_submission,
-)
-from orstream.streams.phantom.writer import PhantomSpec, write_dataset
-from orstream.streams.pyav_source import PyAVSource
+from orstream.pitvis_csv import Annotations, write_annotations, write_label_maps
+from orstream.streams.phantom.source import PhantomSource
 
 VIDEO = 1
+WIDTH, HEIGHT, FPS = 1280, 720, 24.0
 
 
 def _say(message: str) -> None:
@@ -43,61 +37,141 @@ def _phantom_seeds(data: Mapping[str, object]) -> set[int]:
     return seeds
 
 
+def _write_truth(source: PhantomSource, seconds: int, folder: Path) -> None:
+    """The case's PitVis annotations: each second labelled by the frame that starts it."""
+    steps = np.empty(seconds, np.int64)
+    slots = np.empty((seconds, 2), np.int64)
+    for second in range(seconds):
+        shown = source.renderer.render(round(second * source.fps))
+        steps[second] = shown.step
+        slots[second] = shown.slots
+    write_label_maps(folder)
+    write_annotations(
+        folder / "annotations" / f"annotations_{VIDEO:02d}.csv",
+        Annotations(VIDEO, np.arange(seconds, dtype=np.int64), steps, slots),
+    )
+
+
+class LoopbackSubscriber:
+    """A gRPC client of the demo's own API: counts the results ``Subscribe`` streams to it."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.last_index = -1
+        self.in_order = True
+        self.error = ""
+        self._thread: threading.Thread | None = None
+
+    def start(self, port: int) -> None:
+        """Subscribe (returns once the server has the subscription in place)."""
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(port, ready), name="demo-subscriber", daemon=True
+        )
+        self._thread.start()
+        ready.wait(10)
+
+    def _read(self, port: int, ready: threading.Event) -> None:
+        import grpc
+
+        from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stream = edge_pb2_grpc.EdgeServiceStub(channel).Subscribe(
+                    edge_pb2.SubscribeRequest()
+                )
+                stream.initial_metadata()
+                ready.set()
+                for response in stream:
+                    self.in_order &= response.result.index > self.last_index
+                    self.last_index = response.result.index
+                    self.received += 1
+        except grpc.RpcError as error:
+            self.error = f"{error.code().name}: {error.details()}"
+        finally:
+            ready.set()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(10)
+
+
 def run_demo(
-    out: Path, model: Path, seconds: int, seed: int, backend_name: str, summary: bool
+    out: Path, model: Path, seconds: int, seed: int, backend_name: str, grpc: str, summary: bool
 ) -> dict[str, object]:
     """Run the demo into ``out``; prints the report and returns the summary it describes."""
     started = time.monotonic()
     package = load_package(model)
     if seed in _phantom_seeds(package.card.training.data):
         raise OrstreamError(f"phantom seed {seed} made the training data of {model}; use another")
-    backend = create_backend([backend_name], package)
-    runner = WorkflowRunner(backend, package.card)
-
-    phantom = out / "phantom"
-    _say(f"rendering a {seconds} s phantom case (seed {seed}) into {phantom}")
-    write_dataset(
-        PhantomSpec(cases=1, seconds=seconds, seed=seed, first_video=VIDEO),
-        phantom,
-        overwrite=False,
+    out.mkdir(parents=True, exist_ok=True)
+    _say(f"preparing a fresh {seconds} s {WIDTH}x{HEIGHT} phantom case (seed {seed})")
+    source = PhantomSource(
+        seed=seed,
+        video=VIDEO,
+        seconds=seconds,
+        width=WIDTH,
+        height=HEIGHT,
+        fps=FPS,
+        paced=True,
+        stream_id="phantom",
     )
-    truth = read_annotations(phantom / "annotations" / f"annotations_{VIDEO:02d}.csv")
-
-    source = PyAVSource(phantom / "videos" / f"video_{VIDEO:02d}.mp4", stream_id="phantom")
-    sample_step = source.info.fps / package.card.clip.fps
-    wanted = {round(i * sample_step): i for i in range(len(truth.time))}
-    steps = np.empty(len(truth.time), np.int64)
-    slots = np.empty((len(truth.time), 2), np.int64)
-    latency_ms = []
-    _say(f"running {model.name} ({backend.name}) online over {len(wanted)} samples")
-    for frame in source.frames(set(wanted)):
-        prediction = runner(frame.image, frame.discontinuity)
-        latency_ms.append((time.monotonic_ns() - frame.capture_ns) / 1e6)
-        steps[wanted[frame.index]] = prediction.step
-        slots[wanted[frame.index]] = prediction.instruments
-
     predictions = out / "predictions"
-    name = f"video_{VIDEO:02d}.csv"
-    write_step_submission(predictions / STEPS_FOLDER / name, truth.time, steps)
-    write_instrument_submission(predictions / INSTRUMENTS_FOLDER / name, truth.time, slots)
-    report = evaluate_pitvis(phantom, predictions)
-    latency = LatencySummary.of(latency_ms)
-    print(format_table(report))
+    record = out / "overlay.mp4"
+    config = parse_config(
+        {
+            "source": {"uri": source.uri, "stream_id": "phantom"},
+            "model": {"package": str(model), "backends": [backend_name]},
+            "record": {"path": str(record)},
+            "grpc": {"address": grpc},
+            "results": {"dir": str(predictions), "video": VIDEO},
+        },
+        "demo",
+    )
+    _say(f"playing it live at {FPS:g} fps through {package.card.name} ({backend_name})")
+    subscriber = LoopbackSubscriber()
+    report = run_edge(config, source=source, on_serving=subscriber.start, say=_say)
+    subscriber.join()
+    status = report.status
+    truth = out / "phantom"
+    _write_truth(source, seconds, truth)
+    scores = evaluate_pitvis(truth, predictions)
+    latency = status.frame_to_result
+    dropped = {stage.name: stage.dropped for stage in status.stages}
+    print(format_table(scores))
+    print(describe_status(status))
     print(
-        f"step score {report.mean['step_score']:.3f} (online, {len(wanted)} samples at "
-        f"{package.card.clip.fps:g} fps); inference latency {latency.describe()}; "
+        f"step score {scores.mean['step_score']:.3f} (online, live at {FPS:g} fps); "
+        f"frame-to-result {latency.describe()}; video frames in {status.video_frames_in}, "
+        f"out {status.video_frames_out}, dropped per stage {dropped}; "
         f"wall {time.monotonic() - started:.0f} s"
     )
+    print(
+        f"gRPC: a loopback subscriber received {subscriber.received} results "
+        f"({'in order' if subscriber.in_order else 'OUT OF ORDER'})"
+        + (f", error {subscriber.error}" if subscriber.error else "")
+    )
+    print(f"overlay video: {record}; PitVis submissions: {predictions}")
     result: dict[str, object] = {
-        "step_score": report.mean["step_score"],
-        "step_f1": report.mean["step_f1"],
-        "step_edit": report.mean["step_edit"],
-        "instrument_f1": report.mean["instrument_f1"],
-        "latency_ms": latency.as_dict(),
-        "samples": len(wanted),
+        "step_score": scores.mean["step_score"],
+        "step_f1": scores.mean["step_f1"],
+        "step_edit": scores.mean["step_edit"],
+        "instrument_f1": scores.mean["instrument_f1"],
+        "p50": latency.p50,
+        "p99": latency.p99,
+        "p999": latency.p999,
+        "max": latency.max,
+        "results": latency.count,
+        "grpc_results_received": subscriber.received,
+        "video_frames_in": status.video_frames_in,
+        "video_frames_out": status.video_frames_out,
+        "frames_dropped": dropped,
         "model": str(model),
+        "backend": backend_name,
         "seed": seed,
         "seconds": seconds,
+        "wall_s": time.monotonic() - started,
     }
     if summary:
         (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")

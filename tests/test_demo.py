@@ -7,6 +7,7 @@ from pathlib import Path
 from orstream.labels import STEP_CODES
 from orstream.model_package import load_package
 from orstream.pitvis_csv import read_instrument_submission, read_step_submission
+from orstream.streams.video_file import probe_video
 
 SHIPPED = Path(__file__).resolve().parents[1] / "edge" / "packages" / "pitvis_workflow"
 
@@ -19,23 +20,33 @@ def test_shipped_package_is_valid_and_small() -> None:
     assert size < 20 * 2**20
 
 
-def test_demo_writes_results_and_summary(project_root: Path, tmp_path: Path) -> None:
+def test_demo_runs_live_and_writes_results_and_summary(project_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "demo"
+    seconds = 8
     result = subprocess.run(
-        [project_root / ".venv/bin/orstream", "demo", "--out", out, "--seconds", "12"],
+        [
+            project_root / ".venv/bin/orstream", "demo", "--out", out,
+            "--seconds", str(seconds), "--grpc", "127.0.0.1:0",
+        ],
         capture_output=True,
         text=True,
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert 0.0 <= summary["step_score"] <= 1.0
-    assert summary["samples"] == 12
-    assert set(summary["latency_ms"]) == {"count", "p50", "p99", "p999", "max"}
+    for key in ("p50", "p99", "p999", "max"):
+        assert summary[key] > 0
+    # Live at 24 fps: every frame the phantom camera delivered left the video path.
+    assert summary["video_frames_out"] == summary["video_frames_in"] == seconds * 24
+    assert summary["frames_dropped"]["overlay"] == 0
+    assert summary["results"] == seconds  # the 1 Hz model inferred one frame per second
+    assert summary["grpc_results_received"] == seconds
+    assert probe_video(out / "overlay.mp4").frame_count == seconds * 24
     time, steps = read_step_submission(out / "predictions" / "steps" / "video_01.csv")
-    assert list(time) == list(range(12))
+    assert list(time) == list(range(seconds))
     assert set(steps.tolist()) <= set(STEP_CODES)
     _, slots = read_instrument_submission(out / "predictions" / "instruments" / "video_01.csv")
-    assert slots.shape == (12, 2)
+    assert slots.shape == (seconds, 2)
     assert f"step score {summary['step_score']:.3f}" in result.stdout
 
 
