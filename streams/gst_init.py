@@ -8,9 +8,17 @@ themselves (:func:`drain_bus`), which also keeps unread messages from piling up.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from types import ModuleType
 
 import gi
+
+# libgstreamer links libunwind, whose _Unwind_* symbols then sit in the process's global scope;
+# libraries loaded later (torch's JIT) can bind to them instead of libgcc_s's, and their C++
+# exceptions abort the process. Loading libgcc_s globally first keeps its unwinder in front.
+if sys.platform.startswith("linux"):
+    ctypes.CDLL("libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstApp", "1.0")
