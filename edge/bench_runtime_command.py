@@ -1,11 +1,12 @@
 """``orstream bench runtime``: what the edge runtime costs, measured in one run.
 
 On one H.264 file (by default a fresh 1280x720 phantom case) it measures, back to back:
-decoding alone (``gst-launch-1.0 ... ! decodebin ! fakesink``), then the whole runtime
-(GStreamer source -> overlay -> H.264 recording, plus inference) with no model, with a null
-model (the model's pre-processing and plumbing, zero compute) and with the real model. It
-prints each run's throughput as a ratio of decode-only, the per-stage latencies and the
-frame-to-result latency percentiles of the real model, and the frames each stage dropped.
+decoding alone (``gst-launch-1.0 ... ! decodebin ! fakesink``), then the runtime flat out
+(GStreamer source -> RGB -> overlay) with no model, with a null model (the model's
+pre-processing and plumbing, zero compute), with the real model, and with the real model and
+H.264 recording; each run's throughput is printed as a ratio of decode-only. A last run plays
+the file at its own pace, as a live camera, with the model and recording: its per-stage
+latencies, frame-to-result percentiles and per-stage drops are what a live feed sees.
 """
 
 from __future__ import annotations
