@@ -20,7 +20,13 @@ def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _edge_run(project_root: Path, *args: object) -> subprocess.CompletedProcess[str]:
-    command = [str(project_root / ".venv/bin/orstream"), "edge", "run", "--no-grpc", *map(str, args)]
+    command = [
+        str(project_root / ".venv/bin/orstream"),
+        "edge",
+        "run",
+        "--no-grpc",
+        *map(str, args),
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
