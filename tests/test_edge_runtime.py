@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -16,8 +17,10 @@ from orstream.edge.overlay import Overlay
 from orstream.edge.result_hub import ResultHub
 from orstream.edge.runtime import EdgeRuntime, PortSettings, RuntimeSettings, SinkSpec
 from orstream.edge.workflow_model import WorkflowModel
+from orstream.errors import OrstreamError
 from orstream.model_package import ModelPackage, load_package
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+from orstream.streams.frame import Frame
 from orstream.streams.memory_sink import MemorySink
 from orstream.streams.phantom.source import PhantomSource
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
@@ -129,3 +132,84 @@ def test_a_model_ten_times_too_slow_leaves_the_video_at_full_rate(
     assert stages["inference"].dropped > 0  # the model only ever saw the latest frame
     assert 1 <= status.models[0].inferred <= 3
     assert runtime.frames_stale > 0  # the overlay said its result was old
+
+
+class FailingBackend(SlowBackend):
+    """Answers ``good_calls`` times, then fails as a broken accelerator would."""
+
+    def __init__(self, package: ModelPackage, good_calls: int) -> None:
+        super().__init__(package, 0.0)
+        self.calls_left = good_calls
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.calls_left == 0:
+            raise OrstreamError("backend: device lost")
+        self.calls_left -= 1
+        return self.inner.infer(inputs)
+
+
+def test_a_failing_model_turns_health_off_and_the_video_keeps_flowing(
+    random_workflow_package: Path,
+) -> None:
+    package = load_package(random_workflow_package)
+    model = WorkflowModel(package, FailingBackend(package, good_calls=3), rate_hz=8.0)
+    source = PhantomSource(seed=4, seconds=2, width=160, height=96, fps=24.0, paced=True)
+    sink = MemorySink(keep_images=False)
+    health: list[bool] = []
+    runtime = EdgeRuntime(
+        source,
+        model=model,
+        overlay=Overlay.default(),
+        sinks=[SinkSpec("memory", lambda w, h, fps: sink)],
+        on_health=health.append,
+    )
+    runtime.run()
+    status = runtime.status()
+    assert health[0] is True and health[-1] is False
+    assert False in health[1:-1]  # turned off when the model failed, before shutdown
+    assert status.models[0].state == "failed" and "device lost" in status.models[0].error
+    assert status.models[0].inferred == 3
+    assert len(sink.frames) == status.video_frames_in == source.frame_count
+
+
+class StallingSource:
+    """A live source that delivers a few frames, goes silent, then delivers a few more."""
+
+    stream_id = "stall"
+    uri = "test://stall"
+    live = True
+
+    def __init__(self, silence_s: float) -> None:
+        self.silence_s = silence_s
+
+    def frames(self) -> Iterator[Frame]:
+        image = np.full((96, 160, 3), 90, np.uint8)
+        for index in range(10):
+            if index == 5:
+                time.sleep(self.silence_s)
+            yield Frame(image, index * 40_000_000, time.monotonic_ns(), index, self.stream_id)
+            time.sleep(0.04)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_silent_source_shows_no_signal_on_displays_only() -> None:
+    display = MemorySink()
+    recording = MemorySink()
+    runtime = EdgeRuntime(
+        StallingSource(silence_s=1.0),
+        overlay=Overlay.default(),
+        sinks=[
+            SinkSpec("record", lambda w, h, fps: recording),
+            SinkSpec("display", lambda w, h, fps: display, display=True),
+        ],
+        settings=RuntimeSettings(no_signal_after_ms=300),
+    )
+    runtime.run()
+    assert len(recording.frames) == 10  # the recording holds source frames only
+    repeats = len(display.frames) - 10
+    assert 2 <= repeats <= 4  # about every 300 ms of the 1 s silence
+    no_signal = display.frames[5]  # the first repeat, drawn over the 5th frame's picture
+    assert no_signal.index == 4
+    assert not np.array_equal(no_signal.image, display.frames[4].image)
