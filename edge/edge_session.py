@@ -64,10 +64,15 @@ def _progress(runtime: EdgeRuntime, stop: threading.Event, say: Callable[[str], 
         latest = runtime.latest
         step = f", step {step_name(latest.step.code)}" if latest and latest.step else ""
         latency = status.frame_to_result
+        results = (
+            f", frame-to-result p50 {latency.p50:.1f} ms p99 {latency.p99:.1f} ms"
+            if latency.count
+            else ""
+        )
         say(
             f"{status.uptime_s:5.0f} s: {status.video_frames_in} frames in, "
-            f"{status.video_frames_out} out, video {runtime.video_rate.rate():.1f} fps{step}, "
-            f"frame-to-result p50 {latency.p50:.1f} ms p99 {latency.p99:.1f} ms"
+            f"{status.video_frames_out} out, video {runtime.video_rate.rate():.1f} fps{step}"
+            f"{results}"
         )
 
 
