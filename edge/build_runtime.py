@@ -7,7 +7,7 @@ from typing import Any
 
 from orstream.edge.backends import create_backend
 from orstream.edge.edge_config import EdgeConfig, PortConfig
-from orstream.edge.overlay import Overlay
+from orstream.edge.overlay import HudAnnotator, NoSignalMarker, Overlay
 from orstream.edge.pitvis_results import PitvisResultsWriter, video_number_of
 from orstream.edge.result_hub import ResultHub
 from orstream.edge.runtime import EdgeRuntime, PortSettings, RuntimeSettings, SinkSpec
@@ -45,6 +45,13 @@ def sink_specs(config: EdgeConfig) -> list[SinkSpec]:
     if config.display.enabled:
         specs.append(SinkSpec("display", lambda w, h, fps: DisplaySink(w, h), display=True))
     return specs
+
+
+def _overlay(config: EdgeConfig, with_model: bool) -> Overlay | None:
+    """The OR overlay; without a model only the HUD and NO SIGNAL (no AI panels to mislead)."""
+    if not config.overlay.enabled:
+        return None
+    return Overlay.default() if with_model else Overlay([HudAnnotator(), NoSignalMarker()])
 
 
 def build_runtime(
@@ -87,7 +94,7 @@ def build_runtime(
     return EdgeRuntime(
         source,
         model=model,
-        overlay=Overlay.default() if config.overlay.enabled else None,
+        overlay=_overlay(config, with_model=model is not None),
         sinks=sink_specs(config),
         hub=hub,
         results=results,
