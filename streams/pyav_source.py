@@ -44,7 +44,7 @@ class PyAVSource:
         converted, which keeps the stream's decoder state intact)."""
         import av
 
-        start_ns = time.monotonic_ns()
+        start_ns = 0
         first_pts_ns: int | None = None
         try:
             with av.open(str(self.path)) as container:
@@ -62,16 +62,18 @@ class PyAVSource:
                         else round(index * 1e9 / self.info.fps)
                     )
                     if first_pts_ns is None:
-                        first_pts_ns = pts_ns
+                        # The pace counts from the first frame's release, not from opening.
+                        first_pts_ns, start_ns = pts_ns, time.monotonic_ns()
                     if self.realtime:
                         due_ns = start_ns + (pts_ns - first_pts_ns)
                         delay_ns = due_ns - time.monotonic_ns()
                         if delay_ns > 0:
                             time.sleep(delay_ns / 1e9)
+                    capture_ns = time.monotonic_ns()
                     yield Frame(
                         image=decoded.to_ndarray(format="rgb24"),
                         pts_ns=pts_ns - first_pts_ns,
-                        capture_ns=time.monotonic_ns(),
+                        capture_ns=capture_ns,
                         index=index,
                         stream_id=self.stream_id,
                     )

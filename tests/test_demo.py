@@ -36,12 +36,14 @@ def test_demo_runs_live_and_writes_results_and_summary(project_root: Path, tmp_p
     assert 0.0 <= summary["step_score"] <= 1.0
     for key in ("p50", "p99", "p999", "max"):
         assert summary[key] > 0
-    # Live at 24 fps: every frame the phantom camera delivered left the video path.
-    assert summary["video_frames_out"] == summary["video_frames_in"] == seconds * 24
+    # Live at 24 fps: every frame the phantom camera delivered left the video path; frames
+    # the camera itself could not render in time (a loaded machine) are counted, not lost.
+    assert summary["video_frames_out"] == summary["video_frames_in"]
+    assert summary["video_frames_in"] + summary["frames_dropped"]["source"] == seconds * 24
     assert summary["frames_dropped"]["overlay"] == 0
     assert summary["results"] == seconds  # the 1 Hz model inferred one frame per second
     assert summary["grpc_results_received"] == seconds
-    assert probe_video(out / "overlay.mp4").frame_count == seconds * 24
+    assert probe_video(out / "overlay.mp4").frame_count == summary["video_frames_out"]
     time, steps = read_step_submission(out / "predictions" / "steps" / "video_01.csv")
     assert list(time) == list(range(seconds))
     assert set(steps.tolist()) <= set(STEP_CODES)
