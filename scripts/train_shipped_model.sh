@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds edge/packages/pitvis_workflow from nothing: the phantom data it was trained and
-# validated on, the training run, and the ONNX export. About 35 minutes on 2 CPU cores
-# (data 10, training 22, measured on a shared machine).
+# validated on, the training run (40 epochs) and the ONNX export. About 40 minutes on 2 CPU
+# cores (data 10, training 30, measured on a shared machine).
 #
 # Phantom step durations scale with the case length, so both sets mix lengths: 24 training
 # cases of 90..300 s (seed 11) and 6 held-out cases of 100..250 s (seed 12). The demo's seed
