@@ -228,3 +228,22 @@ def test_the_prompt_decoder_exports_to_onnx_with_fixed_inputs(
     }
     for got, want in zip(session.run(None, feeds), expected, strict=True):
         np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+
+
+def test_sams_own_vit_can_be_the_image_encoder() -> None:
+    # timm's SAM ViT returns a [B, C, h, w] map rather than tokens; two blocks keep it small.
+    model = create_model(
+        "imis_segmenter",
+        backbone="samvit_base_patch16",
+        input_size=(64, 64),
+        embed_dim=32,
+        backbone_args={"depth": 2, "global_attn_indexes": (1,)},
+    )
+    assert isinstance(model, InteractiveSegmenter)
+    with torch.no_grad():
+        assert model.encode_image(torch.randn(1, 3, 64, 64)).shape == (1, 32, 4, 4)
+
+
+def test_an_input_size_off_the_patch_grid_is_refused() -> None:
+    with pytest.raises(ValueError, match="multiples of 16"):
+        create_model("imis_segmenter", input_size=(60, 64))
