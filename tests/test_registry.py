@@ -4,7 +4,7 @@ import pytest
 from torch import nn
 
 from orstream.errors import OrstreamError
-from orstream.training.models import WorkflowRecognizer
+from orstream.training.models import InteractiveSegmenter, WorkflowRecognizer
 from orstream.training.registry import create_model, list_models, register_model
 
 
@@ -15,6 +15,10 @@ def test_shipped_models_are_listed_and_build_by_name() -> None:
     model = create_model("pitvis_workflow", input_size=(64, 64), num_layers=2)
     assert isinstance(model, WorkflowRecognizer)
     assert model.input_size == (64, 64)
+    assert "imis_segmenter" in names
+    segmenter = create_model("imis_segmenter", input_size=(64, 64))
+    assert isinstance(segmenter, InteractiveSegmenter)
+    assert segmenter.input_size == (64, 64)
 
 
 def test_keyword_arguments_reach_the_model() -> None:
