@@ -9,8 +9,7 @@ import grpc
 
 from orstream.edge.result_hub import ResultHub, Subscription
 from orstream.edge.runtime_status import RuntimeStatus
-from orstream.latency import LatencySummary
-from orstream.proto.convert import result_to_proto, segment_to_proto
+from orstream.proto.convert import latency_to_proto, result_to_proto, segment_to_proto
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
 
 SERVICE_NAME: str = edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].full_name
@@ -152,24 +151,14 @@ def status_to_proto(status: RuntimeStatus) -> edge_pb2.GetStatusResponse:
         stages=[
             edge_pb2.StageStatus(
                 name=s.name,
-                latency=_latency_to_proto(s.latency),
+                latency=latency_to_proto(s.latency),
                 processed=s.processed,
                 dropped=s.dropped,
             )
             for s in status.stages
         ],
-        frame_to_result=_latency_to_proto(status.frame_to_result),
+        frame_to_result=latency_to_proto(status.frame_to_result),
         video_frames_in=status.video_frames_in,
         video_frames_out=status.video_frames_out,
         uptime_s=status.uptime_s,
-    )
-
-
-def _latency_to_proto(summary: LatencySummary) -> edge_pb2.LatencySummary:
-    return edge_pb2.LatencySummary(
-        count=summary.count,
-        p50_ms=summary.p50,
-        p99_ms=summary.p99,
-        p999_ms=summary.p999,
-        max_ms=summary.max,
     )

@@ -31,6 +31,8 @@ class LatencySummary:
         return asdict(self)
 
     def describe(self) -> str:
+        if self.count == 0:
+            return "none measured yet (n=0)"
         return (
             f"p50 {self.p50:.1f} ms, p99 {self.p99:.1f} ms, p99.9 {self.p999:.1f} ms, "
             f"max {self.max:.1f} ms (n={self.count})"

@@ -8,7 +8,8 @@ clients in other languages; reading a message back uses the codes only.
 from __future__ import annotations
 
 from orstream.labels import INSTRUMENTS
-from orstream.proto.orstream.v1 import results_pb2
+from orstream.latency import LatencySummary
+from orstream.proto.orstream.v1 import edge_pb2, results_pb2
 from orstream.results import FrameResult, InstrumentResult, StepResult, step_name
 from orstream.step_timeline import StepSegment
 
@@ -91,4 +92,22 @@ def segment_from_proto(message: results_pb2.StepSegment) -> StepSegment:
         end_index=message.end_index,
         start_pts_ns=message.start_pts_ns,
         end_pts_ns=message.end_pts_ns,
+    )
+
+
+def latency_to_proto(summary: LatencySummary) -> edge_pb2.LatencySummary:
+    """The message of a latency summary."""
+    return edge_pb2.LatencySummary(
+        count=summary.count,
+        p50_ms=summary.p50,
+        p99_ms=summary.p99,
+        p999_ms=summary.p999,
+        max_ms=summary.max,
+    )
+
+
+def latency_from_proto(message: edge_pb2.LatencySummary) -> LatencySummary:
+    """A latency summary read back from its message."""
+    return LatencySummary(
+        message.count, message.p50_ms, message.p99_ms, message.p999_ms, message.max_ms
     )

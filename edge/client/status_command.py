@@ -30,10 +30,12 @@ def run(args: argparse.Namespace) -> int:
 
 def format_status(status: edge_pb2.GetStatusResponse, address: str) -> list[str]:
     """The lines ``orstream client status`` prints."""
+    from orstream.proto.convert import latency_from_proto
+
     return [
         f"orstream edge at {address}, up {status.uptime_s:.1f} s",
         f"video frames: {status.video_frames_in} in, {status.video_frames_out} out",
-        f"frame to result: {_latency(status.frame_to_result)}",
+        f"frame to result: {latency_from_proto(status.frame_to_result).describe()}",
         "",
         "sources",
         *_table(
@@ -70,13 +72,6 @@ def format_status(status: edge_pb2.GetStatusResponse, address: str) -> list[str]
             ],
         ),
     ]
-
-
-def _latency(summary: edge_pb2.LatencySummary) -> str:
-    if summary.count == 0:
-        return "no results yet"
-    p50, p99, p999, top = _percentiles(summary)
-    return f"p50 {p50} ms, p99 {p99} ms, p99.9 {p999} ms, max {top} ms (n={summary.count})"
 
 
 def _percentiles(summary: edge_pb2.LatencySummary) -> tuple[str, str, str, str]:
