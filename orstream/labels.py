@@ -49,6 +49,15 @@ INSTRUMENTS: dict[int, str] = {
     18: "tissue_glue",
 }
 
+ANATOMY: dict[int, str] = {
+    101: "sella",
+}
+"""Anatomy the segmenter learns, by segmentation code: above 100 so it never meets an instrument
+code (the phantom's ``anatomy/`` masks hold these codes)."""
+
+SEGMENTATION_CLASSES: dict[int, str] = {**INSTRUMENTS, **ANATOMY}
+"""Every class a segmentation mask can name: instruments 1..18 by PitVis code, then anatomy."""
+
 STEP_CODES: tuple[int, ...] = (OUT_OF_PATIENT, *STEPS)
 """Every valid step code, in model class order: class 0 is out of patient, class k is step k."""
 

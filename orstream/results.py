@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orstream.labels import INSTRUMENTS, OUT_OF_PATIENT, STEPS
+from orstream.mask_rle import MaskRle
 
-KINDS: tuple[str, ...] = ("step", "instruments")
+KINDS: tuple[str, ...] = ("step", "instruments", "segmentation")
 """Result kinds a client can filter on."""
 
 
@@ -56,6 +57,34 @@ class InstrumentResult:
 
 
 @dataclass(frozen=True)
+class SegmentMask:
+    """One segmented object of a frame.
+
+    Attributes:
+        code: segmentation class code (``orstream.labels.SEGMENTATION_CLASSES``: instrument
+            1..18, anatomy above 100), or 0 for an object prompted by clicks or a box alone.
+        name: the class name ("" for code 0).
+        score: the model's predicted IoU of the mask (0..1).
+        mask: the object's pixels at the frame's full resolution.
+        box: (x0, y0, x1, y1) tight pixel bounds of the mask, x1 and y1 exclusive; all 0 for an
+            empty mask.
+    """
+
+    code: int
+    name: str
+    score: float
+    mask: MaskRle
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """The objects segmented on a frame, most confident first."""
+
+    masks: tuple[SegmentMask, ...]
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """Everything inferred on one frame of one stream.
 
@@ -68,6 +97,7 @@ class FrameResult:
         models: ``name@version`` of every model that contributed.
         step: the step result, when a workflow model ran on the frame.
         instruments: the instrument result, when a workflow model ran on the frame.
+        segmentation: the masks, when a segmenter ran on the frame.
         stale: set when a consumer shows this result on a later frame after it aged past the
             consumer's limit.
     """
@@ -80,6 +110,7 @@ class FrameResult:
     models: tuple[str, ...]
     step: StepResult | None = None
     instruments: InstrumentResult | None = None
+    segmentation: SegmentationResult | None = None
     stale: bool = False
 
     @property
@@ -90,5 +121,9 @@ class FrameResult:
     @property
     def kinds(self) -> tuple[str, ...]:
         """The result kinds this frame carries."""
-        present = {"step": self.step, "instruments": self.instruments}
+        present = {
+            "step": self.step,
+            "instruments": self.instruments,
+            "segmentation": self.segmentation,
+        }
         return tuple(kind for kind in KINDS if present[kind] is not None)
