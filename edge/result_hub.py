@@ -13,7 +13,7 @@ import dataclasses
 import threading
 from collections.abc import Iterable
 
-from orstream.results import KINDS, FrameResult
+from orstream.results import DEFAULT_KINDS, KINDS, FrameResult
 from orstream.step_timeline import StepSegment, StepTimeline
 
 
@@ -76,7 +76,7 @@ class Subscription:
         """Buffer a published result if the subscription wants it; never waits for the reader."""
         if self._stream_ids and result.stream_id not in self._stream_ids:
             return
-        if self._kinds and self._kinds.isdisjoint(result.kinds):
+        if self._kinds.isdisjoint(result.kinds):
             return
         with self._ready:
             if self._closed:
@@ -89,12 +89,13 @@ class Subscription:
 
     def _project(self, result: FrameResult) -> FrameResult:
         """Leave out the kinds this subscription did not ask for."""
-        if not self._kinds:
+        if self._kinds.issuperset(result.kinds):
             return result
         return dataclasses.replace(
             result,
             step=result.step if "step" in self._kinds else None,
             instruments=result.instruments if "instruments" in self._kinds else None,
+            segmentation=result.segmentation if "segmentation" in self._kinds else None,
         )
 
 
@@ -131,13 +132,14 @@ class ResultHub:
         Args:
             stream_ids: only these streams (every stream when empty).
             kinds: only results carrying at least one of these kinds, with only these kinds
-                filled (every result, whole, when empty); see :data:`orstream.results.KINDS`.
+                filled (:data:`orstream.results.DEFAULT_KINDS` when empty: segmentation only
+                for those who ask); see :data:`orstream.results.KINDS`.
             capacity: results buffered before the oldest is dropped.
 
         Raises:
             ValueError: for an unknown kind or a capacity below 1.
         """
-        wanted = frozenset(kinds)
+        wanted = frozenset(kinds) or frozenset(DEFAULT_KINDS)
         unknown = sorted(wanted - set(KINDS))
         if unknown:
             raise ValueError(

@@ -5,9 +5,9 @@ runs alternate between background and foreground and always start with a backgro
 is 0 long when the first pixel is foreground; all later runs are at least 1 pixel long. The
 runs therefore sum to H*W and decode to exactly the same pixels.
 
-On the wire (:meth:`MaskRle.to_bytes`) the height, width, number of runs and the runs follow
-each other as unsigned LEB128 varints: 7 bits per byte, low bits first, the high bit set on every
-byte but the last. A mask with a few outlined objects costs tens of bytes instead of megabytes.
+On the wire (``orstream.v1.MaskRle``, converted in ``orstream.proto.convert``) the runs are a
+packed repeated uint32, i.e. protobuf varints of 7 bits per byte: a mask with a few objects
+costs hundreds of bytes instead of megabytes.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from orstream.errors import OrstreamError
-
-_VARINT_MASK = 0x7F
-_VARINT_MORE = 0x80
 
 
 @dataclass(frozen=True)
@@ -50,51 +47,6 @@ class MaskRle:
                 f"mask RLE: runs cover {total} pixels, but a {self.height}x{self.width} "
                 f"mask has {self.height * self.width}"
             )
-
-    def to_bytes(self) -> bytes:
-        """Serialises height, width, the number of runs and the runs as LEB128 varints."""
-        out = bytearray()
-        for value in (self.height, self.width, len(self.counts), *self.counts):
-            while value >= _VARINT_MORE:
-                out.append((value & _VARINT_MASK) | _VARINT_MORE)
-                value >>= 7
-            out.append(value)
-        return bytes(out)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> MaskRle:
-        """Parses what :meth:`to_bytes` wrote.
-
-        Raises:
-            OrstreamError: If the bytes are truncated, have bytes left over, or describe runs
-                that do not cover the mask.
-        """
-        values = _read_varints(data)
-        if len(values) < 3:
-            raise OrstreamError("mask RLE bytes: too short to hold height, width and run count")
-        height, width, n_runs = values[0], values[1], values[2]
-        if len(values) != 3 + n_runs:
-            raise OrstreamError(
-                f"mask RLE bytes: header announces {n_runs} runs but {len(values) - 3} follow"
-            )
-        return cls(height=height, width=width, counts=tuple(values[3:]))
-
-
-def _read_varints(data: bytes) -> list[int]:
-    values: list[int] = []
-    value = 0
-    shift = 0
-    for byte in data:
-        value |= (byte & _VARINT_MASK) << shift
-        if byte & _VARINT_MORE:
-            shift += 7
-        else:
-            values.append(value)
-            value = 0
-            shift = 0
-    if shift:
-        raise OrstreamError("mask RLE bytes: truncated in the middle of a number")
-    return values
 
 
 def encode_mask(mask: np.ndarray) -> MaskRle:

@@ -15,6 +15,10 @@ from orstream.mask_rle import MaskRle
 KINDS: tuple[str, ...] = ("step", "instruments", "segmentation")
 """Result kinds a client can filter on."""
 
+DEFAULT_KINDS: tuple[str, ...] = ("step", "instruments")
+"""The kinds a subscriber gets when it names none: masks are large, so segmentation goes only to
+clients that ask for it."""
+
 
 def step_name(code: int) -> str:
     """Readable name of a PitVis step code (``out_of_patient`` for -1)."""

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from orstream.labels import INSTRUMENTS
 from orstream.latency import LatencySummary
+from orstream.mask_rle import MaskRle
 from orstream.proto.orstream.v1 import edge_pb2, results_pb2
-from orstream.results import FrameResult, InstrumentResult, StepResult, step_name
+from orstream.results import (
+    FrameResult,
+    InstrumentResult,
+    SegmentationResult,
+    SegmentMask,
+    StepResult,
+    step_name,
+)
 from orstream.step_timeline import StepSegment
 
 
@@ -45,6 +53,12 @@ def result_to_proto(result: FrameResult) -> results_pb2.FrameResult:
                 ],
             )
         )
+    if result.segmentation is not None:
+        message.segmentation.CopyFrom(
+            results_pb2.SegmentationResult(
+                masks=[segment_mask_to_proto(mask) for mask in result.segmentation.masks]
+            )
+        )
     return message
 
 
@@ -59,6 +73,11 @@ def result_from_proto(message: results_pb2.FrameResult) -> FrameResult:
             slots=(message.instruments.slot1, message.instruments.slot2),
             present=tuple((p.code, p.probability) for p in message.instruments.present),
         )
+    segmentation = None
+    if message.HasField("segmentation"):
+        segmentation = SegmentationResult(
+            tuple(segment_mask_from_proto(mask) for mask in message.segmentation.masks)
+        )
     return FrameResult(
         stream_id=message.stream_id,
         index=message.index,
@@ -68,7 +87,41 @@ def result_from_proto(message: results_pb2.FrameResult) -> FrameResult:
         models=tuple(message.models),
         step=step,
         instruments=instruments,
+        segmentation=segmentation,
         stale=message.stale,
+    )
+
+
+def segment_mask_to_proto(mask: SegmentMask) -> results_pb2.SegmentMask:
+    """The message of one segmented object."""
+    x0, y0, x1, y1 = mask.box
+    return results_pb2.SegmentMask(
+        code=mask.code,
+        name=mask.name,
+        score=mask.score,
+        mask=results_pb2.MaskRle(
+            height=mask.mask.height, width=mask.mask.width, counts=mask.mask.counts
+        ),
+        x0=x0,
+        y0=y0,
+        x1=x1,
+        y1=y1,
+    )
+
+
+def segment_mask_from_proto(message: results_pb2.SegmentMask) -> SegmentMask:
+    """The segmented object a message carries.
+
+    Raises:
+        OrstreamError: the runs do not cover the mask (a corrupt message).
+    """
+    rle = MaskRle(message.mask.height, message.mask.width, tuple(message.mask.counts))
+    return SegmentMask(
+        code=message.code,
+        name=message.name,
+        score=message.score,
+        mask=rle,
+        box=(message.x0, message.y0, message.x1, message.y1),
     )
 
 

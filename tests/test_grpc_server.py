@@ -194,11 +194,11 @@ def test_timeline_and_its_errors(hub: ResultHub, stub: edge_pb2_grpc.EdgeService
 
 
 def test_unknown_kind_is_an_invalid_argument(stub: edge_pb2_grpc.EdgeServiceStub) -> None:
-    call = stub.Subscribe(edge_pb2.SubscribeRequest(kinds=["segmentation"]), timeout=10)
+    call = stub.Subscribe(edge_pb2.SubscribeRequest(kinds=["masks"]), timeout=10)
     with pytest.raises(grpc.RpcError) as error:
         next(call)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "segmentation" in error.value.details()
+    assert "masks" in error.value.details()
 
 
 def test_subscriptions_beyond_the_limit_are_refused(hub: ResultHub) -> None:

@@ -8,6 +8,16 @@ import pytest
 
 from orstream.errors import OrstreamError
 from orstream.mask_rle import MaskRle, decode_mask, encode_mask
+from orstream.proto.convert import segment_mask_from_proto, segment_mask_to_proto
+from orstream.proto.orstream.v1 import results_pb2
+from orstream.results import SegmentMask
+
+
+def _over_the_wire(rle: MaskRle) -> tuple[MaskRle, int]:
+    """The RLE after a trip through the serialised proto message, and the message's size."""
+    sent = segment_mask_to_proto(SegmentMask(16, "suction", 0.9, rle, (0, 0, 0, 0)))
+    data = sent.SerializeToString()
+    return segment_mask_from_proto(results_pb2.SegmentMask.FromString(data)).mask, len(data)
 
 
 def _round_trip(mask: np.ndarray) -> MaskRle:
@@ -17,7 +27,7 @@ def _round_trip(mask: np.ndarray) -> MaskRle:
     assert decoded.dtype == np.bool_
     assert decoded.shape == mask.shape
     np.testing.assert_array_equal(decoded, mask.astype(bool))
-    assert decode_mask(MaskRle.from_bytes(rle.to_bytes())).tolist() == decoded.tolist()
+    assert decode_mask(_over_the_wire(rle)[0]).tolist() == decoded.tolist()
     return rle
 
 
@@ -59,17 +69,16 @@ def test_empty_full_and_single_pixel_masks() -> None:
     assert _round_trip(np.zeros((0, 7), dtype=bool)).counts == ()
 
 
-def test_bytes_round_trip_uses_multi_byte_varints() -> None:
+def test_wire_form_is_compact() -> None:
     mask = np.zeros((300, 500), dtype=bool)
     mask[100:200, 150:420] = True
     rle = encode_mask(mask)
-    data = rle.to_bytes()
-    assert MaskRle.from_bytes(data) == rle
-    # 7 payload bits per byte: 300, 500, the 201 runs and the inner runs (230, 270) need two
-    # bytes each, the outer background runs (50150, 50080) three.
+    received, size = _over_the_wire(rle)
+    assert received == rle
+    # Packed varints: the 201 runs take 2 bytes each (3 for the outer background runs).
     assert rle.counts[0] == 50150 and rle.counts[-1] == 50080 and len(rle.counts) == 201
-    assert len(data) == 2 + 2 + 2 + 3 + 2 * 199 + 3
-    assert len(data) < mask.size // 100
+    assert 2 * 199 + 6 < size < 2 * 199 + 40
+    assert size < mask.size // 100
 
 
 def test_full_hd_mask_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,14 +89,14 @@ def test_full_hd_mask_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
         mask[y : y + 180, x : x + 220] = True
     start = time.perf_counter()
     rle = encode_mask(mask)
-    data = rle.to_bytes()
-    decoded = decode_mask(MaskRle.from_bytes(data))
+    received, size = _over_the_wire(rle)
+    decoded = decode_mask(received)
     elapsed = time.perf_counter() - start
     np.testing.assert_array_equal(decoded, mask)
     with capsys.disabled():
         print(
-            f"\n1080p mask: {len(rle.counts)} runs, {len(data)} bytes, "
-            f"encode+bytes+decode {elapsed * 1e3:.1f} ms",
+            f"\n1080p mask: {len(rle.counts)} runs, {size} bytes, "
+            f"encode+proto+decode {elapsed * 1e3:.1f} ms",
             file=sys.stderr,
         )
 
@@ -103,12 +112,9 @@ def test_bad_inputs_are_clear_errors() -> None:
         MaskRle(height=2, width=3, counts=(8, -2))
     with pytest.raises(OrstreamError, match="negative"):
         MaskRle(height=-2, width=3, counts=())
-    data = encode_mask(np.eye(200, dtype=bool)).to_bytes()
-    with pytest.raises(OrstreamError, match="truncated"):
-        MaskRle.from_bytes(data[:1])
-    with pytest.raises(OrstreamError, match="runs but"):
-        MaskRle.from_bytes(data[:-1])
-    with pytest.raises(OrstreamError, match="runs but"):
-        MaskRle.from_bytes(data + b"\x00")
-    with pytest.raises(OrstreamError, match="too short"):
-        MaskRle.from_bytes(b"")
+    corrupt = segment_mask_to_proto(
+        SegmentMask(0, "", 0.5, encode_mask(np.eye(20, dtype=bool)), (0, 0, 20, 20))
+    )
+    del corrupt.mask.counts[-1]
+    with pytest.raises(OrstreamError, match="cover"):
+        segment_mask_from_proto(corrupt)

@@ -1,12 +1,21 @@
 """The result hub: every subscriber gets what it asked for in order, a stalled one only loses."""
 
+import dataclasses
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from orstream.edge.result_hub import ResultHub, Subscription
-from orstream.results import FrameResult, InstrumentResult, StepResult
+from orstream.mask_rle import encode_mask
+from orstream.results import (
+    FrameResult,
+    InstrumentResult,
+    SegmentationResult,
+    SegmentMask,
+    StepResult,
+)
 from orstream.step_timeline import StepSegment
 
 
@@ -48,28 +57,50 @@ def test_subscriber_gets_every_result_in_order() -> None:
     assert subscription.dropped == 0
 
 
+def with_masks(item: FrameResult) -> FrameResult:
+    mask = SegmentMask(16, "suction", 0.9, encode_mask(np.eye(4, dtype=bool)), (0, 0, 4, 4))
+    return dataclasses.replace(item, segmentation=SegmentationResult((mask,)))
+
+
 def test_filters_by_stream_and_kind_and_leaves_out_other_kinds() -> None:
     hub = ResultHub()
-    everything = hub.subscribe()
+    default = hub.subscribe()
     cam1_steps = hub.subscribe(stream_ids=["cam1"], kinds=["step"])
     instruments = hub.subscribe(kinds=["instruments"])
+    everything = hub.subscribe(kinds=["step", "instruments", "segmentation"])
+    masks = hub.subscribe(kinds=["segmentation"])
     published = [
         result(0, "cam0"),
         result(1, "cam1"),
         result(2, "cam1", step=None),
         result(3, "cam1", instruments=None),
-        result(4, "cam2", step=None, instruments=None),
+        with_masks(result(4, "cam2", step=None, instruments=None)),
+        with_masks(result(5, "cam2")),
     ]
     for item in published:
         hub.publish(item)
 
     assert drain(everything) == published
+    # Masks are large: a subscriber that names no kind gets steps and instruments only.
+    plain = drain(default)
+    assert [r.index for r in plain] == [0, 1, 2, 3, 5]
+    assert all(r.segmentation is None for r in plain)
+    assert plain[-1].step == published[-1].step
+    assert [(r.index, r.step, r.segmentation) for r in drain(masks)] == [
+        (4, None, published[4].segmentation),
+        (5, None, published[5].segmentation),
+    ]
     steps = drain(cam1_steps)
     assert [r.index for r in steps] == [1, 3]
     assert all(r.step is not None and r.instruments is None for r in steps)
     assert steps[0].step == published[1].step
     seen = drain(instruments)
-    assert [(r.stream_id, r.index) for r in seen] == [("cam0", 0), ("cam1", 1), ("cam1", 2)]
+    assert [(r.stream_id, r.index) for r in seen] == [
+        ("cam0", 0),
+        ("cam1", 1),
+        ("cam1", 2),
+        ("cam2", 5),
+    ]
     assert all(r.step is None and r.instruments is not None for r in seen)
 
 
@@ -195,7 +226,7 @@ def test_timeline_per_stream() -> None:
 
 def test_bad_subscriptions_are_refused() -> None:
     hub = ResultHub()
-    with pytest.raises(ValueError, match="unknown result kind 'segmentation'"):
-        hub.subscribe(kinds=["step", "segmentation"])
+    with pytest.raises(ValueError, match="unknown result kind 'masks'"):
+        hub.subscribe(kinds=["step", "masks"])
     with pytest.raises(ValueError, match="at least 1"):
         hub.subscribe(capacity=0)

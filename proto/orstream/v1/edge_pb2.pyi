@@ -123,3 +123,59 @@ class GetTimelineResponse(_message.Message):
     stream_id: str
     segments: _containers.RepeatedCompositeFieldContainer[_results_pb2.StepSegment]
     def __init__(self, stream_id: _Optional[str] = ..., segments: _Optional[_Iterable[_Union[_results_pb2.StepSegment, _Mapping]]] = ...) -> None: ...
+
+class PromptPoint(_message.Message):
+    __slots__ = ("x", "y", "positive")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    positive: bool
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., positive: _Optional[bool] = ...) -> None: ...
+
+class PromptBox(_message.Message):
+    __slots__ = ("x0", "y0", "x1", "y1")
+    X0_FIELD_NUMBER: _ClassVar[int]
+    Y0_FIELD_NUMBER: _ClassVar[int]
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    def __init__(self, x0: _Optional[float] = ..., y0: _Optional[float] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ...) -> None: ...
+
+class PromptRequest(_message.Message):
+    __slots__ = ("stream_id", "index", "latest", "points", "box", "text_classes")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    LATEST_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    index: int
+    latest: bool
+    points: _containers.RepeatedCompositeFieldContainer[PromptPoint]
+    box: PromptBox
+    text_classes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, stream_id: _Optional[str] = ..., index: _Optional[int] = ..., latest: _Optional[bool] = ..., points: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ..., box: _Optional[_Union[PromptBox, _Mapping]] = ..., text_classes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PromptResponse(_message.Message):
+    __slots__ = ("stream_id", "index", "pts_ns", "masks", "model", "latency_ms", "embedding_cached")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PTS_NS_FIELD_NUMBER: _ClassVar[int]
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_CACHED_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    index: int
+    pts_ns: int
+    masks: _containers.RepeatedCompositeFieldContainer[_results_pb2.SegmentMask]
+    model: str
+    latency_ms: float
+    embedding_cached: bool
+    def __init__(self, stream_id: _Optional[str] = ..., index: _Optional[int] = ..., pts_ns: _Optional[int] = ..., masks: _Optional[_Iterable[_Union[_results_pb2.SegmentMask, _Mapping]]] = ..., model: _Optional[str] = ..., latency_ms: _Optional[float] = ..., embedding_cached: _Optional[bool] = ...) -> None: ...

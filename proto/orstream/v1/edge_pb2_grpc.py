@@ -49,6 +49,11 @@ class EdgeServiceStub:
                 request_serializer=orstream_dot_v1_dot_edge__pb2.GetTimelineRequest.SerializeToString,
                 response_deserializer=orstream_dot_v1_dot_edge__pb2.GetTimelineResponse.FromString,
                 _registered_method=True)
+        self.Prompt = channel.unary_unary(
+                '/orstream.v1.EdgeService/Prompt',
+                request_serializer=orstream_dot_v1_dot_edge__pb2.PromptRequest.SerializeToString,
+                response_deserializer=orstream_dot_v1_dot_edge__pb2.PromptResponse.FromString,
+                _registered_method=True)
 
 
 class EdgeServiceServicer:
@@ -79,6 +84,17 @@ class EdgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Prompt(self, request, context):
+        """Masks for clicks, a box or a class name on a recent frame of a stream. The runtime keeps the
+        image embeddings of recent frames, so a prompt on one of them runs only the prompt decoder.
+        INVALID_ARGUMENT for a bad prompt (a point outside the frame, an empty box, an unknown
+        class name, no prompt); NOT_FOUND for an unknown stream or a frame no longer (or never)
+        kept; FAILED_PRECONDITION when the runtime has no segmenter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +112,11 @@ def add_EdgeServiceServicer_to_server(servicer, server):
                     servicer.GetTimeline,
                     request_deserializer=orstream_dot_v1_dot_edge__pb2.GetTimelineRequest.FromString,
                     response_serializer=orstream_dot_v1_dot_edge__pb2.GetTimelineResponse.SerializeToString,
+            ),
+            'Prompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prompt,
+                    request_deserializer=orstream_dot_v1_dot_edge__pb2.PromptRequest.FromString,
+                    response_serializer=orstream_dot_v1_dot_edge__pb2.PromptResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +200,33 @@ class EdgeService:
             '/orstream.v1.EdgeService/GetTimeline',
             orstream_dot_v1_dot_edge__pb2.GetTimelineRequest.SerializeToString,
             orstream_dot_v1_dot_edge__pb2.GetTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orstream.v1.EdgeService/Prompt',
+            orstream_dot_v1_dot_edge__pb2.PromptRequest.SerializeToString,
+            orstream_dot_v1_dot_edge__pb2.PromptResponse.FromString,
             options,
             channel_credentials,
             insecure,

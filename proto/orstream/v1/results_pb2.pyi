@@ -39,8 +39,44 @@ class InstrumentResult(_message.Message):
     present: _containers.RepeatedCompositeFieldContainer[InstrumentPresence]
     def __init__(self, slot1: _Optional[int] = ..., slot2: _Optional[int] = ..., present: _Optional[_Iterable[_Union[InstrumentPresence, _Mapping]]] = ...) -> None: ...
 
+class MaskRle(_message.Message):
+    __slots__ = ("height", "width", "counts")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    width: int
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., counts: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SegmentMask(_message.Message):
+    __slots__ = ("code", "name", "score", "mask", "x0", "y0", "x1", "y1")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    X0_FIELD_NUMBER: _ClassVar[int]
+    Y0_FIELD_NUMBER: _ClassVar[int]
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    name: str
+    score: float
+    mask: MaskRle
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    def __init__(self, code: _Optional[int] = ..., name: _Optional[str] = ..., score: _Optional[float] = ..., mask: _Optional[_Union[MaskRle, _Mapping]] = ..., x0: _Optional[int] = ..., y0: _Optional[int] = ..., x1: _Optional[int] = ..., y1: _Optional[int] = ...) -> None: ...
+
+class SegmentationResult(_message.Message):
+    __slots__ = ("masks",)
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    masks: _containers.RepeatedCompositeFieldContainer[SegmentMask]
+    def __init__(self, masks: _Optional[_Iterable[_Union[SegmentMask, _Mapping]]] = ...) -> None: ...
+
 class FrameResult(_message.Message):
-    __slots__ = ("stream_id", "index", "pts_ns", "capture_ns", "produced_ns", "models", "step", "instruments", "stale")
+    __slots__ = ("stream_id", "index", "pts_ns", "capture_ns", "produced_ns", "models", "step", "instruments", "stale", "segmentation")
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     PTS_NS_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +86,7 @@ class FrameResult(_message.Message):
     STEP_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENTS_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     stream_id: str
     index: int
     pts_ns: int
@@ -59,7 +96,8 @@ class FrameResult(_message.Message):
     step: StepResult
     instruments: InstrumentResult
     stale: bool
-    def __init__(self, stream_id: _Optional[str] = ..., index: _Optional[int] = ..., pts_ns: _Optional[int] = ..., capture_ns: _Optional[int] = ..., produced_ns: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., step: _Optional[_Union[StepResult, _Mapping]] = ..., instruments: _Optional[_Union[InstrumentResult, _Mapping]] = ..., stale: _Optional[bool] = ...) -> None: ...
+    segmentation: SegmentationResult
+    def __init__(self, stream_id: _Optional[str] = ..., index: _Optional[int] = ..., pts_ns: _Optional[int] = ..., capture_ns: _Optional[int] = ..., produced_ns: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., step: _Optional[_Union[StepResult, _Mapping]] = ..., instruments: _Optional[_Union[InstrumentResult, _Mapping]] = ..., stale: _Optional[bool] = ..., segmentation: _Optional[_Union[SegmentationResult, _Mapping]] = ...) -> None: ...
 
 class StepSegment(_message.Message):
     __slots__ = ("code", "name", "start_index", "end_index", "start_pts_ns", "end_pts_ns")
