@@ -1,5 +1,9 @@
 """Model packages: a folder holding ``card.json`` (what the edge needs) and ``model.onnx``.
 
+An interactive segmentation package also holds a prompt decoder, ``decoder.onnx``, and the text
+prompt embeddings of its classes, ``text_prompts.npy``, both described by the card's optional
+``decoder`` section (:class:`PromptDecoderSpec`); ``model.onnx`` is then the image encoder.
+
 The card describes the ONNX graph's tensors, how to turn a camera frame into the image input,
 what the outputs mean, the labels, the temporal state a streaming model carries between calls,
 content hashes, where the weights came from and how the export was checked. The ONNX graph's
@@ -30,10 +34,37 @@ from orstream.errors import OrstreamError
 
 CARD_FILE = "card.json"
 MODEL_FILE = "model.onnx"
+DECODER_FILE = "decoder.onnx"
+TEXT_PROMPTS_FILE = "text_prompts.npy"
 CARD_FORMAT: Literal[1] = 1
+INTERACTIVE_SEGMENTATION = "interactive_segmentation"
+"""The task of a package with a prompt decoder (``model.onnx`` is then the image encoder)."""
+
+IMAGE_EMBEDDINGS = "image_embeddings"
+DECODER_INPUTS = (
+    IMAGE_EMBEDDINGS,
+    "points",
+    "point_labels",
+    "boxes",
+    "mask_prompt",
+    "text_embedding",
+    "has_box",
+    "has_mask",
+    "has_text",
+)
+"""The prompt decoder's inputs, in graph order (all float32, batch 1): the image embedding
+[1, E, h, w]; points [1, N, 2] (x, y in model input pixels) with point_labels [1, N] (1
+positive, 0 negative, -1 an unused slot); boxes [1, 4] (x0, y0, x1, y1 input pixels);
+mask_prompt [1, 1, H/4, W/4] logits; text_embedding [1, T]; and 0/1 flags [1] switching the
+box, mask and text prompts on."""
+DECODER_OUTPUTS = ("masks", "iou")
+"""The prompt decoder's outputs: candidate mask logits [1, K, H/4, W/4] and their predicted IoU
+[1, K]."""
 
 DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "bool"]
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+FILE_NAME_PATTERN = r"^[^/\\]+$"
+"""A plain file name inside the package folder (no folders, so a card never points outside)."""
 GraphShape = tuple[int | str | None, ...]
 """A tensor shape as an ONNX graph declares it: fixed dims are ints, symbolic ones names or None."""
 
@@ -172,6 +203,93 @@ class ExportInfo(_Strict):
     parity: tuple[ParityResult, ...] = ()
 
 
+class PromptDecoderSpec(_Strict):
+    """The prompt decoder of an interactive segmentation package (see :data:`DECODER_INPUTS`).
+
+    ``text_file`` holds float32 [C, T]: row i is the sentence embedding of
+    ``prompt_template.format(name)`` for class i of ``card.labels[labels]``.
+    """
+
+    file: str = Field(default=DECODER_FILE, pattern=FILE_NAME_PATTERN)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    text_file: str = Field(default=TEXT_PROMPTS_FILE, pattern=FILE_NAME_PATTERN)
+    text_sha256: str = Field(pattern=SHA256_PATTERN)
+    labels: str = Field(
+        default="segmentation", description="key in card.labels naming the text rows' classes"
+    )
+    prompt_template: str = Field(description="the sentence a class name is put into, with {}")
+    parity: tuple[ParityResult, ...] = ()
+
+    @model_validator(mode="after")
+    def _decoder_signature(self) -> PromptDecoderSpec:
+        names = tuple(t.name for t in self.inputs)
+        if names != DECODER_INPUTS:
+            raise ValueError(f"decoder inputs must be {list(DECODER_INPUTS)}, not {list(names)}")
+        if tuple(t.name for t in self.outputs) != DECODER_OUTPUTS:
+            raise ValueError(f"decoder outputs must be {list(DECODER_OUTPUTS)}")
+        tensors: dict[str, InputSpec | OutputSpec] = {t.name: t for t in self.inputs}
+        tensors.update({t.name: t for t in self.outputs})
+        if any(t.dtype != "float32" for t in tensors.values()):
+            raise ValueError("every decoder input and output must be float32")
+        if any(t.layout is not None for t in self.inputs):
+            raise ValueError("decoder inputs are not images (no layout)")
+        mask = self.mask_size
+        slots = self.point_slots
+        candidates = tensors["masks"].shape[1] if len(tensors["masks"].shape) == 4 else 0
+        expected = {
+            "points": (1, slots, 2),
+            "point_labels": (1, slots),
+            "boxes": (1, 4),
+            "mask_prompt": (1, 1, *mask),
+            "has_box": (1,),
+            "has_mask": (1,),
+            "has_text": (1,),
+            "masks": (1, candidates, *mask),
+            "iou": (1, candidates),
+        }
+        for name, shape in expected.items():
+            if tensors[name].shape != shape or min(shape) < 1:
+                raise ValueError(
+                    f"decoder tensor {name!r} has shape {list(tensors[name].shape)}, "
+                    f"expected {list(shape)}"
+                )
+        embeddings, text = tensors[IMAGE_EMBEDDINGS].shape, tensors["text_embedding"].shape
+        if len(embeddings) != 4 or embeddings[0] != 1:
+            raise ValueError(f"decoder {IMAGE_EMBEDDINGS!r} must be [1, E, h, w]")
+        if len(text) != 2 or text[0] != 1:
+            raise ValueError("decoder 'text_embedding' must be [1, T]")
+        if "{}" not in self.prompt_template:
+            raise ValueError("prompt_template must hold {} where the class name goes")
+        return self
+
+    @property
+    def point_slots(self) -> int:
+        """How many points one decoder call takes (N of the points input)."""
+        shape = self.inputs[DECODER_INPUTS.index("points")].shape
+        return shape[1] if len(shape) == 3 else 0
+
+    @property
+    def mask_size(self) -> tuple[int, int]:
+        """(H/4, W/4): size of the mask prompt and of the output mask logits."""
+        shape = self.inputs[DECODER_INPUTS.index("mask_prompt")].shape
+        return (shape[2], shape[3]) if len(shape) == 4 else (0, 0)
+
+    @property
+    def text_dim(self) -> int:
+        """Width T of a text prompt embedding."""
+        return self.inputs[DECODER_INPUTS.index("text_embedding")].shape[-1]
+
+    def graph_inputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The decoder graph's inputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.inputs}
+
+    def graph_outputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The decoder graph's outputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.outputs}
+
+
 class ModelCard(_Strict):
     """Everything the edge needs to run ``model.onnx`` (see the module docstring)."""
 
@@ -191,6 +309,9 @@ class ModelCard(_Strict):
     hashes: Hashes
     training: Training = Training()
     export: ExportInfo
+    decoder: PromptDecoderSpec | None = Field(
+        default=None, description="the prompt decoder of an interactive segmentation package"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:
@@ -219,7 +340,24 @@ class ModelCard(_Strict):
                 raise ValueError(f"threshold for {name!r}, which is not a sigmoid output")
             if not 0.0 < threshold < 1.0:
                 raise ValueError(f"threshold for {name!r} must be in (0, 1), not {threshold}")
+        self._decoder_fits()
         return self
+
+    def _decoder_fits(self) -> None:
+        """The decoder takes what model.onnx gives and names classes the card lists."""
+        if self.decoder is None:
+            if self.task == INTERACTIVE_SEGMENTATION:
+                raise ValueError(f"an {INTERACTIVE_SEGMENTATION} card needs a decoder section")
+            return
+        if self.decoder.labels not in self.labels:
+            raise ValueError(f"decoder names unknown labels {self.decoder.labels!r}")
+        embeddings = self.decoder.inputs[0]
+        produced = {o.name: o for o in self.outputs}.get(embeddings.name)
+        if produced is None or produced.shape != embeddings.shape:
+            raise ValueError(
+                f"decoder input {embeddings.name!r} {list(embeddings.shape)} is not an output "
+                "of model.onnx with that shape"
+            )
 
     def graph_inputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """The ONNX graph's inputs in order: name -> (shape, dtype)."""
@@ -260,6 +398,29 @@ class ModelPackage:
     @property
     def model_path(self) -> Path:
         return self.root / MODEL_FILE
+
+    @property
+    def decoder_path(self) -> Path | None:
+        """The prompt decoder graph, for a package with a decoder section."""
+        decoder = self.card.decoder
+        return None if decoder is None else self.root / decoder.file
+
+    @property
+    def text_prompts_path(self) -> Path | None:
+        """The class text prompt embeddings, for a package with a decoder section."""
+        decoder = self.card.decoder
+        return None if decoder is None else self.root / decoder.text_file
+
+    def text_prompts(self) -> np.ndarray:
+        """The decoder's text prompt embeddings, float32 [C, T] in class order.
+
+        Raises:
+            OrstreamError: the package has no decoder section.
+        """
+        path = self.text_prompts_path
+        if path is None:
+            raise OrstreamError(f"model package {self.root} has no prompt decoder")
+        return np.load(path, allow_pickle=False)
 
 
 def sha256_file(path: Path) -> str:
@@ -310,12 +471,16 @@ def write_card(folder: Path, card: ModelCard) -> Path:
 
 
 def load_package(path: Path) -> ModelPackage:
-    """Open a package folder, checking its card and that ``model.onnx`` is the one it describes.
+    """Open a package folder, checking its card and that its files are the ones it describes.
+
+    Besides ``model.onnx``, a card with a decoder section names ``decoder.onnx`` and
+    ``text_prompts.npy``, whose sha256 must match too, and the text prompts must hold one
+    float32 row of the decoder's text width per class.
 
     Raises:
-        OrstreamError: one clear line when the folder, card or model is missing, the card is
-            not valid JSON or breaks the schema, or ``model.onnx`` is not the file whose sha256
-            the card records (corrupt, truncated or replaced).
+        OrstreamError: one clear line when the folder, card or a file is missing, the card is
+            not valid JSON or breaks the schema, or a file is not the one whose sha256 the card
+            records (corrupt, truncated or replaced).
     """
     path = Path(path)
     if not path.exists():
@@ -327,15 +492,39 @@ def load_package(path: Path) -> ModelPackage:
         raise OrstreamError(f"model package {path} has no {CARD_FILE}")
     card = read_card(card_path)
     package = ModelPackage(root=path, card=card)
-    if not package.model_path.is_file():
-        raise OrstreamError(f"model package {path} has no {MODEL_FILE}")
-    actual = sha256_file(package.model_path)
-    if actual != card.hashes.model_onnx:
-        raise OrstreamError(
-            f"{package.model_path} does not match {CARD_FILE} (sha256 {actual[:12]}..., card "
-            f"expects {card.hashes.model_onnx[:12]}...): the file is corrupt, truncated or replaced"
-        )
+    _check_file(package.model_path, card.hashes.model_onnx, path)
+    decoder = card.decoder
+    if decoder is not None:
+        _check_file(path / decoder.file, decoder.sha256, path)
+        _check_text_prompts(package, decoder, len(card.labels[decoder.labels]))
     return package
+
+
+def _check_file(file: Path, sha256: str, package: Path) -> None:
+    if not file.is_file():
+        raise OrstreamError(f"model package {package} has no {file.name}")
+    actual = sha256_file(file)
+    if actual != sha256:
+        raise OrstreamError(
+            f"{file} does not match {CARD_FILE} (sha256 {actual[:12]}..., card "
+            f"expects {sha256[:12]}...): the file is corrupt, truncated or replaced"
+        )
+
+
+def _check_text_prompts(package: ModelPackage, decoder: PromptDecoderSpec, classes: int) -> None:
+    file = package.root / decoder.text_file
+    _check_file(file, decoder.text_sha256, package.root)
+    try:
+        # A memory map reads only the header: the hash above already vouched for the bytes.
+        prompts = np.load(file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise OrstreamError(f"{file} is not a numpy array file ({error})") from None
+    expected = (classes, decoder.text_dim)
+    if prompts.shape != expected or prompts.dtype != np.float32:
+        raise OrstreamError(
+            f"{file} holds {prompts.dtype} {list(prompts.shape)}, the card expects float32 "
+            f"{list(expected)} (one row per class of labels {decoder.labels!r})"
+        )
 
 
 def _format_shape(shape: GraphShape) -> str:
@@ -359,9 +548,39 @@ def check_graph_signature(
     Raises:
         OrstreamError: naming the first tensor that differs.
     """
+    _check_tensors(card.graph_inputs(), card.graph_outputs(), inputs, outputs, source)
+
+
+def check_decoder_signature(
+    card: ModelCard,
+    inputs: Mapping[str, tuple[GraphShape, str]],
+    outputs: Mapping[str, tuple[GraphShape, str]],
+    source: Path,
+) -> None:
+    """Refuse a prompt decoder graph whose tensors differ from the card's decoder section.
+
+    Arguments as :func:`check_graph_signature`.
+
+    Raises:
+        OrstreamError: the card has no decoder, or naming the first tensor that differs.
+    """
+    if card.decoder is None:
+        raise OrstreamError(f"{source}: card {card.name!r} has no decoder section")
+    _check_tensors(
+        card.decoder.graph_inputs(), card.decoder.graph_outputs(), inputs, outputs, source
+    )
+
+
+def _check_tensors(
+    expected_inputs: Mapping[str, tuple[tuple[int, ...], str]],
+    expected_outputs: Mapping[str, tuple[tuple[int, ...], str]],
+    inputs: Mapping[str, tuple[GraphShape, str]],
+    outputs: Mapping[str, tuple[GraphShape, str]],
+    source: Path,
+) -> None:
     for kind, graph, expected in (
-        ("input", inputs, card.graph_inputs()),
-        ("output", outputs, card.graph_outputs()),
+        ("input", inputs, expected_inputs),
+        ("output", outputs, expected_outputs),
     ):
         missing = [name for name in expected if name not in graph]
         unexpected = [name for name in graph if name not in expected]

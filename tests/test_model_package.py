@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,12 @@ import pytest
 from orstream.errors import OrstreamError
 from orstream.model_package import (
     CARD_FILE,
+    DECODER_FILE,
+    DECODER_INPUTS,
     MODEL_FILE,
+    TEXT_PROMPTS_FILE,
     ModelCard,
+    check_decoder_signature,
     check_graph_signature,
     load_package,
     read_card,
@@ -222,3 +227,171 @@ def test_graph_signature_check_names_the_difference(tmp_path: Path) -> None:
     )
     renamed = {("pixels" if k == "image" else k): v for k, v in inputs.items()}
     assert "graph inputs ['pixels', 'state_in.h']" in refused(renamed, outputs)
+
+
+DECODER_BYTES = b"stand-in decoder bytes"
+TEXT_PROMPTS = np.arange(2 * 6, dtype=np.float32).reshape(2, 6)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _tensor(name: str, shape: list[int]) -> dict[str, Any]:
+    return {"name": name, "shape": shape, "dtype": "float32"}
+
+
+def _segmentation_card_dict(text: bytes | None = None) -> dict[str, Any]:
+    """An interactive segmentation card: encoder 32x48 -> [1, 8, 2, 3], decoder with 4 point
+    slots, 3 candidates and 2 classes with 6-wide text prompts."""
+    card = _card_dict()
+    card["task"] = "interactive_segmentation"
+    card["inputs"][0].update(
+        shape=[1, 3, 32, 48], resize={"height": 32, "width": 48, "interpolation": "area"}
+    )
+    card["outputs"] = [
+        {
+            "name": "image_embeddings",
+            "shape": [1, 8, 2, 3],
+            "dtype": "float32",
+            "meaning": "image embedding",
+            "activation": "none",
+        }
+    ]
+    card["labels"] = {
+        "segmentation": [
+            {"index": 0, "code": 16, "name": "suction"},
+            {"index": 1, "code": 101, "name": "sella"},
+        ]
+    }
+    card["state"] = []
+    card["thresholds"] = {}
+    card["decoder"] = {
+        "file": "decoder.onnx",
+        "sha256": hashlib.sha256(DECODER_BYTES).hexdigest(),
+        "inputs": [
+            _tensor("image_embeddings", [1, 8, 2, 3]),
+            _tensor("points", [1, 4, 2]),
+            _tensor("point_labels", [1, 4]),
+            _tensor("boxes", [1, 4]),
+            _tensor("mask_prompt", [1, 1, 8, 12]),
+            _tensor("text_embedding", [1, 6]),
+            _tensor("has_box", [1]),
+            _tensor("has_mask", [1]),
+            _tensor("has_text", [1]),
+        ],
+        "outputs": [
+            {**_tensor("masks", [1, 3, 8, 12]), "meaning": "mask logits", "activation": "sigmoid"},
+            {**_tensor("iou", [1, 3]), "meaning": "predicted IoU", "activation": "none"},
+        ],
+        "text_file": "text_prompts.npy",
+        "text_sha256": hashlib.sha256(text or _npy_bytes(TEXT_PROMPTS)).hexdigest(),
+        "prompt_template": "A segmentation area of a {}.",
+    }
+    return card
+
+
+def _write_segmentation_package(
+    folder: Path, card: dict[str, Any] | None = None, text: bytes | None = None
+) -> Path:
+    text = text or _npy_bytes(TEXT_PROMPTS)
+    _write_package(folder, card or _segmentation_card_dict(text))
+    (folder / "decoder.onnx").write_bytes(DECODER_BYTES)
+    (folder / "text_prompts.npy").write_bytes(text)
+    return folder
+
+
+def test_segmentation_package_loads_with_its_decoder(tmp_path: Path) -> None:
+    package = load_package(_write_segmentation_package(tmp_path / "pkg"))
+    decoder = package.card.decoder
+    assert decoder is not None
+    assert package.decoder_path == tmp_path / "pkg" / DECODER_FILE
+    assert package.text_prompts_path == tmp_path / "pkg" / TEXT_PROMPTS_FILE
+    assert (decoder.point_slots, decoder.mask_size, decoder.text_dim) == (4, (8, 12), 6)
+    assert list(decoder.graph_inputs()) == list(DECODER_INPUTS)
+    assert decoder.graph_outputs() == {
+        "masks": ((1, 3, 8, 12), "float32"),
+        "iou": ((1, 3), "float32"),
+    }
+    np.testing.assert_array_equal(package.text_prompts(), TEXT_PROMPTS)
+    assert read_card(write_card(tmp_path, package.card)) == package.card
+
+
+def test_workflow_packages_have_no_decoder(tmp_path: Path) -> None:
+    package = load_package(_write_package(tmp_path / "pkg", _card_dict()))
+    assert package.card.decoder is None
+    assert package.decoder_path is None and package.text_prompts_path is None
+    with pytest.raises(OrstreamError, match="has no prompt decoder"):
+        package.text_prompts()
+
+
+@pytest.mark.parametrize("file", [DECODER_FILE, TEXT_PROMPTS_FILE])
+def test_a_missing_or_tampered_decoder_file_is_refused(tmp_path: Path, file: str) -> None:
+    folder = _write_segmentation_package(tmp_path / "pkg")
+    original = (folder / file).read_bytes()
+    (folder / file).write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(OrstreamError, match=f"{file} does not match {CARD_FILE}") as info:
+        load_package(folder)
+    assert "corrupt, truncated or replaced" in str(info.value)
+    assert "\n" not in str(info.value)
+    (folder / file).unlink()
+    with pytest.raises(OrstreamError, match=f"has no {file}$"):
+        load_package(folder)
+
+
+def test_text_prompts_must_hold_one_row_per_class(tmp_path: Path) -> None:
+    text = _npy_bytes(np.zeros((3, 6), np.float32))
+    folder = _write_segmentation_package(tmp_path / "rows", text=text)
+    expected = r"holds float32 \[3, 6\], the card expects float32 \[2, 6\]"
+    with pytest.raises(OrstreamError, match=expected):
+        load_package(folder)
+    text = _npy_bytes(np.zeros((2, 6), np.float64))
+    folder = _write_segmentation_package(tmp_path / "dtype", text=text)
+    with pytest.raises(OrstreamError, match=r"holds float64 \[2, 6\]"):
+        load_package(folder)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c.pop("decoder"), "needs a decoder section"),
+        (lambda c: c["decoder"]["inputs"].pop(), "decoder inputs must be"),
+        (lambda c: c["decoder"]["inputs"][1].update(shape=[1, 4, 3]), "'points' has shape"),
+        (lambda c: c["decoder"]["inputs"][2].update(shape=[1, 5]), "'point_labels' has shape"),
+        (lambda c: c["decoder"]["outputs"][0].update(shape=[1, 3, 8, 8]), "'masks' has shape"),
+        (lambda c: c["decoder"]["inputs"][7].update(dtype="int64"), "must be float32"),
+        (lambda c: c["decoder"].update(file="../model.onnx"), "'decoder.file'"),
+        (lambda c: c["decoder"].update(labels="instruments"), "unknown labels 'instruments'"),
+        (lambda c: c["decoder"].update(prompt_template="a {name}"), "must hold {}"),
+        (
+            lambda c: c["decoder"]["inputs"][0].update(shape=[1, 8, 3, 2]),
+            "'image_embeddings' [1, 8, 3, 2] is not an output",
+        ),
+    ],
+)
+def test_decoder_schema_errors_are_one_line(tmp_path: Path, edit: Any, message: str) -> None:
+    card = copy.deepcopy(_segmentation_card_dict())
+    edit(card)
+    folder = _write_segmentation_package(tmp_path / "pkg", card)
+    with pytest.raises(OrstreamError, match="invalid card") as info:
+        load_package(folder)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_decoder_signature_check_names_the_difference(tmp_path: Path) -> None:
+    card = ModelCard.model_validate(_segmentation_card_dict())
+    assert card.decoder is not None
+    inputs = dict(card.decoder.graph_inputs())
+    outputs = dict(card.decoder.graph_outputs())
+    check_decoder_signature(card, inputs, outputs, tmp_path / DECODER_FILE)
+    with pytest.raises(OrstreamError, match=r"input 'points' has shape \[1, 8, 2\] in the graph"):
+        check_decoder_signature(
+            card, {**inputs, "points": ((1, 8, 2), "float32")}, outputs, tmp_path / DECODER_FILE
+        )
+    with pytest.raises(OrstreamError, match="has no decoder section"):
+        check_decoder_signature(
+            ModelCard.model_validate(_card_dict()), inputs, outputs, tmp_path / DECODER_FILE
+        )
