@@ -24,6 +24,10 @@ class OverlayContext:
         fps: measured frame rate of the video path.
         latency_ms: recent frame-to-result latency (NaN when unknown).
         no_signal: the source delivers no frames (the drawn image is a placeholder).
+        segmentation: the stream's latest result that carries segmentation masks (None before
+            the first one, or without a segmenter). Masks come at the segmenter's own rate,
+            apart from the workflow results in ``result``.
+        segmentation_stale: the masks are older than the runtime's limit for them.
     """
 
     result: FrameResult | None = None
@@ -34,3 +38,5 @@ class OverlayContext:
     fps: float = 0.0
     latency_ms: float = float("nan")
     no_signal: bool = False
+    segmentation: FrameResult | None = None
+    segmentation_stale: bool = False
