@@ -48,3 +48,18 @@ def test_bench_rejects_bad_seconds(project_root: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--seconds" in result.stderr
+
+
+def test_bench_times_frames_with_their_masks(project_root: Path) -> None:
+    arguments = ["--seconds", "1", "--width", "160", "--height", "90", "--case-seconds", "30"]
+    arguments += ["--labels", "--no-encode"]
+    result = subprocess.run(
+        [project_root / ".venv/bin/orstream", "bench", "phantom", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "with instrument and anatomy masks" in result.stdout
+    assert re.search(r"render: 24 frames .* ([\d.]+) frames/s", result.stdout)
+    assert "encode" not in result.stdout

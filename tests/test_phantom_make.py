@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 
 from orstream.cli import main
-from orstream.labels import OUT_OF_PATIENT
+from orstream.labels import ANATOMY, OUT_OF_PATIENT
 from orstream.pitvis_csv import read_annotations
+from orstream.streams.phantom.writer import PHANTOM_VERSION
 from orstream.streams.video_file import probe_video
 
 SMALL = ["--width", "160", "--height", "90"]
+SELLAR_STEPS = frozenset(range(4, 13))
+"""Sphenoid sinus clearance to dural sealant: the steps that look at the sella."""
 
 
 def make(out: Path, *extra: str) -> int:
@@ -25,6 +28,12 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("phantom") / "set"
     assert make(out, "--cases", "2", "--seconds", "12", "--seed", "3", *SMALL) == 0
     return out
+
+
+def png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None, path
+    return image
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -42,12 +51,14 @@ def test_layout(dataset: Path) -> None:
             f"narrations/narrations_{video}.csv",
         } <= names
         assert {f"masks/video_{video}/{t:05d}.png" for t in range(12)} <= names
+        assert {f"anatomy/video_{video}/{t:05d}.png" for t in range(12)} <= names
     assert {
         "map_steps.csv",
         "map_instruments.csv",
         "titles.csv",
         "phantom.json",
         "masks/README.md",
+        "anatomy/README.md",
     } <= names
 
 
@@ -70,9 +81,7 @@ def test_masks_hold_the_annotated_instruments(dataset: Path) -> None:
         for t, step, slots in zip(
             annotations.time, annotations.step, annotations.instruments, strict=True
         ):
-            mask = cv2.imread(
-                str(dataset / "masks" / f"video_{video:02d}" / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED
-            )
+            mask = png(dataset / "masks" / f"video_{video:02d}" / f"{t:05d}.png")
             assert mask.shape == (90, 160) and mask.dtype == np.uint8
             codes, counts = np.unique(mask[mask > 0], return_counts=True)
             big = {int(c) for c, n in zip(codes, counts, strict=True) if n >= threshold}
@@ -84,6 +93,28 @@ def test_masks_hold_the_annotated_instruments(dataset: Path) -> None:
             elif not labelled:
                 assert tuple(slots) == (0, -2)
     assert instruments_seen > 0
+
+
+def test_anatomy_masks_show_the_sella_beside_the_instruments(dataset: Path) -> None:
+    yy, xx = np.mgrid[0:90, 0:160]
+    outside = np.hypot(xx + 0.5 - 80, yy + 0.5 - 45) > 0.54 * 90
+    sellar_seconds = with_sella = 0
+    for video in (1, 2):
+        annotations = read_annotations(dataset / "annotations" / f"annotations_{video:02d}.csv")
+        for t, step in zip(annotations.time, annotations.step, strict=True):
+            name = f"video_{video:02d}/{t:05d}.png"
+            anatomy = png(dataset / "anatomy" / name)
+            mask = png(dataset / "masks" / name)
+            assert anatomy.shape == (90, 160) and anatomy.dtype == np.uint8
+            assert set(np.unique(anatomy).tolist()) <= {0, *ANATOMY}
+            assert not anatomy[mask > 0].any() and not anatomy[outside].any()
+            if step in SELLAR_STEPS:
+                sellar_seconds += 1
+                with_sella += bool(anatomy.any())
+            else:
+                assert not anatomy.any(), (video, t, step)
+    assert sellar_seconds > 0 and with_sella > 0.7 * sellar_seconds
+    assert "101 = sella" in (dataset / "anatomy" / "README.md").read_text()
 
 
 def test_narrations_titles_and_parameters(dataset: Path) -> None:
@@ -106,7 +137,7 @@ def test_narrations_titles_and_parameters(dataset: Path) -> None:
         "fps": 24.0,
         "cases": 2,
     }
-    assert meta["version"]
+    assert meta["version"] == PHANTOM_VERSION
 
 
 def test_same_seed_same_dataset(dataset: Path, tmp_path: Path) -> None:

@@ -13,9 +13,13 @@ from orstream.streams.phantom.instruments import (
     SHAFT_RADIUS,
     draw_instrument,
 )
+from orstream.streams.phantom.noise import grid_coords
 from orstream.streams.phantom.renderer import CaseRenderer
+from orstream.streams.phantom.scenes import SELLA, Canvas, Scene, build_scene, make_case_style
 
 W, H, FPS = 160, 90, 24.0
+SELLAR_STEPS = frozenset(range(4, 13))
+"""Sphenoid sinus clearance to dural sealant: the steps that look at the sella."""
 
 
 def renderer(
@@ -140,3 +144,108 @@ def test_each_step_has_a_visual_signature() -> None:
         nearest = ((test_x[:, None, :] - train_x[None]) ** 2).sum(-1).argmin(1)
         scores.append(float((train_y[nearest] == test_y).mean()))
     assert np.mean(scores) > 0.45  # 14 steps: chance is about 0.07
+
+
+def field_of_view(case: CaseRenderer) -> np.ndarray:
+    view = case.view
+    yy, xx = np.mgrid[0 : view.height, 0 : view.width]
+    return np.hypot(xx + 0.5 - view.cx, yy + 0.5 - view.cy) < view.radius
+
+
+def test_scenes_label_the_sella_in_the_sellar_steps() -> None:
+    style = make_case_style(np.random.default_rng(1), get_difficulty("normal"))
+    for name in [f"step_{k:02d}" for k in range(1, 15)] + ["room"]:
+        scene = build_scene(name, 162, np.random.default_rng(2), style, get_difficulty("normal"))
+        assert scene.anatomy.shape == (162, 162) and scene.anatomy.dtype == np.uint8
+        assert set(np.unique(scene.anatomy).tolist()) <= {0, SELLA}
+        sellar = name != "room" and int(name[-2:]) in SELLAR_STEPS
+        assert scene.has_anatomy == sellar, name
+        if sellar:
+            # The sella is a part of the view, never all of it.
+            assert 0.005 < (scene.anatomy == SELLA).mean() < 0.5, name
+
+
+def test_opaque_materials_hide_the_sella_and_thin_ones_keep_it() -> None:
+    canvas = Canvas(64, np.random.default_rng(0))
+    x, y = grid_coords(64)
+    bone = (np.full(3, 0.9, np.float32), 0.5, 0.2)
+    canvas.lay(np.ones((64, 64), np.float32), *bone)
+    assert not canvas.anatomy.any()
+    canvas.lay((np.hypot(x, y) < 0.5).astype(np.float32), *bone, anatomy=SELLA)
+    sella = canvas.anatomy == SELLA
+    assert sella.sum() > 100
+    left = (x < 0).astype(np.float32)
+    canvas.lay(0.9 * left, np.array([0.5, 0.0, 0.0], np.float32), 0.5, 1.0)  # blood
+    assert not canvas.anatomy[x < 0].any() and (canvas.anatomy[x > 0] == SELLA).any()
+    right = (x > 0).astype(np.float32)
+    canvas.lay(right, np.ones(3, np.float32), 0.7, 0.1, anatomy=None)  # dust
+    canvas.lay(0.4 * right, np.array([0.5, 0.0, 0.0], np.float32), 0.5, 1.0)  # a faint smear
+    assert np.array_equal(canvas.anatomy == SELLA, sella & (x > 0))
+
+
+def test_anatomy_masks_show_the_sella_in_sellar_steps_only(case: CaseRenderer) -> None:
+    inside = field_of_view(case)
+    sellar = with_sella = 0
+    for index in range(0, case.frame_count, round(FPS)):
+        mask = np.zeros((H, W), np.uint8)
+        anatomy = np.zeros((H, W), np.uint8)
+        shown = case.render(index, mask=mask, anatomy=anatomy)
+        assert set(np.unique(anatomy).tolist()) <= {0, SELLA}
+        assert not anatomy[mask > 0].any() and not anatomy[~inside].any()
+        if shown.step in SELLAR_STEPS:
+            sellar += 1
+            with_sella += bool(anatomy.any())
+        else:
+            assert not anatomy.any(), shown.step
+    assert sellar > 20 and with_sella > 0.7 * sellar
+
+
+def test_anatomy_masks_line_up_with_the_image() -> None:
+    """Paint the sella green and the rest red: the labels must land on the green pixels."""
+    w, h = 320, 180
+    case = CaseRenderer(5, 1, 240, get_difficulty("easy"), w, h, FPS)
+    inside = field_of_view(case)
+    checked = 0
+    for name, scene in list(case.scenes.items()):
+        if not scene.has_anatomy:
+            continue
+        surface = scene.surface.copy()
+        surface[..., :3] = (200, 30, 30)
+        surface[scene.anatomy == SELLA, :3] = (30, 200, 30)
+        case.scenes[name] = Scene(name, surface, scene.light, scene.look, scene.anatomy)
+    for segment in case.plan.segments:
+        if segment.step not in SELLAR_STEPS:
+            continue
+        index = round((segment.start + segment.end) / 2 * FPS)
+        mask = np.zeros((h, w), np.uint8)
+        anatomy = np.zeros((h, w), np.uint8)
+        image = case.render(index, mask=mask, anatomy=anatomy).image.astype(np.int64)
+        red, green = image[..., 0], image[..., 1]
+        seen = inside & (mask == 0)
+        looks_sella = seen & (green > red + 20)
+        looks_other = seen & (red > green + 20)
+        if looks_sella.sum() > 50:
+            assert (anatomy[looks_sella] == SELLA).mean() > 0.99
+            checked += 1
+        assert (anatomy[looks_other] == 0).mean() > 0.99
+    assert checked >= 5
+
+
+def test_labels_leave_the_image_alone_and_repeat(case: CaseRenderer) -> None:
+    indices = [s.start * round(FPS) + 30 for s in case.plan.segments if s.step in SELLAR_STEPS]
+    anatomies = []
+    for index in indices:
+        mask = np.zeros((H, W), np.uint8)
+        anatomy = np.zeros((H, W), np.uint8)
+        labelled = digest(case.render(index, mask=mask, anatomy=anatomy).image)
+        assert labelled == digest(case.render(index).image)
+        alone = np.zeros((H, W), np.uint8)
+        case.render(index, anatomy=alone)
+        assert np.array_equal(alone, anatomy)
+        anatomies.append(anatomy)
+    assert any(a.any() for a in anatomies)
+    again = renderer()
+    for index, anatomy in reversed(list(zip(indices, anatomies, strict=True))):
+        repeat = np.zeros((H, W), np.uint8)
+        again.render(index, anatomy=repeat)
+        assert np.array_equal(repeat, anatomy)

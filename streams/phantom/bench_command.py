@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "out-of-patient segment and instrument is covered (default 600)",
     )
     parser.add_argument("--no-encode", action="store_true", help="skip timing the H.264 encoder")
+    parser.add_argument(
+        "--labels",
+        action="store_true",
+        help="also draw the instrument mask and anatomy mask of every frame "
+        "(phantom make draws them once per second)",
+    )
 
 
 def pin_to_one_core() -> str:
@@ -85,17 +91,27 @@ def run(args: argparse.Namespace) -> int:
     indices = [s + k for s in starts for k in range(frames // chunks)]
     indices += [starts[-1] + frames // chunks + k for k in range(frames - len(indices))]
     canvas = np.zeros((args.height, args.width, 3), np.uint8)
+    mask = np.zeros((args.height, args.width), np.uint8) if args.labels else None
+    anatomy = np.zeros((args.height, args.width), np.uint8) if args.labels else None
+
+    def draw(index: int) -> None:
+        if mask is not None and anatomy is not None:
+            mask.fill(0)
+            anatomy.fill(0)
+        renderer.render(index, canvas, mask, anatomy)
+
     for index in indices[:: max(1, len(indices) // 8)]:
-        renderer.render(index, canvas)  # warm-up: JIT/cache load and first-touch of textures
+        draw(index)  # warm-up: JIT/cache load and first-touch of textures
     times = np.empty(len(indices))
     for k, index in enumerate(indices):
         t0 = time.perf_counter_ns()
-        renderer.render(index, canvas)
+        draw(index)
         times[k] = (time.perf_counter_ns() - t0) / 1e6
     render_fps = 1000.0 * len(times) / times.sum()
     print(
         f"phantom render: {args.width}x{args.height} @ {args.fps:g} fps, difficulty "
         f"{args.difficulty}, 1 thread, {where}"
+        + (", with instrument and anatomy masks" if args.labels else "")
     )
     print(
         f"  precompute (case of {case_seconds} s: {len(renderer.scenes)} scenes, "

@@ -4,7 +4,8 @@ Everything slow happens once per case in :class:`CaseRenderer`'s constructor: th
 textures of every step the case visits, the instrument sprites, the smoke field. A frame then
 costs two 4-channel affine warps of the current scene (OpenCV), one numba shading pass over the
 circular field of view, a warp and blend per visible instrument, and, only when they occur, a
-cross-fade, a box blur for fast camera moves and a haze pass. ``render(i)`` is a pure function
+cross-fade, a box blur for fast camera moves and a haze pass; labels (instrument mask, anatomy
+warped nearest-neighbour) only when asked for. ``render(i)`` is a pure function
 of the frame index, so frames can be drawn in any order and the same seed always gives the same
 pixels.
 """
@@ -184,6 +185,11 @@ class CaseRenderer:
         self._surface2 = np.empty((bh, bw, 4), np.uint8)
         self._light2 = np.empty((bh, bw, 4), np.uint8)
         self._fog = np.empty((bh, bw), np.uint8)
+        self._labels = np.empty((bh, bw), np.uint8)
+        self._occluders = np.zeros((height, width), np.uint8)
+        yy, xx = np.mgrid[self.view.by0 : self.view.by1, self.view.bx0 : self.view.bx1]
+        inside = np.hypot(xx + 0.5 - self.view.cx, yy + 0.5 - self.view.cy) < self.view.radius
+        self._inside = np.where(inside, 255, 0).astype(np.uint8)
         self._params = np.zeros(kernels.NUM_SHADE_PARAMS, np.float32)
         self._circle = np.array(
             [self.view.cx, self.view.cy, self.view.radius, max(1.0, 0.012 * self.view.radius), 0.0],
@@ -244,7 +250,11 @@ class CaseRenderer:
     # ------------------------------------------------------------------ frames
 
     def render(
-        self, index: int, out: np.ndarray | None = None, mask: np.ndarray | None = None
+        self,
+        index: int,
+        out: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        anatomy: np.ndarray | None = None,
     ) -> RenderedFrame:
         """Draw frame ``index``.
 
@@ -254,6 +264,9 @@ class CaseRenderer:
                 only written inside); a new black frame when omitted.
             mask: optional (H, W) uint8 zeroed buffer that receives each visible instrument's
                 code on its pixels.
+            anatomy: optional (H, W) uint8 zeroed buffer that receives the anatomy code
+                (:data:`~orstream.streams.phantom.scenes.SELLA`) of the scene's pixels, 0
+                outside the field of view and under instruments.
 
         Returns:
             The frame and its ground truth.
@@ -281,9 +294,34 @@ class CaseRenderer:
         self._motion_blur(current, t, camera)
         gain = 1.0 + 0.04 * math.sin(2.0 * math.pi * 0.23 * t + plan.drift[6])
         self._shade(look, camera, gain, frame)
+        if anatomy is not None and mask is None:
+            mask = self._occluders
+            mask.fill(0)
         shown = self._instruments(t, index, frame, mask, gain)
+        if anatomy is not None and mask is not None:
+            # A cross-fade never gives the other scene more than half the weight, so the
+            # labels are the current scene's, the one the frame's step names.
+            self._anatomy(scene, camera, anatomy, mask)
         self._smoke(t, camera, frame)
         return RenderedFrame(frame, segment.step, shown)
+
+    def _anatomy(self, scene: Scene, camera: Camera, anatomy: np.ndarray, mask: np.ndarray) -> None:
+        """Warp the scene's anatomy labels into ``anatomy`` where no instrument is in front."""
+        if not scene.has_anatomy:
+            return
+        view = self.view
+        labels = self._labels
+        cv2.warpAffine(
+            scene.anatomy,
+            self._warp_matrix(camera),
+            (labels.shape[1], labels.shape[0]),
+            dst=labels,
+            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT,
+        )
+        cv2.bitwise_and(labels, self._inside, dst=labels)
+        block = (slice(view.by0, view.by1), slice(view.bx0, view.bx1))
+        np.multiply(labels, mask[block] == 0, out=anatomy[block])
 
     def _fade(self, current: int, t: float) -> tuple[int | None, float]:
         """The neighbouring segment being faded to or from, and its weight."""

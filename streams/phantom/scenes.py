@@ -5,18 +5,22 @@ needs: albedo and fine bump height (``surface``) and gloss, illumination from th
 the endoscope, and the large-scale surface slope (``light``). Each PitVis step gets its own
 anatomy and materials (nasal corridor with turbinates, bony sphenoid, bluish dura at the sella,
 yellowish tumour, blood, graft sheet, fat, sealant, packing); out-of-patient scenes show the
-operating room. Coordinates are normalised to [-1, 1] across the texture; at zoom 1 the field
-of view covers a circle of radius :data:`VIEW_RADIUS` around the camera's point of interest.
+operating room. Beside its look, a scene holds an anatomy label texture: the sella (the bony
+sellar floor and its opened window) where it is in sight, cleared where an opaque material
+(blood, tumour, graft, fat, a cut) is later laid over it. Coordinates are normalised to
+[-1, 1] across the texture; at zoom 1 the field of view covers a circle of radius
+:data:`VIEW_RADIUS` around the camera's point of interest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from orstream.labels import ANATOMY
 from orstream.streams.phantom.difficulty import Difficulty
 from orstream.streams.phantom.noise import (
     blobs,
@@ -32,6 +36,12 @@ VIEW_RADIUS = 0.6
 
 TEXTURE_PER_RADIUS = 2.0 / VIEW_RADIUS
 """Texture side in pixels per pixel of field-of-view radius (texels match pixels at zoom 1)."""
+
+SELLA = {name: code for code, name in ANATOMY.items()}["sella"]
+"""Segmentation code of the sella in a scene's anatomy texture."""
+
+COVERED = 0.5
+"""Opacity above which a laid material sets (or clears) the anatomy label beneath it."""
 
 RGB = tuple[float, float, float]
 Material = tuple[np.ndarray, np.ndarray, np.ndarray | float]
@@ -59,12 +69,19 @@ class Scene:
         surface: (T, T, 4) uint8: albedo R, G, B and fine bump height.
         light: (T, T, 4) uint8: gloss, illumination, slope x and slope y (128 = facing the camera).
         look: shading constants.
+        anatomy: (T, T) uint8: anatomy code of each texel (:data:`SELLA`), 0 = none.
     """
 
     name: str
     surface: np.ndarray
     light: np.ndarray
     look: Look
+    anatomy: np.ndarray
+    has_anatomy: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Known once per scene, so frames of scenes without anatomy skip the label warp.
+        self.has_anatomy = bool(self.anatomy.any())
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,7 @@ class Canvas:
         self.bump: np.ndarray = np.full((size, size), 0.5, np.float32)
         self.gloss: np.ndarray = np.zeros((size, size), np.float32)
         self.depth: np.ndarray = np.ones((size, size), np.float32)
+        self.anatomy: np.ndarray = np.zeros((size, size), np.uint8)
         self._materials: dict[tuple[object, ...], Material] = {}
 
     def material(self, paint: Callable[..., Material], *args: object) -> Material:
@@ -161,12 +179,25 @@ class Canvas:
         colour: np.ndarray,
         bump: np.ndarray | float,
         gloss: np.ndarray | float,
+        anatomy: int | None = 0,
     ) -> None:
-        """Paint a material where ``mask`` is set (alpha blend of every map)."""
+        """Paint a material where ``mask`` is set (alpha blend of every map).
+
+        Args:
+            mask: opacity of the material, 0..1.
+            colour: albedo, (T, T, 3) or RGB.
+            bump: fine bump height.
+            gloss: gloss.
+            anatomy: anatomy code the material shows where it covers what lies beneath
+                (opacity above :data:`COVERED`): 0 for a material that hides the anatomy, or
+                None for one that keeps the label beneath (a thin deposit or lining).
+        """
         m = mask[..., None]
         self.colour += (colour - self.colour) * m
         self.bump += (bump - self.bump) * mask
         self.gloss += (gloss - self.gloss) * mask
+        if anatomy is not None:
+            self.anatomy[mask > COVERED] = anatomy
 
     def cavity(
         self,
@@ -218,7 +249,7 @@ class Canvas:
         light[..., 1] = (illumination * 255.0 + 0.5).astype(np.uint8)
         light[..., 2] = (128.0 + 127.0 * np.clip(-grad_x * 0.5, -1.0, 1.0)).astype(np.uint8)
         light[..., 3] = (128.0 + 127.0 * np.clip(-grad_y * 0.5, -1.0, 1.0)).astype(np.uint8)
-        return Scene(name, surface, light, look)
+        return Scene(name, surface, light, look, self.anatomy)
 
 
 # ---------------------------------------------------------------- materials
@@ -380,14 +411,15 @@ def _sella(cv: Canvas, style: CaseStyle, window: float) -> np.ndarray:
     _sinus(cv, style, 0.35)
     sx, sy = style.sella
     cv.dome((sx, sy), (0.5, 0.42), 0.2)
-    cv.lay(cv.region((sx, sy), (0.4, 0.34), wobble=0.3, soft=0.3), *cv.material(bone))
+    floor = cv.region((sx, sy), (0.4, 0.34), wobble=0.3, soft=0.3)
+    cv.lay(floor, *cv.material(bone), anatomy=SELLA)
     if window <= 0:
         return np.zeros_like(cv.x)
     opening = cv.region((sx, sy), (0.3 * window, 0.24 * window), wobble=0.15)
     edge = cv.region((sx, sy), (0.34 * window, 0.28 * window), wobble=0.15)
-    cv.lay(edge * (1.0 - opening), *cv.material(bone))
+    cv.lay(edge * (1.0 - opening), *cv.material(bone), anatomy=SELLA)
     cv.bump += 0.15 * edge * (1.0 - opening)
-    cv.lay(opening, *cv.material(dura))
+    cv.lay(opening, *cv.material(dura), anatomy=SELLA)
     return opening
 
 
@@ -403,7 +435,9 @@ def _clutter(cv: Canvas, style: CaseStyle, amount: float) -> None:
         material = (
             cv.material(mucosa, style.tone) if kind == 3 else cv.material((blood, clot, bone)[kind])
         )
-        cv.lay(mask * cv.rng.uniform(0.4, 0.8), *material)
+        # Bone chips and mucosa scraps lie on bone like the sinus lining; blood and clot hide it.
+        anatomy = 0 if kind < 2 else None
+        cv.lay(mask * cv.rng.uniform(0.4, 0.8), *material, anatomy=anatomy)
 
 
 def _step_01(cv: Canvas, style: CaseStyle, s: float) -> None:
@@ -446,6 +480,8 @@ def _step_04(cv: Canvas, style: CaseStyle, s: float) -> None:
     _sinus(cv, style, 0.55 - 0.3 * s)
     sx, sy = style.sella
     cv.dome((sx, sy), (0.38, 0.32), 0.12)
+    # The sellar floor bulges into the sinus, still under its lining: the sella up to the rim.
+    cv.anatomy[ellipse_distance(cv.x, cv.y, (sx, sy), (0.38, 0.32)) < 1.0] = SELLA
 
 
 def _step_05(cv: Canvas, style: CaseStyle, s: float) -> None:
@@ -454,7 +490,8 @@ def _step_05(cv: Canvas, style: CaseStyle, s: float) -> None:
     pits = blobs(cv.rng, cv.size, 20, style.sella, 0.2, (0.02, 0.05))
     cv.bump -= 0.35 * pits * area
     dust = smoothstep(1.6, 2.3, cv.noise(70, 2)) * area
-    cv.lay(np.clip(dust + 0.5 * pits * s, 0, 1), _rgb((0.98, 0.96, 0.92)), 0.75, 0.1)
+    # Bone dust on the sellar floor leaves it the sella.
+    cv.lay(np.clip(dust + 0.5 * pits * s, 0, 1), _rgb((0.98, 0.96, 0.92)), 0.75, 0.1, anatomy=None)
 
 
 def _step_06(cv: Canvas, style: CaseStyle, s: float) -> None:

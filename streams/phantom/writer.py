@@ -7,6 +7,8 @@ Layout under the output folder::
     map_steps.csv, map_instruments.csv  PitVis code -> name
     masks/video_NN/TTTTT.png            per second: uint8, pixel = instrument code, 0 = none
     masks/README.md                     the mask format
+    anatomy/video_NN/TTTTT.png          per second: uint8, pixel = anatomy code (101 = sella)
+    anatomy/README.md                   the anatomy mask format
     narrations/narrations_NN.csv        int_video,int_start,int_end,text (10-second clips)
     titles.csv                          int_video,title
     phantom.json                        generator parameters
@@ -16,7 +18,7 @@ Every case lasts ``seconds``, or, with ``max_seconds`` set, case lengths are spr
 long cases; phantom step durations scale with the case length, so a model must see both.
 
 Labels are taken from the rendered frame at each whole second (frame ``round(t * fps)``), so
-they, the masks and the video always agree.
+they, the masks, the anatomy masks and the video always agree.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 
-PHANTOM_VERSION = "1.0"
+PHANTOM_VERSION = "1.1"
 """Version of the phantom's look and plan; bumped whenever the same seed would change output."""
 
 MASKS_README = """# Instrument masks
@@ -50,10 +52,29 @@ zero-padded to 5 digits), taken from frame `round(TTTTT * fps)` of `videos/video
   visibility threshold (0.05 % of the field of view, and at least 4 pixels).
 """
 
+ANATOMY_README = """# Anatomy masks
+
+One PNG per annotated second: `anatomy/video_NN/TTTTT.png`, the same frame as
+`masks/video_NN/TTTTT.png` (frame `round(TTTTT * fps)` of `videos/video_NN.mp4`).
+
+- single-channel 8-bit, same width and height as the video;
+- pixel value = anatomy code, 0 = none; codes are above 100 so they never meet an instrument
+  code: 101 = sella, the bony sellar floor bulging into the sphenoid sinus and, once opened, its
+  window (exposed dura, the defect behind it, the bony rim);
+- the sella is in sight from sphenoid sinus clearance (step 4) to dural sealant (step 12);
+  where blood, clot, tumour, an incision, a graft, fat or a gasket covers it the pixels are 0,
+  while bone dust, sinus mucosa and translucent sealant leave it the sella;
+- 0 outside the circular field of view and wherever an instrument is in front (the non-zero
+  pixels of the instrument mask of the same second); smoke and motion blur do not change it;
+- during the short cross-fade between two steps' views (0.3 s either side of a step change),
+  the mask is that of the current step's view, the step `annotations_NN.csv` gives.
+"""
+
 OUTPUT_ENTRIES = (
     "videos",
     "annotations",
     "masks",
+    "anatomy",
     "narrations",
     "map_steps.csv",
     "map_instruments.csv",
@@ -189,19 +210,26 @@ def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int,
     slots = np.empty((seconds, 2), np.int64)
     mask_dir = out / "masks" / name
     mask_dir.mkdir(parents=True, exist_ok=True)
+    anatomy_dir = out / "anatomy" / name
+    anatomy_dir.mkdir(parents=True, exist_ok=True)
     canvas = np.zeros((spec.height, spec.width, 3), np.uint8)
     mask = np.zeros((spec.height, spec.width), np.uint8)
+    anatomy = np.zeros((spec.height, spec.width), np.uint8)
     with H264Writer(out / "videos" / f"{name}.mp4", spec.width, spec.height, spec.fps) as video_out:
         for index in range(frames):
             second = label_frames.get(index)
-            if second is not None:
+            if second is None:
+                shown = renderer.render(index, canvas)
+            else:
                 mask.fill(0)
-            shown = renderer.render(index, canvas, mask if second is not None else None)
+                anatomy.fill(0)
+                shown = renderer.render(index, canvas, mask, anatomy)
             video_out.write(shown.image)
             if second is not None:
                 steps[second] = shown.step
                 slots[second] = shown.slots
                 cv2.imwrite(str(mask_dir / f"{second:05d}.png"), mask)
+                cv2.imwrite(str(anatomy_dir / f"{second:05d}.png"), anatomy)
             progress.update(index + 1)
     write_annotations(
         out / "annotations" / f"annotations_{video:02d}.csv",
@@ -225,9 +253,10 @@ def write_dataset(spec: PhantomSpec, out: Path, overwrite: bool = False, jobs: i
     if jobs < 1:
         raise OrstreamError(f"--jobs must be at least 1 (got {jobs})")
     prepare_output(out, overwrite)
-    for folder in ("videos", "annotations", "masks", "narrations"):
+    for folder in ("videos", "annotations", "masks", "anatomy", "narrations"):
         (out / folder).mkdir(exist_ok=True)
     (out / "masks" / "README.md").write_text(MASKS_README)
+    (out / "anatomy" / "README.md").write_text(ANATOMY_README)
     write_label_maps(out)
     work = [(spec, video, out) for video in spec.videos]
     if jobs == 1:
