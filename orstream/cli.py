@@ -54,6 +54,11 @@ COMMANDS: tuple[Command, ...] = (
         "train the PitVis step + instrument recognizer (LightningCLI)",
     ),
     Command(
+        ("train", "segmenter"),
+        "orstream.training.train_command",
+        "train the interactive segmenter on clicks, boxes and text (LightningCLI)",
+    ),
+    Command(
         ("eval", "pitvis"),
         "orstream.eval_command",
         "score PitVis submission CSVs against annotations",

@@ -1,24 +1,60 @@
-"""``orstream train workflow``: train the PitVis workflow recognizer with LightningCLI.
+"""``orstream train workflow`` and ``orstream train segmenter``: train with LightningCLI.
 
 The config file is a LightningCLI ``fit`` config (sections ``model``, ``data``, ``trainer``,
-``checkpoint``, ``seed_everything``); ``training/configs/workflow_phantom.yaml`` is the default
-for phantom data. Overrides follow it, as ``key=value`` (``data.root=/data/phantom``) or, after
-``--``, in LightningCLI's own form (``-- --trainer.max_epochs=3``). The model's input size,
-sample rate and receptive field are linked into the data module, so they are set once, in
-``model.model_kwargs``.
+``checkpoint``, ``seed_everything``); ``training/configs/workflow_phantom.yaml`` and
+``training/configs/segmenter_phantom.yaml`` are the defaults for phantom data. Overrides follow
+it, as ``key=value`` (``data.root=/data/phantom``) or, after ``--``, in LightningCLI's own form
+(``-- --trainer.max_epochs=3``). What the data must match in the model (the workflow model's
+input size, sample rate and receptive field; the segmenter's input size, mask size and classes)
+is linked into the data module, so it is set once, in the ``model`` section.
 
 Outputs (in the CSVLogger's version folder, e.g. ``runs/workflow/version_0``): ``metrics.csv``,
-``checkpoints/best-*.ckpt`` (highest ``val_step_score``), ``checkpoints/last.ckpt`` (the
-final weights) and ``checkpoints/loss_curve.png``.
+``checkpoints/best-*.ckpt`` (highest validation score: ``val_step_score``, ``val_dice``),
+``checkpoints/last.ckpt`` (the final weights) and ``checkpoints/loss_curve.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 LAST_CHECKPOINT = "last.ckpt"
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """What differs between the trainable models: classes, links, monitor and curve labels."""
+
+    model: str  # "module:Class" of the LightningModule
+    data: str  # "module:Class" of the LightningDataModule
+    links: tuple[str, ...]  # model attributes the data module takes over at instantiation
+    monitor: str  # validation metric to maximise
+    loss_label: str  # what the loss curve's loss axis shows
+    score_label: str  # what the loss curve's score axis shows
+
+
+TASKS = {
+    "workflow": TrainTask(
+        "orstream.training.lit_workflow:LitWorkflow",
+        "orstream.training.pitvis_datamodule:PitVisDataModule",
+        ("input_size", "sample_fps", "receptive_field"),
+        "val_step_score",
+        "loss (step CE + instrument BCE, summed over stages)",
+        "PitVis step score (online, held out)",
+    ),
+    "segmenter": TrainTask(
+        "orstream.training.lit_segmenter:LitSegmenter",
+        "orstream.training.segmenter_datamodule:SegmenterDataModule",
+        ("input_size", "mask_size", "classes"),
+        "val_dice",
+        "loss (20 focal + Dice + IoU MSE, mean over click rounds)",
+        "Dice (box, click, text prompts; held out)",
+    ),
+}
+"""``orstream train NAME`` -> its task (the CLI's ``train_command`` argument is NAME)."""
 
 HELP_OVERRIDES = (
     "LightningCLI overrides: key=value (e.g. data.root=/data/phantom trainer.max_epochs=20), "
@@ -53,12 +89,14 @@ def lightning_arguments(config: Path, overrides: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from orstream.errors import OrstreamError
-    from orstream.training.loss_curve import plot_loss_curve
+    from orstream.training.loss_curve import CurveLabels, plot_loss_curve
 
+    name: str = args.train_command
+    task = TASKS[name]
     config: Path = args.config
     if not config.is_file():
         raise OrstreamError(f"{config}: config file not found")
-    cli = build_cli(lightning_arguments(config, args.overrides), config)
+    cli = build_cli(lightning_arguments(config, args.overrides), config, name)
     trainer = cli.trainer
     trainer.fit(cli.model, datamodule=cli.datamodule)
     if trainer.interrupted:
@@ -71,9 +109,12 @@ def run(args: argparse.Namespace) -> int:
     # ModelCheckpoint's own save_last only follows saves of the best; this is the final state.
     last = folder / LAST_CHECKPOINT
     trainer.save_checkpoint(last)
-    curve = plot_loss_curve(metrics_csv, folder / "loss_curve.png")
+    labels = CurveLabels(
+        f"orstream {name} training", task.loss_label, task.monitor, task.score_label
+    )
+    curve = plot_loss_curve(metrics_csv, folder / "loss_curve.png", labels)
     if checkpoint.best_model_score is not None:
-        print(f"best val_step_score: {float(checkpoint.best_model_score):.4f}")
+        print(f"best {task.monitor}: {float(checkpoint.best_model_score):.4f}")
     print(f"best checkpoint: {Path(checkpoint.best_model_path).resolve()}")
     print(f"last checkpoint: {last}")
     print(f"metrics: {metrics_csv}")
@@ -81,8 +122,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_cli(arguments: list[str], config: Path) -> Any:
-    """Parse ``arguments`` and instantiate model, data and trainer (without fitting).
+def _load_class(path: str) -> type:
+    module, name = path.split(":")
+    loaded: type = getattr(importlib.import_module(module), name)
+    return loaded
+
+
+def build_cli(arguments: list[str], config: Path, name: str = "workflow") -> Any:
+    """Parse ``arguments`` and instantiate the model, data and trainer of task ``name`` (see
+    :data:`TASKS`) without fitting.
 
     Raises:
         OrstreamError: the config or an override is invalid (one line naming the config).
@@ -93,25 +141,25 @@ def build_cli(arguments: list[str], config: Path) -> Any:
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
     from orstream.errors import OrstreamError
-    from orstream.training.lit_workflow import LitWorkflow
-    from orstream.training.pitvis_datamodule import PitVisDataModule
 
-    class WorkflowCLI(LightningCLI):
+    task = TASKS[name]
+
+    class TaskCLI(LightningCLI):
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults(
                 {
-                    "checkpoint.monitor": "val_step_score",
+                    "checkpoint.monitor": task.monitor,
                     "checkpoint.mode": "max",
-                    "checkpoint.filename": "best-{epoch:03d}-{val_step_score:.4f}",
+                    "checkpoint.filename": f"best-{{epoch:03d}}-{{{task.monitor}:.4f}}",
                     "checkpoint.auto_insert_metric_name": False,
                     "trainer.logger": {
                         "class_path": "lightning.pytorch.loggers.CSVLogger",
-                        "init_args": {"save_dir": "runs", "name": "workflow"},
+                        "init_args": {"save_dir": "runs", "name": name},
                     },
                 }
             )
-            for attribute in ("input_size", "sample_fps", "receptive_field"):
+            for attribute in task.links:
                 parser.link_arguments(
                     f"model.{attribute}", f"data.{attribute}", apply_on="instantiate"
                 )
@@ -120,9 +168,9 @@ def build_cli(arguments: list[str], config: Path) -> Any:
         with warnings.catch_warnings():
             # LightningCLI warns that orstream's own argv is not its args: intended here.
             warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
-            return WorkflowCLI(
-                LitWorkflow,
-                PitVisDataModule,
+            return TaskCLI(
+                _load_class(task.model),
+                _load_class(task.data),
                 args=arguments,
                 run=False,
                 parser_kwargs={"exit_on_error": False},
