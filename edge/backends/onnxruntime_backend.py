@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 
 from orstream.errors import OrstreamError
-from orstream.model_package import GraphShape, ModelPackage, check_graph_signature
+from orstream.model_package import (
+    GraphShape,
+    ModelPackage,
+    check_decoder_signature,
+    check_graph_signature,
+)
+
+Graph = Literal["model", "decoder"]
+"""Which graph of a package a backend runs: ``model.onnx`` or the prompt decoder."""
 
 # ONNX Runtime's tensor type names -> numpy dtype names as cards spell them.
 ORT_DTYPES = {
@@ -66,16 +75,19 @@ def default_intra_op_threads() -> int:
 
 
 class OnnxRuntimeBackend:
-    """Runs a package's ``model.onnx`` in an ONNX Runtime inference session.
+    """Runs one graph of a package in an ONNX Runtime inference session.
 
     Args:
         intra_op_threads: threads inside one operator; default :func:`default_intra_op_threads`.
+        graph: ``"model"`` runs ``model.onnx``; ``"decoder"`` the prompt decoder of an
+            interactive segmentation package (checked against the card's decoder section).
     """
 
     name = "onnxruntime"
 
-    def __init__(self, intra_op_threads: int | None = None) -> None:
+    def __init__(self, intra_op_threads: int | None = None, graph: Graph = "model") -> None:
         self.intra_op_threads = intra_op_threads or default_intra_op_threads()
+        self.graph = graph
         self.session: ort.InferenceSession | None = None
         self.package: ModelPackage | None = None
         self._input_names: frozenset[str] = frozenset()
@@ -110,14 +122,17 @@ class OnnxRuntimeBackend:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Spinning idle threads would burn the cores that decoding and drawing need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = package.model_path
+        path = package.model_path if self.graph == "model" else package.decoder_path
+        if path is None:
+            raise OrstreamError(f"model package {package.root} has no prompt decoder")
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except _INVALID_MODEL_ERRORS as error:
             raise OrstreamError(f"{path} is not a valid ONNX model ({_one_line(error)})") from None
         except _ORT_ERRORS as error:
             raise OrstreamError(f"onnxruntime cannot load {path}: {_one_line(error)}") from None
-        check_graph_signature(
+        check = check_graph_signature if self.graph == "model" else check_decoder_signature
+        check(
             package.card,
             inputs=_signature(session.get_inputs()),
             outputs=_signature(session.get_outputs()),
