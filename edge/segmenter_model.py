@@ -5,10 +5,14 @@ decoder (``decoder.onnx``) runs once per prompt on that embedding (:meth:`Segmen
 so a user refining a mask pays only for the decoder.
 
 Prompts are in frame pixels (x to the right, y down, from the frame's top-left corner) and are
-scaled to the model's input size, which the frame is resized to before encoding. The decoder
-gives 3 candidate masks at 1/4 of the input size with a predicted IoU each; the best candidate
-by predicted IoU is kept, whatever the prompt, its logits are upscaled (bilinear) to the input
-size and then to the frame's size, and the mask is where they are above 0.
+mapped to the model's input size, which the frame is resized to before encoding, in the
+conventions the model was trained with at that size: a click is the pixel it lands on (mapped
+centre to centre), and a box is given by its edges, as a slice is (pixels ``xa..xb`` are
+``x0 = xa``, ``x1 = xb + 1``), and reaches the decoder as its first and last input pixel.
+
+The decoder gives 3 candidate masks at 1/4 of the input size with a predicted IoU each; the best
+candidate by predicted IoU is kept, whatever the prompt, its logits are upscaled (bilinear) to
+the input size and then to the frame's size, and the mask is where they are above 0.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ class Prompt:
     """What the user asks to segment; any combination of the fields, at least one set.
 
     Attributes:
-        points: clicks (x, y) in frame pixels.
+        points: clicks (x, y) in frame pixels: the pixel clicked, 0 <= x < width.
         point_labels: one per point, 1 positive (part of the target), 0 negative (not).
-        box: (x0, y0, x1, y1) in frame pixels, top-left and bottom-right corners.
+        box: (x0, y0, x1, y1) in frame pixels, its left, top, right and bottom edges: pixels
+            x0 <= x < x1 and y0 <= y < y1 are inside, so 0 <= x0 < x1 <= width.
         text: a class name of the package (:attr:`SegmenterModel.classes`).
         mask_logits: the previous round's :attr:`MaskPrediction.low_res_logits`, to refine.
     """
@@ -189,11 +194,16 @@ class SegmenterModel:
         labels = np.full((1, self.point_slots), PAD_LABEL, dtype=np.float32)
         clicks = self._points(prompt, frame)
         if clicks:
-            points[0, : len(clicks)] = np.array(clicks) * scale
+            # pixel centre to pixel centre
+            points[0, : len(clicks)] = (np.array(clicks) + 0.5) * scale - 0.5
             labels[0, : len(clicks)] = prompt.point_labels
         boxes = np.zeros((1, 4), dtype=np.float32)
         if prompt.box is not None:
-            boxes[0] = np.array(self._box(prompt.box, frame)) * np.tile(scale, 2)
+            x0, y0, x1, y1 = self._box(prompt.box, frame)
+            # edges to the first and last input pixel inside, as the model was trained on
+            first = np.array([x0, y0]) * scale
+            last = np.maximum(np.array([x1, y1]) * scale - 1, first)
+            boxes[0] = (*first, *last)
         text = np.zeros((1, self._text_dim), dtype=np.float32)
         if prompt.text is not None:
             text[0] = self._text_prompts[self._text_row(prompt.text)]
@@ -239,7 +249,7 @@ class SegmenterModel:
         return clicks
 
     @staticmethod
-    def _box(box: tuple[float, ...], frame: tuple[int, int]) -> tuple[float, ...]:
+    def _box(box: tuple[float, ...], frame: tuple[int, int]) -> tuple[float, float, float, float]:
         if len(box) != 4:
             raise PromptError(f"a box is (x0, y0, x1, y1), got {tuple(box)}")
         x0, y0, x1, y1 = (float(v) for v in box)

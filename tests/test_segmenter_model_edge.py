@@ -85,8 +85,9 @@ def _torch_mask(
     box: tuple[float, float, float, float] | None = None,
     text: str | None = None,
 ) -> tuple[np.ndarray, float]:
-    """What the package should answer, computed independently with the PyTorch model: prompts
-    scaled to the input size, best of 3 by IoU, bilinear to input size then frame size."""
+    """What the package should answer, computed independently with the PyTorch model: clicks
+    mapped pixel centre to pixel centre, box edges to the first and last input pixel, best of 3
+    by IoU, bilinear to input size then frame size."""
     net = reference.model
     height, width = net.input_size
     scale = torch.tensor([width / frame.shape[1], height / frame.shape[0]])
@@ -94,11 +95,12 @@ def _torch_mask(
     slots = torch.zeros(1, POINT_SLOTS, 2)
     slot_labels = torch.full((1, POINT_SLOTS), -1.0)
     for index, (point, label) in enumerate(zip(points, labels, strict=True)):
-        slots[0, index] = torch.tensor(point) * scale
+        slots[0, index] = (torch.tensor(point) + 0.5) * scale - 0.5
         slot_labels[0, index] = label
     kwargs = {}
     if box is not None:
-        kwargs["boxes"] = (torch.tensor(box) * scale.repeat(2))[None]
+        edges = torch.tensor(box) * scale.repeat(2)
+        kwargs["boxes"] = (edges - torch.tensor([0.0, 0.0, 1.0, 1.0]))[None]
     if text is not None:
         kwargs["text_embedding"] = TextEncoder.load().encode([prompt_text(text)])
     with torch.no_grad():
