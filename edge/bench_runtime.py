@@ -15,6 +15,7 @@ from orstream.edge.edge_config import EdgeConfig, parse_config
 from orstream.edge.edge_session import describe_status
 from orstream.edge.runtime_status import RuntimeStatus
 from orstream.errors import OrstreamError
+from orstream.latency import LatencySummary
 from orstream.streams.video_file import probe_video
 
 PHANTOM_SEED = 90210
@@ -74,6 +75,7 @@ class RunPlan:
     backend: str | None
     record: bool
     realtime: bool
+    segmentation: bool = False
 
 
 PLANS = (
@@ -85,9 +87,71 @@ PLANS = (
 )
 """Flat-out runs price each part against decoding; the live run gives the latencies."""
 
+SEGMENTATION_PLAN = RunPlan(
+    "live: + segmentation", "onnxruntime", record=True, realtime=True, segmentation=True
+)
+"""The live run again with live masks: what segmentation costs the video and the recognizer."""
+
+SEGMENTER_SAMPLES = 40
+"""Frames the segmenter's encoder and decoder are timed on, spread over the file."""
+
+
+@dataclass(frozen=True)
+class SegmenterFigures:
+    """The segmenter's halves timed one call at a time on frames of the file."""
+
+    encoder: LatencySummary
+    decoder_box: LatencySummary
+    decoder_text: LatencySummary
+    backend: str
+
+
+def segmenter_latencies(package: Path, source: Path, frames: int) -> SegmenterFigures:
+    """Encoder and decoder latency of a segmenter package on ``SEGMENTER_SAMPLES`` frames."""
+    import numpy as np
+
+    from orstream.edge.segmenter_model import Prompt, SegmenterModel
+    from orstream.model_package import load_package
+    from orstream.streams.pyav_source import PyAVSource
+
+    model = SegmenterModel.load(load_package(package))
+    wanted = set(np.linspace(0, frames - 1, SEGMENTER_SAMPLES).astype(int).tolist())
+    text = next(iter(model.classes))
+    encoder, box, by_text = [], [], []
+    reader = PyAVSource(source, stream_id="bench")
+    try:
+        for frame in reader.frames(wanted):
+            image = np.asarray(frame.image)
+            height, width = image.shape[:2]
+            started = time.perf_counter()
+            embedding = model.embed(image)
+            encoder.append((time.perf_counter() - started) * 1e3)
+            started = time.perf_counter()
+            model.segment(
+                embedding, Prompt(box=(width * 0.3, height * 0.3, width * 0.6, height * 0.7))
+            )
+            box.append((time.perf_counter() - started) * 1e3)
+            started = time.perf_counter()
+            model.segment(embedding, Prompt(text=text))
+            by_text.append((time.perf_counter() - started) * 1e3)
+    finally:
+        reader.close()
+    return SegmenterFigures(
+        LatencySummary.of(encoder),
+        LatencySummary.of(box),
+        LatencySummary.of(by_text),
+        model.encoder.name,
+    )
+
 
 def _config(
-    plan: RunPlan, source: Path, record: Path, model: Path, rate: float | None
+    plan: RunPlan,
+    source: Path,
+    record: Path,
+    model: Path,
+    rate: float | None,
+    segmenter: Path | None = None,
+    segmentation_rate: float | None = None,
 ) -> EdgeConfig:
     data: dict = {
         "source": {"uri": str(source), "stream_id": "bench", "realtime": plan.realtime},
@@ -97,6 +161,8 @@ def _config(
         data["record"] = {"path": str(record)}
     if plan.backend is not None:
         data["model"] = {"package": str(model), "backends": [plan.backend], "rate_hz": rate}
+    if plan.segmentation:
+        data["segmentation"] = {"package": str(segmenter), "rate_hz": segmentation_rate}
     return parse_config(data, "bench")
 
 
@@ -107,8 +173,14 @@ def bench_runtime(
     size: tuple[int, int],
     model_rate: float | None,
     json_path: Path | None,
+    segmenter: Path | None = None,
+    segmentation_rate: float | None = None,
 ) -> dict[str, object]:
-    """Measure and print; returns the figures (also written to ``json_path`` if given)."""
+    """Measure and print; returns the figures (also written to ``json_path`` if given).
+
+    With a ``segmenter`` package it also times the segmenter's encoder and decoder and repeats
+    the live run with live segmentation.
+    """
     with tempfile.TemporaryDirectory(prefix="orstream-bench-") as scratch:
         work = Path(scratch)
         if source is None:
@@ -127,12 +199,27 @@ def bench_runtime(
         decode_fps = decode_only_fps(source, frames)
         _say(f"decode only: {decode_fps:.1f} frames/s")
         runs: list[RunFigures] = []
-        for plan in PLANS:
+        plans = PLANS if segmenter is None else (*PLANS, SEGMENTATION_PLAN)
+        for plan in plans:
             pace = f" (real time, {info.duration_s:.0f} s)" if plan.realtime else ""
             _say(f"running: {plan.name}{pace}")
-            config = _config(plan, source, work / f"{len(runs)}.mp4", model, model_rate)
+            config = _config(
+                plan,
+                source,
+                work / f"{len(runs)}.mp4",
+                model,
+                model_rate,
+                segmenter,
+                segmentation_rate,
+            )
             runs.append(_run(plan.name, config, frames))
+        halves = None
+        if segmenter is not None:
+            _say(f"timing the segmenter's encoder and decoder on {SEGMENTER_SAMPLES} frames")
+            halves = segmenter_latencies(segmenter, source, frames)
     figures = _report(source, frames, info.fps, decode_fps, runs)
+    if halves is not None:
+        figures["segmenter"] = _report_segmentation(halves, runs[-2], runs[-1])
     if json_path is not None:
         json_path.write_text(json.dumps(figures, indent=2) + "\n")
         _say(f"wrote {json_path}")
@@ -161,7 +248,7 @@ def _report(
         f"model, whose pre-processing and plumbing take "
         f"{_inference_p50(by_name['null model']):.2f} ms"
     )
-    live = runs[-1]
+    live = by_name[PLANS[-1].name]
     print(f"live, at the file's own pace ({live.status.models[0].backend}):")
     print(describe_status(live.status))
     return {
@@ -185,4 +272,37 @@ def _report(
             }
             for run in runs
         },
+    }
+
+
+def _report_segmentation(
+    halves: SegmenterFigures, without: RunFigures, live: RunFigures
+) -> dict[str, object]:
+    print(f"segmenter ({halves.backend}), one call at a time on {SEGMENTER_SAMPLES} frames:")
+    print(f"  image encoder         {halves.encoder.describe()}")
+    print(f"  decoder, box prompt   {halves.decoder_box.describe()}")
+    print(f"  decoder, text prompt  {halves.decoder_text.describe()}")
+    stage = next(s for s in live.status.stages if s.name == "segmentation")
+    model = live.status.models[-1]  # the segmenter comes after the recognizer
+    segmented_fps = stage.processed / live.wall_s
+    print(
+        f"live segmentation: {segmented_fps:.2f} frames/s segmented (asked {model.rate_hz:g}), "
+        f"{stage.dropped} sampled frames dropped for a newer one, per frame "
+        f"{stage.latency.describe()}"
+    )
+    print(
+        f"video path with / without live segmentation: "
+        f"{live.status.video_frames_out} / {without.status.video_frames_out} frames out, "
+        f"frame-to-result p99 {live.status.frame_to_result.p99:.1f} / "
+        f"{without.status.frame_to_result.p99:.1f} ms"
+    )
+    return {
+        "backend": halves.backend,
+        "encoder_ms": halves.encoder.as_dict(),
+        "decoder_box_ms": halves.decoder_box.as_dict(),
+        "decoder_text_ms": halves.decoder_text.as_dict(),
+        "live_segmented_fps": segmented_fps,
+        "live_rate_hz": model.rate_hz,
+        "live_segmentation_ms": stage.latency.as_dict(),
+        "live_segmentation_dropped": stage.dropped,
     }

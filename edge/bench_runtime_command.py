@@ -7,6 +7,10 @@ pre-processing and plumbing, zero compute), with the real model, and with the re
 H.264 recording; each run's throughput is printed as a ratio of decode-only. A last run plays
 the file at its own pace, as a live camera, with the model and recording: its per-stage
 latencies, frame-to-result percentiles and per-stage drops are what a live feed sees.
+
+With a segmenter package (the shipped one by default) it also times the segmenter's image
+encoder and prompt decoder one call at a time on frames of the file, and repeats the live run
+with live segmentation: the frame rate masks reach, and what they cost the video path.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orstream.edge.demo_command import SHIPPED_PACKAGE
+from orstream.edge.demo_command import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames per second to infer (default: the card's rate; a higher rate gives more "
         "frame-to-result samples)",
     )
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        default=SHIPPED_SEGMENTER,
+        help="segmentation package (default: shipped)",
+    )
+    parser.add_argument(
+        "--no-segmentation", action="store_true", help="leave the segmenter's runs out"
+    )
+    parser.add_argument(
+        "--segmentation-rate",
+        type=float,
+        help="frames per second to segment live (default: the card's rate)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
 
 
@@ -46,5 +64,7 @@ def run(args: argparse.Namespace) -> int:
         size=(args.width, args.height),
         model_rate=args.model_rate,
         json_path=args.json,
+        segmenter=None if args.no_segmentation else args.segmenter,
+        segmentation_rate=args.segmentation_rate,
     )
     return 0

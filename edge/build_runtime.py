@@ -6,13 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from orstream.edge.backends import create_backend
-from orstream.edge.edge_config import EdgeConfig, PortConfig
+from orstream.edge.edge_config import EdgeConfig, PortConfig, SegmentationConfig
+from orstream.edge.frame_prompter import FramePrompter
+from orstream.edge.live_segmenter import LiveSegmenter
 from orstream.edge.overlay import HudAnnotator, NoSignalMarker, Overlay
 from orstream.edge.pitvis_results import PitvisResultsWriter, video_number_of
 from orstream.edge.result_hub import ResultHub
 from orstream.edge.runtime import EdgeRuntime, PortSettings, RuntimeSettings, SinkSpec
+from orstream.edge.segmenter_model import SegmenterModel
 from orstream.edge.workflow_model import WorkflowModel
 from orstream.model_package import load_package
+from orstream.results import FrameResult
 from orstream.streams.display_sink import DisplaySink
 from orstream.streams.mp4_recorder import Mp4Recorder
 from orstream.streams.open_source import open_source
@@ -48,7 +52,7 @@ def sink_specs(config: EdgeConfig) -> list[SinkSpec]:
 
 
 def _overlay(config: EdgeConfig, with_model: bool) -> Overlay | None:
-    """The OR overlay; without a model only the HUD and NO SIGNAL (no AI panels to mislead)."""
+    """The OR overlay; without any model only the HUD and NO SIGNAL (no AI panels to mislead)."""
     if not config.overlay.enabled:
         return None
     return Overlay.default() if with_model else Overlay([HudAnnotator(), NoSignalMarker()])
@@ -73,6 +77,14 @@ def build_runtime(
         package = load_package(config.model.package)
         backend = create_backend(config.model.backends, package, config.model.device)
         model = WorkflowModel(package, backend, config.model.rate_hz)
+    # The segmenter prompts by the recognizer's latest instruments: the runtime holds them.
+    holder: list[EdgeRuntime] = []
+    segmenter = None
+    if config.segmentation is not None:
+        segmenter = _live_segmenter(
+            config.segmentation,
+            (lambda: holder[0].latest) if model is not None else None,
+        )
     if source is None:
         source = open_source(
             config.source.uri, stream_id=config.source.stream_id, realtime=config.source.realtime
@@ -91,13 +103,30 @@ def build_runtime(
         if video is None:
             video = video_number_of(config.source.uri)
         results = PitvisResultsWriter(config.results.dir, video)
-    return EdgeRuntime(
+    runtime = EdgeRuntime(
         source,
         model=model,
-        overlay=_overlay(config, with_model=model is not None),
+        segmenter=segmenter,
+        overlay=_overlay(config, with_model=model is not None or segmenter is not None),
         sinks=sink_specs(config),
         hub=hub,
         results=results,
         settings=settings,
         on_health=on_health,
+    )
+    holder.append(runtime)
+    return runtime
+
+
+def _live_segmenter(
+    config: SegmentationConfig, recognized: Callable[[], FrameResult | None] | None
+) -> LiveSegmenter:
+    model = SegmenterModel.load(load_package(config.package), config.device)
+    prompter = FramePrompter(model, config.keep_frames, config.keep_embeddings)
+    return LiveSegmenter(
+        prompter,
+        rate_hz=config.rate_hz,
+        classes=config.classes,
+        min_score=config.min_score,
+        recognized=recognized,
     )

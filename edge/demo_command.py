@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 SHIPPED_PACKAGE = Path(__file__).resolve().parent / "packages" / "pitvis_workflow"
+SHIPPED_SEGMENTER = Path(__file__).resolve().parent / "packages" / "imis_segmenter"
 DEMO_SECONDS = 120
 DEMO_SEED = 424242
 """Phantom seed of the demo case; the shipped model was trained on other seeds."""

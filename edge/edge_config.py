@@ -8,6 +8,9 @@ silently with a default. Example::
       stream_id: or3
     model:
       package: /opt/orstream/packages/pitvis_workflow
+    segmentation:
+      package: /opt/orstream/packages/imis_segmenter
+      rate_hz: 2
     overlay:
       stale_after_ms: 250
     record:
@@ -61,6 +64,26 @@ class ModelConfig(_Section):
     port: PortConfig = PortConfig(capacity=1)
 
 
+class SegmentationConfig(_Section):
+    """Live masks on the feed and ``Prompt`` over gRPC."""
+
+    package: Path
+    device: str = "cpu"
+    rate_hz: float | None = Field(
+        default=None, gt=0, description="frames per second to segment (default: the card's)"
+    )
+    classes: tuple[str, ...] | None = Field(
+        default=None,
+        description="class names prompted on every segmented frame (default: the instruments "
+        "the recognizer reports, plus anatomy; every class without a recognizer)",
+    )
+    min_score: float = Field(default=0.5, ge=0, le=1, description="smallest predicted IoU shown")
+    keep_frames: int = Field(default=30, ge=1, description="recent frames kept for prompts")
+    keep_embeddings: int = Field(
+        default=16, ge=1, description="image embeddings of segmented frames kept for prompts"
+    )
+
+
 class OverlayConfig(_Section):
     enabled: bool = True
     stale_after_ms: float = Field(default=250.0, ge=0)
@@ -100,6 +123,7 @@ class ResultsConfig(_Section):
 class EdgeConfig(_Section):
     source: SourceConfig
     model: ModelConfig | None = None
+    segmentation: SegmentationConfig | None = None
     overlay: OverlayConfig = OverlayConfig()
     record: RecordConfig | None = None
     rtsp: RtspConfig | None = None

@@ -111,6 +111,7 @@ def run_edge(
             address=config.grpc.address,
             reflection=config.grpc.reflection,
             max_message_bytes=int(config.grpc.max_message_mb * 1024 * 1024),
+            prompter=runtime.segmenter.prompter if runtime.segmenter is not None else None,
         )
         port = server.start()
         runtime.on_health = server.set_serving

@@ -16,6 +16,7 @@ from types import ModuleType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from orstream.edge.frame_prompter import FramePrompter
 from orstream.edge.grpc_service import SERVICE_NAME, EdgeService
 from orstream.edge.result_hub import ResultHub
 from orstream.edge.runtime_status import RuntimeStatus
@@ -42,6 +43,7 @@ class EdgeGrpcServer:
         max_subscribers: ``Subscribe`` streams served at once; more are refused with
             RESOURCE_EXHAUSTED.
         subscriber_buffer: results buffered per subscriber before its oldest is dropped.
+        prompter: answers ``Prompt`` on recent frames (None: no segmenter).
     """
 
     def __init__(
@@ -54,12 +56,13 @@ class EdgeGrpcServer:
         *,
         max_subscribers: int = 16,
         subscriber_buffer: int = 64,
+        prompter: FramePrompter | None = None,
     ) -> None:
         self.address = address
         self._reflection = reflection
         self._max_message_bytes = max_message_bytes
         self._max_subscribers = max_subscribers
-        self._service = EdgeService(hub, status, max_subscribers, subscriber_buffer)
+        self._service = EdgeService(hub, status, max_subscribers, subscriber_buffer, prompter)
         self._health = health.HealthServicer()
         self._lock = threading.Lock()
         self._serving = False

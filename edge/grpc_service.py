@@ -1,4 +1,5 @@
-"""``orstream.v1.EdgeService``: a thin gRPC layer over the result hub and the runtime status."""
+"""``orstream.v1.EdgeService``: a thin gRPC layer over the result hub, the runtime status and
+the frame prompter."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
+from orstream.edge.frame_prompter import FrameNotFound, FramePrompter
 from orstream.edge.result_hub import ResultHub, Subscription
 from orstream.edge.runtime_status import RuntimeStatus
-from orstream.proto.convert import latency_to_proto, result_to_proto, segment_to_proto
+from orstream.edge.segmenter_model import Prompt, PromptError
+from orstream.proto.convert import (
+    latency_to_proto,
+    result_to_proto,
+    segment_mask_to_proto,
+    segment_to_proto,
+)
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
 
 SERVICE_NAME: str = edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].full_name
@@ -27,6 +35,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         status: returns a fresh snapshot of the runtime.
         max_subscribers: open ``Subscribe`` streams allowed at once (each holds a server thread).
         subscriber_buffer: results buffered per subscriber before its oldest is dropped.
+        prompter: answers ``Prompt`` (None: the runtime has no segmenter).
     """
 
     def __init__(
@@ -35,8 +44,10 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         status: Callable[[], RuntimeStatus],
         max_subscribers: int,
         subscriber_buffer: int,
+        prompter: FramePrompter | None = None,
     ) -> None:
         self._hub = hub
+        self._prompter = prompter
         self._status = status
         self._max_subscribers = max_subscribers
         self._subscriber_buffer = subscriber_buffer
@@ -97,6 +108,41 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
             )
         return edge_pb2.GetTimelineResponse(
             stream_id=request.stream_id, segments=[segment_to_proto(s) for s in segments]
+        )
+
+    def Prompt(
+        self, request: edge_pb2.PromptRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.PromptResponse:
+        prompter = self._prompter
+        if prompter is None:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this runtime runs no segmenter (add a segmentation section to its config)",
+            )
+            raise AssertionError("abort raises")
+        region = None
+        if request.points or request.HasField("box"):
+            box = request.box
+            region = Prompt(
+                points=tuple((p.x, p.y) for p in request.points),
+                point_labels=tuple(int(p.positive) for p in request.points),
+                box=(box.x0, box.y0, box.x1, box.y1) if request.HasField("box") else None,
+            )
+        index = request.index if request.WhichOneof("frame") == "index" else None
+        try:
+            answer = prompter.prompt(request.stream_id, index, region, tuple(request.text_classes))
+        except PromptError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except FrameNotFound as error:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+        return edge_pb2.PromptResponse(
+            stream_id=answer.stream_id,
+            index=answer.index,
+            pts_ns=answer.pts_ns,
+            masks=[segment_mask_to_proto(mask) for mask in answer.masks],
+            model=answer.model,
+            latency_ms=answer.latency_ms,
+            embedding_cached=answer.embedding_cached,
         )
 
     def close(self) -> None:

@@ -1,12 +1,14 @@
 """The edge runtime: one live stream through inference, overlay and sinks.
 
-Three kinds of threads, joined by bounded :class:`~orstream.edge.ports.Port` s:
+Threads joined by bounded :class:`~orstream.edge.ports.Port` s:
 
     source --video port--> overlay -> sinks (record, RTSP, display, memory)   the video path
-       \\--inference port--> workflow model -> results (hub/gRPC, CSVs, overlay's latest)
+       |--inference port--> workflow model -> results (hub/gRPC, CSVs, overlay's latest)
+       \\--segmentation port--> live segmenter -> masks (hub/gRPC, overlay's latest masks)
 
 The source thread hands every frame to the video port and, at the model's rate, a frame to
-the inference port. The video path never waits for inference: the overlay draws the latest
+the inference port (the segmenter samples at its own rate). The video path never waits for
+inference: the overlay draws the latest
 result there is and marks it stale once it is older than the model's interval plus
 ``stale_after_ms``; a model that is ten times too slow only makes its results rarer and
 stale. When the source falls silent, the display sinks keep getting the last frame with a
@@ -27,9 +29,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from orstream.edge.live_segmenter import LiveSegmenter
 from orstream.edge.overlay import Overlay, OverlayContext
 from orstream.edge.pitvis_results import PitvisResultsWriter
 from orstream.edge.ports import Policy, Port, PortClosed
+from orstream.edge.rate_sampler import RateSampler
 from orstream.edge.result_hub import ResultHub
 from orstream.edge.runtime_status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.edge.stage_meter import RateMeter, StageMeter
@@ -42,8 +46,6 @@ from orstream.streams.source import Source
 
 log = logging.getLogger(__name__)
 
-
-SAMPLE_SLACK_NS = 1_000_000
 DEFAULT_FPS = 30.0
 """Frame rate given to sinks when the source does not say its own."""
 
@@ -96,7 +98,8 @@ class EdgeRuntime:
 
     Args:
         source: where frames come from.
-        model: the workflow model of the stream (None: video path only).
+        model: the workflow model of the stream (None: no step and instrument results).
+        segmenter: live segmentation of the stream (None: no masks).
         overlay: draws results on the video (None: sinks get the source's frames).
         sinks: every video-path frame is written to each of these, in order; they open on
             the first frame.
@@ -111,6 +114,7 @@ class EdgeRuntime:
         source: Source,
         *,
         model: WorkflowModel | None = None,
+        segmenter: LiveSegmenter | None = None,
         overlay: Overlay | None = None,
         sinks: Sequence[SinkSpec] = (),
         hub: ResultHub | None = None,
@@ -120,6 +124,7 @@ class EdgeRuntime:
     ) -> None:
         self.source = source
         self.model = model
+        self.segmenter = segmenter
         self.overlay = overlay
         self.sink_specs = tuple(sinks)
         self.sinks: list[Sink] = []
@@ -165,6 +170,14 @@ class EdgeRuntime:
         ]
         if self.model is not None:
             workers.append(("orstream-inference", self._inference_loop))
+        if self.segmenter is not None:
+            segmenter = self.segmenter
+            workers.append(
+                (
+                    "orstream-segmentation",
+                    lambda: segmenter.run(self.hub.publish, lambda: self._health(False)),
+                )
+            )
         for name, target in workers:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -218,8 +231,7 @@ class EdgeRuntime:
     # -- threads ----------------------------------------------------------------------------
 
     def _source_loop(self) -> None:
-        next_sample = 0
-        first_pts: int | None = None
+        sampler = RateSampler(self.model.rate_hz) if self.model is not None else None
         try:
             frames = iter(self.source.frames())
             while not self._stop.is_set():
@@ -233,16 +245,10 @@ class EdgeRuntime:
                 self.frames_in += 1
                 self.source_rate.tick(frame.capture_ns)
                 self.video_port.put(frame)
-                if self.model is None:
-                    continue
-                if first_pts is None or frame.discontinuity:
-                    first_pts, next_sample = frame.pts_ns, 0
-                # Sample k is the first frame at or after k / rate (1 ms slack for pts rounding).
-                elapsed_ns = frame.pts_ns - first_pts + SAMPLE_SLACK_NS
-                sample = math.floor(elapsed_ns * self.model.rate_hz / 1e9)
-                if sample >= next_sample:
-                    next_sample = sample + 1
+                if sampler is not None and sampler.take(frame):
                     self.inference_port.put(frame)
+                if self.segmenter is not None:
+                    self.segmenter.offer(frame)
             if self.source_state != "failed":
                 self.source_state = "ended"
         except OrstreamError as error:
@@ -252,6 +258,8 @@ class EdgeRuntime:
         finally:
             self.video_port.close()
             self.inference_port.close()
+            if self.segmenter is not None:
+                self.segmenter.close()
 
     def _inference_loop(self) -> None:
         assert self.model is not None
@@ -338,12 +346,13 @@ class EdgeRuntime:
     # -- what the overlay and the status see --------------------------------------------------
 
     def _context(self, frame: Frame, no_signal: bool) -> OverlayContext:
+        now_ns = time.monotonic_ns()
         latest = self.latest
         timeline: tuple = ()
         age_ms = 0.0
         stale = False
         if latest is not None:
-            age_ms = (time.monotonic_ns() - latest.produced_ns) / 1e6
+            age_ms = (now_ns - latest.produced_ns) / 1e6
             assert self.model is not None
             stale = age_ms > 1e3 / self.model.rate_hz + self.settings.stale_after_ms
             if stale:
@@ -352,6 +361,13 @@ class EdgeRuntime:
                 timeline = self.hub.timeline(frame.stream_id)
             except KeyError:
                 timeline = ()
+        masks = self.segmenter.latest if self.segmenter is not None else None
+        masks_stale = False
+        if masks is not None:
+            assert self.segmenter is not None
+            masks_age_ms = (now_ns - masks.produced_ns) / 1e6
+            limit_ms = 1e3 / self.segmenter.rate_hz + self.settings.stale_after_ms
+            masks_stale = masks_age_ms > limit_ms
         return OverlayContext(
             result=latest,
             stale=stale,
@@ -361,12 +377,15 @@ class EdgeRuntime:
             fps=self.video_rate.rate(),
             latency_ms=latest.latency_ms if latest is not None else math.nan,
             no_signal=no_signal,
+            segmentation=masks,
+            segmentation_stale=masks_stale,
         )
 
     def _health(self, serving: bool) -> None:
         if self.on_health is None:
             return
         failed = self.source_state == "failed" or self.model_state == "failed"
+        failed = failed or (self.segmenter is not None and self.segmenter.state == "failed")
         self.on_health(serving and not failed)
 
     def status(self) -> RuntimeStatus:
@@ -394,6 +413,20 @@ class EdgeRuntime:
                     error=self.model_error,
                 ),
             )
+        if self.segmenter is not None:
+            card = self.segmenter.prompter.model.package.card
+            models += (
+                ModelStatus(
+                    name=card.name,
+                    version=card.version,
+                    stream_id=self.source.stream_id,
+                    backend=self.segmenter.prompter.model.encoder.name,
+                    rate_hz=self.segmenter.rate_hz,
+                    state=self.segmenter.state,
+                    inferred=self.segmenter.meter.processed,
+                    error=self.segmenter.error,
+                ),
+            )
         return RuntimeStatus(
             sources=(source,),
             models=models,
@@ -417,6 +450,13 @@ class EdgeRuntime:
                     self.inference_meter.summary(),
                     self.inference_meter.processed,
                     self.inference_port.dropped,
+                )
+            )
+        if self.segmenter is not None:
+            meter = self.segmenter.meter
+            stages.append(
+                StageStatus(
+                    meter.name, meter.summary(), meter.processed, self.segmenter.port.dropped
                 )
             )
         stages.append(
