@@ -16,7 +16,7 @@ from orstream.edge.frame_prompter import FramePrompter
 from orstream.edge.live_segmenter import LiveSegmenter
 from orstream.edge.result_hub import ResultHub
 from orstream.edge.runtime import EdgeRuntime, SinkSpec
-from orstream.edge.segmenter_model import SegmenterModel
+from orstream.edge.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.mask_rle import decode_mask
 from orstream.model_package import load_package
@@ -107,11 +107,11 @@ def test_a_slow_segmenter_never_holds_up_the_video(segmenter_package: Path) -> N
     model = SegmenterModel.load(load_package(segmenter_package))
     embed = model.embed
 
-    def slow_embed(image: np.ndarray):  # type: ignore[no-untyped-def]
+    def slow_embed(image: np.ndarray) -> ImageEmbedding:
         time.sleep(0.8)
         return embed(image)
 
-    model.embed = slow_embed  # type: ignore[method-assign]
+    model.embed = slow_embed
     live = LiveSegmenter(FramePrompter(model), rate_hz=6, classes=["sella"], min_score=0)
     sink = MemorySink(keep_images=False)
     source = PhantomSource(seed=3, seconds=3, width=320, height=180, fps=24.0, paced=True)
