@@ -64,6 +64,11 @@ COMMANDS: tuple[Command, ...] = (
         "score PitVis submission CSVs against annotations",
     ),
     Command(
+        ("eval", "segmentation"),
+        "orstream.export.eval_segmentation_command",
+        "score an interactive segmentation package (points, box, text) on a phantom dataset",
+    ),
+    Command(
         ("export", "onnx"),
         "orstream.export.onnx_command",
         "export a checkpoint to an ONNX model package",
