@@ -12,6 +12,7 @@ from orstream.edge.overlay.context import OverlayContext
 from orstream.edge.overlay.hud import HudAnnotator
 from orstream.edge.overlay.instruments import InstrumentsAnnotator
 from orstream.edge.overlay.markers import NoSignalMarker, StaleMarker
+from orstream.edge.overlay.masks import MasksAnnotator
 from orstream.edge.overlay.step import StepAnnotator
 from orstream.edge.overlay.timeline import TimelineAnnotator
 
@@ -28,9 +29,11 @@ class Overlay:
 
     @classmethod
     def default(cls) -> Overlay:
-        """The operating-room overlay, with the STALE and NO SIGNAL markers drawn last, on top."""
+        """The operating-room overlay: segmentation masks first, under every panel, and the
+        STALE and NO SIGNAL markers last, on top."""
         return cls(
             [
+                MasksAnnotator(),
                 TimelineAnnotator(),
                 StepAnnotator(),
                 InstrumentsAnnotator(),
