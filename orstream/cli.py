@@ -99,6 +99,11 @@ COMMANDS: tuple[Command, ...] = (
         "print the step segments of a stream so far",
     ),
     Command(
+        ("client", "prompt"),
+        "orstream.edge.client.prompt_command",
+        "segment an object on a recent frame from clicks, a box or a class name",
+    ),
+    Command(
         ("demo",),
         "orstream.edge.demo_command",
         "run the main job end to end on a fresh phantom case",
