@@ -26,6 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-id", help="id of the stream (default cam0)")
     parser.add_argument("--model", type=Path, help="workflow model package folder")
     parser.add_argument(
+        "--segmenter",
+        type=Path,
+        help="interactive segmentation package: live masks and Prompt over gRPC",
+    )
+    parser.add_argument(
+        "--segmentation-rate", type=float, metavar="HZ", help="frames per second to segment"
+    )
+    parser.add_argument(
         "--grpc", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)"
     )
     parser.add_argument("--no-grpc", action="store_true", help="do not serve the gRPC API")
@@ -59,6 +67,12 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         source["realtime"] = True
     if args.model is not None:
         data["model"] = {**data.get("model", {}), "package": args.model}
+    if args.segmenter is not None:
+        data["segmentation"] = {**data.get("segmentation", {}), "package": args.segmenter}
+    if args.segmentation_rate is not None:
+        if "segmentation" not in data:
+            raise OrstreamError("--segmentation-rate needs --segmenter PKG")
+        data["segmentation"]["rate_hz"] = args.segmentation_rate
     if args.grpc is not None:
         data["grpc"] = {**data.get("grpc", {}), "address": args.grpc}
     if args.no_grpc:

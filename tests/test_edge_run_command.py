@@ -109,3 +109,13 @@ def test_an_unknown_config_key_is_refused(project_root: Path, tmp_path: Path) ->
     config.write_text("source: {uri: a.mp4}\nrecrod: {path: x.mp4}\n")
     result = _edge_run(project_root, "--config", config)
     _assert_one_clear_error(result, "recrod")
+
+
+def test_segmentation_options_are_checked(
+    project_root: Path, small_mp4: Path, random_workflow_package: Path
+) -> None:
+    result = _edge_run(project_root, "--source", small_mp4, "--segmentation-rate", "2")
+    _assert_one_clear_error(result, "--segmenter")
+    # A workflow package is no segmenter: refused before anything plays.
+    result = _edge_run(project_root, "--source", small_mp4, "--segmenter", random_workflow_package)
+    _assert_one_clear_error(result, "no prompt decoder")
