@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from orstream.export.segmentation_eval import Score, SegmentationReport
 
-DESCRIPTION = """\
+EPILOG = """\
 data: a phantom dataset (orstream phantom make): videos/video_NN.mp4, masks/video_NN/TTTTT.png
 (instrument codes) and, when present, anatomy/video_NN/TTTTT.png (101 = sella). A target is a
 class of the package covering at least 100 pixels of an annotated frame.
@@ -26,7 +26,7 @@ at full resolution, threshold 0.5, averaged over an image's targets, then over i
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--package",
