@@ -94,9 +94,14 @@ class LoadedCheckpoint:
     model_name: str
     model_kwargs: dict[str, Any]
     hyper_parameters: dict[str, Any]
-    model: StreamingModel
+    model: nn.Module
     record: dict[str, Any]
     """``checkpoint["orstream"]``: training data and metrics ({} when absent)."""
+
+    def streaming(self) -> StreamingModel:
+        """The model as a streaming (workflow) model; :func:`load_checkpoint` checked it is."""
+        assert isinstance(self.model, StreamingModel)
+        return self.model
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ class ExportResult:
     parity: tuple[ParityResult, ...]
 
 
-def _torch_load(path: Path, progress: Progress) -> Any:
+def torch_load(path: Path, progress: Progress) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -117,34 +122,44 @@ def _torch_load(path: Path, progress: Progress) -> Any:
         # runs' checkpoints, which the user chose to export).
         pass
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise OrstreamError(f"{path} is not a PyTorch checkpoint ({_one_line(error)})") from None
+        raise OrstreamError(f"{path} is not a PyTorch checkpoint ({one_line(error)})") from None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # unpickling arbitrary bytes can raise almost anything
-        raise OrstreamError(f"{path} is not a PyTorch checkpoint ({_one_line(error)})") from None
+        raise OrstreamError(f"{path} is not a PyTorch checkpoint ({one_line(error)})") from None
     progress("checkpoint holds Python objects besides tensors; loaded in full")
     return checkpoint
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def load_checkpoint(path: Path, progress: Progress = progress_to_stderr) -> LoadedCheckpoint:
-    """Rebuild the model a Lightning checkpoint of ``orstream train`` holds.
+def read_checkpoint(path: Path, progress: Progress = progress_to_stderr) -> dict[str, Any]:
+    """The raw dictionary of a checkpoint file ({} for a file holding something else).
+
+    Raises:
+        OrstreamError: the file is missing or not a PyTorch checkpoint.
+    """
+    if not path.exists():
+        raise OrstreamError(f"checkpoint {path} not found")
+    if not path.is_file():
+        raise OrstreamError(f"checkpoint {path} is not a file")
+    checkpoint = torch_load(path, progress)
+    return checkpoint if isinstance(checkpoint, dict) else {}
+
+
+def load_model_checkpoint(path: Path, progress: Progress = progress_to_stderr) -> LoadedCheckpoint:
+    """Rebuild the registered model a Lightning checkpoint of ``orstream train`` holds.
 
     Raises:
         OrstreamError: the file is missing, not a PyTorch checkpoint, not an orstream model
             checkpoint, names an unknown model, or its weights do not fit the model.
     """
     path = Path(path)
-    if not path.exists():
-        raise OrstreamError(f"checkpoint {path} not found")
-    if not path.is_file():
-        raise OrstreamError(f"checkpoint {path} is not a file")
-    checkpoint = _torch_load(path, progress)
-    hyper = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    checkpoint = read_checkpoint(path, progress)
+    hyper = checkpoint.get("hyper_parameters")
     if (
         not isinstance(hyper, Mapping)
         or not isinstance(hyper.get("model_name"), str)
@@ -162,7 +177,7 @@ def load_checkpoint(path: Path, progress: Progress = progress_to_stderr) -> Load
         raise OrstreamError(f"{path}: {error}") from None
     except (TypeError, ValueError) as error:
         raise OrstreamError(
-            f"{path}: cannot build model {model_name!r} from its model_kwargs ({_one_line(error)})"
+            f"{path}: cannot build model {model_name!r} from its model_kwargs ({one_line(error)})"
         ) from None
     prefix = "model."
     weights = {
@@ -174,12 +189,8 @@ def load_checkpoint(path: Path, progress: Progress = progress_to_stderr) -> Load
         model.load_state_dict(weights)
     except RuntimeError as error:
         raise OrstreamError(
-            f"{path}: weights do not fit model {model_name!r} ({_one_line(error)})"
+            f"{path}: weights do not fit model {model_name!r} ({one_line(error)})"
         ) from None
-    if not isinstance(model, StreamingModel):
-        raise OrstreamError(
-            f"{path}: model {model_name!r} has no streaming_step/state interface to export"
-        )
     model.eval()
     record = checkpoint.get("orstream")
     return LoadedCheckpoint(
@@ -191,6 +202,22 @@ def load_checkpoint(path: Path, progress: Progress = progress_to_stderr) -> Load
         model=model,
         record=dict(record) if isinstance(record, Mapping) else {},
     )
+
+
+def load_checkpoint(path: Path, progress: Progress = progress_to_stderr) -> LoadedCheckpoint:
+    """Rebuild a streaming (workflow) model from its checkpoint, for :func:`export_package`.
+
+    Raises:
+        OrstreamError: as :func:`load_model_checkpoint`, or the model has no streaming
+            interface to export.
+    """
+    loaded = load_model_checkpoint(path, progress)
+    if not isinstance(loaded.model, StreamingModel):
+        raise OrstreamError(
+            f"{loaded.path}: model {loaded.model_name!r} has no streaming_step/state interface "
+            "to export"
+        )
+    return loaded
 
 
 class StreamingStepGraph(nn.Module):
@@ -250,7 +277,7 @@ def export_onnx(
                     **extra,
                 )
         except Exception as error:  # exporter failures come in every type
-            failures.append(f"{name}: {_one_line(error)}")
+            failures.append(f"{name}: {one_line(error)}")
             progress(f"{name} exporter failed: {failures[-1]}")
             continue
         return name
@@ -289,7 +316,7 @@ def _labels() -> dict[str, tuple[Label, ...]]:
     }
 
 
-def _training(record: Mapping[str, Any]) -> Training:
+def training_record(record: Mapping[str, Any]) -> Training:
     data = record.get("data")
     data = dict(data) if isinstance(data, Mapping) else {}
     cases = {
@@ -328,7 +355,7 @@ def build_card(
     parity: tuple[ParityResult, ...] = (),
 ) -> ModelCard:
     """The card of the package exported from ``checkpoint``."""
-    model = checkpoint.model
+    model = checkpoint.streaming()
     height, width = model.input_size
     labels = _labels()
     return ModelCard(
@@ -387,7 +414,7 @@ def build_card(
             min_dwell=int(checkpoint.hyper_parameters.get("min_dwell", StepSmoothing().min_dwell))
         ),
         hashes=Hashes(checkpoint=checkpoint.sha256, model_onnx=onnx_sha256),
-        training=_training(checkpoint.record),
+        training=training_record(checkpoint.record),
         export=ExportInfo(
             exporter=exporter,
             opset=opset,
@@ -400,7 +427,7 @@ def build_card(
     )
 
 
-def _prepare_output(out: Path, overwrite: bool) -> Path:
+def prepare_output(out: Path, overwrite: bool) -> Path:
     """A fresh staging folder beside ``out``; refuses to replace what is not a package."""
     if out.exists() or out.is_symlink():
         if not overwrite:
@@ -451,7 +478,7 @@ def export_package(
     if parity_frames < 1:
         raise OrstreamError(f"--parity-frames must be at least 1, not {parity_frames}")
     out = Path(out)
-    staging = _prepare_output(out, overwrite)
+    staging = prepare_output(out, overwrite)
     try:
         progress(f"loading {checkpoint_path}")
         checkpoint = load_checkpoint(checkpoint_path, progress)
@@ -459,7 +486,7 @@ def export_package(
             f"model {checkpoint.model_name} {checkpoint.model_kwargs}; exporting (opset {opset})"
         )
         model_path = staging / MODEL_FILE
-        used = export_onnx(checkpoint.model, model_path, exporter, opset, progress)
+        used = export_onnx(checkpoint.streaming(), model_path, exporter, opset, progress)
         progress(f"exported with the {used} exporter; running onnx.checker (full_check)")
         proto = read_onnx(model_path)
         card = build_card(checkpoint, sha256_file(model_path), used, onnx_opset(proto))
@@ -467,9 +494,9 @@ def export_package(
         backend = OnnxRuntimeBackend()
         backend.load(ModelPackage(root=staging, card=card))
         parity = []
-        for source, frames in parity_sources(checkpoint.model, parity_frames):
+        for source, frames in parity_sources(checkpoint.streaming(), parity_frames):
             progress(f"parity on {len(frames)} {source} frames, state carried frame to frame")
-            result = check_parity(checkpoint.model, backend, card, frames, source, tolerance)
+            result = check_parity(checkpoint.streaming(), backend, card, frames, source, tolerance)
             parity.append(result)
             worst = max(result.max_abs_diff, key=result.max_abs_diff.__getitem__)
             if result.max_abs_diff[worst] > tolerance:
@@ -498,9 +525,9 @@ def read_onnx(path: Path) -> onnx.ModelProto:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise OrstreamError(f"{path} fails onnx.checker: {_one_line(error)}") from None
+        raise OrstreamError(f"{path} fails onnx.checker: {one_line(error)}") from None
     except DecodeError as error:
-        raise OrstreamError(f"{path} is not a valid ONNX model ({_one_line(error)})") from None
+        raise OrstreamError(f"{path} is not a valid ONNX model ({one_line(error)})") from None
     return proto
 
 

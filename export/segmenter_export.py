@@ -42,14 +42,15 @@ from orstream.export.onnx_export import (
     OPSET,
     Exporter,
     Progress,
-    _one_line,
-    _prepare_output,
-    _torch_load,
-    _training,
+    load_model_checkpoint,
+    one_line,
     onnx_opset,
     onnx_signature,
+    prepare_output,
     progress_to_stderr,
+    read_checkpoint,
     read_onnx,
+    training_record,
 )
 from orstream.export.parity import phantom_frames, random_frames
 from orstream.labels import SEGMENTATION_CLASSES
@@ -80,7 +81,6 @@ from orstream.model_package import (
 )
 from orstream.training.frame_cache import RESIZE_INTERPOLATION
 from orstream.training.models.segmenter import PAD_LABEL, InteractiveSegmenter
-from orstream.training.registry import create_model
 from orstream.training.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text
 
 SEGMENTER_MODELS = frozenset({"imis_segmenter"})
@@ -121,22 +121,13 @@ class SegmenterExportResult:
     decoder_parity: tuple[ParityResult, ...]
 
 
-def _read_checkpoint(path: Path, progress: Progress) -> dict[str, Any]:
-    if not path.exists():
-        raise OrstreamError(f"checkpoint {path} not found")
-    if not path.is_file():
-        raise OrstreamError(f"checkpoint {path} is not a file")
-    checkpoint = _torch_load(path, progress)
-    return checkpoint if isinstance(checkpoint, dict) else {}
-
-
 def checkpoint_model_name(path: Path) -> str | None:
     """The registry name ``hyper_parameters["model_name"]`` of a checkpoint, None if it has none.
 
     Raises:
         OrstreamError: the file is missing or not a PyTorch checkpoint.
     """
-    hyper = _read_checkpoint(Path(path), lambda _: None).get("hyper_parameters")
+    hyper = read_checkpoint(Path(path), lambda _: None).get("hyper_parameters")
     name = hyper.get("model_name") if isinstance(hyper, Mapping) else None
     return name if isinstance(name, str) else None
 
@@ -164,19 +155,14 @@ def load_segmenter_checkpoint(
         OrstreamError: the file is missing or not a segmenter checkpoint, lacks its classes or
             names unknown ones, or its weights do not fit the model.
     """
-    path = Path(path)
-    checkpoint = _read_checkpoint(path, progress)
-    hyper = checkpoint.get("hyper_parameters")
-    if (
-        not isinstance(hyper, Mapping)
-        or hyper.get("model_name") not in SEGMENTER_MODELS
-        or not isinstance(checkpoint.get("state_dict"), Mapping)
-    ):
+    loaded = load_model_checkpoint(Path(path), progress)
+    path = loaded.path
+    if loaded.model_name not in SEGMENTER_MODELS:
         raise OrstreamError(
-            f"{path} is not an interactive segmenter checkpoint (needs "
-            f"hyper_parameters['model_name'] in {sorted(SEGMENTER_MODELS)} and a state_dict)"
+            f"{path} is not an interactive segmenter checkpoint (its model is "
+            f"{loaded.model_name!r}, not one of {sorted(SEGMENTER_MODELS)})"
         )
-    classes = hyper.get("classes")
+    classes = loaded.hyper_parameters.get("classes")
     if (
         not isinstance(classes, Sequence)
         or isinstance(classes, str)
@@ -192,36 +178,16 @@ def load_segmenter_checkpoint(
         class_codes(classes)
     except OrstreamError as error:
         raise OrstreamError(f"{path}: {error}") from None
-    model_name = str(hyper["model_name"])
-    model_kwargs = dict(hyper.get("model_kwargs") or {})
-    try:
-        model = create_model(model_name, **model_kwargs)
-    except (TypeError, ValueError) as error:
-        raise OrstreamError(
-            f"{path}: cannot build model {model_name!r} from its model_kwargs ({_one_line(error)})"
-        ) from None
+    model = loaded.model
     assert isinstance(model, InteractiveSegmenter)  # what SEGMENTER_MODELS build
-    prefix = "model."
-    weights = {
-        key[len(prefix) :]: value
-        for key, value in checkpoint["state_dict"].items()
-        if key.startswith(prefix)
-    }
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise OrstreamError(
-            f"{path}: weights do not fit model {model_name!r} ({_one_line(error)})"
-        ) from None
-    record = checkpoint.get("orstream")
     return LoadedSegmenter(
         path=path,
-        sha256=sha256_file(path),
-        model_name=model_name,
-        model_kwargs=model_kwargs,
+        sha256=loaded.sha256,
+        model_name=loaded.model_name,
+        model_kwargs=loaded.model_kwargs,
         classes=tuple(classes),
-        model=model.eval(),
-        record=dict(record) if isinstance(record, Mapping) else {},
+        model=model,
+        record=loaded.record,
     )
 
 
@@ -288,7 +254,7 @@ def export_graph(
                     **extra,
                 )
         except Exception as error:  # exporter failures come in every type
-            failures.append(f"{name}: {_one_line(error)}")
+            failures.append(f"{name}: {one_line(error)}")
             progress(f"{name} exporter failed: {failures[-1]}")
             continue
         return name
@@ -379,7 +345,7 @@ def build_card(
         },
         clip=Clip(length=1, stride=1, fps=LIVE_RATE_HZ),
         hashes=Hashes(checkpoint=checkpoint.sha256, model_onnx=hashes[MODEL_FILE]),
-        training=_training(checkpoint.record),
+        training=training_record(checkpoint.record),
         export=ExportInfo(
             exporter=exporter,
             opset=opset,
@@ -566,7 +532,7 @@ def export_segmenter_package(
     if parity_frames < 1:
         raise OrstreamError(f"--parity-frames must be at least 1, not {parity_frames}")
     out = Path(out)
-    staging = _prepare_output(out, overwrite)
+    staging = prepare_output(out, overwrite)
     try:
         progress(f"loading {checkpoint_path}")
         checkpoint = load_segmenter_checkpoint(checkpoint_path, progress)
