@@ -9,7 +9,13 @@ from orstream.edge.backends import create_backend
 from orstream.edge.edge_config import EdgeConfig, PortConfig, SegmentationConfig
 from orstream.edge.frame_prompter import FramePrompter
 from orstream.edge.live_segmenter import LiveSegmenter
-from orstream.edge.overlay import HudAnnotator, NoSignalMarker, Overlay
+from orstream.edge.overlay import (
+    Annotator,
+    HudAnnotator,
+    MasksAnnotator,
+    NoSignalMarker,
+    Overlay,
+)
 from orstream.edge.pitvis_results import PitvisResultsWriter, video_number_of
 from orstream.edge.result_hub import ResultHub
 from orstream.edge.runtime import EdgeRuntime, PortSettings, RuntimeSettings, SinkSpec
@@ -51,11 +57,15 @@ def sink_specs(config: EdgeConfig) -> list[SinkSpec]:
     return specs
 
 
-def _overlay(config: EdgeConfig, with_model: bool) -> Overlay | None:
-    """The OR overlay; without any model only the HUD and NO SIGNAL (no AI panels to mislead)."""
+def _overlay(config: EdgeConfig, recognizer: bool, segmenter: bool) -> Overlay | None:
+    """The OR overlay: the workflow panels only with a recognizer, the masks only with a
+    segmenter (no AI panel that can never fill), the HUD and NO SIGNAL always."""
     if not config.overlay.enabled:
         return None
-    return Overlay.default() if with_model else Overlay([HudAnnotator(), NoSignalMarker()])
+    if recognizer:
+        return Overlay.default()
+    annotators: list[Annotator] = [MasksAnnotator()] if segmenter else []
+    return Overlay([*annotators, HudAnnotator(), NoSignalMarker()])
 
 
 def build_runtime(
@@ -107,7 +117,7 @@ def build_runtime(
         source,
         model=model,
         segmenter=segmenter,
-        overlay=_overlay(config, with_model=model is not None or segmenter is not None),
+        overlay=_overlay(config, model is not None, segmenter is not None),
         sinks=sink_specs(config),
         hub=hub,
         results=results,

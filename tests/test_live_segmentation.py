@@ -125,3 +125,19 @@ def test_a_slow_segmenter_never_holds_up_the_video(segmenter_package: Path) -> N
     stages = {stage.name: stage for stage in status.stages}
     assert stages["segmentation"].dropped > 0  # it only ever segmented the newest sample
     assert 1 <= stages["segmentation"].processed <= 5
+
+
+def test_a_masks_only_runtime_draws_no_workflow_panels(segmenter_package: Path) -> None:
+    config = parse_config(
+        {
+            "source": {"uri": "phantom://?seconds=2&width=320&height=180"},
+            "segmentation": {"package": str(segmenter_package)},
+            "grpc": {"enabled": False},
+        },
+        "test",
+    )
+    runtime = build_runtime(config, ResultHub())
+    assert runtime.overlay is not None
+    names = [type(a).__name__ for a in runtime.overlay.annotators]
+    assert names == ["MasksAnnotator", "HudAnnotator", "NoSignalMarker"]
+    runtime.source.close()
