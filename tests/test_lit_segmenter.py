@@ -151,3 +151,22 @@ def test_dice_of_thresholded_logits() -> None:
 def test_bad_settings_are_clear(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(OrstreamError, match=message):
         LitSegmenter(model_kwargs=TINY, **kwargs)
+
+
+def test_a_second_phase_starts_from_a_checkpoints_weights(tmp_path: Any) -> None:
+    first = LitSegmenter(model_kwargs=TINY, classes=CLASSES)
+    path = tmp_path / "phase1.ckpt"
+    torch.save({"state_dict": first.state_dict(), "hyper_parameters": dict(first.hparams)}, path)
+    second = LitSegmenter(model_kwargs=TINY, classes=CLASSES, init_weights=str(path))
+    for (name, a), b in zip(first.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    fresh = LitSegmenter(model_kwargs=TINY, classes=CLASSES)
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(first.model.parameters(), fresh.model.parameters(), strict=True)
+    )
+    with pytest.raises(OrstreamError, match="not found"):
+        LitSegmenter(model_kwargs=TINY, init_weights=str(tmp_path / "missing.ckpt"))
+    wider = {**TINY, "embed_dim": TINY["embed_dim"] * 2}
+    with pytest.raises(OrstreamError, match="does not fit"):
+        LitSegmenter(model_kwargs=wider, init_weights=str(path))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -91,6 +92,9 @@ class LitSegmenter(L.LightningModule):
         weight_decay: AdamW weight decay.
         warmup_steps: optimiser steps of linear warm-up.
         click_rounds: corrective-click rounds after the initial prompt in each training step.
+        init_weights: a checkpoint of ``orstream train segmenter`` for the same model whose
+            weights training starts from (a second phase: the optimiser, the learning-rate
+            schedule and the step count start afresh).
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class LitSegmenter(L.LightningModule):
         weight_decay: float = 0.05,
         warmup_steps: int = 100,
         click_rounds: int = 3,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -120,6 +125,8 @@ class LitSegmenter(L.LightningModule):
         model = create_model(model_name, **(model_kwargs or {}))
         if not isinstance(model, InteractiveSegmenter):
             raise TypeError(f"{model_name!r} is not an interactive segmenter")
+        if init_weights is not None:
+            _load_weights(model, Path(init_weights))
         self.model = model
         self.mean: Tensor
         self.std: Tensor
@@ -332,3 +339,23 @@ class LitSegmenter(L.LightningModule):
             "data": describe() if callable(describe) else {},
             "metrics": dict(self.val_metrics),
         }
+
+
+def _load_weights(model: InteractiveSegmenter, path: Path) -> None:
+    """Copy the ``model.*`` weights of a segmenter checkpoint into ``model``.
+
+    Raises:
+        OrstreamError: the file is missing, not a checkpoint, or its weights do not fit.
+    """
+    if not path.is_file():
+        raise OrstreamError(f"init_weights: checkpoint {path} not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        state = checkpoint["state_dict"]
+        prefix = "model."
+        model.load_state_dict(
+            {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+        )
+    except (KeyError, TypeError, RuntimeError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OrstreamError(f"init_weights: {path} does not fit this model ({first})") from None
