@@ -158,7 +158,8 @@ def test_a_second_phase_starts_from_a_checkpoints_weights(tmp_path: Any) -> None
     path = tmp_path / "phase1.ckpt"
     torch.save({"state_dict": first.state_dict(), "hyper_parameters": dict(first.hparams)}, path)
     second = LitSegmenter(model_kwargs=TINY, classes=CLASSES, init_weights=str(path))
-    for (name, a), b in zip(first.model.state_dict().items(), second.model.state_dict().values()):
+    copied = zip(first.model.state_dict().items(), second.model.state_dict().values(), strict=True)
+    for (name, a), b in copied:
         assert torch.equal(a, b), name
     fresh = LitSegmenter(model_kwargs=TINY, classes=CLASSES)
     assert not all(
