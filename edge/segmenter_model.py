@@ -12,7 +12,9 @@ centre to centre), and a box is given by its edges, as a slice is (pixels ``xa..
 
 The decoder gives 3 candidate masks at 1/4 of the input size with a predicted IoU each; the best
 candidate by predicted IoU is kept, whatever the prompt, its logits are upscaled (bilinear) to
-the input size and then to the frame's size, and the mask is where they are above 0.
+the input size and then to the frame's size, and the mask is where they are above 0. With a box
+the mask ends at the box: a box says the whole object is inside it, and the coarse logits of a
+thin instrument otherwise spill past its edges.
 """
 
 from __future__ import annotations
@@ -175,8 +177,14 @@ class SegmenterModel:
             upscaled = cv2.resize(
                 upscaled, (embedding.width, embedding.height), interpolation=cv2.INTER_LINEAR
             )
+        mask = upscaled > 0
+        if prompt.box is not None:
+            x0, y0, x1, y1 = prompt.box
+            inside = np.zeros_like(mask)
+            inside[math.floor(y0) : math.ceil(y1), math.floor(x0) : math.ceil(x1)] = True
+            mask &= inside
         return MaskPrediction(
-            mask=upscaled > 0,
+            mask=mask,
             score=float(iou[0, best]),
             low_res_logits=np.ascontiguousarray(masks[:, best : best + 1], dtype=np.float32),
         )

@@ -87,7 +87,7 @@ def _torch_mask(
 ) -> tuple[np.ndarray, float]:
     """What the package should answer, computed independently with the PyTorch model: clicks
     mapped pixel centre to pixel centre, box edges to the first and last input pixel, best of 3
-    by IoU, bilinear to input size then frame size."""
+    by IoU, bilinear to input size then frame size, cut at the box."""
     net = reference.model
     height, width = net.input_size
     scale = torch.tensor([width / frame.shape[1], height / frame.shape[0]])
@@ -110,7 +110,13 @@ def _torch_mask(
         best = int(iou[0].argmax())
         logits = F.interpolate(masks[:, best : best + 1], size=(height, width), mode="bilinear")
         logits = F.interpolate(logits, size=frame.shape[:2], mode="bilinear")
-    return logits[0, 0].numpy() > 0, float(iou[0, best])
+    mask = logits[0, 0].numpy() > 0
+    if box is not None:
+        x0, y0, x1, y1 = box
+        inside = np.zeros_like(mask)
+        inside[int(np.floor(y0)) : int(np.ceil(y1)), int(np.floor(x0)) : int(np.ceil(x1))] = True
+        mask &= inside
+    return mask, float(iou[0, best])
 
 
 def _agree(prediction: MaskPrediction, expected: tuple[np.ndarray, float]) -> None:
@@ -130,6 +136,10 @@ def test_a_box_gives_a_mask_of_the_frame_size(
     box = (40.0, 30.0, 200.0, 150.0)
     prediction = model.segment(embedding, Prompt(box=box))
     assert prediction.mask.shape == FRAME and prediction.mask.dtype == bool
+    # The object is inside its box: nothing of the mask is outside it.
+    outside = prediction.mask.copy()
+    outside[30:150, 40:200] = False
+    assert not outside.any()
     assert prediction.low_res_logits.shape == (1, 1, *MASK_SIZE)
     assert prediction.low_res_logits.dtype == np.float32
     _agree(prediction, _torch_mask(reference, frame, model, box=box))
