@@ -74,6 +74,11 @@ COMMANDS: tuple[Command, ...] = (
         "export a checkpoint to an ONNX model package",
     ),
     Command(
+        ("export", "trt"),
+        "orstream.export.trt_command",
+        "build a TensorRT engine for this host from a package's ONNX (needs TensorRT)",
+    ),
+    Command(
         ("edge", "run"),
         "orstream.edge.edge_run_command",
         "run a live feed through the models, overlays, recording and gRPC API",

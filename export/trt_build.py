@@ -1,0 +1,290 @@
+"""TensorRT engines from a package's ``model.onnx``, written against TensorRT's Python API.
+
+:func:`build_engine` parses the ONNX with ``tensorrt.OnnxParser``, sets the precision, the
+workspace limit and one optimisation profile per ``--profile`` input, reuses a persistent
+timing cache per host (``engines/timing-<host>.cache``), serialises the engine with
+``Builder.build_serialized_network``, checks that ``Runtime.deserialize_cuda_engine`` accepts
+it, and writes ``engines/<key>.plan`` with its manifest (:mod:`orstream.export.engine_manifest`).
+:func:`load_engine` is the other end: it refuses an engine whose manifest does not match the
+host, the package or the plan's bytes before deserialising anything.
+
+TensorRT (and torch, which provides device memory for INT8 calibration) are imported inside
+functions: without TensorRT every entry point raises :data:`TENSORRT_MISSING` as one line.
+Reading calibration frames and feeding them through the graph with its temporal state
+(:func:`calibration_batches`) needs only numpy and ONNX Runtime, and runs anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from orstream.errors import OrstreamError
+from orstream.export.engine_manifest import (
+    ENGINES_DIR,
+    TENSORRT_MISSING,
+    EngineManifest,
+    HostInfo,
+    Precision,
+    Profile,
+    check_engine,
+    engine_key,
+    engine_paths,
+    read_host_info,
+    read_manifest,
+    write_manifest,
+)
+from orstream.model_package import ModelPackage, sha256_file
+
+DEFAULT_WORKSPACE_MB = 1024
+
+
+def import_tensorrt() -> ModuleType:
+    """The ``tensorrt`` module; OrstreamError with :data:`TENSORRT_MISSING` when absent."""
+    try:
+        import tensorrt
+    except ImportError:
+        raise OrstreamError(TENSORRT_MISSING) from None
+    return tensorrt
+
+
+def timing_cache_path(package_root: Path, host: HostInfo) -> Path:
+    """``engines/timing-<host>.cache``: TensorRT's layer timings are only valid on the device,
+    CUDA and TensorRT versions that measured them, so each host keeps its own cache."""
+    identity = "|".join(
+        (
+            host.gpu_name,
+            f"{host.compute_capability[0]}.{host.compute_capability[1]}",
+            str(host.sm_count),
+            host.tensorrt_version,
+            host.cuda_version,
+        )
+    )
+    tag = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+    return package_root / ENGINES_DIR / f"timing-{tag}.cache"
+
+
+def read_calibration_frames(path: Path) -> np.ndarray:
+    """INT8 calibration frames: a ``.npy`` file of RGB uint8 frames ``[N, H, W, 3]`` in
+    stream order (the temporal state is carried from frame to frame).
+
+    Raises:
+        OrstreamError: the file is missing, not a numpy array, or not RGB uint8 frames.
+    """
+    if not path.is_file():
+        raise OrstreamError(f"--calib {path}: file not found")
+    try:
+        frames = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise OrstreamError(f"--calib {path}: not a numpy .npy file ({error})") from None
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or not len(frames):
+        raise OrstreamError(
+            f"--calib {path}: expected RGB uint8 frames [N, H, W, 3] with N >= 1, got "
+            f"{frames.dtype} {list(frames.shape)}"
+        )
+    return frames
+
+
+def calibration_batches(package: ModelPackage, frames: np.ndarray) -> Iterator[dict[str, Any]]:
+    """Every graph input for each calibration frame, as the edge would feed it.
+
+    Frames are pre-processed per the card; the state inputs start at the card's initial state
+    and take, for each next frame, the state ONNX Runtime returned for the previous one, so the
+    calibrator sees the state ranges of a running stream rather than only zeros.
+    """
+    from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from orstream.edge.preprocess import ImagePreprocessor
+
+    card = package.card
+    preprocess = ImagePreprocessor.from_card(card)
+    backend = OnnxRuntimeBackend(intra_op_threads=1)
+    backend.load(package)
+    state = card.initial_state()
+    for frame in frames:
+        inputs = {preprocess.spec.name: preprocess(frame), **state}
+        yield inputs
+        if card.state:
+            state = card.next_state(backend.infer(inputs))
+
+
+@dataclass(frozen=True)
+class BuiltEngine:
+    """A plan on disk and its manifest; ``reused`` when a valid one was already there."""
+
+    plan: Path
+    manifest: EngineManifest
+    reused: bool
+
+
+def build_engine(
+    package: ModelPackage,
+    precision: Precision,
+    profiles: tuple[Profile, ...],
+    workspace_mb: int = DEFAULT_WORKSPACE_MB,
+    calibration: np.ndarray | None = None,
+    rebuild: bool = False,
+) -> BuiltEngine:
+    """Build (or reuse) the engine of ``package`` for this host.
+
+    Args:
+        package: the model package; the plan goes into its ``engines/`` folder.
+        precision: ``fp32``, ``fp16`` or ``int8`` (which needs ``calibration``).
+        profiles: shape ranges of graph inputs (checked against the card by the caller).
+        workspace_mb: TensorRT's workspace memory pool limit.
+        calibration: RGB uint8 frames for INT8 calibration.
+        rebuild: build even when a valid engine for this key exists.
+
+    Raises:
+        OrstreamError: TensorRT is missing, no CUDA GPU, the parser rejects the ONNX, the build
+            fails, the existing engine is refused (without ``rebuild``), or TensorRT cannot
+            deserialise what it just built.
+    """
+    trt = import_tensorrt()
+    if precision == "int8" and calibration is None:
+        raise OrstreamError("an int8 engine needs calibration frames (--calib)")
+    host = read_host_info(tensorrt_version=str(trt.__version__))
+    onnx_sha256 = sha256_file(package.model_path)
+    key = engine_key(onnx_sha256, precision, profiles, host)
+    plan_path, manifest_path = engine_paths(package.root, key)
+    if manifest_path.is_file() and not rebuild:
+        manifest = read_manifest(manifest_path)
+        check_engine(manifest, host, plan_path, onnx_sha256, precision, profiles)
+        return BuiltEngine(plan_path, manifest, reused=True)
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    # TensorRT 10 networks are always explicit-batch; 8.x needs the flag for the ONNX parser.
+    major = int(str(trt.__version__).split(".")[0])
+    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(package.model_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise OrstreamError(f"TensorRT's ONNX parser rejects {package.model_path}: {errors}")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if profiles:
+        profile = builder.create_optimization_profile()
+        for shapes in profiles:
+            profile.set_shape(shapes.name, shapes.min, shapes.opt, shapes.max)
+        config.add_optimization_profile(profile)
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    calibrator = None
+    if precision == "int8":
+        assert calibration is not None
+        config.set_flag(trt.BuilderFlag.INT8)
+        calibrator = _entropy_calibrator(trt, calibration_batches(package, calibration))
+        config.int8_calibrator = calibrator
+        if profiles:
+            config.set_calibration_profile(profile)
+
+    cache_path = timing_cache_path(package.root, host)
+    cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
+    timing_cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(timing_cache, False)  # never reuse timings measured elsewhere
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise OrstreamError(
+            f"TensorRT could not build an engine from {package.model_path} "
+            f"({precision}, workspace {workspace_mb} MB); its log above says why"
+        )
+    plan = bytes(serialized)
+    engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
+    if engine is None:
+        raise OrstreamError("TensorRT cannot deserialise the engine it just built")
+
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(plan_path, plan)
+    _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+    manifest = EngineManifest.for_engine(
+        key, host, hashlib.sha256(plan).hexdigest(), datetime.now(UTC)
+    )
+    write_manifest(plan_path.parent, manifest)
+    return BuiltEngine(plan_path, manifest, reused=False)
+
+
+def load_engine(
+    package: ModelPackage,
+    precision: Precision,
+    profiles: tuple[Profile, ...],
+    host: HostInfo | None = None,
+) -> Any:
+    """Deserialise the package's engine for this host, after :func:`check_engine` passes.
+
+    Returns:
+        The ``tensorrt.ICudaEngine``.
+
+    Raises:
+        OrstreamError: TensorRT is missing, no engine was built for this key, the engine is
+            refused (the message names what differs), or TensorRT returns no engine.
+    """
+    trt = import_tensorrt()
+    host = host or read_host_info(tensorrt_version=str(trt.__version__))
+    onnx_sha256 = sha256_file(package.model_path)
+    key = engine_key(onnx_sha256, precision, profiles, host)
+    plan_path, manifest_path = engine_paths(package.root, key)
+    if not manifest_path.is_file():
+        raise OrstreamError(
+            f"no {precision} engine for {host.describe()} in {package.root / ENGINES_DIR}: "
+            f"build one with orstream export trt --package {package.root}"
+        )
+    manifest = read_manifest(manifest_path)
+    check_engine(manifest, host, plan_path, onnx_sha256, precision, profiles)
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+        plan_path.read_bytes()
+    )
+    if engine is None:
+        raise OrstreamError(f"TensorRT returned no engine for {plan_path}")
+    return engine
+
+
+def _entropy_calibrator(trt: ModuleType, batches: Iterator[dict[str, Any]]) -> Any:
+    """A ``tensorrt.IInt8EntropyCalibrator2`` feeding ``batches`` (batch 1) from GPU memory.
+
+    Defined here because its base class comes from the tensorrt module. No calibration cache
+    is read or written: the scales are computed from the frames given on every build.
+    """
+    import torch
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            # The device copies must outlive get_batch: TensorRT reads them afterwards.
+            self._current: dict[str, torch.Tensor] = {}
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            self._current = {
+                name: torch.from_numpy(np.ascontiguousarray(batch[name])).cuda() for name in names
+            }
+            return [int(self._current[name].data_ptr()) for name in names]
+
+        def read_calibration_cache(self) -> None:
+            return None
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            return None
+
+    return EntropyCalibrator()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)

@@ -1,0 +1,80 @@
+"""``orstream export trt``: a model package's ONNX to a TensorRT engine for this host.
+
+The arguments, profiles and calibration frames are checked first, on any machine; building
+needs TensorRT and a CUDA GPU (:mod:`orstream.export.trt_build`), and without TensorRT the
+command stops with one line saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--package", type=Path, required=True, help="model package folder (card.json + model.onnx)"
+    )
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="allow FP16 kernels")
+    precision.add_argument(
+        "--int8", action="store_true", help="allow INT8 kernels (and FP16), calibrated on --calib"
+    )
+    parser.add_argument(
+        "--calib",
+        type=Path,
+        metavar="SOURCE",
+        help=".npy file of RGB uint8 frames [N, H, W, 3] in stream order, for --int8",
+    )
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="NAME:MIN,OPT,MAX",
+        help="shape range of one graph input, e.g. image:1x3x112x192,1x3x112x192,4x3x112x192 "
+        "(repeat for more inputs; none: the card's static shapes)",
+    )
+    parser.add_argument(
+        "--workspace",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="TensorRT workspace memory limit in MB (default 1024)",
+    )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build again even when engines/ holds a valid engine for this host and settings",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from orstream.errors import OrstreamError
+    from orstream.export.engine_manifest import Precision
+    from orstream.export.trt_build import build_engine, read_calibration_frames
+    from orstream.export.trt_profiles import parse_profiles
+    from orstream.model_package import load_package
+
+    package = load_package(args.package)
+    profiles = parse_profiles(args.profile, package.card)
+    if args.workspace < 1:
+        raise OrstreamError(f"--workspace must be at least 1 MB, not {args.workspace}")
+    if args.int8 and args.calib is None:
+        raise OrstreamError("--int8 needs calibration frames: --calib SOURCE")
+    if args.calib is not None and not args.int8:
+        raise OrstreamError("--calib is only used with --int8")
+    calibration = read_calibration_frames(args.calib) if args.calib is not None else None
+    precision: Precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
+    built = build_engine(
+        package,
+        precision,
+        profiles,
+        workspace_mb=args.workspace,
+        calibration=calibration,
+        rebuild=args.rebuild,
+    )
+    manifest = built.manifest
+    print(f"engine    {built.plan} ({'already built, checked' if built.reused else 'built'})")
+    print(f"target    {manifest.key.describe_target()}, {precision}")
+    print(f"manifest  {built.plan.with_suffix('.json')}  sha256 {manifest.engine_sha256[:12]}...")
+    return 0
