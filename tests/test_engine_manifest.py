@@ -25,6 +25,7 @@ from orstream.export.engine_manifest import (
     check_engine,
     engine_key,
     engine_paths,
+    read_host_info,
     read_manifest,
     write_manifest,
 )
@@ -147,6 +148,15 @@ def test_cuda_and_driver_versions_are_recorded_not_keyed(onnx_sha256: str) -> No
 def test_key_refuses_an_input_profiled_twice(onnx_sha256: str) -> None:
     with pytest.raises(ValueError, match="more than one profile"):
         EngineKey(**{**key_fields(onnx_sha256), "profiles": (IMAGE, IMAGE)})
+
+
+def test_reading_the_host_without_a_gpu_is_one_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a CUDA GPU")
+    with pytest.raises(OrstreamError, match=r"^no CUDA GPU 0 on this host: TensorRT engines"):
+        read_host_info(tensorrt_version="10.5.0")
 
 
 # --- manifest files --------------------------------------------------------------------------
