@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orstream.edge.demo_command import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
+from orstream.edge.demo_command import SHIPPED_PACKAGE, add_segmenter_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,15 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames per second to infer (default: the card's rate; a higher rate gives more "
         "frame-to-result samples)",
     )
-    parser.add_argument(
-        "--segmenter",
-        type=Path,
-        default=SHIPPED_SEGMENTER,
-        help="segmentation package (default: shipped)",
-    )
-    parser.add_argument(
-        "--no-segmentation", action="store_true", help="leave the segmenter's runs out"
-    )
+    add_segmenter_arguments(parser, "leave the segmenter's runs out")
     parser.add_argument(
         "--segmentation-rate",
         type=float,

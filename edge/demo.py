@@ -11,16 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
+from orstream.edge.demo_masks import MaskChecker
 from orstream.edge.edge_config import parse_config
 from orstream.edge.edge_session import describe_status, run_edge
 from orstream.errors import OrstreamError
 from orstream.eval_command import evaluate_pitvis, format_table
 from orstream.model_package import load_package
 from orstream.pitvis_csv import Annotations, write_annotations, write_label_maps
+from orstream.streams.phantom.difficulty import get_difficulty
+from orstream.streams.phantom.renderer import CaseRenderer
 from orstream.streams.phantom.source import PhantomSource
 
 VIDEO = 1
 WIDTH, HEIGHT, FPS = 1280, 720, 24.0
+SEGMENTATION_HZ = 2.0
+"""Live masks per second: leaves the CPU room for the phantom camera and the recognizer."""
 
 
 def _say(message: str) -> None:
@@ -50,6 +55,10 @@ def _write_truth(source: PhantomSource, seconds: int, folder: Path) -> None:
         folder / "annotations" / f"annotations_{VIDEO:02d}.csv",
         Annotations(VIDEO, np.arange(seconds, dtype=np.int64), steps, slots),
     )
+
+
+def _score(value: object) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 class LoopbackSubscriber:
@@ -98,13 +107,26 @@ class LoopbackSubscriber:
 
 
 def run_demo(
-    out: Path, model: Path, seconds: int, seed: int, backend_name: str, grpc: str, summary: bool
+    out: Path,
+    model: Path,
+    segmenter: Path | None,
+    seconds: int,
+    seed: int,
+    backend_name: str,
+    grpc: str,
+    summary: bool,
 ) -> dict[str, object]:
     """Run the demo into ``out``; prints the report and returns the summary it describes."""
     started = time.monotonic()
     package = load_package(model)
-    if seed in _phantom_seeds(package.card.training.data):
-        raise OrstreamError(f"phantom seed {seed} made the training data of {model}; use another")
+    packages = [(model, package)]
+    if segmenter is not None:
+        packages.append((segmenter, load_package(segmenter)))
+    for path, loaded in packages:
+        if seed in _phantom_seeds(loaded.card.training.data):
+            raise OrstreamError(
+                f"phantom seed {seed} made the training data of {path}; use another"
+            )
     out.mkdir(parents=True, exist_ok=True)
     _say(f"preparing a fresh {seconds} s {WIDTH}x{HEIGHT} phantom case (seed {seed})")
     source = PhantomSource(
@@ -119,20 +141,34 @@ def run_demo(
     )
     predictions = out / "predictions"
     record = out / "overlay.mp4"
-    config = parse_config(
-        {
-            "source": {"uri": source.uri, "stream_id": "phantom"},
-            "model": {"package": str(model), "backends": [backend_name]},
-            "record": {"path": str(record)},
-            "grpc": {"address": grpc},
-            "results": {"dir": str(predictions), "video": VIDEO},
-        },
-        "demo",
-    )
-    _say(f"playing it live at {FPS:g} fps through {package.card.name} ({backend_name})")
+    sections: dict[str, object] = {
+        "source": {"uri": source.uri, "stream_id": "phantom"},
+        "model": {"package": str(model), "backends": [backend_name]},
+        "record": {"path": str(record)},
+        "grpc": {"address": grpc},
+        "results": {"dir": str(predictions), "video": VIDEO},
+    }
+    checker = None
+    if segmenter is not None:
+        sections["segmentation"] = {"package": str(segmenter), "rate_hz": SEGMENTATION_HZ}
+        checker = MaskChecker(
+            CaseRenderer(seed, VIDEO, seconds, get_difficulty("normal"), WIDTH, HEIGHT, FPS),
+            "phantom",
+        )
+    config = parse_config(sections, "demo")
+    names = " + ".join(loaded.card.name for _, loaded in packages)
+    _say(f"playing it live at {FPS:g} fps through {names} ({backend_name})")
     subscriber = LoopbackSubscriber()
-    report = run_edge(config, source=source, on_serving=subscriber.start, say=_say)
+
+    def on_serving(port: int) -> None:
+        subscriber.start(port)
+        if checker is not None:
+            checker.start(port)
+
+    report = run_edge(config, source=source, on_serving=on_serving, say=_say)
     subscriber.join()
+    if checker is not None:
+        checker.join()
     status = report.status
     truth = out / "phantom"
     _write_truth(source, seconds, truth)
@@ -152,6 +188,22 @@ def run_demo(
         f"({'in order' if subscriber.in_order else 'OUT OF ORDER'})"
         + (f", error {subscriber.error}" if subscriber.error else "")
     )
+    masks = None
+    if checker is not None:
+        masks = checker.scores.summary()
+        stage = next(s for s in status.stages if s.name == "segmentation")
+        masks["segmentation_p50_ms"] = stage.latency.p50
+        masks["segmentation_p99_ms"] = stage.latency.p99
+        print(
+            f"segmentation: {masks['segmented_frames']} frames segmented live "
+            f"(per frame {stage.latency.describe()}); live masks Dice: instruments "
+            f"{_score(masks['live_instrument_dice'])} over {masks['live_instrument_targets']} "
+            f"targets, anatomy {_score(masks['live_anatomy_dice'])} over "
+            f"{masks['live_anatomy_targets']}; gRPC box prompts: Dice "
+            f"{_score(masks['box_prompt_dice'])} over {masks['box_prompts']} instruments, "
+            f"p50 {_score(masks['box_prompt_p50_ms'])} ms"
+            + (f"; error {checker.error}" if checker.error else "")
+        )
     print(f"overlay video: {record}; PitVis submissions: {predictions}")
     result: dict[str, object] = {
         "step_score": scores.mean["step_score"],
@@ -168,6 +220,8 @@ def run_demo(
         "video_frames_out": status.video_frames_out,
         "frames_dropped": dropped,
         "model": str(model),
+        "segmenter": None if segmenter is None else str(segmenter),
+        "segmentation": masks,
         "backend": backend_name,
         "seed": seed,
         "seconds": seconds,

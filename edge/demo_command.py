@@ -4,7 +4,9 @@ A fresh phantom case (1280x720, 24 fps) plays live, at real-time pace, through t
 edge runtime: the shipped PitVis workflow package infers online at its card's rate, the
 overlay video is recorded as H.264, the gRPC API serves results while it runs, and the
 PitVis submission CSVs are written and scored against the phantom's ground truth with the
-official PitVis metrics.
+official PitVis metrics. The shipped segmenter draws live instrument and anatomy masks, and a
+gRPC client of the demo's own API scores them, and the masks its box prompts get back, against
+the phantom's exact masks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ SHIPPED_SEGMENTER = Path(__file__).resolve().parent / "packages" / "imis_segment
 DEMO_SECONDS = 120
 DEMO_SEED = 424242
 """Phantom seed of the demo case; the shipped model was trained on other seeds."""
+
+
+def add_segmenter_arguments(parser: argparse.ArgumentParser, without: str) -> None:
+    """``--segmenter PKG`` (the shipped one by default) and ``--no-segmentation``."""
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        default=SHIPPED_SEGMENTER,
+        help="interactive segmentation package (default: the shipped one)",
+    )
+    parser.add_argument("--no-segmentation", action="store_true", help=without)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=SHIPPED_PACKAGE,
         help="workflow model package (default: the shipped one)",
     )
+    add_segmenter_arguments(parser, "run without live masks and prompts")
     parser.add_argument(
         "--seconds",
         type=int,
@@ -60,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     from orstream.edge.demo import run_demo
 
-    options = (args.model, args.seconds, args.seed, args.backend, args.grpc)
+    segmenter = None if args.no_segmentation else args.segmenter
+    options = (args.model, segmenter, args.seconds, args.seed, args.backend, args.grpc)
     if args.out is None:
         with tempfile.TemporaryDirectory(prefix="orstream-demo-") as scratch:
             run_demo(Path(scratch), *options, summary=False)

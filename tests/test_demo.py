@@ -50,6 +50,15 @@ def test_demo_runs_live_and_writes_results_and_summary(project_root: Path, tmp_p
     _, slots = read_instrument_submission(out / "predictions" / "instruments" / "video_01.csv")
     assert slots.shape == (seconds, 2)
     assert f"step score {summary['step_score']:.3f}" in result.stdout
+    # Live masks at the demo's segmentation rate, checked over gRPC against the phantom's masks.
+    masks = summary["segmentation"]
+    assert masks["segmented_frames"] >= seconds
+    for key in ("live_instrument_dice", "live_anatomy_dice", "box_prompt_dice"):
+        assert masks[key] is None or 0.0 <= masks[key] <= 1.0
+    assert masks["live_anatomy_targets"] + masks["live_instrument_targets"] > 0
+    assert (
+        "segmentation:" in result.stdout and "error" not in result.stdout.split("segmentation:")[1]
+    )
 
 
 def test_demo_refuses_a_seed_the_model_trained_on(project_root: Path, tmp_path: Path) -> None:

@@ -1,0 +1,139 @@
+"""The demo's check of segmentation: live masks and box prompts against the phantom's truth.
+
+A gRPC client of the demo's own API subscribes to the segmentation results. For each segmented
+frame it renders the phantom's exact masks of that frame (its own renderer of the same case),
+scores the live masks per target (every instrument and anatomy region of at least
+:data:`MIN_AREA` pixels; a target the live segmenter did not report scores 0), and boxes the
+frame's largest instrument through ``Prompt``, scoring the mask that comes back.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from orstream.labels import ANATOMY
+from orstream.mask_rle import decode_mask
+from orstream.proto.convert import segment_mask_from_proto
+from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc, results_pb2
+from orstream.streams.phantom.renderer import CaseRenderer
+
+MIN_AREA = 400
+"""Truth regions smaller than this many pixels (slivers at the rim) are not scored."""
+
+
+def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
+    total = int(prediction.sum()) + int(truth.sum())
+    return 1.0 if total == 0 else 2.0 * int((prediction & truth).sum()) / total
+
+
+@dataclass
+class MaskScores:
+    """Dice per target, by kind, as the checker collected them."""
+
+    live_instrument: list[float] = field(default_factory=list)
+    live_anatomy: list[float] = field(default_factory=list)
+    box_prompt: list[float] = field(default_factory=list)
+    prompt_ms: list[float] = field(default_factory=list)
+    frames: int = 0
+
+    def summary(self) -> dict[str, float | int | None]:
+        def mean(values: list[float]) -> float | None:
+            return float(np.mean(values)) if values else None
+
+        return {
+            "segmented_frames": self.frames,
+            "live_instrument_dice": mean(self.live_instrument),
+            "live_instrument_targets": len(self.live_instrument),
+            "live_anatomy_dice": mean(self.live_anatomy),
+            "live_anatomy_targets": len(self.live_anatomy),
+            "box_prompt_dice": mean(self.box_prompt),
+            "box_prompts": len(self.box_prompt),
+            "box_prompt_p50_ms": float(np.median(self.prompt_ms)) if self.prompt_ms else None,
+        }
+
+
+class MaskChecker:
+    """Scores the live masks and a box prompt per segmented frame over the demo's gRPC API.
+
+    Args:
+        renderer: a renderer of the very case the demo plays (same seed, video, size, fps).
+        stream_id: the demo's stream.
+    """
+
+    def __init__(self, renderer: CaseRenderer, stream_id: str) -> None:
+        self.renderer = renderer
+        self.stream_id = stream_id
+        self.scores = MaskScores()
+        self.error = ""
+        self._thread: threading.Thread | None = None
+
+    def start(self, port: int) -> None:
+        """Subscribe to segmentation (returns once the subscription is in place)."""
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(port, ready), name="demo-masks", daemon=True
+        )
+        self._thread.start()
+        ready.wait(10)
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _read(self, port: int, ready: threading.Event) -> None:
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = edge_pb2_grpc.EdgeServiceStub(channel)
+                stream = stub.Subscribe(edge_pb2.SubscribeRequest(kinds=["segmentation"]))
+                stream.initial_metadata()
+                ready.set()
+                for response in stream:
+                    self._check(stub, response.result)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                self.error = f"{error.code().name}: {error.details()}"
+        finally:
+            ready.set()
+
+    def _check(self, stub: edge_pb2_grpc.EdgeServiceStub, result: results_pb2.FrameResult) -> None:
+        index = result.index
+        height, width = self.renderer.view.height, self.renderer.view.width
+        instruments = np.zeros((height, width), np.uint8)
+        anatomy = np.zeros((height, width), np.uint8)
+        self.renderer.render(index, None, instruments, anatomy)
+        predicted: dict[int, np.ndarray] = {}
+        for message in result.segmentation.masks:
+            mask = segment_mask_from_proto(message)
+            predicted[mask.code] = decode_mask(mask.mask)
+        self.scores.frames += 1
+        empty = np.zeros((height, width), bool)
+        largest: tuple[int, np.ndarray] | None = None
+        for labels, scores, codes in (
+            (instruments, self.scores.live_instrument, None),
+            (anatomy, self.scores.live_anatomy, set(ANATOMY)),
+        ):
+            for code in np.unique(labels[labels > 0]).tolist():
+                truth = labels == code
+                area = int(truth.sum())
+                if area < MIN_AREA or (codes is not None and code not in codes):
+                    continue
+                scores.append(dice(predicted.get(code, empty), truth))
+                if codes is None and (largest is None or area > largest[0]):
+                    largest = (area, truth)
+        if largest is None:
+            return
+        rows, cols = np.nonzero(largest[1])
+        box = edge_pb2.PromptBox(x0=cols.min(), y0=rows.min(), x1=cols.max() + 1, y1=rows.max() + 1)
+        request = edge_pb2.PromptRequest(stream_id=self.stream_id, index=index, box=box)
+        try:
+            answer = stub.Prompt(request, timeout=10)
+        except grpc.RpcError as error:  # a refused prompt is a finding, not a crash
+            self.error = f"Prompt on frame {index}: {error.code().name}: {error.details()}"
+            return
+        mask = decode_mask(segment_mask_from_proto(answer.masks[0]).mask)
+        self.scores.box_prompt.append(dice(mask, largest[1]))
+        self.scores.prompt_ms.append(answer.latency_ms)
