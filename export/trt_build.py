@@ -4,7 +4,7 @@
 workspace limit and one optimisation profile per ``--profile`` input, reuses a persistent
 timing cache per host (``engines/timing-<host>.cache``), serialises the engine with
 ``Builder.build_serialized_network``, checks that ``Runtime.deserialize_cuda_engine`` accepts
-it, and writes ``engines/<key>.plan`` with its manifest (:mod:`orstream.export.engine_manifest`).
+it, and writes ``engines/<key>.plan`` with its manifest (:mod:`orstream.engine_manifest`).
 :func:`load_engine` is the other end: it refuses an engine whose manifest does not match the
 host, the package or the plan's bytes before deserialising anything.
 
@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from orstream.errors import OrstreamError
-from orstream.export.engine_manifest import (
+from orstream.engine_manifest import (
     ENGINES_DIR,
     TENSORRT_MISSING,
     EngineManifest,
@@ -42,6 +41,7 @@ from orstream.export.engine_manifest import (
     read_manifest,
     write_manifest,
 )
+from orstream.errors import OrstreamError
 from orstream.model_package import ModelPackage, sha256_file
 
 DEFAULT_WORKSPACE_MB = 1024

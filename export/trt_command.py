@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from orstream.engine_manifest import Precision
     from orstream.errors import OrstreamError
-    from orstream.export.engine_manifest import Precision
     from orstream.export.trt_build import build_engine, read_calibration_frames
     from orstream.export.trt_profiles import parse_profiles
     from orstream.model_package import load_package

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from orstream.engine_manifest import Profile, canonical_profiles
 from orstream.errors import OrstreamError
-from orstream.export.engine_manifest import Profile, canonical_profiles
 from orstream.model_package import ModelCard, describe_validation_error
 
 PROFILE_FORMAT = "name:min,opt,max with shapes like 1x3x144x256"

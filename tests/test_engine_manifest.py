@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from orstream.errors import OrstreamError
-from orstream.export.engine_manifest import (
+from orstream.engine_manifest import (
     ENGINES_DIR,
     EngineKey,
     EngineManifest,
@@ -29,6 +28,7 @@ from orstream.export.engine_manifest import (
     read_manifest,
     write_manifest,
 )
+from orstream.errors import OrstreamError
 from orstream.export.trt_profiles import parse_profile, parse_profiles
 from orstream.model_package import ModelPackage, load_package, sha256_file
 

@@ -13,8 +13,8 @@ import pytest
 
 from orstream.cli import main
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+from orstream.engine_manifest import TENSORRT_MISSING, Profile, read_manifest
 from orstream.errors import OrstreamError
-from orstream.export.engine_manifest import TENSORRT_MISSING, Profile, read_manifest
 from orstream.export.trt_build import calibration_batches, read_calibration_frames
 from orstream.model_package import ModelPackage, load_package, sha256_file
 
