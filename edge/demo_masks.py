@@ -17,17 +17,13 @@ import numpy as np
 
 from orstream.labels import ANATOMY
 from orstream.mask_rle import decode_mask
+from orstream.mask_scores import mask_box, score_mask
 from orstream.proto.convert import segment_mask_from_proto
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc, results_pb2
 from orstream.streams.phantom.renderer import CaseRenderer
 
 MIN_AREA = 400
 """Truth regions smaller than this many pixels (slivers at the rim) are not scored."""
-
-
-def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    total = int(prediction.sum()) + int(truth.sum())
-    return 1.0 if total == 0 else 2.0 * int((prediction & truth).sum()) / total
 
 
 @dataclass
@@ -121,13 +117,13 @@ class MaskChecker:
                 area = int(truth.sum())
                 if area < MIN_AREA or (codes is not None and code not in codes):
                     continue
-                scores.append(dice(predicted.get(code, empty), truth))
+                scores.append(score_mask(predicted.get(code, empty), truth).dice)
                 if codes is None and (largest is None or area > largest[0]):
                     largest = (area, truth)
         if largest is None:
             return
-        rows, cols = np.nonzero(largest[1])
-        box = edge_pb2.PromptBox(x0=cols.min(), y0=rows.min(), x1=cols.max() + 1, y1=rows.max() + 1)
+        x0, y0, x1, y1 = mask_box(largest[1])
+        box = edge_pb2.PromptBox(x0=x0, y0=y0, x1=x1, y1=y1)
         request = edge_pb2.PromptRequest(stream_id=self.stream_id, index=index, box=box)
         try:
             answer = stub.Prompt(request, timeout=10)
@@ -135,5 +131,5 @@ class MaskChecker:
             self.error = f"Prompt on frame {index}: {error.code().name}: {error.details()}"
             return
         mask = decode_mask(segment_mask_from_proto(answer.masks[0]).mask)
-        self.scores.box_prompt.append(dice(mask, largest[1]))
+        self.scores.box_prompt.append(score_mask(mask, largest[1]).dice)
         self.scores.prompt_ms.append(answer.latency_ms)

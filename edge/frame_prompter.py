@@ -25,6 +25,7 @@ from orstream.edge.segmenter_model import (
     SegmenterModel,
 )
 from orstream.mask_rle import encode_mask
+from orstream.mask_scores import mask_box
 from orstream.results import SegmentMask
 from orstream.streams.frame import Frame
 
@@ -52,15 +53,6 @@ class PromptAnswer:
     model: str
     latency_ms: float
     embedding_cached: bool
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Tight (x0, y0, x1, y1) bounds of a boolean mask, x1 and y1 exclusive; zeros if empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return (0, 0, 0, 0)
-    cols = np.flatnonzero(mask.any(axis=0))
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 def segment_mask(prediction: MaskPrediction, code: int, name: str) -> SegmentMask:

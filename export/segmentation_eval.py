@@ -37,6 +37,7 @@ import numpy as np
 from orstream.edge.segmenter_model import ImageEmbedding, Prompt, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY
+from orstream.mask_scores import Score, mask_box, score_mask
 from orstream.model_package import load_package
 from orstream.streams.video_file import probe_video
 from orstream.training.click_simulation import Click, next_click
@@ -56,17 +57,6 @@ DECODE_CHUNK = 16
 
 Progress = Callable[[int, int], None]
 """Called with (images done, images in all) as the evaluation goes."""
-
-
-@dataclass(frozen=True)
-class Score:
-    """Dice and IoU of one mask, or a mean of them."""
-
-    dice: float
-    iou: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {"dice": self.dice, "iou": self.iou}
 
 
 @dataclass(frozen=True)
@@ -111,22 +101,6 @@ def score_keys() -> tuple[str, ...]:
     return (*PROMPTS, *(f"round_{n}" for n in ROUNDS))
 
 
-def score_mask(prediction: np.ndarray, truth: np.ndarray) -> Score:
-    """Dice and IoU of two boolean masks of the same size (1.0 for two empty masks)."""
-    intersection = int(np.count_nonzero(prediction & truth))
-    predicted, actual = int(np.count_nonzero(prediction)), int(np.count_nonzero(truth))
-    union = predicted + actual - intersection
-    if union == 0:
-        return Score(1.0, 1.0)
-    return Score(2 * intersection / (predicted + actual), intersection / union)
-
-
-def tight_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """The box of a non-empty mask by its edges (last pixel + 1), as ``Prompt.box`` takes it."""
-    ys, xs = np.nonzero(mask)
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
-
-
 def evaluate_target(
     model: SegmenterModel,
     embedding: ImageEmbedding,
@@ -136,7 +110,7 @@ def evaluate_target(
 ) -> dict[str, Score]:
     """Scores of one target (boolean mask at the frame's size) under every prompt."""
     scores = {
-        "box": score_mask(model.segment(embedding, Prompt(box=tight_box(truth))).mask, truth),
+        "box": score_mask(model.segment(embedding, Prompt(box=mask_box(truth))).mask, truth),
         "text": score_mask(model.segment(embedding, Prompt(text=name)).mask, truth),
     }
     clicks: list[Click] = []

@@ -16,13 +16,8 @@ from segmenter_checkpoints import random_segmenter_package
 
 from orstream.cli import main
 from orstream.errors import OrstreamError
-from orstream.export.segmentation_eval import (
-    ROUNDS,
-    Score,
-    evaluate_segmentation,
-    score_mask,
-    tight_box,
-)
+from orstream.export.segmentation_eval import ROUNDS, evaluate_segmentation
+from orstream.mask_scores import Score, mask_box, score_mask
 
 SCORE_KEYS = {"dice", "iou"}
 
@@ -143,7 +138,7 @@ def test_dice_and_iou_of_masks() -> None:
     assert score_mask(prediction, truth) == Score(dice=0.5, iou=8 / 24)
     assert score_mask(truth, truth) == Score(1.0, 1.0)
     assert score_mask(np.zeros_like(truth), truth) == Score(0.0, 0.0)
-    assert tight_box(prediction) == (2.0, 4.0, 6.0, 8.0)
+    assert mask_box(prediction) == (2.0, 4.0, 6.0, 8.0)
     assert max(ROUNDS) == 5
 
 
