@@ -166,7 +166,7 @@ class SegmenterModel:
                 f"image embedding of shape {list(embedding.array.shape)} is not from this "
                 f"model's encoder (expects {list(self._embedding_shape)})"
             )
-        feeds = self._feeds(embedding, prompt)
+        feeds = self.decoder_inputs(embedding, prompt)
         outputs = self.decoder.infer(feeds)
         masks, iou = outputs["masks"], outputs["iou"]
         best = int(np.argmax(iou[0]))
@@ -189,8 +189,13 @@ class SegmenterModel:
             low_res_logits=np.ascontiguousarray(masks[:, best : best + 1], dtype=np.float32),
         )
 
-    def _feeds(self, embedding: ImageEmbedding, prompt: Prompt) -> dict[str, np.ndarray]:
-        """The decoder's inputs for a validated ``prompt`` (module docstring: scaling)."""
+    def decoder_inputs(self, embedding: ImageEmbedding, prompt: Prompt) -> dict[str, np.ndarray]:
+        """The prompt decoder's inputs for ``prompt`` on the frame ``embedding`` came from, in
+        graph order (module docstring: scaling).
+
+        Raises:
+            PromptError: as :meth:`segment`.
+        """
         frame = (embedding.width, embedding.height)
         if not (prompt.points or prompt.box is not None or prompt.text is not None) and (
             prompt.mask_logits is None

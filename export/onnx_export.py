@@ -11,7 +11,8 @@ fast and still works on torch 2.6..2.14 (where it warns that it is deprecated); 
 is gone, the ``torch.export``-based exporter (``dynamo=True``, needs onnxscript) runs instead.
 Either way the file is checked with ``onnx.checker`` (full_check), its tensors are compared with
 the card, and ONNX Runtime must reproduce PyTorch frame by frame with the state carried
-through, within 1e-4 in fp32, before the package is written.
+through, within 1e-4 in fp32, before the package is written. The package's golden reference
+(:mod:`orstream.export.golden_reference`) is written last.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
+from orstream.export.golden_reference import write_reference
 from orstream.export.parity import StreamingModel, check_parity, phantom_frames, random_frames
 from orstream.labels import (
     INSTRUMENT_CODES,
@@ -505,7 +507,10 @@ def export_package(
                     f"{result.max_abs_diff[worst]:.3g} > {tolerance:g}"
                 )
         export = card.export.model_copy(update={"parity": tuple(parity)})
-        write_card(staging, card.model_copy(update={"export": export}))
+        card = card.model_copy(update={"export": export})
+        write_card(staging, card)
+        progress("writing the golden reference (ONNX Runtime CPU on a phantom frame)")
+        write_reference(ModelPackage(root=staging, card=card))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

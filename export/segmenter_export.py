@@ -17,7 +17,8 @@ The package holds the model split the way SAM is deployed:
 Both graphs are checked with ``onnx.checker`` and against the card, then ONNX Runtime must
 reproduce PyTorch within the tolerance: the encoder on random and phantom frames, the decoder on
 each frame's PyTorch embedding with every kind of prompt (clicks, box, text, clicks with the
-previous mask, all at once). The worst differences are recorded in the card.
+previous mask, all at once). The worst differences are recorded in the card, and the golden
+reference of both graphs (:mod:`orstream.export.golden_reference`) is written last.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from torch import Tensor, nn
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
+from orstream.export.golden_reference import write_reference
 from orstream.export.onnx_export import (
     OPSET,
     Exporter,
@@ -602,6 +604,8 @@ def export_segmenter_package(
             }
         )
         write_card(staging, card)
+        progress("writing the golden reference (ONNX Runtime CPU on a phantom frame)")
+        write_reference(ModelPackage(root=staging, card=card))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

@@ -79,6 +79,11 @@ COMMANDS: tuple[Command, ...] = (
         "build a TensorRT engine for this host from a package's ONNX (needs TensorRT)",
     ),
     Command(
+        ("export", "reference"),
+        "orstream.export.reference_command",
+        "(re)write a package's golden reference: ONNX Runtime CPU outputs on a phantom frame",
+    ),
+    Command(
         ("edge", "run"),
         "orstream.edge.edge_run_command",
         "run a live feed through the models, overlays, recording and gRPC API",

@@ -1,5 +1,9 @@
 """Model packages: a folder holding ``card.json`` (what the edge needs) and ``model.onnx``.
 
+Every package may hold a golden reference, ``reference.npz``: for each of its graphs an input
+and the outputs ONNX Runtime on CPU in fp32 gives for it (:meth:`ModelPackage.reference`), which
+every edge backend must reproduce before it serves.
+
 An interactive segmentation package also holds a prompt decoder, ``decoder.onnx``, and the text
 prompt embeddings of its classes, ``text_prompts.npy``, both described by the card's optional
 ``decoder`` section (:class:`PromptDecoderSpec`); ``model.onnx`` is then the image encoder.
@@ -36,6 +40,7 @@ CARD_FILE = "card.json"
 MODEL_FILE = "model.onnx"
 DECODER_FILE = "decoder.onnx"
 TEXT_PROMPTS_FILE = "text_prompts.npy"
+REFERENCE_FILE = "reference.npz"
 CARD_FORMAT: Literal[1] = 1
 INTERACTIVE_SEGMENTATION = "interactive_segmentation"
 """The task of a package with a prompt decoder (``model.onnx`` is then the image encoder)."""
@@ -65,7 +70,12 @@ DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "boo
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FILE_NAME_PATTERN = r"^[^/\\]+$"
 """A plain file name inside the package folder (no folders, so a card never points outside)."""
+Graph = Literal["model", "decoder"]
+"""Which graph of a package: ``model.onnx``, or the prompt decoder of an interactive
+segmentation package."""
 GraphShape = tuple[int | str | None, ...]
+TensorTypes = dict[str, tuple[tuple[int, ...], str]]
+"""Tensors as a card lists them: name -> (shape, numpy dtype name)."""
 """A tensor shape as an ONNX graph declares it: fixed dims are ints, symbolic ones names or None."""
 
 
@@ -170,6 +180,11 @@ class Hashes(_Strict):
 
     checkpoint: str | None = Field(default=None, pattern=SHA256_PATTERN)
     model_onnx: str = Field(pattern=SHA256_PATTERN)
+    reference: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="sha256 of reference.npz (None: the package has no golden reference)",
+    )
 
 
 class Training(_Strict):
@@ -383,6 +398,31 @@ class ModelCard(_Strict):
         """The state to feed the next call, taken from one call's outputs."""
         return {s.input: outputs[s.output] for s in self.state}
 
+    def graph_tensors(self, graph: Graph = "model") -> tuple[TensorTypes, TensorTypes]:
+        """(inputs, outputs) of one graph of the package, each name -> (shape, dtype) in order.
+
+        Raises:
+            OrstreamError: ``graph`` is the decoder and the card has no decoder section.
+        """
+        if graph == "model":
+            return self.graph_inputs(), self.graph_outputs()
+        if self.decoder is None:
+            raise OrstreamError(f"card {self.name!r} has no prompt decoder")
+        return self.decoder.graph_inputs(), self.decoder.graph_outputs()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A golden reference of one graph: an input and what ONNX Runtime on CPU (fp32) gave for it.
+
+    Attributes:
+        inputs: every graph input by name.
+        outputs: every graph output by name.
+    """
+
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
 
 @dataclass(frozen=True)
 class ModelPackage:
@@ -410,6 +450,58 @@ class ModelPackage:
         """The class text prompt embeddings, for a package with a decoder section."""
         decoder = self.card.decoder
         return None if decoder is None else self.root / decoder.text_file
+
+    @property
+    def reference_path(self) -> Path:
+        """The golden reference file (present when the card records its sha256)."""
+        return self.root / REFERENCE_FILE
+
+    def graph_path(self, graph: Graph = "model") -> Path:
+        """The ONNX file of ``graph``.
+
+        Raises:
+            OrstreamError: ``graph`` is the decoder and the package has none.
+        """
+        path = self.model_path if graph == "model" else self.decoder_path
+        if path is None:
+            raise OrstreamError(f"model package {self.root} has no prompt decoder")
+        return path
+
+    def reference(self, graph: Graph = "model") -> Reference | None:
+        """The golden reference of ``graph``: arrays ``<graph>.in.<input>`` and
+        ``<graph>.out.<output>`` of ``reference.npz``; None when the card records none.
+
+        Raises:
+            OrstreamError: ``graph`` is the decoder and the package has none, or the file does
+                not hold exactly the graph's inputs and outputs in the card's shapes and dtypes.
+        """
+        inputs, outputs = self.card.graph_tensors(graph)
+        if self.card.hashes.reference is None:
+            return None
+        path = self.reference_path
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+        except (OSError, ValueError) as error:
+            raise OrstreamError(f"{path} is not a numpy .npz archive ({error})") from None
+        found = []
+        for kind, expected in (("in", inputs), ("out", outputs)):
+            prefix = f"{graph}.{kind}."
+            given = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if set(given) != set(expected):
+                raise OrstreamError(
+                    f"{path} holds {graph} {kind}puts {sorted(given)}, the card's graph has "
+                    f"{sorted(expected)}: rewrite it with orstream export reference "
+                    f"--package {self.root}"
+                )
+            for name, (shape, dtype) in expected.items():
+                if given[name].shape != shape or given[name].dtype != np.dtype(dtype):
+                    raise OrstreamError(
+                        f"{path}: {graph}.{kind}.{name} is {given[name].dtype} "
+                        f"{list(given[name].shape)}, the card says {dtype} {list(shape)}"
+                    )
+            found.append({name: given[name] for name in expected})
+        return Reference(inputs=found[0], outputs=found[1])
 
     def text_prompts(self) -> np.ndarray:
         """The decoder's text prompt embeddings, float32 [C, T] in class order.
@@ -470,12 +562,17 @@ def write_card(folder: Path, card: ModelCard) -> Path:
     return path
 
 
-def load_package(path: Path) -> ModelPackage:
+def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
     """Open a package folder, checking its card and that its files are the ones it describes.
 
-    Besides ``model.onnx``, a card with a decoder section names ``decoder.onnx`` and
+    Besides ``model.onnx``, a card that records a golden reference names ``reference.npz``,
+    whose sha256 must match; a card with a decoder section names ``decoder.onnx`` and
     ``text_prompts.npy``, whose sha256 must match too, and the text prompts must hold one
     float32 row of the decoder's text width per class.
+
+    Args:
+        path: the package folder.
+        check_reference: check ``reference.npz`` too (off only to rewrite a damaged one).
 
     Raises:
         OrstreamError: one clear line when the folder, card or a file is missing, the card is
@@ -493,6 +590,8 @@ def load_package(path: Path) -> ModelPackage:
     card = read_card(card_path)
     package = ModelPackage(root=path, card=card)
     _check_file(package.model_path, card.hashes.model_onnx, path)
+    if card.hashes.reference is not None and check_reference:
+        _check_file(package.reference_path, card.hashes.reference, path)
     decoder = card.decoder
     if decoder is not None:
         _check_file(path / decoder.file, decoder.sha256, path)

@@ -164,7 +164,8 @@ def test_damaged_exported_model_is_refused(
     with pytest.raises(OrstreamError, match=r"model\.onnx does not match card\.json"):
         load_package(folder)
     new_hash = sha256_file(folder / "model.onnx")
-    hashes = source.card.hashes.model_copy(update={"model_onnx": new_hash})
+    # the package holds no reference.npz: its card records none
+    hashes = source.card.hashes.model_copy(update={"model_onnx": new_hash, "reference": None})
     write_card(folder, source.card.model_copy(update={"hashes": hashes}))
     with pytest.raises(OrstreamError, match=r"model\.onnx is not a valid ONNX model"):
         OnnxRuntimeBackend().load(load_package(folder))

@@ -10,14 +10,14 @@ import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from orstream.edge.backends.protocol import Backend
+from orstream.edge.backends.protocol import Backend, Graph
 from orstream.errors import OrstreamError
 from orstream.model_package import ModelPackage
 
 if TYPE_CHECKING:
     from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-__all__ = ["BACKENDS", "Backend", "OnnxRuntimeBackend", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "Graph", "OnnxRuntimeBackend", "create_backend"]
 
 BACKENDS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("orstream.edge.backends.onnxruntime_backend", "OnnxRuntimeBackend"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from orstream.edge.backends.protocol import Graph
 from orstream.errors import OrstreamError
 from orstream.model_package import ModelPackage
 
@@ -16,8 +17,13 @@ class NullBackend:
     """Answers every call with zero outputs shaped as the package's card says."""
 
     name = "null"
+    label = "null-cpu"
+    precision = "fp32"
+    runs_model = False
+    """Zeros are not the model's outputs: the golden check does not apply."""
 
-    def __init__(self) -> None:
+    def __init__(self, graph: Graph = "model") -> None:
+        self.graph = graph
         self._outputs: dict[str, np.ndarray] = {}
 
     @classmethod
@@ -28,12 +34,12 @@ class NullBackend:
         reason = self.unavailable_reason(device)
         if reason is not None:
             raise OrstreamError(reason)
+        _, outputs = package.card.graph_tensors(self.graph)
         self._outputs = {
-            name: np.zeros(shape, dtype=dtype)
-            for name, (shape, dtype) in package.card.graph_outputs().items()
+            name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in outputs.items()
         }
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self._outputs:
             raise OrstreamError("null backend: infer() before load()")
-        return dict(self._outputs)
+        return {name: value.copy() for name, value in self._outputs.items()}

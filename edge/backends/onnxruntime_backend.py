@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 
+from orstream.edge.backends.protocol import Graph
 from orstream.errors import OrstreamError
 from orstream.model_package import (
     GraphShape,
@@ -15,9 +15,6 @@ from orstream.model_package import (
     check_decoder_signature,
     check_graph_signature,
 )
-
-Graph = Literal["model", "decoder"]
-"""Which graph of a package a backend runs: ``model.onnx`` or the prompt decoder."""
 
 # ONNX Runtime's tensor type names -> numpy dtype names as cards spell them.
 ORT_DTYPES = {
@@ -84,10 +81,13 @@ class OnnxRuntimeBackend:
     """
 
     name = "onnxruntime"
+    precision = "fp32"
+    """Graphs run as exported: orstream exports fp32."""
 
     def __init__(self, intra_op_threads: int | None = None, graph: Graph = "model") -> None:
         self.intra_op_threads = intra_op_threads or default_intra_op_threads()
         self.graph = graph
+        self.label = "onnxruntime"
         self.session: ort.InferenceSession | None = None
         self.package: ModelPackage | None = None
         self._input_names: frozenset[str] = frozenset()
@@ -122,9 +122,7 @@ class OnnxRuntimeBackend:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Spinning idle threads would burn the cores that decoding and drawing need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = package.model_path if self.graph == "model" else package.decoder_path
-        if path is None:
-            raise OrstreamError(f"model package {package.root} has no prompt decoder")
+        path = package.graph_path(self.graph)
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except _INVALID_MODEL_ERRORS as error:
@@ -142,6 +140,9 @@ class OnnxRuntimeBackend:
         self.package = package
         self._input_names = frozenset(i.name for i in session.get_inputs())
         self._output_names = [o.name for o in session.get_outputs()]
+        # ONNX Runtime falls back to the CPU when the CUDA provider cannot start: say what runs.
+        on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
+        self.label = f"onnxruntime-cuda:{device_id}" if on_cuda else "onnxruntime-cpu"
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the graph once; every graph input by name -> every graph output by name."""

@@ -6,26 +6,47 @@ from typing import Protocol
 
 import numpy as np
 
-from orstream.model_package import ModelPackage
+from orstream.model_package import Graph, ModelPackage
+
+__all__ = ["Backend", "Graph"]
 
 
 class Backend(Protocol):
-    """Runs one model package: named arrays in, named arrays out.
+    """Runs one graph of a model package: named arrays in, named arrays out.
 
-    Implementations also provide a class method ``unavailable_reason(device) -> str | None``
-    (None when the backend can run on ``device`` here), which :func:`create_backend` consults.
+    Implementations also provide:
+
+    - a constructor accepting the keyword ``graph: Graph = "model"``: which ONNX graph of the
+      package it runs, ``model.onnx`` or the prompt decoder (``decoder.onnx``);
+    - a class method ``unavailable_reason(device) -> str | None`` (None when the backend can
+      run on ``device`` here), which :func:`~orstream.edge.backends.create_backend` consults;
+    - optionally a class attribute ``runs_model = False`` for a backend that computes nothing
+      (the null backend): it is not held to the package's golden reference.
+
+    Attributes:
+        name: the backend's name in preference lists: "onnxruntime", "torch", "tensorrt",
+            "null".
+        label: after :meth:`load`, what runs the graph, as status lines and benchmarks show
+            it: backend, device and, where it varies, precision and mode, e.g.
+            "onnxruntime-cpu", "onnxruntime-cuda:0", "torch-cuda:0-fp16-graphs",
+            "tensorrt-cuda:0-fp16", "null-cpu".
+        precision: after :meth:`load`, the precision the graph computes in: "fp32", "fp16",
+            "bf16" or "int8"; the golden check's tolerance follows it.
     """
 
     name: str
+    label: str
+    precision: str
 
     def load(self, package: ModelPackage, device: str = "cpu") -> None:
-        """Prepare the package's model on ``device`` ("cpu", "cuda" or "cuda:N").
+        """Prepare the package's graph on ``device`` ("cpu", "cuda" or "cuda:N").
 
         Raises:
-            OrstreamError: the model cannot be loaded or does not match the package's card.
+            OrstreamError: the graph cannot be loaded or does not match the package's card.
         """
         ...
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run once: every graph input of the card by name -> every graph output by name."""
+        """Run once: every graph input of the card by name -> every graph output by name
+        (float outputs as float32 numpy arrays the caller owns)."""
         ...
