@@ -131,7 +131,7 @@ def build_runtime(
 def _live_segmenter(
     config: SegmentationConfig, recognized: Callable[[], FrameResult | None] | None
 ) -> LiveSegmenter:
-    model = SegmenterModel.load(load_package(config.package), config.device)
+    model = SegmenterModel.load(load_package(config.package), config.device, config.backends)
     prompter = FramePrompter(model, config.keep_frames, config.keep_embeddings)
     return LiveSegmenter(
         prompter,

@@ -8,6 +8,7 @@ silently with a default. Example::
       stream_id: or3
     model:
       package: /opt/orstream/packages/pitvis_workflow
+      backends: [tensorrt:cuda, torch:cuda, onnxruntime]   # the default
     segmentation:
       package: /opt/orstream/packages/imis_segmenter
       rate_hz: 2
@@ -29,16 +30,50 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from orstream.edge.backends import parse_device, parse_preference
 from orstream.errors import OrstreamError
 from orstream.model_package import describe_validation_error
 
 DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051"
+DEFAULT_BACKENDS = ("tensorrt:cuda", "torch:cuda", "onnxruntime")
+"""Most wanted first: a TensorRT engine built for this host, else torch on the GPU, else ONNX
+Runtime on ``device``; each must pass the package's golden check (``backend_reason`` in the
+status says which ran and why the others did not)."""
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _BackendChoice(_Section):
+    """What runs a model's graphs: a backend preference and the device of entries naming none."""
+
+    backends: tuple[str, ...] = Field(
+        default=DEFAULT_BACKENDS,
+        min_length=1,
+        description='preference: "name" or "name:device" (cpu, cuda, cuda:N), first that works',
+    )
+    device: str = Field(default="cpu", description="device of backends that name none")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        try:
+            return parse_device(device)
+        except OrstreamError as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("backends")
+    @classmethod
+    def _known_backends(cls, backends: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in backends:
+            try:
+                parse_preference(entry, "cpu")
+            except OrstreamError as error:
+                raise ValueError(str(error)) from None
+        return backends
 
 
 class PortConfig(_Section):
@@ -56,19 +91,17 @@ class SourceConfig(_Section):
     )
 
 
-class ModelConfig(_Section):
+class ModelConfig(_BackendChoice):
     package: Path
-    backends: tuple[str, ...] = ("onnxruntime",)
-    device: str = "cpu"
     rate_hz: float | None = Field(default=None, gt=0)
     port: PortConfig = PortConfig(capacity=1)
 
 
-class SegmentationConfig(_Section):
-    """Live masks on the feed and ``Prompt`` over gRPC."""
+class SegmentationConfig(_BackendChoice):
+    """Live masks on the feed and ``Prompt`` over gRPC; the encoder and the decoder each run
+    on the first backend of ``backends`` that works for them."""
 
     package: Path
-    device: str = "cpu"
     rate_hz: float | None = Field(
         default=None, gt=0, description="frames per second to segment (default: the card's)"
     )

@@ -191,6 +191,7 @@ def status_to_proto(status: RuntimeStatus) -> edge_pb2.GetStatusResponse:
                 state=m.state,
                 inferred=m.inferred,
                 error=m.error,
+                backend_reason=m.backend_reason,
             )
             for m in status.models
         ],

@@ -406,25 +406,28 @@ class EdgeRuntime:
                     name=card.name,
                     version=card.version,
                     stream_id=self.source.stream_id,
-                    backend=self.model.backend.name,
+                    backend=self.model.backend.label,
                     rate_hz=self.model.rate_hz,
                     state=self.model_state,
                     inferred=self.inference_meter.processed,
                     error=self.model_error,
+                    backend_reason=getattr(self.model.backend, "selection", ""),
                 ),
             )
         if self.segmenter is not None:
-            card = self.segmenter.prompter.model.package.card
+            segmenter = self.segmenter.prompter.model
+            card = segmenter.package.card
             models += (
                 ModelStatus(
                     name=card.name,
                     version=card.version,
                     stream_id=self.source.stream_id,
-                    backend=self.segmenter.prompter.model.encoder.name,
+                    backend=segmenter.encoder.label,
                     rate_hz=self.segmenter.rate_hz,
                     state=self.segmenter.state,
                     inferred=self.segmenter.meter.processed,
                     error=self.segmenter.error,
+                    backend_reason=segmenter.selection,
                 ),
             )
         return RuntimeStatus(

@@ -41,6 +41,8 @@ class ModelStatus:
         state: ``loading``, ``serving`` or ``failed``.
         inferred: frames it inferred so far.
         error: why it failed (empty unless ``state`` is ``failed``).
+        backend_reason: why this backend: the backend selection's line, naming each more
+            wanted backend and why it was not taken (``tensorrt:cuda: ...; torch:cuda: ...``).
     """
 
     name: str
@@ -51,6 +53,7 @@ class ModelStatus:
     state: str
     inferred: int
     error: str = ""
+    backend_reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,19 @@ thin instrument otherwise spill past its edges.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from orstream.edge.backends import Backend
+from orstream.edge.backends import Backend, create_backend
 from orstream.edge.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.model_package import DECODER_INPUTS, IMAGE_EMBEDDINGS, ModelPackage
 
+DEFAULT_BACKENDS = ("onnxruntime",)
+"""Backends :meth:`SegmenterModel.load` tries when not told: ONNX Runtime runs everywhere."""
 PAD_LABEL = -1.0
 """Point label of an unused point slot of the decoder."""
 
@@ -116,25 +119,39 @@ class SegmenterModel:
         self._text_dim = spec.text_dim
 
     @classmethod
-    def load(cls, package: ModelPackage, device: str = "cpu") -> SegmenterModel:
-        """Both graphs of ``package`` in ONNX Runtime sessions on ``device``.
+    def load(
+        cls,
+        package: ModelPackage,
+        device: str = "cpu",
+        backends: Sequence[str] = DEFAULT_BACKENDS,
+    ) -> SegmenterModel:
+        """Both graphs of ``package``, each on the first backend of ``backends`` that runs it
+        here and passes its golden check (:func:`~orstream.edge.backends.create_backend`).
+
+        Args:
+            package: an interactive segmentation package.
+            device: the device of preference entries that name none.
+            backends: preference entries, "name" or "name:device", most wanted first.
 
         Raises:
-            OrstreamError: the package has no decoder, or a graph cannot be loaded or differs
-                from the card.
+            OrstreamError: the package has no decoder, or no backend can run a graph (every
+                reason listed).
         """
-        from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-
         if package.card.decoder is None:
             raise OrstreamError(
                 f"model package {package.root} ({package.card.task}) has no prompt decoder; "
                 "it is not an interactive segmentation package"
             )
-        encoder = OnnxRuntimeBackend()
-        encoder.load(package, device)
-        decoder = OnnxRuntimeBackend(graph="decoder")
-        decoder.load(package, device)
+        encoder = create_backend(backends, package, device, graph="model")
+        decoder = create_backend(backends, package, device, graph="decoder")
         return cls(package, encoder, decoder)
+
+    @property
+    def selection(self) -> str:
+        """Which backends run the encoder and the decoder, and why (one line)."""
+        encoder = getattr(self.encoder, "selection", self.encoder.label)
+        decoder = getattr(self.decoder, "selection", self.decoder.label)
+        return encoder if encoder == decoder else f"encoder {encoder}; decoder {decoder}"
 
     @property
     def input_size(self) -> tuple[int, int]:

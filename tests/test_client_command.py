@@ -71,6 +71,7 @@ def test_status_prints_tables(address: str, capsys: pytest.CaptureFixture[str]) 
     assert cam1.endswith("connection refused")
     model = next(line for line in lines if "pitvis_workflow@1.0.0" in line and "serving" in line)
     assert model.split()[1:] == ["cam0", "onnxruntime-cpu", "5", "serving", "250"]
+    assert "  pitvis_workflow@1.0.0 on cam0: onnxruntime-cpu (tensorrt:cuda: no CUDA GPU 0" in out
     inference = next(line for line in lines if "inference.cam0" in line)
     assert inference.split()[:3] == ["inference.cam0", "250", "3"]
     overlay = next(line for line in lines if line.strip().startswith("overlay"))

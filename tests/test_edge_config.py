@@ -26,6 +26,20 @@ def test_a_full_config_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
     assert config.record is not None and config.record.path == tmp_path / "out/or3.mp4"
     assert config.results is not None and config.results.video == 3
     assert config.rtsp is None and not config.display.enabled
+    assert config.model.backends == ("tensorrt:cuda", "torch:cuda", "onnxruntime")
+    assert config.model.device == "cpu"
+
+
+def test_segmentation_takes_a_backend_preference_and_device(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(
+        "source: {uri: a.mp4}\n"
+        "segmentation: {package: seg, backends: ['torch:cuda:1', onnxruntime], device: cuda}\n"
+    )
+    segmentation = load_config(path).segmentation
+    assert segmentation is not None
+    assert segmentation.backends == ("torch:cuda:1", "onnxruntime")
+    assert segmentation.device == "cuda"
 
 
 @pytest.mark.parametrize(
@@ -37,6 +51,10 @@ def test_a_full_config_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
         ("model: {package: p}\n", "source"),
         ("- just a list\n", "expected a mapping"),
         ("source: [unclosed\n", "not valid YAML"),
+        ("source: {uri: a.mp4}\nmodel: {package: p, backends: [tensorrt8]}\n", "'tensorrt8'"),
+        ("source: {uri: a.mp4}\nmodel: {package: p, backends: ['torch:gpu']}\n", "'gpu'"),
+        ("source: {uri: a.mp4}\nmodel: {package: p, backends: []}\n", "model.backends"),
+        ("source: {uri: a.mp4}\nsegmentation: {package: p, device: 'cuda:x'}\n", "cuda:x"),
     ],
 )
 def test_bad_configs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:

@@ -86,6 +86,10 @@ def test_file_through_runtime_to_a_grpc_client_and_a_recording(
     assert all(r.stream_id == "case" and r.HasField("step") for r in received)
     assert probe_video(record).frame_count == frames  # every source frame was recorded
     assert (tmp_path / "results" / "steps" / "video_01.csv").is_file()
+    # the default preference starts at TensorRT, which has no engine for this package
+    model = status.models[0]
+    assert model.backend_reason.startswith(model.backend)
+    assert "tensorrt:cuda: " in model.backend_reason
 
 
 class SlowBackend:
@@ -94,6 +98,8 @@ class SlowBackend:
     def __init__(self, package: ModelPackage, delay_s: float) -> None:
         self.inner = create_backend(["onnxruntime"], package)
         self.name = "slow-onnxruntime"
+        self.label = f"slow-{self.inner.label}"
+        self.precision = self.inner.precision
         self.delay_s = delay_s
 
     def load(self, package: ModelPackage, device: str = "cpu") -> None:

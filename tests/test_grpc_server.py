@@ -32,7 +32,16 @@ def sample_status() -> RuntimeStatus:
             SourceStatus("cam1", "rtsp://10.0.0.9/live", "failed", 0.0, 17, "connection refused"),
         ),
         models=(
-            ModelStatus("pitvis_workflow", "1.0.0", "cam0", "onnxruntime-cpu", 5.0, "serving", 250),
+            ModelStatus(
+                "pitvis_workflow",
+                "1.0.0",
+                "cam0",
+                "onnxruntime-cpu",
+                5.0,
+                "serving",
+                250,
+                backend_reason="onnxruntime-cpu (tensorrt:cuda: no CUDA GPU 0 on this host)",
+            ),
             ModelStatus("pitvis_workflow", "1.0.0", "cam1", "onnxruntime-cpu", 5.0, "failed", 0),
         ),
         stages=(

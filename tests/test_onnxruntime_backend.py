@@ -252,7 +252,7 @@ def test_create_backend_picks_by_preference_and_availability(package: ModelPacka
     assert "state_out.h" in backend.infer(
         {"image": np.ones((1, 3, 4, 4), np.float32), **package.card.initial_state()}
     )
-    with pytest.raises(OrstreamError, match=r"unknown backend\(s\) \['tensorrt9'\]"):
+    with pytest.raises(OrstreamError, match=r"unknown backend 'tensorrt9'"):
         create_backend(["tensorrt9", "onnxruntime"], package)
     with pytest.raises(OrstreamError, match="unknown device 'tpu'"):
         create_backend(["onnxruntime"], package, device="tpu")
@@ -260,7 +260,7 @@ def test_create_backend_picks_by_preference_and_availability(package: ModelPacka
 
 @pytest.mark.skipif(HAS_CUDA_EP, reason="this onnxruntime has a CUDAExecutionProvider")
 def test_cuda_without_cuda_provider_is_refused(package: ModelPackage) -> None:
-    with pytest.raises(OrstreamError, match=r"no backend can run on cuda: onnxruntime: .*CUDA"):
+    with pytest.raises(OrstreamError, match=r"no backend can run .*: onnxruntime: .*CUDA"):
         create_backend(["onnxruntime"], package, device="cuda")
     with pytest.raises(OrstreamError, match="onnxruntime cannot run on cuda:0"):
         OnnxRuntimeBackend().load(package, device="cuda:0")

@@ -1,4 +1,4 @@
-"""Inference backends behind one protocol, chosen by preference and availability.
+"""Inference backends behind one protocol, chosen by preference, availability and correctness.
 
 Backend modules import their runtime library at load, so they are imported here only when
 asked for: importing this package stays cheap on machines that lack some runtimes.
@@ -7,19 +7,33 @@ asked for: importing this package stays cheap on machines that lack some runtime
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from orstream.edge.backends.protocol import Backend, Graph
+from orstream.edge.backends.reference_check import check_reference
 from orstream.errors import OrstreamError
 from orstream.model_package import ModelPackage
 
 if TYPE_CHECKING:
     from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-__all__ = ["BACKENDS", "Backend", "Graph", "OnnxRuntimeBackend", "create_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Graph",
+    "OnnxRuntimeBackend",
+    "create_backend",
+    "parse_device",
+    "parse_preference",
+]
+
+logger = logging.getLogger("orstream.edge.backends")
 
 BACKENDS: dict[str, tuple[str, str]] = {
+    "tensorrt": ("orstream.edge.backends.tensorrt_backend", "TensorRTBackend"),
+    "torch": ("orstream.edge.backends.torch_backend", "TorchBackend"),
     "onnxruntime": ("orstream.edge.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
     "null": ("orstream.edge.backends.null_backend", "NullBackend"),
 }
@@ -37,31 +51,95 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def create_backend(
-    preference: Sequence[str], package: ModelPackage, device: str = "cpu"
-) -> Backend:
-    """The first backend in ``preference`` that can run on ``device`` here, with ``package`` loaded.
+def parse_device(device: str) -> str:
+    """``device`` if it is "cpu", "cuda" or "cuda:N".
 
     Raises:
-        OrstreamError: a name is not a known backend, or none of them is available.
+        OrstreamError: anything else.
     """
-    unknown = [name for name in preference if name not in BACKENDS]
-    if unknown or not preference:
-        raise OrstreamError(
-            f"unknown backend(s) {unknown or list(preference)}; known: {sorted(BACKENDS)}"
-        )
-    reasons = []
-    for name in preference:
-        try:
-            backend_class = _backend_class(name)
-        except ImportError as error:
-            reasons.append(f"{name}: {error}")
+    prefix, colon, index = device.partition(":")
+    if device in ("cpu", "cuda") or (prefix == "cuda" and colon and index.isdigit()):
+        return device
+    raise OrstreamError(f"unknown device {device!r} (expected cpu, cuda or cuda:N)")
+
+
+def parse_preference(entry: str, device: str) -> tuple[str, str]:
+    """``(name, device)`` of a preference entry "name" or "name:device" (cpu, cuda, cuda:N);
+    an entry without a device takes ``device``.
+
+    Raises:
+        OrstreamError: an unknown backend name or device.
+    """
+    name, _, entry_device = entry.partition(":")
+    if name not in BACKENDS:
+        raise OrstreamError(f"unknown backend {name!r} in {entry!r}; known: {', '.join(BACKENDS)}")
+    return name, parse_device(entry_device or device)
+
+
+def create_backend(
+    preference: Sequence[str],
+    package: ModelPackage,
+    device: str = "cpu",
+    graph: Graph = "model",
+) -> Backend:
+    """The first backend in ``preference`` that is available here, loads ``graph`` of
+    ``package`` and reproduces the package's golden reference.
+
+    Each entry is tried in order: is its library there and its device present
+    (``unavailable_reason``), does it load, does it pass
+    :func:`~orstream.edge.backends.reference_check.check_reference` (a backend that computes
+    nothing, ``runs_model = False``, is not checked). The chosen backend gets ``selection``,
+    one line naming it and why each earlier entry was not taken, e.g.
+    ``onnxruntime-cpu (tensorrt:cuda: TensorRT is not installed; torch:cuda: CUDA is not
+    available)``, which is also logged at INFO on logger ``orstream.edge.backends``.
+
+    Args:
+        preference: entries "name" or "name:device", most wanted first.
+        package: the model package.
+        device: the device of entries that name none.
+        graph: which graph of the package to run.
+
+    Raises:
+        OrstreamError: no entries, an unknown name or device (before anything is tried), or
+            no entry works: the message lists every entry's reason.
+    """
+    if not preference:
+        raise OrstreamError(f"no backend given; known: {', '.join(BACKENDS)}")
+    entries = [(entry, *parse_preference(entry, device)) for entry in preference]
+    reasons: list[str] = []
+    for entry, name, entry_device in entries:
+        reason = _try(name, entry_device, package, graph)
+        if isinstance(reason, str):
+            reasons.append(f"{entry}: {reason}")
             continue
-        reason = backend_class.unavailable_reason(device)
-        if reason is not None:
-            reasons.append(f"{name}: {reason}")
-            continue
-        backend: Backend = backend_class()
-        backend.load(package, device)
+        backend = reason
+        selection = backend.label + (f" ({'; '.join(reasons)})" if reasons else "")
+        # Not part of the protocol: create_backend's record, read by the runtime's status.
+        backend.selection = selection
+        logger.info("%s %s graph runs on %s", package.card.name, graph, selection)
         return backend
-    raise OrstreamError(f"no backend can run on {device}: " + "; ".join(reasons))
+    raise OrstreamError(
+        f"no backend can run the {graph} graph of {package.root}: " + "; ".join(reasons)
+    )
+
+
+def _try(name: str, device: str, package: ModelPackage, graph: Graph) -> Backend | str:
+    """The backend ``name`` loaded and checked on ``device``, or why it cannot be."""
+    try:
+        backend_class = _backend_class(name)
+    except ImportError as error:
+        return f"cannot import the {name} backend ({error})"
+    reason = backend_class.unavailable_reason(device)
+    if reason is not None:
+        return str(reason)
+    try:
+        backend: Backend = backend_class(graph=graph)
+        backend.load(package, device)
+        if getattr(backend_class, "runs_model", True):
+            check_reference(backend, package, graph)
+    except OrstreamError as error:
+        return str(error)
+    except Exception as error:  # a runtime library's own failure (CUDA, driver, memory)
+        logger.warning("%s backend failed on %s", name, device, exc_info=True)
+        return f"{type(error).__name__}: {' '.join(str(error).split())}"
+    return backend

@@ -62,6 +62,7 @@ def format_status(status: edge_pb2.GetStatusResponse, address: str) -> list[str]
                 for m in status.models
             ],
         ),
+        *_backend_reasons(status.models),
         "",
         "stages",
         *_table(
@@ -72,6 +73,16 @@ def format_status(status: edge_pb2.GetStatusResponse, address: str) -> list[str]
             ],
         ),
     ]
+
+
+def _backend_reasons(models: Sequence[edge_pb2.ModelStatus]) -> list[str]:
+    """Why each model runs where it does, one line each (too long for the table)."""
+    reasons = [
+        f"  {m.name}@{m.version} on {m.stream_id}: {m.backend_reason}"
+        for m in models
+        if m.backend_reason
+    ]
+    return ["", "backend choice", *reasons] if reasons else []
 
 
 def _percentiles(summary: edge_pb2.LatencySummary) -> tuple[str, str, str, str]:

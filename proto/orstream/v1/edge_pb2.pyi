@@ -45,7 +45,7 @@ class SourceStatus(_message.Message):
     def __init__(self, stream_id: _Optional[str] = ..., uri: _Optional[str] = ..., state: _Optional[str] = ..., fps: _Optional[float] = ..., frames_in: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("name", "version", "stream_id", "backend", "rate_hz", "state", "inferred", "error")
+    __slots__ = ("name", "version", "stream_id", "backend", "rate_hz", "state", "inferred", "error", "backend_reason")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class ModelStatus(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     INFERRED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     stream_id: str
@@ -62,7 +63,8 @@ class ModelStatus(_message.Message):
     state: str
     inferred: int
     error: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., stream_id: _Optional[str] = ..., backend: _Optional[str] = ..., rate_hz: _Optional[float] = ..., state: _Optional[str] = ..., inferred: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    backend_reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., stream_id: _Optional[str] = ..., backend: _Optional[str] = ..., rate_hz: _Optional[float] = ..., state: _Optional[str] = ..., inferred: _Optional[int] = ..., error: _Optional[str] = ..., backend_reason: _Optional[str] = ...) -> None: ...
 
 class StageStatus(_message.Message):
     __slots__ = ("name", "latency", "processed", "dropped")
