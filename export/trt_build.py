@@ -5,11 +5,13 @@ workspace limit and one optimisation profile per ``--profile`` input, reuses a p
 timing cache per host (``engines/timing-<host>.cache``), serialises the engine with
 ``Builder.build_serialized_network``, checks that ``Runtime.deserialize_cuda_engine`` accepts
 it, and writes ``engines/<key>.plan`` with its manifest (:mod:`orstream.engine_manifest`).
-:func:`load_engine` is the other end: it refuses an engine whose manifest does not match the
-host, the package or the plan's bytes before deserialising anything.
+Loading an engine is the edge's (:func:`orstream.edge.backends.tensorrt_engines.load_engine`):
+it refuses an engine whose manifest does not match the host, the package or the plan's bytes
+before deserialising anything.
 
 TensorRT (and torch, which provides device memory for INT8 calibration) are imported inside
-functions: without TensorRT every entry point raises :data:`TENSORRT_MISSING` as one line.
+functions: without TensorRT every entry point raises
+:data:`~orstream.engine_manifest.TENSORRT_MISSING` as one line.
 Reading calibration frames and feeding them through the graph with its temporal state
 (:func:`calibration_batches`) needs only numpy and ONNX Runtime, and runs anywhere.
 """
@@ -27,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from orstream.edge.backends.tensorrt_engines import import_tensorrt
 from orstream.engine_manifest import (
     ENGINES_DIR,
-    TENSORRT_MISSING,
     EngineManifest,
     HostInfo,
     Precision,
@@ -45,15 +47,6 @@ from orstream.errors import OrstreamError
 from orstream.model_package import ModelPackage, sha256_file
 
 DEFAULT_WORKSPACE_MB = 1024
-
-
-def import_tensorrt() -> ModuleType:
-    """The ``tensorrt`` module; OrstreamError with :data:`TENSORRT_MISSING` when absent."""
-    try:
-        import tensorrt
-    except ImportError:
-        raise OrstreamError(TENSORRT_MISSING) from None
-    return tensorrt
 
 
 def timing_cache_path(package_root: Path, host: HostInfo) -> Path:
@@ -212,41 +205,6 @@ def build_engine(
     )
     write_manifest(plan_path.parent, manifest)
     return BuiltEngine(plan_path, manifest, reused=False)
-
-
-def load_engine(
-    package: ModelPackage,
-    precision: Precision,
-    profiles: tuple[Profile, ...],
-    host: HostInfo | None = None,
-) -> Any:
-    """Deserialise the package's engine for this host, after :func:`check_engine` passes.
-
-    Returns:
-        The ``tensorrt.ICudaEngine``.
-
-    Raises:
-        OrstreamError: TensorRT is missing, no engine was built for this key, the engine is
-            refused (the message names what differs), or TensorRT returns no engine.
-    """
-    trt = import_tensorrt()
-    host = host or read_host_info(tensorrt_version=str(trt.__version__))
-    onnx_sha256 = sha256_file(package.model_path)
-    key = engine_key(onnx_sha256, precision, profiles, host)
-    plan_path, manifest_path = engine_paths(package.root, key)
-    if not manifest_path.is_file():
-        raise OrstreamError(
-            f"no {precision} engine for {host.describe()} in {package.root / ENGINES_DIR}: "
-            f"build one with orstream export trt --package {package.root}"
-        )
-    manifest = read_manifest(manifest_path)
-    check_engine(manifest, host, plan_path, onnx_sha256, precision, profiles)
-    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
-        plan_path.read_bytes()
-    )
-    if engine is None:
-        raise OrstreamError(f"TensorRT returned no engine for {plan_path}")
-    return engine
 
 
 def _entropy_calibrator(trt: ModuleType, batches: Iterator[dict[str, Any]]) -> Any:

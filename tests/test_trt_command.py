@@ -141,7 +141,8 @@ def package_copy(workflow_path: Path, tmp_path: Path) -> ModelPackage:
 @pytest.mark.tensorrt
 @needs_tensorrt
 def test_builds_reuses_and_loads_an_engine(package_copy: ModelPackage) -> None:
-    from orstream.export.trt_build import build_engine, load_engine
+    from orstream.edge.backends.tensorrt_engines import load_engine
+    from orstream.export.trt_build import build_engine
 
     shape = (1, 3, 112, 192)
     profiles = (Profile(name="image", min=shape, opt=shape, max=shape),)
