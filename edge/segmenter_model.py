@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from orstream.edge.backends import Backend, create_backend
-from orstream.edge.preprocess import ImagePreprocessor
+from orstream.edge.preprocess import image_spec, preprocessor_for
 from orstream.errors import OrstreamError
 from orstream.model_package import DECODER_INPUTS, IMAGE_EMBEDDINGS, ModelPackage
 
@@ -106,7 +106,7 @@ class SegmenterModel:
         self.package = package
         self.encoder = encoder
         self.decoder = decoder
-        self.preprocess = ImagePreprocessor.from_card(card)
+        self.preprocess = preprocessor_for(encoder, image_spec(card))
         self.label = f"{card.name}@{card.version}"
         self.rate_hz = card.clip.fps
         labels = card.labels[spec.labels]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from orstream.edge.backends import Backend
-from orstream.edge.preprocess import ImagePreprocessor
+from orstream.edge.preprocess import image_spec, preprocessor_for
 from orstream.errors import OrstreamError
 from orstream.instrument_slots import instrument_slots
 from orstream.labels import INSTRUMENT_CODES
@@ -65,7 +65,7 @@ class WorkflowRunner:
     def __init__(self, backend: Backend, card: ModelCard, min_dwell: int | None = None):
         self.backend = backend
         self.card = card
-        self.preprocess = ImagePreprocessor.from_card(card)
+        self.preprocess = preprocessor_for(backend, image_spec(card))
         step_output = _output_with_labels(card, STEP_LABELS)
         instrument_output = _output_with_labels(card, INSTRUMENT_LABELS)
         self._step_output = step_output.name

@@ -1,0 +1,382 @@
+"""torch backend: a package's ONNX graph run as torch operations, on the CPU or a CUDA GPU.
+
+The graph runs through the ONNX-to-torch interpreter (:mod:`.onnx_torch_program`), so every
+package runs here as exported — no training code, no timm. Floats compute in one precision:
+fp32 on the CPU; fp16 by default on CUDA, or bf16 or fp32 when asked.
+
+On CUDA each call costs one host-to-device copy per input, one replay and one device-to-host
+copy per output: inputs are staged in pinned host buffers and copied without blocking into
+static device buffers, the per-frame program was captured once at load in a CUDA graph (after
+warm-up calls on a side stream, as CUDA graph capture needs), and outputs come back through
+pinned buffers before one synchronisation. Inputs given as tensors — the backend's own image
+pre-processor makes them on the GPU — are copied device to device into the static buffers.
+fp32 runs with TF32 off so that "fp32" means fp32 (cuDNN convolutions default to TF32).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from orstream.edge.backends.onnx_torch_program import (
+    OnnxTorchProgram,
+    graph_signature,
+    read_onnx,
+)
+from orstream.edge.gpu_preprocess import TorchImagePreprocessor
+from orstream.errors import OrstreamError
+from orstream.model_package import (
+    Graph,
+    InputSpec,
+    ModelPackage,
+    TensorTypes,
+    check_decoder_signature,
+    check_graph_signature,
+)
+
+logger = logging.getLogger("orstream.edge.backends")
+
+PRECISIONS: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+WARMUP_CALLS = 3
+"""Calls on a side stream before capture: cuDNN/cuBLAS pick and initialise their kernels on
+the first calls, and capture must not see that."""
+
+Inputs = Mapping[str, "np.ndarray | torch.Tensor"]
+
+
+def parse_torch_device(device: str) -> torch.device:
+    """torch's device for "cpu", "cuda" (GPU 0) or "cuda:N".
+
+    Raises:
+        OrstreamError: anything else.
+    """
+    prefix, colon, index = device.partition(":")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda":
+        return torch.device("cuda", 0)
+    if prefix == "cuda" and colon and index.isdigit():
+        return torch.device("cuda", int(index))
+    raise OrstreamError(f"unknown device {device!r} (expected cpu, cuda or cuda:N)")
+
+
+def _numpy_dtype(dtype: str) -> np.dtype:
+    return np.dtype(dtype)
+
+
+def _torch_dtype(dtype: str) -> torch.dtype:
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+
+
+@contextlib.contextmanager
+def _ieee_fp32(enabled: bool) -> Iterator[None]:
+    """TF32 off for cuDNN and cuBLAS while the block runs (``enabled``), restored after."""
+    if not enabled:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    with cudnn.flags(
+        enabled=cudnn.enabled,
+        benchmark=cudnn.benchmark,
+        deterministic=cudnn.deterministic,
+        allow_tf32=False,
+    ):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
+class TorchBackend:
+    """Runs one graph of a package as torch operations.
+
+    Args:
+        graph: ``"model"`` runs ``model.onnx``; ``"decoder"`` the prompt decoder.
+        precision: "fp32", "fp16" or "bf16"; default fp32 on the CPU, fp16 on CUDA. The CPU
+            runs fp32 only.
+        cuda_graphs: capture the per-frame program in a CUDA graph on CUDA (replayed each
+            call); False runs it op by op.
+
+    Raises:
+        OrstreamError: an unknown precision.
+    """
+
+    name = "torch"
+
+    def __init__(
+        self, graph: Graph = "model", precision: str | None = None, cuda_graphs: bool = True
+    ) -> None:
+        if precision is not None and precision not in PRECISIONS:
+            raise OrstreamError(
+                f"unknown precision {precision!r} for the torch backend; known: "
+                f"{', '.join(PRECISIONS)}"
+            )
+        self.graph: Graph = graph
+        self.requested_precision = precision
+        self.cuda_graphs = cuda_graphs
+        self.label = "torch"
+        self.precision = precision or "fp32"
+        self.device: torch.device | None = None
+        self.program: OnnxTorchProgram | None = None
+        self.graphed = False
+        """After load: the per-frame program replays a CUDA graph."""
+        self._inputs: TensorTypes = {}
+        self._outputs: TensorTypes = {}
+        self._runner: _CpuRunner | _CudaRunner | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def unavailable_reason(cls, device: str) -> str | None:
+        """None when this backend can run on ``device`` here, else why not.
+
+        Raises:
+            OrstreamError: ``device`` is not cpu, cuda or cuda:N.
+        """
+        target = parse_torch_device(device)
+        if target.type == "cpu":
+            return None
+        if not torch.cuda.is_available():
+            if torch.version.cuda is None:
+                return f"this torch build ({torch.__version__}) has no CUDA"
+            return "CUDA is not available"
+        count = torch.cuda.device_count()
+        if target.index is not None and target.index >= count:
+            return f"{device} does not exist (this host has {count} CUDA device(s))"
+        return None
+
+    def load(self, package: ModelPackage, device: str = "cpu") -> None:
+        """Read the graph, check it against the card and prepare it on ``device``.
+
+        Raises:
+            OrstreamError: ``device`` is not available; reduced precision on the CPU; the file
+                is not a valid ONNX model; its tensors differ from the card's; it uses an
+                operator the interpreter lacks or cannot fix its shapes at load.
+        """
+        reason = self.unavailable_reason(device)
+        if reason is not None:
+            raise OrstreamError(f"torch cannot run on {device}: {reason}")
+        target = parse_torch_device(device)
+        on_cuda = target.type == "cuda"
+        precision = self.requested_precision or ("fp16" if on_cuda else "fp32")
+        if not on_cuda and precision != "fp32":
+            raise OrstreamError(f"the torch backend runs {precision} on CUDA only; on cpu, fp32")
+        path = package.graph_path(self.graph)
+        model = read_onnx(path)
+        graph_inputs, graph_outputs = graph_signature(model)
+        check = check_graph_signature if self.graph == "model" else check_decoder_signature
+        check(package.card, inputs=graph_inputs, outputs=graph_outputs, source=path)
+        inputs, outputs = package.card.graph_tensors(self.graph)
+        shapes = {name: shape for name, (shape, _) in inputs.items()}
+        with _on(target), torch.inference_mode():
+            program = OnnxTorchProgram(model, shapes, target, PRECISIONS[precision], path)
+            runner: _CpuRunner | _CudaRunner
+            if on_cuda:
+                runner = _CudaRunner(
+                    program, inputs, outputs, target, self.cuda_graphs, precision == "fp32"
+                )
+            else:
+                runner = _CpuRunner(program, outputs)
+        self.device = target
+        self.precision = precision
+        self.program = program
+        self.graphed = isinstance(runner, _CudaRunner) and runner.graph is not None
+        self._inputs, self._outputs = inputs, outputs
+        self._runner = runner
+        where = "cpu" if not on_cuda else f"cuda:{target.index}"
+        self.label = f"torch-{where}-{precision}" + ("-graphs" if self.graphed else "")
+
+    def infer(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        """Run the graph once: every graph input by name (numpy arrays of the card's dtype, or
+        tensors — float tensors of any float dtype) -> every graph output by name (floats as
+        float32 numpy arrays the caller owns).
+
+        Raises:
+            OrstreamError: before load; inputs missing, extra, or of another shape or dtype.
+        """
+        if self._runner is None:
+            raise OrstreamError("torch backend: infer() before load()")
+        self._check(inputs)
+        with self._lock, _on(self.device), torch.inference_mode():
+            return self._runner(inputs)
+
+    def image_preprocessor(self, spec: InputSpec) -> TorchImagePreprocessor | None:
+        """A pre-processor making ``spec``'s tensor on this backend's GPU, in its precision;
+        None on the CPU, where OpenCV's pre-processor gives the same pixels faster, or when
+        ``spec`` is not an input of this graph.
+
+        Raises:
+            OrstreamError: before load.
+        """
+        if self.device is None:
+            raise OrstreamError("torch backend: image_preprocessor() before load()")
+        if self.device.type != "cuda" or spec.name not in self._inputs:
+            return None
+        return TorchImagePreprocessor(spec, self.device, PRECISIONS[self.precision])
+
+    def _check(self, inputs: Inputs) -> None:
+        if inputs.keys() != self._inputs.keys():
+            raise OrstreamError(
+                f"torch backend: inputs {sorted(inputs)} given, the graph takes "
+                f"{sorted(self._inputs)}"
+            )
+        for name, value in inputs.items():
+            shape, dtype = self._inputs[name]
+            if isinstance(value, torch.Tensor):
+                floating = np.issubdtype(_numpy_dtype(dtype), np.floating)
+                fits = value.is_floating_point() if floating else value.dtype == _torch_dtype(dtype)
+            elif isinstance(value, np.ndarray):
+                fits = value.dtype == _numpy_dtype(dtype)
+            else:
+                raise OrstreamError(
+                    f"torch backend: input {name!r} is a {type(value).__name__}, not an array "
+                    "or tensor"
+                )
+            if tuple(value.shape) != shape:
+                raise OrstreamError(
+                    f"torch backend: input {name!r} has shape {list(value.shape)}, the graph "
+                    f"takes {list(shape)}"
+                )
+            if not fits:
+                raise OrstreamError(
+                    f"torch backend: input {name!r} is {value.dtype}, the graph takes {dtype}"
+                )
+
+
+def _on(device: torch.device | None) -> contextlib.AbstractContextManager[Any]:
+    """Make ``device`` the current CUDA device (streams, graphs and pools are per device)."""
+    if device is None or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.cuda.device(device)
+
+
+def _host_dtype(dtype: str) -> torch.dtype:
+    """Outputs come back as floats in float32, others as the card says."""
+    return torch.float32 if np.issubdtype(np.dtype(dtype), np.floating) else _torch_dtype(dtype)
+
+
+class _CpuRunner:
+    """The program on the CPU, op by op, on the caller's arrays without copying them."""
+
+    def __init__(self, program: OnnxTorchProgram, outputs: TensorTypes) -> None:
+        self.program = program
+        self._outputs = {name: _host_dtype(dtype) for name, (_, dtype) in outputs.items()}
+
+    def __call__(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        tensors = {name: _as_tensor(value) for name, value in inputs.items()}
+        results = self.program(tensors)
+        return {
+            name: results[name].to("cpu", dtype).numpy().copy()
+            for name, dtype in self._outputs.items()
+        }
+
+
+def _as_tensor(value: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    # torch refuses to wrap a read-only array (a memory map, a broadcast view) without a copy.
+    return torch.from_numpy(value if value.flags.writeable else value.copy())
+
+
+class _CudaRunner:
+    """The program on a CUDA device behind static buffers, captured in a CUDA graph.
+
+    Args:
+        program: the per-frame program on ``device``.
+        inputs: the graph's inputs (shape, dtype): static device buffers of these.
+        outputs: the graph's outputs (shape, dtype).
+        device: the CUDA device.
+        capture: capture a CUDA graph (else run op by op on the static buffers).
+        ieee_fp32: run with TF32 off (the fp32 precision).
+    """
+
+    def __init__(
+        self,
+        program: OnnxTorchProgram,
+        inputs: TensorTypes,
+        outputs: TensorTypes,
+        device: torch.device,
+        capture: bool,
+        ieee_fp32: bool,
+    ) -> None:
+        self.program = program
+        self.device = device
+        self._ieee_fp32 = ieee_fp32
+        self._output_dtypes = {name: _host_dtype(dtype) for name, (_, dtype) in outputs.items()}
+        self._static: dict[str, torch.Tensor] = {}
+        self._pinned_in: dict[str, torch.Tensor] = {}
+        for name, (shape, dtype) in inputs.items():
+            self._static[name] = torch.zeros(shape, dtype=_torch_dtype(dtype), device=device)
+            self._pinned_in[name] = torch.zeros(shape, dtype=_torch_dtype(dtype), pin_memory=True)
+        self._pinned_out = {
+            name: torch.empty(shape, dtype=self._output_dtypes[name], pin_memory=True)
+            for name, (shape, _) in outputs.items()
+        }
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self._static_out: dict[str, torch.Tensor] = {}
+        self._warm_up()
+        if capture:
+            self._capture()
+
+    def _compute(self) -> dict[str, torch.Tensor]:
+        results = self.program(self._static)
+        return {name: results[name].to(dtype) for name, dtype in self._output_dtypes.items()}
+
+    def _warm_up(self) -> None:
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side), _ieee_fp32(self._ieee_fp32):
+            for _ in range(WARMUP_CALLS):
+                self._compute()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        torch.cuda.synchronize(self.device)
+
+    def _capture(self) -> None:
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with _ieee_fp32(self._ieee_fp32), torch.cuda.graph(graph):
+                static_out = self._compute()
+        except RuntimeError as error:
+            # Some op synchronised with the host or is not capturable: run op by op instead,
+            # which computes the same, only with more launch overhead.
+            logger.warning(
+                "%s: CUDA graph capture failed (%s); running op by op",
+                self.program.source,
+                " ".join(str(error).split()),
+            )
+            torch.cuda.synchronize(self.device)
+            return
+        self.graph = graph
+        self._static_out = static_out
+
+    def __call__(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        for name, value in inputs.items():
+            static = self._static[name]
+            if isinstance(value, torch.Tensor):
+                static.copy_(value, non_blocking=True)
+                continue
+            pinned = self._pinned_in[name]
+            # The previous call synchronised after its copies: the pinned buffer is free.
+            pinned.numpy()[...] = value
+            static.copy_(pinned, non_blocking=True)
+        if self.graph is not None:
+            self.graph.replay()
+            outputs = self._static_out
+        else:
+            with _ieee_fp32(self._ieee_fp32):
+                outputs = self._compute()
+        for name, value in outputs.items():
+            self._pinned_out[name].copy_(value, non_blocking=True)
+        torch.cuda.current_stream(self.device).synchronize()
+        return {name: pinned.numpy().copy() for name, pinned in self._pinned_out.items()}
