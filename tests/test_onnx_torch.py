@@ -645,13 +645,14 @@ def test_shape_arithmetic_of_shipped_graphs_folds_away(package: str, graph: str)
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-@pytest.mark.parametrize(("package", "graph"), [SHIPPED_GRAPHS[0], SHIPPED_GRAPHS[2]])
+@pytest.mark.parametrize(("package", "graph"), SHIPPED_GRAPHS)
 def test_shipped_graph_in_reduced_precision_is_within_its_tolerance(
     package: str, graph: str, precision: str
 ) -> None:
-    """CPU fp16/bf16 kernels estimate what the GPU's precision costs. Measured on the CPU:
-    fp16 uses 13% (pitvis_workflow), 5% (imis encoder) and 11% (imis decoder) of the fp16
-    allowance; bf16 uses 38%, 48% and 61% of the bf16 allowance."""
+    """CPU fp16/bf16 kernels estimate what the GPU's precision costs. Measured on the CPU on
+    the golden references, largest difference (share of the golden check's allowance): fp16
+    0.0125 (5%) pitvis_workflow, 0.0102 (12%) imis encoder, 0.097 (9%) imis decoder masks;
+    bf16 0.103 (17%), 0.044 (18%), 0.725 (22%)."""
     path = PACKAGES / package / ("model.onnx" if graph == "model" else "decoder.onnx")
     model = read_onnx(path)
     inputs = _reference_feeds(package, graph)
