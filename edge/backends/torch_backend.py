@@ -345,7 +345,10 @@ class _CudaRunner:
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
         try:
-            with _ieee_fp32(self._ieee_fp32), torch.cuda.graph(graph):
+            # thread_local: other threads of the runtime may run their models on this GPU
+            # while this one loads; only this thread's calls must keep off the capture.
+            capturing = torch.cuda.graph(graph, capture_error_mode="thread_local")
+            with _ieee_fp32(self._ieee_fp32), capturing:
                 static_out = self._compute()
         except RuntimeError as error:
             # Some op synchronised with the host or is not capturable: run op by op instead,
