@@ -33,7 +33,13 @@ setup(
     packages=_packages(),
     package_data={
         "": ["*.yaml", "*.json", "*.proto", "*.pyi", "*.onnx", "*.csv", "py.typed"],
-        "orstream.edge": ["packages/*/*.json", "packages/*/*.onnx", "packages/*/*.md"],
+        "orstream.edge": [
+            "packages/*/*.json",
+            "packages/*/*.onnx",
+            "packages/*/*.md",
+            "packages/*/*.npy",
+            "packages/*/*.npz",
+        ],
         "orstream.training": ["configs/*.yaml"],
     },
     include_package_data=True,

@@ -84,6 +84,11 @@ COMMANDS: tuple[Command, ...] = (
         "(re)write a package's golden reference: ONNX Runtime CPU outputs on a phantom frame",
     ),
     Command(
+        ("export", "bench"),
+        "orstream.export.export_bench_command",
+        "time every backend this host can run on one package, side by side",
+    ),
+    Command(
         ("edge", "run"),
         "orstream.edge.edge_run_command",
         "run a live feed through the models, overlays, recording and gRPC API",
@@ -92,6 +97,11 @@ COMMANDS: tuple[Command, ...] = (
         ("bench", "runtime"),
         "orstream.edge.bench_runtime_command",
         "measure the runtime: per-stage and frame-to-result latency, throughput vs decode",
+    ),
+    Command(
+        ("bench", "gpu"),
+        "orstream.edge.bench_gpu_command",
+        "validate a GPU host: torch parity, 1080p latency, concurrent stream capacity",
     ),
     Command(
         ("client", "status"),

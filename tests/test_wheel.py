@@ -48,7 +48,13 @@ def test_wheel_holds_every_module(project_root: Path, tmp_path: Path) -> None:
     assert expected - names == set()
     assert "orstream/streams/__init__.py" in names
     assert "orstream/training/registry.py" in names
-    # Data the code needs at run time: the shipped model package and the training configs.
-    assert "orstream/edge/packages/pitvis_workflow/card.json" in names
-    assert "orstream/edge/packages/pitvis_workflow/model.onnx" in names
+    # Data the code needs at run time: every file of the shipped model packages (cards, graphs,
+    # text prompts, golden references) and the training configs.
+    shipped = {
+        "orstream/edge/" + path.relative_to(project_root / "edge").as_posix()
+        for path in (project_root / "edge" / "packages").rglob("*")
+        if path.is_file() and "engines" not in path.parts
+    }
+    assert "orstream/edge/packages/imis_segmenter/text_prompts.npy" in shipped
+    assert shipped - names == set()
     assert "orstream/training/configs/workflow_phantom.yaml" in names

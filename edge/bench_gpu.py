@@ -1,0 +1,471 @@
+"""One validation run of a GPU host: imports, torch parity, 1080p latency, stream capacity.
+
+What ``orstream bench gpu`` (and ``scripts/gpu_check.sh``) measures, in order:
+
+1. Imports: versions of torch, CUDA, ONNX, ONNX Runtime, OpenCV, gRPC, and proof that nothing
+   needing GStreamer or Lightning was imported.
+2. Parity: every graph of the shipped recognizer and segmenter on the torch backend at fp32,
+   fp16 and bf16 against the packages' golden outputs (ONNX Runtime on CPU, fp32).
+3. Latency at 1080p: a 1920x1080 RGB frame through GPU pre-processing and the recognizer, and
+   through the segmenter's image encoder and one box-prompt decode, with and without CUDA
+   graphs, beside ONNX Runtime on CPU with CPU pre-processing.
+4. Stream capacity: N concurrent 1080p30 streams replay phantom frames rendered beforehand into
+   memory (so rendering is not what is measured); every frame of every stream goes through GPU
+   pre-processing and the recognizer, and a segmenter thread per stream segments its latest
+   frame at the segmenter's rate. N doubles until the recognizer's p99 frame-to-result passes
+   the budget (50 ms) or the segmenter misses its rate, then the boundary is bisected.
+
+Every figure goes into one JSON document; a short table closes the printed report.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from orstream.edge.backends import Backend, Graph
+from orstream.edge.backends.reference_check import check_reference
+from orstream.edge.segmenter_model import ImageEmbedding, Prompt, SegmenterModel
+from orstream.edge.workflow_runner import WorkflowRunner
+from orstream.errors import OrstreamError
+from orstream.latency import LatencySummary
+from orstream.model_package import ModelPackage
+
+FORBIDDEN_MODULES = ("gi", "lightning", "pytorch_lightning")
+"""A GPU host validated by this run may have neither GStreamer's bindings nor Lightning."""
+IMPORTED = ("torch", "onnx", "onnxruntime", "cv2", "grpc", "numpy", "numba", "pydantic", "yaml")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class GpuCheckSettings:
+    """How long and how hard the check runs; the defaults fit a single H100/H200 in minutes.
+
+    Attributes:
+        device: ``cuda:N``, or ``cpu`` to try the whole run on small settings without a GPU.
+        size: (width, height) of the frames.
+        frames: distinct phantom frames rendered into memory for replay.
+        iterations: timed calls per latency row.
+        stream_fps: frame rate of each replayed stream.
+        stream_seconds: length of one capacity trial.
+        max_streams: the most streams tried.
+        budget_ms: p99 frame-to-result a stream count must stay under.
+        precision: the torch backend's precision for latency and capacity.
+    """
+
+    device: str = "cuda:0"
+    size: tuple[int, int] = (1920, 1080)
+    frames: int = 32
+    iterations: int = 300
+    stream_fps: float = 30.0
+    stream_seconds: float = 6.0
+    max_streams: int = 128
+    budget_ms: float = 50.0
+    precision: str = "fp16"
+
+
+@dataclass
+class GpuReport:
+    """Every figure of one run (``as_json`` is what the JSON file holds)."""
+
+    settings: GpuCheckSettings
+    imports: dict[str, Any] = field(default_factory=dict)
+    parity: list[dict[str, Any]] = field(default_factory=list)
+    latency: list[dict[str, Any]] = field(default_factory=list)
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    max_streams: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "settings": {
+                **self.settings.__dict__,
+                "size": list(self.settings.size),
+            },
+            "imports": self.imports,
+            "parity": self.parity,
+            "latency": self.latency,
+            "streams": self.streams,
+            "max_streams": self.max_streams,
+        }
+
+
+def import_checks(device: str) -> dict[str, Any]:
+    """Versions of what the run needs; OrstreamError when something is missing."""
+    versions: dict[str, Any] = {}
+    missing = []
+    for name in IMPORTED:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            missing.append(f"{name} ({error})")
+            continue
+        versions[name] = str(getattr(module, "__version__", "?"))
+    if missing:
+        raise OrstreamError("missing Python packages: " + ", ".join(missing))
+    import onnxruntime
+    import torch
+
+    versions["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    if device != "cpu":
+        if not torch.cuda.is_available():
+            raise OrstreamError(f"torch {torch.__version__} sees no CUDA device (asked {device})")
+        properties = torch.cuda.get_device_properties(torch.device(device))
+        versions["cuda"] = torch.version.cuda
+        versions["gpu"] = properties.name
+        versions["compute_capability"] = f"{properties.major}.{properties.minor}"
+        versions["sm_count"] = properties.multi_processor_count
+    return versions
+
+
+def forbidden_imports() -> list[str]:
+    """The modules of :data:`FORBIDDEN_MODULES` this process has imported."""
+    return [name for name in FORBIDDEN_MODULES if name in sys.modules]
+
+
+def torch_backend(package: ModelPackage, device: str, graph: Graph, **options: Any) -> Backend:
+    """The torch backend with ``graph`` of ``package`` loaded on ``device``."""
+    from orstream.edge.backends.torch_backend import TorchBackend
+
+    backend = TorchBackend(graph=graph, **options)
+    backend.load(package, device)
+    return backend
+
+
+def parity_rows(packages: Sequence[ModelPackage], device: str) -> list[dict[str, Any]]:
+    """Each graph of each package on the torch backend per precision, against its golden
+    outputs; a row per (package, graph, precision), failures kept as rows with ``ok`` false."""
+    precisions = ("fp32",) if device == "cpu" else PRECISIONS
+    rows = []
+    for package in packages:
+        graphs = ("model", "decoder") if package.card.decoder is not None else ("model",)
+        for graph in graphs:
+            for precision in precisions:
+                row: dict[str, Any] = {
+                    "package": package.card.name,
+                    "graph": graph,
+                    "precision": precision,
+                }
+                try:
+                    backend = torch_backend(package, device, graph, precision=precision)
+                    check = check_reference(backend, package, graph)
+                    row.update(
+                        backend=backend.label,
+                        max_abs_diff=check.max_abs_diff,
+                        allowed=check.allowed,
+                        ok=True,
+                    )
+                except OrstreamError as error:
+                    row.update(ok=False, error=str(error))
+                rows.append(row)
+    return rows
+
+
+def time_per_frame(
+    call: Callable[[np.ndarray], object], frames: np.ndarray, iterations: int
+) -> LatencySummary:
+    """Latency of ``call`` on frames in turn, after a warm-up of a tenth of the calls."""
+    for i in range(max(3, iterations // 10)):
+        call(frames[i % len(frames)])
+    samples = np.empty(iterations)
+    for i in range(iterations):
+        begin = time.perf_counter()
+        call(frames[i % len(frames)])
+        samples[i] = (time.perf_counter() - begin) * 1000.0
+    return LatencySummary.of(samples)
+
+
+def _load(
+    name: str, options: dict[str, Any], device: str, package: ModelPackage, graph: Graph
+) -> Backend:
+    """ONNX Runtime on CPU (``name`` "onnxruntime") or the torch backend on ``device``."""
+    if name == "onnxruntime":
+        from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(graph=graph)
+        backend.load(package, "cpu")
+        return backend
+    return torch_backend(package, device, graph, **options)
+
+
+def _box_prompt(
+    model: SegmenterModel, embedding: ImageEmbedding, box: tuple[float, float, float, float]
+) -> Callable[[np.ndarray], object]:
+    """One decode of ``box`` on ``embedding`` per call (the frame argument is not used)."""
+    return lambda _frame: model.segment(embedding, Prompt(box=box))
+
+
+def latency_rows(
+    workflow: ModelPackage,
+    segmenter: ModelPackage,
+    frames: np.ndarray,
+    settings: GpuCheckSettings,
+) -> list[dict[str, Any]]:
+    """Per-frame latency of the recognizer and the segmenter at the frames' size, on the torch
+    backend with and without CUDA graphs and on ONNX Runtime on CPU."""
+    height, width = frames.shape[1:3]
+    box = (width * 0.3, height * 0.3, width * 0.6, height * 0.7)
+    configs: list[tuple[str, dict[str, Any]]] = [("onnxruntime", {})]
+    if settings.device == "cpu":
+        configs.append(("torch", {"precision": "fp32", "cuda_graphs": False}))
+    else:
+        for graphs in (True, False):
+            configs.append(("torch", {"precision": settings.precision, "cuda_graphs": graphs}))
+    rows = []
+    for name, options in configs:
+        recognizer = _load(name, options, settings.device, workflow, "model")
+        runner = WorkflowRunner(recognizer, workflow.card)
+        model = SegmenterModel(
+            segmenter,
+            _load(name, options, settings.device, segmenter, "model"),
+            _load(name, options, settings.device, segmenter, "decoder"),
+        )
+        measured = {
+            "recognizer": time_per_frame(runner, frames, settings.iterations),
+            "segmenter_encoder": time_per_frame(model.embed, frames, settings.iterations),
+            "segmenter_box_prompt": time_per_frame(
+                _box_prompt(model, model.embed(frames[0]), box), frames, settings.iterations
+            ),
+        }
+        for what, summary in measured.items():
+            rows.append(
+                {
+                    "model": what,
+                    "backend": recognizer.label if what == "recognizer" else model.encoder.label,
+                    "cuda_graphs": bool(options.get("cuda_graphs", False)),
+                    "frame": f"{width}x{height}",
+                    **{f"{key}_ms": value for key, value in summary.as_dict().items()},
+                }
+            )
+    return rows
+
+
+class _LatestFrame:
+    """A one-slot mailbox: the stream puts each frame, the segmenter takes the newest."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: tuple[np.ndarray, float] | None = None
+        self._closed = False
+
+    def put(self, frame: np.ndarray, arrival: float) -> None:
+        with self._condition:
+            self._item = (frame, arrival)
+            self._condition.notify()
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+
+    def take(self) -> tuple[np.ndarray, float] | None:
+        with self._condition:
+            while self._item is None and not self._closed:
+                self._condition.wait()
+            item, self._item = self._item, None
+            return item
+
+
+def run_streams(
+    count: int,
+    workflow: ModelPackage,
+    segmenter: ModelPackage,
+    frames: np.ndarray,
+    settings: GpuCheckSettings,
+) -> dict[str, Any]:
+    """``count`` streams at ``stream_fps`` for ``stream_seconds``: the recognizer on every
+    frame, the segmenter on the latest frame at its card's rate, on separate threads."""
+    options: dict[str, Any] = {"precision": settings.precision}
+    if settings.device == "cpu":
+        options["cuda_graphs"] = False
+    runners = [
+        WorkflowRunner(torch_backend(workflow, settings.device, "model", **options), workflow.card)
+        for _ in range(count)
+    ]
+    segmenters = [
+        SegmenterModel(
+            segmenter,
+            torch_backend(segmenter, settings.device, "model", **options),
+            torch_backend(segmenter, settings.device, "decoder", **options),
+        )
+        for _ in range(count)
+    ]
+    classes = list(segmenters[0].classes)[:2]
+    total = int(settings.stream_seconds * settings.stream_fps)
+    every = max(1, round(settings.stream_fps / segmenter.card.clip.fps))
+    latencies: list[list[float]] = [[] for _ in range(count)]
+    mask_latencies: list[list[float]] = [[] for _ in range(count)]
+    errors: list[str] = []
+    start = time.perf_counter() + 0.2
+
+    def stream(i: int, mailbox: _LatestFrame) -> None:
+        offset = i / (count * settings.stream_fps)
+        try:
+            for k in range(total):
+                arrival = start + offset + k / settings.stream_fps
+                delay = arrival - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                frame = frames[(k + i) % len(frames)]
+                if k % every == 0:
+                    mailbox.put(frame, arrival)
+                runners[i](frame)
+                latencies[i].append((time.perf_counter() - arrival) * 1000.0)
+        except Exception as error:  # a failing stream ends the trial, reported, not raised
+            errors.append(f"stream {i}: {error}")
+        finally:
+            mailbox.close()
+
+    def segment(i: int, mailbox: _LatestFrame) -> None:
+        try:
+            while (item := mailbox.take()) is not None:
+                frame, arrival = item
+                embedding = segmenters[i].embed(frame)
+                for name in classes:
+                    segmenters[i].segment(embedding, Prompt(text=name))
+                mask_latencies[i].append((time.perf_counter() - arrival) * 1000.0)
+        except Exception as error:
+            errors.append(f"segmenter {i}: {error}")
+
+    mailboxes = [_LatestFrame() for _ in range(count)]
+    threads = [threading.Thread(target=stream, args=(i, mailboxes[i])) for i in range(count)]
+    threads += [threading.Thread(target=segment, args=(i, mailboxes[i])) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    frame_to_result = LatencySummary.of([v for per in latencies for v in per])
+    masks = LatencySummary.of([v for per in mask_latencies for v in per])
+    asked_hz = settings.stream_fps / every
+    mask_hz = masks.count / count / settings.stream_seconds
+    ok = (
+        not errors
+        and frame_to_result.count == total * count
+        and frame_to_result.p99 <= settings.budget_ms
+        and mask_hz >= 0.9 * asked_hz
+    )
+    return {
+        "streams": count,
+        "frames": frame_to_result.count,
+        "frame_to_result_ms": frame_to_result.as_dict(),
+        "segmentation_hz_per_stream": mask_hz,
+        "segmentation_hz_asked": asked_hz,
+        "mask_latency_ms": masks.as_dict(),
+        "ok": ok,
+        "errors": errors[:5],
+    }
+
+
+def stream_capacity(
+    workflow: ModelPackage,
+    segmenter: ModelPackage,
+    frames: np.ndarray,
+    settings: GpuCheckSettings,
+    progress: Callable[[str], None],
+) -> tuple[int, list[dict[str, Any]]]:
+    """The most streams that pass (doubling, then bisecting the last gap), and every trial."""
+    trials: dict[int, dict[str, Any]] = {}
+
+    def trial(count: int) -> bool:
+        result = run_streams(count, workflow, segmenter, frames, settings)
+        trials[count] = result
+        f2r = result["frame_to_result_ms"]
+        progress(
+            f"  {count:>3} streams: frame-to-result p50 {f2r['p50']:.1f} ms, p99 {f2r['p99']:.1f}"
+            f" ms; masks {result['segmentation_hz_per_stream']:.2f} Hz per stream "
+            f"-> {'pass' if result['ok'] else 'fail'}"
+        )
+        return bool(result["ok"])
+
+    passed, failed = 0, None
+    count = 1
+    while count <= settings.max_streams:
+        if not trial(count):
+            failed = count
+            break
+        passed = count
+        count *= 2
+    if failed is not None and passed:
+        while failed - passed > max(1, passed // 8):
+            middle = (passed + failed) // 2
+            if trial(middle):
+                passed = middle
+            else:
+                failed = middle
+    return passed, [trials[n] for n in sorted(trials)]
+
+
+def render_frames(count: int, size: tuple[int, int]) -> np.ndarray:
+    """``count`` phantom frames of ``size`` (width, height), a second apart in one case."""
+    from orstream.streams.phantom.difficulty import get_difficulty
+    from orstream.streams.phantom.renderer import CaseRenderer
+
+    width, height = size
+    renderer = CaseRenderer(
+        seed=11,
+        video=1,
+        seconds=count + 30,
+        difficulty=get_difficulty("normal"),
+        width=width,
+        height=height,
+        fps=1.0,
+    )
+    # Skip the first 30 s: the case opens outside the patient.
+    return np.stack([renderer.render(30 + i).image for i in range(count)])
+
+
+def run_gpu_check(
+    workflow: ModelPackage,
+    segmenter: ModelPackage,
+    settings: GpuCheckSettings,
+    progress: Callable[[str], None] = lambda line: None,
+) -> GpuReport:
+    """All four parts in order; see the module docstring."""
+    report = GpuReport(settings)
+    progress("imports")
+    report.imports = import_checks(settings.device)
+    progress("parity of the torch backend against the golden outputs")
+    report.parity = parity_rows((workflow, segmenter), settings.device)
+    width, height = settings.size
+    progress(f"rendering {settings.frames} phantom frames at {width}x{height}")
+    frames = render_frames(settings.frames, settings.size)
+    progress(f"latency at {width}x{height}")
+    report.latency = latency_rows(workflow, segmenter, frames, settings)
+    progress(f"concurrent {settings.stream_fps:g} fps streams, p99 budget {settings.budget_ms} ms")
+    report.max_streams, report.streams = stream_capacity(
+        workflow, segmenter, frames, settings, progress
+    )
+    report.imports["forbidden_imported"] = forbidden_imports()
+    return report
+
+
+def format_report(report: GpuReport) -> str:
+    """The short table that ends the printed report."""
+    lines = [f"host: {report.imports.get('gpu', 'cpu')}, torch {report.imports['torch']}"]
+    lines.append("parity (max |diff| vs ONNX Runtime CPU fp32 / allowed):")
+    for row in report.parity:
+        where = f"  {row['package']}.{row['graph']} {row['precision']:<5}"
+        if row["ok"]:
+            lines.append(f"{where} {row['max_abs_diff']:.2e} / {row['allowed']:.2e} ok")
+        else:
+            lines.append(f"{where} FAILED: {row['error']}")
+    lines.append(f"{'latency':<22} {'backend':<30} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}")
+    for row in report.latency:
+        lines.append(
+            f"  {row['model']:<20} {row['backend']:<30} {row['p50_ms']:>8.2f} "
+            f"{row['p99_ms']:>8.2f} {row['p999_ms']:>9.2f}"
+        )
+    settings = report.settings
+    lines.append(
+        f"streams: {report.max_streams} concurrent {settings.size[0]}x{settings.size[1]}@"
+        f"{settings.stream_fps:g} with p99 frame-to-result under {settings.budget_ms:g} ms"
+    )
+    forbidden = report.imports.get("forbidden_imported") or []
+    lines.append(f"GStreamer/Lightning imported: {', '.join(forbidden) or 'none'}")
+    return "\n".join(lines)

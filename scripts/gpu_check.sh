@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Validates a GPU host in one run (orstream bench gpu): imports, the torch backend's parity
+# against the packages' golden outputs, 1080p latency of the recognizer and the segmenter with
+# GPU pre-processing with and without CUDA graphs, and how many concurrent 1080p30 streams the
+# GPU sustains with p99 frame-to-result under 50 ms. Prints a table; every figure goes to
+# $OUT_DIR/gpu_check.json (default runs/gpu_check).
+#
+# Needs only a Python with PyTorch (CUDA), ONNX, ONNX Runtime, OpenCV, gRPC, numba, pydantic and
+# PyYAML: no apt, no internet, no GStreamer, no Lightning. orstream is installed from this
+# source tree into a temporary folder (pip --no-deps --no-build-isolation), leaving the host's
+# environment untouched. Wheels of missing pure-Python packages may be put in $WHEELS (default
+# .whl beside this project); they are installed into the same temporary folder.
+#
+# Usage: scripts/gpu_check.sh [extra options of `orstream bench gpu`, e.g. --device cuda:1]
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+python=${PYTHON:-python3}
+out_dir=${OUT_DIR:-runs/gpu_check}
+wheels=${WHEELS:-.whl}
+site=$(mktemp -d)
+trap 'rm -rf "$site"' EXIT
+
+mkdir -p "$out_dir"
+if compgen -G "$wheels/*.whl" >/dev/null; then
+  "$python" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$wheels"/*.whl
+fi
+"$python" -m pip install -q --no-index --no-deps --no-build-isolation --no-compile \
+  --target "$site" .
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# Every minute counts on a borrowed GPU: the whole check stops at 8 minutes.
+timeout 480 "$python" -m orstream.cli bench gpu \
+  --model edge/packages/pitvis_workflow --segmenter edge/packages/imis_segmenter \
+  --json "$out_dir/gpu_check.json" "$@" 2>&1 | tee "$out_dir/gpu_check.log"
