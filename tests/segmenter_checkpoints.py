@@ -25,11 +25,16 @@ _packages: dict[Path, Path] = {}
 
 
 def save_random_segmenter_checkpoint(
-    path: Path, classes: list[str] | None = None, model_name: str = "imis_segmenter"
+    path: Path,
+    classes: list[str] | None = None,
+    model_name: str = "imis_segmenter",
+    **model_kwargs: Any,
 ) -> Path:
-    """A checkpoint laid out as Lightning writes it for `orstream train segmenter`."""
+    """A checkpoint laid out as Lightning writes it for `orstream train segmenter`
+    (``model_kwargs`` change the tiny model's settings)."""
     torch.manual_seed(0)
-    model = create_model("imis_segmenter", **MODEL_KWARGS)
+    kwargs = {**MODEL_KWARGS, **model_kwargs}
+    model = create_model("imis_segmenter", **kwargs)
     checkpoint = {
         "epoch": 2,
         "global_step": 30,
@@ -37,7 +42,7 @@ def save_random_segmenter_checkpoint(
         "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
         "hyper_parameters": {
             "model_name": model_name,
-            "model_kwargs": dict(MODEL_KWARGS),
+            "model_kwargs": kwargs,
             "classes": list(CLASSES if classes is None else classes),
             "lr": 1e-4,
         },

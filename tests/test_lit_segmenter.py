@@ -171,3 +171,31 @@ def test_a_second_phase_starts_from_a_checkpoints_weights(tmp_path: Any) -> None
     wider = {**TINY, "embed_dim": TINY["embed_dim"] * 2}
     with pytest.raises(OrstreamError, match="does not fit"):
         LitSegmenter(model_kwargs=wider, init_weights=str(path))
+
+
+def test_a_stride_16_checkpoint_warm_starts_a_stride_8_model(tmp_path: Any) -> None:
+    first = lit()
+    path = tmp_path / "stride16.ckpt"
+    torch.save({"state_dict": first.state_dict(), "hyper_parameters": dict(first.hparams)}, path)
+    fine_kwargs = {**TINY, "embedding_stride": 8}
+    fine = LitSegmenter(model_kwargs=fine_kwargs, classes=CLASSES, init_weights=str(path))
+    height, width = SIZE
+    assert fine.model.image_encoder.grid == (height // 8, width // 8)
+    assert fine.model.mask_size == (height // 2, width // 2)
+    images = torch.rand(2, 3, height, width)
+    with torch.no_grad():
+        coarse = first.model.encode_image(images)
+        refined = fine.model.encode_image(images)
+    # The detail path starts at zero: the stride-8 embedding is the stride-16 one upsampled.
+    upsampled = F.interpolate(coarse, size=refined.shape[-2:], mode="bilinear")
+    assert torch.allclose(refined, upsampled, atol=1e-6)
+    # Every weight but the detail path's came from the checkpoint.
+    coarse_state = first.model.state_dict()
+    for name, value in fine.model.state_dict().items():
+        if not name.startswith("image_encoder.detail."):
+            assert torch.equal(value, coarse_state[name]), name
+    # The other way round there is nothing to start the detail path's weights from.
+    stride8 = tmp_path / "stride8.ckpt"
+    torch.save({"state_dict": fine.state_dict(), "hyper_parameters": dict(fine.hparams)}, stride8)
+    with pytest.raises(OrstreamError, match="does not fit"):
+        LitSegmenter(model_kwargs=TINY, classes=CLASSES, init_weights=str(stride8))

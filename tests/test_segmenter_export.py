@@ -170,3 +170,21 @@ def test_bad_segmenter_checkpoints_are_one_line(tmp_path: Path) -> None:
         load_segmenter_checkpoint(workflow, lambda _: None)
     with pytest.raises(OrstreamError, match="not found"):
         checkpoint_model_name(tmp_path / "absent.ckpt")
+
+
+def test_a_stride_8_segmenter_exports_and_runs_on_both_backends(tmp_path: Path) -> None:
+    from orstream.edge.backends import create_backend
+
+    checkpoint = save_random_segmenter_checkpoint(tmp_path / "fine.ckpt", embedding_stride=8)
+    result = export_segmenter_package(
+        checkpoint, tmp_path / "package", parity_frames=2, progress=lambda _: None
+    )
+    package = result.package
+    assert package.card.decoder is not None
+    height, width = MODEL_KWARGS["input_size"]
+    assert package.card.decoder.mask_size == (height // 2, width // 2)
+    for graph in ("model", "decoder"):
+        for backend in ("onnxruntime", "torch"):
+            # create_backend holds each to the package's golden reference.
+            chosen = create_backend([backend], package, graph=graph)
+            assert chosen.name == backend

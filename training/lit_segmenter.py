@@ -46,6 +46,8 @@ DEFAULT_CLASSES = [*INSTRUMENTS.values(), *ANATOMY.values()]
 """The 18 PitVis instruments, then the anatomy."""
 
 VAL_PROMPTS = {"box": PROMPT_BOX, "points": PROMPT_POINTS, "text": PROMPT_TEXT}
+DETAIL_PREFIX = "image_encoder.detail."
+"""Weights a checkpoint of a stride-16 segmenter lacks; they keep their initial values."""
 
 
 def class_text_embeddings(classes: list[str]) -> Tensor:
@@ -342,7 +344,8 @@ class LitSegmenter(L.LightningModule):
 
 
 def _load_weights(model: InteractiveSegmenter, path: Path) -> None:
-    """Copy the ``model.*`` weights of a segmenter checkpoint into ``model``.
+    """Copy the ``model.*`` weights of a segmenter checkpoint into ``model`` (a checkpoint
+    without the image encoder's detail path leaves that path as initialised).
 
     Raises:
         OrstreamError: the file is missing, not a checkpoint, or its weights do not fit.
@@ -353,9 +356,17 @@ def _load_weights(model: InteractiveSegmenter, path: Path) -> None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         state = checkpoint["state_dict"]
         prefix = "model."
-        model.load_state_dict(
-            {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-        )
+        weights = {
+            key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)
+        }
+        # A stride-16 checkpoint warm-starts a stride-8 model: only the detail path is new, and
+        # it starts at zero (see ImageEncoder).
+        fresh = {
+            key: value
+            for key, value in model.state_dict().items()
+            if key.startswith(DETAIL_PREFIX) and key not in weights
+        }
+        model.load_state_dict({**weights, **fresh})
     except (KeyError, TypeError, RuntimeError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OrstreamError(f"init_weights: {path} does not fit this model ({first})") from None

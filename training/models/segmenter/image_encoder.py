@@ -1,5 +1,6 @@
 """Image side of the interactive segmenter: a timm ViT, a SAM-style neck to a 1/16 resolution
-embedding, and the random-Fourier dense positional encoding shared with the prompt encoder."""
+embedding (optionally refined to 1/8 by a convolutional detail path), and the random-Fourier
+dense positional encoding shared with the prompt encoder."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import timm
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -29,7 +31,14 @@ class LayerNorm2d(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """timm ViT -> neck (1x1 conv, LN, 3x3 conv, LN) -> [B, embed_dim, H/16, W/16].
+    """timm ViT -> neck (1x1 conv, LN, 3x3 conv, LN) -> [B, embed_dim, H/s, W/s].
+
+    With ``embedding_stride`` 8 the ViT's 1/16 map is upsampled twice (bilinear) and a detail
+    path of three stride-2 convolutions on the image itself is added to it: thin objects (an
+    instrument's shaft) get edges the 16-pixel patches blur, and the decoder's masks come out at
+    1/2 of the input instead of 1/4. The detail path's last LayerNorm starts at zero, so a
+    stride-8 encoder starts out as the upsampled stride-16 one (a stride-16 checkpoint is a
+    warm start for it).
 
     Args:
         backbone: timm model name; a plain ViT (tokens out, e.g. ``vit_tiny_patch16_224``) or
@@ -38,6 +47,7 @@ class ImageEncoder(nn.Module):
         embed_dim: channels of the image embedding.
         pretrained: load timm's weights (only where they are available locally).
         backbone_args: extra keyword arguments for ``timm.create_model``.
+        embedding_stride: 16 (the ViT's patch grid) or 8 (refined by the detail path).
     """
 
     def __init__(
@@ -47,10 +57,13 @@ class ImageEncoder(nn.Module):
         embed_dim: int,
         pretrained: bool = False,
         backbone_args: Mapping[str, Any] | None = None,
+        embedding_stride: int = 16,
     ) -> None:
         super().__init__()
         if input_size[0] % 16 or input_size[1] % 16:
             raise ValueError(f"input_size must be multiples of 16, got {input_size!r}")
+        if embedding_stride not in (8, 16):
+            raise ValueError(f"embedding_stride must be 8 or 16, got {embedding_stride}")
         self.backbone = timm.create_model(
             backbone,
             pretrained=pretrained,
@@ -58,7 +71,8 @@ class ImageEncoder(nn.Module):
             img_size=input_size,
             **dict(backbone_args or {}),
         )
-        self.grid = (input_size[0] // 16, input_size[1] // 16)
+        self.patch_grid = (input_size[0] // 16, input_size[1] // 16)
+        self.grid = (input_size[0] // embedding_stride, input_size[1] // embedding_stride)
         self.num_prefix_tokens = int(getattr(self.backbone, "num_prefix_tokens", 0))
         channels = int(self._features(torch.zeros(1, 3, *input_size)).shape[1])
         self.neck = nn.Sequential(
@@ -67,6 +81,20 @@ class ImageEncoder(nn.Module):
             nn.Conv2d(embed_dim, embed_dim, kernel_size=3, padding=1, bias=False),
             LayerNorm2d(embed_dim),
         )
+        self.detail: nn.Sequential | None = None
+        if embedding_stride == 8:
+            last = LayerNorm2d(embed_dim)
+            nn.init.zeros_(last.weight)
+            self.detail = nn.Sequential(
+                nn.Conv2d(3, 32, kernel_size=3, stride=2, padding=1),
+                LayerNorm2d(32),
+                nn.GELU(),
+                nn.Conv2d(32, 64, kernel_size=3, stride=2, padding=1),
+                LayerNorm2d(64),
+                nn.GELU(),
+                nn.Conv2d(64, embed_dim, kernel_size=3, stride=2, padding=1),
+                last,
+            )
 
     def _features(self, images: Tensor) -> Tensor:
         features: Tensor = self.backbone.forward_features(images)  # type: ignore[operator]
@@ -74,7 +102,7 @@ class ImageEncoder(nn.Module):
             # timm's SAM ViT already returns a channels-first map.
             return features
         tokens = features[:, self.num_prefix_tokens :]
-        height, width = self.grid
+        height, width = self.patch_grid
         if tokens.shape[1] != height * width:
             raise ValueError(
                 f"backbone gives {tokens.shape[1]} patch tokens, expected {height}x{width} "
@@ -83,8 +111,12 @@ class ImageEncoder(nn.Module):
         return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, height, width)
 
     def forward(self, images: Tensor) -> Tensor:
-        """Normalised images [B, 3, H, W] -> embeddings [B, embed_dim, H/16, W/16]."""
-        return self.neck(self._features(images))
+        """Normalised images [B, 3, H, W] -> embeddings [B, embed_dim, *grid]."""
+        embedding: Tensor = self.neck(self._features(images))
+        if self.detail is None:
+            return embedding
+        coarse = F.interpolate(embedding, size=self.grid, mode="bilinear", align_corners=False)
+        return coarse + self.detail(images)
 
 
 class PositionEmbeddingRandom(nn.Module):

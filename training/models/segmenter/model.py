@@ -41,6 +41,8 @@ class InteractiveSegmenter(nn.Module):
         pretrained: load the backbone's timm weights (only where they exist locally).
         backbone_args: extra keyword arguments for ``timm.create_model`` (e.g. ``{"depth": 4}``
             for a shallower ViT).
+        embedding_stride: 16, or 8 for an embedding refined by the image encoder's detail path
+            (masks at 1/2 of the input instead of 1/4; see :class:`ImageEncoder`).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class InteractiveSegmenter(nn.Module):
         num_masks: int = 3,
         pretrained: bool = False,
         backbone_args: Mapping[str, Any] | None = None,
+        embedding_stride: int = 16,
     ) -> None:
         super().__init__()
         if len(input_size) != 2:
@@ -65,7 +68,7 @@ class InteractiveSegmenter(nn.Module):
         self.input_size: tuple[int, int] = (int(input_size[0]), int(input_size[1]))
         self.text_dim = text_dim
         self.image_encoder = ImageEncoder(
-            backbone, self.input_size, embed_dim, pretrained, backbone_args
+            backbone, self.input_size, embed_dim, pretrained, backbone_args, embedding_stride
         )
         self.prompt_encoder = PromptEncoder(
             embed_dim, self.image_encoder.grid, self.input_size, mask_channels, text_dim
@@ -79,11 +82,13 @@ class InteractiveSegmenter(nn.Module):
 
     @property
     def mask_size(self) -> tuple[int, int]:
-        """(H/4, W/4): size of the mask logits and of a mask prompt."""
+        """4x the embedding grid (H/4, W/4 at stride 16; H/2, W/2 at stride 8): size of the
+        mask logits and of a mask prompt."""
         return self.prompt_encoder.mask_size
 
     def encode_image(self, images: Tensor) -> Tensor:
-        """Images [B, 3, H, W] (RGB 0..1 normalised by mean/std) -> [B, E, H/16, W/16]."""
+        """Images [B, 3, H, W] (RGB 0..1 normalised by mean/std) -> [B, E, *grid] (grid: H/16,
+        W/16, or H/8, W/8 with ``embedding_stride`` 8)."""
         return self.image_encoder(images)
 
     def decode(
@@ -98,14 +103,14 @@ class InteractiveSegmenter(nn.Module):
         has_mask: Tensor | None = None,
         has_text: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Prompts on cached image embeddings -> (mask logits [B, 3, H/4, W/4], IoU [B, 3]).
+        """Prompts on cached image embeddings -> (mask logits [B, 3, *mask_size], IoU [B, 3]).
 
         Args:
-            embeddings: [B, E, H/16, W/16] from :meth:`encode_image`.
+            embeddings: [B, E, *grid] from :meth:`encode_image`.
             points: [B, N, 2] click positions (x, y) in input pixels; N may be 0.
             point_labels: [B, N] 1 positive, 0 negative, -1 an unused slot.
             boxes: [B, 4] (x0, y0, x1, y1) in input pixels.
-            mask_prompt: [B, 1, H/4, W/4] mask logits, e.g. the previous round's best mask.
+            mask_prompt: [B, 1, *mask_size] mask logits, e.g. the previous round's best mask.
             text_embedding: [B, text_dim] sentence embedding of the target's description.
             has_box, has_mask, has_text: [B] 0/1 flags saying which samples use that prompt; a
                 flag left out is 1 where the prompt is given and 0 where it is None (an exported
