@@ -37,12 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--iterations", type=int, default=300, help="timed calls per latency row (default 300)"
     )
-    parser.add_argument(
-        "--width", type=int, default=1920, help="frame width (default 1920)"
-    )
-    parser.add_argument(
-        "--height", type=int, default=1080, help="frame height (default 1080)"
-    )
+    parser.add_argument("--width", type=int, default=1920, help="frame width (default 1920)")
+    parser.add_argument("--height", type=int, default=1080, help="frame height (default 1080)")
     parser.add_argument(
         "--precision",
         choices=("fp32", "fp16", "bf16"),

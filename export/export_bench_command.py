@@ -28,9 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--iterations", type=int, default=200, help="timed calls per backend (default 200)"
     )
-    parser.add_argument(
-        "--warmup", type=int, default=20, help="untimed calls first (default 20)"
-    )
+    parser.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
     parser.add_argument(
         "--json",
         action="store_true",
