@@ -7,14 +7,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from image_specs import STD, image_spec
 
 from orstream.edge.gpu_preprocess import TorchImagePreprocessor, axis_taps
 from orstream.edge.preprocess import ImagePreprocessor, preprocessor_for
 from orstream.errors import OrstreamError
-from orstream.model_package import InputSpec, Resize
+from orstream.model_package import InputSpec
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 GREY_LEVEL = 1.0 / (255.0 * min(STD))
 """One uint8 grey level after normalising, on the channel where it is largest."""
 FRAME_SIZES = [(720, 1280), (480, 640), (448, 768), (224, 384), (257, 513), (100, 150), (113, 191)]
@@ -25,20 +24,6 @@ linear none when shrinking and up to 0.27% when growing (OpenCV's vector kernel 
 edge columns in another order); for cubic up to 0.024% (float sums in another order)."""
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
-def _spec(height: int, width: int, interpolation: str) -> InputSpec:
-    return InputSpec(
-        name="image",
-        shape=(1, 3, height, width),
-        dtype="float32",
-        layout="NCHW",
-        color="RGB",
-        resize=Resize(height=height, width=width, interpolation=interpolation),  # type: ignore[arg-type]
-        scale=255.0,
-        mean=MEAN,
-        std=STD,
-    )
 
 
 def _frame(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -57,7 +42,7 @@ def _compare(reference: np.ndarray, actual: np.ndarray, interpolation: str) -> N
 @pytest.mark.parametrize("interpolation", ["area", "linear", "cubic", "nearest"])
 @pytest.mark.parametrize("input_size", INPUT_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_same_pixels_as_opencv(interpolation: str, input_size: tuple[int, int]) -> None:
-    spec = _spec(*input_size, interpolation)
+    spec = image_spec(*input_size, interpolation)
     opencv = ImagePreprocessor(spec)
     torch_preprocess = TorchImagePreprocessor(spec, "cpu")
     for seed, size in enumerate(FRAME_SIZES):
@@ -66,7 +51,7 @@ def test_same_pixels_as_opencv(interpolation: str, input_size: tuple[int, int]) 
 
 
 def test_a_frame_at_input_size_is_only_normalised() -> None:
-    spec = _spec(112, 192, "area")
+    spec = image_spec(112, 192, "area")
     frame = _frame(112, 192)
     out = TorchImagePreprocessor(spec, "cpu")(frame)
     assert out.shape == (1, 3, 112, 192) and out.dtype == torch.float32 and out.is_contiguous()
@@ -74,7 +59,7 @@ def test_a_frame_at_input_size_is_only_normalised() -> None:
 
 
 def test_the_tensor_comes_in_the_dtype_asked_for() -> None:
-    spec = _spec(112, 192, "linear")
+    spec = image_spec(112, 192, "linear")
     frame = _frame(480, 640)
     half = TorchImagePreprocessor(spec, "cpu", torch.float16)(frame)
     assert half.dtype == torch.float16 and half.shape == (1, 3, 112, 192)
@@ -101,7 +86,7 @@ def test_taps_of_an_axis_average_to_one(interpolation: str, src: int, dst: int) 
     ids=["float", "grey", "rgba", "list"],
 )
 def test_bad_frames_are_refused_as_opencv_refuses_them(bad: object) -> None:
-    spec = _spec(12, 16, "area")
+    spec = image_spec(12, 16, "area")
     with pytest.raises(OrstreamError) as opencv:
         ImagePreprocessor(spec)(bad)  # type: ignore[arg-type]
     with pytest.raises(OrstreamError) as ours:
@@ -128,7 +113,7 @@ class _OffersNone:
 
 
 def test_preprocessor_for_prefers_the_backends_own() -> None:
-    spec = _spec(12, 16, "area")
+    spec = image_spec(12, 16, "area")
     assert isinstance(preprocessor_for(_OffersOne(), spec), TorchImagePreprocessor)
     for backend in (_OffersNone(), object()):
         chosen = preprocessor_for(backend, spec)
@@ -139,7 +124,7 @@ def test_preprocessor_for_prefers_the_backends_own() -> None:
 @pytest.mark.gpu
 @pytest.mark.parametrize("interpolation", ["area", "linear", "cubic", "nearest"])
 def test_on_the_gpu_the_same_as_on_the_cpu(interpolation: str) -> None:
-    spec = _spec(144, 256, interpolation)
+    spec = image_spec(144, 256, interpolation)
     on_cpu = TorchImagePreprocessor(spec, "cpu")
     on_gpu = TorchImagePreprocessor(spec, "cuda")
     opencv = ImagePreprocessor(spec)
@@ -154,7 +139,7 @@ def test_on_the_gpu_the_same_as_on_the_cpu(interpolation: str) -> None:
 @cuda
 @pytest.mark.gpu
 def test_the_pinned_buffer_is_not_overwritten_while_a_frame_is_copied() -> None:
-    spec = _spec(112, 192, "area")
+    spec = image_spec(112, 192, "area")
     gpu = TorchImagePreprocessor(spec, "cuda")
     frames = [_frame(720, 1280, seed=seed) for seed in range(4)]
     outputs = [gpu(frame) for frame in frames]  # no synchronisation between frames

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from image_specs import MEAN, STD, image_spec
 
 from orstream.edge.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
-from orstream.model_package import InputSpec, Resize
-
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-
-def _spec(height: int, width: int, interpolation: str) -> InputSpec:
-    return InputSpec(
-        name="image",
-        shape=(1, 3, height, width),
-        dtype="float32",
-        layout="NCHW",
-        color="RGB",
-        resize=Resize(height=height, width=width, interpolation=interpolation),  # type: ignore[arg-type]
-        scale=255.0,
-        mean=MEAN,
-        std=STD,
-    )
+from orstream.model_package import InputSpec
 
 
 def _reference(resized: np.ndarray) -> np.ndarray:
@@ -40,7 +24,7 @@ def frame() -> np.ndarray:
 
 
 def test_frame_at_input_size_is_only_normalised(frame: np.ndarray) -> None:
-    out = ImagePreprocessor(_spec(48, 64, "area"))(frame)
+    out = ImagePreprocessor(image_spec(48, 64, "area"))(frame)
     assert out.shape == (1, 3, 48, 64)
     assert out.dtype == np.float32
     assert out.flags.c_contiguous
@@ -48,7 +32,7 @@ def test_frame_at_input_size_is_only_normalised(frame: np.ndarray) -> None:
 
 
 def test_area_downscale_by_an_integer_factor_is_the_block_mean(frame: np.ndarray) -> None:
-    out = ImagePreprocessor(_spec(12, 16, "area"))(frame)
+    out = ImagePreprocessor(image_spec(12, 16, "area"))(frame)
     block_mean = frame.astype(np.float64).reshape(12, 4, 16, 4, 3).mean(axis=(1, 3))
     # cv2 rounds the block mean to uint8 before normalising: half a grey level at most.
     tolerance = 0.5 / 255.0 / min(STD) + 1e-5
@@ -56,14 +40,14 @@ def test_area_downscale_by_an_integer_factor_is_the_block_mean(frame: np.ndarray
 
 
 def test_nearest_resize_picks_source_pixels(frame: np.ndarray) -> None:
-    out = ImagePreprocessor(_spec(24, 32, "nearest"))(frame)
+    out = ImagePreprocessor(image_spec(24, 32, "nearest"))(frame)
     np.testing.assert_allclose(out, _reference(frame[::2, ::2]), rtol=0, atol=2e-6)
 
 
 def test_upscale_keeps_constant_colour() -> None:
     colour = np.array([200, 30, 90], dtype=np.uint8)
     frame = np.broadcast_to(colour, (5, 7, 3)).copy()
-    out = ImagePreprocessor(_spec(20, 28, "cubic"))(frame)
+    out = ImagePreprocessor(image_spec(20, 28, "cubic"))(frame)
     expected = (colour / 255.0 - np.array(MEAN)) / np.array(STD)
     np.testing.assert_allclose(
         out[0], np.broadcast_to(expected[:, None, None], (3, 20, 28)), rtol=0, atol=2e-6
@@ -81,7 +65,7 @@ def test_upscale_keeps_constant_colour() -> None:
 )
 def test_frames_of_the_wrong_kind_are_refused(bad: object) -> None:
     with pytest.raises(OrstreamError, match="expected"):
-        ImagePreprocessor(_spec(8, 8, "area"))(bad)  # type: ignore[arg-type]
+        ImagePreprocessor(image_spec(8, 8, "area"))(bad)  # type: ignore[arg-type]
 
 
 def test_non_image_input_has_no_preprocessor() -> None:
