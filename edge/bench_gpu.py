@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from orstream.edge.backends import Backend, Graph
+from orstream.edge.backends import Backend, Graph, open_backend
 from orstream.edge.backends.reference_check import check_reference
 from orstream.edge.segmenter_model import ImageEmbedding, Prompt, SegmenterModel
 from orstream.edge.workflow_runner import WorkflowRunner
@@ -129,12 +129,17 @@ def forbidden_imports() -> list[str]:
     return [name for name in FORBIDDEN_MODULES if name in sys.modules]
 
 
-def torch_backend(package: ModelPackage, device: str, graph: Graph, **options: Any) -> Backend:
-    """The torch backend with ``graph`` of ``package`` loaded on ``device``."""
-    from orstream.edge.backends.torch_backend import TorchBackend
+def load_backend(
+    name: str, package: ModelPackage, device: str, graph: Graph, **options: Any
+) -> Backend:
+    """The backend ``name`` with ``graph`` of ``package`` loaded on ``device``.
 
-    backend = TorchBackend(graph=graph, **options)
-    backend.load(package, device)
+    Raises:
+        OrstreamError: why it cannot run here.
+    """
+    backend = open_backend(name, package, device, graph, **options)
+    if isinstance(backend, str):
+        raise OrstreamError(f"{name} on {device}: {backend}")
     return backend
 
 
@@ -153,7 +158,7 @@ def parity_rows(packages: Sequence[ModelPackage], device: str) -> list[dict[str,
                     "precision": precision,
                 }
                 try:
-                    backend = torch_backend(package, device, graph, precision=precision)
+                    backend = load_backend("torch", package, device, graph, precision=precision)
                     check = check_reference(backend, package, graph)
                     row.update(
                         backend=backend.label,
@@ -181,19 +186,6 @@ def time_per_frame(
     return LatencySummary.of(samples)
 
 
-def _load(
-    name: str, options: dict[str, Any], device: str, package: ModelPackage, graph: Graph
-) -> Backend:
-    """ONNX Runtime on CPU (``name`` "onnxruntime") or the torch backend on ``device``."""
-    if name == "onnxruntime":
-        from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        backend = OnnxRuntimeBackend(graph=graph)
-        backend.load(package, "cpu")
-        return backend
-    return torch_backend(package, device, graph, **options)
-
-
 def _box_prompt(
     model: SegmenterModel, embedding: ImageEmbedding, box: tuple[float, float, float, float]
 ) -> Callable[[np.ndarray], object]:
@@ -211,20 +203,21 @@ def latency_rows(
     backend with and without CUDA graphs and on ONNX Runtime on CPU."""
     height, width = frames.shape[1:3]
     box = (width * 0.3, height * 0.3, width * 0.6, height * 0.7)
-    configs: list[tuple[str, dict[str, Any]]] = [("onnxruntime", {})]
+    configs: list[tuple[str, str, dict[str, Any]]] = [("onnxruntime", "cpu", {})]
     if settings.device == "cpu":
-        configs.append(("torch", {"precision": "fp32", "cuda_graphs": False}))
+        configs.append(("torch", "cpu", {"precision": "fp32", "cuda_graphs": False}))
     else:
         for graphs in (True, False):
-            configs.append(("torch", {"precision": settings.precision, "cuda_graphs": graphs}))
+            options = {"precision": settings.precision, "cuda_graphs": graphs}
+            configs.append(("torch", settings.device, options))
     rows = []
-    for name, options in configs:
-        recognizer = _load(name, options, settings.device, workflow, "model")
+    for name, device, options in configs:
+        recognizer = load_backend(name, workflow, device, "model", **options)
         runner = WorkflowRunner(recognizer, workflow.card)
         model = SegmenterModel(
             segmenter,
-            _load(name, options, settings.device, segmenter, "model"),
-            _load(name, options, settings.device, segmenter, "decoder"),
+            load_backend(name, segmenter, device, "model", **options),
+            load_backend(name, segmenter, device, "decoder", **options),
         )
         measured = {
             "recognizer": time_per_frame(runner, frames, settings.iterations),
@@ -285,14 +278,16 @@ def run_streams(
     if settings.device == "cpu":
         options["cuda_graphs"] = False
     runners = [
-        WorkflowRunner(torch_backend(workflow, settings.device, "model", **options), workflow.card)
+        WorkflowRunner(
+            load_backend("torch", workflow, settings.device, "model", **options), workflow.card
+        )
         for _ in range(count)
     ]
     segmenters = [
         SegmenterModel(
             segmenter,
-            torch_backend(segmenter, settings.device, "model", **options),
-            torch_backend(segmenter, settings.device, "decoder", **options),
+            load_backend("torch", segmenter, settings.device, "model", **options),
+            load_backend("torch", segmenter, settings.device, "decoder", **options),
         )
         for _ in range(count)
     ]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from orstream.edge.backends import BACKENDS, Backend, Graph
+from orstream.edge.backends import Backend, Graph, open_backend
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 from orstream.model_package import ModelPackage
@@ -95,28 +95,6 @@ def backend_configs(cuda_device: str | None) -> list[BackendConfig]:
     return configs
 
 
-def open_backend(
-    config: BackendConfig, package: ModelPackage, graph: Graph
-) -> Backend | SkippedConfig:
-    """The configuration loaded with the package's graph, or why it cannot run here."""
-    import importlib
-
-    module_name, class_name = BACKENDS[config.backend]
-    try:
-        backend_class = getattr(importlib.import_module(module_name), class_name)
-    except ImportError as error:
-        return SkippedConfig(config, f"cannot import {module_name}: {error}")
-    reason = backend_class.unavailable_reason(config.device)
-    if reason is not None:
-        return SkippedConfig(config, reason)
-    backend: Backend = backend_class(graph=graph, **config.options)
-    try:
-        backend.load(package, config.device)
-    except OrstreamError as error:
-        return SkippedConfig(config, str(error))
-    return backend
-
-
 def max_abs_diff(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
     """The largest absolute difference over every output (inf on a shape or name mismatch)."""
     if outputs.keys() != reference.keys():
@@ -178,12 +156,12 @@ def bench_package(
     base_p50 = float("nan")
     for config in configs:
         progress(f"{config.describe()}: loading")
-        opened = open_backend(config, package, graph)
-        if isinstance(opened, SkippedConfig):
+        opened = open_backend(config.backend, package, config.device, graph, **config.options)
+        if isinstance(opened, str):
             if not figures:
-                raise OrstreamError(f"onnxruntime cannot run {package.root}: {opened.reason}")
-            skipped.append(opened)
-            progress(f"{config.describe()}: skipped ({opened.reason})")
+                raise OrstreamError(f"onnxruntime cannot run {package.root}: {opened}")
+            skipped.append(SkippedConfig(config, opened))
+            progress(f"{config.describe()}: skipped ({opened})")
             continue
         outputs = opened.infer(inputs)
         if not figures:

@@ -25,6 +25,7 @@ __all__ = [
     "Graph",
     "OnnxRuntimeBackend",
     "create_backend",
+    "open_backend",
     "parse_device",
     "parse_preference",
 ]
@@ -123,8 +124,11 @@ def create_backend(
     )
 
 
-def _try(name: str, device: str, package: ModelPackage, graph: Graph) -> Backend | str:
-    """The backend ``name`` loaded and checked on ``device``, or why it cannot be."""
+def open_backend(
+    name: str, package: ModelPackage, device: str = "cpu", graph: Graph = "model", **options: Any
+) -> Backend | str:
+    """The backend ``name`` (constructed with ``options``) loaded with ``graph`` of ``package``
+    on ``device``, without the golden check, or one line saying why it cannot be."""
     try:
         backend_class = _backend_class(name)
     except ImportError as error:
@@ -133,13 +137,23 @@ def _try(name: str, device: str, package: ModelPackage, graph: Graph) -> Backend
     if reason is not None:
         return str(reason)
     try:
-        backend: Backend = backend_class(graph=graph)
+        backend: Backend = backend_class(graph=graph, **options)
         backend.load(package, device)
-        if getattr(backend_class, "runs_model", True):
-            check_reference(backend, package, graph)
     except OrstreamError as error:
         return str(error)
     except Exception as error:  # a runtime library's own failure (CUDA, driver, memory)
         logger.warning("%s backend failed on %s", name, device, exc_info=True)
         return f"{type(error).__name__}: {' '.join(str(error).split())}"
+    return backend
+
+
+def _try(name: str, device: str, package: ModelPackage, graph: Graph) -> Backend | str:
+    """The backend ``name`` loaded and checked on ``device``, or why it cannot be."""
+    backend = open_backend(name, package, device, graph)
+    if isinstance(backend, str) or not getattr(type(backend), "runs_model", True):
+        return backend
+    try:
+        check_reference(backend, package, graph)
+    except OrstreamError as error:
+        return str(error)
     return backend
