@@ -178,13 +178,19 @@ class TorchImagePreprocessor:
         spec: the card's image input (``layout`` set).
         device: where the tensor is made ("cpu", "cuda", "cuda:N" or a torch.device).
         dtype: the tensor's dtype (the model's compute dtype).
+        stream: on CUDA, the stream all the work goes to (the torch backend's own, so that its
+            tensor is ready where the backend reads it); None: the caller's current stream.
 
     Raises:
         OrstreamError: ``spec`` is not an image input.
     """
 
     def __init__(
-        self, spec: InputSpec, device: torch.device | str, dtype: torch.dtype = torch.float32
+        self,
+        spec: InputSpec,
+        device: torch.device | str,
+        dtype: torch.dtype = torch.float32,
+        stream: torch.cuda.Stream | None = None,
     ) -> None:
         gain, bias = normalisation(spec)
         assert spec.resize is not None  # normalisation() checked it is an image input
@@ -193,6 +199,7 @@ class TorchImagePreprocessor:
         self.device = torch.device(device)
         self.dtype = dtype
         self.interpolation = spec.resize.interpolation
+        self.stream = stream
         self._gain = torch.from_numpy(gain).reshape(3, 1, 1).to(self.device)
         self._bias = torch.from_numpy(bias).reshape(3, 1, 1).to(self.device)
         self._plans: dict[tuple[int, int], _Plan] = {}
@@ -206,12 +213,19 @@ class TorchImagePreprocessor:
             image: RGB uint8 array of shape (height, width, 3).
 
         Returns:
-            [1, 3, H, W] contiguous tensor on the device, of the dtype given.
+            [1, 3, H, W] contiguous tensor on the device, of the dtype given (made on
+            ``stream`` when one was given: readers on another stream wait for it first).
 
         Raises:
             OrstreamError: ``image`` is not an RGB uint8 frame.
         """
         check_frame(image)
+        if self.stream is None:
+            return self._preprocess(image)
+        with torch.cuda.stream(self.stream):
+            return self._preprocess(image)
+
+    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
         frame = self._upload(image)
         pixels = self._resize(frame) if tuple(image.shape[:2]) != self.size else frame.float()
         planar = pixels.permute(2, 0, 1)

@@ -7,9 +7,15 @@ fp32 on the CPU; fp16 by default on CUDA, or bf16 or fp32 when asked.
 On CUDA each call costs one host-to-device copy per input, one replay and one device-to-host
 copy per output: inputs are staged in pinned host buffers and copied without blocking into
 static device buffers, the per-frame program was captured once at load in a CUDA graph (after
-warm-up calls on a side stream, as CUDA graph capture needs), and outputs come back through
-pinned buffers before one synchronisation. Inputs given as tensors — the backend's own image
-pre-processor makes them on the GPU — are copied device to device into the static buffers.
+warm-up calls, as CUDA graph capture needs), and outputs come back through pinned buffers
+before one synchronisation. Inputs given as tensors — the backend's own image pre-processor
+makes them on the GPU — are copied device to device into the static buffers.
+
+Each loaded backend owns a CUDA stream and does all of its work there, its pre-processor's
+too. Models running in other threads (the segmenter beside the recognizer, other video
+streams) then overlap on the GPU, and a call waits for its own work only: on the one default
+stream each call's synchronisation would wait for every other model's queued kernels too.
+
 fp32 runs with TF32 off so that "fp32" means fp32 (cuDNN convolutions default to TF32).
 """
 
@@ -223,7 +229,8 @@ class TorchBackend:
             raise OrstreamError("torch backend: image_preprocessor() before load()")
         if self.device.type != "cuda" or spec.name not in self._inputs:
             return None
-        return TorchImagePreprocessor(spec, self.device, PRECISIONS[self.precision])
+        stream = self._runner.stream if isinstance(self._runner, _CudaRunner) else None
+        return TorchImagePreprocessor(spec, self.device, PRECISIONS[self.precision], stream)
 
     def _check(self, inputs: Inputs) -> None:
         if inputs.keys() != self._inputs.keys():
@@ -323,8 +330,12 @@ class _CudaRunner:
             name: torch.empty(shape, dtype=self._output_dtypes[name], pin_memory=True)
             for name, (shape, _) in outputs.items()
         }
+        self.stream = torch.cuda.Stream(device)
+        """Where every call's copies, kernels and replay go (never the default stream)."""
         self.graph: torch.cuda.CUDAGraph | None = None
         self._static_out: dict[str, torch.Tensor] = {}
+        # The buffers above were filled on the default stream: the private stream starts after.
+        self.stream.wait_stream(torch.cuda.current_stream(device))
         self._warm_up()
         if capture:
             self._capture()
@@ -334,20 +345,20 @@ class _CudaRunner:
         return {name: results[name].to(dtype) for name, dtype in self._output_dtypes.items()}
 
     def _warm_up(self) -> None:
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side), _ieee_fp32(self._ieee_fp32):
+        with torch.cuda.stream(self.stream), _ieee_fp32(self._ieee_fp32):
             for _ in range(WARMUP_CALLS):
                 self._compute()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        torch.cuda.synchronize(self.device)
+        self.stream.synchronize()
 
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
         try:
             # thread_local: other threads of the runtime may run their models on this GPU
-            # while this one loads; only this thread's calls must keep off the capture.
-            capturing = torch.cuda.graph(graph, capture_error_mode="thread_local")
+            # while this one loads; only this thread's calls must keep off the capture. The
+            # capture runs on this runner's stream, where replays go.
+            capturing = torch.cuda.graph(
+                graph, stream=self.stream, capture_error_mode="thread_local"
+            )
             with _ieee_fp32(self._ieee_fp32), capturing:
                 static_out = self._compute()
         except RuntimeError as error:
@@ -364,22 +375,27 @@ class _CudaRunner:
         self._static_out = static_out
 
     def __call__(self, inputs: Inputs) -> dict[str, np.ndarray]:
-        for name, value in inputs.items():
-            static = self._static[name]
-            if isinstance(value, torch.Tensor):
-                static.copy_(value, non_blocking=True)
-                continue
-            pinned = self._pinned_in[name]
-            # The previous call synchronised after its copies: the pinned buffer is free.
-            pinned.numpy()[...] = value
-            static.copy_(pinned, non_blocking=True)
-        if self.graph is not None:
-            self.graph.replay()
-            outputs = self._static_out
-        else:
-            with _ieee_fp32(self._ieee_fp32):
-                outputs = self._compute()
-        for name, value in outputs.items():
-            self._pinned_out[name].copy_(value, non_blocking=True)
-        torch.cuda.current_stream(self.device).synchronize()
+        if any(isinstance(value, torch.Tensor) for value in inputs.values()):
+            # A tensor made on the caller's stream is read here only once that stream is
+            # done with it (this backend's own pre-processor works on this stream already).
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.stream):
+            for name, value in inputs.items():
+                static = self._static[name]
+                if isinstance(value, torch.Tensor):
+                    static.copy_(value, non_blocking=True)
+                    continue
+                pinned = self._pinned_in[name]
+                # The previous call synchronised after its copies: the pinned buffer is free.
+                pinned.numpy()[...] = value
+                static.copy_(pinned, non_blocking=True)
+            if self.graph is not None:
+                self.graph.replay()
+                outputs = self._static_out
+            else:
+                with _ieee_fp32(self._ieee_fp32):
+                    outputs = self._compute()
+            for name, value in outputs.items():
+                self._pinned_out[name].copy_(value, non_blocking=True)
+        self.stream.synchronize()
         return {name: pinned.numpy().copy() for name, pinned in self._pinned_out.items()}
