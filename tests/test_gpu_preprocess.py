@@ -50,6 +50,18 @@ def test_same_pixels_as_opencv(interpolation: str, input_size: tuple[int, int]) 
         _compare(opencv(frame), torch_preprocess(frame).numpy(), interpolation)
 
 
+@pytest.mark.parametrize("interpolation", ["area", "linear", "cubic", "nearest"])
+def test_every_step_after_the_upload_stays_on_the_device(interpolation: str) -> None:
+    # torch's "meta" device stands in for a GPU: a step that made a tensor on the CPU, or read
+    # a device value back, would fail here as on CUDA.
+    spec = image_spec(144, 256, interpolation)
+    preprocess = TorchImagePreprocessor(spec, "meta", torch.float16)
+    for size in [(1080, 1920), (144, 256), (100, 150)]:
+        out = preprocess(_frame(*size))
+        assert out.device.type == "meta"
+        assert out.shape == (1, 3, 144, 256) and out.dtype == torch.float16
+
+
 def test_a_frame_at_input_size_is_only_normalised() -> None:
     spec = image_spec(112, 192, "area")
     frame = _frame(112, 192)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from orstream.edge.backends.onnx_torch_ops import OPS
+from orstream.edge.backends.onnx_torch_ops import FLOAT_TYPES, OPS, TORCH_DTYPES
 from orstream.edge.backends.onnx_torch_program import (
     OnnxTorchProgram,
     graph_signature,
@@ -747,3 +747,59 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
         read_onnx(path)
     with pytest.raises(OrstreamError, match="not found"):
         read_onnx(tmp_path / "missing.onnx")
+
+
+# --- off the CPU -----------------------------------------------------------------------------
+# torch's "meta" device keeps shapes, dtypes and devices but no data: a per-frame program that
+# runs there makes no tensor on the CPU behind the device's back (CUDA would refuse to mix
+# them) and reads no device value back to the host (a synchronisation that breaks CUDA graph
+# capture; meta tensors refuse .item()). What CUDA runs is checked here without a GPU.
+
+META = torch.device("meta")
+
+
+def _on_meta(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    program = OnnxTorchProgram(model, shapes, META, dtype, "test")
+    declared = {v.name: v.type.tensor_type.elem_type for v in model.graph.input}
+    inputs = {
+        name: torch.empty(
+            shape,
+            dtype=dtype if declared[name] in FLOAT_TYPES else TORCH_DTYPES[declared[name]],
+            device=META,
+        )
+        for name, shape in shapes.items()
+    }
+    with torch.inference_mode():
+        return program(inputs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_each_op_runs_per_frame_off_the_cpu(case: Case) -> None:
+    model, inputs = _case_model(case, fold=False)
+    expected = _onnxruntime(model, inputs)
+    got = _on_meta(model, {k: v.shape for k, v in inputs.items()}, torch.float16)
+    for index, reference in enumerate(expected):
+        actual = got[f"y{index}"]
+        assert actual.device == META
+        assert tuple(actual.shape) == reference.shape
+        if np.issubdtype(reference.dtype, np.floating):
+            assert actual.dtype == torch.float16
+        else:
+            assert actual.dtype == torch.from_numpy(np.zeros(0, reference.dtype)).dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize(("package", "graph"), SHIPPED_GRAPHS)
+def test_shipped_graphs_run_per_frame_off_the_cpu(
+    package: str, graph: str, dtype: torch.dtype
+) -> None:
+    path = PACKAGES / package / ("model.onnx" if graph == "model" else "decoder.onnx")
+    model = read_onnx(path)
+    inputs, outputs = graph_signature(model)
+    got = _on_meta(model, {k: v[0] for k, v in inputs.items()}, dtype)  # type: ignore[misc]
+    assert set(got) == set(outputs)
+    for name, (shape, _) in outputs.items():
+        assert got[name].device == META and got[name].dtype == dtype
+        assert tuple(got[name].shape) == shape
