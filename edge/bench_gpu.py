@@ -13,9 +13,13 @@ What ``orstream bench gpu`` (and ``scripts/gpu_check.sh``) measures, in order:
    memory (so rendering is not what is measured); every frame of every stream goes through GPU
    pre-processing and the recognizer, and a segmenter thread per stream segments its latest
    frame at the segmenter's rate. N doubles until the recognizer's p99 frame-to-result passes
-   the budget (50 ms) or the segmenter misses its rate, then the boundary is bisected.
+   the budget (50 ms) or the segmenter misses its rate, then the boundary is bisected. Each
+   stream has its own backends (own CUDA streams, static buffers and graphs), loaded once and
+   kept for the later trials. The search stops early, saying so, when the next trial would
+   overrun the run's time budget.
 
-Every figure goes into one JSON document; a short table closes the printed report.
+Every figure goes into one JSON document, rewritten after each part and each trial so that a
+run cut short still leaves what it measured; a short table closes the printed report.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ FORBIDDEN_MODULES = ("gi", "lightning", "pytorch_lightning")
 """A GPU host validated by this run may have neither GStreamer's bindings nor Lightning."""
 IMPORTED = ("torch", "onnx", "onnxruntime", "cv2", "grpc", "numpy", "numba", "pydantic", "yaml")
 PRECISIONS = ("fp32", "fp16", "bf16")
+STREAM_START_S = 0.2
+"""Between starting a trial's threads and its first frame."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class GpuCheckSettings:
         max_streams: the most streams tried.
         budget_ms: p99 frame-to-result a stream count must stay under.
         precision: the torch backend's precision for latency and capacity.
+        time_budget_s: the whole run's wall-clock budget; no stream trial starts that would
+            end past it.
     """
 
     device: str = "cuda:0"
@@ -69,6 +77,7 @@ class GpuCheckSettings:
     max_streams: int = 128
     budget_ms: float = 50.0
     precision: str = "fp16"
+    time_budget_s: float = 420.0
 
 
 @dataclass
@@ -81,6 +90,8 @@ class GpuReport:
     latency: list[dict[str, Any]] = field(default_factory=list)
     streams: list[dict[str, Any]] = field(default_factory=list)
     max_streams: int = 0
+    capacity_search: str = "not run"
+    """"complete", or why the stream search stopped before finding the boundary."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +104,7 @@ class GpuReport:
             "latency": self.latency,
             "streams": self.streams,
             "max_streams": self.max_streams,
+            "capacity_search": self.capacity_search,
         }
 
 
@@ -265,39 +277,67 @@ class _LatestFrame:
             return item
 
 
+class StreamModels:
+    """Per-stream backends for the capacity trials: stream i's recognizer runner and segmenter,
+    loaded on first use and kept, so each trial loads only the streams it adds."""
+
+    def __init__(
+        self, workflow: ModelPackage, segmenter: ModelPackage, settings: GpuCheckSettings
+    ) -> None:
+        self.workflow = workflow
+        self.segmenter = segmenter
+        self.device = settings.device
+        self.options: dict[str, Any] = {"precision": settings.precision}
+        if settings.device == "cpu":
+            self.options["cuda_graphs"] = False
+        self.runners: list[WorkflowRunner] = []
+        self.segmenters: list[SegmenterModel] = []
+        self._loading_s = 0.0
+
+    def load_seconds(self, count: int) -> float:
+        """About how long :meth:`take` of ``count`` will spend loading (0 before any load)."""
+        if not self.runners:
+            return 0.0
+        return self._loading_s / len(self.runners) * max(0, count - len(self.runners))
+
+    def _load(self, package: ModelPackage, graph: Graph) -> Backend:
+        return load_backend("torch", package, self.device, graph, **self.options)
+
+    def take(self, count: int) -> tuple[list[WorkflowRunner], list[SegmenterModel]]:
+        """The first ``count`` streams' models, loading those not loaded yet."""
+        began = time.perf_counter()
+        while len(self.runners) < count:
+            self.runners.append(
+                WorkflowRunner(self._load(self.workflow, "model"), self.workflow.card)
+            )
+            self.segmenters.append(
+                SegmenterModel(
+                    self.segmenter,
+                    self._load(self.segmenter, "model"),
+                    self._load(self.segmenter, "decoder"),
+                )
+            )
+        self._loading_s += time.perf_counter() - began
+        return self.runners[:count], self.segmenters[:count]
+
+
 def run_streams(
     count: int,
-    workflow: ModelPackage,
-    segmenter: ModelPackage,
+    models: StreamModels,
     frames: np.ndarray,
     settings: GpuCheckSettings,
 ) -> dict[str, Any]:
     """``count`` streams at ``stream_fps`` for ``stream_seconds``: the recognizer on every
     frame, the segmenter on the latest frame at its card's rate, on separate threads."""
-    options: dict[str, Any] = {"precision": settings.precision}
-    if settings.device == "cpu":
-        options["cuda_graphs"] = False
-    runners = [
-        WorkflowRunner(
-            load_backend("torch", workflow, settings.device, "model", **options), workflow.card
-        )
-        for _ in range(count)
-    ]
-    segmenters = [
-        SegmenterModel(
-            segmenter,
-            load_backend("torch", segmenter, settings.device, "model", **options),
-            load_backend("torch", segmenter, settings.device, "decoder", **options),
-        )
-        for _ in range(count)
-    ]
+    runners, segmenters = models.take(count)
+    segmenter = models.segmenter
     classes = list(segmenters[0].classes)[:2]
     total = int(settings.stream_seconds * settings.stream_fps)
     every = max(1, round(settings.stream_fps / segmenter.card.clip.fps))
     latencies: list[list[float]] = [[] for _ in range(count)]
     mask_latencies: list[list[float]] = [[] for _ in range(count)]
     errors: list[str] = []
-    start = time.perf_counter() + 0.2
+    start = time.perf_counter() + STREAM_START_S
 
     def stream(i: int, mailbox: _LatestFrame) -> None:
         offset = i / (count * settings.stream_fps)
@@ -357,43 +397,63 @@ def run_streams(
     }
 
 
+class _OutOfTime(Exception):
+    """The next stream trial would end past the run's time budget."""
+
+
 def stream_capacity(
-    workflow: ModelPackage,
-    segmenter: ModelPackage,
+    models: StreamModels,
     frames: np.ndarray,
     settings: GpuCheckSettings,
+    report: GpuReport,
+    deadline: float,
     progress: Callable[[str], None],
-) -> tuple[int, list[dict[str, Any]]]:
-    """The most streams that pass (doubling, then bisecting the last gap), and every trial."""
+    saved: Callable[[GpuReport], None],
+) -> None:
+    """The most streams that pass (doubling, then bisecting the last gap) into
+    ``report.max_streams``, every trial into ``report.streams`` as it ends, and whether the
+    search finished before ``deadline`` (a ``time.perf_counter()`` value)."""
     trials: dict[int, dict[str, Any]] = {}
 
     def trial(count: int) -> bool:
-        result = run_streams(count, workflow, segmenter, frames, settings)
+        expected = settings.stream_seconds + STREAM_START_S + models.load_seconds(count)
+        if time.perf_counter() + expected > deadline:
+            raise _OutOfTime(f"stopped before {count} streams: the time budget ran out")
+        result = run_streams(count, models, frames, settings)
         trials[count] = result
+        report.streams = [trials[n] for n in sorted(trials)]
         f2r = result["frame_to_result_ms"]
         progress(
             f"  {count:>3} streams: frame-to-result p50 {f2r['p50']:.1f} ms, p99 {f2r['p99']:.1f}"
             f" ms; masks {result['segmentation_hz_per_stream']:.2f} Hz per stream "
             f"-> {'pass' if result['ok'] else 'fail'}"
         )
+        if result["ok"]:
+            report.max_streams = max(report.max_streams, count)
+        saved(report)
         return bool(result["ok"])
 
+    report.capacity_search = "running"
     passed, failed = 0, None
-    count = 1
-    while count <= settings.max_streams:
-        if not trial(count):
-            failed = count
-            break
-        passed = count
-        count *= 2
-    if failed is not None and passed:
-        while failed - passed > max(1, passed // 8):
-            middle = (passed + failed) // 2
-            if trial(middle):
-                passed = middle
-            else:
-                failed = middle
-    return passed, [trials[n] for n in sorted(trials)]
+    try:
+        count = 1
+        while count <= settings.max_streams:
+            if not trial(count):
+                failed = count
+                break
+            passed = count
+            count *= 2
+        if failed is not None and passed:
+            while failed - passed > max(1, passed // 8):
+                middle = (passed + failed) // 2
+                if trial(middle):
+                    passed = middle
+                else:
+                    failed = middle
+        report.capacity_search = "complete"
+    except _OutOfTime as stop:
+        report.capacity_search = str(stop)
+        progress(f"  {stop}")
 
 
 def render_frames(count: int, size: tuple[int, int]) -> np.ndarray:
@@ -420,23 +480,30 @@ def run_gpu_check(
     segmenter: ModelPackage,
     settings: GpuCheckSettings,
     progress: Callable[[str], None] = lambda line: None,
+    saved: Callable[[GpuReport], None] = lambda report: None,
 ) -> GpuReport:
-    """All four parts in order; see the module docstring."""
+    """All four parts in order (see the module docstring), ``saved`` called with the report
+    after each part and each stream trial."""
+    deadline = time.perf_counter() + settings.time_budget_s
     report = GpuReport(settings)
     progress("imports")
     report.imports = import_checks(settings.device)
+    report.imports["forbidden_imported"] = forbidden_imports()
+    saved(report)
     progress("parity of the torch backend against the golden outputs")
     report.parity = parity_rows((workflow, segmenter), settings.device)
+    saved(report)
     width, height = settings.size
     progress(f"rendering {settings.frames} phantom frames at {width}x{height}")
     frames = render_frames(settings.frames, settings.size)
     progress(f"latency at {width}x{height}")
     report.latency = latency_rows(workflow, segmenter, frames, settings)
+    saved(report)
     progress(f"concurrent {settings.stream_fps:g} fps streams, p99 budget {settings.budget_ms} ms")
-    report.max_streams, report.streams = stream_capacity(
-        workflow, segmenter, frames, settings, progress
-    )
+    models = StreamModels(workflow, segmenter, settings)
+    stream_capacity(models, frames, settings, report, deadline, progress, saved)
     report.imports["forbidden_imported"] = forbidden_imports()
+    saved(report)
     return report
 
 
@@ -460,6 +527,7 @@ def format_report(report: GpuReport) -> str:
     lines.append(
         f"streams: {report.max_streams} concurrent {settings.size[0]}x{settings.size[1]}@"
         f"{settings.stream_fps:g} with p99 frame-to-result under {settings.budget_ms:g} ms"
+        + ("" if report.capacity_search == "complete" else f" (at least; {report.capacity_search})")
     )
     forbidden = report.imports.get("forbidden_imported") or []
     lines.append(f"GStreamer/Lightning imported: {', '.join(forbidden) or 'none'}")

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=1920, help="frame width (default 1920)")
     parser.add_argument("--height", type=int, default=1080, help="frame height (default 1080)")
     parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=420.0,
+        help="seconds the whole run may take; the stream search stops before a trial that "
+        "would overrun it (default 420)",
+    )
+    parser.add_argument(
         "--precision",
         choices=("fp32", "fp16", "bf16"),
         default="fp16",
@@ -48,12 +55,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orstream.edge.bench_gpu import GpuCheckSettings, format_report, run_gpu_check
+    from orstream.edge.bench_gpu import (
+        GpuCheckSettings,
+        GpuReport,
+        format_report,
+        run_gpu_check,
+    )
     from orstream.errors import OrstreamError
     from orstream.model_package import load_package
 
-    if args.max_streams < 1 or args.iterations < 1 or args.stream_seconds <= 0:
-        raise OrstreamError("--max-streams, --iterations and --stream-seconds must be positive")
+    if min(args.max_streams, args.iterations, args.stream_seconds, args.time_budget) <= 0:
+        raise OrstreamError(
+            "--max-streams, --iterations, --stream-seconds and --time-budget must be positive"
+        )
     settings = GpuCheckSettings(
         device=args.device,
         size=(args.width, args.height),
@@ -61,15 +75,24 @@ def run(args: argparse.Namespace) -> int:
         stream_seconds=args.stream_seconds,
         max_streams=args.max_streams,
         precision="fp32" if args.device == "cpu" else args.precision,
+        time_budget_s=args.time_budget,
     )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(report: GpuReport) -> None:
+        # Written whole each time, through a temporary file: a run stopped at any point
+        # leaves the last complete document.
+        partial = args.json.with_name(args.json.name + ".partial")
+        partial.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+        partial.replace(args.json)
+
     report = run_gpu_check(
         load_package(args.model),
         load_package(args.segmenter),
         settings,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        saved=save,
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n")
     print(format_report(report))
     print(f"every figure: {args.json}")
     failed = [row for row in report.parity if not row["ok"]]

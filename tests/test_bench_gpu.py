@@ -56,8 +56,28 @@ def test_cpu_trial_run_writes_every_figure_and_imports_no_gstreamer(
     # Every frame of every stream got a result; the count that passed is one that was tried.
     assert all(t["frames"] == t["streams"] * 15 for t in trials)
     assert report["max_streams"] in {0} | {t["streams"] for t in trials if t["ok"]}
+    assert report["capacity_search"] == "complete"
     assert "concurrent 320x180@30" in result.stdout
     assert result.stdout.rstrip().endswith(str(out))
+
+
+def test_a_spent_time_budget_stops_the_stream_search_and_says_so(
+    project_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "gpu_check.json"
+    result = run_check(
+        project_root,
+        ["--device", "cpu", *SMALL, "--time-budget", "0.5", "--json", str(out)],
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    # the parts before the search still ran and were written
+    assert report["parity"] and report["latency"]
+    assert report["streams"] == [] and report["max_streams"] == 0
+    assert report["capacity_search"] == "stopped before 1 streams: the time budget ran out"
+    assert "0 concurrent 320x180@30" in result.stdout
+    assert "(at least; stopped before 1 streams" in result.stdout
+    assert not out.with_name(out.name + ".partial").exists()
 
 
 def test_without_cuda_the_gpu_run_stops_with_one_line(project_root: Path, tmp_path: Path) -> None:
