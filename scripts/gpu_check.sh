@@ -23,13 +23,18 @@ site=$(mktemp -d)
 trap 'rm -rf "$site"' EXIT
 
 mkdir -p "$out_dir"
+out_dir=$(cd "$out_dir" && pwd)
 if compgen -G "$wheels/*.whl" >/dev/null; then
   "$python" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$wheels"/*.whl
 fi
 "$python" -m pip install -q --no-index --no-deps --no-build-isolation --no-compile \
   --target "$site" .
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-# Every minute counts on a borrowed GPU: the whole check stops at 8 minutes.
+# Run from the install, not from this tree: `python -m` puts the working directory first on
+# the module path, and this tree's top-level orstream/ folder is only part of the package.
+cd "$site"
+# Every minute counts on a borrowed GPU: the whole check stops at 8 minutes, and the stream
+# search plans to end by 7 (--time-budget) so that the report is printed.
 timeout 480 "$python" -m orstream.cli bench gpu \
-  --model edge/packages/pitvis_workflow --segmenter edge/packages/imis_segmenter \
-  --json "$out_dir/gpu_check.json" "$@" 2>&1 | tee "$out_dir/gpu_check.log"
+  --model "$root/edge/packages/pitvis_workflow" --segmenter "$root/edge/packages/imis_segmenter" \
+  --time-budget 420 --json "$out_dir/gpu_check.json" "$@" 2>&1 | tee "$out_dir/gpu_check.log"

@@ -90,6 +90,36 @@ def test_without_cuda_the_gpu_run_stops_with_one_line(project_root: Path, tmp_pa
     assert "Traceback" not in result.stderr
 
 
+def test_gpu_check_script_runs_where_orstream_is_not_installed(
+    project_root: Path, tmp_path: Path
+) -> None:
+    # A GPU host has the libraries but not orstream: the script installs this tree into a
+    # temporary folder and runs from there. Python here starts without its site hooks (no
+    # editable install of orstream), the libraries on PYTHONPATH.
+    libraries = next(p for p in sys.path if p.endswith("site-packages"))
+    python = tmp_path / "python"
+    python.write_text(
+        f'#!/bin/sh\nPYTHONPATH="$PYTHONPATH:{libraries}" exec {sys.executable} -S "$@"\n'
+    )
+    python.chmod(0o755)
+    env = {**os.environ, "OUT_DIR": str(tmp_path / "out"), "PYTHON": str(python)}
+    env["WHEELS"] = str(tmp_path / "no-wheels")  # the libraries are all there
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        ["bash", "scripts/gpu_check.sh", "--device", "cpu", *SMALL, "--max-streams", "1"],
+        cwd=project_root,
+        env={**env, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert all(row["ok"] for row in report["parity"])
+    assert report["capacity_search"] == "complete"
+    assert (tmp_path / "out" / "gpu_check.log").read_text().rstrip().endswith("gpu_check.json")
+
+
 @pytest.mark.gpu
 def test_gpu_check_script_passes_on_this_gpu(project_root: Path, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
