@@ -11,7 +11,12 @@
 # environment untouched. Wheels of missing pure-Python packages may be put in $WHEELS (default
 # .whl beside this project); they are installed into the same temporary folder.
 #
-# Usage: scripts/gpu_check.sh [extra options of `orstream bench gpu`, e.g. --device cuda:1]
+# With GPU_TESTS=1 it then runs the test suite's `gpu` tests against the same install (pytest
+# and Lightning needed for those; the GPU check itself imports neither), output to
+# $OUT_DIR/gpu_tests.log; the exit status is the check's, else the tests'.
+#
+# Usage: [GPU_TESTS=1] scripts/gpu_check.sh [extra options of `orstream bench gpu`, e.g.
+#        --device cuda:1]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +40,20 @@ export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 cd "$site"
 # Every minute counts on a borrowed GPU: the whole check stops at 8 minutes, and the stream
 # search plans to end by 7 (--time-budget) so that the report is printed.
+status=0
 timeout 480 "$python" -m orstream.cli bench gpu \
   --model "$root/edge/packages/pitvis_workflow" --segmenter "$root/edge/packages/imis_segmenter" \
-  --time-budget 420 --json "$out_dir/gpu_check.json" "$@" 2>&1 | tee "$out_dir/gpu_check.log"
+  --time-budget 420 --json "$out_dir/gpu_check.json" "$@" 2>&1 | tee "$out_dir/gpu_check.log" \
+  || status=$?
+if [[ "${GPU_TESTS:-0}" == 1 ]]; then
+  # Only the files holding gpu tests are collected (others import GStreamer). -P: the tests
+  # import orstream from the install too. The script's own test is left out: the check has
+  # just run.
+  tests=0
+  mapfile -t files < <(cd "$root" && grep -l "pytest.mark.gpu" tests/test_*.py)
+  (cd "$root" && GPU_TESTS=0 timeout 240 "$python" -P -m pytest -m gpu -q -p no:cacheprovider \
+    --deselect tests/test_bench_gpu.py::test_gpu_check_script_passes_on_this_gpu "${files[@]}") \
+    2>&1 | tee "$out_dir/gpu_tests.log" || tests=$?
+  if [[ $status == 0 ]]; then status=$tests; fi
+fi
+exit "$status"

@@ -104,6 +104,7 @@ def test_gpu_check_script_runs_where_orstream_is_not_installed(
     python.chmod(0o755)
     env = {**os.environ, "OUT_DIR": str(tmp_path / "out"), "PYTHON": str(python)}
     env["WHEELS"] = str(tmp_path / "no-wheels")  # the libraries are all there
+    env["GPU_TESTS"] = "0"
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
         ["bash", "scripts/gpu_check.sh", "--device", "cpu", *SMALL, "--max-streams", "1"],
@@ -125,7 +126,7 @@ def test_gpu_check_script_passes_on_this_gpu(project_root: Path, tmp_path: Path)
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    env = {**os.environ, "OUT_DIR": str(tmp_path), "PYTHON": sys.executable}
+    env = {**os.environ, "OUT_DIR": str(tmp_path), "PYTHON": sys.executable, "GPU_TESTS": "0"}
     result = subprocess.run(
         ["bash", "scripts/gpu_check.sh", *SMALL, "--max-streams", "4"],
         cwd=project_root,
