@@ -4,6 +4,7 @@ steps unchanged; on CUDA (gpu marker) CUDA graphs, fp16 and bf16 within their to
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +267,41 @@ def test_a_missing_gpu_index_is_a_reason() -> None:
     count = torch.cuda.device_count()
     reason = TorchBackend.unavailable_reason(f"cuda:{count}")
     assert reason is not None and "does not exist" in reason
+
+
+def test_tf32_stays_off_until_the_last_fp32_call_ends() -> None:
+    from orstream.edge.backends.torch_backend import _ieee_fp32
+
+    def flags() -> tuple[bool, bool]:
+        return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+    before = flags()
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        first_in, second_in, first_out = (threading.Event() for _ in range(3))
+        seen: dict[str, tuple[bool, bool]] = {}
+
+        def first() -> None:
+            with _ieee_fp32(True):
+                first_in.set()
+                second_in.wait(5)
+            first_out.set()
+
+        def second() -> None:
+            first_in.wait(5)
+            with _ieee_fp32(True):
+                second_in.set()
+                first_out.wait(5)
+                seen["after the first ended"] = flags()
+            seen["after both"] = flags()
+
+        threads = [threading.Thread(target=f) for f in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert seen == {"after the first ended": (False, False), "after both": (True, True)}
+        with _ieee_fp32(False):
+            assert flags() == (True, True)  # fp16/bf16 calls leave the flags alone
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

@@ -84,25 +84,45 @@ def _torch_dtype(dtype: str) -> torch.dtype:
     return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
 
 
-@contextlib.contextmanager
-def _ieee_fp32(enabled: bool) -> Iterator[None]:
-    """TF32 off for cuDNN and cuBLAS while the block runs (``enabled``), restored after."""
-    if not enabled:
-        yield
-        return
-    cudnn = torch.backends.cudnn
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    with cudnn.flags(
-        enabled=cudnn.enabled,
-        benchmark=cudnn.benchmark,
-        deterministic=cudnn.deterministic,
-        allow_tf32=False,
-    ):
-        torch.backends.cuda.matmul.allow_tf32 = False
+class _IeeeFp32:
+    """TF32 off for cuDNN and cuBLAS while any fp32 CUDA call runs, restored after the last.
+
+    The flags are process-wide: with a plain save-and-restore around each call, one thread
+    ending its call would turn TF32 back on under another thread's fp32 call. Here the first
+    caller in saves them, the last one out restores them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = (True, True)
+
+    @contextlib.contextmanager
+    def __call__(self, enabled: bool) -> Iterator[None]:
+        if not enabled:
+            yield
+            return
+        with self._lock:
+            if self._users == 0:
+                self._saved = (
+                    torch.backends.cudnn.allow_tf32,
+                    torch.backends.cuda.matmul.allow_tf32,
+                )
+                torch.backends.cudnn.allow_tf32 = False
+                torch.backends.cuda.matmul.allow_tf32 = False
+            self._users += 1
         try:
             yield
         finally:
-            torch.backends.cuda.matmul.allow_tf32 = matmul
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    cudnn, matmul = self._saved
+                    torch.backends.cudnn.allow_tf32 = cudnn
+                    torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
+_ieee_fp32 = _IeeeFp32()
 
 
 class TorchBackend:
