@@ -9,11 +9,17 @@ Loading an engine is the edge's (:func:`orstream.edge.backends.tensorrt_engines.
 it refuses an engine whose manifest does not match the host, the package or the plan's bytes
 before deserialising anything.
 
+INT8 engines are calibrated by TensorRT's entropy calibrator on real frames
+(:mod:`orstream.export.calibration`). Its calibration cache is kept beside the engine,
+``engines/<key>.<frames sha256>.calib``, and read back when the same frames calibrate again;
+the manifest records the frames' source, count and sha256, and an engine calibrated on other
+frames is not reused without ``--rebuild``.
+
 TensorRT (and torch, which provides device memory for INT8 calibration) are imported inside
 functions: without TensorRT every entry point raises
-:data:`~orstream.engine_manifest.TENSORRT_MISSING` as one line.
-Reading calibration frames and feeding them through the graph with its temporal state
-(:func:`calibration_batches`) needs only numpy and ONNX Runtime, and runs anywhere.
+:data:`~orstream.engine_manifest.TENSORRT_MISSING` as one line. Reading calibration frames and
+feeding them through the graph with its temporal state needs only numpy, PyAV and ONNX
+Runtime, and runs anywhere.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 from orstream.edge.backends.tensorrt_engines import import_tensorrt
 from orstream.engine_manifest import (
     ENGINES_DIR,
+    CalibrationRecord,
     EngineManifest,
     HostInfo,
     Precision,
@@ -44,6 +51,7 @@ from orstream.engine_manifest import (
     write_manifest,
 )
 from orstream.errors import OrstreamError
+from orstream.export.calibration import Calibration, calibration_batches
 from orstream.model_package import ModelPackage, sha256_file
 
 DEFAULT_WORKSPACE_MB = 1024
@@ -65,47 +73,35 @@ def timing_cache_path(package_root: Path, host: HostInfo) -> Path:
     return package_root / ENGINES_DIR / f"timing-{tag}.cache"
 
 
-def read_calibration_frames(path: Path) -> np.ndarray:
-    """INT8 calibration frames: a ``.npy`` file of RGB uint8 frames ``[N, H, W, 3]`` in
-    stream order (the temporal state is carried from frame to frame).
+def calibration_record(calibration: Calibration) -> CalibrationRecord:
+    """What the manifest says of ``calibration``."""
+    return CalibrationRecord(
+        source=calibration.source, frames=calibration.frame_count, sha256=calibration.sha256
+    )
+
+
+def check_calibration(
+    manifest: EngineManifest, plan: Path, calibration: Calibration | None
+) -> None:
+    """Refuse to reuse an INT8 engine for calibration frames other than its own.
 
     Raises:
-        OrstreamError: the file is missing, not a numpy array, or not RGB uint8 frames.
+        OrstreamError: ``calibration`` differs from the one the manifest records.
     """
-    if not path.is_file():
-        raise OrstreamError(f"--calib {path}: file not found")
-    try:
-        frames = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise OrstreamError(f"--calib {path}: not a numpy .npy file ({error})") from None
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or not len(frames):
-        raise OrstreamError(
-            f"--calib {path}: expected RGB uint8 frames [N, H, W, 3] with N >= 1, got "
-            f"{frames.dtype} {list(frames.shape)}"
-        )
-    return frames
+    recorded = manifest.calibration
+    if calibration is None or recorded is None or recorded.sha256 == calibration.sha256:
+        return
+    raise OrstreamError(
+        f"{plan} was calibrated on {recorded.frames} frames from {recorded.source} (sha256 "
+        f"{recorded.sha256[:12]}...), not on these {calibration.frame_count} from "
+        f"{calibration.source} (sha256 {calibration.sha256[:12]}...): --rebuild to calibrate "
+        "on them"
+    )
 
 
-def calibration_batches(package: ModelPackage, frames: np.ndarray) -> Iterator[dict[str, Any]]:
-    """Every graph input for each calibration frame, as the edge would feed it.
-
-    Frames are pre-processed per the card; the state inputs start at the card's initial state
-    and take, for each next frame, the state ONNX Runtime returned for the previous one, so the
-    calibrator sees the state ranges of a running stream rather than only zeros.
-    """
-    from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from orstream.edge.preprocess import ImagePreprocessor
-
-    card = package.card
-    preprocess = ImagePreprocessor.from_card(card)
-    backend = OnnxRuntimeBackend(intra_op_threads=1)
-    backend.load(package)
-    state = card.initial_state()
-    for frame in frames:
-        inputs = {preprocess.spec.name: preprocess(frame), **state}
-        yield inputs
-        if card.state:
-            state = card.next_state(backend.infer(inputs))
+def calibration_cache_path(plan: Path, calibration: Calibration) -> Path:
+    """``engines/<key>.<sha256[:16]>.calib``: TensorRT's cache of the scales these frames give."""
+    return plan.with_name(plan.stem + calibration_record(calibration).cache_suffix)
 
 
 @dataclass(frozen=True)
@@ -122,7 +118,7 @@ def build_engine(
     precision: Precision,
     profiles: tuple[Profile, ...],
     workspace_mb: int = DEFAULT_WORKSPACE_MB,
-    calibration: np.ndarray | None = None,
+    calibration: Calibration | None = None,
     rebuild: bool = False,
 ) -> BuiltEngine:
     """Build (or reuse) the engine of ``package`` for this host.
@@ -132,7 +128,8 @@ def build_engine(
         precision: ``fp32``, ``fp16`` or ``int8`` (which needs ``calibration``).
         profiles: shape ranges of graph inputs (checked against the card by the caller).
         workspace_mb: TensorRT's workspace memory pool limit.
-        calibration: RGB uint8 frames for INT8 calibration.
+        calibration: frames for INT8 calibration (:func:`~orstream.export.calibration.
+            read_calibration`).
         rebuild: build even when a valid engine for this key exists.
 
     Raises:
@@ -150,6 +147,7 @@ def build_engine(
     if manifest_path.is_file() and not rebuild:
         manifest = read_manifest(manifest_path)
         check_engine(manifest, host, plan_path, onnx_sha256, precision, profiles)
+        check_calibration(manifest, plan_path, calibration)
         return BuiltEngine(plan_path, manifest, reused=True)
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -176,7 +174,11 @@ def build_engine(
     if precision == "int8":
         assert calibration is not None
         config.set_flag(trt.BuilderFlag.INT8)
-        calibrator = _entropy_calibrator(trt, calibration_batches(package, calibration))
+        calibrator = _entropy_calibrator(
+            trt,
+            calibration_batches(package, calibration),
+            calibration_cache_path(plan_path, calibration),
+        )
         config.int8_calibrator = calibrator
         if profiles:
             config.set_calibration_profile(profile)
@@ -201,17 +203,24 @@ def build_engine(
     _write_atomic(plan_path, plan)
     _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     manifest = EngineManifest.for_engine(
-        key, host, hashlib.sha256(plan).hexdigest(), datetime.now(UTC)
+        key,
+        host,
+        hashlib.sha256(plan).hexdigest(),
+        datetime.now(UTC),
+        calibration_record(calibration) if precision == "int8" and calibration else None,
     )
     write_manifest(plan_path.parent, manifest)
     return BuiltEngine(plan_path, manifest, reused=False)
 
 
-def _entropy_calibrator(trt: ModuleType, batches: Iterator[dict[str, Any]]) -> Any:
+def _entropy_calibrator(
+    trt: ModuleType, batches: Iterator[dict[str, np.ndarray]], cache: Path
+) -> Any:
     """A ``tensorrt.IInt8EntropyCalibrator2`` feeding ``batches`` (batch 1) from GPU memory.
 
-    Defined here because its base class comes from the tensorrt module. No calibration cache
-    is read or written: the scales are computed from the frames given on every build.
+    Defined here because its base class comes from the tensorrt module. TensorRT asks for the
+    cache first: when ``cache`` exists (the same frames calibrated before) it takes the scales
+    from it and asks for no batch; otherwise it calibrates and hands the cache over to keep.
     """
     import torch
 
@@ -233,11 +242,12 @@ def _entropy_calibrator(trt: ModuleType, batches: Iterator[dict[str, Any]]) -> A
             }
             return [int(self._current[name].data_ptr()) for name in names]
 
-        def read_calibration_cache(self) -> None:
-            return None
+        def read_calibration_cache(self) -> bytes | None:
+            return cache.read_bytes() if cache.is_file() else None
 
-        def write_calibration_cache(self, cache: Any) -> None:
-            return None
+        def write_calibration_cache(self, data: Any) -> None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(cache, bytes(data))
 
     return EntropyCalibrator()
 

@@ -8,10 +8,13 @@ command stops with one line saying so.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from orstream.export.calibration import DEFAULT_FRAMES
+
     parser.add_argument(
         "--package", type=Path, required=True, help="model package folder (card.json + model.onnx)"
     )
@@ -22,9 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--calib",
-        type=Path,
         metavar="SOURCE",
-        help=".npy file of RGB uint8 frames [N, H, W, 3] in stream order, for --int8",
+        help="frames for --int8: a video file, a PitVis-layout data set folder, a "
+        "phantom://?seed=..&seconds=.. case, or a .npy of RGB uint8 frames [N, H, W, 3]; videos "
+        "are sampled at the card's rate",
+    )
+    parser.add_argument(
+        "--calib-frames",
+        type=int,
+        default=DEFAULT_FRAMES,
+        metavar="N",
+        help=f"most calibration frames taken (default {DEFAULT_FRAMES})",
     )
     parser.add_argument(
         "--profile",
@@ -51,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from orstream.engine_manifest import Precision
     from orstream.errors import OrstreamError
-    from orstream.export.trt_build import build_engine, read_calibration_frames
+    from orstream.export.calibration import read_calibration
+    from orstream.export.trt_build import build_engine
     from orstream.export.trt_profiles import parse_profiles
     from orstream.model_package import load_package
 
@@ -63,7 +75,14 @@ def run(args: argparse.Namespace) -> int:
         raise OrstreamError("--int8 needs calibration frames: --calib SOURCE")
     if args.calib is not None and not args.int8:
         raise OrstreamError("--calib is only used with --int8")
-    calibration = read_calibration_frames(args.calib) if args.calib is not None else None
+    calibration = None
+    if args.calib is not None:
+        calibration = read_calibration(
+            args.calib,
+            package.card.clip.fps,
+            args.calib_frames,
+            progress=lambda line: print(f"calibration: {line}", file=sys.stderr, flush=True),
+        )
     precision: Precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
     built = build_engine(
         package,
@@ -77,4 +96,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"engine    {built.plan} ({'already built, checked' if built.reused else 'built'})")
     print(f"target    {manifest.key.describe_target()}, {precision}")
     print(f"manifest  {built.plan.with_suffix('.json')}  sha256 {manifest.engine_sha256[:12]}...")
+    if calibration is not None:
+        print(f"calibration {calibration.describe()}")
     return 0

@@ -233,6 +233,19 @@ def engine_key(
     )
 
 
+class CalibrationRecord(_Strict):
+    """What an INT8 engine was calibrated on; its TensorRT calibration cache is
+    ``engines/<key>.<sha256[:16]>.calib``."""
+
+    source: str
+    frames: int = Field(gt=0)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+
+    @property
+    def cache_suffix(self) -> str:
+        return f".{self.sha256[:SHORT_KEY_LENGTH]}.calib"
+
+
 class EngineManifest(_Strict):
     """The record beside ``engines/<key>.plan``: what it was built from, for and with."""
 
@@ -244,10 +257,17 @@ class EngineManifest(_Strict):
     engine_sha256: str = Field(pattern=SHA256_PATTERN)
     created: AwareDatetime
     orstream_version: str
+    calibration: CalibrationRecord | None = None
+    """INT8 engines: the calibration frames."""
 
     @classmethod
     def for_engine(
-        cls, key: EngineKey, host: HostInfo, engine_sha256: str, created: datetime
+        cls,
+        key: EngineKey,
+        host: HostInfo,
+        engine_sha256: str,
+        created: datetime,
+        calibration: CalibrationRecord | None = None,
     ) -> EngineManifest:
         """The manifest of a plan just serialised for ``key`` on ``host``."""
         from orstream import __version__
@@ -260,6 +280,7 @@ class EngineManifest(_Strict):
             engine_sha256=engine_sha256,
             created=created,
             orstream_version=__version__,
+            calibration=calibration,
         )
 
     @property

@@ -4,7 +4,6 @@ loading an engine runs only where TensorRT and a CUDA GPU are (marker ``tensorrt
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import shutil
 from pathlib import Path
 
@@ -12,10 +11,9 @@ import numpy as np
 import pytest
 
 from orstream.cli import main
-from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.engine_manifest import TENSORRT_MISSING, Profile, read_manifest
 from orstream.errors import OrstreamError
-from orstream.export.trt_build import calibration_batches, read_calibration_frames
+from orstream.export.calibration import Calibration
 from orstream.model_package import ModelPackage, load_package, sha256_file
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -84,41 +82,6 @@ def test_fp16_and_int8_are_exclusive(workflow_path: Path) -> None:
     assert exit_info.value.code == 2
 
 
-def test_calibration_frames_must_be_rgb_uint8(tmp_path: Path) -> None:
-    path = tmp_path / "frames.npy"
-    np.save(path, frames(2).astype(np.float32))
-    with pytest.raises(OrstreamError, match=r"expected RGB uint8 frames \[N, H, W, 3\]"):
-        read_calibration_frames(path)
-    np.save(path, frames(2)[..., :1])
-    with pytest.raises(OrstreamError, match=r"got uint8 \[2, 120, 200, 1\]"):
-        read_calibration_frames(path)
-    path.write_bytes(b"not numpy")
-    with pytest.raises(OrstreamError, match=r"not a numpy \.npy file"):
-        read_calibration_frames(path)
-    np.save(path, frames(3))
-    assert read_calibration_frames(path).shape == (3, 120, 200, 3)
-
-
-def test_calibration_batches_carry_the_state(workflow: ModelPackage) -> None:
-    card = workflow.card
-    batches = list(calibration_batches(workflow, frames(3)))
-    assert len(batches) == 3
-    for batch in batches:
-        assert list(batch) == list(card.graph_inputs())
-        for name, (shape, dtype) in card.graph_inputs().items():
-            assert batch[name].shape == shape and batch[name].dtype == dtype
-    state_inputs = [s.input for s in card.state]
-    assert all(not batches[0][name].any() for name in state_inputs)
-    # Each next frame sees the state the graph returned for the frame before it.
-    backend = OnnxRuntimeBackend(intra_op_threads=1)
-    backend.load(workflow)
-    for before, after in itertools.pairwise(batches):
-        expected = card.next_state(backend.infer(before))
-        for name in state_inputs:
-            np.testing.assert_array_equal(after[name], expected[name])
-    assert any(batches[1][name].any() for name in state_inputs)
-
-
 # --- where TensorRT and a CUDA GPU exist -----------------------------------------------------
 
 
@@ -167,6 +130,17 @@ def test_builds_reuses_and_loads_an_engine(package_copy: ModelPackage) -> None:
 def test_builds_an_int8_engine_from_calibration_frames(package_copy: ModelPackage) -> None:
     from orstream.export.trt_build import build_engine
 
-    built = build_engine(package_copy, "int8", (), calibration=frames(4))
+    calibration = Calibration("test frames", (frames(4), frames(3)))
+    built = build_engine(package_copy, "int8", (), calibration=calibration)
     assert built.manifest.key.precision == "int8"
     assert sha256_file(built.plan) == built.manifest.engine_sha256
+    record = built.manifest.calibration
+    assert record is not None and (record.frames, record.sha256) == (7, calibration.sha256)
+    cache = built.plan.with_name(built.plan.stem + record.cache_suffix)
+    assert cache.stat().st_size > 0
+    # the same frames again: TensorRT takes the scales from the cache beside the engine
+    again = build_engine(package_copy, "int8", (), calibration=calibration, rebuild=True)
+    assert again.manifest.calibration == record
+    other = Calibration("other frames", (frames(2, height=100),))
+    with pytest.raises(OrstreamError, match="--rebuild to calibrate on them"):
+        build_engine(package_copy, "int8", (), calibration=other)
