@@ -12,9 +12,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_engine_manifest import H200
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-from orstream.engine_manifest import EngineManifest, HostInfo, engine_key
+from orstream.engine_manifest import EngineManifest, engine_key
 from orstream.errors import OrstreamError
 from orstream.export.calibration import Calibration, calibration_batches, read_calibration
 from orstream.export.trt_build import (
@@ -27,15 +28,6 @@ from orstream.model_package import ModelPackage, load_package
 from orstream.streams.phantom.source import PhantomSource
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
 from orstream.streams.pyav_source import PyAVSource
-
-HOST = HostInfo(
-    gpu_name="NVIDIA H200",
-    compute_capability=(9, 0),
-    sm_count=132,
-    tensorrt_version="10.5.0",
-    cuda_version="12.6",
-    driver_version="12.8",
-)
 
 
 def frames(count: int, seed: int = 0, height: int = 120, width: int = 200) -> np.ndarray:
@@ -148,9 +140,9 @@ def test_batches_carry_the_state_and_restart_it_with_each_clip(workflow: ModelPa
 
 
 def _int8_manifest(calibration: Calibration) -> EngineManifest:
-    key = engine_key("0" * 64, "int8", (), HOST)
+    key = engine_key("0" * 64, "int8", (), H200)
     return EngineManifest.for_engine(
-        key, HOST, "1" * 64, datetime(2026, 11, 28, tzinfo=UTC), calibration_record(calibration)
+        key, H200, "1" * 64, datetime(2026, 11, 28, tzinfo=UTC), calibration_record(calibration)
     )
 
 
