@@ -12,9 +12,9 @@ SOURCE is one of:
 
 Frames come as clips, one per video, and the temporal state restarts with each clip as it does
 on a new stream. At most ``limit`` frames are taken. The frames' sha256 identifies the
-calibration: TensorRT's calibration cache is kept beside the engine under that name, so
-rebuilding on the same frames skips the calibration passes and other frames never read a stale
-cache; the manifest records it too.
+calibration: the ranges calibrated on them (:mod:`orstream.export.activation_ranges`) are kept
+beside the engine under that name, so rebuilding on the same frames skips the calibration
+passes and other frames never read stale ranges; the manifest records it too.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from orstream.errors import OrstreamError
 from orstream.model_package import ModelPackage
 
 DEFAULT_FRAMES = 256
-"""Frames taken by default: TensorRT's entropy calibration settles within a few hundred."""
+"""Frames taken by default: the entropy ranges settle within a few hundred."""
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v"})
 
 
@@ -175,27 +175,31 @@ def _phantom(uri: str, rate_hz: float, limit: int) -> np.ndarray:
     return _sampled(source.frames(), rate_hz, limit)
 
 
-def calibration_batches(
-    package: ModelPackage, calibration: Calibration
+def calibration_runs(
+    package: ModelPackage,
+    calibration: Calibration,
+    run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Every graph input for each calibration frame, as the edge would feed it.
+    """What ``run`` gives for each calibration frame, fed as the edge would feed it.
 
     Frames are pre-processed per the card; the state inputs start at the card's initial state
-    with each clip and take, for each next frame, the state ONNX Runtime returned for the
-    previous one, so the calibrator sees the state ranges of a running stream rather than only
-    zeros.
+    with each clip and take, for each next frame, the state ``run`` returned for the previous
+    one, so the calibration sees the state ranges of a running stream rather than only zeros.
+
+    Args:
+        package: the package whose card gives pre-processing and state.
+        calibration: the frames.
+        run: the graph (its outputs must include the card's state outputs), e.g.
+            :meth:`orstream.export.graph_probe.GraphProbe.run`.
     """
-    from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
     from orstream.edge.preprocess import ImagePreprocessor
 
     card = package.card
     preprocess = ImagePreprocessor.from_card(card)
-    backend = OnnxRuntimeBackend(intra_op_threads=1)
-    backend.load(package)
     for clip in calibration.clips:
         state = card.initial_state()
         for frame in clip:
-            inputs = {preprocess.spec.name: preprocess(frame), **state}
-            yield inputs
+            outputs = run({preprocess.spec.name: preprocess(frame), **state})
+            yield outputs
             if card.state:
-                state = card.next_state(backend.infer(inputs))
+                state = card.next_state(outputs)

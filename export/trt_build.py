@@ -1,39 +1,42 @@
 """TensorRT engines from a package's ``model.onnx``, written against TensorRT's Python API.
 
-:func:`build_engine` parses the ONNX with ``tensorrt.OnnxParser``, sets the precision, the
+:func:`build_engine` takes the graph of the precision asked for
+(:func:`orstream.export.engine_graph.engine_graph`: fp32 as exported, fp16 written into the
+graph, INT8 as Q/DQ pairs calibrated on real frames), which must first pass the golden check
+on ONNX Runtime. It parses that graph with ``tensorrt.OnnxParser`` into a strongly typed
+network (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``, which TensorRT 10 needs and 11
+always applies: 11 has no fp16 or INT8 builder flags and no calibrator interface), sets the
 workspace limit and one optimisation profile per ``--profile`` input, reuses a persistent
 timing cache per host (``engines/timing-<host>.cache``), serialises the engine with
 ``Builder.build_serialized_network``, checks that ``Runtime.deserialize_cuda_engine`` accepts
 it, and writes ``engines/<key>.plan`` with its manifest (:mod:`orstream.engine_manifest`).
-Loading an engine is the edge's (:func:`orstream.edge.backends.tensorrt_engines.load_engine`):
-it refuses an engine whose manifest does not match the host, the package or the plan's bytes
-before deserialising anything.
+fp32 engines are built without TF32, as the torch backend runs fp32, so that they meet the
+fp32 tolerance of the golden check. Loading an engine is the edge's
+(:func:`orstream.edge.backends.tensorrt_engines.load_engine`): it refuses an engine whose
+manifest does not match the host, the package or the plan's bytes before deserialising
+anything.
 
-INT8 engines are calibrated by TensorRT's entropy calibrator on real frames
-(:mod:`orstream.export.calibration`). Its calibration cache is kept beside the engine,
-``engines/<key>.<frames sha256>.calib``, and read back when the same frames calibrate again;
-the manifest records the frames' source, count and sha256, and an engine calibrated on other
-frames is not reused without ``--rebuild``.
+INT8 calibration ranges are kept beside the engine,
+``engines/<key>.<frames sha256[:16]>.ranges.json``, and read back when the same frames
+calibrate again; the manifest records the frames' source, count and sha256, and an engine
+calibrated on other frames is not reused without ``--rebuild``.
 
-TensorRT (and torch, which provides device memory for INT8 calibration) are imported inside
-functions: without TensorRT every entry point raises
-:data:`~orstream.engine_manifest.TENSORRT_MISSING` as one line. Reading calibration frames and
-feeding them through the graph with its temporal state needs only numpy, PyAV and ONNX
-Runtime, and runs anywhere.
+TensorRT is imported inside functions: without it every entry point raises
+:data:`~orstream.engine_manifest.TENSORRT_MISSING` as one line, before any calibration.
+Preparing and checking the graph needs only ONNX and ONNX Runtime and runs anywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from tempfile import TemporaryDirectory
 
-import numpy as np
+import onnx
 
 from orstream.edge.backends.tensorrt_engines import import_tensorrt
 from orstream.engine_manifest import (
@@ -51,10 +54,12 @@ from orstream.engine_manifest import (
     write_manifest,
 )
 from orstream.errors import OrstreamError
-from orstream.export.calibration import Calibration, calibration_batches
+from orstream.export.calibration import Calibration
+from orstream.export.engine_graph import EngineGraph, engine_graph
 from orstream.model_package import ModelPackage, sha256_file
 
 DEFAULT_WORKSPACE_MB = 1024
+MIN_TENSORRT_MAJOR = 10
 
 
 def timing_cache_path(package_root: Path, host: HostInfo) -> Path:
@@ -100,17 +105,19 @@ def check_calibration(
 
 
 def calibration_cache_path(plan: Path, calibration: Calibration) -> Path:
-    """``engines/<key>.<sha256[:16]>.calib``: TensorRT's cache of the scales these frames give."""
+    """``engines/<key>.<sha256[:16]>.ranges.json``: the INT8 ranges these frames gave."""
     return plan.with_name(plan.stem + calibration_record(calibration).cache_suffix)
 
 
 @dataclass(frozen=True)
 class BuiltEngine:
-    """A plan on disk and its manifest; ``reused`` when a valid one was already there."""
+    """A plan on disk and its manifest; ``reused`` when a valid one was already there, else
+    ``graph`` is the graph it was built from."""
 
     plan: Path
     manifest: EngineManifest
     reused: bool
+    graph: EngineGraph | None = None
 
 
 def build_engine(
@@ -120,6 +127,7 @@ def build_engine(
     workspace_mb: int = DEFAULT_WORKSPACE_MB,
     calibration: Calibration | None = None,
     rebuild: bool = False,
+    progress: Callable[[str], None] = lambda line: None,
 ) -> BuiltEngine:
     """Build (or reuse) the engine of ``package`` for this host.
 
@@ -131,13 +139,20 @@ def build_engine(
         calibration: frames for INT8 calibration (:func:`~orstream.export.calibration.
             read_calibration`).
         rebuild: build even when a valid engine for this key exists.
+        progress: told of each step.
 
     Raises:
-        OrstreamError: TensorRT is missing, no CUDA GPU, the parser rejects the ONNX, the build
-            fails, the existing engine is refused (without ``rebuild``), or TensorRT cannot
-            deserialise what it just built.
+        OrstreamError: TensorRT is missing or older than 10, no CUDA GPU, the graph fails the
+            golden check, the parser rejects it, the build fails, the existing engine is
+            refused (without ``rebuild``), or TensorRT cannot deserialise what it just built.
     """
     trt = import_tensorrt()
+    major = int(str(trt.__version__).split(".")[0])
+    if major < MIN_TENSORRT_MAJOR:
+        raise OrstreamError(
+            f"TensorRT {trt.__version__} is too old: engines are built as strongly typed "
+            f"networks, which need TensorRT {MIN_TENSORRT_MAJOR} or newer"
+        )
     if precision == "int8" and calibration is None:
         raise OrstreamError("an int8 engine needs calibration frames (--calib)")
     host = read_host_info(tensorrt_version=str(trt.__version__))
@@ -150,44 +165,44 @@ def build_engine(
         check_calibration(manifest, plan_path, calibration)
         return BuiltEngine(plan_path, manifest, reused=True)
 
+    graph = engine_graph(
+        package,
+        precision,
+        calibration,
+        calibration_cache_path(plan_path, calibration) if calibration else None,
+        progress,
+    )
+    progress(graph.describe())
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    # TensorRT 10 networks are always explicit-batch; 8.x needs the flag for the ONNX parser.
-    major = int(str(trt.__version__).split(".")[0])
-    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(package.model_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise OrstreamError(f"TensorRT's ONNX parser rejects {package.model_path}: {errors}")
+    with TemporaryDirectory(prefix="orstream-trt-") as folder:
+        graph_path = Path(folder) / f"{precision}.onnx"
+        onnx.save(graph.model, graph_path)
+        if not parser.parse_from_file(str(graph_path)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise OrstreamError(
+                f"TensorRT's ONNX parser rejects the {precision} graph of {package.model_path}: "
+                f"{errors}"
+            )
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
     if profiles:
         profile = builder.create_optimization_profile()
         for shapes in profiles:
             profile.set_shape(shapes.name, shapes.min, shapes.opt, shapes.max)
         config.add_optimization_profile(profile)
-    if precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    calibrator = None
-    if precision == "int8":
-        assert calibration is not None
-        config.set_flag(trt.BuilderFlag.INT8)
-        calibrator = _entropy_calibrator(
-            trt,
-            calibration_batches(package, calibration),
-            calibration_cache_path(plan_path, calibration),
-        )
-        config.int8_calibrator = calibrator
-        if profiles:
-            config.set_calibration_profile(profile)
 
     cache_path = timing_cache_path(package.root, host)
     cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
     timing_cache = config.create_timing_cache(cache_bytes)
     config.set_timing_cache(timing_cache, False)  # never reuse timings measured elsewhere
 
+    progress(f"building the {precision} engine with TensorRT {trt.__version__}")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise OrstreamError(
@@ -210,46 +225,7 @@ def build_engine(
         calibration_record(calibration) if precision == "int8" and calibration else None,
     )
     write_manifest(plan_path.parent, manifest)
-    return BuiltEngine(plan_path, manifest, reused=False)
-
-
-def _entropy_calibrator(
-    trt: ModuleType, batches: Iterator[dict[str, np.ndarray]], cache: Path
-) -> Any:
-    """A ``tensorrt.IInt8EntropyCalibrator2`` feeding ``batches`` (batch 1) from GPU memory.
-
-    Defined here because its base class comes from the tensorrt module. TensorRT asks for the
-    cache first: when ``cache`` exists (the same frames calibrated before) it takes the scales
-    from it and asks for no batch; otherwise it calibrates and hands the cache over to keep.
-    """
-    import torch
-
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[name-defined]
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            # The device copies must outlive get_batch: TensorRT reads them afterwards.
-            self._current: dict[str, torch.Tensor] = {}
-
-        def get_batch_size(self) -> int:
-            return 1
-
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            batch = next(batches, None)
-            if batch is None:
-                return None
-            self._current = {
-                name: torch.from_numpy(np.ascontiguousarray(batch[name])).cuda() for name in names
-            }
-            return [int(self._current[name].data_ptr()) for name in names]
-
-        def read_calibration_cache(self) -> bytes | None:
-            return cache.read_bytes() if cache.is_file() else None
-
-        def write_calibration_cache(self, data: Any) -> None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(cache, bytes(data))
-
-    return EntropyCalibrator()
+    return BuiltEngine(plan_path, manifest, reused=False, graph=graph)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -2,7 +2,9 @@
 
 The arguments, profiles and calibration frames are checked first, on any machine; building
 needs TensorRT and a CUDA GPU (:mod:`orstream.export.trt_build`), and without TensorRT the
-command stops with one line saying so.
+command stops with one line saying so. ``--graph-only FILE`` needs neither: it writes the graph
+TensorRT would be given (fp16 conversion, INT8 calibration and Q/DQ) after its golden check on
+ONNX Runtime, to see what an engine's precision costs before a GPU is at hand.
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--package", type=Path, required=True, help="model package folder (card.json + model.onnx)"
     )
     precision = parser.add_mutually_exclusive_group()
-    precision.add_argument("--fp16", action="store_true", help="allow FP16 kernels")
     precision.add_argument(
-        "--int8", action="store_true", help="allow INT8 kernels (and FP16), calibrated on --calib"
+        "--fp16",
+        action="store_true",
+        help="compute in fp16 (layers whose values come near fp16's range stay fp32)",
+    )
+    precision.add_argument(
+        "--int8",
+        action="store_true",
+        help="INT8 convolutions and matrix products with ranges calibrated on --calib, the "
+        "rest in fp16",
     )
     parser.add_argument(
         "--calib",
@@ -57,12 +66,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build again even when engines/ holds a valid engine for this host and settings",
     )
+    parser.add_argument(
+        "--graph-only",
+        type=Path,
+        metavar="FILE",
+        help="write the ONNX graph TensorRT would build from (after its golden check on ONNX "
+        "Runtime) to FILE and stop; needs no TensorRT or GPU",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from orstream.engine_manifest import Precision
     from orstream.errors import OrstreamError
     from orstream.export.calibration import read_calibration
+    from orstream.export.engine_graph import engine_graph
     from orstream.export.trt_build import build_engine
     from orstream.export.trt_profiles import parse_profiles
     from orstream.model_package import load_package
@@ -75,15 +92,26 @@ def run(args: argparse.Namespace) -> int:
         raise OrstreamError("--int8 needs calibration frames: --calib SOURCE")
     if args.calib is not None and not args.int8:
         raise OrstreamError("--calib is only used with --int8")
+    if args.graph_only is not None and args.graph_only.suffix != ".onnx":
+        raise OrstreamError(f"--graph-only {args.graph_only}: expected a .onnx file")
     calibration = None
     if args.calib is not None:
         calibration = read_calibration(
             args.calib,
             package.card.clip.fps,
             args.calib_frames,
-            progress=lambda line: print(f"calibration: {line}", file=sys.stderr, flush=True),
+            progress=lambda line: _progress(f"calibration: {line}"),
         )
     precision: Precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
+    if args.graph_only is not None:
+        import onnx
+
+        graph = engine_graph(package, precision, calibration, progress=_progress)
+        args.graph_only.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(graph.model, args.graph_only)
+        print(f"graph     {args.graph_only}")
+        print(f"check     {graph.describe()}")
+        return 0
     built = build_engine(
         package,
         precision,
@@ -91,11 +119,18 @@ def run(args: argparse.Namespace) -> int:
         workspace_mb=args.workspace,
         calibration=calibration,
         rebuild=args.rebuild,
+        progress=_progress,
     )
     manifest = built.manifest
     print(f"engine    {built.plan} ({'already built, checked' if built.reused else 'built'})")
+    if built.graph is not None:
+        print(f"graph     {built.graph.describe()}")
     print(f"target    {manifest.key.describe_target()}, {precision}")
     print(f"manifest  {built.plan.with_suffix('.json')}  sha256 {manifest.engine_sha256[:12]}...")
     if calibration is not None:
         print(f"calibration {calibration.describe()}")
     return 0
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

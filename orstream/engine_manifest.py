@@ -234,8 +234,8 @@ def engine_key(
 
 
 class CalibrationRecord(_Strict):
-    """What an INT8 engine was calibrated on; its TensorRT calibration cache is
-    ``engines/<key>.<sha256[:16]>.calib``."""
+    """What an INT8 engine was calibrated on; the ranges calibrated on those frames are kept in
+    ``engines/<key>.<sha256[:16]>.ranges.json``."""
 
     source: str
     frames: int = Field(gt=0)
@@ -243,7 +243,7 @@ class CalibrationRecord(_Strict):
 
     @property
     def cache_suffix(self) -> str:
-        return f".{self.sha256[:SHORT_KEY_LENGTH]}.calib"
+        return f".{self.sha256[:SHORT_KEY_LENGTH]}.ranges.json"
 
 
 class EngineManifest(_Strict):

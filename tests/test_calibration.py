@@ -1,14 +1,13 @@
 """INT8 calibration frames (``orstream export trt --int8 --calib SOURCE``): a .npy of frames, a
 video file, a PitVis-layout data set and a phantom case, sampled at the card's rate; the state
-fed as a running stream would feed it; the calibration cache and manifest record that keep an
-engine tied to its frames. None of this needs TensorRT."""
+fed as a running stream would feed it; the manifest record that keeps an engine tied to its
+frames. None of this needs TensorRT."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,13 +16,8 @@ from test_engine_manifest import H200
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.engine_manifest import EngineManifest, engine_key
 from orstream.errors import OrstreamError
-from orstream.export.calibration import Calibration, calibration_batches, read_calibration
-from orstream.export.trt_build import (
-    _entropy_calibrator,
-    calibration_cache_path,
-    calibration_record,
-    check_calibration,
-)
+from orstream.export.calibration import Calibration, calibration_runs, read_calibration
+from orstream.export.trt_build import calibration_cache_path, calibration_record, check_calibration
 from orstream.model_package import ModelPackage, load_package
 from orstream.streams.phantom.source import PhantomSource
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
@@ -118,18 +112,24 @@ def test_the_sha256_names_the_frames() -> None:
     assert Calibration("a", (frames(3)[:1], frames(3)[1:])).sha256 != same[0].sha256
 
 
-def test_batches_carry_the_state_and_restart_it_with_each_clip(workflow: ModelPackage) -> None:
+def test_runs_carry_the_state_and_restart_it_with_each_clip(workflow: ModelPackage) -> None:
     card = workflow.card
     calibration = Calibration("test", (frames(3), frames(2, seed=1)))
-    batches = list(calibration_batches(workflow, calibration))
-    assert len(batches) == 5
+    backend = OnnxRuntimeBackend(intra_op_threads=1)
+    backend.load(workflow)
+    batches: list[dict[str, np.ndarray]] = []
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batches.append({name: value.copy() for name, value in inputs.items()})
+        return backend.infer(inputs)
+
+    runs = list(calibration_runs(workflow, calibration, run))
+    assert len(batches) == len(runs) == 5
     for batch in batches:
         assert list(batch) == list(card.graph_inputs())
         for name, (shape, dtype) in card.graph_inputs().items():
             assert batch[name].shape == shape and batch[name].dtype == dtype
     state_inputs = [s.input for s in card.state]
-    backend = OnnxRuntimeBackend(intra_op_threads=1)
-    backend.load(workflow)
     for before, after in itertools.pairwise(batches[:3]):
         expected = card.next_state(backend.infer(before))
         for name in state_inputs:
@@ -160,21 +160,6 @@ def test_an_engine_is_not_reused_for_other_calibration_frames(tmp_path: Path) ->
     assert "calibrated on 4 frames from case 1" in message and "--rebuild" in message
     assert (
         calibration_cache_path(plan, own).name
-        == (f"{plan.stem}.{own.sha256[:16]}.calib")
+        == (f"{plan.stem}.{own.sha256[:16]}.ranges.json")
         != calibration_cache_path(plan, other).name
     )
-
-
-def test_the_calibration_cache_is_kept_and_read_back(tmp_path: Path) -> None:
-    class Base:  # stands in for tensorrt.IInt8EntropyCalibrator2
-        def __init__(self) -> None:
-            pass
-
-    trt = SimpleNamespace(IInt8EntropyCalibrator2=Base)
-    cache = tmp_path / "engines" / "key.0123.calib"
-    calibrator = _entropy_calibrator(trt, iter([]), cache)
-    assert calibrator.read_calibration_cache() is None  # first build: calibrate
-    assert calibrator.get_batch(["image"]) is None  # no frames left: calibration ends
-    calibrator.write_calibration_cache(memoryview(b"scales"))
-    assert cache.read_bytes() == b"scales"
-    assert _entropy_calibrator(trt, iter([]), cache).read_calibration_cache() == b"scales"

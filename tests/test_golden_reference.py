@@ -3,6 +3,7 @@ load_package, and reproduced by a backend before it serves (check_reference)."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -207,8 +208,18 @@ def test_the_command_rewrites_a_damaged_reference_byte_for_byte(
     assert main(["export", "reference", "--package", str(workflow_copy)]) == 0
     out = capsys.readouterr().out
     assert "step_logits [1, 15]" in out and "phantom frame" in out
-    assert path.read_bytes() == original
+    rewritten = path.read_bytes()
+    with np.load(io.BytesIO(original)) as before, np.load(io.BytesIO(rewritten)) as after:
+        assert before.files == after.files
+        for name in before.files:
+            if ".in." in name:  # the same phantom frame, pre-processed the same way
+                np.testing.assert_array_equal(after[name], before[name])
+            else:  # another CPU's kernels may round an output's last bit otherwise
+                np.testing.assert_allclose(after[name], before[name], rtol=0, atol=1e-5)
     assert load_package(workflow_copy).card.hashes.reference == sha256_file(path)
+    # on one machine the reference is written byte for byte the same
+    assert main(["export", "reference", "--package", str(workflow_copy)]) == 0
+    assert path.read_bytes() == rewritten
 
 
 def test_the_export_writes_a_reference_onnxruntime_reproduces(

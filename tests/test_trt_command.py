@@ -136,11 +136,12 @@ def test_builds_an_int8_engine_from_calibration_frames(package_copy: ModelPackag
     assert sha256_file(built.plan) == built.manifest.engine_sha256
     record = built.manifest.calibration
     assert record is not None and (record.frames, record.sha256) == (7, calibration.sha256)
-    cache = built.plan.with_name(built.plan.stem + record.cache_suffix)
-    assert cache.stat().st_size > 0
-    # the same frames again: TensorRT takes the scales from the cache beside the engine
+    ranges = built.plan.with_name(built.plan.stem + record.cache_suffix)
+    assert ranges.stat().st_size > 0
+    # the same frames again: the ranges beside the engine, no calibration pass
     again = build_engine(package_copy, "int8", (), calibration=calibration, rebuild=True)
     assert again.manifest.calibration == record
+    assert again.graph is not None and not again.graph.calibrated
     other = Calibration("other frames", (frames(2, height=100),))
     with pytest.raises(OrstreamError, match="--rebuild to calibrate on them"):
         build_engine(package_copy, "int8", (), calibration=other)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,9 +93,24 @@ def check_reference(
         outputs = backend.infer({name: value.copy() for name, value in reference.inputs.items()})
     except OrstreamError as error:
         raise OrstreamError(f"{failed}: {error}") from None
+    return compare_to_reference(outputs, reference.outputs, backend.precision, failed)
+
+
+def compare_to_reference(
+    outputs: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    precision: str,
+    failed: str,
+) -> ReferenceCheck:
+    """Hold ``outputs`` to the ``reference`` outputs within ``precision``'s tolerance.
+
+    Raises:
+        OrstreamError: ``<failed>: ...`` naming the output that is missing, shaped otherwise
+            or too far off, by how much and what was allowed.
+    """
     worst: ReferenceCheck | None = None
     worst_share = -1.0
-    for name, expected in reference.outputs.items():
+    for name, expected in reference.items():
         if name not in outputs:
             raise OrstreamError(f"{failed}: output {name} is missing")
         actual = np.asarray(outputs[name])
@@ -106,7 +122,7 @@ def check_reference(
         difference = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
         # NaN or infinity where the reference is finite is as wrong as an output can be.
         diff = float(np.nan_to_num(difference, nan=math.inf).max()) if difference.size else 0.0
-        allowed = allowed_difference(expected, backend.precision)
+        allowed = allowed_difference(expected, precision)
         if diff > allowed:
             raise OrstreamError(
                 f"{failed}: output {name} differs by {diff:.3g} (allowed {allowed:.3g})"
