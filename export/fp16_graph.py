@@ -12,7 +12,9 @@ engine is built from a copy of ``model.onnx`` in which:
   and the golden reference hold for the engine unchanged;
 - a node stays fp32 when, on the package's golden input, a value it reads or writes exceeds
   ``data_max`` (:data:`DATA_MAX`, far below fp16's 65504 ceiling so that other frames do
-  not overflow where this one came close), or a constant it reads lies outside fp16's range;
+  not overflow where this one came close), a constant it reads lies outside fp16's range,
+  or it is a reduction or normalisation whose sum (of squares, for a variance) over the
+  reduced values could pass a quarter of 65504;
 - input slots that ONNX types as fp32 whatever the data (Resize's roi and scales) stay fp32.
 """
 
@@ -30,6 +32,9 @@ from orstream.export.graph_probe import SHAPE_OPS, GraphProbe, dynamic_tensors, 
 DATA_MAX = 512.0
 """Largest magnitude a value may reach on the golden input for its node to compute in fp16."""
 FP16_MAX = float(np.finfo(np.float16).max)
+SUM_MAX = FP16_MAX / 4
+"""Largest sum a reduction may build on the golden input and compute in fp16: frames whose
+values run twice as large still fit."""
 FP32_SLOTS: Mapping[str, frozenset[int]] = {"Resize": frozenset({1, 2})}
 """Float input slots that must stay fp32 whatever the node computes in."""
 ANY_TYPE_OPS = frozenset({"Cast", *SHAPE_OPS})
@@ -39,6 +44,13 @@ FLOATS = frozenset({FLOAT, TensorProto.FLOAT16})
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 FP16_QDQ_OPSET = 19
 """The first opset whose Q/DQ operators read and write fp16."""
+
+
+SUMMED = frozenset({"ReduceMean", "ReduceSum", "ReduceL1"})
+NORMALISATIONS = frozenset({"LayerNormalization", "GroupNormalization", "InstanceNormalization"})
+SQUARED = frozenset({"ReduceSumSquare", "ReduceL2", *NORMALISATIONS})
+"""Reductions over values (SUMMED) or their squares (SQUARED, the variance of a normalisation):
+a node stays fp32 when such a sum could pass :data:`SUM_MAX`."""
 
 
 def node_key(node: onnx.NodeProto) -> str:
@@ -52,7 +64,8 @@ def fp32_nodes(
     """The input-dependent nodes (:func:`node_key`) that must stay fp32 for ``inputs``.
 
     A node stays fp32 when a float value it reads or writes on ``inputs`` exceeds
-    ``data_max`` in magnitude, or is not finite, or a constant it reads exceeds fp16's range.
+    ``data_max`` in magnitude or is not finite, a constant it reads exceeds fp16's range, or
+    it sums more than fp16 can hold (:data:`SQUARED`, :data:`SUMMED`).
     """
     graph = model.graph
     dynamic = dynamic_tensors(graph)
@@ -68,16 +81,36 @@ def fp32_nodes(
     peaks = {name: _peak(value) for name, value in values.items() if name in floats}
     constants = {t.name: _peak(numpy_helper.to_array(t)) for t in graph.initializer}
     for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] in floats:
-            peaks[node.output[0]] = _peak(numpy_helper.to_array(node.attribute[0].t))
+        if node.op_type == "Constant" and node.attribute[0].name == "value":
+            constants[node.output[0]] = _peak(numpy_helper.to_array(node.attribute[0].t))
     kept: set[str] = set()
     for node in computed:
         names = (*node.input, *node.output)
-        if any(constants.get(name, 0.0) > FP16_MAX for name in names) or any(
-            name in dynamic and peaks.get(name, 0.0) > data_max for name in names
+        if (
+            any(constants.get(name, 0.0) > FP16_MAX for name in names)
+            or any(name in dynamic and peaks.get(name, 0.0) > data_max for name in names)
+            or _accumulation_bound(node, values) > SUM_MAX
         ):
             kept.add(node_key(node))
     return kept
+
+
+def _accumulation_bound(node: onnx.NodeProto, values: Mapping[str, np.ndarray]) -> float:
+    """The largest sum a reduction or normalisation could build on these values, were it
+    accumulated in fp16 (whether a TensorRT kernel does is not documented)."""
+    if node.op_type not in SUMMED and node.op_type not in SQUARED:
+        return 0.0
+    data, result = values.get(node.input[0]), values.get(node.output[0])
+    if data is None or result is None or data.size == 0:
+        return 0.0
+    if node.op_type in NORMALISATIONS:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+        count = int(np.prod(data.shape[axis:])) if node.op_type == "LayerNormalization" else 0
+        count = count or int(np.prod(data.shape[2:]))  # Group/InstanceNormalization: per channel
+    else:
+        count = max(data.size // max(result.size, 1), 1)
+    peak = _peak(data)
+    return count * (peak * peak if node.op_type in SQUARED else peak)
 
 
 def _peak(value: np.ndarray) -> float:

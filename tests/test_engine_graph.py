@@ -74,19 +74,24 @@ def test_fp16_graph_computes_in_fp16_behind_fp32_inputs_and_outputs(name: str) -
     model = onnx.load(package.model_path)
     reference = package.reference("model")
     assert reference is not None
-    converted = fp16_graph(model, fp32_nodes(model, reference.inputs))
+    kept = fp32_nodes(model, reference.inputs)
+    converted = fp16_graph(model, kept)
     assert [(v.name, v.type.tensor_type.elem_type) for v in converted.graph.input] == [
         (v.name, v.type.tensor_type.elem_type) for v in model.graph.input
     ]
     assert [(v.name, v.type.tensor_type.elem_type) for v in converted.graph.output] == [
         (v.name, v.type.tensor_type.elem_type) for v in model.graph.output
     ]
-    # every value computed per frame is fp16, but for the Casts back at the outputs
+    # every value computed per frame is fp16 but where a kept layer or an output needs fp32
     types = tensor_types(converted)
-    outputs = {value.name for value in converted.graph.output}
-    computed = dynamic_tensors(converted.graph) - outputs - {v.name for v in model.graph.input}
+    fp32 = {v.name for v in (*converted.graph.output, *converted.graph.input)}
+    for node in converted.graph.node:
+        if node_key(node) in kept or node.output[0].endswith("/fp32"):
+            fp32.update(node.output)
+    computed = dynamic_tensors(converted.graph) - fp32
     floats = [n for n in computed if types[n] in (TensorProto.FLOAT, TensorProto.FLOAT16)]
     assert floats and all(types[n] == TensorProto.FLOAT16 for n in floats)
+    assert len(kept) == {"pitvis_workflow": 0, "imis_segmenter": 2}[name]
     # fp16 arithmetic moves the outputs, within the fp16 allowance of the golden check
     share = worst_share(run(converted, reference.inputs), package, "fp16")
     assert 0.0 < share < 0.5
@@ -117,6 +122,23 @@ def test_layers_whose_values_exceed_the_limit_stay_fp32(workflow: ModelPackage) 
             assert all(types[name] == TensorProto.FLOAT for name in node.output)
     share = worst_share(run(converted, reference.inputs), workflow, "fp16")
     assert share < 0.5
+
+
+def test_sums_that_could_pass_fp16_stay_fp32() -> None:
+    values = onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("ReduceMean", ["x"], ["mean"], keepdims=1),
+            onnx.helper.make_node("Sub", ["x", "mean"], ["y"]),
+        ],
+        "means",
+        [values],
+        [onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1024])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    # every value stays far under 512; only the mean's sum of 1024 of them grows
+    assert fp32_nodes(model, {"x": np.full((1, 1024), 10.0, np.float32)}) == set()  # 10240
+    assert fp32_nodes(model, {"x": np.full((1, 1024), 20.0, np.float32)}) == {"mean"}  # 20480
 
 
 def test_values_beyond_fp16_are_measured_as_overflowing(workflow: ModelPackage) -> None:
