@@ -81,32 +81,45 @@ def read_calibration(
         OrstreamError: the source is missing or unreadable, holds no frame, or ``limit`` is
             not positive.
     """
-    if limit < 1:
-        raise OrstreamError(f"--calib-frames must be at least 1, not {limit}")
+    check_source(source, limit)
     if urlsplit(source).scheme == "phantom":
         progress(f"rendering {source}")
         clips: list[np.ndarray] = [_phantom(source, rate_hz, limit)]
     else:
         path = Path(source)
-        if not path.exists():
-            raise OrstreamError(f"--calib {source}: file not found")
         if path.is_dir():
             clips = _data_set(path, rate_hz, limit, progress)
         elif path.suffix.lower() == ".npy":
             clips = [_npy(path)[:limit]]
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
+        else:
             progress(f"decoding {path.name}")
             clips = [_video(path, rate_hz, limit)]
-        else:
-            raise OrstreamError(
-                f"--calib {source}: expected a .npy file of frames, a video file "
-                f"({', '.join(sorted(VIDEO_SUFFIXES))}), a PitVis-layout folder or a "
-                "phantom:// URI"
-            )
     clips = [clip for clip in clips if len(clip)]
     if not clips:
         raise OrstreamError(f"--calib {source}: no frames")
     return Calibration(source, tuple(clips))
+
+
+def check_source(source: str, limit: int = DEFAULT_FRAMES) -> None:
+    """What can be told of ``source`` and ``limit`` without reading a frame.
+
+    Raises:
+        OrstreamError: ``limit`` is not positive, or ``source`` is neither a phantom URI nor
+            an existing folder, ``.npy`` or video file.
+    """
+    if limit < 1:
+        raise OrstreamError(f"--calib-frames must be at least 1, not {limit}")
+    if urlsplit(source).scheme == "phantom":
+        return
+    path = Path(source)
+    if not path.exists():
+        raise OrstreamError(f"--calib {source}: file not found")
+    if not path.is_dir() and path.suffix.lower() not in {".npy", *VIDEO_SUFFIXES}:
+        raise OrstreamError(
+            f"--calib {source}: expected a .npy file of frames, a video file "
+            f"({', '.join(sorted(VIDEO_SUFFIXES))}), a PitVis-layout folder or a "
+            "phantom:// URI"
+        )
 
 
 def _npy(path: Path) -> np.ndarray:

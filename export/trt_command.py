@@ -76,9 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from orstream.edge.backends.tensorrt_engines import import_tensorrt
     from orstream.engine_manifest import Precision
     from orstream.errors import OrstreamError
-    from orstream.export.calibration import read_calibration
+    from orstream.export.calibration import check_source, read_calibration
     from orstream.export.engine_graph import engine_graph
     from orstream.export.trt_build import build_engine
     from orstream.export.trt_profiles import parse_profiles
@@ -94,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         raise OrstreamError("--calib is only used with --int8")
     if args.graph_only is not None and args.graph_only.suffix != ".onnx":
         raise OrstreamError(f"--graph-only {args.graph_only}: expected a .onnx file")
+    if args.calib is not None:
+        check_source(args.calib, args.calib_frames)
+    if args.graph_only is None:
+        import_tensorrt()  # before minutes of calibration frames, not after
     calibration = None
     if args.calib is not None:
         calibration = read_calibration(

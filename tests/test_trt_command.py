@@ -51,6 +51,10 @@ def test_without_tensorrt_the_command_says_so_in_one_line(
     )
     assert err == f"orstream: error: {TENSORRT_MISSING}\n"
     assert not (workflow_path / "engines").exists()
+    # said before any calibration frame is read: this source fails only when it is read
+    calib = "phantom://?seed=abc"
+    argv = ["export", "trt", "--package", str(workflow_path), "--int8", "--calib", calib]
+    assert error_line(argv, capsys) == f"orstream: error: {TENSORRT_MISSING}\n"
 
 
 @pytest.mark.parametrize(
