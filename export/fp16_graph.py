@@ -27,7 +27,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from orstream.errors import OrstreamError
-from orstream.export.graph_probe import SHAPE_OPS, GraphProbe, dynamic_tensors, tensor_types
+from orstream.export.graph_probe import (
+    SHAPE_OPS,
+    GraphProbe,
+    constant_tensors,
+    dynamic_tensors,
+    tensor_types,
+)
 
 DATA_MAX = 512.0
 """Largest magnitude a value may reach on the golden input for its node to compute in fp16."""
@@ -79,10 +85,10 @@ def fp32_nodes(
     }
     values = GraphProbe(model, floats).run(inputs)
     peaks = {name: _peak(value) for name, value in values.items() if name in floats}
-    constants = {t.name: _peak(numpy_helper.to_array(t)) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute[0].name == "value":
-            constants[node.output[0]] = _peak(numpy_helper.to_array(node.attribute[0].t))
+    constants = {
+        name: _peak(numpy_helper.to_array(tensor))
+        for name, tensor in constant_tensors(graph).items()
+    }
     kept: set[str] = set()
     for node in computed:
         names = (*node.input, *node.output)
@@ -144,10 +150,7 @@ def fp16_graph(model: onnx.ModelProto, keep_fp32: Collection[str] = ()) -> onnx.
         for opset in converted.opset_import:
             if opset.domain in ("", "ai.onnx"):
                 opset.version = max(opset.version, FP16_QDQ_OPSET)
-    constants = {tensor.name: tensor for tensor in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute[0].name == "value":
-            constants[node.output[0]] = node.attribute[0].t
+    constants = constant_tensors(graph)
 
     def cast(name: str, to: int) -> str:
         """``name`` as ``to``: a converted copy of a constant (TensorRT wants Q/DQ scales as
@@ -194,7 +197,7 @@ def fp16_graph(model: onnx.ModelProto, keep_fp32: Collection[str] = ()) -> onnx.
             for slot, name in enumerate(slots):
                 slots[slot] = renamed.get(name, name)
     for name, inner in renamed.items():
-        nodes.append(helper.make_node("Cast", [inner], [name], name=f"{name}/cast", to=1))
+        nodes.append(helper.make_node("Cast", [inner], [name], name=f"{name}/cast", to=FLOAT))
     # Constants now read through their fp16 copies are dropped.
     used = {name for node in nodes for name in node.input} | {v.name for v in graph.output}
     del graph.node[:]

@@ -1,7 +1,8 @@
 """Reading a graph's intermediate tensors: what the fp16 conversion and INT8 calibration measure.
 
 :func:`dynamic_tensors` finds the tensors that change with the input (the ones an engine
-computes per frame); :func:`tensor_types` gives every tensor's element type; a
+computes per frame); :func:`constant_tensors` the values fixed in the graph;
+:func:`tensor_types` gives every tensor's element type; a
 :class:`GraphProbe` runs the graph on ONNX Runtime's CPU provider with chosen intermediate
 tensors added as outputs, so their values on real inputs can be measured.
 """
@@ -40,6 +41,15 @@ def dynamic_tensors(graph: onnx.GraphProto) -> set[str]:
             )
         dynamic.update(name for name in node.output if name)
     return dynamic
+
+
+def constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """The graph's constant values by tensor name: initializers and ``Constant`` node values."""
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute[0].name == "value":
+            constants[node.output[0]] = node.attribute[0].t
+    return constants
 
 
 def tensor_types(model: onnx.ModelProto) -> dict[str, int]:

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from orstream.export.graph_probe import dynamic_tensors, tensor_types
+from orstream.export.graph_probe import constant_tensors, dynamic_tensors, tensor_types
 
 QUANTIZED_SLOTS: Mapping[str, tuple[int, ...]] = {
     "Conv": (0, 1),
@@ -64,10 +64,7 @@ def int8_graph(model: onnx.ModelProto, ranges: Mapping[str, float]) -> onnx.Mode
     quantized.CopyFrom(model)
     graph = quantized.graph
     dynamic = dynamic_tensors(graph)
-    constants = {tensor.name: tensor for tensor in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute[0].name == "value":
-            constants[node.output[0]] = node.attribute[0].t
+    constants = constant_tensors(graph)
     types = tensor_types(model)
     added: dict[str, str] = {}
     nodes: list[onnx.NodeProto] = []
