@@ -1,7 +1,7 @@
 """Maps the card's top-level folders into the one ``orstream`` import namespace.
 
 Every folder below a part that holds an ``__init__.py`` becomes a package, so a new
-subpackage ships without touching this file (tests/test_wheel.py checks the wheel).
+subpackage ships without touching this file (tests/project/test_wheel.py checks the wheel).
 """
 
 from pathlib import Path
@@ -16,6 +16,7 @@ PARTS = {
     "orstream.training": "training",
     "orstream.server": "server",
     "orstream.proto": "proto",
+    "orstream.client": "client",
 }
 
 

@@ -5,6 +5,20 @@ malformed CSV, a package that does not match its ONNX). The CLI prints its messa
 line and exits non-zero; any other exception is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+from pydantic import ValidationError
+
 
 class OrstreamError(Exception):
     """A problem with the user's input or environment, reported as one clear line."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """The first problem pydantic found, as one line naming its field (and how many more)."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    where = f"field {field!r}: " if field else ""
+    more = error.error_count() - 1
+    extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{where}{first['msg']}{extra}"

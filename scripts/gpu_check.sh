@@ -50,9 +50,9 @@ if [[ "${GPU_TESTS:-0}" == 1 ]]; then
   # import orstream from the install too. The script's own test is left out: the check has
   # just run.
   tests=0
-  mapfile -t files < <(cd "$root" && grep -l "pytest.mark.gpu" tests/test_*.py)
+  mapfile -t files < <(cd "$root" && grep -rl --include="test_*.py" "pytest.mark.gpu" tests)
   (cd "$root" && GPU_TESTS=0 timeout 240 "$python" -P -m pytest -m gpu -q -p no:cacheprovider \
-    --deselect tests/test_bench_gpu.py::test_gpu_check_script_passes_on_this_gpu "${files[@]}") \
+    --deselect tests/edge/bench/test_bench_gpu.py::test_gpu_check_script_passes_on_this_gpu "${files[@]}") \
     2>&1 | tee "$out_dir/gpu_tests.log" || tests=$?
   if [[ $status == 0 ]]; then status=$tests; fi
 fi

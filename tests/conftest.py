@@ -4,13 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
+from project_paths import PROJECT_ROOT, SHARED_DATA
 
 # One compute thread per library: the suite's small tensors gain nothing from more, and on a
 # busy 2-core machine oversubscribed OpenMP threads make torch tests ten times slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +30,7 @@ def random_workflow_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model package exported from a tiny randomly initialised workflow recognizer."""
     from workflow_checkpoints import save_random_checkpoint
 
-    from orstream.export.onnx_export import export_package
+    from orstream.export.onnx.workflow_export import export_package
 
     root = tmp_path_factory.mktemp("random_package")
     checkpoint = save_random_checkpoint(root / "random.ckpt")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orstream.model_package import InputSpec, Resize
+from orstream.package.card import InputSpec, Resize
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

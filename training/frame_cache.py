@@ -30,7 +30,7 @@ def load_frames(
     path: Path, indices: np.ndarray, size: tuple[int, int], cache_dir: Path | None
 ) -> np.ndarray:
     """Frames ``indices`` of the video ``path`` resized to ``size`` (H, W): uint8 [N, H, W, 3]
-    RGB (``orstream.streams.video_file.probe_video`` has checked the file).
+    RGB (``orstream.streams.sources.video_file.probe_video`` has checked the file).
 
     With ``cache_dir`` the array is read from, or written to, an ``.npy`` file there.
     """

@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from orstream.instrument_slots import instrument_slots
 from orstream.labels import NUM_INSTRUMENT_CLASSES, STEP_CODES
-from orstream.pitvis_metrics import average_videos, video_instrument_metrics, video_step_metrics
+from orstream.pitvis.instrument_slots import instrument_slots
+from orstream.pitvis.metrics import average_videos, video_instrument_metrics, video_step_metrics
 from orstream.step_smoothing import smooth_step_sequence
 from orstream.training.models.workflow import WorkflowRecognizer
 from orstream.training.registry import create_model

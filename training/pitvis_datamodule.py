@@ -50,8 +50,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from orstream.errors import OrstreamError
 from orstream.labels import NUM_INSTRUMENT_CLASSES, step_code_to_class
-from orstream.pitvis_csv import Annotations, read_annotations
-from orstream.streams.video_file import probe_video
+from orstream.pitvis.csv_files import Annotations, read_annotations
+from orstream.streams.sources.video_file import probe_video
 from orstream.training.frame_cache import load_frames
 
 VIDEO_NAME = re.compile(r"video_(\d+)\.mp4")

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY, INSTRUMENTS, SEGMENTATION_CLASSES
-from orstream.streams.video_file import probe_video
+from orstream.streams.sources.video_file import probe_video
 from orstream.training.click_simulation import next_click
 from orstream.training.frame_cache import load_frames
 from orstream.training.pitvis_datamodule import CACHE_FOLDER, VIDEO_NAME, phantom_metadata

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from orstream.edge.backends.protocol import Backend, Graph
 from orstream.edge.backends.reference_check import check_reference
 from orstream.errors import OrstreamError
-from orstream.model_package import ModelPackage
+from orstream.package.loading import ModelPackage
 
 if TYPE_CHECKING:
     from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend

@@ -10,7 +10,7 @@ import numpy as np
 
 from orstream.edge.backends.protocol import Graph
 from orstream.errors import OrstreamError
-from orstream.model_package import ModelPackage
+from orstream.package.loading import ModelPackage
 
 
 class NullBackend:

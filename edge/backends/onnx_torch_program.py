@@ -34,7 +34,7 @@ from orstream.edge.backends.onnx_torch_ops import (
     tensor_from_proto,
 )
 from orstream.errors import OrstreamError
-from orstream.model_package import GraphShape
+from orstream.package.card import GraphShape
 
 MIN_OPSET = 13
 """Oldest default-domain opset run: from 13 on, axes and split sizes may be inputs and Softmax

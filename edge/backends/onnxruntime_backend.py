@@ -9,12 +9,9 @@ import onnxruntime as ort
 
 from orstream.edge.backends.protocol import Graph
 from orstream.errors import OrstreamError
-from orstream.model_package import (
-    GraphShape,
-    ModelPackage,
-    check_decoder_signature,
-    check_graph_signature,
-)
+from orstream.package.card import GraphShape
+from orstream.package.loading import ModelPackage
+from orstream.package.signatures import check_decoder_signature, check_graph_signature
 
 # ONNX Runtime's tensor type names -> numpy dtype names as cards spell them.
 ORT_DTYPES = {

@@ -6,7 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
-from orstream.model_package import Graph, ModelPackage
+from orstream.package.card import Graph
+from orstream.package.loading import ModelPackage
 
 __all__ = ["Backend", "Graph"]
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from orstream.edge.backends.protocol import Backend
 from orstream.errors import OrstreamError
-from orstream.model_package import Graph, ModelPackage
+from orstream.package.card import Graph
+from orstream.package.loading import ModelPackage
 
 logger = logging.getLogger("orstream.edge.backends")
 

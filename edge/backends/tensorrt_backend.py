@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from orstream.edge.backends.host_probe import read_host_info
 from orstream.edge.backends.protocol import Graph
 from orstream.edge.backends.tensorrt_engines import import_tensorrt, load_engine
-from orstream.engine_manifest import Precision, read_host_info
 from orstream.errors import OrstreamError
-from orstream.model_package import ModelPackage
+from orstream.package.engine_manifest import Precision
+from orstream.package.loading import ModelPackage
 
 TENSORRT_NOT_INSTALLED = "TensorRT is not installed (its Python package comes from NVIDIA's index)"
 

@@ -1,7 +1,7 @@
 """Which TensorRT engine of a package to load on this host, and loading it only after its checks.
 
 A package's ``engines/`` folder may hold several engines (``<key>.plan`` + ``<key>.json``,
-:mod:`orstream.engine_manifest`): for other GPUs, other TensorRT releases, other precisions.
+:mod:`orstream.package.engine_manifest`): for other GPUs, other TensorRT releases, other precisions.
 :func:`select_engine` picks one, simply:
 
 1. the engines whose manifest names this host (GPU name, compute capability, SM count and
@@ -10,7 +10,7 @@ A package's ``engines/`` folder may hold several engines (``<key>.plan`` + ``<ke
    (faster first: the golden check at load holds each precision to its own tolerance);
 3. with optimisation profiles that cover the card's static input shapes (the edge feeds
    batch 1 at the card's shapes), or exactly the profiles asked for;
-4. that engine must then pass :func:`~orstream.engine_manifest.check_engine` in full (its
+4. that engine must then pass :func:`~orstream.package.engine_manifest.check_engine` in full (its
    plan's bytes are the ones the manifest recorded, the manifest was not edited).
 
 When no engine qualifies the refusal is one line naming what differs and how to rebuild
@@ -30,7 +30,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from orstream.engine_manifest import (
+from orstream.edge.backends.host_probe import read_host_info
+from orstream.errors import OrstreamError
+from orstream.package.engine_manifest import (
     ENGINES_DIR,
     MANIFEST_SUFFIX,
     PLAN_SUFFIX,
@@ -41,11 +43,9 @@ from orstream.engine_manifest import (
     Profile,
     canonical_profiles,
     check_engine,
-    read_host_info,
     read_manifest,
 )
-from orstream.errors import OrstreamError
-from orstream.model_package import ModelPackage, sha256_file
+from orstream.package.loading import ModelPackage, sha256_file
 
 PRECISION_PREFERENCE: tuple[Precision, ...] = ("int8", "fp16", "fp32")
 """The order engines are preferred in when no precision is asked for."""

@@ -35,16 +35,11 @@ from orstream.edge.backends.onnx_torch_program import (
     graph_signature,
     read_onnx,
 )
-from orstream.edge.gpu_preprocess import TorchImagePreprocessor
+from orstream.edge.models.gpu_preprocess import TorchImagePreprocessor
 from orstream.errors import OrstreamError
-from orstream.model_package import (
-    Graph,
-    InputSpec,
-    ModelPackage,
-    TensorTypes,
-    check_decoder_signature,
-    check_graph_signature,
-)
+from orstream.package.card import Graph, InputSpec, TensorTypes
+from orstream.package.loading import ModelPackage
+from orstream.package.signatures import check_decoder_signature, check_graph_signature
 
 logger = logging.getLogger("orstream.edge.backends")
 

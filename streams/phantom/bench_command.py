@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from orstream.streams.phantom.difficulty import get_difficulty
     from orstream.streams.phantom.renderer import CaseRenderer
     from orstream.streams.phantom.writer import PhantomSpec
-    from orstream.streams.video_file import H264Writer
+    from orstream.streams.sources.video_file import H264Writer
 
     if args.seconds <= 0:
         raise OrstreamError(f"--seconds must be positive (got {args.seconds:g})")

@@ -185,11 +185,11 @@ def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int,
     """Render, encode and label one case; returns its narrations."""
     import cv2
 
-    from orstream.pitvis_csv import Annotations, write_annotations
+    from orstream.pitvis.csv_files import Annotations, write_annotations
     from orstream.streams.phantom.difficulty import get_difficulty
     from orstream.streams.phantom.narration import narrate_case
     from orstream.streams.phantom.renderer import CaseRenderer, case_rng
-    from orstream.streams.video_file import H264Writer
+    from orstream.streams.sources.video_file import H264Writer
 
     name = f"video_{video:02d}"
     seconds = spec.case_seconds(video)
@@ -245,7 +245,7 @@ def _write_case_job(args: tuple[PhantomSpec, int, Path]) -> list[tuple[int, int,
 
 def write_dataset(spec: PhantomSpec, out: Path, overwrite: bool = False, jobs: int = 1) -> None:
     """Write a whole phantom dataset (see the module docstring for the layout)."""
-    from orstream.pitvis_csv import write_label_maps
+    from orstream.pitvis.csv_files import write_label_maps
     from orstream.streams.phantom.narration import case_title
     from orstream.streams.phantom.renderer import case_rng
 

@@ -1,0 +1,1 @@
+"""``orstream client``: command-line gRPC clients of a running edge (proto and core only)."""

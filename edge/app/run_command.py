@@ -1,0 +1,102 @@
+"""``orstream edge run``: a live feed through the models, overlays, recording and gRPC API.
+
+Either a typed config (``--config edge.yaml``, one section per stage) or the short form
+``--source URI --model PKG`` with the options below; options given on the command line
+override the config's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orstream.edge.app.config import EdgeConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``orstream edge run``."""
+    parser.add_argument("--config", type=Path, help="edge.yaml (see orstream.edge.app.config)")
+    parser.add_argument(
+        "--source",
+        help="file path or URI: file://, rtsp://, udp://HOST:PORT, v4l2:///dev/videoN, "
+        "videotestsrc://, phantom://?seed=S&seconds=T",
+    )
+    parser.add_argument("--stream-id", help="id of the stream (default cam0)")
+    parser.add_argument("--model", type=Path, help="workflow model package folder")
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        help="interactive segmentation package: live masks and Prompt over gRPC",
+    )
+    parser.add_argument(
+        "--segmentation-rate", type=float, metavar="HZ", help="frames per second to segment"
+    )
+    parser.add_argument(
+        "--grpc", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)"
+    )
+    parser.add_argument("--no-grpc", action="store_true", help="do not serve the gRPC API")
+    parser.add_argument("--record", type=Path, metavar="FILE.mp4", help="record the overlay video")
+    parser.add_argument(
+        "--results", type=Path, metavar="DIR", help="write PitVis submission CSVs here"
+    )
+    parser.add_argument("--rtsp-port", type=int, help="serve the overlay video over RTSP")
+    parser.add_argument("--display", action="store_true", help="show the overlay video")
+    parser.add_argument(
+        "--realtime", action="store_true", help="play files at their frame rate (live pace)"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> EdgeConfig:
+    """The config a command line describes (the file's, with command-line options on top)."""
+    from orstream.edge.app.config import load_config, parse_config
+    from orstream.errors import OrstreamError
+
+    data: dict = {}
+    if args.config is not None:
+        data = load_config(args.config).model_dump(exclude_none=True)
+    elif args.source is None:
+        raise OrstreamError("give --config edge.yaml, or --source URI (and usually --model PKG)")
+    source = data.setdefault("source", {})
+    if args.source is not None:
+        source["uri"] = args.source
+    if args.stream_id is not None:
+        source["stream_id"] = args.stream_id
+    if args.realtime:
+        source["realtime"] = True
+    if args.model is not None:
+        data["model"] = {**data.get("model", {}), "package": args.model}
+    if args.segmenter is not None:
+        data["segmentation"] = {**data.get("segmentation", {}), "package": args.segmenter}
+    if args.segmentation_rate is not None:
+        if "segmentation" not in data:
+            raise OrstreamError("--segmentation-rate needs --segmenter PKG")
+        data["segmentation"]["rate_hz"] = args.segmentation_rate
+    if args.grpc is not None:
+        data["grpc"] = {**data.get("grpc", {}), "address": args.grpc}
+    if args.no_grpc:
+        data["grpc"] = {**data.get("grpc", {}), "enabled": False}
+    if args.record is not None:
+        data["record"] = {"path": args.record}
+    if args.results is not None:
+        data["results"] = {**data.get("results", {}), "dir": args.results}
+    if args.rtsp_port is not None:
+        data["rtsp"] = {**data.get("rtsp", {}), "port": args.rtsp_port}
+    if args.display:
+        data["display"] = {"enabled": True}
+    return parse_config(data, "command line")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the feed to its end (or Ctrl-C) and print the run's report."""
+    from orstream.edge.app.session import describe_status, run_edge, say_stderr
+
+    config = config_from_args(args)
+    report = run_edge(config)
+    print(describe_status(report.status))
+    if config.results is not None:
+        say_stderr(f"PitVis submission CSVs in {config.results.dir}")
+    if config.record is not None:
+        say_stderr(f"overlay video in {config.record.path}")
+    return 0

@@ -1,0 +1,133 @@
+"""One run of the edge runtime with its gRPC API: what ``orstream edge run`` and the demo do."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orstream.edge.app.compose import build_runtime
+from orstream.edge.app.config import EdgeConfig
+from orstream.edge.app.runtime import EdgeRuntime
+from orstream.edge.graph.status import RuntimeStatus
+from orstream.edge.service.result_hub import ResultHub
+from orstream.edge.service.server import EdgeGrpcServer
+from orstream.results import step_name
+from orstream.streams.sources.source import Source
+
+PROGRESS_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class EdgeRunReport:
+    """How a run went: the final status and where the gRPC API listened (0: it did not)."""
+
+    status: RuntimeStatus
+    grpc_port: int
+    wall_s: float
+
+
+def describe_status(status: RuntimeStatus) -> str:
+    """A multi-line report of a run: streams, models, frame-to-result latency, stages."""
+    lines = []
+    for source in status.sources:
+        lines.append(
+            f"source {source.stream_id} ({source.uri}): {source.state}, "
+            f"{source.frames_in} frames" + (f", error: {source.error}" if source.error else "")
+        )
+    for model in status.models:
+        lines.append(
+            f"model {model.name}@{model.version} on {model.stream_id}: {model.backend}, "
+            f"{model.rate_hz:g} Hz, {model.inferred} frames inferred, {model.state}"
+            + (f", error: {model.error}" if model.error else "")
+        )
+    lines.append(f"frame-to-result latency: {status.frame_to_result.describe()}")
+    lines.append(
+        f"video frames in {status.video_frames_in}, out {status.video_frames_out}; "
+        f"per stage (time per item, items, dropped):"
+    )
+    for stage in status.stages:
+        latency = stage.latency
+        lines.append(
+            f"  {stage.name:<14} p50 {latency.p50:7.2f} ms  p99 {latency.p99:7.2f} ms  "
+            f"p99.9 {latency.p999:7.2f} ms  max {latency.max:7.2f} ms  "
+            f"items {stage.processed:>7}  dropped {stage.dropped}"
+        )
+    return "\n".join(lines)
+
+
+def _progress(runtime: EdgeRuntime, stop: threading.Event, say: Callable[[str], None]) -> None:
+    while not stop.wait(PROGRESS_EVERY_S):
+        status = runtime.status()
+        latest = runtime.latest
+        step = f", step {step_name(latest.step.code)}" if latest and latest.step else ""
+        latency = status.frame_to_result
+        results = (
+            f", frame-to-result p50 {latency.p50:.1f} ms p99 {latency.p99:.1f} ms"
+            if latency.count
+            else ""
+        )
+        say(
+            f"{status.uptime_s:5.0f} s: {status.video_frames_in} frames in, "
+            f"{status.video_frames_out} out, video {runtime.video_rate.rate():.1f} fps{step}"
+            f"{results}"
+        )
+
+
+def say_stderr(message: str) -> None:
+    print(f"edge: {message}", file=sys.stderr, flush=True)
+
+
+def run_edge(
+    config: EdgeConfig,
+    *,
+    source: Source | None = None,
+    on_serving: Callable[[int], None] | None = None,
+    say: Callable[[str], None] = say_stderr,
+) -> EdgeRunReport:
+    """Run the stream to its end with the gRPC API up; returns the final status.
+
+    Args:
+        config: what to run.
+        source: a source to use instead of ``config.source.uri``.
+        on_serving: called with the gRPC port once everything is up.
+        say: where progress lines go.
+
+    Raises:
+        OrstreamError: bad config, model or source; a source failure mid-run (after the
+            results so far are written and the recording is closed).
+    """
+    started = time.monotonic()
+    hub = ResultHub()
+    server: EdgeGrpcServer | None = None
+    runtime = build_runtime(config, hub, source=source)
+    port = 0
+    if config.grpc.enabled:
+        server = EdgeGrpcServer(
+            hub,
+            runtime.status,
+            address=config.grpc.address,
+            reflection=config.grpc.reflection,
+            max_message_bytes=int(config.grpc.max_message_mb * 1024 * 1024),
+            prompter=runtime.segmenter.prompter if runtime.segmenter is not None else None,
+        )
+        port = server.start()
+        runtime.on_health = server.set_serving
+        say(f"gRPC EdgeService on {config.grpc.address.rsplit(':', 1)[0]}:{port}")
+    stop_progress = threading.Event()
+    progress = threading.Thread(
+        target=_progress, args=(runtime, stop_progress, say), name="orstream-progress", daemon=True
+    )
+    try:
+        if on_serving is not None:
+            on_serving(port)
+        progress.start()
+        runtime.run()
+    finally:
+        stop_progress.set()
+        if server is not None:
+            server.stop(config.grpc.drain_s)
+        hub.close()
+    return EdgeRunReport(runtime.status(), port, time.monotonic() - started)

@@ -1,0 +1,1 @@
+"""``orstream demo``: the main job end to end on a fresh phantom case."""

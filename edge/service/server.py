@@ -1,0 +1,159 @@
+"""The edge runtime's gRPC server: ``orstream.v1.EdgeService`` plus ``grpc.health.v1``.
+
+A synchronous gRPC server on its own thread pool: the runtime publishes results from its own
+threads into the :class:`~orstream.edge.service.result_hub.ResultHub` and starts and stops the
+server from its main thread. Health starts NOT_SERVING; the runtime calls ``set_serving(True)``
+once its sources play and its models serve, and ``set_serving(False)`` when one of them fails.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from orstream.edge.graph.status import RuntimeStatus
+from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.service.result_hub import ResultHub
+from orstream.edge.service.servicer import SERVICE_NAME, EdgeService
+from orstream.errors import OrstreamError
+from orstream.proto.orstream.v1 import edge_pb2_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_UNARY_WORKERS = 4
+"""Server threads kept free of subscriptions for GetStatus, GetTimeline and health checks."""
+_STOP_SLACK_S = 1.0
+"""How long past the grace ``stop`` waits for gRPC to cancel what the grace did not end."""
+
+
+class EdgeGrpcServer:
+    """Serves a runtime's status, results and timelines over gRPC.
+
+    Args:
+        hub: where the runtime publishes its results.
+        status: returns a fresh snapshot of the runtime (called on every ``GetStatus``).
+        address: ``HOST:PORT`` to listen on; port 0 picks a free port.
+        reflection: also serve gRPC server reflection (for grpcurl and similar tools).
+        max_message_bytes: largest message sent or received.
+        max_subscribers: ``Subscribe`` streams served at once; more are refused with
+            RESOURCE_EXHAUSTED.
+        subscriber_buffer: results buffered per subscriber before its oldest is dropped.
+        prompter: answers ``Prompt`` on recent frames (None: no segmenter).
+    """
+
+    def __init__(
+        self,
+        hub: ResultHub,
+        status: Callable[[], RuntimeStatus],
+        address: str = DEFAULT_ADDRESS,
+        reflection: bool = False,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        *,
+        max_subscribers: int = 16,
+        subscriber_buffer: int = 64,
+        prompter: FramePrompter | None = None,
+    ) -> None:
+        self.address = address
+        self._reflection = reflection
+        self._max_message_bytes = max_message_bytes
+        self._max_subscribers = max_subscribers
+        self._service = EdgeService(hub, status, max_subscribers, subscriber_buffer, prompter)
+        self._health = health.HealthServicer()
+        self._lock = threading.Lock()
+        self._serving = False
+        self._apply_health()
+        self._server: grpc.Server | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.port: int | None = None
+        self._stopped = False
+
+    def start(self) -> int:
+        """Listen and serve; returns the bound port.
+
+        Raises:
+            OrstreamError: when the address cannot be bound, or reflection was asked for
+                without the grpcio-reflection package.
+        """
+        if self._server is not None or self._stopped:
+            raise RuntimeError("an edge gRPC server starts once")
+        reflection = _reflection_module() if self._reflection else None
+        executor = ThreadPoolExecutor(
+            max_workers=self._max_subscribers + _UNARY_WORKERS, thread_name_prefix="edge-grpc"
+        )
+        server = grpc.server(
+            executor,
+            options=[
+                ("grpc.max_send_message_length", self._max_message_bytes),
+                ("grpc.max_receive_message_length", self._max_message_bytes),
+                # Refuse a port another server listens on instead of sharing it silently.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        edge_pb2_grpc.add_EdgeServiceServicer_to_server(self._service, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        if reflection is not None:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+        try:
+            port = server.add_insecure_port(self.address)
+        except RuntimeError:
+            executor.shutdown(wait=False)
+            raise OrstreamError(
+                f"cannot listen for gRPC on {self.address} (address in use or not resolvable)"
+            ) from None
+        server.start()
+        self._server, self._executor, self.port = server, executor, port
+        return port
+
+    def set_serving(self, serving: bool) -> None:
+        """Report health SERVING or NOT_SERVING for ``""`` and ``orstream.v1.EdgeService``.
+
+        May be called before ``start``; ignored once ``stop`` began.
+        """
+        with self._lock:
+            self._serving = serving
+            self._apply_health()
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        """Shut down: NOT_SERVING first, then end every subscription and drain.
+
+        New calls are refused at once; calls in flight get ``grace_s`` to finish (open
+        subscriptions end cleanly, their clients see the end of the stream) before gRPC
+        cancels them. Returns within about ``grace_s`` + 1 s.
+        """
+        self._stopped = True
+        self._health.enter_graceful_shutdown()
+        server, executor = self._server, self._executor
+        if server is None or executor is None:
+            return
+        self._server = self._executor = None
+        done = server.stop(grace_s)
+        self._service.close()
+        done.wait(grace_s + _STOP_SLACK_S)
+        executor.shutdown(wait=False)
+
+    def _apply_health(self) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self._serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in (health.OVERALL_HEALTH, SERVICE_NAME):
+            self._health.set(service, status)
+
+
+def _reflection_module() -> ModuleType:
+    """grpc_reflection's v1alpha module, or a clear error when the package is missing."""
+    try:
+        from grpc_reflection.v1alpha import reflection
+    except ImportError:
+        raise OrstreamError(
+            "gRPC reflection needs the grpcio-reflection package (pip install grpcio-reflection)"
+        ) from None
+    return reflection

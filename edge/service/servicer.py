@@ -1,0 +1,211 @@
+"""``orstream.v1.EdgeService``: a thin gRPC layer over the result hub, the runtime status and
+the frame prompter."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from orstream.edge.graph.status import RuntimeStatus
+from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter
+from orstream.edge.models.segmenter_model import Prompt, PromptError
+from orstream.edge.service.result_hub import ResultHub, Subscription
+from orstream.proto.convert import (
+    latency_to_proto,
+    result_to_proto,
+    segment_mask_to_proto,
+    segment_to_proto,
+)
+from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+
+SERVICE_NAME: str = edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].full_name
+"""``orstream.v1.EdgeService``, as health checks and reflection name it."""
+
+_POLL_S = 0.5
+"""How often an idle subscription checks that its client is still there."""
+
+
+class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
+    """Serves the runtime's status, live results and step timelines.
+
+    Args:
+        hub: where the runtime publishes its results.
+        status: returns a fresh snapshot of the runtime.
+        max_subscribers: open ``Subscribe`` streams allowed at once (each holds a server thread).
+        subscriber_buffer: results buffered per subscriber before its oldest is dropped.
+        prompter: answers ``Prompt`` (None: the runtime has no segmenter).
+    """
+
+    def __init__(
+        self,
+        hub: ResultHub,
+        status: Callable[[], RuntimeStatus],
+        max_subscribers: int,
+        subscriber_buffer: int,
+        prompter: FramePrompter | None = None,
+    ) -> None:
+        self._hub = hub
+        self._prompter = prompter
+        self._status = status
+        self._max_subscribers = max_subscribers
+        self._subscriber_buffer = subscriber_buffer
+        self._lock = threading.Lock()
+        self._open: set[Subscription] = set()
+        self._closed = False
+
+    def GetStatus(
+        self, request: edge_pb2.GetStatusRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.GetStatusResponse:
+        return status_to_proto(self._status())
+
+    def Subscribe(
+        self, request: edge_pb2.SubscribeRequest, context: grpc.ServicerContext
+    ) -> Iterator[edge_pb2.SubscribeResponse]:
+        try:
+            subscription = self._hub.subscribe(
+                request.stream_ids, request.kinds, capacity=self._subscriber_buffer
+            )
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        refusal = self._register(subscription)
+        if refusal is not None:
+            subscription.close()
+            context.abort(*refusal)
+        # Ends the wait below as soon as the client cancels or the call dies.
+        if not context.add_callback(subscription.close):
+            subscription.close()
+        # Headers now tell the client that every result published from here on reaches it.
+        context.send_initial_metadata(())
+        try:
+            while True:
+                result = subscription.get(timeout_s=_POLL_S)
+                if result is None:
+                    if subscription.closed or not context.is_active():
+                        return
+                    continue
+                yield edge_pb2.SubscribeResponse(
+                    result=result_to_proto(result), dropped=subscription.dropped
+                )
+        finally:
+            subscription.close()
+            with self._lock:
+                self._open.discard(subscription)
+
+    def GetTimeline(
+        self, request: edge_pb2.GetTimelineRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.GetTimelineResponse:
+        if not request.stream_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "stream_id is required")
+        try:
+            segments = self._hub.timeline(request.stream_id)
+        except KeyError:
+            known = ", ".join(self._hub.streams()) or "none yet"
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no results for stream {request.stream_id!r} (streams with results: {known})",
+            )
+        return edge_pb2.GetTimelineResponse(
+            stream_id=request.stream_id, segments=[segment_to_proto(s) for s in segments]
+        )
+
+    def Prompt(
+        self, request: edge_pb2.PromptRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.PromptResponse:
+        prompter = self._prompter
+        if prompter is None:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this runtime runs no segmenter (add a segmentation section to its config)",
+            )
+            raise AssertionError("abort raises")
+        region = None
+        if request.points or request.HasField("box"):
+            box = request.box
+            region = Prompt(
+                points=tuple((p.x, p.y) for p in request.points),
+                point_labels=tuple(int(p.positive) for p in request.points),
+                box=(box.x0, box.y0, box.x1, box.y1) if request.HasField("box") else None,
+            )
+        index = request.index if request.WhichOneof("frame") == "index" else None
+        try:
+            answer = prompter.prompt(request.stream_id, index, region, tuple(request.text_classes))
+        except PromptError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except FrameNotFound as error:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+        return edge_pb2.PromptResponse(
+            stream_id=answer.stream_id,
+            index=answer.index,
+            pts_ns=answer.pts_ns,
+            masks=[segment_mask_to_proto(mask) for mask in answer.masks],
+            model=answer.model,
+            latency_ms=answer.latency_ms,
+            embedding_cached=answer.embedding_cached,
+        )
+
+    def close(self) -> None:
+        """End every open subscription (its client sees the stream end) and refuse new ones."""
+        with self._lock:
+            self._closed = True
+            subscriptions = tuple(self._open)
+        for subscription in subscriptions:
+            subscription.close()
+
+    def _register(self, subscription: Subscription) -> tuple[grpc.StatusCode, str] | None:
+        """Count a new subscription in, or say why it is refused."""
+        with self._lock:
+            if self._closed:
+                return grpc.StatusCode.UNAVAILABLE, "the edge server is shutting down"
+            if len(self._open) >= self._max_subscribers:
+                return (
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the edge server already serves {self._max_subscribers} subscriptions",
+                )
+            self._open.add(subscription)
+            return None
+
+
+def status_to_proto(status: RuntimeStatus) -> edge_pb2.GetStatusResponse:
+    """The ``GetStatus`` answer for a runtime snapshot."""
+    return edge_pb2.GetStatusResponse(
+        sources=[
+            edge_pb2.SourceStatus(
+                stream_id=s.stream_id,
+                uri=s.uri,
+                state=s.state,
+                fps=s.fps,
+                frames_in=s.frames_in,
+                error=s.error,
+            )
+            for s in status.sources
+        ],
+        models=[
+            edge_pb2.ModelStatus(
+                name=m.name,
+                version=m.version,
+                stream_id=m.stream_id,
+                backend=m.backend,
+                rate_hz=m.rate_hz,
+                state=m.state,
+                inferred=m.inferred,
+                error=m.error,
+                backend_reason=m.backend_reason,
+            )
+            for m in status.models
+        ],
+        stages=[
+            edge_pb2.StageStatus(
+                name=s.name,
+                latency=latency_to_proto(s.latency),
+                processed=s.processed,
+                dropped=s.dropped,
+            )
+            for s in status.stages
+        ],
+        frame_to_result=latency_to_proto(status.frame_to_result),
+        video_frames_in=status.video_frames_in,
+        video_frames_out=status.video_frames_out,
+        uptime_s=status.uptime_s,
+    )

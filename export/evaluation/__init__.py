@@ -1,0 +1,1 @@
+"""``orstream eval segmentation``: a segmentation package scored on a phantom data set."""

@@ -1,0 +1,118 @@
+"""``orstream export onnx``: a trained checkpoint to a model package, with a parity report.
+
+One command for every model: a workflow recognizer becomes ``model.onnx`` + ``card.json``; an
+interactive segmenter (its checkpoint names a model of ``SEGMENTER_MODELS``) becomes an image
+encoder, a prompt decoder and its class text prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_PARITY_FRAMES = 16
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="Lightning checkpoint written by `orstream train workflow` or "
+        "`orstream train segmenter`",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="package folder to write (card.json + model.onnx; a segmenter adds decoder.onnx "
+        "and text_prompts.npy)",
+    )
+    parser.add_argument(
+        "--parity-frames",
+        type=int,
+        default=DEFAULT_PARITY_FRAMES,
+        metavar="N",
+        help="frames per parity source, run one at a time with the state carried; a "
+        "segmenter's decoder runs every kind of prompt on each frame "
+        f"(default {DEFAULT_PARITY_FRAMES})",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing package at --out"
+    )
+    parser.add_argument(
+        "--exporter",
+        choices=("auto", "torchscript", "dynamo"),
+        default="auto",
+        help="torch.onnx exporter: auto tries torchscript, then dynamo",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from orstream.export.onnx.segmenter_export import SEGMENTER_MODELS, checkpoint_model_name
+
+    if checkpoint_model_name(args.checkpoint) in SEGMENTER_MODELS:
+        return _run_segmenter(args)
+    from orstream.export.onnx.workflow_export import export_package
+
+    result = export_package(
+        args.checkpoint,
+        args.out,
+        parity_frames=args.parity_frames,
+        overwrite=args.overwrite,
+        exporter=args.exporter,
+    )
+    card = result.package.card
+    print(f"package   {result.package.root}")
+    print(
+        f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
+        f"{len(card.state)} state tensors  opset {card.export.opset} ({result.exporter})"
+    )
+    print(
+        "parity    ONNX Runtime vs PyTorch, max abs diff per output "
+        f"(tolerance {result.parity[0].tolerance:g}):"
+    )
+    state_outputs = {state.output for state in card.state}
+    for parity in result.parity:
+        heads = "  ".join(
+            f"{name} {value:.2e}"
+            for name, value in parity.max_abs_diff.items()
+            if name not in state_outputs
+        )
+        state = max((parity.max_abs_diff[name] for name in state_outputs), default=0.0)
+        print(f"  {parity.source:<8} {parity.frames:>3} frames  {heads}  state {state:.2e}")
+    return 0
+
+
+def _run_segmenter(args: argparse.Namespace) -> int:
+    from orstream.export.onnx.segmenter_export import export_segmenter_package
+
+    result = export_segmenter_package(
+        args.checkpoint,
+        args.out,
+        parity_frames=args.parity_frames,
+        overwrite=args.overwrite,
+        exporter=args.exporter,
+    )
+    card = result.package.card
+    decoder = card.decoder
+    assert decoder is not None  # a segmenter package always has one
+    classes = ", ".join(label.name for label in card.labels[decoder.labels])
+    print(f"package   {result.package.root}")
+    print(
+        f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
+        f"embedding {list(card.outputs[0].shape)}  opset {card.export.opset} ({result.exporter})"
+    )
+    print(
+        f"decoder   {decoder.point_slots} point slots, box, mask {list(decoder.mask_size)}, "
+        f"text; {len(card.labels[decoder.labels])} classes: {classes}"
+    )
+    print(
+        "parity    ONNX Runtime vs PyTorch, max abs diff per output "
+        f"(tolerance {result.encoder_parity[0].tolerance:g}):"
+    )
+    for graph, results in (("encoder", result.encoder_parity), ("decoder", result.decoder_parity)):
+        for parity in results:
+            diffs = "  ".join(f"{name} {value:.2e}" for name, value in parity.max_abs_diff.items())
+            print(f"  {graph}  {parity.source:<8} {parity.frames:>3} frames  {diffs}")
+    return 0

@@ -1,0 +1,1 @@
+"""TensorRT engines: profiles, the graph TensorRT parses, building and ``orstream export trt``."""

@@ -1,0 +1,403 @@
+"""The model card (``card.json``): the schema of what a package holds and how to run it.
+
+A package is a folder holding ``card.json`` and ``model.onnx``; loading and checking its files
+is :mod:`orstream.package.loading`. Every package may hold a golden reference,
+``reference.npz``: for each of its graphs an input and the outputs ONNX Runtime on CPU in fp32
+gives for it, which every edge backend must reproduce before it serves.
+
+An interactive segmentation package also holds a prompt decoder, ``decoder.onnx``, and the text
+prompt embeddings of its classes, ``text_prompts.npy``, both described by the card's optional
+``decoder`` section (:class:`PromptDecoderSpec`); ``model.onnx`` is then the image encoder.
+
+The card describes the ONNX graph's tensors, how to turn a camera frame into the image input,
+what the outputs mean, the labels, the temporal state a streaming model carries between calls,
+content hashes, where the weights came from and how the export was checked. The ONNX graph's
+inputs are ``card.inputs`` followed by each state's ``input``; its outputs are ``card.outputs``
+followed by each state's ``output``.
+
+This module is core: numpy, pydantic and the standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from orstream.errors import OrstreamError
+
+CARD_FILE = "card.json"
+MODEL_FILE = "model.onnx"
+DECODER_FILE = "decoder.onnx"
+TEXT_PROMPTS_FILE = "text_prompts.npy"
+REFERENCE_FILE = "reference.npz"
+CARD_FORMAT: Literal[1] = 1
+INTERACTIVE_SEGMENTATION = "interactive_segmentation"
+"""The task of a package with a prompt decoder (``model.onnx`` is then the image encoder)."""
+
+IMAGE_EMBEDDINGS = "image_embeddings"
+DECODER_INPUTS = (
+    IMAGE_EMBEDDINGS,
+    "points",
+    "point_labels",
+    "boxes",
+    "mask_prompt",
+    "text_embedding",
+    "has_box",
+    "has_mask",
+    "has_text",
+)
+"""The prompt decoder's inputs, in graph order (all float32, batch 1): the image embedding
+[1, E, h, w]; points [1, N, 2] (x, y in model input pixels) with point_labels [1, N] (1
+positive, 0 negative, -1 an unused slot); boxes [1, 4] (x0, y0, x1, y1 input pixels);
+mask_prompt [1, 1, H/4, W/4] logits; text_embedding [1, T]; and 0/1 flags [1] switching the
+box, mask and text prompts on."""
+DECODER_OUTPUTS = ("masks", "iou")
+"""The prompt decoder's outputs: candidate mask logits [1, K, H/4, W/4] and their predicted IoU
+[1, K]."""
+
+DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "bool"]
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+FILE_NAME_PATTERN = r"^[^/\\]+$"
+"""A plain file name inside the package folder (no folders, so a card never points outside)."""
+Graph = Literal["model", "decoder"]
+"""Which graph of a package: ``model.onnx``, or the prompt decoder of an interactive
+segmentation package."""
+GraphShape = tuple[int | str | None, ...]
+TensorTypes = dict[str, tuple[tuple[int, ...], str]]
+"""Tensors as a card lists them: name -> (shape, numpy dtype name)."""
+"""A tensor shape as an ONNX graph declares it: fixed dims are ints, symbolic ones names or None."""
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors, so a typo in a card never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resize(_Strict):
+    """Resize a camera frame to the model's input size before normalising."""
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    interpolation: Literal["area", "linear", "cubic", "nearest"] = "area"
+
+
+class InputSpec(_Strict):
+    """One non-state input of the graph.
+
+    For an image input (``layout`` set): an RGB uint8 frame is resized per ``resize``, scaled by
+    ``1 / scale`` (to 0..1 for ``scale=255``), normalised as ``(x - mean) / std`` per channel
+    and laid out as ``layout`` with a batch dimension of 1.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    layout: Literal["NCHW"] | None = None
+    color: Literal["RGB"] | None = None
+    resize: Resize | None = None
+    scale: float | None = Field(default=None, gt=0)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    @model_validator(mode="after")
+    def _image_fields_agree(self) -> InputSpec:
+        if self.layout is None:
+            return self
+        if self.resize is None or self.scale is None or self.mean is None or self.std is None:
+            raise ValueError("an image input (layout set) needs resize, scale, mean and std")
+        if len(self.shape) != 4 or self.shape[1] != 3:
+            raise ValueError(f"an NCHW image needs shape [1, 3, H, W], not {list(self.shape)}")
+        if (self.resize.height, self.resize.width) != self.shape[2:]:
+            raise ValueError("resize height/width must equal the input's H and W")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
+class OutputSpec(_Strict):
+    """One non-state output of the graph and how to read it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    meaning: str
+    activation: Literal["softmax", "sigmoid", "none"] = Field(
+        description="what turns these values into probabilities (they are logits otherwise)"
+    )
+    labels: str | None = Field(default=None, description="key in card.labels naming the classes")
+
+
+class Label(_Strict):
+    """Class ``index`` of an output is PitVis code ``code``."""
+
+    index: int = Field(ge=0)
+    code: int
+    name: str
+
+
+class Clip(_Strict):
+    """How the edge feeds the graph: ``length`` frames per call, advancing ``stride`` frames,
+    sampled from the video at ``fps`` frames per second."""
+
+    length: int = Field(gt=0)
+    stride: int = Field(gt=0)
+    fps: float = Field(gt=0)
+
+
+class StateSpec(_Strict):
+    """A temporal state tensor: fed back from ``output`` to ``input`` on the next call."""
+
+    name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    dtype: DType
+    initial: Literal["zeros"] = "zeros"
+    reset_on_discontinuity: bool = True
+
+
+class StepSmoothing(_Strict):
+    """Online smoothing of the step output, as validation scored it in training
+    (:class:`orstream.step_smoothing.StepSmoother`)."""
+
+    min_dwell: int = Field(default=3, ge=1)
+
+
+class Hashes(_Strict):
+    """sha256 of the files the package came from and holds."""
+
+    checkpoint: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    model_onnx: str = Field(pattern=SHA256_PATTERN)
+    reference: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="sha256 of reference.npz (None: the package has no golden reference)",
+    )
+
+
+class Training(_Strict):
+    """Where the weights came from, as the training run recorded it."""
+
+    data: dict[str, JsonValue] = {}
+    cases: dict[str, list[int]] = Field(
+        default={}, description="video ids per split, e.g. train and val"
+    )
+    metrics: dict[str, float] = {}
+
+
+class ParityResult(_Strict):
+    """ONNX Runtime against PyTorch over ``frames`` frames, state carried frame to frame."""
+
+    source: str = Field(description="the kind of frames: random, phantom, video")
+    frames: int = Field(gt=0)
+    max_abs_diff: dict[str, float]
+    tolerance: float
+
+
+class ExportInfo(_Strict):
+    """How ``model.onnx`` was made and checked."""
+
+    exporter: str
+    opset: int
+    batch: int = 1
+    torch_version: str
+    onnx_version: str
+    onnxruntime_version: str
+    parity: tuple[ParityResult, ...] = ()
+
+
+class PromptDecoderSpec(_Strict):
+    """The prompt decoder of an interactive segmentation package (see :data:`DECODER_INPUTS`).
+
+    ``text_file`` holds float32 [C, T]: row i is the sentence embedding of
+    ``prompt_template.format(name)`` for class i of ``card.labels[labels]``.
+    """
+
+    file: str = Field(default=DECODER_FILE, pattern=FILE_NAME_PATTERN)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    text_file: str = Field(default=TEXT_PROMPTS_FILE, pattern=FILE_NAME_PATTERN)
+    text_sha256: str = Field(pattern=SHA256_PATTERN)
+    labels: str = Field(
+        default="segmentation", description="key in card.labels naming the text rows' classes"
+    )
+    prompt_template: str = Field(description="the sentence a class name is put into, with {}")
+    parity: tuple[ParityResult, ...] = ()
+
+    @model_validator(mode="after")
+    def _decoder_signature(self) -> PromptDecoderSpec:
+        names = tuple(t.name for t in self.inputs)
+        if names != DECODER_INPUTS:
+            raise ValueError(f"decoder inputs must be {list(DECODER_INPUTS)}, not {list(names)}")
+        if tuple(t.name for t in self.outputs) != DECODER_OUTPUTS:
+            raise ValueError(f"decoder outputs must be {list(DECODER_OUTPUTS)}")
+        tensors: dict[str, InputSpec | OutputSpec] = {t.name: t for t in self.inputs}
+        tensors.update({t.name: t for t in self.outputs})
+        if any(t.dtype != "float32" for t in tensors.values()):
+            raise ValueError("every decoder input and output must be float32")
+        if any(t.layout is not None for t in self.inputs):
+            raise ValueError("decoder inputs are not images (no layout)")
+        mask = self.mask_size
+        slots = self.point_slots
+        candidates = tensors["masks"].shape[1] if len(tensors["masks"].shape) == 4 else 0
+        expected = {
+            "points": (1, slots, 2),
+            "point_labels": (1, slots),
+            "boxes": (1, 4),
+            "mask_prompt": (1, 1, *mask),
+            "has_box": (1,),
+            "has_mask": (1,),
+            "has_text": (1,),
+            "masks": (1, candidates, *mask),
+            "iou": (1, candidates),
+        }
+        for name, shape in expected.items():
+            if tensors[name].shape != shape or min(shape) < 1:
+                raise ValueError(
+                    f"decoder tensor {name!r} has shape {list(tensors[name].shape)}, "
+                    f"expected {list(shape)}"
+                )
+        embeddings, text = tensors[IMAGE_EMBEDDINGS].shape, tensors["text_embedding"].shape
+        if len(embeddings) != 4 or embeddings[0] != 1:
+            raise ValueError(f"decoder {IMAGE_EMBEDDINGS!r} must be [1, E, h, w]")
+        if len(text) != 2 or text[0] != 1:
+            raise ValueError("decoder 'text_embedding' must be [1, T]")
+        if "{}" not in self.prompt_template:
+            raise ValueError("prompt_template must hold {} where the class name goes")
+        return self
+
+    @property
+    def point_slots(self) -> int:
+        """How many points one decoder call takes (N of the points input)."""
+        shape = self.inputs[DECODER_INPUTS.index("points")].shape
+        return shape[1] if len(shape) == 3 else 0
+
+    @property
+    def mask_size(self) -> tuple[int, int]:
+        """(H/4, W/4): size of the mask prompt and of the output mask logits."""
+        shape = self.inputs[DECODER_INPUTS.index("mask_prompt")].shape
+        return (shape[2], shape[3]) if len(shape) == 4 else (0, 0)
+
+    @property
+    def text_dim(self) -> int:
+        """Width T of a text prompt embedding."""
+        return self.inputs[DECODER_INPUTS.index("text_embedding")].shape[-1]
+
+    def graph_inputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The decoder graph's inputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.inputs}
+
+    def graph_outputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The decoder graph's outputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.outputs}
+
+
+class ModelCard(_Strict):
+    """Everything the edge needs to run ``model.onnx`` (see the module docstring)."""
+
+    format: Literal[1] = CARD_FORMAT
+    name: str
+    task: str
+    version: str
+    inputs: tuple[InputSpec, ...] = Field(min_length=1)
+    outputs: tuple[OutputSpec, ...] = Field(min_length=1)
+    labels: dict[str, tuple[Label, ...]] = {}
+    clip: Clip
+    state: tuple[StateSpec, ...] = ()
+    thresholds: dict[str, float] = Field(
+        default={}, description="decision threshold on the probability of a sigmoid output"
+    )
+    step_smoothing: StepSmoothing = StepSmoothing()
+    hashes: Hashes
+    training: Training = Training()
+    export: ExportInfo
+    decoder: PromptDecoderSpec | None = Field(
+        default=None, description="the prompt decoder of an interactive segmentation package"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelCard:
+        names = [t.name for t in self.inputs] + [t.name for t in self.outputs]
+        names += [s.input for s in self.state] + [s.output for s in self.state]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tensor names used twice: {duplicates}")
+        outputs = {o.name: o for o in self.outputs}
+        for output in self.outputs:
+            if output.labels is None:
+                continue
+            if output.labels not in self.labels:
+                raise ValueError(f"output {output.name!r} names unknown labels {output.labels!r}")
+            count = len(self.labels[output.labels])
+            if output.shape[-1] != count:
+                raise ValueError(
+                    f"output {output.name!r} has {output.shape[-1]} classes but labels "
+                    f"{output.labels!r} has {count}"
+                )
+        for key, entries in self.labels.items():
+            if [e.index for e in entries] != list(range(len(entries))):
+                raise ValueError(f"labels {key!r} must list indices 0..{len(entries) - 1} in order")
+        for name, threshold in self.thresholds.items():
+            if name not in outputs or outputs[name].activation != "sigmoid":
+                raise ValueError(f"threshold for {name!r}, which is not a sigmoid output")
+            if not 0.0 < threshold < 1.0:
+                raise ValueError(f"threshold for {name!r} must be in (0, 1), not {threshold}")
+        self._decoder_fits()
+        return self
+
+    def _decoder_fits(self) -> None:
+        """The decoder takes what model.onnx gives and names classes the card lists."""
+        if self.decoder is None:
+            if self.task == INTERACTIVE_SEGMENTATION:
+                raise ValueError(f"an {INTERACTIVE_SEGMENTATION} card needs a decoder section")
+            return
+        if self.decoder.labels not in self.labels:
+            raise ValueError(f"decoder names unknown labels {self.decoder.labels!r}")
+        embeddings = self.decoder.inputs[0]
+        produced = {o.name: o for o in self.outputs}.get(embeddings.name)
+        if produced is None or produced.shape != embeddings.shape:
+            raise ValueError(
+                f"decoder input {embeddings.name!r} {list(embeddings.shape)} is not an output "
+                "of model.onnx with that shape"
+            )
+
+    def graph_inputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The ONNX graph's inputs in order: name -> (shape, dtype)."""
+        tensors: dict[str, tuple[tuple[int, ...], str]] = {
+            t.name: (t.shape, t.dtype) for t in self.inputs
+        }
+        tensors.update({s.input: (s.shape, s.dtype) for s in self.state})
+        return tensors
+
+    def graph_outputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The ONNX graph's outputs in order: name -> (shape, dtype)."""
+        tensors: dict[str, tuple[tuple[int, ...], str]] = {
+            t.name: (t.shape, t.dtype) for t in self.outputs
+        }
+        tensors.update({s.output: (s.shape, s.dtype) for s in self.state})
+        return tensors
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """Fresh state tensors keyed by their graph input name (at start and on discontinuity)."""
+        return {s.input: np.zeros(s.shape, dtype=s.dtype) for s in self.state}
+
+    def next_state(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The state to feed the next call, taken from one call's outputs."""
+        return {s.input: outputs[s.output] for s in self.state}
+
+    def graph_tensors(self, graph: Graph = "model") -> tuple[TensorTypes, TensorTypes]:
+        """(inputs, outputs) of one graph of the package, each name -> (shape, dtype) in order.
+
+        Raises:
+            OrstreamError: ``graph`` is the decoder and the card has no decoder section.
+        """
+        if graph == "model":
+            return self.graph_inputs(), self.graph_outputs()
+        if self.decoder is None:
+            raise OrstreamError(f"card {self.name!r} has no prompt decoder")
+        return self.decoder.graph_inputs(), self.decoder.graph_outputs()

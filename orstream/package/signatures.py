@@ -1,0 +1,89 @@
+"""The check that an ONNX graph's tensors match its card.
+
+Shared by the exporter and the edge backends, which each read the graph with their own library
+and pass what they see here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from orstream.errors import OrstreamError
+from orstream.package.card import CARD_FILE, GraphShape, ModelCard
+
+
+def _format_shape(shape: GraphShape) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def check_graph_signature(
+    card: ModelCard,
+    inputs: Mapping[str, tuple[GraphShape, str]],
+    outputs: Mapping[str, tuple[GraphShape, str]],
+    source: Path,
+) -> None:
+    """Refuse an ONNX graph whose tensors (names, shapes, dtypes) differ from the card's.
+
+    Args:
+        card: the package's card.
+        inputs: the graph's inputs as its reader sees them: name -> (shape, numpy dtype name).
+        outputs: the graph's outputs, likewise.
+        source: the ONNX file, named in the error.
+
+    Raises:
+        OrstreamError: naming the first tensor that differs.
+    """
+    _check_tensors(card.graph_inputs(), card.graph_outputs(), inputs, outputs, source)
+
+
+def check_decoder_signature(
+    card: ModelCard,
+    inputs: Mapping[str, tuple[GraphShape, str]],
+    outputs: Mapping[str, tuple[GraphShape, str]],
+    source: Path,
+) -> None:
+    """Refuse a prompt decoder graph whose tensors differ from the card's decoder section.
+
+    Arguments as :func:`check_graph_signature`.
+
+    Raises:
+        OrstreamError: the card has no decoder, or naming the first tensor that differs.
+    """
+    if card.decoder is None:
+        raise OrstreamError(f"{source}: card {card.name!r} has no decoder section")
+    _check_tensors(
+        card.decoder.graph_inputs(), card.decoder.graph_outputs(), inputs, outputs, source
+    )
+
+
+def _check_tensors(
+    expected_inputs: Mapping[str, tuple[tuple[int, ...], str]],
+    expected_outputs: Mapping[str, tuple[tuple[int, ...], str]],
+    inputs: Mapping[str, tuple[GraphShape, str]],
+    outputs: Mapping[str, tuple[GraphShape, str]],
+    source: Path,
+) -> None:
+    for kind, graph, expected in (
+        ("input", inputs, expected_inputs),
+        ("output", outputs, expected_outputs),
+    ):
+        missing = [name for name in expected if name not in graph]
+        unexpected = [name for name in graph if name not in expected]
+        if missing or unexpected:
+            raise OrstreamError(
+                f"{source} does not match {CARD_FILE}: graph {kind}s {list(graph)}, "
+                f"card {kind}s {list(expected)}"
+            )
+        for name, (shape, dtype) in expected.items():
+            graph_shape, graph_dtype = graph[name]
+            if tuple(graph_shape) != shape:
+                raise OrstreamError(
+                    f"{source} does not match {CARD_FILE}: {kind} {name!r} has shape "
+                    f"{_format_shape(graph_shape)} in the graph, {_format_shape(shape)} in the card"
+                )
+            if graph_dtype != dtype:
+                raise OrstreamError(
+                    f"{source} does not match {CARD_FILE}: {kind} {name!r} is {graph_dtype} in "
+                    f"the graph, {dtype} in the card"
+                )

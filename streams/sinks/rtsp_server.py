@@ -1,0 +1,145 @@
+"""RTSP serving with gst-rtsp-server: a server on its own GLib main loop, and a video file served.
+
+:class:`RtspServer` runs one ``GstRtspServer.RTSPServer`` with a private GLib main context in a
+daemon thread, so it serves clients whatever the calling thread does. :func:`serve_file_rtsp`
+uses it to serve an H.264 video file (its stream sent as it is, not re-encoded), which is how
+tests and benchmarks get a real RTSP camera.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from orstream.errors import OrstreamError
+from orstream.streams.gst_init import GLib, Gst, require_elements, rtsp_server_module
+from orstream.streams.sources.video_file import probe_video
+
+STOP_TIMEOUT_S = 5.0
+"""How long :meth:`RtspServer.close` waits for the main-loop thread."""
+
+
+class RtspServer:
+    """A gst-rtsp-server listening on ``host:port`` (port 0: any free port), serving mounts.
+
+    Args:
+        port: TCP port for RTSP; 0 picks a free one (see :attr:`port`).
+        host: address to listen on.
+
+    Raises:
+        OrstreamError: the port cannot be bound, or gst-rtsp-server is missing.
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.rtsp = rtsp_server_module()
+        self.host = host
+        self._context = GLib.MainContext.new()
+        self._loop = GLib.MainLoop.new(self._context, False)
+        self._server = self.rtsp.RTSPServer.new()
+        self._server.set_address(host)
+        self._server.set_service(str(port))
+        self._source_id = self._server.attach(self._context)
+        if not self._source_id:
+            raise OrstreamError(f"RTSP server: cannot listen on {host}:{port} (port in use?)")
+        self.port: int = self._server.get_bound_port()
+        self._thread = threading.Thread(target=self._loop.run, name="rtsp-server", daemon=True)
+        self._thread.start()
+
+    def url(self, mount: str) -> str:
+        """The ``rtsp://`` URL of a mount point."""
+        return f"rtsp://{self.host}:{self.port}{mount}"
+
+    def mount(self, mount: str, factory: Any) -> str:
+        """Serve ``factory`` (an ``RTSPMediaFactory``) at ``mount``; returns its URL."""
+        if not mount.startswith("/"):
+            raise OrstreamError(f"RTSP mount point must start with '/', got '{mount}'")
+        self._server.get_mount_points().add_factory(mount, factory)
+        return self.url(mount)
+
+    def close(self) -> None:
+        """Disconnect every client and stop serving."""
+        if not self._thread.is_alive():
+            return
+        done = threading.Event()
+
+        def stop(*_: object) -> bool:
+            # Runs on the server's own loop, where its clients live.
+            self._server.client_filter(lambda *_: self.rtsp.RTSPFilterResult.REMOVE)
+            source = self._context.find_source_by_id(self._source_id)
+            if source is not None:
+                source.destroy()
+            self._loop.quit()
+            done.set()
+            return False
+
+        idle = GLib.idle_source_new()
+        idle.set_callback(stop)
+        idle.attach(self._context)
+        done.wait(STOP_TIMEOUT_S)
+        self._thread.join(STOP_TIMEOUT_S)
+
+    def __enter__(self) -> RtspServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ServedFile:
+    """A video file being served over RTSP (what :func:`serve_file_rtsp` yields).
+
+    Attributes:
+        url: the ``rtsp://`` URL clients open.
+        path: the file served.
+        server: the server serving it.
+    """
+
+    def __init__(self, url: str, path: Path, server: RtspServer) -> None:
+        self.url = url
+        self.path = path
+        self.server = server
+
+
+@contextmanager
+def serve_file_rtsp(
+    path: Path | str, port: int = 0, mount: str = "/case", host: str = "127.0.0.1"
+) -> Iterator[ServedFile]:
+    """Serve an H.264 video file over RTSP while the ``with`` block runs.
+
+    Each client gets the file from its start, at its own pace (timestamps as in the file),
+    and the stream ends with the file.
+
+    Args:
+        path: the video file (H.264 in MP4, MKV, ...).
+        port: TCP port; 0 picks a free one.
+        mount: the URL path.
+        host: address to listen on.
+
+    Raises:
+        OrstreamError: the file is missing, not a video, truncated or not H.264, or the port
+            cannot be bound.
+    """
+    path = Path(path).resolve()
+    info = probe_video(path)
+    if info.codec != "h264":
+        raise OrstreamError(f"{path}: RTSP serving sends H.264 as it is; this file is {info.codec}")
+    require_elements("RTSP file serving", "filesrc", "parsebin", "h264parse", "rtph264pay")
+    rtsp = rtsp_server_module()
+    factory = rtsp.RTSPMediaFactory.new()
+    # SPS/PPS before every keyframe, so a client joining at any keyframe can decode.
+    factory.set_launch(
+        "( filesrc name=file ! parsebin ! h264parse config-interval=-1 ! "
+        "rtph264pay name=pay0 pt=96 )"
+    )
+    factory.connect("media-configure", _set_location, str(path))
+    with RtspServer(port, host) as server:
+        yield ServedFile(server.mount(mount, factory), path, server)
+
+
+def _set_location(_factory: Any, media: Any, location: str) -> None:
+    """Point a new client's pipeline at the file (a property, so no path needs quoting)."""
+    element: Gst.Element = media.get_element()
+    element.get_by_name("file").set_property("location", location)

@@ -1,0 +1,70 @@
+"""edge.yaml: typed sections, unknown keys refused, paths relative to the file."""
+
+from pathlib import Path
+
+import pytest
+
+from orstream.edge.app.config import load_config
+from orstream.errors import OrstreamError
+
+
+def test_a_full_config_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(
+        "source: {uri: 'rtsp://10.0.0.5:8554/scope', stream_id: or3}\n"
+        "model: {package: pkg, rate_hz: 2}\n"
+        "overlay: {stale_after_ms: 400, port: {capacity: 8, policy: drop_oldest}}\n"
+        "record: {path: out/or3.mp4}\n"
+        "grpc: {address: '0.0.0.0:6000'}\n"
+        "results: {dir: res, video: 3}\n"
+    )
+    config = load_config(path)
+    assert config.source.stream_id == "or3"
+    assert config.model is not None and config.model.package == tmp_path / "pkg"
+    assert config.model.rate_hz == 2
+    assert config.overlay.port.policy == "drop_oldest"
+    assert config.record is not None and config.record.path == tmp_path / "out/or3.mp4"
+    assert config.results is not None and config.results.video == 3
+    assert config.rtsp is None and not config.display.enabled
+    assert config.model.backends == ("tensorrt:cuda", "torch:cuda", "onnxruntime")
+    assert config.model.device == "cpu"
+
+
+def test_segmentation_takes_a_backend_preference_and_device(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(
+        "source: {uri: a.mp4}\n"
+        "segmentation: {package: seg, backends: ['torch:cuda:1', onnxruntime], device: cuda}\n"
+    )
+    segmentation = load_config(path).segmentation
+    assert segmentation is not None
+    assert segmentation.backends == ("torch:cuda:1", "onnxruntime")
+    assert segmentation.device == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("source: {uri: a.mp4}\nmodle: {package: p}\n", "modle"),
+        ("source: {uri: a.mp4, fps: 30}\n", "source.fps"),
+        ("source: {uri: a.mp4}\noverlay: {port: {policy: newest}}\n", "overlay.port.policy"),
+        ("model: {package: p}\n", "source"),
+        ("- just a list\n", "expected a mapping"),
+        ("source: [unclosed\n", "not valid YAML"),
+        ("source: {uri: a.mp4}\nmodel: {package: p, backends: [tensorrt8]}\n", "'tensorrt8'"),
+        ("source: {uri: a.mp4}\nmodel: {package: p, backends: ['torch:gpu']}\n", "'gpu'"),
+        ("source: {uri: a.mp4}\nmodel: {package: p, backends: []}\n", "model.backends"),
+        ("source: {uri: a.mp4}\nsegmentation: {package: p, device: 'cuda:x'}\n", "cuda:x"),
+    ],
+)
+def test_bad_configs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(text)
+    with pytest.raises(OrstreamError, match=message) as caught:
+        load_config(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_missing_config_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(OrstreamError, match="config not found"):
+        load_config(tmp_path / "nope.yaml")

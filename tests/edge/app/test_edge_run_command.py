@@ -1,0 +1,121 @@
+"""``orstream edge run`` on bad input: one clear line, a non-zero exit, never a traceback."""
+
+import json
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orstream.streams.phantom.writer import PhantomSpec, write_dataset
+from orstream.streams.sources.video_file import probe_video
+
+
+@pytest.fixture(scope="module")
+def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("edge_run_phantom")
+    write_dataset(PhantomSpec(1, 4, seed=9, width=320, height=180, fps=12.0), out)
+    return out / "videos" / "video_01.mp4"
+
+
+def _edge_run(project_root: Path, *args: object) -> subprocess.CompletedProcess[str]:
+    command = [
+        str(project_root / ".venv/bin/orstream"),
+        "edge",
+        "run",
+        "--no-grpc",
+        *map(str, args),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def _assert_one_clear_error(result: subprocess.CompletedProcess[str], words: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("orstream: error")]
+    assert len(errors) == 1, result.stderr
+    assert words in errors[0], errors[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_file_runs_to_the_end_and_writes_results(
+    project_root: Path, small_mp4: Path, random_workflow_package: Path, tmp_path: Path
+) -> None:
+    result = _edge_run(
+        project_root,
+        "--source", small_mp4, "--model", random_workflow_package,
+        "--record", tmp_path / "out.mp4", "--results", tmp_path / "results",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert probe_video(tmp_path / "out.mp4").frame_count == probe_video(small_mp4).frame_count
+    rows = (tmp_path / "results" / "steps" / "video_01.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4  # header + one row per second
+    assert "frame-to-result latency" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("make_source", "words"),
+    [
+        (lambda tmp: tmp / "missing.mp4", "missing.mp4"),
+        (lambda tmp: _write(tmp / "notes.mp4", b"this is not a video\n" * 50), "notes.mp4"),
+        (lambda tmp: "gopher://example/feed", "gopher"),
+        (lambda tmp: f"rtsp://127.0.0.1:{_free_port()}/nobody", "rtsp://127.0.0.1"),
+    ],
+    ids=["missing", "not-video", "unknown-scheme", "rtsp-nobody"],
+)
+def test_bad_sources_fail_with_one_line(
+    project_root: Path, random_workflow_package: Path, tmp_path: Path, make_source, words: str
+) -> None:
+    source = make_source(tmp_path)
+    result = _edge_run(project_root, "--source", source, "--model", random_workflow_package)
+    _assert_one_clear_error(result, words)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_a_truncated_file_is_refused_with_one_line(
+    project_root: Path, small_mp4: Path, random_workflow_package: Path, tmp_path: Path
+) -> None:
+    data = small_mp4.read_bytes()
+    truncated = _write(tmp_path / "video_02.mp4", data[: len(data) // 2])
+    result = _edge_run(project_root, "--source", truncated, "--model", random_workflow_package)
+    _assert_one_clear_error(result, "video_02.mp4")
+
+
+def test_a_package_whose_card_does_not_match_its_onnx_is_refused(
+    project_root: Path, small_mp4: Path, random_workflow_package: Path, tmp_path: Path
+) -> None:
+    package = tmp_path / "package"
+    shutil.copytree(random_workflow_package, package)
+    card = json.loads((package / "card.json").read_text())
+    card["inputs"][0]["shape"][2] += 8
+    card["inputs"][0]["resize"]["height"] += 8
+    (package / "card.json").write_text(json.dumps(card))
+    result = _edge_run(project_root, "--source", small_mp4, "--model", package)
+    _assert_one_clear_error(result, "image")
+
+
+def test_an_unknown_config_key_is_refused(project_root: Path, tmp_path: Path) -> None:
+    config = tmp_path / "edge.yaml"
+    config.write_text("source: {uri: a.mp4}\nrecrod: {path: x.mp4}\n")
+    result = _edge_run(project_root, "--config", config)
+    _assert_one_clear_error(result, "recrod")
+
+
+def test_segmentation_options_are_checked(
+    project_root: Path, small_mp4: Path, random_workflow_package: Path
+) -> None:
+    result = _edge_run(project_root, "--source", small_mp4, "--segmentation-rate", "2")
+    _assert_one_clear_error(result, "--segmenter")
+    # A workflow package is no segmenter: refused before anything plays.
+    result = _edge_run(project_root, "--source", small_mp4, "--segmenter", random_workflow_package)
+    _assert_one_clear_error(result, "no prompt decoder")

@@ -1,0 +1,191 @@
+"""``orstream train workflow`` / ``segmenter``: the shipped configs, outputs, one-line errors."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from project_paths import PROJECT_ROOT
+from test_pitvis_datamodule import write_dataset
+from test_segmenter_datamodule import add_disc_anatomy, make_phantom
+
+from orstream.cli import main
+from orstream.labels import INSTRUMENTS
+
+CONFIG = PROJECT_ROOT / "training" / "configs" / "workflow_phantom.yaml"
+TINY = [
+    "model.model_kwargs={input_size: [64, 64], channels: 16, num_layers: 2}",
+    "trainer.max_epochs=2",
+    "data.batch_size=1",
+    "trainer.enable_model_summary=false",
+]
+
+
+def test_trains_from_the_shipped_config_and_reports_its_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_dataset(tmp_path / "data", [1, 2, 3])
+    runs = tmp_path / "runs"
+    code = main(
+        [
+            "train",
+            "workflow",
+            "--config",
+            str(CONFIG),
+            f"data.root={root}",
+            "data.val_videos=[2]",
+            *TINY,
+            "--",
+            f"--trainer.logger.init_args.save_dir={runs}",
+        ]
+    )
+    assert code == 0
+    printed = dict(
+        line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line
+    )
+    best, last, curve = (
+        Path(printed[key]) for key in ("best checkpoint", "last checkpoint", "loss curve")
+    )
+    assert best.parent == last.parent == curve.parent
+    assert best.parent.is_relative_to(runs) and best.name.startswith("best-")
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 0.0 <= float(printed["best val_step_score"]) <= 1.0
+    saved = torch.load(last, weights_only=False)
+    assert saved["global_step"] == 4  # the final weights: 2 epochs x 2 training videos
+    assert saved["hyper_parameters"]["model_kwargs"]["input_size"] == [64, 64]
+    assert saved["orstream"]["data"]["val_videos"] == [2]
+    assert saved["orstream"]["data"]["input_size"] == [64, 64]  # linked from the model
+    assert (best.parent.parent / "metrics.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("config_text", "overrides", "message"),
+    [
+        (None, [], "config file not found"),
+        ("model:\n  nope: 1\n", ["data.root=x"], "does not accept option 'nope'"),
+        ("model: [\n", [], "Problems parsing config"),
+        ("{}\n", [], "data.root"),
+        ("{}\n", ["data.root"], "is not key=value"),
+        ("{}\n", ["data.root=x", "model.model_kwargs={backbone: no_such_net}"], "no_such_net"),
+    ],
+)
+def test_bad_configs_are_one_line_and_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    config_text: str | None,
+    overrides: list[str],
+    message: str,
+) -> None:
+    config = tmp_path / "config.yaml"
+    if config_text is not None:
+        config.write_text(config_text)
+    assert main(["train", "workflow", "--config", str(config), *overrides]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("orstream: error: ")
+    assert message in error[-1]
+    assert str(config) in error[-1] or "key=value" in message
+
+
+def test_a_missing_dataset_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "train",
+            "workflow",
+            "--config",
+            str(CONFIG),
+            f"data.root={tmp_path / 'nowhere'}",
+            *TINY,
+            "--",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        ]
+    )
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"orstream: error: {tmp_path / 'nowhere'}: dataset root not found"
+    )
+
+
+SEGMENTER_CONFIG = CONFIG.parent / "segmenter_phantom.yaml"
+TINY_SEGMENTER = [
+    "model.model_kwargs={input_size: [48, 80], embed_dim: 32, num_heads: 2, mlp_dim: 64,"
+    " backbone_args: {depth: 2, embed_dim: 48, num_heads: 2}}",
+    "model.click_rounds=1",
+    "trainer.max_epochs=1",
+    "data.batch_size=2",
+    "data.samples_per_epoch=4",
+    "data.val_max_targets=6",
+    "trainer.enable_model_summary=false",
+]
+
+
+def test_trains_the_segmenter_from_its_shipped_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_phantom(tmp_path / "phantom")
+    add_disc_anatomy(root)
+    runs = tmp_path / "runs"
+    code = main(
+        [
+            "train",
+            "segmenter",
+            "--config",
+            str(SEGMENTER_CONFIG),
+            f"data.root={root}",
+            *TINY_SEGMENTER,
+            "--",
+            f"--trainer.logger.init_args.save_dir={runs}",
+        ]
+    )
+    assert code == 0
+    printed = dict(
+        line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line
+    )
+    best, last, curve = (
+        Path(printed[key]) for key in ("best checkpoint", "last checkpoint", "loss curve")
+    )
+    assert best.parent == last.parent == curve.parent
+    assert best.parent.is_relative_to(runs / "segmenter") and best.name.startswith("best-")
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 0.0 <= float(printed["best val_dice"]) <= 1.0
+    saved = torch.load(last, weights_only=False)
+    assert saved["global_step"] == 2  # 4 samples in batches of 2
+    hyper = saved["hyper_parameters"]
+    assert hyper["model_name"] == "imis_segmenter"
+    assert hyper["model_kwargs"]["input_size"] == [48, 80]
+    assert hyper["classes"] == [*INSTRUMENTS.values(), "sella"]
+    # Only the segmenter's weights: no MiniLM parameters, no class text embeddings.
+    assert all(key.startswith("model.") for key in saved["state_dict"])
+    assert not any(
+        "word_embeddings" in key or "text" in key.split(".")[1] for key in saved["state_dict"]
+    )
+    data = saved["orstream"]["data"]
+    assert data["input_size"] == [48, 80]  # linked from the model
+    assert data["classes"] == hyper["classes"]
+    assert sum(data["val_targets"].values()) == 6
+    header = (best.parent.parent / "metrics.csv").read_text().splitlines()[0].split(",")
+    for name in (
+        "val_dice",
+        "val_dice_box",
+        "val_dice_points",
+        "val_dice_text",
+        "train_loss_epoch",
+    ):
+        assert name in header
+
+
+def test_a_bad_segmenter_class_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "train",
+            "segmenter",
+            "--config",
+            str(SEGMENTER_CONFIG),
+            f"data.root={tmp_path}",
+            "model.classes=[suction, scalpel]",
+        ]
+    )
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("orstream: error: classes must be distinct names of bipolar_forceps")
+    assert error.endswith("got ['suction', 'scalpel']")
