@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from orstream.edge.demo.command import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
+from orstream.edge.models.shipped import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orstream.edge.demo.command import SHIPPED_PACKAGE, add_segmenter_arguments
+from orstream.edge.demo.command import add_segmenter_arguments
+from orstream.edge.models.shipped import SHIPPED_PACKAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SHIPPED_PACKAGE = Path(__file__).resolve().parent / "packages" / "pitvis_workflow"
-SHIPPED_SEGMENTER = Path(__file__).resolve().parent / "packages" / "imis_segmenter"
+from orstream.edge.models.shipped import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
+
 DEMO_SECONDS = 120
 DEMO_SEED = 424242
 """Phantom seed of the demo case; the shipped model was trained on other seeds."""

@@ -1,7 +1,6 @@
 """``orstream client status|subscribe|timeline`` against a live edge server on loopback."""
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -9,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_grpc_server import sample_status
-from test_result_hub import result
+from edge_samples import free_port, result, sample_status
 
 from orstream.cli import main
 from orstream.edge.service.result_hub import ResultHub
@@ -51,12 +49,6 @@ def publishing(hub: ResultHub) -> Iterator[None]:
     yield
     stop.set()
     thread.join()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_status_prints_tables(address: str, capsys: pytest.CaptureFixture[str]) -> None:

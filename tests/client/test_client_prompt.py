@@ -11,10 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from edge_samples import HEIGHT, WIDTH, frame, free_port, sample_status
 from segmenter_checkpoints import random_segmenter_package
-from test_client_command import free_port
-from test_grpc_prompt import HEIGHT, WIDTH, frame
-from test_grpc_server import sample_status
 
 from orstream.cli import main
 from orstream.client.prompt_command import (

@@ -40,6 +40,7 @@ EDGE_TORCH_MODULES = {
     "edge/backends/onnx_torch_program.py",
     "edge/backends/torch_backend.py",
     "edge/backends/tensorrt_backend.py",
+    "edge/backends/host_probe.py",
     "edge/models/gpu_preprocess.py",
     "edge/bench/gpu.py",
 }

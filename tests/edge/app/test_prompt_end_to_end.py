@@ -12,7 +12,7 @@ import numpy as np
 
 from orstream.edge.app.compose import build_runtime
 from orstream.edge.app.config import parse_config
-from orstream.edge.demo.command import SHIPPED_SEGMENTER
+from orstream.edge.models.shipped import SHIPPED_SEGMENTER
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.mask_rle import decode_mask

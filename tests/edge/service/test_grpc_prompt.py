@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
+from edge_samples import HEIGHT, WIDTH, channel_to, frame, sample_status
 from segmenter_checkpoints import random_segmenter_package
-from test_grpc_server import channel_to, sample_status
 
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.segmenter_model import Prompt, SegmenterModel
@@ -19,15 +19,6 @@ from orstream.mask_rle import decode_mask
 from orstream.package.loading import load_package
 from orstream.proto.convert import segment_mask_from_proto
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
-from orstream.streams.frame import Frame
-
-HEIGHT, WIDTH = 180, 320
-
-
-def frame(index: int, stream_id: str = "cam0") -> Frame:
-    rng = np.random.default_rng(index)
-    image = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-    return Frame(image, index * 40_000_000, 0, index, stream_id)
 
 
 @pytest.fixture(scope="module")

@@ -8,51 +8,18 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from edge_samples import channel_to, result, sample_status
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from test_result_hub import result
 
-from orstream.edge.graph.status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.errors import OrstreamError
-from orstream.latency import LatencySummary
 from orstream.proto.convert import result_from_proto
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
 
 SERVICE = "orstream.v1.EdgeService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def sample_status() -> RuntimeStatus:
-    """A runtime with one playing source, one failed source and a model on each."""
-    return RuntimeStatus(
-        sources=(
-            SourceStatus("cam0", "phantom://?seed=3", "playing", 24.5, 1200),
-            SourceStatus("cam1", "rtsp://10.0.0.9/live", "failed", 0.0, 17, "connection refused"),
-        ),
-        models=(
-            ModelStatus(
-                "pitvis_workflow",
-                "1.0.0",
-                "cam0",
-                "onnxruntime-cpu",
-                5.0,
-                "serving",
-                250,
-                backend_reason="onnxruntime-cpu (tensorrt:cuda: no CUDA GPU 0 on this host)",
-            ),
-            ModelStatus("pitvis_workflow", "1.0.0", "cam1", "onnxruntime-cpu", 5.0, "failed", 0),
-        ),
-        stages=(
-            StageStatus("inference.cam0", LatencySummary.of([10.0, 12.0, 30.0]), 250, 3),
-            StageStatus("overlay", LatencySummary.of([]), 0, 0),
-        ),
-        frame_to_result=LatencySummary.of([40.0, 41.0, 90.0]),
-        video_frames_in=1217,
-        video_frames_out=1190,
-        uptime_s=50.25,
-    )
 
 
 @pytest.fixture
@@ -66,10 +33,6 @@ def server(hub: ResultHub) -> Iterator[EdgeGrpcServer]:
     edge.start()
     yield edge
     edge.stop(grace_s=0.5)
-
-
-def channel_to(server: EdgeGrpcServer, *options: tuple[str, int]) -> grpc.Channel:
-    return grpc.insecure_channel(f"127.0.0.1:{server.port}", options=list(options))
 
 
 @pytest.fixture

@@ -6,38 +6,16 @@ import time
 
 import numpy as np
 import pytest
+from edge_samples import result
 
 from orstream.edge.service.result_hub import ResultHub, Subscription
 from orstream.mask_rle import encode_mask
 from orstream.results import (
     FrameResult,
-    InstrumentResult,
     SegmentationResult,
     SegmentMask,
-    StepResult,
 )
 from orstream.step_timeline import StepSegment
-
-
-def result(
-    index: int,
-    stream_id: str = "cam0",
-    step: int | None = 3,
-    instruments: tuple[int, int] | None = (16, -2),
-) -> FrameResult:
-    """A frame result at 25 fps with the given kinds."""
-    return FrameResult(
-        stream_id=stream_id,
-        index=index,
-        pts_ns=index * 40_000_000,
-        capture_ns=1_000 + index,
-        produced_ns=2_000 + index,
-        models=("pitvis_workflow@1.0.0",),
-        step=None if step is None else StepResult(step, 0.75),
-        instruments=None
-        if instruments is None
-        else InstrumentResult(slots=instruments, present=((instruments[0], 0.8),)),
-    )
 
 
 def drain(subscription: Subscription) -> list[FrameResult]:

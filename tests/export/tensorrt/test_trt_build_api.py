@@ -18,14 +18,14 @@ from typing import Any
 
 import onnx
 import pytest
+from gpu_hosts import H200
 from onnx import TensorProto
 from project_paths import PACKAGES
-from test_engine_manifest import H200
 
 from orstream.errors import OrstreamError
-from orstream.export import trt_build
 from orstream.export.onnx.graph_probe import tensor_types
 from orstream.export.precision.calibration import read_calibration
+from orstream.export.tensorrt import build as trt_build
 from orstream.package.engine_manifest import read_manifest
 from orstream.package.loading import ModelPackage, load_package, sha256_file
 
