@@ -99,6 +99,11 @@ COMMANDS: tuple[Command, ...] = (
         "measure the runtime: per-stage and frame-to-result latency, throughput vs decode",
     ),
     Command(
+        ("bench", "capacity"),
+        "orstream.edge.bench.capacity_command",
+        "find how many live streams the edge serves with no frame lost and p99 within 50 ms",
+    ),
+    Command(
         ("bench", "gpu"),
         "orstream.edge.bench.gpu_command",
         "validate a GPU host: torch parity, 1080p latency, concurrent stream capacity",

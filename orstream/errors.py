@@ -21,4 +21,4 @@ def describe_validation_error(error: ValidationError) -> str:
     where = f"field {field!r}: " if field else ""
     more = error.error_count() - 1
     extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{where}{first['msg']}{extra}"
+    return f"{where}{first['msg'].removeprefix('Value error, ')}{extra}"

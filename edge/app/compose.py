@@ -1,142 +1,409 @@
-"""From an :class:`EdgeConfig` to a ready :class:`EdgeRuntime`: source, model, overlay, sinks."""
+"""The edge app: a config's streams through the shared models, overlays and sinks, as one graph.
+
+:meth:`EdgeApp.compose` is the one place where a frame's path reads, stream by stream::
+
+    source --video (bounded; files wait)--> overlay --video--> sinks (record, RTSP, display)
+       |                                       \\--no_signal--> the sinks people watch
+       |--video (latest, at the model's rate)--> workflow (shared, batched) --results--> overlay,
+       |                                              PitVis CSVs, segmentation, publish (gRPC)
+       |--video (latest, at the segmenter's rate)--> segmentation (shared) --masks--> overlay,
+       |                                                                   publish (gRPC)
+       '--tap: the segmenter's frame memory (client prompts on recent frames)
+
+A stream without a sink that shows or records its video has no overlay at all: nobody would
+see it. The video path never waits for a model: the models' connections keep only the newest
+due frame (files played flat out wait instead, so no frame and no inference is lost).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from orstream.edge.app.config import EdgeConfig, PortConfig, SegmentationConfig
-from orstream.edge.app.runtime import EdgeRuntime, PortSettings, RuntimeSettings, SinkSpec
+from orstream.edge.app.config import EdgeConfig, PortConfig, SourceConfig, per_stream
 from orstream.edge.backends import create_backend
+from orstream.edge.graph.graph import Graph
+from orstream.edge.graph.meters import StageMeter
+from orstream.edge.graph.operator import Operator
+from orstream.edge.graph.port import Policy
+from orstream.edge.graph.status import RuntimeStatus, StageStatus
 from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.models.workflow_model import WorkflowModel
-from orstream.edge.operators.live_segmenter import LiveSegmenter
+from orstream.edge.operators.overlay import OverlayOp
 from orstream.edge.operators.pitvis_writer import PitvisResultsWriter, video_number_of
-from orstream.edge.overlay import (
-    Annotator,
-    HudAnnotator,
-    MasksAnnotator,
-    NoSignalMarker,
-    Overlay,
-)
+from orstream.edge.operators.results import PitvisWriterOp, PublishOp
+from orstream.edge.operators.segmentation import SegmentationOp
+from orstream.edge.operators.sink import SinkOp, SinkOpener
+from orstream.edge.operators.source import SourceOp, UnavailableSource
+from orstream.edge.operators.workflow import WorkflowOp
+from orstream.edge.overlay import Annotator, HudAnnotator, MasksAnnotator, NoSignalMarker, Overlay
 from orstream.edge.service.result_hub import ResultHub
+from orstream.errors import OrstreamError
+from orstream.latency import LatencySummary
 from orstream.package.loading import load_package
-from orstream.results import FrameResult
-from orstream.streams.sinks.display import DisplaySink
+from orstream.streams.sinks.display import DisplaySink, window_sink
 from orstream.streams.sinks.mp4_recorder import Mp4Recorder
 from orstream.streams.sinks.rtsp_output import RtspOutput
+from orstream.streams.sinks.rtsp_server import RtspServer
 from orstream.streams.sources.open_source import open_source
 from orstream.streams.sources.source import Source
 
+log = logging.getLogger(__name__)
 
-def port_settings(port: PortConfig, live: bool, live_policy: str) -> PortSettings:
-    """A port's settings; with no policy configured, live paths drop and files wait."""
-    policy: Any = port.policy or (live_policy if live else "block")
-    return PortSettings(port.capacity, policy)
+DEFAULT_FPS = 30.0
+"""Frame rate given to sinks when a source does not say its own."""
 
 
-def sink_specs(config: EdgeConfig) -> list[SinkSpec]:
-    """The sinks a config asks for, opened by the runtime on the first frame."""
-    specs = []
-    if config.record is not None:
-        path = config.record.path
-        specs.append(SinkSpec("record", lambda w, h, fps: Mp4Recorder(path, w, h, fps)))
-    if config.rtsp is not None:
-        rtsp = config.rtsp
-        specs.append(
-            SinkSpec(
-                "rtsp",
-                lambda w, h, fps: RtspOutput(
-                    w, h, fps, port=rtsp.port, path=rtsp.path, host=rtsp.host
+@dataclass(frozen=True)
+class SinkSpec:
+    """A sink of a stream, opened by its operator on the first frame.
+
+    Attributes:
+        kind: what it is (``record``, ``rtsp``, ``display``, ``memory``...).
+        open: ``(width, height, fps) -> Sink``.
+        watched: people watch it: it also gets NO SIGNAL frames when the source falls silent.
+    """
+
+    kind: str
+    open: SinkOpener
+    watched: bool = False
+
+
+@dataclass
+class Stream:
+    """One stream's operators (those the app composed for it)."""
+
+    source: SourceOp
+    overlay: OverlayOp | None = None
+    sinks: list[SinkOp] = field(default_factory=list)
+    writer: PitvisWriterOp | None = None
+    video_path: StageMeter | None = None
+
+    @property
+    def stream_id(self) -> str:
+        return self.source.stream_id
+
+
+class EdgeApp:
+    """Every stream of a config through the models, overlays and sinks (see the module).
+
+    Loads the models and opens the sources at once, so a bad package or (with one stream) a bad
+    source is refused before anything runs; with several streams, a source that cannot be opened
+    fails its own stream only (its status says why) and the others run.
+
+    Args:
+        config: the validated config.
+        hub: where results go for gRPC clients (a new one when not given).
+        sources: sources to use instead of opening the config's URIs, by stream id.
+        sinks: extra sinks per stream id (e.g. a memory sink in tests and benches).
+        workflow: a loaded recognizer to use instead of loading ``config.model``'s package
+            (its rate and port settings still come from the config).
+        on_health: told whether the app is serving (False once a model or every source fails).
+    """
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        hub: ResultHub | None = None,
+        sources: Mapping[str, Source] | None = None,
+        sinks: Mapping[str, list[SinkSpec]] | None = None,
+        workflow: WorkflowModel | None = None,
+        on_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.hub = hub if hub is not None else ResultHub()
+        self.on_health = on_health
+        self.graph = Graph("edge", on_failure=lambda operator: self._health())
+        self.streams: dict[str, Stream] = {}
+        self.workflow: WorkflowOp | None = None
+        self.segmentation: SegmentationOp | None = None
+        self._given_sources = dict(sources or {})
+        self._extra_sinks = dict(sinks or {})
+        self._given_workflow = workflow
+        self._rtsp_server: RtspServer | None = None
+        self.compose()
+
+    # -- the graph ------------------------------------------------------------------------------
+
+    def compose(self) -> None:
+        """Build the graph (the module docstring draws it)."""
+        config = self.config
+        self.workflow = self._workflow()
+        self.segmentation = self._segmentation()
+        publish = PublishOp(self.hub)
+        if self.workflow is not None:
+            self.graph.add_flow(self.workflow, publish, "results")
+        if self.segmentation is not None:
+            self.graph.add_flow(self.segmentation, publish, {"masks": "results"})
+        for stream_config in config.streams:
+            stream = self._open_stream(stream_config)
+            source, stream_id = stream.source, stream.stream_id
+            live = source.source.live or stream_config.realtime
+            self.graph.add_operator(source)
+            if self.workflow is not None:
+                model_port = config.model.port if config.model is not None else PortConfig()
+                capacity, policy = port_settings(model_port, live, "latest")
+                self.graph.add_flow(
+                    source, self.workflow, {"video": "frames"}, capacity=capacity, policy=policy
+                )
+            if self.segmentation is not None:
+                self.graph.add_flow(source, self.segmentation, {"video": "frames"})
+                self.graph.add_tap(source, "video", self.segmentation.prompter.remember)
+                if self.workflow is not None:
+                    self.graph.add_flow(
+                        self.workflow,
+                        self.segmentation,
+                        {"results": "recognized"},
+                        stream_id=stream_id,
+                    )
+            self._video_path(stream, stream_config, live)
+            if config.results is not None and self.workflow is not None:
+                folder = per_stream(
+                    str(config.results.dir), stream_id, len(config.streams) > 1, "folder"
+                )
+                video = config.results.video or video_number_of(stream_config.uri)
+                stream.writer = PitvisWriterOp(stream_id, PitvisResultsWriter(Path(folder), video))
+                self.graph.add_flow(self.workflow, stream.writer, "results", stream_id=stream_id)
+            self.streams[stream_id] = stream
+
+    def _video_path(self, stream: Stream, stream_config: SourceConfig, live: bool) -> None:
+        """Overlay and sinks of one stream, when it has sinks."""
+        stream_id = stream.stream_id
+        specs = self._sink_specs(stream_id) + self._extra_sinks.get(stream_id, [])
+        if not specs:
+            return
+        config = self.config
+        stream.video_path = StageMeter(f"{stream_id}.video_path")
+        upstream: Operator = stream.source
+        capacity, policy = port_settings(config.overlay.port, live, "drop_oldest")
+        if config.overlay.enabled:
+            stream.overlay = OverlayOp(
+                stream_id,
+                _overlay(self.workflow is not None, self.segmentation is not None),
+                result_interval_s=None
+                if self.workflow is None
+                else 1 / self.workflow.model.rate_hz,
+                masks_interval_s=(
+                    None if self.segmentation is None else 1 / self.segmentation.rate_hz
                 ),
+                stale_after_ms=config.overlay.stale_after_ms,
+                no_signal_after_ms=config.overlay.no_signal_after_ms,
             )
+            self.graph.add_flow(
+                stream.source, stream.overlay, "video", capacity=capacity, policy=policy
+            )
+            if self.workflow is not None:
+                self.graph.add_flow(self.workflow, stream.overlay, "results", stream_id=stream_id)
+            if self.segmentation is not None:
+                self.graph.add_flow(self.segmentation, stream.overlay, "masks", stream_id=stream_id)
+            upstream = stream.overlay
+        fps = float(getattr(stream.source.source, "fps", None) or DEFAULT_FPS)
+        for spec in specs:
+            sink = SinkOp(stream_id, spec.kind, spec.open, fps, stream.video_path)
+            self.graph.add_flow(upstream, sink, "video", policy="drop_oldest" if live else "block")
+            if spec.watched and stream.overlay is not None:
+                self.graph.add_flow(stream.overlay, sink, "no_signal")
+            stream.sinks.append(sink)
+
+    def _sink_specs(self, stream_id: str) -> list[SinkSpec]:
+        config = self.config
+        several = len(config.streams) > 1
+        specs = []
+        if config.record is not None:
+            path = Path(per_stream(str(config.record.path), stream_id, several, "file"))
+            if not path.parent.is_dir():  # now, not once the first frame came
+                raise OrstreamError(f"{path}: folder {path.parent} does not exist")
+            specs.append(SinkSpec("record", lambda w, h, fps: Mp4Recorder(path, w, h, fps)))
+        if config.rtsp is not None:
+            server = self._rtsp()
+            mount = config.rtsp.path.rstrip("/") + f"/{stream_id}" if several else config.rtsp.path
+            specs.append(
+                SinkSpec(
+                    "rtsp",
+                    lambda w, h, fps: RtspOutput(w, h, fps, server=server, path=mount),
+                    watched=True,
+                )
+            )
+        if config.display.enabled:
+            specs.append(SinkSpec("display", lambda w, h, fps: DisplaySink(w, h), watched=True))
+        return specs
+
+    def _rtsp(self) -> RtspServer:
+        """One RTSP server for every stream's output (a mount each)."""
+        if self._rtsp_server is None:
+            assert self.config.rtsp is not None
+            self._rtsp_server = RtspServer(self.config.rtsp.port, self.config.rtsp.host)
+        return self._rtsp_server
+
+    def _open_stream(self, stream_config: SourceConfig) -> Stream:
+        stream_id = stream_config.stream_id
+        assert stream_id is not None  # config.streams fills it in
+        source = self._given_sources.get(stream_id)
+        if source is not None and source.stream_id != stream_id:
+            raise OrstreamError(
+                f"the source given for stream {stream_id!r} delivers stream {source.stream_id!r}"
+            )
+        if source is None:
+            try:
+                source = open_source(
+                    stream_config.uri, stream_id=stream_id, realtime=stream_config.realtime
+                )
+            except OrstreamError as error:
+                if len(self.config.streams) == 1:
+                    raise
+                log.error("stream %s: %s", stream_id, error)
+                source = UnavailableSource(stream_config.uri, stream_id, str(error))
+        return Stream(SourceOp(source))
+
+    def _workflow(self) -> WorkflowOp | None:
+        config = self.config.model
+        if config is None:
+            return None
+        if self._given_workflow is not None:
+            return WorkflowOp(self._given_workflow)
+        package = load_package(config.package)
+        backend = create_backend(config.backends, package, config.device)
+        return WorkflowOp(WorkflowModel(package, backend, config.rate_hz))
+
+    def _segmentation(self) -> SegmentationOp | None:
+        config = self.config.segmentation
+        if config is None:
+            return None
+        model = SegmenterModel.load(load_package(config.package), config.device, config.backends)
+        prompter = FramePrompter(model, config.keep_frames, config.keep_embeddings)
+        masks = LiveMasks(model, config.classes, config.min_score)
+        return SegmentationOp(
+            prompter, masks, config.rate_hz, has_recognizer=self.config.model is not None
         )
-    if config.display.enabled:
-        specs.append(SinkSpec("display", lambda w, h, fps: DisplaySink(w, h), display=True))
-    return specs
+
+    # -- running --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check what can be checked before frames flow, start the graph; returns at once."""
+        if self.config.display.enabled:
+            window_sink()  # no display to show on is one clear error now, not at the first frame
+        self.graph.start()
+        self._health()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self.graph.wait(timeout_s)
+
+    def stop(self) -> bool:
+        return self.graph.stop()
+
+    def close(self) -> None:
+        """After the run: health off, the shared RTSP server down."""
+        if self.on_health is not None:
+            self.on_health(False)
+        if self._rtsp_server is not None:
+            self._rtsp_server.close()
+
+    def run(self) -> None:
+        """Start, run every stream to its end (or Ctrl-C), close. A stream whose source or a
+        sink fails does not stop the others; :meth:`failures` says what failed."""
+        self.start()
+        try:
+            self.graph.join()
+        finally:
+            self.close()
+
+    def failures(self) -> list[str]:
+        """One line per source or sink that failed (models failing turn health off and are in
+        the status; the video went on without them)."""
+        return [
+            f"{op.name}: {op.error}"
+            for op in self.graph.operators.values()
+            if op.state == "failed" and isinstance(op, SourceOp | SinkOp)
+        ]
+
+    @property
+    def prompter(self) -> FramePrompter | None:
+        """What answers gRPC prompts (None without a segmenter)."""
+        return None if self.segmentation is None else self.segmentation.prompter
+
+    def _health(self) -> None:
+        if self.on_health is None:
+            return
+        sources = [stream.source for stream in self.streams.values()]
+        models = [op for op in (self.workflow, self.segmentation) if op is not None]
+        serving = not any(op.state == "failed" for op in models) and not all(
+            op.state == "failed" for op in sources
+        )
+        self.on_health(serving)
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def status(self) -> RuntimeStatus:
+        """A snapshot for ``GetStatus``, progress lines and the benches."""
+        streams = list(self.streams)
+        models = []
+        if self.workflow is not None:
+            models += self.workflow.model_status(streams)
+        if self.segmentation is not None:
+            models += self.segmentation.model_status(streams)
+        stages = []
+        for op, status in zip(self.graph.operators.values(), self.graph.status(), strict=True):
+            # A source's own drops: frames a live source skipped because nobody kept up.
+            dropped = op.dropped if isinstance(op, SourceOp) else status.dropped
+            stages.append(StageStatus(status.name, status.latency, status.processed, dropped))
+        for stream in self.streams.values():
+            if stream.video_path is not None:
+                stages.append(
+                    StageStatus(
+                        f"{stream.stream_id}.video_path",
+                        stream.video_path.summary(),
+                        self.frames_out(stream.stream_id),
+                        self.video_dropped(stream.stream_id),
+                    )
+                )
+        return RuntimeStatus(
+            sources=tuple(stream.source.stream_status() for stream in self.streams.values()),
+            models=tuple(models),
+            stages=tuple(stages),
+            frame_to_result=self.frame_to_result(),
+            video_frames_in=sum(stream.source.frames_in for stream in self.streams.values()),
+            video_frames_out=sum(self.frames_out(stream) for stream in self.streams),
+            uptime_s=self.graph.uptime_s(),
+        )
+
+    def frame_to_result(self, stream_id: str | None = None) -> LatencySummary:
+        """Frame-to-result latency of the recognizer, of one stream or of all."""
+        if self.workflow is None:
+            return LatencySummary.of([])
+        return self.workflow.latency(stream_id)
+
+    def frames_out(self, stream_id: str) -> int:
+        """Frames of a stream that left its video path: taken by every one of its sinks."""
+        sinks = self.streams[stream_id].sinks
+        return min((sink.written for sink in sinks), default=0)
+
+    def video_dropped(self, stream_id: str) -> int:
+        """Frames the stream's video path lost: skipped by a live source or dropped by the
+        overlay's or a sink's queue."""
+        stream = self.streams[stream_id]
+        ops: list[Operator] = [*stream.sinks]
+        if stream.overlay is not None:
+            ops.append(stream.overlay)
+        queued = sum(c.dropped for op in ops for c in op.inputs.get("video", []))
+        return stream.source.dropped + queued
 
 
-def _overlay(config: EdgeConfig, recognizer: bool, segmenter: bool) -> Overlay | None:
+def port_settings(port: PortConfig, live: bool, live_policy: Policy) -> tuple[int, Policy]:
+    """A port's capacity and policy; with no policy configured, live paths drop and files
+    wait."""
+    policy: Any = port.policy or (live_policy if live else "block")
+    return port.capacity, policy
+
+
+def _overlay(recognizer: bool, segmenter: bool) -> Overlay:
     """The OR overlay: the workflow panels only with a recognizer, the masks only with a
     segmenter (no AI panel that can never fill), the HUD and NO SIGNAL always."""
-    if not config.overlay.enabled:
-        return None
     if recognizer:
         return Overlay.default()
     annotators: list[Annotator] = [MasksAnnotator()] if segmenter else []
     return Overlay([*annotators, HudAnnotator(), NoSignalMarker()])
-
-
-def build_runtime(
-    config: EdgeConfig,
-    hub: ResultHub,
-    on_health: Callable[[bool], None] | None = None,
-    source: Source | None = None,
-) -> EdgeRuntime:
-    """Load the model and open the source a config describes (errors before anything runs).
-
-    Args:
-        config: the validated config.
-        hub: where results go.
-        on_health: told whether the runtime is serving.
-        source: use this source instead of opening ``config.source.uri``.
-    """
-    model = None
-    if config.model is not None:
-        package = load_package(config.model.package)
-        backend = create_backend(config.model.backends, package, config.model.device)
-        model = WorkflowModel(package, backend, config.model.rate_hz)
-    # The segmenter prompts by the recognizer's latest instruments: the runtime holds them.
-    holder: list[EdgeRuntime] = []
-    segmenter = None
-    if config.segmentation is not None:
-        segmenter = _live_segmenter(
-            config.segmentation,
-            (lambda: holder[0].latest) if model is not None else None,
-        )
-    if source is None:
-        source = open_source(
-            config.source.uri, stream_id=config.source.stream_id, realtime=config.source.realtime
-        )
-    live = source.live or config.source.realtime
-    model_port = config.model.port if config.model is not None else PortConfig()
-    settings = RuntimeSettings(
-        video_port=port_settings(config.overlay.port, live, "drop_oldest"),
-        inference_port=port_settings(model_port, live, "latest"),
-        stale_after_ms=config.overlay.stale_after_ms,
-        no_signal_after_ms=config.overlay.no_signal_after_ms,
-    )
-    results = None
-    if config.results is not None:
-        video = config.results.video
-        if video is None:
-            video = video_number_of(config.source.uri)
-        results = PitvisResultsWriter(config.results.dir, video)
-    runtime = EdgeRuntime(
-        source,
-        model=model,
-        segmenter=segmenter,
-        overlay=_overlay(config, model is not None, segmenter is not None),
-        sinks=sink_specs(config),
-        hub=hub,
-        results=results,
-        settings=settings,
-        on_health=on_health,
-    )
-    holder.append(runtime)
-    return runtime
-
-
-def _live_segmenter(
-    config: SegmentationConfig, recognized: Callable[[], FrameResult | None] | None
-) -> LiveSegmenter:
-    model = SegmenterModel.load(load_package(config.package), config.device, config.backends)
-    prompter = FramePrompter(model, config.keep_frames, config.keep_embeddings)
-    return LiveSegmenter(
-        prompter,
-        rate_hz=config.rate_hz,
-        classes=config.classes,
-        min_score=config.min_score,
-        recognized=recognized,
-    )

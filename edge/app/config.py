@@ -1,11 +1,15 @@
 """``edge.yaml``: the typed configuration of ``orstream edge run``, one section per stage.
 
 Every section is strict: an unknown key is an error naming the key, so a typo never runs
-silently with a default. Example::
+silently with a default. One stream (``source:``) or several (``sources:``), each with its own
+id; every stream has its own video path, overlay, sinks and results, and the models serve them
+all. ``record.path`` and ``results.dir`` take a ``{stream}`` placeholder; with several streams
+and none given, each stream gets its own file (``or3-endo.mp4``) or folder (``results/endo``)
+beside the path given. Example::
 
-    source:
-      uri: rtsp://192.168.1.20:8554/endoscope
-      stream_id: or3
+    sources:
+      - {uri: "rtsp://192.168.1.20:8554/endoscope", stream_id: endo}
+      - {uri: "rtsp://192.168.1.21:8554/exoscope", stream_id: exo}
     model:
       package: /opt/orstream/packages/pitvis_workflow
       backends: [tensorrt:cuda, torch:cuda, onnxruntime]   # the default
@@ -15,27 +19,37 @@ silently with a default. Example::
     overlay:
       stale_after_ms: 250
     record:
-      path: /data/or3.mp4
+      path: /data/or3-{stream}.mp4
     rtsp:
       port: 8554
     grpc:
-      address: 0.0.0.0:50051
+      address: 127.0.0.1:50051
     results:
-      dir: /data/or3-results
+      dir: /data/or3-results/{stream}
 """
 
 from __future__ import annotations
 
+import re
+import string
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orstream.edge.backends import parse_device, parse_preference
 from orstream.errors import OrstreamError, describe_validation_error
 
 DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051"
+STREAM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_BACKENDS = ("tensorrt:cuda", "torch:cuda", "onnxruntime")
 """Most wanted first: a TensorRT engine built for this host, else torch on the GPU, else ONNX
 Runtime on ``device``; each must pass the package's golden check (``backend_reason`` in the
@@ -83,11 +97,59 @@ class PortConfig(_Section):
 
 
 class SourceConfig(_Section):
-    uri: str
-    stream_id: str = "cam0"
+    """One stream: where its frames come from and its id (in results, gRPC and file names)."""
+
+    uri: str = Field(min_length=1)
+    stream_id: str | None = Field(
+        default=None,
+        description="id of the stream (default cam0, or camN for the Nth of several)",
+    )
     realtime: bool = Field(
         default=False, description="play files at their own frame rate instead of flat out"
     )
+
+    @field_validator("stream_id")
+    @classmethod
+    def _valid_id(cls, stream_id: str | None) -> str | None:
+        if stream_id is not None:
+            check_stream_id(stream_id)
+        return stream_id
+
+
+def check_stream_id(stream_id: str) -> str:
+    """A stream id names files, folders and RTSP paths: letters, digits, ``.``, ``_``, ``-``.
+
+    Raises:
+        ValueError: naming what is wrong (at most the first 64 characters of the id).
+    """
+    if not STREAM_ID.fullmatch(stream_id):
+        shown = stream_id[:64] + ("..." if len(stream_id) > 64 else "")
+        raise ValueError(
+            f"stream id {shown!r} must be 1 to 64 letters, digits, '.', '_' or '-' "
+            "(it names files, folders and RTSP paths)"
+        )
+    return stream_id
+
+
+def per_stream(
+    template: str, stream_id: str, several: bool, kind: Literal["file", "folder"]
+) -> str:
+    """A path for one stream: ``{stream}`` filled in; with several streams and no placeholder,
+    a file ``name-<stream>.ext`` beside ``template``, or a folder ``template/<stream>``."""
+    if "{stream}" in template:
+        return template.replace("{stream}", stream_id)
+    if not several:
+        return template
+    path = Path(template)
+    if kind == "folder":
+        return str(path / stream_id)
+    return str(path.with_name(f"{path.stem}-{stream_id}{path.suffix}"))
+
+
+def _check_placeholders(template: str, field: str) -> None:
+    for _, name, _, _ in string.Formatter().parse(template.replace("{{", "").replace("}}", "")):
+        if name is not None and name != "stream":
+            raise ValueError(f"{field}: unknown placeholder {{{name}}} (known: {{stream}})")
 
 
 class ModelConfig(_BackendChoice):
@@ -126,6 +188,12 @@ class OverlayConfig(_Section):
 class RecordConfig(_Section):
     path: Path
 
+    @field_validator("path")
+    @classmethod
+    def _placeholders(cls, path: Path) -> Path:
+        _check_placeholders(str(path), "record.path")
+        return path
+
 
 class RtspConfig(_Section):
     host: str = "127.0.0.1"
@@ -151,9 +219,16 @@ class ResultsConfig(_Section):
         default=None, ge=0, description="PitVis video number (default: from the source name)"
     )
 
+    @field_validator("dir")
+    @classmethod
+    def _placeholders(cls, folder: Path) -> Path:
+        _check_placeholders(str(folder), "results.dir")
+        return folder
+
 
 class EdgeConfig(_Section):
-    source: SourceConfig
+    source: SourceConfig | None = None
+    sources: tuple[SourceConfig, ...] = ()
     model: ModelConfig | None = None
     segmentation: SegmentationConfig | None = None
     overlay: OverlayConfig = OverlayConfig()
@@ -162,6 +237,25 @@ class EdgeConfig(_Section):
     display: DisplayConfig = DisplayConfig()
     grpc: GrpcConfig = GrpcConfig()
     results: ResultsConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_give_streams(self) -> EdgeConfig:
+        if (self.source is None) == (not self.sources):
+            raise ValueError("give the streams as either source: (one) or sources: (a list)")
+        ids = [str(stream.stream_id) for stream in self.streams]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"two streams with the same id {duplicates[0]!r}; give each its own")
+        return self
+
+    @property
+    def streams(self) -> tuple[SourceConfig, ...]:
+        """Every stream, each with its id filled in (cam0 alone; camN for the Nth of several)."""
+        given = (self.source,) if self.source is not None else self.sources
+        return tuple(
+            stream.model_copy(update={"stream_id": stream.stream_id or f"cam{index}"})
+            for index, stream in enumerate(given)
+        )
 
 
 def parse_config(data: Any, where: str) -> EdgeConfig:

@@ -2,7 +2,8 @@
 
 Either a typed config (``--config edge.yaml``, one section per stage) or the short form
 ``--source URI --model PKG`` with the options below; options given on the command line
-override the config's.
+override the config's. ``--source`` repeats, one stream each, as ``ID=URI`` or a bare URI
+(``cam0``; several bare URIs are ``cam0``, ``cam1``, ...).
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="edge.yaml (see orstream.edge.app.config)")
     parser.add_argument(
         "--source",
-        help="file path or URI: file://, rtsp://, udp://HOST:PORT, v4l2:///dev/videoN, "
-        "videotestsrc://, phantom://?seed=S&seconds=T",
+        action="append",
+        metavar="[ID=]URI",
+        help="a stream: file path or URI (file://, rtsp://, udp://HOST:PORT, "
+        "v4l2:///dev/videoN, videotestsrc://, phantom://?seed=S&seconds=T), optionally "
+        "named ID=URI; repeat for several streams",
     )
-    parser.add_argument("--stream-id", help="id of the stream (default cam0)")
+    parser.add_argument("--stream-id", help="id of a single bare --source (default cam0)")
     parser.add_argument("--model", type=Path, help="workflow model package folder")
     parser.add_argument(
         "--segmenter",
@@ -37,9 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--grpc", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)"
     )
     parser.add_argument("--no-grpc", action="store_true", help="do not serve the gRPC API")
-    parser.add_argument("--record", type=Path, metavar="FILE.mp4", help="record the overlay video")
     parser.add_argument(
-        "--results", type=Path, metavar="DIR", help="write PitVis submission CSVs here"
+        "--record",
+        type=Path,
+        metavar="FILE.mp4",
+        help="record the overlay video ({stream} in the name: one file per stream)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        metavar="DIR",
+        help="write PitVis submission CSVs here ({stream} in the name: one folder per stream)",
     )
     parser.add_argument("--rtsp-port", type=int, help="serve the overlay video over RTSP")
     parser.add_argument("--display", action="store_true", help="show the overlay video")
@@ -58,13 +70,16 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data = load_config(args.config).model_dump(exclude_none=True)
     elif args.source is None:
         raise OrstreamError("give --config edge.yaml, or --source URI (and usually --model PKG)")
-    source = data.setdefault("source", {})
-    if args.source is not None:
-        source["uri"] = args.source
-    if args.stream_id is not None:
-        source["stream_id"] = args.stream_id
+    if args.source:
+        data.pop("source", None)
+        data["sources"] = sources_from_args(args.source, args.stream_id)
+    elif args.stream_id is not None:
+        if "source" not in data:
+            raise OrstreamError("--stream-id names a single stream; use ID=URI with --source")
+        data["source"]["stream_id"] = args.stream_id
     if args.realtime:
-        source["realtime"] = True
+        for source in data.get("sources", []) or [data.get("source", {})]:
+            source["realtime"] = True
     if args.model is not None:
         data["model"] = {**data.get("model", {}), "package": args.model}
     if args.segmenter is not None:
@@ -89,8 +104,10 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the feed to its end (or Ctrl-C) and print the run's report."""
+    """Run the feeds to their end (or Ctrl-C) and print the run's report; a stream whose source
+    or a sink failed is one line each at the end and a non-zero exit."""
     from orstream.edge.app.session import describe_status, run_edge, say_stderr
+    from orstream.errors import OrstreamError
 
     config = config_from_args(args)
     report = run_edge(config)
@@ -99,4 +116,34 @@ def run(args: argparse.Namespace) -> int:
         say_stderr(f"PitVis submission CSVs in {config.results.dir}")
     if config.record is not None:
         say_stderr(f"overlay video in {config.record.path}")
+    if report.failures:
+        raise OrstreamError("; ".join(report.failures))
     return 0
+
+
+def sources_from_args(given: list[str], stream_id: str | None) -> list[dict[str, str]]:
+    """``--source`` values as config entries: ``ID=URI`` or a bare URI.
+
+    A value is ``ID=URI`` when what comes before its first ``=`` is a valid stream id (so a URI
+    whose query holds ``=``, e.g. ``phantom://?seed=3``, stays a bare URI).
+
+    Raises:
+        OrstreamError: ``--stream-id`` with several sources, or an empty URI.
+    """
+    from orstream.edge.app.config import STREAM_ID
+    from orstream.errors import OrstreamError
+
+    if stream_id is not None and len(given) > 1:
+        raise OrstreamError("--stream-id names a single stream; use ID=URI for several")
+    entries = []
+    bare = 0
+    for value in given:
+        name, sep, uri = value.partition("=")
+        if sep and STREAM_ID.fullmatch(name):
+            if not uri:
+                raise OrstreamError(f"--source {value}: no URI after {name}=")
+            entries.append({"uri": uri, "stream_id": name})
+            continue
+        entries.append({"uri": value, "stream_id": stream_id or f"cam{bare}"})
+        bare += 1
+    return entries

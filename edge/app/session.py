@@ -8,13 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orstream.edge.app.compose import build_runtime
+from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import EdgeConfig
-from orstream.edge.app.runtime import EdgeRuntime
 from orstream.edge.graph.status import RuntimeStatus
-from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
-from orstream.results import step_name
 from orstream.streams.sources.source import Source
 
 PROGRESS_EVERY_S = 5.0
@@ -27,6 +24,8 @@ class EdgeRunReport:
     status: RuntimeStatus
     grpc_port: int
     wall_s: float
+    failures: tuple[str, ...] = ()
+    """One line per source or sink that failed (the other streams ran to their end)."""
 
 
 def describe_status(status: RuntimeStatus) -> str:
@@ -50,29 +49,33 @@ def describe_status(status: RuntimeStatus) -> str:
     )
     for stage in status.stages:
         latency = stage.latency
+        timing = (
+            f"p50 {latency.p50:7.2f} ms  p99 {latency.p99:7.2f} ms  "
+            f"p99.9 {latency.p999:7.2f} ms  max {latency.max:7.2f} ms"
+            if latency.count
+            else f"{'(not timed)':<58}"
+        )
         lines.append(
-            f"  {stage.name:<14} p50 {latency.p50:7.2f} ms  p99 {latency.p99:7.2f} ms  "
-            f"p99.9 {latency.p999:7.2f} ms  max {latency.max:7.2f} ms  "
-            f"items {stage.processed:>7}  dropped {stage.dropped}"
+            f"  {stage.name:<24} {timing}  items {stage.processed:>7}  dropped {stage.dropped}"
         )
     return "\n".join(lines)
 
 
-def _progress(runtime: EdgeRuntime, stop: threading.Event, say: Callable[[str], None]) -> None:
+def _progress(app: EdgeApp, stop: threading.Event, say: Callable[[str], None]) -> None:
     while not stop.wait(PROGRESS_EVERY_S):
-        status = runtime.status()
-        latest = runtime.latest
-        step = f", step {step_name(latest.step.code)}" if latest and latest.step else ""
+        status = app.status()
         latency = status.frame_to_result
         results = (
             f", frame-to-result p50 {latency.p50:.1f} ms p99 {latency.p99:.1f} ms"
             if latency.count
             else ""
         )
+        streams = ", ".join(
+            f"{source.stream_id} {source.state} {source.fps:.1f} fps" for source in status.sources
+        )
         say(
             f"{status.uptime_s:5.0f} s: {status.video_frames_in} frames in, "
-            f"{status.video_frames_out} out, video {runtime.video_rate.rate():.1f} fps{step}"
-            f"{results}"
+            f"{status.video_frames_out} out ({streams}){results}"
         )
 
 
@@ -100,34 +103,33 @@ def run_edge(
             results so far are written and the recording is closed).
     """
     started = time.monotonic()
-    hub = ResultHub()
+    app = EdgeApp(config, sources={source.stream_id: source} if source is not None else None)
     server: EdgeGrpcServer | None = None
-    runtime = build_runtime(config, hub, source=source)
     port = 0
     if config.grpc.enabled:
         server = EdgeGrpcServer(
-            hub,
-            runtime.status,
+            app.hub,
+            app.status,
             address=config.grpc.address,
             reflection=config.grpc.reflection,
             max_message_bytes=int(config.grpc.max_message_mb * 1024 * 1024),
-            prompter=runtime.segmenter.prompter if runtime.segmenter is not None else None,
+            prompter=app.prompter,
         )
         port = server.start()
-        runtime.on_health = server.set_serving
+        app.on_health = server.set_serving
         say(f"gRPC EdgeService on {config.grpc.address.rsplit(':', 1)[0]}:{port}")
     stop_progress = threading.Event()
     progress = threading.Thread(
-        target=_progress, args=(runtime, stop_progress, say), name="orstream-progress", daemon=True
+        target=_progress, args=(app, stop_progress, say), name="orstream-progress", daemon=True
     )
     try:
         if on_serving is not None:
             on_serving(port)
         progress.start()
-        runtime.run()
+        app.run()
     finally:
         stop_progress.set()
         if server is not None:
             server.stop(config.grpc.drain_s)
-        hub.close()
-    return EdgeRunReport(runtime.status(), port, time.monotonic() - started)
+        app.hub.close()
+    return EdgeRunReport(app.status(), port, time.monotonic() - started, tuple(app.failures()))

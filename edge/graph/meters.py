@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 
 from orstream.latency import LatencySummary
 
@@ -36,6 +37,16 @@ class StageMeter:
         with self._lock:
             samples = list(self._samples)
         return LatencySummary.of(samples)
+
+    def samples(self) -> list[float]:
+        """The latency samples kept, oldest first."""
+        with self._lock:
+            return list(self._samples)
+
+    @staticmethod
+    def merged(meters: Sequence[StageMeter]) -> LatencySummary:
+        """Percentiles over the samples of several meters together."""
+        return LatencySummary.of([ms for meter in meters for ms in meter.samples()])
 
 
 class RateMeter:

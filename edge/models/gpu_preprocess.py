@@ -33,6 +33,7 @@ grey level is ``1 / (scale * std)`` after normalising (0.017 for ImageNet's std)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,6 +226,12 @@ class TorchImagePreprocessor:
             return self._preprocess(image)
         with torch.cuda.stream(self.stream):
             return self._preprocess(image)
+
+    def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Pre-process several frames into one [N, 3, H, W] tensor on the device, in order."""
+        if len(images) == 1:
+            return self(images[0])
+        return torch.cat([self(image) for image in images])
 
     def _preprocess(self, image: np.ndarray) -> torch.Tensor:
         frame = self._upload(image)

@@ -8,6 +8,7 @@ the whole frame at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import cv2
@@ -33,6 +34,10 @@ class FramePreprocessor(Protocol):
 
     def __call__(self, image: np.ndarray) -> Any:
         """One RGB uint8 frame -> what the backend takes for ``spec`` (an array or a tensor)."""
+        ...
+
+    def batch(self, images: Sequence[np.ndarray]) -> Any:
+        """Several frames -> one input of batch ``len(images)``, in order."""
         ...
 
 
@@ -122,3 +127,9 @@ class ImagePreprocessor:
         np.multiply(planar, self._gain[:, None, None], out=out)
         out += self._bias[:, None, None]
         return out
+
+    def batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Pre-process several frames into one float32 (N, 3, H, W) array, in order."""
+        if len(images) == 1:
+            return self(images[0])
+        return np.concatenate([self(image) for image in images])

@@ -34,6 +34,8 @@ class RtspOutput:
         port: TCP port for RTSP; 0 picks a free one.
         path: the URL path.
         host: address to listen on.
+        server: serve from this server (shared by several outputs, a mount each) instead of
+            one of the output's own on ``host:port``; closing the output then only unmounts.
 
     Attributes:
         url: the ``rtsp://`` URL clients open.
@@ -48,6 +50,7 @@ class RtspOutput:
         port: int = 8554,
         path: str = "/live",
         host: str = "127.0.0.1",
+        server: RtspServer | None = None,
     ) -> None:
         if width % 2 or height % 2 or width < 2 or height < 2:
             raise OrstreamError(f"RTSP output needs an even frame size, got {width}x{height}")
@@ -60,7 +63,9 @@ class RtspOutput:
         self._appsrc: Gst.Element | None = None
         self._anchor: tuple[int, int] | None = None  # (source pts, pipeline running time)
         self._last_pts = -1
-        self._server = RtspServer(port, host)
+        self._owns_server = server is None
+        self._server = server if server is not None else RtspServer(port, host)
+        self._path = path
         rtsp = self._server.rtsp
         factory = rtsp.RTSPMediaFactory.new()
         keyframe_interval = max(1, round(fps))
@@ -75,7 +80,8 @@ class RtspOutput:
         try:
             self.url = self._server.mount(path, factory)
         except OrstreamError:
-            self._server.close()
+            if self._owns_server:
+                self._server.close()
             raise
         self.name = f"rtsp:{self.url}"
 
@@ -103,7 +109,10 @@ class RtspOutput:
         """Disconnect every client and stop serving."""
         with self._lock:
             self._appsrc = None
-        self._server.close()
+        if self._owns_server:
+            self._server.close()
+        else:
+            self._server.unmount(self._path)
 
     def _pts(self, source_pts: int, now: int) -> int:
         """Running time for a frame: source timing from the anchor, re-anchored on drift."""

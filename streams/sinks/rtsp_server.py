@@ -59,6 +59,10 @@ class RtspServer:
         self._server.get_mount_points().add_factory(mount, factory)
         return self.url(mount)
 
+    def unmount(self, mount: str) -> None:
+        """Stop serving ``mount`` (clients watching it are disconnected)."""
+        self._server.get_mount_points().remove_factory(mount)
+
     def close(self) -> None:
         """Disconnect every client and stop serving."""
         if not self._thread.is_alive():

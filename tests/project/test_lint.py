@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-PARTS = ["orstream", "streams", "edge", "export", "training", "server", "proto"]
+PARTS = ["orstream", "streams", "edge", "export", "training", "server", "proto", "client"]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from orstream.edge.app.config import load_config
+from orstream.edge.app.config import load_config, per_stream
 from orstream.errors import OrstreamError
 
 
@@ -68,3 +68,42 @@ def test_bad_configs_name_the_problem(tmp_path: Path, text: str, message: str) -
 def test_a_missing_config_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(OrstreamError, match="config not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_several_streams_take_ids_and_paths_per_stream(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - {uri: 'rtsp://10.0.0.5/scope', stream_id: endo}\n"
+        "  - {uri: 'rtsp://10.0.0.6/room'}\n"
+        "record: {path: 'out/{stream}.mp4'}\n"
+    )
+    config = load_config(path)
+    assert [s.stream_id for s in config.streams] == ["endo", "cam1"]
+    assert config.record is not None
+    assert per_stream(str(config.record.path), "endo", True, "file") == str(
+        tmp_path / "out/endo.mp4"
+    )
+    assert per_stream("/d/or.mp4", "exo", True, "file") == "/d/or-exo.mp4"
+    assert per_stream("/d/results", "exo", True, "folder") == "/d/results/exo"
+    assert per_stream("/d/or.mp4", "exo", False, "file") == "/d/or.mp4"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sources: [{uri: a.mp4, stream_id: x}, {uri: b.mp4, stream_id: x}]\n", "same id 'x'"),
+        ("sources: [{uri: a.mp4, stream_id: cam1}, {uri: b.mp4}]\n", "same id 'cam1'"),
+        ("source: {uri: a.mp4}\nsources: [{uri: b.mp4}]\n", "either source: (one) or sources:"),
+        ("sources: []\n", "either source: (one) or sources:"),
+        ("source: {uri: a.mp4, stream_id: 'or 3'}\n", "stream id 'or 3'"),
+        ("source: {uri: a.mp4}\nrecord: {path: 'x-{cam}.mp4'}\n", "unknown placeholder {cam}"),
+        ("source: {uri: a.mp4}\nresults: {dir: 'r/{id}'}\n", "unknown placeholder {id}"),
+    ],
+)
+def test_bad_stream_settings_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(text)
+    with pytest.raises(OrstreamError) as raised:
+        load_config(path)
+    assert message in str(raised.value) and "\n" not in str(raised.value)

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from orstream.edge.app.compose import build_runtime
+from orstream.edge.app.compose import EdgeApp, SinkSpec
 from orstream.edge.app.config import parse_config
-from orstream.edge.service.result_hub import ResultHub
-from orstream.errors import OrstreamError
 from orstream.pitvis.csv_files import read_step_submission
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
+from orstream.streams.sinks.memory import MemorySink
 from orstream.streams.sinks.rtsp_server import serve_file_rtsp
 from orstream.streams.sources.video_file import probe_video
 
@@ -37,10 +36,11 @@ def test_the_runtime_consumes_an_rtsp_camera(
 ) -> None:
     with serve_file_rtsp(phantom_mp4) as served:
         config = parse_config(_config(served.url, random_workflow_package, tmp_path), "test")
-        runtime = build_runtime(config, ResultHub())
-        assert runtime.source.live
-        runtime.run()
-    status = runtime.status()
+        sink = MemorySink(keep_images=False)
+        app = EdgeApp(config, sinks={"scope": [SinkSpec("memory", lambda w, h, fps: sink)]})
+        assert app.streams["scope"].source.source.live
+        app.run()
+    status = app.status()
     frames = probe_video(phantom_mp4).frame_count
     assert frames - 2 <= status.video_frames_in <= frames
     assert status.video_frames_out == status.video_frames_in
@@ -55,27 +55,23 @@ def test_a_camera_that_goes_away_mid_run_ends_the_run_with_results_flushed(
     outcome: list[object] = []
     with serve_file_rtsp(phantom_mp4) as served:
         config = parse_config(_config(served.url, random_workflow_package, tmp_path), "test")
-        runtime = build_runtime(config, ResultHub())
+        app = EdgeApp(config)
 
         def run() -> None:
-            try:
-                runtime.run()
-                outcome.append("ended")
-            except OrstreamError as error:
-                outcome.append(error)
+            app.run()
+            outcome.append(app.failures())
 
         runner = threading.Thread(target=run)
         runner.start()
         deadline = time.monotonic() + 10
-        while runtime.frames_in < 12 and time.monotonic() < deadline:
+        while app.streams["scope"].source.frames_in < 12 and time.monotonic() < deadline:
             time.sleep(0.05)
     # The server is gone with the block; the run must end on its own, soon.
     runner.join(30)
     assert not runner.is_alive()
     assert outcome
-    if isinstance(outcome[0], OrstreamError):
-        assert "\n" not in str(outcome[0])
-    status = runtime.status()
+    assert all("\n" not in failure for failure in outcome[0])  # type: ignore[union-attr]
+    status = app.status()
     assert 12 <= status.video_frames_in < probe_video(phantom_mp4).frame_count
     time_s, _ = read_step_submission(tmp_path / "steps" / "video_01.csv")
     assert len(time_s) >= 1

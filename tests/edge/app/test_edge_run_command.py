@@ -119,3 +119,50 @@ def test_segmentation_options_are_checked(
     # A workflow package is no segmenter: refused before anything plays.
     result = _edge_run(project_root, "--source", small_mp4, "--segmenter", random_workflow_package)
     _assert_one_clear_error(result, "no prompt decoder")
+
+
+def test_several_streams_run_side_by_side_with_their_own_files(
+    project_root: Path, small_mp4: Path, random_workflow_package: Path, tmp_path: Path
+) -> None:
+    result = _edge_run(
+        project_root,
+        "--source", f"left={small_mp4}", "--source", f"right={small_mp4}",
+        "--model", random_workflow_package,
+        "--record", tmp_path / "out.mp4", "--results", tmp_path / "results",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    frames = probe_video(small_mp4).frame_count
+    for stream in ("left", "right"):  # no {stream} given: one file and folder each, beside
+        assert probe_video(tmp_path / f"out-{stream}.mp4").frame_count == frames
+        assert (tmp_path / "results" / stream / "steps" / "video_01.csv").is_file()
+        assert f"source {stream} ({small_mp4}): ended, {frames} frames" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--source", "a=x.mp4", "--source", "a=y.mp4"], "two streams with the same id 'a'"),
+        (["--source", "x.mp4", "--record", "out-{camera}.mp4"], "unknown placeholder {camera}"),
+        (["--source", "bad id=x.mp4"], "bad id=x.mp4"),
+        (["--source", "a=x.mp4", "--source", "b=y.mp4", "--stream-id", "c"], "--stream-id"),
+    ],
+    ids=["same-id", "placeholder", "bad-id", "stream-id-with-several"],
+)
+def test_bad_stream_options_are_one_line(project_root: Path, args: list[str], words: str) -> None:
+    _assert_one_clear_error(_edge_run(project_root, *args), words)
+
+
+def test_a_source_that_fails_for_one_of_several_streams_fails_that_stream_only(
+    project_root: Path, small_mp4: Path, random_workflow_package: Path, tmp_path: Path
+) -> None:
+    result = _edge_run(
+        project_root,
+        "--source", f"good={small_mp4}", "--source", f"bad={tmp_path / 'missing.mp4'}",
+        "--model", random_workflow_package, "--results", tmp_path / "results",
+    )  # fmt: skip
+    _assert_one_clear_error(result, "bad.source: ")
+    assert "missing.mp4" in result.stderr
+    frames = probe_video(small_mp4).frame_count
+    assert f"source good ({small_mp4}): ended, {frames} frames" in result.stdout
+    assert "source bad" in result.stdout and "failed" in result.stdout
+    assert (tmp_path / "results" / "good" / "steps" / "video_01.csv").is_file()

@@ -10,10 +10,9 @@ import cv2
 import grpc
 import numpy as np
 
-from orstream.edge.app.compose import build_runtime
+from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import parse_config
 from orstream.edge.models.shipped import SHIPPED_SEGMENTER
-from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.mask_rle import decode_mask
 from orstream.proto.convert import segment_mask_from_proto
@@ -43,7 +42,6 @@ def test_a_box_over_grpc_segments_phantom_instruments(tmp_path: Path) -> None:
                 targets.append((round(int(png.stem) * FPS), int(code), truth == code))
     assert len(targets) >= 5, "the case shows too few instruments to test with"
 
-    hub = ResultHub()
     config = parse_config(
         {
             "source": {"uri": str(tmp_path / "videos" / "video_01.mp4"), "stream_id": "case"},
@@ -52,12 +50,12 @@ def test_a_box_over_grpc_segments_phantom_instruments(tmp_path: Path) -> None:
         },
         "test",
     )
-    runtime = build_runtime(config, hub)
-    assert runtime.segmenter is not None
-    server = EdgeGrpcServer(hub, runtime.status, "127.0.0.1:0", prompter=runtime.segmenter.prompter)
+    app = EdgeApp(config)
+    assert app.prompter is not None
+    server = EdgeGrpcServer(app.hub, app.status, "127.0.0.1:0", prompter=app.prompter)
     port = server.start()
     try:
-        runtime.run()  # the runtime keeps the case's frames for prompts after it ends
+        app.run()  # the app keeps the case's frames for prompts after it ends
         scores = []
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = edge_pb2_grpc.EdgeServiceStub(channel)
@@ -74,7 +72,7 @@ def test_a_box_over_grpc_segments_phantom_instruments(tmp_path: Path) -> None:
                 scores.append(dice(mask, truth))
     finally:
         server.stop(0.5)
-        hub.close()
+        app.hub.close()
     mean = float(np.mean(scores))
     print(f"\nbox prompts over gRPC: {len(scores)} instruments, mean Dice {mean:.3f}")
     assert mean >= DICE_FLOOR, f"mean Dice {mean:.3f} over {len(scores)} instruments"

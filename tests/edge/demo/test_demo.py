@@ -41,8 +41,10 @@ def test_demo_runs_live_and_writes_results_and_summary(project_root: Path, tmp_p
     # Live at 24 fps: every frame the phantom camera delivered left the video path; frames
     # the camera itself could not render in time (a loaded machine) are counted, not lost.
     assert summary["video_frames_out"] == summary["video_frames_in"]
-    assert summary["video_frames_in"] + summary["frames_dropped"]["source"] == seconds * 24
-    assert summary["frames_dropped"]["overlay"] == 0
+    dropped = summary["frames_dropped"]
+    assert summary["video_frames_in"] + dropped["phantom.source"] == seconds * 24
+    assert dropped["phantom.overlay"] == 0
+    assert dropped["phantom.video_path"] == dropped["phantom.source"]
     assert summary["results"] == seconds  # the 1 Hz model inferred one frame per second
     assert summary["grpc_results_received"] == seconds
     assert probe_video(out / "overlay.mp4").frame_count == summary["video_frames_out"]

@@ -1,4 +1,5 @@
-"""The edge runtime end to end with real parts: GStreamer, ONNX Runtime, gRPC on loopback."""
+"""The edge app end to end with real parts: GStreamer, ONNX Runtime, gRPC on loopback; one stream
+and several."""
 
 import threading
 import time
@@ -9,12 +10,10 @@ import grpc
 import numpy as np
 import pytest
 
-from orstream.edge.app.compose import build_runtime
+from orstream.edge.app.compose import EdgeApp, SinkSpec
 from orstream.edge.app.config import parse_config
-from orstream.edge.app.runtime import EdgeRuntime, PortSettings, RuntimeSettings, SinkSpec
 from orstream.edge.backends import create_backend
 from orstream.edge.models.workflow_model import WorkflowModel
-from orstream.edge.overlay import Overlay
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.errors import OrstreamError
@@ -60,20 +59,21 @@ def test_file_through_runtime_to_a_grpc_client_and_a_recording(
         },
         "test",
     )
-    runtime = build_runtime(config, hub)
-    server = EdgeGrpcServer(hub, runtime.status, address="127.0.0.1:0")
+    app = EdgeApp(config, hub)
+    server = EdgeGrpcServer(hub, app.status, address="127.0.0.1:0")
     port = server.start()
     received: list = []
     ready = threading.Event()
     client = threading.Thread(target=_subscribe_all, args=(port, received, ready))
     client.start()
     assert ready.wait(10)
-    runtime.run()
+    app.run()
     server.stop(2.0)
     hub.close()
     client.join(10)
 
-    status = runtime.status()
+    assert app.failures() == []
+    status = app.status()
     frames = probe_video(phantom_mp4).frame_count
     assert status.video_frames_in == status.video_frames_out == frames
     inferred = status.models[0].inferred
@@ -110,34 +110,49 @@ class SlowBackend:
         return self.inner.infer(inputs)
 
 
+def live_config(package: Path, rate_hz: float, **sections: object) -> dict:
+    """A live stream ``cam0`` through the workflow model, gRPC off."""
+    return {
+        "source": {"uri": "phantom://"},
+        "model": {"package": str(package), "rate_hz": rate_hz},
+        "grpc": {"enabled": False},
+        **sections,
+    }
+
+
+def memory(sink: MemorySink, watched: bool = False) -> SinkSpec:
+    return SinkSpec("memory", lambda w, h, fps: sink, watched)
+
+
 def test_a_model_ten_times_too_slow_leaves_the_video_at_full_rate(
     random_workflow_package: Path,
 ) -> None:
     package = load_package(random_workflow_package)
     rate_hz = 4.0
     model = WorkflowModel(package, SlowBackend(package, 10 / rate_hz), rate_hz)
-    source = PhantomSource(seed=3, seconds=5, width=320, height=180, fps=24.0, paced=True)
-    sink = MemorySink(keep_images=False)
-    runtime = EdgeRuntime(
-        source,
-        model=model,
-        overlay=Overlay.default(),
-        sinks=[SinkSpec("memory", lambda w, h, fps: sink)],
-        settings=RuntimeSettings(
-            video_port=PortSettings(24, "drop_oldest"), inference_port=PortSettings(1, "latest")
-        ),
+    source = PhantomSource(
+        seed=3, seconds=5, width=320, height=180, fps=24.0, paced=True, stream_id="cam0"
     )
-    runtime.run()
-    status = runtime.status()
+    sink = MemorySink(keep_images=False)
+    app = EdgeApp(
+        parse_config(live_config(random_workflow_package, rate_hz), "test"),
+        sources={"cam0": source},
+        sinks={"cam0": [memory(sink)]},
+        workflow=model,
+    )
+    app.run()
+    status = app.status()
     assert status.video_frames_in == source.frame_count  # the live source never had to skip
     assert status.video_frames_out == status.video_frames_in
     assert len(sink.frames) == source.frame_count
     assert source.dropped == 0
     stages = {stage.name: stage for stage in status.stages}
-    assert stages["overlay"].dropped == 0
-    assert stages["inference"].dropped > 0  # the model only ever saw the latest frame
+    assert stages["cam0.overlay"].dropped == 0
+    assert stages["cam0.video_path"].dropped == 0
+    assert stages["workflow"].dropped > 0  # the model only ever saw the latest frame
     assert 1 <= status.models[0].inferred <= 3
-    assert runtime.frames_stale > 0  # the overlay said its result was old
+    overlay = app.streams["cam0"].overlay
+    assert overlay is not None and overlay.frames_stale > 0  # the overlay said it was old
 
 
 class FailingBackend(SlowBackend):
@@ -159,23 +174,26 @@ def test_a_failing_model_turns_health_off_and_the_video_keeps_flowing(
 ) -> None:
     package = load_package(random_workflow_package)
     model = WorkflowModel(package, FailingBackend(package, good_calls=3), rate_hz=8.0)
-    source = PhantomSource(seed=4, seconds=2, width=160, height=96, fps=24.0, paced=True)
+    source = PhantomSource(
+        seed=4, seconds=2, width=160, height=96, fps=24.0, paced=True, stream_id="cam0"
+    )
     sink = MemorySink(keep_images=False)
     health: list[bool] = []
-    runtime = EdgeRuntime(
-        source,
-        model=model,
-        overlay=Overlay.default(),
-        sinks=[SinkSpec("memory", lambda w, h, fps: sink)],
+    app = EdgeApp(
+        parse_config(live_config(random_workflow_package, 8.0), "test"),
+        sources={"cam0": source},
+        sinks={"cam0": [memory(sink)]},
+        workflow=model,
         on_health=health.append,
     )
-    runtime.run()
-    status = runtime.status()
+    app.run()
+    status = app.status()
     assert health[0] is True and health[-1] is False
     assert False in health[1:-1]  # turned off when the model failed, before shutdown
     assert status.models[0].state == "failed" and "device lost" in status.models[0].error
     assert status.models[0].inferred == 3
     assert len(sink.frames) == status.video_frames_in == source.frame_count
+    assert app.failures() == []  # the video went on: not a failure of the run
 
 
 class StallingSource:
@@ -200,22 +218,124 @@ class StallingSource:
         pass
 
 
-def test_a_silent_source_shows_no_signal_on_displays_only() -> None:
+def test_a_silent_source_shows_no_signal_on_watched_sinks_only() -> None:
     display = MemorySink()
     recording = MemorySink()
-    runtime = EdgeRuntime(
-        StallingSource(silence_s=1.0),
-        overlay=Overlay.default(),
-        sinks=[
-            SinkSpec("record", lambda w, h, fps: recording),
-            SinkSpec("display", lambda w, h, fps: display, display=True),
-        ],
-        settings=RuntimeSettings(no_signal_after_ms=300),
+    config = parse_config(
+        {
+            "source": {"uri": "test://stall", "stream_id": "stall"},
+            "overlay": {"no_signal_after_ms": 300},
+            "grpc": {"enabled": False},
+        },
+        "test",
     )
-    runtime.run()
+    app = EdgeApp(
+        config,
+        sources={"stall": StallingSource(silence_s=1.0)},
+        sinks={"stall": [memory(recording), SinkSpec("display", lambda w, h, fps: display, True)]},
+    )
+    app.run()
     assert len(recording.frames) == 10  # the recording holds source frames only
     repeats = len(display.frames) - 10
     assert 2 <= repeats <= 4  # about every 300 ms of the 1 s silence
     no_signal = display.frames[5]  # the first repeat, drawn over the 5th frame's picture
     assert no_signal.index == 4
     assert not np.array_equal(no_signal.image, display.frames[4].image)
+
+
+def small_phantom(seed: int, seconds: int) -> str:
+    return f"phantom://?seed={seed}&seconds={seconds}&width=160&height=96&fps=12"
+
+
+def test_two_streams_share_one_model_and_keep_their_own_results(
+    random_workflow_package: Path, tmp_path: Path
+) -> None:
+    hub = ResultHub()
+    per_stream = {name: hub.subscribe([name], capacity=1000) for name in ("endo", "exo")}
+    config = parse_config(
+        {
+            "sources": [
+                {
+                    "uri": "phantom://?seed=1&seconds=3&width=160&height=96&fps=12",
+                    "stream_id": "endo",
+                },
+                {
+                    "uri": "phantom://?seed=2&seconds=3&width=160&height=96&fps=12",
+                    "stream_id": "exo",
+                },
+            ],
+            "model": {"package": str(random_workflow_package), "rate_hz": 4},
+            "record": {"path": str(tmp_path / "or-{stream}.mp4")},
+            "results": {"dir": str(tmp_path / "results")},
+        },
+        "test",
+    )
+    app = EdgeApp(config, hub)
+    server = EdgeGrpcServer(hub, app.status, address="127.0.0.1:0")
+    port = server.start()
+    app.run()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = edge_pb2_grpc.EdgeServiceStub(channel).GetStatus(edge_pb2.GetStatusRequest())
+    server.stop(1.0)
+    hub.close()
+
+    assert app.failures() == []
+    assert [s.stream_id for s in reply.sources] == ["endo", "exo"]
+    assert sorted(m.stream_id for m in reply.models) == ["endo", "exo"]
+    assert len(app.graph.sources()) == 2 and app.workflow is not None  # one model for both
+    for name, subscription in per_stream.items():
+        results = []
+        while (item := subscription.get(timeout_s=0)) is not None:
+            results.append(item)
+        assert len(results) == 12  # 4 Hz for 3 s, nothing skipped on a live source this slow
+        assert {result.stream_id for result in results} == {name}
+        assert hub.timeline(name)
+        assert probe_video(tmp_path / f"or-{name}.mp4").frame_count == 36
+        assert (tmp_path / "results" / name / "steps" / "video_01.csv").is_file()
+
+
+def test_a_stream_whose_source_fails_leaves_the_others_running(tmp_path: Path) -> None:
+    missing = tmp_path / "video_02.mp4"
+    sink = MemorySink(keep_images=False)
+    config = parse_config(
+        {
+            "sources": [
+                {
+                    "uri": "phantom://?seed=1&seconds=2&width=160&height=96&fps=12",
+                    "stream_id": "ok",
+                },
+                {"uri": str(missing), "stream_id": "gone"},
+            ],
+            "grpc": {"enabled": False},
+        },
+        "test",
+    )
+    app = EdgeApp(config, sinks={"ok": [memory(sink)]})
+    app.run()
+    sources = {source.stream_id: source for source in app.status().sources}
+    assert sources["ok"].state == "ended" and sources["ok"].frames_in == 24
+    assert sources["gone"].state == "failed" and str(missing) in sources["gone"].error
+    assert len(sink.frames) == 24
+    [failure] = app.failures()
+    assert failure.startswith("gone.source: ") and "\n" not in failure
+
+
+def test_streams_without_a_sink_get_no_overlay(random_workflow_package: Path) -> None:
+    config = parse_config(
+        live_config(random_workflow_package, 2.0, record={"path": "/tmp/x-{stream}.mp4"})
+        | {
+            "source": None,
+            "sources": [{"uri": "phantom://?seconds=1"}, {"uri": "phantom://?seconds=1"}],
+        },
+        "test",
+    )
+    app = EdgeApp(config, sinks={})
+    assert [stream.overlay is not None for stream in app.streams.values()] == [True, True]
+    bare = parse_config(
+        live_config(random_workflow_package, 2.0)
+        | {"source": None, "sources": [{"uri": "phantom://"}]},
+        "test",
+    )
+    app = EdgeApp(bare)
+    assert app.streams["cam0"].overlay is None and not app.streams["cam0"].sinks
+    assert sorted(app.graph.operators) == ["cam0.source", "publish", "workflow"]

@@ -1,16 +1,18 @@
-"""Runtime ports: bounded, each drop policy does what it says, drops are counted."""
+"""Connections into input ports: bounded, each drop policy does what it says, drops are counted,
+rates keep only the due frames of each stream."""
 
 import threading
 import time
 
 import pytest
 
-from orstream.edge.graph.port import Port, PortClosed
+from orstream.edge.graph.port import Connection, InputSpec, PortClosed
 from orstream.errors import OrstreamError
+from orstream.streams.frame import Frame
 
 
 def test_latest_keeps_only_the_newest_and_counts_the_rest() -> None:
-    port: Port[int] = Port("p", capacity=1, policy="latest")
+    port: Connection[int] = Connection("p", InputSpec("p", 1, "latest"))
     for item in range(10):
         assert port.put(item)
     assert len(port) == 1
@@ -19,7 +21,7 @@ def test_latest_keeps_only_the_newest_and_counts_the_rest() -> None:
 
 
 def test_drop_oldest_keeps_the_newest_capacity_items_in_order() -> None:
-    port: Port[int] = Port("p", capacity=3, policy="drop_oldest")
+    port: Connection[int] = Connection("p", InputSpec("p", 3, "drop_oldest"))
     for item in range(7):
         port.put(item)
     assert [port.get(0), port.get(0), port.get(0)] == [4, 5, 6]
@@ -28,7 +30,7 @@ def test_drop_oldest_keeps_the_newest_capacity_items_in_order() -> None:
 
 
 def test_block_loses_nothing_and_makes_the_producer_wait() -> None:
-    port: Port[int] = Port("p", capacity=2, policy="block")
+    port: Connection[int] = Connection("p", InputSpec("p", 2, "block"))
     received: list[int] = []
 
     def consume() -> None:
@@ -53,7 +55,7 @@ def test_block_loses_nothing_and_makes_the_producer_wait() -> None:
 
 
 def test_close_wakes_a_blocked_producer_and_drains_consumers() -> None:
-    port: Port[int] = Port("p", capacity=1, policy="block")
+    port: Connection[int] = Connection("p", InputSpec("p", 1, "block"))
     port.put(1)
     outcome: list[bool] = []
     producer = threading.Thread(target=lambda: outcome.append(port.put(2)))
@@ -70,6 +72,29 @@ def test_close_wakes_a_blocked_producer_and_drains_consumers() -> None:
 
 def test_bad_settings_are_clear_errors() -> None:
     with pytest.raises(OrstreamError, match="capacity"):
-        Port("p", capacity=0)
+        InputSpec("p", capacity=0)
     with pytest.raises(OrstreamError, match="unknown drop policy"):
-        Port("p", policy="newest")  # type: ignore[arg-type]
+        InputSpec("p", policy="newest")  # type: ignore[arg-type]
+    with pytest.raises(OrstreamError, match="rate"):
+        InputSpec("p", rate_hz=0)
+
+
+def frame(stream: str, index: int, fps: float = 10.0) -> Frame:
+    return Frame(None, round(index * 1e9 / fps), 0, index, stream)
+
+
+def test_a_rate_keeps_the_due_frames_of_each_stream_and_skips_the_rest() -> None:
+    port: Connection[Frame] = Connection("p", InputSpec("p", 100, "block", rate_hz=2.0))
+    for index in range(20):  # 2 s of two 10 fps streams, interleaved
+        assert port.put(frame("a", index))
+        assert port.put(frame("b", index))
+    taken = [port.take() for _ in range(len(port))]
+    assert [(f.stream_id, f.index) for f in taken if f is not None] == [
+        ("a", 0), ("b", 0), ("a", 5), ("b", 5), ("a", 10), ("b", 10), ("a", 15), ("b", 15)
+    ]  # fmt: skip
+    assert (port.accepted, port.skipped, port.dropped) == (8, 32, 0)
+
+
+def test_a_stream_filter_says_which_items_flow() -> None:
+    port: Connection[Frame] = Connection("p", InputSpec("p"), stream_id="a")
+    assert port.wants(frame("a", 0)) and not port.wants(frame("b", 0))

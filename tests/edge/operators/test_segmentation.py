@@ -1,4 +1,4 @@
-"""Live segmentation in the runtime: masks at their own rate beside the recognizer, drawn on the
+"""Live segmentation in the edge app: masks at their own rate beside the recognizer, drawn on the
 video, published to the subscribers that ask for them, and never holding up the video."""
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from segmenter_checkpoints import random_segmenter_package
 
-from orstream.edge.app.compose import build_runtime
+from orstream.edge.app.compose import EdgeApp, SinkSpec
 from orstream.edge.app.config import parse_config
-from orstream.edge.app.runtime import EdgeRuntime, SinkSpec
-from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
-from orstream.edge.operators.live_segmenter import LiveSegmenter
+from orstream.edge.operators.segmentation import SegmentationOp
 from orstream.edge.service.result_hub import ResultHub
 from orstream.errors import OrstreamError
 from orstream.mask_rle import decode_mask
@@ -52,12 +51,12 @@ def test_runtime_segments_live_beside_the_recognizer(
         },
         "test",
     )
-    source = PhantomSource(seed=4, seconds=4, width=320, height=180, fps=12.0)
-    runtime = build_runtime(config, hub, source=source)
-    runtime.run()
+    source = PhantomSource(seed=4, seconds=4, width=320, height=180, fps=12.0, stream_id="or1")
+    app = EdgeApp(config, hub, sources={"or1": source})
+    app.run()
     hub.close()
 
-    status = runtime.status()
+    status = app.status()
     assert status.video_frames_in == status.video_frames_out == source.frame_count
     models = {m.name: m for m in status.models}
     assert len(models) == 2
@@ -84,10 +83,9 @@ def test_runtime_segments_live_beside_the_recognizer(
 
 def test_automatic_classes_follow_the_recognizer(segmenter_package: Path) -> None:
     model = SegmenterModel.load(load_package(segmenter_package))
-    seen: list[FrameResult | None] = [None]
-    live = LiveSegmenter(FramePrompter(model), recognized=lambda: seen[0])
-    assert live.targets() == ("sella",)  # nothing recognized yet: anatomy only
-    seen[0] = FrameResult(
+    live = LiveMasks(model)
+    assert live.targets(None, has_recognizer=True) == ("sella",)  # nothing recognized yet
+    seen = FrameResult(
         "or1",
         1,
         0,
@@ -97,10 +95,10 @@ def test_automatic_classes_follow_the_recognizer(segmenter_package: Path) -> Non
         instruments=InstrumentResult((16, 2), ((16, 0.9), (2, 0.6))),
     )
     # cottle (2) is not a class of this package; suction is.
-    assert live.targets() == ("suction", "sella")
-    assert LiveSegmenter(FramePrompter(model)).targets() == tuple(model.classes)
+    assert live.targets(seen, has_recognizer=True) == ("suction", "sella")
+    assert live.targets(None, has_recognizer=False) == tuple(model.classes)
     with pytest.raises(OrstreamError, match="scalpel"):
-        LiveSegmenter(FramePrompter(model), classes=["suction", "scalpel"])
+        LiveMasks(model, classes=["suction", "scalpel"])
 
 
 def test_a_slow_segmenter_never_holds_up_the_video(segmenter_package: Path) -> None:
@@ -112,14 +110,28 @@ def test_a_slow_segmenter_never_holds_up_the_video(segmenter_package: Path) -> N
         return embed(image)
 
     model.embed = slow_embed
-    live = LiveSegmenter(FramePrompter(model), rate_hz=6, classes=["sella"], min_score=0)
-    sink = MemorySink(keep_images=False)
-    source = PhantomSource(seed=3, seconds=3, width=320, height=180, fps=24.0, paced=True)
-    runtime = EdgeRuntime(
-        source, segmenter=live, sinks=[SinkSpec("memory", lambda w, h, fps: sink)]
+    config = parse_config(
+        {
+            "source": {"uri": "phantom://"},
+            "segmentation": {"package": str(segmenter_package), "rate_hz": 6},
+            "grpc": {"enabled": False},
+        },
+        "test",
     )
-    runtime.run()
-    status = runtime.status()
+    sink = MemorySink(keep_images=False)
+    source = PhantomSource(
+        seed=3, seconds=3, width=320, height=180, fps=24.0, paced=True, stream_id="cam0"
+    )
+    app = EdgeApp(
+        config,
+        sources={"cam0": source},
+        sinks={"cam0": [SinkSpec("memory", lambda w, h, fps: sink)]},
+    )
+    assert app.segmentation is not None
+    app.segmentation.prompter.model = model
+    app.segmentation.live_masks = LiveMasks(model, classes=["sella"], min_score=0)
+    app.run()
+    status = app.status()
     assert status.video_frames_out == status.video_frames_in == source.frame_count
     assert source.dropped == 0
     stages = {stage.name: stage for stage in status.stages}
@@ -136,8 +148,9 @@ def test_a_masks_only_runtime_draws_no_workflow_panels(segmenter_package: Path) 
         },
         "test",
     )
-    runtime = build_runtime(config, ResultHub())
-    assert runtime.overlay is not None
-    names = [type(a).__name__ for a in runtime.overlay.annotators]
+    app = EdgeApp(config, sinks={"cam0": [SinkSpec("memory", lambda w, h, fps: MemorySink())]})
+    overlay = app.streams["cam0"].overlay
+    assert overlay is not None
+    names = [type(a).__name__ for a in overlay.overlay.annotators]
     assert names == ["MasksAnnotator", "HudAnnotator", "NoSignalMarker"]
-    runtime.source.close()
+    assert isinstance(app.segmentation, SegmentationOp) and not app.segmentation.has_recognizer

@@ -1,0 +1,247 @@
+"""How many live streams one edge serves: the measurement behind ``orstream bench capacity``.
+
+A trial plays N copies of a phantom case (an H.264 file, decoded by GStreamer) at real-time
+pace through the app that ships (:class:`~orstream.edge.app.compose.EdgeApp`: one source, overlay
+and sink per stream; the shared recognizer at its card's rate, batched across streams; the
+segmenter too when given). The streams start at evenly spread phases within one frame
+interval, as independent cameras would. A trial passes when, on every stream:
+
+- the video path loses no frame: nothing dropped by the overlay's or a sink's queue, and no
+  frame later than a live camera's buffer (:data:`LATE_MS`) behind its own schedule (a camera
+  would have dropped it);
+- frame-to-result latency stays within the budget at p99 (50 ms).
+
+The stream count doubles until a trial fails (or the most asked for passes), then the gap
+between the last pass and the first failure is bisected. Every trial is printed and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orstream.edge.app.compose import EdgeApp, SinkSpec
+from orstream.edge.app.config import parse_config
+from orstream.errors import OrstreamError
+from orstream.streams.sinks.memory import MemorySink
+
+BUDGET_MS = 50.0
+"""Frame-to-result p99 a stream count must stay within."""
+LATE_MS = 200.0
+"""A frame this late behind its schedule counts as lost: a live source buffers about this much
+(a few frames) before it drops."""
+PHANTOM_SEED = 31337
+"""Seed of the bench's case (not a training seed of the shipped models)."""
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    """What one capacity search plays and asks of each stream."""
+
+    model: Path
+    segmenter: Path | None = None
+    width: int = 1280
+    height: int = 720
+    fps: float = 24.0
+    seconds: int = 20
+    record: bool = False
+    max_streams: int = 16
+    budget_ms: float = BUDGET_MS
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial: N streams at once, and how they fared (the worst stream's figures)."""
+
+    streams: int
+    p99_ms: float
+    """The worst stream's frame-to-result p99."""
+    dropped: int
+    """Frames lost on the video paths of all streams together (queues dropped or too late)."""
+    late: int
+    """Of those, frames later than :data:`LATE_MS` behind their schedule."""
+    cpu_percent: float
+    """Process CPU time over the trial's wall time (100 = one core busy)."""
+    frames_in: int
+    frames_out: int
+    worst_lag_ms: float
+    wall_s: float
+    ok: bool
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per stage (summed over streams): time per item p50/p99 in ms and items; where time goes."""
+
+
+@dataclass
+class CapacityReport:
+    """The search: every trial, and the largest count that passed."""
+
+    settings: CapacitySettings
+    trials: list[Trial] = field(default_factory=list)
+    streams: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        settings = {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in asdict(self.settings).items()
+        }
+        return {
+            "streams": self.streams,
+            "width": self.settings.width,
+            "height": self.settings.height,
+            "fps": self.settings.fps,
+            "trials": [asdict(trial) for trial in self.trials],
+            "settings": settings,
+        }
+
+
+def render_case(settings: CapacitySettings, folder: Path, say: Callable[[str], None]) -> Path:
+    """The phantom case every stream plays (rendered once)."""
+    from orstream.streams.phantom.writer import PhantomSpec, write_dataset
+
+    say(
+        f"rendering a {settings.seconds} s {settings.width}x{settings.height} phantom case at "
+        f"{settings.fps:g} fps (seed {PHANTOM_SEED})"
+    )
+    spec = PhantomSpec(
+        1,
+        settings.seconds,
+        PHANTOM_SEED,
+        width=settings.width,
+        height=settings.height,
+        fps=settings.fps,
+    )
+    write_dataset(spec, folder)
+    return folder / "videos" / "video_01.mp4"
+
+
+def run_trial(settings: CapacitySettings, video: Path, streams: int, work: Path) -> Trial:
+    """Play ``streams`` copies of ``video`` at once through the shipped app."""
+    ids = [f"s{index:02d}" for index in range(streams)]
+    sections: dict[str, Any] = {
+        "sources": [{"uri": str(video), "stream_id": sid, "realtime": True} for sid in ids],
+        "model": {"package": str(settings.model)},
+        "grpc": {"enabled": False},
+    }
+    if settings.segmenter is not None:
+        sections["segmentation"] = {"package": str(settings.segmenter)}
+    if settings.record:
+        sections["record"] = {"path": str(work / "{stream}.mp4")}
+    sinks: dict[str, list[SinkSpec]] = {}
+    if not settings.record:
+        # A sink that keeps nothing: the overlay is drawn on every frame, as for a display.
+        sinks = {sid: [SinkSpec("null", _null_sink)] for sid in ids}
+    app = EdgeApp(parse_config(sections, "bench capacity"), sinks=sinks)
+    for index, sid in enumerate(ids):
+        app.streams[sid].source.start_after_s = index / (streams * settings.fps)
+    cpu_before = _cpu_s()
+    started = time.perf_counter()
+    app.run()
+    wall = time.perf_counter() - started
+    cpu = (_cpu_s() - cpu_before) / wall * 100.0
+    failures = app.failures()
+    if failures:
+        raise OrstreamError(f"a trial of {streams} streams failed: {'; '.join(failures)}")
+    worst_p99, late, dropped, worst_lag = 0.0, 0, 0, 0.0
+    for sid in ids:
+        source = app.streams[sid].source
+        lags = source.lag.samples()
+        late += sum(lag > LATE_MS for lag in lags)
+        worst_lag = max(worst_lag, max(lags, default=0.0))
+        dropped += app.video_dropped(sid)
+        worst_p99 = max(worst_p99, app.frame_to_result(sid).p99)
+    status = app.status()
+    return Trial(
+        streams=streams,
+        p99_ms=worst_p99,
+        dropped=dropped + late,
+        late=late,
+        cpu_percent=cpu,
+        frames_in=status.video_frames_in,
+        frames_out=status.video_frames_out,
+        worst_lag_ms=worst_lag,
+        wall_s=wall,
+        ok=dropped + late == 0 and worst_p99 <= settings.budget_ms,
+        stages=_stage_costs(status.stages, ids),
+    )
+
+
+def _null_sink(width: int, height: int, fps: float) -> MemorySink:
+    return MemorySink(keep_images=False)
+
+
+def _stage_costs(stages: Any, ids: list[str]) -> dict[str, dict[str, float]]:
+    """Per kind of stage (``s03.overlay`` -> ``overlay``): items, and the worst stream's time
+    per item."""
+    merged: dict[str, dict[str, float]] = {}
+    for stage in stages:
+        stream, _, rest = stage.name.partition(".")
+        kind = rest if stream in ids and rest else stage.name
+        entry = merged.setdefault(kind, {"items": 0, "p50_ms": 0.0, "p99_ms": 0.0})
+        entry["items"] += stage.processed
+        if stage.latency.count:
+            entry["p50_ms"] = max(entry["p50_ms"], stage.latency.p50)
+            entry["p99_ms"] = max(entry["p99_ms"], stage.latency.p99)
+    return merged
+
+
+def _cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def find_capacity(
+    settings: CapacitySettings,
+    say: Callable[[str], None],
+    saved: Callable[[CapacityReport], None] = lambda report: None,
+) -> CapacityReport:
+    """Double the stream count until a trial fails, then bisect (see the module docstring)."""
+    report = CapacityReport(settings)
+    with tempfile.TemporaryDirectory(prefix="orstream-capacity-") as scratch:
+        work = Path(scratch)
+        video = render_case(settings, work / "case", say)
+        passed, failed = 0, None
+        count = 1
+        while True:
+            trial = run_trial(settings, video, count, work)
+            report.trials.append(trial)
+            say(describe_trial(trial, settings.budget_ms))
+            saved(report)
+            if trial.ok:
+                passed = count
+            else:
+                failed = count
+            if failed is None:
+                if count >= settings.max_streams:
+                    break
+                count = min(count * 2, settings.max_streams)
+                continue
+            if failed - passed <= 1:
+                break
+            count = (passed + failed) // 2
+    report.streams = passed
+    saved(report)
+    return report
+
+
+def describe_trial(trial: Trial, budget_ms: float) -> str:
+    verdict = "pass" if trial.ok else "fail"
+    return (
+        f"{trial.streams:3d} streams: frame-to-result p99 {trial.p99_ms:6.1f} ms (budget "
+        f"{budget_ms:g}), video frames lost {trial.dropped} ({trial.late} late), worst lag "
+        f"{trial.worst_lag_ms:.0f} ms, CPU {trial.cpu_percent:.0f}% -> {verdict}"
+    )
+
+
+def write_json(report: CapacityReport, path: Path) -> None:
+    path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+
+
+def say_stderr(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)

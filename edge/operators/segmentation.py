@@ -1,0 +1,106 @@
+"""Live segmentation as an operator: one segmenter serving every stream at its own rate.
+
+Each stream's frames reach ``frames`` through their own connection (newest frame wins, at the
+segmenter's rate), so a slow segmenter only makes masks rarer; it never holds up the video.
+Each sampled frame is encoded once (the embedding is kept in the shared
+:class:`~orstream.edge.models.frame_prompter.FramePrompter`, so a client's prompt on it runs the
+decoder only) and :class:`~orstream.edge.models.live_masks.LiveMasks` picks the masks shown.
+The recognizer's results of each stream arrive on ``recognized``, for the masks to follow what
+the stream shows.
+"""
+
+from __future__ import annotations
+
+import time
+
+from orstream.edge.graph.meters import StageMeter
+from orstream.edge.graph.operator import Operator, OperatorSpec, Received
+from orstream.edge.graph.status import ModelStatus
+from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.models.live_masks import LiveMasks
+from orstream.results import FrameResult, SegmentationResult
+from orstream.streams.frame import Frame
+
+
+class SegmentationOp(Operator):
+    """Masks for the sampled frames of every stream connected to ``frames``.
+
+    Args:
+        prompter: the segmenter and the frame memory it shares with client prompts.
+        masks: which masks to show for a frame.
+        rate_hz: frames per second to segment per stream (default the package's rate).
+        has_recognizer: a recognizer's results come on ``recognized``.
+        name: the operator's name (default ``segmentation``).
+    """
+
+    def __init__(
+        self,
+        prompter: FramePrompter,
+        masks: LiveMasks,
+        rate_hz: float | None = None,
+        has_recognizer: bool = False,
+        name: str = "segmentation",
+    ) -> None:
+        self.prompter = prompter
+        self.live_masks = masks
+        self.rate_hz = rate_hz or prompter.model.rate_hz
+        self.has_recognizer = has_recognizer
+        self.recognized: dict[str, FrameResult] = {}
+        self.segmented: dict[str, int] = {}
+        self.frame_to_masks: dict[str, StageMeter] = {}
+        super().__init__(name)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input("frames", capacity=1, policy="latest", rate_hz=self.rate_hz)
+        spec.input("recognized", capacity=1, policy="latest")
+        spec.output("masks")
+
+    def compute(self, received: Received) -> None:
+        for result in received["recognized"]:
+            self.recognized[result.stream_id] = result
+        for frame in received["frames"]:
+            started = time.monotonic_ns()
+            result = self.segment(frame)
+            self.meter.record_since(started)
+            stream = frame.stream_id
+            self.segmented[stream] = self.segmented.get(stream, 0) + 1
+            meter = self.frame_to_masks.get(stream)
+            if meter is None:
+                meter = self.frame_to_masks[stream] = StageMeter(f"{stream}.frame_to_masks")
+            meter.record(result.latency_ms)
+            self.emit("masks", result)
+
+    def segment(self, frame: Frame) -> FrameResult:
+        """Encode one frame (or reuse its kept embedding) and pick its masks."""
+        embedding, _ = self.prompter.embedding(frame)
+        masks = self.live_masks(
+            embedding, self.recognized.get(frame.stream_id), self.has_recognizer
+        )
+        return FrameResult(
+            stream_id=frame.stream_id,
+            index=frame.index,
+            pts_ns=frame.pts_ns,
+            capture_ns=frame.capture_ns,
+            produced_ns=time.monotonic_ns(),
+            models=(self.prompter.model.label,),
+            segmentation=SegmentationResult(masks),
+        )
+
+    def model_status(self, streams: list[str]) -> list[ModelStatus]:
+        """The segmenter as ``GetStatus`` lists it: one entry per stream it serves."""
+        model = self.prompter.model
+        card = model.package.card
+        return [
+            ModelStatus(
+                name=card.name,
+                version=card.version,
+                stream_id=stream,
+                backend=model.encoder.label,
+                rate_hz=self.rate_hz,
+                state="failed" if self.state == "failed" else "serving",
+                inferred=self.segmented.get(stream, 0),
+                error=self.error,
+                backend_reason=model.selection,
+            )
+            for stream in streams
+        ]
