@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orstream.edge.app.config import EdgeConfig, PortConfig, SourceConfig, per_stream
 from orstream.edge.backends import create_backend
@@ -46,12 +46,11 @@ from orstream.edge.service.result_hub import ResultHub
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 from orstream.package.loading import load_package
-from orstream.streams.sinks.display import DisplaySink, window_sink
-from orstream.streams.sinks.mp4_recorder import Mp4Recorder
-from orstream.streams.sinks.rtsp_output import RtspOutput
-from orstream.streams.sinks.rtsp_server import RtspServer
 from orstream.streams.sources.open_source import open_source
 from orstream.streams.sources.source import Source
+
+if TYPE_CHECKING:
+    from orstream.streams.sinks.rtsp_server import RtspServer
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +102,7 @@ class EdgeApp:
         sinks: extra sinks per stream id (e.g. a memory sink in tests and benches).
         workflow: a loaded recognizer to use instead of loading ``config.model``'s package
             (its rate and port settings still come from the config).
+        segmenter: likewise, a loaded segmenter instead of ``config.segmentation``'s package.
         on_health: told whether the app is serving (False once a model or every source fails).
     """
 
@@ -113,6 +113,7 @@ class EdgeApp:
         sources: Mapping[str, Source] | None = None,
         sinks: Mapping[str, list[SinkSpec]] | None = None,
         workflow: WorkflowModel | None = None,
+        segmenter: SegmenterModel | None = None,
         on_health: Callable[[bool], None] | None = None,
     ) -> None:
         self.config = config
@@ -125,6 +126,7 @@ class EdgeApp:
         self._given_sources = dict(sources or {})
         self._extra_sinks = dict(sinks or {})
         self._given_workflow = workflow
+        self._given_segmenter = segmenter
         self._rtsp_server: RtspServer | None = None
         self.compose()
 
@@ -211,15 +213,21 @@ class EdgeApp:
             stream.sinks.append(sink)
 
     def _sink_specs(self, stream_id: str) -> list[SinkSpec]:
+        # GStreamer's sinks are imported only when a config asks for one: an app fed from
+        # memory (the GPU bench) runs where GStreamer is not installed.
         config = self.config
         several = len(config.streams) > 1
         specs = []
         if config.record is not None:
+            from orstream.streams.sinks.mp4_recorder import Mp4Recorder
+
             path = Path(per_stream(str(config.record.path), stream_id, several, "file"))
             if not path.parent.is_dir():  # now, not once the first frame came
                 raise OrstreamError(f"{path}: folder {path.parent} does not exist")
             specs.append(SinkSpec("record", lambda w, h, fps: Mp4Recorder(path, w, h, fps)))
         if config.rtsp is not None:
+            from orstream.streams.sinks.rtsp_output import RtspOutput
+
             server = self._rtsp()
             mount = config.rtsp.path.rstrip("/") + f"/{stream_id}" if several else config.rtsp.path
             specs.append(
@@ -230,11 +238,15 @@ class EdgeApp:
                 )
             )
         if config.display.enabled:
+            from orstream.streams.sinks.display import DisplaySink
+
             specs.append(SinkSpec("display", lambda w, h, fps: DisplaySink(w, h), watched=True))
         return specs
 
     def _rtsp(self) -> RtspServer:
         """One RTSP server for every stream's output (a mount each)."""
+        from orstream.streams.sinks.rtsp_server import RtspServer
+
         if self._rtsp_server is None:
             assert self.config.rtsp is not None
             self._rtsp_server = RtspServer(self.config.rtsp.port, self.config.rtsp.host)
@@ -274,7 +286,9 @@ class EdgeApp:
         config = self.config.segmentation
         if config is None:
             return None
-        model = SegmenterModel.load(load_package(config.package), config.device, config.backends)
+        model = self._given_segmenter or SegmenterModel.load(
+            load_package(config.package), config.device, config.backends
+        )
         prompter = FramePrompter(model, config.keep_frames, config.keep_embeddings)
         masks = LiveMasks(model, config.classes, config.min_score)
         return SegmentationOp(
@@ -286,6 +300,8 @@ class EdgeApp:
     def start(self) -> None:
         """Check what can be checked before frames flow, start the graph; returns at once."""
         if self.config.display.enabled:
+            from orstream.streams.sinks.display import window_sink
+
             window_sink()  # no display to show on is one clear error now, not at the first frame
         self.graph.start()
         self._health()

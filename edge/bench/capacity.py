@@ -74,6 +74,9 @@ class Trial:
     worst_lag_ms: float
     wall_s: float
     ok: bool
+    masks_hz: float | None = None
+    """With live segmentation: masks per second of the stream that got fewest (it must reach
+    90% of the segmenter's rate)."""
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per stage (summed over streams): time per item p50/p99 in ms and items; where time goes."""
 
@@ -123,7 +126,7 @@ def render_case(settings: CapacitySettings, folder: Path, say: Callable[[str], N
 
 def run_trial(settings: CapacitySettings, video: Path, streams: int, work: Path) -> Trial:
     """Play ``streams`` copies of ``video`` at once through the shipped app."""
-    ids = [f"s{index:02d}" for index in range(streams)]
+    ids = stream_ids(streams)
     sections: dict[str, Any] = {
         "sources": [{"uri": str(video), "stream_id": sid, "realtime": True} for sid in ids],
         "model": {"package": str(settings.model)},
@@ -135,11 +138,25 @@ def run_trial(settings: CapacitySettings, video: Path, streams: int, work: Path)
         sections["record"] = {"path": str(work / "{stream}.mp4")}
     sinks: dict[str, list[SinkSpec]] = {}
     if not settings.record:
-        # A sink that keeps nothing: the overlay is drawn on every frame, as for a display.
-        sinks = {sid: [SinkSpec("null", _null_sink)] for sid in ids}
+        sinks = null_sinks(ids)
     app = EdgeApp(parse_config(sections, "bench capacity"), sinks=sinks)
+    return play(app, ids, settings.fps, settings.budget_ms)
+
+
+def stream_ids(count: int) -> list[str]:
+    return [f"s{index:02d}" for index in range(count)]
+
+
+def null_sinks(ids: list[str]) -> dict[str, list[SinkSpec]]:
+    """A sink per stream that keeps nothing: the overlay is drawn on every frame, as for a
+    display, and nothing else is paid for."""
+    return {sid: [SinkSpec("null", _null_sink)] for sid in ids}
+
+
+def play(app: EdgeApp, ids: list[str], fps: float, budget_ms: float) -> Trial:
+    """Run an app's streams (at phases spread over one frame interval) and judge the trial."""
     for index, sid in enumerate(ids):
-        app.streams[sid].source.start_after_s = index / (streams * settings.fps)
+        app.streams[sid].source.start_after_s = index / (len(ids) * fps)
     cpu_before = _cpu_s()
     started = time.perf_counter()
     app.run()
@@ -147,7 +164,7 @@ def run_trial(settings: CapacitySettings, video: Path, streams: int, work: Path)
     cpu = (_cpu_s() - cpu_before) / wall * 100.0
     failures = app.failures()
     if failures:
-        raise OrstreamError(f"a trial of {streams} streams failed: {'; '.join(failures)}")
+        raise OrstreamError(f"a trial of {len(ids)} streams failed: {'; '.join(failures)}")
     worst_p99, late, dropped, worst_lag = 0.0, 0, 0, 0.0
     for sid in ids:
         source = app.streams[sid].source
@@ -156,9 +173,14 @@ def run_trial(settings: CapacitySettings, video: Path, streams: int, work: Path)
         worst_lag = max(worst_lag, max(lags, default=0.0))
         dropped += app.video_dropped(sid)
         worst_p99 = max(worst_p99, app.frame_to_result(sid).p99)
+    masks_ok, masks_hz = True, None
+    if app.segmentation is not None:
+        seconds = max(app.streams[sid].source.frames_in for sid in ids) / fps
+        masks_hz = min(app.segmentation.segmented.get(sid, 0) for sid in ids) / seconds
+        masks_ok = masks_hz >= 0.9 * app.segmentation.rate_hz
     status = app.status()
     return Trial(
-        streams=streams,
+        streams=len(ids),
         p99_ms=worst_p99,
         dropped=dropped + late,
         late=late,
@@ -167,7 +189,8 @@ def run_trial(settings: CapacitySettings, video: Path, streams: int, work: Path)
         frames_out=status.video_frames_out,
         worst_lag_ms=worst_lag,
         wall_s=wall,
-        ok=dropped + late == 0 and worst_p99 <= settings.budget_ms,
+        ok=dropped + late == 0 and worst_p99 <= budget_ms and masks_ok,
+        masks_hz=masks_hz,
         stages=_stage_costs(status.stages, ids),
     )
 
@@ -196,36 +219,76 @@ def _cpu_s() -> float:
     return times.user + times.system
 
 
+def search(
+    max_streams: int,
+    trial: Callable[[int], Trial],
+    on_trial: Callable[[Trial], None],
+    may_run: Callable[[int], str | None] = lambda count: None,
+) -> tuple[int, str]:
+    """The most streams whose trial passes: double until a trial fails (or ``max_streams``
+    passes), then bisect the gap to within an eighth of the count passed.
+
+    Args:
+        max_streams: the most streams tried.
+        trial: runs a trial of that many streams.
+        on_trial: told each trial as it ends.
+        may_run: None when a trial of that many streams may run, else why not (a time
+            budget): the search stops there, saying so.
+
+    Returns:
+        (the count found, "complete" or why the search stopped early).
+    """
+    passed, failed = 0, None
+
+    def attempt(count: int) -> bool:
+        result = trial(count)
+        on_trial(result)
+        return result.ok
+
+    count = 1
+    try:
+        while count <= max_streams:
+            if (reason := may_run(count)) is not None:
+                return passed, reason
+            if not attempt(count):
+                failed = count
+                break
+            passed = count
+            if count == max_streams:
+                break
+            count = min(count * 2, max_streams)
+        while failed is not None and failed - passed > max(1, passed // 8):
+            middle = (passed + failed) // 2
+            if (reason := may_run(middle)) is not None:
+                return passed, reason
+            if attempt(middle):
+                passed = middle
+            else:
+                failed = middle
+    except KeyboardInterrupt:
+        return passed, "interrupted"
+    return passed, "complete"
+
+
 def find_capacity(
     settings: CapacitySettings,
     say: Callable[[str], None],
     saved: Callable[[CapacityReport], None] = lambda report: None,
 ) -> CapacityReport:
-    """Double the stream count until a trial fails, then bisect (see the module docstring)."""
+    """Render the case and search (see the module docstring)."""
     report = CapacityReport(settings)
     with tempfile.TemporaryDirectory(prefix="orstream-capacity-") as scratch:
         work = Path(scratch)
         video = render_case(settings, work / "case", say)
-        passed, failed = 0, None
-        count = 1
-        while True:
-            trial = run_trial(settings, video, count, work)
+
+        def on_trial(trial: Trial) -> None:
             report.trials.append(trial)
             say(describe_trial(trial, settings.budget_ms))
             saved(report)
-            if trial.ok:
-                passed = count
-            else:
-                failed = count
-            if failed is None:
-                if count >= settings.max_streams:
-                    break
-                count = min(count * 2, settings.max_streams)
-                continue
-            if failed - passed <= 1:
-                break
-            count = (passed + failed) // 2
-    report.streams = passed
+
+        report.streams, _ = search(
+            settings.max_streams, lambda n: run_trial(settings, video, n, work), on_trial
+        )
     saved(report)
     return report
 
@@ -235,7 +298,9 @@ def describe_trial(trial: Trial, budget_ms: float) -> str:
     return (
         f"{trial.streams:3d} streams: frame-to-result p99 {trial.p99_ms:6.1f} ms (budget "
         f"{budget_ms:g}), video frames lost {trial.dropped} ({trial.late} late), worst lag "
-        f"{trial.worst_lag_ms:.0f} ms, CPU {trial.cpu_percent:.0f}% -> {verdict}"
+        f"{trial.worst_lag_ms:.0f} ms"
+        + ("" if trial.masks_hz is None else f", masks {trial.masks_hz:.2f} Hz per stream")
+        + f", CPU {trial.cpu_percent:.0f}% -> {verdict}"
     )
 
 

@@ -9,14 +9,16 @@ What ``orstream bench gpu`` (and ``scripts/gpu_check.sh``) measures, in order:
 3. Latency at 1080p: a 1920x1080 RGB frame through GPU pre-processing and the recognizer, and
    through the segmenter's image encoder and one box-prompt decode, with and without CUDA
    graphs, beside ONNX Runtime on CPU with CPU pre-processing.
-4. Stream capacity: N concurrent 1080p30 streams replay phantom frames rendered beforehand into
-   memory (so rendering is not what is measured); every frame of every stream goes through GPU
-   pre-processing and the recognizer, and a segmenter thread per stream segments its latest
-   frame at the segmenter's rate. N doubles until the recognizer's p99 frame-to-result passes
-   the budget (50 ms) or the segmenter misses its rate, then the boundary is bisected. Each
-   stream has its own backends (own CUDA streams, static buffers and graphs), loaded once and
-   kept for the later trials. The search stops early, saying so, when the next trial would
-   overrun the run's time budget.
+4. Stream capacity: N concurrent 1080p30 live streams replay phantom frames rendered beforehand
+   into memory (so neither rendering nor decoding is what is measured) through the app that
+   ships (:class:`~orstream.edge.app.compose.EdgeApp`, as ``orstream bench capacity`` runs it):
+   the one recognizer on every frame of every stream with GPU pre-processing, batching the
+   streams' frames that are due together; the one segmenter at its card's rate on each stream;
+   the overlay on every frame. A trial passes when no stream loses a video frame, every
+   stream's p99 frame-to-result stays within the budget (50 ms) and every stream gets masks at
+   90% of the segmenter's rate. N doubles until a trial fails, then the gap is bisected. The
+   models load once (torch, on the device) for every trial. The search stops early, saying so,
+   when the next trial would overrun the run's time budget.
 
 Every figure goes into one JSON document, rewritten after each part and each trial so that a
 run cut short still leaves what it measured; a short table closes the printed report.
@@ -26,28 +28,39 @@ from __future__ import annotations
 
 import importlib
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from orstream.edge.app.compose import EdgeApp
+from orstream.edge.app.config import parse_config
 from orstream.edge.backends import Backend, Graph, open_backend
 from orstream.edge.backends.reference_check import check_reference
+from orstream.edge.bench.capacity import (
+    Trial,
+    describe_trial,
+    null_sinks,
+    play,
+    search,
+    stream_ids,
+)
 from orstream.edge.models.segmenter_model import ImageEmbedding, Prompt, SegmenterModel
+from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.edge.models.workflow_runner import WorkflowRunner
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 from orstream.package.loading import ModelPackage
+from orstream.streams.sources.replay import ReplaySource
 
 FORBIDDEN_MODULES = ("gi", "lightning", "pytorch_lightning")
 """A GPU host validated by this run may have neither GStreamer's bindings nor Lightning."""
 IMPORTED = ("torch", "onnx", "onnxruntime", "cv2", "grpc", "numpy", "numba", "pydantic", "yaml")
 PRECISIONS = ("fp32", "fp16", "bf16")
-STREAM_START_S = 0.2
-"""Between starting a trial's threads and its first frame."""
+STREAM_START_S = 1.0
+"""What a trial takes beyond its streams' length: starting and draining the app."""
 
 
 @dataclass(frozen=True)
@@ -251,158 +264,61 @@ def latency_rows(
     return rows
 
 
-class _LatestFrame:
-    """A one-slot mailbox: the stream puts each frame, the segmenter takes the newest."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._item: tuple[np.ndarray, float] | None = None
-        self._closed = False
-
-    def put(self, frame: np.ndarray, arrival: float) -> None:
-        with self._condition:
-            self._item = (frame, arrival)
-            self._condition.notify()
-
-    def close(self) -> None:
-        with self._condition:
-            self._closed = True
-            self._condition.notify()
-
-    def take(self) -> tuple[np.ndarray, float] | None:
-        with self._condition:
-            while self._item is None and not self._closed:
-                self._condition.wait()
-            item, self._item = self._item, None
-            return item
-
-
-class StreamModels:
-    """Per-stream backends for the capacity trials: stream i's recognizer runner and segmenter,
-    loaded on first use and kept, so each trial loads only the streams it adds."""
+class SharedModels:
+    """The models the capacity trials share: one recognizer backend and one segmenter (encoder
+    and decoder) on the device, loaded once for every trial, as the edge loads them once for
+    every stream. Each trial gets fresh per-stream state around them."""
 
     def __init__(
         self, workflow: ModelPackage, segmenter: ModelPackage, settings: GpuCheckSettings
     ) -> None:
-        self.workflow = workflow
-        self.segmenter = segmenter
-        self.device = settings.device
-        self.options: dict[str, Any] = {"precision": settings.precision}
+        options: dict[str, Any] = {"precision": settings.precision}
         if settings.device == "cpu":
-            self.options["cuda_graphs"] = False
-        self.runners: list[WorkflowRunner] = []
-        self.segmenters: list[SegmenterModel] = []
-        self._loading_s = 0.0
+            options["cuda_graphs"] = False
+        self.workflow_package = workflow
+        self.segmenter_package = segmenter
+        self.recognizer = load_backend("torch", workflow, settings.device, "model", **options)
+        self.encoder = load_backend("torch", segmenter, settings.device, "model", **options)
+        self.decoder = load_backend("torch", segmenter, settings.device, "decoder", **options)
 
-    def load_seconds(self, count: int) -> float:
-        """About how long :meth:`take` of ``count`` will spend loading (0 before any load)."""
-        if not self.runners:
-            return 0.0
-        return self._loading_s / len(self.runners) * max(0, count - len(self.runners))
+    def workflow(self, rate_hz: float) -> WorkflowModel:
+        return WorkflowModel(self.workflow_package, self.recognizer, rate_hz)
 
-    def _load(self, package: ModelPackage, graph: Graph) -> Backend:
-        return load_backend("torch", package, self.device, graph, **self.options)
-
-    def take(self, count: int) -> tuple[list[WorkflowRunner], list[SegmenterModel]]:
-        """The first ``count`` streams' models, loading those not loaded yet."""
-        began = time.perf_counter()
-        while len(self.runners) < count:
-            self.runners.append(
-                WorkflowRunner(self._load(self.workflow, "model"), self.workflow.card)
-            )
-            self.segmenters.append(
-                SegmenterModel(
-                    self.segmenter,
-                    self._load(self.segmenter, "model"),
-                    self._load(self.segmenter, "decoder"),
-                )
-            )
-        self._loading_s += time.perf_counter() - began
-        return self.runners[:count], self.segmenters[:count]
+    def segmenter(self) -> SegmenterModel:
+        return SegmenterModel(self.segmenter_package, self.encoder, self.decoder)
 
 
 def run_streams(
-    count: int,
-    models: StreamModels,
-    frames: np.ndarray,
-    settings: GpuCheckSettings,
-) -> dict[str, Any]:
-    """``count`` streams at ``stream_fps`` for ``stream_seconds``: the recognizer on every
-    frame, the segmenter on the latest frame at its card's rate, on separate threads."""
-    runners, segmenters = models.take(count)
-    segmenter = models.segmenter
-    classes = list(segmenters[0].classes)[:2]
-    total = int(settings.stream_seconds * settings.stream_fps)
-    every = max(1, round(settings.stream_fps / segmenter.card.clip.fps))
-    latencies: list[list[float]] = [[] for _ in range(count)]
-    mask_latencies: list[list[float]] = [[] for _ in range(count)]
-    errors: list[str] = []
-    start = time.perf_counter() + STREAM_START_S
-
-    def stream(i: int, mailbox: _LatestFrame) -> None:
-        offset = i / (count * settings.stream_fps)
-        try:
-            for k in range(total):
-                arrival = start + offset + k / settings.stream_fps
-                delay = arrival - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                frame = frames[(k + i) % len(frames)]
-                if k % every == 0:
-                    mailbox.put(frame, arrival)
-                runners[i](frame)
-                latencies[i].append((time.perf_counter() - arrival) * 1000.0)
-        except Exception as error:  # a failing stream ends the trial, reported, not raised
-            errors.append(f"stream {i}: {error}")
-        finally:
-            mailbox.close()
-
-    def segment(i: int, mailbox: _LatestFrame) -> None:
-        try:
-            while (item := mailbox.take()) is not None:
-                frame, arrival = item
-                embedding = segmenters[i].embed(frame)
-                for name in classes:
-                    segmenters[i].segment(embedding, Prompt(text=name))
-                mask_latencies[i].append((time.perf_counter() - arrival) * 1000.0)
-        except Exception as error:
-            errors.append(f"segmenter {i}: {error}")
-
-    mailboxes = [_LatestFrame() for _ in range(count)]
-    threads = [threading.Thread(target=stream, args=(i, mailboxes[i])) for i in range(count)]
-    threads += [threading.Thread(target=segment, args=(i, mailboxes[i])) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    frame_to_result = LatencySummary.of([v for per in latencies for v in per])
-    masks = LatencySummary.of([v for per in mask_latencies for v in per])
-    asked_hz = settings.stream_fps / every
-    mask_hz = masks.count / count / settings.stream_seconds
-    ok = (
-        not errors
-        and frame_to_result.count == total * count
-        and frame_to_result.p99 <= settings.budget_ms
-        and mask_hz >= 0.9 * asked_hz
-    )
-    return {
-        "streams": count,
-        "frames": frame_to_result.count,
-        "frame_to_result_ms": frame_to_result.as_dict(),
-        "segmentation_hz_per_stream": mask_hz,
-        "segmentation_hz_asked": asked_hz,
-        "mask_latency_ms": masks.as_dict(),
-        "ok": ok,
-        "errors": errors[:5],
+    count: int, models: SharedModels, frames: np.ndarray, settings: GpuCheckSettings
+) -> Trial:
+    """``count`` live streams replayed from memory at ``stream_fps`` for ``stream_seconds``
+    through the app that ships: the recognizer on every frame (batched across streams), the
+    segmenter at its card's rate, the overlay on every frame into a sink that keeps nothing."""
+    ids = stream_ids(count)
+    sections: dict[str, Any] = {
+        "sources": [{"uri": f"replay://{sid}", "stream_id": sid} for sid in ids],
+        "model": {"package": str(models.workflow_package.root), "rate_hz": settings.stream_fps},
+        "segmentation": {"package": str(models.segmenter_package.root)},
+        "grpc": {"enabled": False},
     }
-
-
-class _OutOfTime(Exception):
-    """The next stream trial would end past the run's time budget."""
+    sources = {
+        sid: ReplaySource(
+            list(frames), settings.stream_fps, settings.stream_seconds, sid, start_offset=index
+        )
+        for index, sid in enumerate(ids)
+    }
+    app = EdgeApp(
+        parse_config(sections, "bench gpu"),
+        sources=sources,
+        sinks=null_sinks(ids),
+        workflow=models.workflow(settings.stream_fps),
+        segmenter=models.segmenter(),
+    )
+    return play(app, ids, settings.stream_fps, settings.budget_ms)
 
 
 def stream_capacity(
-    models: StreamModels,
+    models: SharedModels,
     frames: np.ndarray,
     settings: GpuCheckSettings,
     report: GpuReport,
@@ -410,50 +326,33 @@ def stream_capacity(
     progress: Callable[[str], None],
     saved: Callable[[GpuReport], None],
 ) -> None:
-    """The most streams that pass (doubling, then bisecting the last gap) into
-    ``report.max_streams``, every trial into ``report.streams`` as it ends, and whether the
-    search finished before ``deadline`` (a ``time.perf_counter()`` value)."""
-    trials: dict[int, dict[str, Any]] = {}
+    """The most streams that pass into ``report.max_streams``, every trial into
+    ``report.streams`` as it ends, and whether the search finished before ``deadline`` (a
+    ``time.perf_counter()`` value)."""
 
-    def trial(count: int) -> bool:
-        expected = settings.stream_seconds + STREAM_START_S + models.load_seconds(count)
+    def may_run(count: int) -> str | None:
+        expected = settings.stream_seconds + STREAM_START_S
         if time.perf_counter() + expected > deadline:
-            raise _OutOfTime(f"stopped before {count} streams: the time budget ran out")
-        result = run_streams(count, models, frames, settings)
-        trials[count] = result
-        report.streams = [trials[n] for n in sorted(trials)]
-        f2r = result["frame_to_result_ms"]
-        progress(
-            f"  {count:>3} streams: frame-to-result p50 {f2r['p50']:.1f} ms, p99 {f2r['p99']:.1f}"
-            f" ms; masks {result['segmentation_hz_per_stream']:.2f} Hz per stream "
-            f"-> {'pass' if result['ok'] else 'fail'}"
-        )
-        if result["ok"]:
-            report.max_streams = max(report.max_streams, count)
+            return f"stopped before {count} streams: the time budget ran out"
+        return None
+
+    def on_trial(trial: Trial) -> None:
+        report.streams.append(asdict(trial))
+        report.streams.sort(key=lambda row: row["streams"])
+        if trial.ok:
+            report.max_streams = max(report.max_streams, trial.streams)
+        progress("  " + describe_trial(trial, settings.budget_ms))
         saved(report)
-        return bool(result["ok"])
 
     report.capacity_search = "running"
-    passed, failed = 0, None
-    try:
-        count = 1
-        while count <= settings.max_streams:
-            if not trial(count):
-                failed = count
-                break
-            passed = count
-            count *= 2
-        if failed is not None and passed:
-            while failed - passed > max(1, passed // 8):
-                middle = (passed + failed) // 2
-                if trial(middle):
-                    passed = middle
-                else:
-                    failed = middle
-        report.capacity_search = "complete"
-    except _OutOfTime as stop:
-        report.capacity_search = str(stop)
-        progress(f"  {stop}")
+    _, report.capacity_search = search(
+        settings.max_streams,
+        lambda count: run_streams(count, models, frames, settings),
+        on_trial,
+        may_run,
+    )
+    if report.capacity_search != "complete":
+        progress(f"  {report.capacity_search}")
 
 
 RENDER_PIXELS = 640 * 360
@@ -513,7 +412,7 @@ def run_gpu_check(
     report.latency = latency_rows(workflow, segmenter, frames, settings)
     saved(report)
     progress(f"concurrent {settings.stream_fps:g} fps streams, p99 budget {settings.budget_ms} ms")
-    models = StreamModels(workflow, segmenter, settings)
+    models = SharedModels(workflow, segmenter, settings)
     stream_capacity(models, frames, settings, report, deadline, progress, saved)
     report.imports["forbidden_imported"] = forbidden_imports()
     saved(report)

@@ -6,7 +6,7 @@ import os
 
 from orstream.errors import OrstreamError
 from orstream.streams.gst_init import Gst
-from orstream.streams.sinks.sink import AppSrcSink
+from orstream.streams.sinks.appsrc import AppSrcSink
 
 QUEUE_FRAMES = 2
 """Frames queued for the window; beyond that the oldest are dropped (a display shows now)."""

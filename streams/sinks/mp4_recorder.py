@@ -6,7 +6,7 @@ from pathlib import Path
 
 from orstream.errors import OrstreamError
 from orstream.streams.gst_init import require_elements
-from orstream.streams.sinks.sink import AppSrcSink
+from orstream.streams.sinks.appsrc import AppSrcSink
 
 QUEUE_FRAMES = 32
 """Frames queued for the encoder before ``write()`` waits for it (bounds memory)."""

@@ -8,8 +8,8 @@ from typing import Any
 from orstream.errors import OrstreamError
 from orstream.streams.frame import Frame
 from orstream.streams.gst_init import Gst, require_elements
+from orstream.streams.sinks.appsrc import rgb_buffer, rgb_caps
 from orstream.streams.sinks.rtsp_server import RtspServer
-from orstream.streams.sinks.sink import rgb_buffer, rgb_caps
 
 QUEUE_FRAMES = 4
 """Frames queued for the encoder; beyond that the oldest are dropped (a live output)."""

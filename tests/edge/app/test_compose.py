@@ -325,7 +325,7 @@ def test_streams_without_a_sink_get_no_overlay(random_workflow_package: Path) ->
         live_config(random_workflow_package, 2.0, record={"path": "/tmp/x-{stream}.mp4"})
         | {
             "source": None,
-            "sources": [{"uri": "phantom://?seconds=1"}, {"uri": "phantom://?seconds=1"}],
+            "sources": [{"uri": small_phantom(1, 1)}, {"uri": small_phantom(2, 1)}],
         },
         "test",
     )
@@ -333,7 +333,7 @@ def test_streams_without_a_sink_get_no_overlay(random_workflow_package: Path) ->
     assert [stream.overlay is not None for stream in app.streams.values()] == [True, True]
     bare = parse_config(
         live_config(random_workflow_package, 2.0)
-        | {"source": None, "sources": [{"uri": "phantom://"}]},
+        | {"source": None, "sources": [{"uri": small_phantom(3, 1)}]},
         "test",
     )
     app = EdgeApp(bare)
