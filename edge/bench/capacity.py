@@ -4,12 +4,18 @@ A trial plays N copies of a phantom case (an H.264 file, decoded by GStreamer) a
 pace through the app that ships (:class:`~orstream.edge.app.compose.EdgeApp`: one source, overlay
 and sink per stream; the shared recognizer at its card's rate, batched across streams; the
 segmenter too when given). The streams start at evenly spread phases within one frame
-interval, as independent cameras would. A trial passes when, on every stream:
+interval, as independent cameras would. A trial passes when:
 
-- the video path loses no frame: nothing dropped by the overlay's or a sink's queue, and no
-  frame later than a live camera's buffer (:data:`LATE_MS`) behind its own schedule (a camera
-  would have dropped it);
-- frame-to-result latency stays within the budget at p99 (50 ms).
+- no stream's video path loses a frame: nothing dropped by the overlay's or a sink's queue,
+  and no frame later than a live camera's buffer (:data:`LATE_MS`) behind its own schedule (a
+  camera would have dropped it);
+- frame-to-result latency, over the results of every stream, stays within the budget at p99
+  (50 ms);
+- with live segmentation, every stream gets masks at 90% of the segmenter's rate.
+
+Capacity is a steady-state figure: the first :data:`WARM_UP_S` seconds of each trial, when every
+stream's pipeline starts at once and models take their first frames, are not judged (they are
+in the figures the trial reports as ``warm_up_p99_ms``).
 
 The stream count doubles until a trial fails (or the most asked for passes), then the gap
 between the last pass and the first failure is bisected. Every trial is printed and kept.
@@ -30,6 +36,7 @@ from typing import Any
 from orstream.edge.app.compose import EdgeApp, SinkSpec
 from orstream.edge.app.config import parse_config
 from orstream.errors import OrstreamError
+from orstream.latency import LatencySummary
 from orstream.streams.sinks.memory import MemorySink
 
 BUDGET_MS = 50.0
@@ -37,6 +44,8 @@ BUDGET_MS = 50.0
 LATE_MS = 200.0
 """A frame this late behind its schedule counts as lost: a live source buffers about this much
 (a few frames) before it drops."""
+WARM_UP_S = 2.0
+"""Seconds at the start of a trial that are not judged (see the module docstring)."""
 PHANTOM_SEED = 31337
 """Seed of the bench's case (not a training seed of the shipped models)."""
 
@@ -62,7 +71,11 @@ class Trial:
 
     streams: int
     p99_ms: float
-    """The worst stream's frame-to-result p99."""
+    """Frame-to-result p99 over every stream's results after the warm-up."""
+    worst_stream_p99_ms: float
+    """The p99 of the stream that fared worst, after the warm-up."""
+    warm_up_p99_ms: float
+    """Frame-to-result p99 during the warm-up (not judged)."""
     dropped: int
     """Frames lost on the video paths of all streams together (queues dropped or too late)."""
     late: int
@@ -157,6 +170,7 @@ def play(app: EdgeApp, ids: list[str], fps: float, budget_ms: float) -> Trial:
     """Run an app's streams (at phases spread over one frame interval) and judge the trial."""
     for index, sid in enumerate(ids):
         app.streams[sid].source.start_after_s = index / (len(ids) * fps)
+    results = app.hub.subscribe(ids, ["step"], capacity=1 << 20)
     cpu_before = _cpu_s()
     started = time.perf_counter()
     app.run()
@@ -165,14 +179,19 @@ def play(app: EdgeApp, ids: list[str], fps: float, budget_ms: float) -> Trial:
     failures = app.failures()
     if failures:
         raise OrstreamError(f"a trial of {len(ids)} streams failed: {'; '.join(failures)}")
-    worst_p99, late, dropped, worst_lag = 0.0, 0, 0, 0.0
+    judged: dict[str, list[float]] = {sid: [] for sid in ids}
+    warm_up: list[float] = []
+    while (result := results.get(timeout_s=0)) is not None:
+        steady = result.pts_ns >= WARM_UP_S * 1e9
+        (judged[result.stream_id] if steady else warm_up).append(result.latency_ms)
+    late, dropped, worst_lag = 0, 0, 0.0
     for sid in ids:
-        source = app.streams[sid].source
-        lags = source.lag.samples()
+        lags = app.streams[sid].source.lag.samples()[round(WARM_UP_S * fps) :]
         late += sum(lag > LATE_MS for lag in lags)
         worst_lag = max(worst_lag, max(lags, default=0.0))
         dropped += app.video_dropped(sid)
-        worst_p99 = max(worst_p99, app.frame_to_result(sid).p99)
+    pooled = LatencySummary.of([ms for values in judged.values() for ms in values]).p99
+    worst_p99 = max(LatencySummary.of(values).p99 for values in judged.values())
     masks_ok, masks_hz = True, None
     if app.segmentation is not None:
         seconds = max(app.streams[sid].source.frames_in for sid in ids) / fps
@@ -181,7 +200,9 @@ def play(app: EdgeApp, ids: list[str], fps: float, budget_ms: float) -> Trial:
     status = app.status()
     return Trial(
         streams=len(ids),
-        p99_ms=worst_p99,
+        p99_ms=pooled,
+        worst_stream_p99_ms=worst_p99,
+        warm_up_p99_ms=LatencySummary.of(warm_up).p99,
         dropped=dropped + late,
         late=late,
         cpu_percent=cpu,
@@ -189,7 +210,7 @@ def play(app: EdgeApp, ids: list[str], fps: float, budget_ms: float) -> Trial:
         frames_out=status.video_frames_out,
         worst_lag_ms=worst_lag,
         wall_s=wall,
-        ok=dropped + late == 0 and worst_p99 <= budget_ms and masks_ok,
+        ok=dropped + late == 0 and pooled <= budget_ms and masks_ok,
         masks_hz=masks_hz,
         stages=_stage_costs(status.stages, ids),
     )

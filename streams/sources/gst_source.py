@@ -260,7 +260,11 @@ def _stream_time(sample: Gst.Sample, buffer: Gst.Buffer, now_ns: int) -> int:
 
 
 def _rgb_image(sample: Gst.Sample, buffer: Gst.Buffer) -> np.ndarray:
-    """The sample as a contiguous, writable HxWx3 uint8 array (one copy out of GStreamer)."""
+    """The sample as a contiguous, read-only HxWx3 uint8 array, copied out of GStreamer once.
+
+    Read-only: a frame is shared by everything downstream (the overlay draws on a copy of its
+    own, the models read it), so no consumer may change it under another.
+    """
     structure = sample.get_caps().get_structure(0)
     width = structure.get_value("width")
     height = structure.get_value("height")
@@ -268,12 +272,17 @@ def _rgb_image(sample: Gst.Sample, buffer: Gst.Buffer) -> np.ndarray:
     if not ok:
         raise OrstreamError("cannot read a decoded frame (GStreamer buffer map failed)")
     try:
-        # Rows of packed RGB are padded to a multiple of 4 bytes; the copy drops the padding.
-        stride = len(mapped.data) // height
-        rows = np.frombuffer(mapped.data, np.uint8, count=stride * height).reshape(height, stride)
-        return rows[:, : width * 3].reshape(height, width, 3).copy()
+        data = mapped.data  # a copy of the mapped bytes, owned by Python
     finally:
         buffer.unmap(mapped)
+    stride = len(data) // height
+    rows = np.frombuffer(data, np.uint8, count=stride * height).reshape(height, stride)
+    if stride == width * 3:
+        return rows.reshape(height, width, 3)
+    # Rows of packed RGB are padded to a multiple of 4 bytes: a second copy drops the padding.
+    image = rows[:, : width * 3].reshape(height, width, 3).copy()
+    image.flags.writeable = False
+    return image
 
 
 @dataclass(frozen=True)
