@@ -13,6 +13,11 @@ apt_packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0
   libgirepository1.0-dev libcairo2-dev
+  # The OR display (--display): GTK 3 windows with gtkglsink/gtksink, OpenGL in software
+  # where no GPU driver provides it.
+  gir1.2-gtk-3.0 gstreamer1.0-gtk3 gstreamer1.0-gl libgl1-mesa-dri
+  # The display's tests: Xorg with two dummy monitors, Xvfb, and xwd for screenshots.
+  xserver-xorg-core xserver-xorg-video-dummy xvfb x11-apps
 )
 
 missing=()

@@ -240,7 +240,10 @@ class EdgeApp:
         if config.display.enabled:
             from orstream.streams.sinks.display import DisplaySink
 
-            specs.append(SinkSpec("display", lambda w, h, fps: DisplaySink(w, h), watched=True))
+            settings = config.display.settings()
+            specs.append(
+                SinkSpec("display", lambda w, h, fps: DisplaySink(w, h, settings), watched=True)
+            )
         return specs
 
     def _rtsp(self) -> RtspServer:
@@ -300,9 +303,9 @@ class EdgeApp:
     def start(self) -> None:
         """Check what can be checked before frames flow, start the graph; returns at once."""
         if self.config.display.enabled:
-            from orstream.streams.sinks.display import window_sink
+            from orstream.streams.sinks.display import session_name
 
-            window_sink()  # no display to show on is one clear error now, not at the first frame
+            session_name()  # no display to show on is one clear error now, not at the first frame
         self.graph.start()
         self._health()
 

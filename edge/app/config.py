@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -47,6 +47,9 @@ from pydantic import (
 
 from orstream.edge.backends import parse_device, parse_preference
 from orstream.errors import OrstreamError, describe_validation_error
+
+if TYPE_CHECKING:
+    from orstream.streams.sinks.display import DisplaySettings
 
 DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051"
 STREAM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -202,7 +205,50 @@ class RtspConfig(_Section):
 
 
 class DisplayConfig(_Section):
+    """The overlay video on a local monitor (see ``orstream.streams.sinks.display``)."""
+
     enabled: bool = False
+    fullscreen: bool = Field(
+        default=False, description="cover the monitor, the picture letterboxed to it"
+    )
+    monitor: int | None = Field(
+        default=None,
+        ge=0,
+        description="monitor number, as the window system lists them (xrandr --listmonitors); "
+        "default: the primary monitor",
+    )
+
+    @model_validator(mode="after")
+    def _enabled_when_set(self) -> DisplayConfig:
+        if not self.enabled and (self.fullscreen or self.monitor is not None):
+            raise ValueError("fullscreen and monitor need enabled: true")
+        return self
+
+    @classmethod
+    def from_spec(cls, spec: str) -> DisplayConfig:
+        """The section ``--display SPEC`` asks for: ``window`` (the default), ``fullscreen``,
+        either with ``:N`` for monitor N, or a bare ``N`` (full screen on monitor N).
+
+        Raises:
+            OrstreamError: SPEC is none of these.
+        """
+        mode, _, number = spec.partition(":")
+        if mode.isdecimal() and not number:
+            mode, number = "fullscreen", mode
+        if mode not in ("window", "fullscreen") or (number and not number.isdecimal()):
+            raise OrstreamError(
+                f"--display {spec!r}: expected window, fullscreen, window:N, fullscreen:N "
+                "or N (a monitor number)"
+            )
+        monitor = int(number) if number else None
+        return cls(enabled=True, fullscreen=mode == "fullscreen", monitor=monitor)
+
+    def settings(self) -> DisplaySettings:
+        """What the display sink is given."""
+        # Imported here: the display pulls in GStreamer, which a config without one never needs.
+        from orstream.streams.sinks.display import DisplaySettings
+
+        return DisplaySettings(fullscreen=self.fullscreen, monitor=self.monitor)
 
 
 class GrpcConfig(_Section):

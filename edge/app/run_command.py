@@ -54,7 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write PitVis submission CSVs here ({stream} in the name: one folder per stream)",
     )
     parser.add_argument("--rtsp-port", type=int, help="serve the overlay video over RTSP")
-    parser.add_argument("--display", action="store_true", help="show the overlay video")
+    parser.add_argument(
+        "--display",
+        nargs="?",
+        const="window",
+        metavar="SPEC",
+        help="show the overlay video on a local monitor: window (the default), fullscreen, "
+        "window:N or fullscreen:N for monitor N, or N for fullscreen on monitor N; full "
+        "screen letterboxes the picture to the monitor",
+    )
     parser.add_argument(
         "--realtime", action="store_true", help="play files at their frame rate (live pace)"
     )
@@ -62,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> EdgeConfig:
     """The config a command line describes (the file's, with command-line options on top)."""
-    from orstream.edge.app.config import load_config, parse_config
+    from orstream.edge.app.config import DisplayConfig, load_config, parse_config
     from orstream.errors import OrstreamError
 
     data: dict = {}
@@ -98,8 +106,8 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data["results"] = {**data.get("results", {}), "dir": args.results}
     if args.rtsp_port is not None:
         data["rtsp"] = {**data.get("rtsp", {}), "port": args.rtsp_port}
-    if args.display:
-        data["display"] = {"enabled": True}
+    if args.display is not None:
+        data["display"] = DisplayConfig.from_spec(args.display).model_dump()
     return parse_config(data, "command line")
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from orstream.edge.app.config import load_config, per_stream
 from orstream.errors import OrstreamError
+from orstream.streams.sinks.display import DisplaySettings
 
 
 def test_a_full_config_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
@@ -42,6 +43,19 @@ def test_segmentation_takes_a_backend_preference_and_device(tmp_path: Path) -> N
     assert segmentation.device == "cuda"
 
 
+def test_the_display_section_gives_the_sink_its_settings(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(
+        "source: {uri: a.mp4}\ndisplay: {enabled: true, fullscreen: true, monitor: 1}\n"
+    )
+    display = load_config(path).display
+    assert display.enabled
+    assert display.settings() == DisplaySettings(fullscreen=True, monitor=1)
+    path.write_text("source: {uri: a.mp4}\n")
+    display = load_config(path).display
+    assert not display.enabled and display.settings() == DisplaySettings()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -55,6 +69,9 @@ def test_segmentation_takes_a_backend_preference_and_device(tmp_path: Path) -> N
         ("source: {uri: a.mp4}\nmodel: {package: p, backends: ['torch:gpu']}\n", "'gpu'"),
         ("source: {uri: a.mp4}\nmodel: {package: p, backends: []}\n", "model.backends"),
         ("source: {uri: a.mp4}\nsegmentation: {package: p, device: 'cuda:x'}\n", "cuda:x"),
+        ("source: {uri: a.mp4}\ndisplay: {fullscreen: true}\n", "need enabled: true"),
+        ("source: {uri: a.mp4}\ndisplay: {enabled: true, monitor: -1}\n", "display.monitor"),
+        ("source: {uri: a.mp4}\ndisplay: {enabled: true, screen: 1}\n", "display.screen"),
     ],
 )
 def test_bad_configs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:

@@ -1,6 +1,8 @@
 """``orstream edge run`` on bad input: one clear line, a non-zero exit, never a traceback."""
 
+import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -8,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from orstream.edge.app.run_command import add_arguments, config_from_args
+from orstream.errors import OrstreamError
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
 from orstream.streams.sources.video_file import probe_video
 
@@ -19,7 +23,9 @@ def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "videos" / "video_01.mp4"
 
 
-def _edge_run(project_root: Path, *args: object) -> subprocess.CompletedProcess[str]:
+def _edge_run(
+    project_root: Path, *args: object, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [
         str(project_root / ".venv/bin/orstream"),
         "edge",
@@ -27,7 +33,7 @@ def _edge_run(project_root: Path, *args: object) -> subprocess.CompletedProcess[
         "--no-grpc",
         *map(str, args),
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
 
 
 def _assert_one_clear_error(result: subprocess.CompletedProcess[str], words: str) -> None:
@@ -166,3 +172,41 @@ def test_a_source_that_fails_for_one_of_several_streams_fails_that_stream_only(
     assert f"source good ({small_mp4}): ended, {frames} frames" in result.stdout
     assert "source bad" in result.stdout and "failed" in result.stdout
     assert (tmp_path / "results" / "good" / "steps" / "video_01.csv").is_file()
+
+
+def _display_of(*options: str) -> tuple[bool, bool, int | None]:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    display = config_from_args(parser.parse_args(["--source", "a.mp4", *options])).display
+    return display.enabled, display.fullscreen, display.monitor
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ((), (False, False, None)),
+        (("--display",), (True, False, None)),
+        (("--display", "--realtime"), (True, False, None)),
+        (("--display", "window"), (True, False, None)),
+        (("--display", "fullscreen"), (True, True, None)),
+        (("--display", "fullscreen:1"), (True, True, 1)),
+        (("--display", "window:1"), (True, False, 1)),
+        (("--display", "2"), (True, True, 2)),
+    ],
+)
+def test_display_options(options: tuple[str, ...], expected: tuple[bool, bool, int | None]) -> None:
+    assert _display_of(*options) == expected
+
+
+@pytest.mark.parametrize("spec", ["fulscreen", "fullscreen:x", "window:-1", ":1", "1:2", ""])
+def test_a_bad_display_spec_is_one_clear_line(spec: str) -> None:
+    with pytest.raises(OrstreamError) as caught:
+        _display_of("--display", spec)
+    assert str(caught.value).startswith(f"--display {spec!r}: expected window, fullscreen")
+    assert "\n" not in str(caught.value)
+
+
+def test_display_without_a_display_fails_with_one_line(project_root: Path, small_mp4: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = _edge_run(project_root, "--source", small_mp4, "--display", "fullscreen:1", env=env)
+    _assert_one_clear_error(result, "no display to show video on")

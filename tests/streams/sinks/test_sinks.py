@@ -1,5 +1,5 @@
-"""Sinks: the MP4 recorder keeps every frame with its source timing (counted by ffprobe), the
-display refuses clearly without a display, and the memory sink keeps what it is given."""
+"""Sinks: the MP4 recorder keeps every frame with its source timing (counted by ffprobe), and
+the memory sink keeps what it is given."""
 
 import json
 import subprocess
@@ -11,7 +11,6 @@ import pytest
 from orstream.errors import OrstreamError
 from orstream.streams.frame import Frame
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
-from orstream.streams.sinks.display import DisplaySink
 from orstream.streams.sinks.memory import MemorySink
 from orstream.streams.sinks.mp4_recorder import Mp4Recorder
 from orstream.streams.sinks.sink import Sink
@@ -138,23 +137,6 @@ def test_recorder_errors_are_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     with pytest.raises(OrstreamError, match="taken"):
         Mp4Recorder(tmp_path / "taken", 64, 48, 25.0)
-
-
-def test_display_without_a_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    with pytest.raises(OrstreamError, match="no display to show video on"):
-        DisplaySink(64, 48)
-
-
-def test_display_that_cannot_be_opened_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("DISPLAY", ":987")
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    with pytest.raises(OrstreamError, match=r"cannot open a window on DISPLAY=:987 \(tried"):
-        DisplaySink(64, 48)
 
 
 def test_memory_sink_keeps_frames_in_order() -> None:
