@@ -339,3 +339,22 @@ def test_streams_without_a_sink_get_no_overlay(random_workflow_package: Path) ->
     app = EdgeApp(bare)
     assert app.streams["cam0"].overlay is None and not app.streams["cam0"].sinks
     assert sorted(app.graph.operators) == ["cam0.source", "publish", "workflow"]
+
+
+def test_no_signal_frames_go_to_the_rtsp_output_and_the_display_not_the_recording(
+    tmp_path: Path,
+) -> None:
+    config = parse_config(
+        {
+            "source": {"uri": small_phantom(5, 1)},
+            "record": {"path": str(tmp_path / "or.mp4")},
+            "rtsp": {"port": 0},
+            "grpc": {"enabled": False},
+        },
+        "test",
+    )
+    app = EdgeApp(config)
+    sinks = {sink.kind: sink for sink in app.streams["cam0"].sinks}
+    assert set(sinks) == {"record", "rtsp"}
+    assert sinks["rtsp"].inputs["no_signal"] and not sinks["record"].inputs["no_signal"]
+    app.close()
