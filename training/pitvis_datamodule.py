@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,14 +50,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from orstream.errors import OrstreamError
 from orstream.labels import NUM_INSTRUMENT_CLASSES, step_code_to_class
 from orstream.pitvis.csv_files import Annotations, read_annotations
+from orstream.pitvis.layout import PHANTOM_METADATA_FILE, find_annotated_videos
 from orstream.streams.sources.video_file import probe_video
 from orstream.training.frame_cache import load_frames
 
-VIDEO_NAME = re.compile(r"video_(\d+)\.mp4")
 CACHE_FOLDER = ".orstream_cache"
 """Folder under a dataset root holding decoded-frame caches."""
-PHANTOM_METADATA = "phantom.json"
-"""What ``orstream phantom make`` writes about a dataset (seed, difficulty, ...)."""
 
 
 @dataclass(frozen=True)
@@ -77,35 +74,9 @@ class PitVisVideo:
         return len(self.step_class)
 
 
-def find_videos(root: Path) -> dict[int, tuple[Path, Path]]:
-    """Video number -> (video path, annotations path) of a PitVis dataset root.
-
-    Raises:
-        OrstreamError: missing root or folders, no videos, a video without annotations.
-    """
-    if not root.is_dir():
-        raise OrstreamError(f"{root}: dataset root not found")
-    videos_dir, annotations_dir = root / "videos", root / "annotations"
-    for folder in (videos_dir, annotations_dir):
-        if not folder.is_dir():
-            raise OrstreamError(f"{folder}: folder missing (expected the PitVis layout)")
-    found: dict[int, tuple[Path, Path]] = {}
-    for path in sorted(videos_dir.iterdir()):
-        named = VIDEO_NAME.fullmatch(path.name)
-        if not named:
-            continue
-        annotations = annotations_dir / f"annotations_{named.group(1)}.csv"
-        if not annotations.is_file():
-            raise OrstreamError(f"{annotations}: annotations missing for {path.name}")
-        found[int(named.group(1))] = (path, annotations)
-    if not found:
-        raise OrstreamError(f"{videos_dir}: no video_NN.mp4 files")
-    return found
-
-
 def phantom_metadata(root: Path) -> dict[str, Any] | None:
     """The generator settings (seed, difficulty, ...) of a phantom dataset; None for others."""
-    path = root / PHANTOM_METADATA
+    path = root / PHANTOM_METADATA_FILE
     if not path.is_file():
         return None
     try:
@@ -382,9 +353,9 @@ class PitVisDataModule(L.LightningDataModule):
 
     def split(self) -> tuple[dict[int, tuple[Path, Path]], dict[int, tuple[Path, Path]]]:
         """(train, val) video number -> (video, annotations) paths."""
-        found = find_videos(self.root)
+        found = find_annotated_videos(self.root)
         if self.val_root is not None:
-            return found, find_videos(self.val_root)
+            return found, find_annotated_videos(self.val_root)
         if self.val_videos is not None:
             missing = sorted(set(self.val_videos) - set(found))
             if missing:

@@ -40,13 +40,12 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY, INSTRUMENTS, SEGMENTATION_CLASSES
+from orstream.pitvis import layout
 from orstream.streams.sources.video_file import probe_video
 from orstream.training.click_simulation import next_click
 from orstream.training.frame_cache import load_frames
-from orstream.training.pitvis_datamodule import CACHE_FOLDER, VIDEO_NAME, phantom_metadata
-
-MASKS_FOLDER = "masks"
-ANATOMY_FOLDER = "anatomy"
+from orstream.training.label_masks import read_label_png
+from orstream.training.pitvis_datamodule import CACHE_FOLDER, phantom_metadata
 
 PROMPT_POINTS = 1
 PROMPT_BOX = 2
@@ -117,42 +116,6 @@ class Targets:
         )
 
 
-def find_cases(root: Path) -> dict[int, Path]:
-    """Video number -> video path of a dataset with instrument masks.
-
-    Raises:
-        OrstreamError: missing root, folders or per-video mask folders; no videos.
-    """
-    if not root.is_dir():
-        raise OrstreamError(f"{root}: dataset root not found")
-    videos_dir, masks_dir = root / "videos", root / MASKS_FOLDER
-    for folder in (videos_dir, masks_dir):
-        if not folder.is_dir():
-            raise OrstreamError(f"{folder}: folder missing (expected the PitVis layout with masks)")
-    found: dict[int, Path] = {}
-    for path in sorted(videos_dir.iterdir()):
-        named = VIDEO_NAME.fullmatch(path.name)
-        if not named:
-            continue
-        if not (masks_dir / path.stem).is_dir():
-            raise OrstreamError(f"{masks_dir / path.stem}: masks missing for {path.name}")
-        found[int(named.group(1))] = path
-    if not found:
-        raise OrstreamError(f"{videos_dir}: no video_NN.mp4 files")
-    return found
-
-
-def _read_label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    if not path.is_file():
-        raise OrstreamError(f"{path}: mask missing")
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None or label.dtype != np.uint8 or label.shape != shape:
-        raise OrstreamError(
-            f"{path}: not a single-channel 8-bit mask of the video's size {shape[1]}x{shape[0]}"
-        )
-    return label
-
-
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A binary mask resized as the frames are (area average), kept where it covers >= 1/2."""
     height, width = size
@@ -175,8 +138,7 @@ def load_targets(
     """
     from tqdm import tqdm
 
-    anatomy_root = root / ANATOMY_FOLDER
-    has_anatomy = anatomy_root.is_dir()
+    has_anatomy = layout.has_anatomy(root)
     index_of = {code: index for index, code in enumerate(class_codes)}
     frames: list[np.ndarray] = []
     rows: dict[str, list[int]] = {
@@ -190,8 +152,8 @@ def load_targets(
     progress = tqdm(videos.items(), desc=f"loading {root}", unit="video", file=sys.stderr)
     for video, video_path in progress:
         info = probe_video(video_path)
-        mask_dir = root / MASKS_FOLDER / video_path.stem
-        times = sorted(int(path.stem) for path in mask_dir.glob("*.png") if path.stem.isdigit())
+        shape = (info.height, info.width)
+        times = layout.mask_seconds(root, video)
         if not times:
             continue
         indices = np.minimum(
@@ -199,14 +161,9 @@ def load_targets(
         )
         decoded = load_frames(video_path, indices, input_size, cache_dir)
         for time, image in zip(times, decoded, strict=True):
-            labels = [_read_label_png(mask_dir / f"{time:05d}.png", (info.height, info.width))]
+            labels = [read_label_png(layout.mask_path(root, video, time), shape)]
             if has_anatomy:
-                labels.append(
-                    _read_label_png(
-                        anatomy_root / video_path.stem / f"{time:05d}.png",
-                        (info.height, info.width),
-                    )
-                )
+                labels.append(read_label_png(layout.anatomy_path(root, video, time), shape))
             frame_row = len(frames)
             found = 0
             for label in labels:
@@ -420,9 +377,9 @@ class SegmenterDataModule(L.LightningDataModule):
 
     def split(self) -> tuple[dict[int, Path], dict[int, Path]]:
         """(train, val) video number -> video path."""
-        found = find_cases(self.root)
+        found = layout.find_masked_videos(self.root)
         if self.val_root is not None:
-            return found, find_cases(self.val_root)
+            return found, layout.find_masked_videos(self.val_root)
         if len(found) < 2:
             raise OrstreamError(f"{self.root}: a train/val split needs at least two videos")
         order = np.random.default_rng(self.split_seed).permutation(sorted(found))

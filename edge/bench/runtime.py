@@ -186,6 +186,7 @@ def bench_runtime(
     with tempfile.TemporaryDirectory(prefix="orstream-bench-") as scratch:
         work = Path(scratch)
         if source is None:
+            from orstream.pitvis.layout import video_path
             from orstream.streams.phantom.writer import PhantomSpec, write_dataset
 
             width, height = size
@@ -194,7 +195,7 @@ def bench_runtime(
                 cases=1, seconds=seconds, seed=PHANTOM_SEED, width=width, height=height
             )
             write_dataset(spec, work / "phantom")
-            source = work / "phantom" / "videos" / "video_01.mp4"
+            source = video_path(work / "phantom", spec.first_video)
         info = probe_video(source)
         frames = info.frame_count
         _say(f"{source.name}: {info.width}x{info.height}, {frames} frames at {info.fps:g} fps")

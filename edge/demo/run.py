@@ -18,6 +18,7 @@ from orstream.errors import OrstreamError
 from orstream.package.loading import load_package
 from orstream.pitvis.csv_files import Annotations, write_annotations, write_label_maps
 from orstream.pitvis.eval_command import evaluate_pitvis, format_table
+from orstream.pitvis.layout import annotations_path
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer
 from orstream.streams.phantom.source import PhantomSource
@@ -52,7 +53,7 @@ def _write_truth(source: PhantomSource, seconds: int, folder: Path) -> None:
         slots[second] = shown.slots
     write_label_maps(folder)
     write_annotations(
-        folder / "annotations" / f"annotations_{VIDEO:02d}.csv",
+        annotations_path(folder, VIDEO),
         Annotations(VIDEO, np.arange(seconds, dtype=np.int64), steps, slots),
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 
@@ -15,14 +14,13 @@ from orstream.pitvis.csv_files import (
     write_instrument_submission,
     write_step_submission,
 )
+from orstream.pitvis.layout import VIDEO_NUMBER
 from orstream.results import FrameResult
-
-VIDEO_NAME = re.compile(r"video_(\d+)")
 
 
 def video_number_of(uri: str, default: int = 1) -> int:
     """The PitVis video number a source's name carries (``.../video_07.mp4`` -> 7)."""
-    match = VIDEO_NAME.search(uri.rsplit("/", 1)[-1])
+    match = VIDEO_NUMBER.search(uri.rsplit("/", 1)[-1])
     return int(match.group(1)) if match else default
 
 

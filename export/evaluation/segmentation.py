@@ -24,14 +24,12 @@ targets, then over images; per kind (instrument, anatomy) over the images that h
 from __future__ import annotations
 
 import math
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from orstream.edge.models.segmenter_model import ImageEmbedding, Prompt, SegmenterModel
@@ -39,9 +37,11 @@ from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY
 from orstream.mask_scores import Score, mask_box, score_mask
 from orstream.package.loading import load_package
+from orstream.pitvis import layout
 from orstream.streams.sources.video_file import probe_video
 from orstream.training.click_simulation import Click, next_click
 from orstream.training.frame_cache import load_frames
+from orstream.training.label_masks import read_label_png
 
 MIN_AREA = 100
 """Fewest full-resolution pixels of a class in a frame for it to be a target (as in training)."""
@@ -49,9 +49,6 @@ ROUNDS = (1, 3, 5)
 """Clicks after which the points prompt is scored; the last is the "points" score."""
 PROMPTS = ("points", "box", "text")
 KINDS = ("instrument", "anatomy")
-MASKS_FOLDER = "masks"
-ANATOMY_FOLDER = "anatomy"
-VIDEO_NAME = re.compile(r"video_(\d+)\.mp4")
 DECODE_CHUNK = 16
 """Full-resolution frames decoded at once."""
 
@@ -147,47 +144,6 @@ class _Image:
     anatomy: Path | None
 
 
-def find_videos(root: Path) -> dict[int, Path]:
-    """Video number -> path of a dataset with instrument masks.
-
-    Raises:
-        OrstreamError: a missing root or folder, a video without masks, or no videos.
-    """
-    if not root.is_dir():
-        raise OrstreamError(f"{root}: dataset root not found")
-    videos_dir, masks_dir = root / "videos", root / MASKS_FOLDER
-    for folder in (videos_dir, masks_dir):
-        if not folder.is_dir():
-            raise OrstreamError(f"{folder}: folder missing (expected the PitVis layout with masks)")
-    found: dict[int, Path] = {}
-    for path in sorted(videos_dir.iterdir()):
-        named = VIDEO_NAME.fullmatch(path.name)
-        if not named:
-            continue
-        if not (masks_dir / path.stem).is_dir():
-            raise OrstreamError(f"{masks_dir / path.stem}: masks missing for {path.name}")
-        found[int(named.group(1))] = path
-    if not found:
-        raise OrstreamError(f"{videos_dir}: no video_NN.mp4 files")
-    return found
-
-
-def read_label_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """A single-channel uint8 label mask of ``shape`` (height, width).
-
-    Raises:
-        OrstreamError: the file is missing, unreadable or of another size or type.
-    """
-    if not path.is_file():
-        raise OrstreamError(f"{path}: mask missing")
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None or label.dtype != np.uint8 or label.shape != shape:
-        raise OrstreamError(
-            f"{path}: not a single-channel 8-bit mask of the video's size {shape[1]}x{shape[0]}"
-        )
-    return label
-
-
 def _targets(image: _Image, shape: tuple[int, int], codes: set[int]) -> dict[int, np.ndarray]:
     """Code -> boolean mask of each target of an annotated frame."""
     labels = [read_label_png(image.mask, shape)]
@@ -207,31 +163,25 @@ def select_images(
 ) -> list[tuple[Path, tuple[int, int], list[_Image]]]:
     """Per video: (path, frame shape, annotated frames with a target), annotated frames at
     least ``every`` seconds apart, at most ``max_images`` in all."""
-    anatomy_root = root / ANATOMY_FOLDER
+    has_anatomy = layout.has_anatomy(root)
     selected = []
     total = 0
-    for video, path in find_videos(root).items():
+    for video, path in layout.find_masked_videos(root).items():
         if max_images is not None and total >= max_images:
             break
         info = probe_video(path)
         shape = (info.height, info.width)
-        mask_dir = root / MASKS_FOLDER / path.stem
-        times = sorted(int(p.stem) for p in mask_dir.glob("*.png") if p.stem.isdigit())
         images = []
         last = -math.inf
-        for second in times:
+        for second in layout.mask_seconds(root, video):
             if second - last < every:
                 continue
             image = _Image(
                 video=video,
                 time=second,
                 frame=min(round(second * info.fps), info.frame_count - 1),
-                mask=mask_dir / f"{second:05d}.png",
-                anatomy=(
-                    anatomy_root / path.stem / f"{second:05d}.png"
-                    if anatomy_root.is_dir()
-                    else None
-                ),
+                mask=layout.mask_path(root, video, second),
+                anatomy=layout.anatomy_path(root, video, second) if has_anatomy else None,
             )
             if not _targets(image, shape, codes):
                 continue

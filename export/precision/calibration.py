@@ -31,6 +31,7 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
+from orstream.pitvis.layout import video_files
 
 DEFAULT_FRAMES = 256
 """Frames taken by default: the entropy ranges settle within a few hundred."""
@@ -162,7 +163,7 @@ def _video(path: Path, rate_hz: float, limit: int) -> np.ndarray:
 def _data_set(
     folder: Path, rate_hz: float, limit: int, progress: Callable[[str], None]
 ) -> list[np.ndarray]:
-    videos = sorted((folder / "videos").glob("video_*.mp4"))
+    videos = list(video_files(folder).values())
     if not videos:
         raise OrstreamError(
             f"--calib {folder}: no videos/video_NN.mp4 in it (a data set in the PitVis layout)"

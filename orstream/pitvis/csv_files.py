@@ -24,6 +24,12 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.labels import INSTRUMENT_SLOT_CODES, STEP_CODES, instrument_name, step_name
+from orstream.pitvis.layout import (
+    ANNOTATIONS_FILE,
+    ANNOTATIONS_FOLDER,
+    INSTRUMENT_MAP_FILE,
+    STEP_MAP_FILE,
+)
 
 ANNOTATION_COLUMNS = ("int_video", "int_time", "int_step", "int_instrument1", "int_instrument2")
 STEP_SUBMISSION_COLUMNS = ("int_time", "int_step")
@@ -31,7 +37,6 @@ INSTRUMENT_SUBMISSION_COLUMNS = ("int_time", "int_instrument1", "int_instrument2
 STEP_MAP_COLUMNS = ("int_step", "text_step")
 INSTRUMENT_MAP_COLUMNS = ("int_instrument", "text_instrument")
 
-ANNOTATION_NAME = re.compile(r"annotations_(\d+)\.csv")
 PREDICTION_NAME = re.compile(r"(?:video_)?(\d+)\.csv")
 
 STEPS_FOLDER = "steps"
@@ -79,7 +84,7 @@ def read_annotations(path: Path) -> Annotations:
         raise OrstreamError(
             f"{where}: mixed int_video ({video[0]} and {video[mixed[0]]} at line {lines[mixed[0]]})"
         )
-    named = ANNOTATION_NAME.fullmatch(path.name)
+    named = ANNOTATIONS_FILE.fullmatch(path.name)
     if named and int(named.group(1)) != video[0]:
         raise OrstreamError(
             f"{where}: int_video is {video[0]} but the file name says video {int(named.group(1))}"
@@ -110,12 +115,12 @@ def write_label_maps(folder: Path) -> None:
     """Write ``map_steps.csv`` and ``map_instruments.csv`` with the PitVis names of every code."""
     folder.mkdir(parents=True, exist_ok=True)
     _write_rows(
-        folder / "map_steps.csv",
+        folder / STEP_MAP_FILE,
         STEP_MAP_COLUMNS,
         [(code, step_name(code)) for code in sorted(STEP_CODES)],
     )
     _write_rows(
-        folder / "map_instruments.csv",
+        folder / INSTRUMENT_MAP_FILE,
         INSTRUMENT_MAP_COLUMNS,
         [(code, instrument_name(code)) for code in sorted(INSTRUMENT_SLOT_CODES)],
     )
@@ -167,16 +172,16 @@ def find_annotation_files(folder: Path) -> dict[int, Path]:
     ``folder`` may be the annotations folder itself or a PitVis dataset root.
     """
     _check_folder(folder)
-    for candidate in (folder, folder / "annotations"):
+    for candidate in (folder, folder / ANNOTATIONS_FOLDER):
         found: dict[int, Path] = {}
-        for video, path in _numbered_files(candidate, ANNOTATION_NAME):
+        for video, path in _numbered_files(candidate, ANNOTATIONS_FILE):
             if video in found:
                 raise OrstreamError(f"{found[video]} and {path} both hold video {video}")
             found[video] = path
         if found:
             return dict(sorted(found.items()))
     raise OrstreamError(
-        f"{folder}: no annotations_NN.csv files here or in {folder / 'annotations'}"
+        f"{folder}: no annotations_NN.csv files here or in {folder / ANNOTATIONS_FOLDER}"
     )
 
 

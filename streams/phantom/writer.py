@@ -1,6 +1,6 @@
 """Writes phantom datasets in the PitVis layout, with masks, narrations and titles.
 
-Layout under the output folder::
+The PitVis layout (:mod:`orstream.pitvis.layout`) under the output folder::
 
     videos/video_NN.mp4                 H.264, yuv420p
     annotations/annotations_NN.csv      int_video,int_time,int_step,int_instrument1,int_instrument2
@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from orstream.errors import OrstreamError
+from orstream.pitvis import layout
 
 PHANTOM_VERSION = "1.1"
 """Version of the phantom's look and plan; bumped whenever the same seed would change output."""
@@ -69,18 +70,6 @@ One PNG per annotated second: `anatomy/video_NN/TTTTT.png`, the same frame as
 - during the short cross-fade between two steps' views (0.3 s either side of a step change),
   the mask is that of the current step's view, the step `annotations_NN.csv` gives.
 """
-
-OUTPUT_ENTRIES = (
-    "videos",
-    "annotations",
-    "masks",
-    "anatomy",
-    "narrations",
-    "map_steps.csv",
-    "map_instruments.csv",
-    "titles.csv",
-    "phantom.json",
-)
 
 
 @dataclass(frozen=True)
@@ -141,7 +130,7 @@ def prepare_output(out: Path, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise OrstreamError(f"{out}: folder is not empty (use --overwrite to replace it)")
-        for name in OUTPUT_ENTRIES:
+        for name in layout.ENTRIES:
             entry = out / name
             if entry.is_dir():
                 shutil.rmtree(entry)
@@ -191,10 +180,9 @@ def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int,
     from orstream.streams.phantom.renderer import CaseRenderer, case_rng
     from orstream.streams.sources.video_file import H264Writer
 
-    name = f"video_{video:02d}"
     seconds = spec.case_seconds(video)
     frames = round(seconds * spec.fps)
-    progress = Progress(name, frames)
+    progress = Progress(layout.video_stem(video), frames)
     renderer = CaseRenderer(
         spec.seed,
         video,
@@ -208,14 +196,13 @@ def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int,
     label_frames = {round(t * spec.fps): t for t in range(seconds)}
     steps = np.empty(seconds, np.int64)
     slots = np.empty((seconds, 2), np.int64)
-    mask_dir = out / "masks" / name
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    anatomy_dir = out / "anatomy" / name
-    anatomy_dir.mkdir(parents=True, exist_ok=True)
+    layout.masks_folder(out, video).mkdir(parents=True, exist_ok=True)
+    layout.anatomy_folder(out, video).mkdir(parents=True, exist_ok=True)
     canvas = np.zeros((spec.height, spec.width, 3), np.uint8)
     mask = np.zeros((spec.height, spec.width), np.uint8)
     anatomy = np.zeros((spec.height, spec.width), np.uint8)
-    with H264Writer(out / "videos" / f"{name}.mp4", spec.width, spec.height, spec.fps) as video_out:
+    video_path = layout.video_path(out, video)
+    with H264Writer(video_path, spec.width, spec.height, spec.fps) as video_out:
         for index in range(frames):
             second = label_frames.get(index)
             if second is None:
@@ -228,11 +215,11 @@ def write_case(spec: PhantomSpec, video: int, out: Path) -> list[tuple[int, int,
             if second is not None:
                 steps[second] = shown.step
                 slots[second] = shown.slots
-                cv2.imwrite(str(mask_dir / f"{second:05d}.png"), mask)
-                cv2.imwrite(str(anatomy_dir / f"{second:05d}.png"), anatomy)
+                cv2.imwrite(str(layout.mask_path(out, video, second)), mask)
+                cv2.imwrite(str(layout.anatomy_path(out, video, second)), anatomy)
             progress.update(index + 1)
     write_annotations(
-        out / "annotations" / f"annotations_{video:02d}.csv",
+        layout.annotations_path(out, video),
         Annotations(video, np.arange(seconds, dtype=np.int64), steps, slots),
     )
     return narrate_case(case_rng(spec.seed, video, 3), steps, slots)
@@ -253,10 +240,16 @@ def write_dataset(spec: PhantomSpec, out: Path, overwrite: bool = False, jobs: i
     if jobs < 1:
         raise OrstreamError(f"--jobs must be at least 1 (got {jobs})")
     prepare_output(out, overwrite)
-    for folder in ("videos", "annotations", "masks", "anatomy", "narrations"):
+    for folder in (
+        layout.VIDEOS_FOLDER,
+        layout.ANNOTATIONS_FOLDER,
+        layout.MASKS_FOLDER,
+        layout.ANATOMY_FOLDER,
+        layout.NARRATIONS_FOLDER,
+    ):
         (out / folder).mkdir(exist_ok=True)
-    (out / "masks" / "README.md").write_text(MASKS_README)
-    (out / "anatomy" / "README.md").write_text(ANATOMY_README)
+    (out / layout.MASKS_FOLDER / "README.md").write_text(MASKS_README)
+    (out / layout.ANATOMY_FOLDER / "README.md").write_text(ANATOMY_README)
     write_label_maps(out)
     work = [(spec, video, out) for video in spec.videos]
     if jobs == 1:
@@ -264,13 +257,13 @@ def write_dataset(spec: PhantomSpec, out: Path, overwrite: bool = False, jobs: i
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
             results = list(pool.map(_write_case_job, work))
-    with (out / "titles.csv").open("w", newline="") as titles:
+    with (out / layout.TITLES_FILE).open("w", newline="") as titles:
         writer = csv.writer(titles)
         writer.writerow(["int_video", "title"])
         for video in spec.videos:
             writer.writerow([video, case_title(case_rng(spec.seed, video, 4), video)])
     for video, narrations in zip(spec.videos, results, strict=True):
-        with (out / "narrations" / f"narrations_{video:02d}.csv").open("w", newline="") as f:
+        with layout.narrations_path(out, video).open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["int_video", "int_start", "int_end", "text"])
             for start, end, text in narrations:
@@ -285,4 +278,4 @@ def write_dataset(spec: PhantomSpec, out: Path, overwrite: bool = False, jobs: i
         "pixel_format": "yuv420p",
         "label_frame": "round(int_time * fps)",
     }
-    (out / "phantom.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (out / layout.PHANTOM_METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")

@@ -18,7 +18,6 @@ from orstream.training.segmenter_datamodule import (
     PROMPT_TEXT,
     SegmenterDataModule,
     TargetSamples,
-    find_cases,
     prompt_bits,
     resize_mask,
     tight_box,
@@ -249,7 +248,7 @@ def test_split_by_val_root_and_sampling_budget(phantom: Path, with_anatomy: Path
 
 def test_bad_datasets_are_one_clear_error(phantom: Path, tmp_path: Path) -> None:
     with pytest.raises(OrstreamError, match="dataset root not found"):
-        find_cases(tmp_path / "nowhere")
+        module(tmp_path / "nowhere")
     broken = tmp_path / "broken"
     shutil.copytree(phantom, broken, ignore=shutil.ignore_patterns(".orstream_cache"))
     add_disc_anatomy(broken)
