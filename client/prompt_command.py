@@ -14,14 +14,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orstream.client.connection import add_connection_arguments, edge_stub
 from orstream.errors import OrstreamError
+from orstream.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.results import SegmentMask
-
-if TYPE_CHECKING:
-    from orstream.proto.orstream.v1 import edge_pb2
 
 NEGATIVE = "neg"
 POSITIVE = "pos"
@@ -38,19 +36,6 @@ class Click:
     x: float
     y: float
     positive: bool
-
-
-@dataclass(frozen=True)
-class PromptReply:
-    """What the server answered, in orstream's own types."""
-
-    stream_id: str
-    index: int
-    pts_ns: int
-    model: str
-    latency_ms: float
-    embedding_cached: bool
-    masks: tuple[SegmentMask, ...]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,10 +100,12 @@ def run(args: argparse.Namespace) -> int:
     box = None if args.box is None else parse_box(args.box)
     if not clicks and box is None and not args.text:
         raise OrstreamError("nothing to segment: give --point, --box or --text")
+    from orstream.proto.convert import prompt_answer_from_proto, prompt_request_to_proto
+
     request = build_request(args.stream, args.index, clicks, box, args.text)
     with edge_stub(args.address, args.timeout) as stub:
-        response = stub.Prompt(request, timeout=args.timeout)
-    answer = answer_from_proto(response)
+        response = stub.Prompt(prompt_request_to_proto(request), timeout=args.timeout)
+    answer = prompt_answer_from_proto(response)
     files = save_masks(answer, args.save) if args.save is not None else None
     if args.json:
         print(json.dumps(answer_record(answer, files)))
@@ -173,38 +160,17 @@ def build_request(
     clicks: Sequence[Click],
     box: tuple[float, float, float, float] | None,
     classes: Sequence[str],
-) -> edge_pb2.PromptRequest:
-    """The ``PromptRequest`` for a frame (``index``, or the latest when None)."""
-    from orstream.proto.orstream.v1 import edge_pb2
-
-    request = edge_pb2.PromptRequest(
-        stream_id=stream_id,
-        points=[edge_pb2.PromptPoint(x=c.x, y=c.y, positive=c.positive) for c in clicks],
-        text_classes=list(classes),
-    )
-    if index is None:
-        request.latest = True
-    else:
-        request.index = index
-    if box is not None:
-        x0, y0, x1, y1 = box
-        request.box.CopyFrom(edge_pb2.PromptBox(x0=x0, y0=y0, x1=x1, y1=y1))
-    return request
-
-
-def answer_from_proto(response: edge_pb2.PromptResponse) -> PromptReply:
-    """The server's answer in orstream's types (masks checked to cover their frame)."""
-    from orstream.proto.convert import segment_mask_from_proto
-
-    return PromptReply(
-        stream_id=response.stream_id,
-        index=response.index,
-        pts_ns=response.pts_ns,
-        model=response.model,
-        latency_ms=response.latency_ms,
-        embedding_cached=response.embedding_cached,
-        masks=tuple(segment_mask_from_proto(mask) for mask in response.masks),
-    )
+) -> PromptRequest:
+    """The request for a frame (``index``, or the latest when None): the clicks and the box
+    give one mask, each class one more."""
+    region = None
+    if clicks or box is not None:
+        region = Prompt(
+            points=tuple((c.x, c.y) for c in clicks),
+            point_labels=tuple(int(c.positive) for c in clicks),
+            box=box,
+        )
+    return PromptRequest(stream_id, index, region, tuple(classes))
 
 
 def mask_area(mask: SegmentMask) -> int:
@@ -217,14 +183,14 @@ def mask_label(mask: SegmentMask) -> str:
     return mask.name or PROMPTED_LABEL
 
 
-def mask_file_name(answer: PromptReply, position: int, mask: SegmentMask) -> str:
+def mask_file_name(answer: PromptAnswer, position: int, mask: SegmentMask) -> str:
     """``cam0_000238_1_suction.png``: stream, frame index, position in the answer, class."""
     stream = _SAFE_NAME.sub("_", answer.stream_id) or "stream"
     label = _SAFE_NAME.sub("_", mask_label(mask))
     return f"{stream}_{answer.index:06d}_{position}_{label}.png"
 
 
-def save_masks(answer: PromptReply, folder: Path) -> list[Path]:
+def save_masks(answer: PromptAnswer, folder: Path) -> list[Path]:
     """Write each mask as a PNG into ``folder`` (created if missing); the paths, in order.
 
     Raises:
@@ -249,7 +215,7 @@ def save_masks(answer: PromptReply, folder: Path) -> list[Path]:
     return paths
 
 
-def format_answer(answer: PromptReply, files: Sequence[Path] | None = None) -> list[str]:
+def format_answer(answer: PromptAnswer, files: Sequence[Path] | None = None) -> list[str]:
     """A header (frame, model, latency) and one line per mask: class, score, area, box."""
     source = "embedding cached" if answer.embedding_cached else "encoder ran"
     lines = [
@@ -269,7 +235,7 @@ def format_answer(answer: PromptReply, files: Sequence[Path] | None = None) -> l
     return lines
 
 
-def answer_record(answer: PromptReply, files: Sequence[Path] | None = None) -> dict[str, Any]:
+def answer_record(answer: PromptAnswer, files: Sequence[Path] | None = None) -> dict[str, Any]:
     """The JSON object ``--json`` prints."""
     masks = []
     for position, mask in enumerate(answer.masks):

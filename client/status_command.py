@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from orstream.client.connection import add_connection_arguments, edge_stub
-
-if TYPE_CHECKING:
-    from orstream.proto.orstream.v1 import edge_pb2
+from orstream.latency import LatencySummary
+from orstream.status import ModelStatus, RuntimeStatus
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,22 +18,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ask the server for its status and print it as tables."""
-    from orstream.proto.orstream.v1 import edge_pb2
+    from orstream.proto.convert import status_from_proto, status_request_to_proto
 
     with edge_stub(args.address, args.timeout) as stub:
-        status = stub.GetStatus(edge_pb2.GetStatusRequest(), timeout=args.timeout)
+        status = status_from_proto(stub.GetStatus(status_request_to_proto(), timeout=args.timeout))
     print("\n".join(format_status(status, args.address)))
     return 0
 
 
-def format_status(status: edge_pb2.GetStatusResponse, address: str) -> list[str]:
+def format_status(status: RuntimeStatus, address: str) -> list[str]:
     """The lines ``orstream client status`` prints."""
-    from orstream.proto.convert import latency_from_proto
-
     return [
         f"orstream edge at {address}, up {status.uptime_s:.1f} s",
         f"video frames: {status.video_frames_in} in, {status.video_frames_out} out",
-        f"frame to result: {latency_from_proto(status.frame_to_result).describe()}",
+        f"frame to result: {status.frame_to_result.describe()}",
         "",
         "sources",
         *_table(
@@ -75,7 +71,7 @@ def format_status(status: edge_pb2.GetStatusResponse, address: str) -> list[str]
     ]
 
 
-def _backend_reasons(models: Sequence[edge_pb2.ModelStatus]) -> list[str]:
+def _backend_reasons(models: Sequence[ModelStatus]) -> list[str]:
     """Why each model runs where it does, one line each (too long for the table)."""
     reasons = [
         f"  {m.name}@{m.version} on {m.stream_id}: {m.backend_reason}"
@@ -85,8 +81,8 @@ def _backend_reasons(models: Sequence[edge_pb2.ModelStatus]) -> list[str]:
     return ["", "backend choice", *reasons] if reasons else []
 
 
-def _percentiles(summary: edge_pb2.LatencySummary) -> tuple[str, str, str, str]:
-    values = (summary.p50_ms, summary.p99_ms, summary.p999_ms, summary.max_ms)
+def _percentiles(summary: LatencySummary) -> tuple[str, str, str, str]:
+    values = (summary.p50, summary.p99, summary.p999, summary.max)
     p50, p99, p999, top = ("-" if math.isnan(v) else f"{v:.1f}" for v in values)
     return p50, p99, p999, top
 

@@ -37,20 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Subscribe and print each result as it arrives, until --count, Ctrl-C or the server ends."""
-    from orstream.proto.convert import result_from_proto
-    from orstream.proto.orstream.v1 import edge_pb2
+    from orstream.proto.convert import subscribe_request_to_proto, subscribe_response_from_proto
 
-    request = edge_pb2.SubscribeRequest(stream_ids=args.stream, kinds=args.kind)
+    request = subscribe_request_to_proto(args.stream, args.kind)
     received = 0
     with edge_stub(args.address, args.timeout) as stub:
         responses = stub.Subscribe(request)
         try:
             for response in responses:
-                result = result_from_proto(response.result)
+                result, dropped = subscribe_response_from_proto(response)
                 if args.json:
-                    line = json.dumps(result_record(result, response.dropped))
+                    line = json.dumps(result_record(result, dropped))
                 else:
-                    line = format_result(result, response.dropped)
+                    line = format_result(result, dropped)
                 print(line, flush=True)
                 received += 1
                 if args.count is not None and received >= args.count:

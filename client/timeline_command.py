@@ -18,15 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ask the server for the stream's step segments and print them, oldest first."""
-    from orstream.proto.convert import segment_from_proto
-    from orstream.proto.orstream.v1 import edge_pb2
+    from orstream.proto.convert import timeline_from_proto, timeline_request_to_proto
 
     with edge_stub(args.address, args.timeout) as stub:
-        response = stub.GetTimeline(
-            edge_pb2.GetTimelineRequest(stream_id=args.stream), timeout=args.timeout
-        )
-    segments = [segment_from_proto(s) for s in response.segments]
-    print("\n".join(format_timeline(response.stream_id, segments)))
+        response = stub.GetTimeline(timeline_request_to_proto(args.stream), timeout=args.timeout)
+    stream_id, segments = timeline_from_proto(response)
+    print("\n".join(format_timeline(stream_id, segments)))
     return 0
 
 

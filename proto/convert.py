@@ -1,15 +1,20 @@
-"""Conversion between orstream's core result types and their ``orstream.v1`` messages.
+"""Conversion between orstream's core types and their ``orstream.v1`` messages.
 
-The only place that knows both sides: servers send what these functions make, clients read
-results back into the core types. Messages carry readable names beside the PitVis codes for
-clients in other languages; reading a message back uses the codes only.
+The only place that knows both sides: servers answer with what these functions make from domain
+types and read requests back into them; clients build requests here and read the answers back
+into the core types, so neither spells a message field by field. Messages carry readable names
+beside the PitVis codes for clients in other languages; reading a message back uses the codes
+only. Prompt coordinates travel as float32.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from orstream.labels import INSTRUMENTS
 from orstream.latency import LatencySummary
 from orstream.mask_rle import MaskRle
+from orstream.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.proto.orstream.v1 import edge_pb2, results_pb2
 from orstream.results import (
     FrameResult,
@@ -19,6 +24,7 @@ from orstream.results import (
     StepResult,
     step_name,
 )
+from orstream.status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.step_timeline import StepSegment
 
 
@@ -163,4 +169,219 @@ def latency_from_proto(message: edge_pb2.LatencySummary) -> LatencySummary:
     """A latency summary read back from its message."""
     return LatencySummary(
         message.count, message.p50_ms, message.p99_ms, message.p999_ms, message.max_ms
+    )
+
+
+def status_request_to_proto() -> edge_pb2.GetStatusRequest:
+    """The ``GetStatus`` request (it asks nothing more)."""
+    return edge_pb2.GetStatusRequest()
+
+
+def status_to_proto(status: RuntimeStatus) -> edge_pb2.GetStatusResponse:
+    """The ``GetStatus`` answer for a runtime snapshot."""
+    return edge_pb2.GetStatusResponse(
+        sources=[
+            edge_pb2.SourceStatus(
+                stream_id=s.stream_id,
+                uri=s.uri,
+                state=s.state,
+                fps=s.fps,
+                frames_in=s.frames_in,
+                error=s.error,
+            )
+            for s in status.sources
+        ],
+        models=[
+            edge_pb2.ModelStatus(
+                name=m.name,
+                version=m.version,
+                stream_id=m.stream_id,
+                backend=m.backend,
+                rate_hz=m.rate_hz,
+                state=m.state,
+                inferred=m.inferred,
+                error=m.error,
+                backend_reason=m.backend_reason,
+            )
+            for m in status.models
+        ],
+        stages=[
+            edge_pb2.StageStatus(
+                name=s.name,
+                latency=latency_to_proto(s.latency),
+                processed=s.processed,
+                dropped=s.dropped,
+            )
+            for s in status.stages
+        ],
+        frame_to_result=latency_to_proto(status.frame_to_result),
+        video_frames_in=status.video_frames_in,
+        video_frames_out=status.video_frames_out,
+        uptime_s=status.uptime_s,
+    )
+
+
+def status_from_proto(message: edge_pb2.GetStatusResponse) -> RuntimeStatus:
+    """The runtime snapshot a ``GetStatus`` answer carries.
+
+    Raises:
+        ValueError: a negative rate or time (a corrupt message).
+    """
+    return RuntimeStatus(
+        sources=tuple(
+            SourceStatus(
+                stream_id=s.stream_id,
+                uri=s.uri,
+                state=s.state,
+                fps=s.fps,
+                frames_in=s.frames_in,
+                error=s.error,
+            )
+            for s in message.sources
+        ),
+        models=tuple(
+            ModelStatus(
+                name=m.name,
+                version=m.version,
+                stream_id=m.stream_id,
+                backend=m.backend,
+                rate_hz=m.rate_hz,
+                state=m.state,
+                inferred=m.inferred,
+                error=m.error,
+                backend_reason=m.backend_reason,
+            )
+            for m in message.models
+        ),
+        stages=tuple(
+            StageStatus(
+                name=s.name,
+                latency=latency_from_proto(s.latency),
+                processed=s.processed,
+                dropped=s.dropped,
+            )
+            for s in message.stages
+        ),
+        frame_to_result=latency_from_proto(message.frame_to_result),
+        video_frames_in=message.video_frames_in,
+        video_frames_out=message.video_frames_out,
+        uptime_s=message.uptime_s,
+    )
+
+
+def subscribe_request_to_proto(
+    stream_ids: Sequence[str] = (), kinds: Sequence[str] = ()
+) -> edge_pb2.SubscribeRequest:
+    """The ``Subscribe`` request for these streams and result kinds (empty: the defaults)."""
+    return edge_pb2.SubscribeRequest(stream_ids=stream_ids, kinds=kinds)
+
+
+def subscribe_request_from_proto(
+    message: edge_pb2.SubscribeRequest,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The (stream ids, kinds) a ``Subscribe`` request asks for."""
+    return tuple(message.stream_ids), tuple(message.kinds)
+
+
+def subscribe_response_to_proto(result: FrameResult, dropped: int) -> edge_pb2.SubscribeResponse:
+    """One streamed result and the subscription's drop count so far."""
+    return edge_pb2.SubscribeResponse(result=result_to_proto(result), dropped=dropped)
+
+
+def subscribe_response_from_proto(message: edge_pb2.SubscribeResponse) -> tuple[FrameResult, int]:
+    """The (result, drop count so far) a streamed ``Subscribe`` answer carries."""
+    return result_from_proto(message.result), message.dropped
+
+
+def timeline_request_to_proto(stream_id: str) -> edge_pb2.GetTimelineRequest:
+    """The ``GetTimeline`` request for one stream."""
+    return edge_pb2.GetTimelineRequest(stream_id=stream_id)
+
+
+def timeline_request_from_proto(message: edge_pb2.GetTimelineRequest) -> str:
+    """The stream a ``GetTimeline`` request names ("" when it names none)."""
+    return message.stream_id
+
+
+def timeline_to_proto(
+    stream_id: str, segments: Sequence[StepSegment]
+) -> edge_pb2.GetTimelineResponse:
+    """The ``GetTimeline`` answer: a stream's step segments, oldest first."""
+    return edge_pb2.GetTimelineResponse(
+        stream_id=stream_id, segments=[segment_to_proto(s) for s in segments]
+    )
+
+
+def timeline_from_proto(
+    message: edge_pb2.GetTimelineResponse,
+) -> tuple[str, tuple[StepSegment, ...]]:
+    """The (stream id, step segments) a ``GetTimeline`` answer carries."""
+    return message.stream_id, tuple(segment_from_proto(s) for s in message.segments)
+
+
+def prompt_request_to_proto(request: PromptRequest) -> edge_pb2.PromptRequest:
+    """The ``Prompt`` request: the frame (an index or the latest) and every prompt."""
+    message = edge_pb2.PromptRequest(stream_id=request.stream_id, text_classes=request.classes)
+    if request.index is None:
+        message.latest = True
+    else:
+        message.index = request.index
+    region = request.region
+    if region is not None:
+        message.points.extend(
+            edge_pb2.PromptPoint(x=x, y=y, positive=label == 1)
+            for (x, y), label in zip(region.points, region.point_labels, strict=True)
+        )
+        if region.box is not None:
+            x0, y0, x1, y1 = region.box
+            message.box.CopyFrom(edge_pb2.PromptBox(x0=x0, y0=y0, x1=x1, y1=y1))
+    return message
+
+
+def prompt_request_from_proto(message: edge_pb2.PromptRequest) -> PromptRequest:
+    """The prompt a ``Prompt`` request carries; a request naming no frame asks for the latest."""
+    region = None
+    if message.points or message.HasField("box"):
+        box = message.box
+        region = Prompt(
+            points=tuple((p.x, p.y) for p in message.points),
+            point_labels=tuple(int(p.positive) for p in message.points),
+            box=(box.x0, box.y0, box.x1, box.y1) if message.HasField("box") else None,
+        )
+    return PromptRequest(
+        stream_id=message.stream_id,
+        index=message.index if message.WhichOneof("frame") == "index" else None,
+        region=region,
+        classes=tuple(message.text_classes),
+    )
+
+
+def prompt_answer_to_proto(answer: PromptAnswer) -> edge_pb2.PromptResponse:
+    """The ``Prompt`` answer: the frame, its masks in request order, the model and the cost."""
+    return edge_pb2.PromptResponse(
+        stream_id=answer.stream_id,
+        index=answer.index,
+        pts_ns=answer.pts_ns,
+        masks=[segment_mask_to_proto(mask) for mask in answer.masks],
+        model=answer.model,
+        latency_ms=answer.latency_ms,
+        embedding_cached=answer.embedding_cached,
+    )
+
+
+def prompt_answer_from_proto(message: edge_pb2.PromptResponse) -> PromptAnswer:
+    """The answer a ``Prompt`` response carries.
+
+    Raises:
+        OrstreamError: a mask's runs do not cover it (a corrupt message).
+        ValueError: a negative frame index or latency (a corrupt message).
+    """
+    return PromptAnswer(
+        stream_id=message.stream_id,
+        index=message.index,
+        pts_ns=message.pts_ns,
+        masks=tuple(segment_mask_from_proto(mask) for mask in message.masks),
+        model=message.model,
+        latency_ms=message.latency_ms,
+        embedding_cached=message.embedding_cached,
     )

@@ -8,10 +8,10 @@ import socket
 import grpc
 import numpy as np
 
-from orstream.edge.graph.status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.latency import LatencySummary
 from orstream.results import FrameResult, InstrumentResult, StepResult
+from orstream.status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.streams.frame import Frame
 
 

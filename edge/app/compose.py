@@ -29,7 +29,6 @@ from orstream.edge.graph.graph import Graph
 from orstream.edge.graph.meters import StageMeter
 from orstream.edge.graph.operator import Operator
 from orstream.edge.graph.port import Policy
-from orstream.edge.graph.status import RuntimeStatus, StageStatus
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import SegmenterModel
@@ -46,6 +45,7 @@ from orstream.edge.service.result_hub import ResultHub
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 from orstream.package.loading import load_package
+from orstream.status import RuntimeStatus, StageStatus
 from orstream.streams.sources.open_source import open_source
 from orstream.streams.sources.source import Source
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import EdgeConfig
-from orstream.edge.graph.status import RuntimeStatus
 from orstream.edge.service.server import EdgeGrpcServer
+from orstream.status import RuntimeStatus
 from orstream.streams.sources.source import Source
 
 PROGRESS_EVERY_S = 5.0

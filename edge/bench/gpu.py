@@ -47,12 +47,13 @@ from orstream.edge.bench.capacity import (
     search,
     stream_ids,
 )
-from orstream.edge.models.segmenter_model import ImageEmbedding, Prompt, SegmenterModel
+from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.edge.models.workflow_runner import WorkflowRunner
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 from orstream.package.loading import ModelPackage
+from orstream.prompts import Prompt
 from orstream.streams.sources.replay import ReplaySource
 
 FORBIDDEN_MODULES = ("gi", "lightning", "pytorch_lightning")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from orstream.edge.app.config import EdgeConfig, parse_config
 from orstream.edge.app.session import describe_status
-from orstream.edge.graph.status import RuntimeStatus
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
+from orstream.status import RuntimeStatus
 from orstream.streams.sources.video_file import probe_video
 
 PHANTOM_SEED = 90210
@@ -112,8 +112,9 @@ def segmenter_latencies(package: Path, source: Path, frames: int) -> SegmenterFi
     """Encoder and decoder latency of a segmenter package on ``SEGMENTER_SAMPLES`` frames."""
     import numpy as np
 
-    from orstream.edge.models.segmenter_model import Prompt, SegmenterModel
+    from orstream.edge.models.segmenter_model import SegmenterModel
     from orstream.package.loading import load_package
+    from orstream.prompts import Prompt
     from orstream.streams.sources.pyav_source import PyAVSource
 
     model = SegmenterModel.load(load_package(package))

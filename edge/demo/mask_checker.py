@@ -18,8 +18,15 @@ import numpy as np
 from orstream.labels import ANATOMY
 from orstream.mask_rle import decode_mask
 from orstream.mask_scores import mask_box, score_mask
-from orstream.proto.convert import segment_mask_from_proto
-from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc, results_pb2
+from orstream.prompts import Prompt, PromptRequest
+from orstream.proto.convert import (
+    prompt_answer_from_proto,
+    prompt_request_to_proto,
+    subscribe_request_to_proto,
+    subscribe_response_from_proto,
+)
+from orstream.proto.orstream.v1 import edge_pb2_grpc
+from orstream.results import FrameResult
 from orstream.streams.phantom.renderer import CaseRenderer
 
 MIN_AREA = 400
@@ -84,27 +91,25 @@ class MaskChecker:
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = edge_pb2_grpc.EdgeServiceStub(channel)
-                stream = stub.Subscribe(edge_pb2.SubscribeRequest(kinds=["segmentation"]))
+                stream = stub.Subscribe(subscribe_request_to_proto(kinds=["segmentation"]))
                 stream.initial_metadata()
                 ready.set()
                 for response in stream:
-                    self._check(stub, response.result)
+                    self._check(stub, subscribe_response_from_proto(response)[0])
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.CANCELLED:
                 self.error = f"{error.code().name}: {error.details()}"
         finally:
             ready.set()
 
-    def _check(self, stub: edge_pb2_grpc.EdgeServiceStub, result: results_pb2.FrameResult) -> None:
+    def _check(self, stub: edge_pb2_grpc.EdgeServiceStub, result: FrameResult) -> None:
         index = result.index
         height, width = self.renderer.view.height, self.renderer.view.width
         instruments = np.zeros((height, width), np.uint8)
         anatomy = np.zeros((height, width), np.uint8)
         self.renderer.render(index, None, instruments, anatomy)
-        predicted: dict[int, np.ndarray] = {}
-        for message in result.segmentation.masks:
-            mask = segment_mask_from_proto(message)
-            predicted[mask.code] = decode_mask(mask.mask)
+        segmented = result.segmentation.masks if result.segmentation is not None else ()
+        predicted = {mask.code: decode_mask(mask.mask) for mask in segmented}
         self.scores.frames += 1
         empty = np.zeros((height, width), bool)
         largest: tuple[int, np.ndarray] | None = None
@@ -122,14 +127,13 @@ class MaskChecker:
                     largest = (area, truth)
         if largest is None:
             return
-        x0, y0, x1, y1 = mask_box(largest[1])
-        box = edge_pb2.PromptBox(x0=x0, y0=y0, x1=x1, y1=y1)
-        request = edge_pb2.PromptRequest(stream_id=self.stream_id, index=index, box=box)
+        request = PromptRequest(self.stream_id, index, Prompt(box=mask_box(largest[1])))
         try:
-            answer = stub.Prompt(request, timeout=10)
+            response = stub.Prompt(prompt_request_to_proto(request), timeout=10)
         except grpc.RpcError as error:  # a refused prompt is a finding, not a crash
             self.error = f"Prompt on frame {index}: {error.code().name}: {error.details()}"
             return
-        mask = decode_mask(segment_mask_from_proto(answer.masks[0]).mask)
+        answer = prompt_answer_from_proto(response)
+        mask = decode_mask(answer.masks[0].mask)
         self.scores.box_prompt.append(score_mask(mask, largest[1]).dice)
         self.scores.prompt_ms.append(answer.latency_ms)

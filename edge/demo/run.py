@@ -84,18 +84,20 @@ class LoopbackSubscriber:
     def _read(self, port: int, ready: threading.Event) -> None:
         import grpc
 
-        from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+        from orstream.proto.convert import subscribe_request_to_proto, subscribe_response_from_proto
+        from orstream.proto.orstream.v1 import edge_pb2_grpc
 
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stream = edge_pb2_grpc.EdgeServiceStub(channel).Subscribe(
-                    edge_pb2.SubscribeRequest()
+                    subscribe_request_to_proto()
                 )
                 stream.initial_metadata()
                 ready.set()
                 for response in stream:
-                    self.in_order &= response.result.index > self.last_index
-                    self.last_index = response.result.index
+                    result, _ = subscribe_response_from_proto(response)
+                    self.in_order &= result.index > self.last_index
+                    self.last_index = result.index
                     self.received += 1
         except grpc.RpcError as error:
             self.error = f"{error.code().name}: {error.details()}"

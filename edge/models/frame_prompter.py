@@ -13,46 +13,24 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from orstream.edge.models.segmenter_model import (
     ImageEmbedding,
     MaskPrediction,
-    Prompt,
     PromptError,
     SegmenterModel,
 )
 from orstream.mask_rle import encode_mask
 from orstream.mask_scores import mask_box
+from orstream.prompts import Prompt, PromptAnswer
 from orstream.results import SegmentMask
 from orstream.streams.frame import Frame
 
 
 class FrameNotFound(LookupError):
     """The stream is unknown, or the frame is no longer (or was never) kept."""
-
-
-@dataclass(frozen=True)
-class PromptAnswer:
-    """The masks of one request and the frame they belong to.
-
-    Attributes:
-        stream_id, index, pts_ns: the frame the masks belong to.
-        masks: one per prompt, in request order.
-        model: ``name@version`` of the segmenter.
-        latency_ms: time spent answering (encoder included when it had to run).
-        embedding_cached: the frame's embedding was already kept (only the decoder ran).
-    """
-
-    stream_id: str
-    index: int
-    pts_ns: int
-    masks: tuple[SegmentMask, ...]
-    model: str
-    latency_ms: float
-    embedding_cached: bool
 
 
 def segment_mask(prediction: MaskPrediction, code: int, name: str) -> SegmentMask:

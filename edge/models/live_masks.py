@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orstream.edge.models.frame_prompter import segment_mask
-from orstream.edge.models.segmenter_model import ImageEmbedding, Prompt, SegmenterModel
+from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY
+from orstream.prompts import Prompt
 from orstream.results import FrameResult, SegmentMask
 
 

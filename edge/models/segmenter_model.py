@@ -31,31 +31,12 @@ from orstream.edge.models.preprocess import image_spec, preprocessor_for
 from orstream.errors import OrstreamError
 from orstream.package.card import DECODER_INPUTS, IMAGE_EMBEDDINGS
 from orstream.package.loading import ModelPackage
+from orstream.prompts import Prompt
 
 DEFAULT_BACKENDS = ("onnxruntime",)
 """Backends :meth:`SegmenterModel.load` tries when not told: ONNX Runtime runs everywhere."""
 PAD_LABEL = -1.0
 """Point label of an unused point slot of the decoder."""
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """What the user asks to segment; any combination of the fields, at least one set.
-
-    Attributes:
-        points: clicks (x, y) in frame pixels: the pixel clicked, 0 <= x < width.
-        point_labels: one per point, 1 positive (part of the target), 0 negative (not).
-        box: (x0, y0, x1, y1) in frame pixels, its left, top, right and bottom edges: pixels
-            x0 <= x < x1 and y0 <= y < y1 are inside, so 0 <= x0 < x1 <= width.
-        text: a class name of the package (:attr:`SegmenterModel.classes`).
-        mask_logits: the previous round's :attr:`MaskPrediction.low_res_logits`, to refine.
-    """
-
-    points: tuple[tuple[float, float], ...] = ()
-    point_labels: tuple[int, ...] = ()
-    box: tuple[float, float, float, float] | None = None
-    text: str | None = None
-    mask_logits: np.ndarray | None = None
 
 
 class PromptError(ValueError):

@@ -15,10 +15,10 @@ import time
 
 from orstream.edge.graph.meters import StageMeter
 from orstream.edge.graph.operator import Operator, OperatorSpec, Received
-from orstream.edge.graph.status import ModelStatus
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.live_masks import LiveMasks
 from orstream.results import FrameResult, SegmentationResult
+from orstream.status import ModelStatus
 from orstream.streams.frame import Frame
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from orstream.edge.graph.meters import RateMeter, StageMeter
 from orstream.edge.graph.operator import OperatorSpec, SourceOperator
-from orstream.edge.graph.status import SourceStatus
 from orstream.errors import OrstreamError
+from orstream.status import SourceStatus
 from orstream.streams.frame import Frame
 from orstream.streams.sources.source import Source
 

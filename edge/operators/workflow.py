@@ -6,9 +6,9 @@ import time
 
 from orstream.edge.graph.meters import StageMeter
 from orstream.edge.graph.operator import Operator, OperatorSpec, Received
-from orstream.edge.graph.status import ModelStatus
 from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.latency import LatencySummary
+from orstream.status import ModelStatus
 
 
 class WorkflowOp(Operator):

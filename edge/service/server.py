@@ -16,12 +16,12 @@ from types import ModuleType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from orstream.edge.graph.status import RuntimeStatus
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.servicer import SERVICE_NAME, EdgeService
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import edge_pb2_grpc
+from orstream.status import RuntimeStatus
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024

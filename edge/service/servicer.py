@@ -8,17 +8,20 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
-from orstream.edge.graph.status import RuntimeStatus
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter
-from orstream.edge.models.segmenter_model import Prompt, PromptError
+from orstream.edge.models.segmenter_model import PromptError
 from orstream.edge.service.result_hub import ResultHub, Subscription
 from orstream.proto.convert import (
-    latency_to_proto,
-    result_to_proto,
-    segment_mask_to_proto,
-    segment_to_proto,
+    prompt_answer_to_proto,
+    prompt_request_from_proto,
+    status_to_proto,
+    subscribe_request_from_proto,
+    subscribe_response_to_proto,
+    timeline_request_from_proto,
+    timeline_to_proto,
 )
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+from orstream.status import RuntimeStatus
 
 SERVICE_NAME: str = edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].full_name
 """``orstream.v1.EdgeService``, as health checks and reflection name it."""
@@ -63,10 +66,9 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
     def Subscribe(
         self, request: edge_pb2.SubscribeRequest, context: grpc.ServicerContext
     ) -> Iterator[edge_pb2.SubscribeResponse]:
+        stream_ids, kinds = subscribe_request_from_proto(request)
         try:
-            subscription = self._hub.subscribe(
-                request.stream_ids, request.kinds, capacity=self._subscriber_buffer
-            )
+            subscription = self._hub.subscribe(stream_ids, kinds, capacity=self._subscriber_buffer)
         except ValueError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         refusal = self._register(subscription)
@@ -85,9 +87,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
                     if subscription.closed or not context.is_active():
                         return
                     continue
-                yield edge_pb2.SubscribeResponse(
-                    result=result_to_proto(result), dropped=subscription.dropped
-                )
+                yield subscribe_response_to_proto(result, subscription.dropped)
         finally:
             subscription.close()
             with self._lock:
@@ -96,19 +96,18 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
     def GetTimeline(
         self, request: edge_pb2.GetTimelineRequest, context: grpc.ServicerContext
     ) -> edge_pb2.GetTimelineResponse:
-        if not request.stream_id:
+        stream_id = timeline_request_from_proto(request)
+        if not stream_id:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "stream_id is required")
         try:
-            segments = self._hub.timeline(request.stream_id)
+            segments = self._hub.timeline(stream_id)
         except KeyError:
             known = ", ".join(self._hub.streams()) or "none yet"
             context.abort(
                 grpc.StatusCode.NOT_FOUND,
-                f"no results for stream {request.stream_id!r} (streams with results: {known})",
+                f"no results for stream {stream_id!r} (streams with results: {known})",
             )
-        return edge_pb2.GetTimelineResponse(
-            stream_id=request.stream_id, segments=[segment_to_proto(s) for s in segments]
-        )
+        return timeline_to_proto(stream_id, segments)
 
     def Prompt(
         self, request: edge_pb2.PromptRequest, context: grpc.ServicerContext
@@ -120,30 +119,14 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
                 "this runtime runs no segmenter (add a segmentation section to its config)",
             )
             raise AssertionError("abort raises")
-        region = None
-        if request.points or request.HasField("box"):
-            box = request.box
-            region = Prompt(
-                points=tuple((p.x, p.y) for p in request.points),
-                point_labels=tuple(int(p.positive) for p in request.points),
-                box=(box.x0, box.y0, box.x1, box.y1) if request.HasField("box") else None,
-            )
-        index = request.index if request.WhichOneof("frame") == "index" else None
+        asked = prompt_request_from_proto(request)
         try:
-            answer = prompter.prompt(request.stream_id, index, region, tuple(request.text_classes))
+            answer = prompter.prompt(asked.stream_id, asked.index, asked.region, asked.classes)
         except PromptError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except FrameNotFound as error:
             context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-        return edge_pb2.PromptResponse(
-            stream_id=answer.stream_id,
-            index=answer.index,
-            pts_ns=answer.pts_ns,
-            masks=[segment_mask_to_proto(mask) for mask in answer.masks],
-            model=answer.model,
-            latency_ms=answer.latency_ms,
-            embedding_cached=answer.embedding_cached,
-        )
+        return prompt_answer_to_proto(answer)
 
     def close(self) -> None:
         """End every open subscription (its client sees the stream end) and refuse new ones."""
@@ -165,47 +148,3 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
                 )
             self._open.add(subscription)
             return None
-
-
-def status_to_proto(status: RuntimeStatus) -> edge_pb2.GetStatusResponse:
-    """The ``GetStatus`` answer for a runtime snapshot."""
-    return edge_pb2.GetStatusResponse(
-        sources=[
-            edge_pb2.SourceStatus(
-                stream_id=s.stream_id,
-                uri=s.uri,
-                state=s.state,
-                fps=s.fps,
-                frames_in=s.frames_in,
-                error=s.error,
-            )
-            for s in status.sources
-        ],
-        models=[
-            edge_pb2.ModelStatus(
-                name=m.name,
-                version=m.version,
-                stream_id=m.stream_id,
-                backend=m.backend,
-                rate_hz=m.rate_hz,
-                state=m.state,
-                inferred=m.inferred,
-                error=m.error,
-                backend_reason=m.backend_reason,
-            )
-            for m in status.models
-        ],
-        stages=[
-            edge_pb2.StageStatus(
-                name=s.name,
-                latency=latency_to_proto(s.latency),
-                processed=s.processed,
-                dropped=s.dropped,
-            )
-            for s in status.stages
-        ],
-        frame_to_result=latency_to_proto(status.frame_to_result),
-        video_frames_in=status.video_frames_in,
-        video_frames_out=status.video_frames_out,
-        uptime_s=status.uptime_s,
-    )

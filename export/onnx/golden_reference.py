@@ -27,12 +27,13 @@ import numpy as np
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.models.preprocess import ImagePreprocessor
-from orstream.edge.models.segmenter_model import ImageEmbedding, Prompt, SegmenterModel
+from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import PHANTOM_SIZE
 from orstream.mask_scores import mask_box
 from orstream.package.card import IMAGE_EMBEDDINGS, Graph
 from orstream.package.loading import ModelPackage, sha256_file, write_card
+from orstream.prompts import Prompt
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer
 

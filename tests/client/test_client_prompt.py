@@ -17,7 +17,6 @@ from segmenter_checkpoints import random_segmenter_package
 from orstream.cli import main
 from orstream.client.prompt_command import (
     Click,
-    PromptReply,
     build_request,
     format_answer,
     mask_area,
@@ -26,12 +25,13 @@ from orstream.client.prompt_command import (
     parse_point,
 )
 from orstream.edge.models.frame_prompter import FramePrompter
-from orstream.edge.models.segmenter_model import MaskPrediction, Prompt, SegmenterModel
+from orstream.edge.models.segmenter_model import MaskPrediction, SegmenterModel
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.errors import OrstreamError
 from orstream.mask_rle import MaskRle, decode_mask, encode_mask
 from orstream.package.loading import load_package
+from orstream.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.results import SegmentMask
 
 BOX = "40,30,200,150"
@@ -91,12 +91,11 @@ def test_points_boxes_and_classes_parse_or_say_what_is_wrong() -> None:
 
 def test_request_carries_the_frame_choice_and_every_prompt() -> None:
     request = build_request("or2", None, [Click(5, 6, True), Click(7, 8, False)], None, ["sella"])
-    assert request.stream_id == "or2" and request.WhichOneof("frame") == "latest"
-    assert [(p.x, p.y, p.positive) for p in request.points] == [(5, 6, True), (7, 8, False)]
-    assert not request.HasField("box") and list(request.text_classes) == ["sella"]
+    clicks = Prompt(points=((5, 6), (7, 8)), point_labels=(1, 0))
+    assert request == PromptRequest("or2", None, clicks, ("sella",))
     request = build_request("", 42, [], (1, 2, 3, 4), [])
-    assert request.WhichOneof("frame") == "index" and request.index == 42
-    assert (request.box.x0, request.box.y0, request.box.x1, request.box.y1) == (1, 2, 3, 4)
+    assert request == PromptRequest("", 42, Prompt(box=(1, 2, 3, 4)))
+    assert build_request("", None, [], None, ["suction"]).region is None
 
 
 def test_text_lines_name_each_mask() -> None:
@@ -106,7 +105,7 @@ def test_text_lines_name_each_mask() -> None:
         SegmentMask(0, "", 0.93, encode_mask(pixels), (2, 1, 5, 3)),
         SegmentMask(101, "sella", 0.4, MaskRle(4, 6, (24,)), (0, 0, 0, 0)),
     )
-    reply = PromptReply("cam0", 238, 9_920_000_000, "imis_segmenter@1.0.0", 42.25, True, masks)
+    reply = PromptAnswer("cam0", 238, 9_920_000_000, masks, "imis_segmenter@1.0.0", 42.25, True)
     assert [mask_area(m) for m in masks] == [6, 0]
     lines = format_answer(reply, [Path("a.png"), Path("b.png")])
     assert lines[0] == (
@@ -115,7 +114,7 @@ def test_text_lines_name_each_mask() -> None:
     assert lines[1].split()[:8] == ["prompt", "score", "0.93", "area", "6", "px", "box", "2,1,5,3"]
     assert lines[1].endswith("-> a.png")
     assert lines[2].split()[:8] == ["sella", "score", "0.40", "area", "0", "px", "box", "none"]
-    odd = PromptReply("rtsp://or 3", 7, 0, "m@1", 1.0, False, masks)
+    odd = PromptAnswer("rtsp://or 3", 7, 0, masks, "m@1", 1.0, False)
     assert mask_file_name(odd, 1, masks[1]) == "rtsp_or_3_000007_1_sella.png"
     assert mask_file_name(reply, 0, masks[0]) == "cam0_000238_0_prompt.png"
 

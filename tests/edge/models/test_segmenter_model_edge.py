@@ -15,7 +15,6 @@ from segmenter_checkpoints import CLASSES, MODEL_KWARGS, random_segmenter_packag
 from orstream.edge.models.segmenter_model import (
     ImageEmbedding,
     MaskPrediction,
-    Prompt,
     PromptError,
     SegmenterModel,
 )
@@ -28,6 +27,7 @@ from orstream.export.onnx.segmenter_export import (
 )
 from orstream.labels import SEGMENTATION_CLASSES
 from orstream.package.loading import load_package
+from orstream.prompts import Prompt
 from orstream.training.text_encoder import TextEncoder, prompt_text
 
 FRAME = (180, 320)  # (height, width)

@@ -12,11 +12,12 @@ from edge_samples import HEIGHT, WIDTH, channel_to, frame, sample_status
 from segmenter_checkpoints import random_segmenter_package
 
 from orstream.edge.models.frame_prompter import FramePrompter
-from orstream.edge.models.segmenter_model import Prompt, SegmenterModel
+from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.mask_rle import decode_mask
 from orstream.package.loading import load_package
+from orstream.prompts import Prompt
 from orstream.proto.convert import segment_mask_from_proto
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
 

@@ -1,4 +1,10 @@
-"""A snapshot of a running runtime, as ``GetStatus`` and the bench report it."""
+"""A snapshot of a running edge runtime, as ``GetStatus``, the bench and the client report it.
+
+The runtime makes these; ``orstream.proto.convert`` carries them over gRPC and a client reads
+them back, so they live in the core, where the edge, the proto conversion and the clients all
+reach them. Counts, rates and times are never negative: a snapshot that says otherwise is a bug
+and is refused when made.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,9 @@ class SourceStatus:
     fps: float
     frames_in: int
     error: str = ""
+
+    def __post_init__(self) -> None:
+        _not_negative(self, "fps", "frames_in")
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,9 @@ class ModelStatus:
     error: str = ""
     backend_reason: str = ""
 
+    def __post_init__(self) -> None:
+        _not_negative(self, "rate_hz", "inferred")
+
 
 @dataclass(frozen=True)
 class StageStatus:
@@ -71,6 +83,9 @@ class StageStatus:
     latency: LatencySummary
     processed: int
     dropped: int
+
+    def __post_init__(self) -> None:
+        _not_negative(self, "processed", "dropped")
 
 
 @dataclass(frozen=True)
@@ -94,3 +109,14 @@ class RuntimeStatus:
     video_frames_in: int
     video_frames_out: int
     uptime_s: float
+
+    def __post_init__(self) -> None:
+        _not_negative(self, "video_frames_in", "video_frames_out", "uptime_s")
+
+
+def _not_negative(status: object, *fields: str) -> None:
+    """ValueError naming the first of ``fields`` that is negative or not a number."""
+    for name in fields:
+        value = getattr(status, name)
+        if not value >= 0:  # also refuses NaN
+            raise ValueError(f"{type(status).__name__}.{name} must be 0 or more, got {value}")
