@@ -119,6 +119,7 @@ class CapacityReport:
 
 def render_case(settings: CapacitySettings, folder: Path, say: Callable[[str], None]) -> Path:
     """The phantom case every stream plays (rendered once)."""
+    from orstream.pitvis.layout import video_path
     from orstream.streams.phantom.writer import PhantomSpec, write_dataset
 
     say(
@@ -134,7 +135,7 @@ def render_case(settings: CapacitySettings, folder: Path, say: Callable[[str], N
         fps=settings.fps,
     )
     write_dataset(spec, folder)
-    return folder / "videos" / "video_01.mp4"
+    return video_path(folder, spec.first_video)
 
 
 def run_trial(settings: CapacitySettings, video: Path, streams: int, work: Path) -> Trial:
