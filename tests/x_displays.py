@@ -9,9 +9,7 @@ count.) ``xvfb`` runs a one-screen Xvfb. ``screenshot`` reads ``xwd -root``.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import struct
 import subprocess
 from collections.abc import Iterator
@@ -61,23 +59,17 @@ MONITORS = {0: (0, 0, 1280, 800), 1: (1280, 0, 1024, 768)}
 """x, y, width, height of the two monitors."""
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def _end_with_the_tests() -> None:
-    """In the server's process: the kernel ends it when the test process ends, even one that
-    crashed or was killed before its fixtures could stop the server."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def start_x_server(command: list[str], log: Path) -> Iterator[str]:
     """Run an X server on a display number it picks (``-displayfd``); yield ``:N``."""
     read, write = os.pipe()
     with log.open("wb") as output:
+        # setpriv: the kernel ends the server when the test process ends, even one that
+        # crashed or was killed before its fixtures could stop it (no Python runs in the
+        # child: the test process has gRPC's threads, and a fork with them must exec at once).
         server = subprocess.Popen(
-            [*command, "-displayfd", str(write), "-nolisten", "tcp", "-noreset"],
+            ["setpriv", "--pdeathsig", "TERM", *command,
+             "-displayfd", str(write), "-nolisten", "tcp", "-noreset"],
             pass_fds=(write,), stdout=output, stderr=subprocess.STDOUT,
-            preexec_fn=_end_with_the_tests,
         )  # fmt: skip
     os.close(write)
     with os.fdopen(read) as announced:
