@@ -19,6 +19,9 @@ from orstream.edge.backends import Backend
 from orstream.errors import OrstreamError
 from orstream.package.card import Graph
 
+DEFAULT_MAX_BATCH = 8
+"""Rows a package with a dynamic batch is checked at, and backends take by default: a few
+video streams' calls falling due together."""
 ROW_TOLERANCE = 1e-5
 """Allowed difference per output, relative to its largest magnitude over the batch-1 calls (and
 at least this much absolutely). The shipped graphs measure at most 4e-7 of it."""
