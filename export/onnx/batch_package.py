@@ -38,7 +38,7 @@ from orstream.export.onnx.batch_check import (
     check_batch_rows,
 )
 from orstream.export.onnx.dynamic_batch import dynamic_batch_graph
-from orstream.export.onnx.workflow_export import Progress, one_line, read_onnx
+from orstream.export.onnx.workflow_export import Progress, check_max_batch, one_line, read_onnx
 from orstream.package.card import MODEL_FILE, Graph, ModelCard
 from orstream.package.engine_manifest import ENGINES_DIR, PLAN_SUFFIX
 from orstream.package.loading import ModelPackage, load_package, sha256_file, write_card
@@ -85,8 +85,7 @@ def convert_package(
             dynamic batch, a graph that cannot take a batch (naming the node), or a failed
             check; the package is unchanged then.
     """
-    if max_batch < 2:
-        raise OrstreamError(f"--max-batch must be at least 2, not {max_batch}")
+    check_max_batch(max_batch)
     root = Path(root)
     package = load_package(root)
     card = package.card

@@ -466,6 +466,7 @@ CASES = [
         attrs={"axis": 1},
     ),
     Case("gather-scalar", "Gather", {"x": _f(4, 5)}, {"i": np.array(-2, np.int64)}),
+    Case("gather-scalar-of-a-vector", "Gather", {"x": _f(4)}, {"i": np.array(1, np.int64)}),
     Case("gather-frame-indices", "Gather", {"x": _f(4, 5), "i": _i(3, 0, -1)}),
     Case(
         "gather-elements",
