@@ -264,6 +264,12 @@ class TorchBackend:
                 runner = self._runners[rows] = self._setup.runner(rows)
             return runner(inputs)
 
+    @property
+    def batches(self) -> tuple[int, ...]:
+        """The batch sizes prepared so far, each with its program (and on CUDA its buffers and
+        CUDA graph): 1 from load, the others from their first call."""
+        return tuple(sorted(self._runners))
+
     def image_preprocessor(self, spec: InputSpec) -> TorchImagePreprocessor | None:
         """A pre-processor making ``spec``'s tensor on this backend's GPU, in its precision;
         None on the CPU, where OpenCV's pre-processor gives the same pixels faster, or when

@@ -101,7 +101,8 @@ def check_batch_rows(
                     f"{graph} graph at batch {len(rows)}: row {index} of output {name} differs "
                     f"from a batch-1 call by {diff:.3g} (allowed {allowed:.3g})"
                 )
-            if diff / allowed > worst_share:
-                worst_share = diff / allowed
+            share = diff / allowed if allowed > 0 else 0.0
+            if share > worst_share:
+                worst_share = share
                 worst = BatchCheck(graph, len(rows), diff, name, allowed)
     return worst
