@@ -84,6 +84,11 @@ COMMANDS: tuple[Command, ...] = (
         "(re)write a package's golden reference: ONNX Runtime CPU outputs on a phantom frame",
     ),
     Command(
+        ("export", "batch"),
+        "orstream.export.onnx.batch_command",
+        "give a package's graphs a dynamic batch (axis 0), proved on ONNX Runtime",
+    ),
+    Command(
         ("export", "bench"),
         "orstream.export.bench.command",
         "time every backend this host can run on one package, side by side",

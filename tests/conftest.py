@@ -35,3 +35,14 @@ def random_workflow_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("random_package")
     checkpoint = save_random_checkpoint(root / "random.ckpt")
     return export_package(checkpoint, root / "package", parity_frames=2).package.root
+
+
+@pytest.fixture(scope="session")
+def batch_1_workflow_package(
+    random_workflow_package: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The random workflow recognizer as a package whose graph runs batch 1 only."""
+    from workflow_checkpoints import save_batch_1_package
+
+    checkpoint = random_workflow_package.parent / "random.ckpt"
+    return save_batch_1_package(checkpoint, tmp_path_factory.mktemp("batch_1") / "package")

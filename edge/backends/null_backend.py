@@ -1,4 +1,5 @@
-"""A backend that runs no model: zeros of the card's output shapes, at once.
+"""A backend that runs no model: zeros of the card's output shapes (as many rows as asked), at
+once.
 
 It measures what everything around a model costs (pre-processing, result plumbing, overlay,
 gRPC): ``orstream bench runtime`` runs it beside the real backend.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from orstream.edge.backends.batching import batch_of
 from orstream.edge.backends.protocol import Graph
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
@@ -24,6 +26,7 @@ class NullBackend:
 
     def __init__(self, graph: Graph = "model") -> None:
         self.graph = graph
+        self.max_batch = 1
         self._outputs: dict[str, np.ndarray] = {}
 
     @classmethod
@@ -38,8 +41,10 @@ class NullBackend:
         self._outputs = {
             name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in outputs.items()
         }
+        self.max_batch = package.card.max_batch
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self._outputs:
             raise OrstreamError("null backend: infer() before load()")
-        return {name: value.copy() for name, value in self._outputs.items()}
+        rows = batch_of(inputs, self.max_batch, "null backend")
+        return {name: np.repeat(value, rows, axis=0) for name, value in self._outputs.items()}

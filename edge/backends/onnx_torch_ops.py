@@ -637,7 +637,8 @@ def _gather(ctx: OpContext, inputs: Inputs, node: Node) -> Tensor:
     axis = _axis(node.attrs.get("axis", 0), x.dim())
     flat = _normalised_indices(indices, x.shape[axis]).reshape(-1)
     picked = x.index_select(axis, flat)
-    return picked.reshape(*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :])
+    # a tuple, so that a scalar index into a vector gives a scalar (reshape of no sizes fails)
+    return picked.reshape((*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :]))
 
 
 def _gather_elements(ctx: OpContext, inputs: Inputs, node: Node) -> Tensor:
@@ -711,7 +712,7 @@ def _pad(ctx: OpContext, inputs: Inputs, node: Node) -> Tensor:
     lead = x.shape[:first]
     batched = x.reshape(1, -1, *x.shape[first:]) if first != 1 else x.reshape(1, *x.shape)
     out = F.pad(batched, _torch_pad(begins[first:], ends[first:]), mode=modes[mode])
-    return out.reshape(*lead, *out.shape[2:])
+    return out.reshape((*lead, *out.shape[2:]))
 
 
 def _resize(ctx: OpContext, inputs: Inputs, node: Node) -> Tensor:

@@ -88,7 +88,8 @@ def graph_signature(
     return inputs, outputs
 
 
-def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
+def node_attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    """A node's attributes as the op table reads them: strings decoded, tensors as torch."""
     attrs: dict[str, Any] = {}
     for attribute in node.attribute:
         value = onnx.helper.get_attribute_value(attribute)
@@ -128,6 +129,10 @@ class OnnxTorchProgram:
         device: where the per-frame program runs.
         dtype: the float compute dtype (torch.float32, float16 or bfloat16).
         source: what to name in errors (the ONNX file).
+        shared: device copies of the graph's initializers by name, kept across programs of
+            the same graph on the same device in the same dtype (one per batch size): this
+            program takes the copies it finds and adds the ones it makes, so the weights are
+            on the device once.
 
     Raises:
         OrstreamError: the opset is older than :data:`MIN_OPSET`; the graph uses operators the
@@ -142,6 +147,7 @@ class OnnxTorchProgram:
         device: torch.device | str,
         dtype: torch.dtype = torch.float32,
         source: str | Path = "ONNX graph",
+        shared: dict[str, torch.Tensor] | None = None,
     ) -> None:
         if dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise OrstreamError(f"compute dtype {dtype} is not fp32, fp16 or bf16")
@@ -149,11 +155,12 @@ class OnnxTorchProgram:
         self.dtype = dtype
         self.source = str(source)
         self._ctx = OpContext(device=self.device, dtype=dtype)
+        self._shared = shared
         graph = model.graph
+        self._initializers = frozenset(t.name for t in graph.initializer)
         _check_opset(model, self.source)
         _check_operators(graph, self.source)
-        initializers = {t.name for t in graph.initializer}
-        self.input_names = tuple(v.name for v in graph.input if v.name not in initializers)
+        self.input_names = tuple(v.name for v in graph.input if v.name not in self._initializers)
         self.output_names = tuple(v.name for v in graph.output)
         missing = [name for name in self.input_names if name not in input_shapes]
         if missing:
@@ -182,7 +189,7 @@ class OnnxTorchProgram:
         planned: list[tuple[Op, Node, list[str], list[str]]] = []
         for proto in graph.node:
             op = OPS[proto.op_type]
-            node = Node(proto.op_type, proto.name, _attributes(proto), len(proto.output))
+            node = Node(proto.op_type, proto.name, node_attributes(proto), len(proto.output))
             names = list(proto.input)
             present = [name for name in names if name]
             if op.shape_only or all(name in known for name in present):
@@ -270,8 +277,7 @@ class OnnxTorchProgram:
                 slots[key] = len(initial)
                 value = None
                 if name in known:
-                    constant = known[name]
-                    value = constant if host else self._on_device(constant)
+                    value = known[name] if host else self._device_constant(name, known[name])
                 initial.append(value)
             return slots[key]
 
@@ -301,6 +307,13 @@ class OnnxTorchProgram:
             for position, (op, node, reads, writes) in enumerate(steps_io)
         )
         self._initial = tuple(initial)
+
+    def _device_constant(self, name: str, constant: torch.Tensor) -> torch.Tensor:
+        if self._shared is None or name not in self._initializers:
+            return self._on_device(constant)
+        if name not in self._shared:
+            self._shared[name] = self._on_device(constant)
+        return self._shared[name]
 
     def _on_device(self, constant: torch.Tensor) -> torch.Tensor:
         dtype = self.dtype if constant.is_floating_point() else constant.dtype

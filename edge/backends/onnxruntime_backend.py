@@ -7,6 +7,7 @@ import os
 import numpy as np
 import onnxruntime as ort
 
+from orstream.edge.backends.batching import backend_max_batch, batch_of
 from orstream.edge.backends.protocol import Graph
 from orstream.errors import OrstreamError
 from orstream.package.card import GraphShape
@@ -75,15 +76,24 @@ class OnnxRuntimeBackend:
         intra_op_threads: threads inside one operator; default :func:`default_intra_op_threads`.
         graph: ``"model"`` runs ``model.onnx``; ``"decoder"`` the prompt decoder of an
             interactive segmentation package (checked against the card's decoder section).
+        max_batch: the most rows per call; default the card's ``max_batch`` (1 for a package
+            whose graphs run batch 1). One session runs every batch size.
     """
 
     name = "onnxruntime"
     precision = "fp32"
     """Graphs run as exported: orstream exports fp32."""
 
-    def __init__(self, intra_op_threads: int | None = None, graph: Graph = "model") -> None:
+    def __init__(
+        self,
+        intra_op_threads: int | None = None,
+        graph: Graph = "model",
+        max_batch: int | None = None,
+    ) -> None:
         self.intra_op_threads = intra_op_threads or default_intra_op_threads()
         self.graph = graph
+        self.requested_max_batch = max_batch
+        self.max_batch = 1
         self.label = "onnxruntime"
         self.session: ort.InferenceSession | None = None
         self.package: ModelPackage | None = None
@@ -104,8 +114,10 @@ class OnnxRuntimeBackend:
 
         Raises:
             OrstreamError: the file is not a valid ONNX model, ONNX Runtime cannot load it,
-                ``device`` is not available, or the graph's tensors differ from the card's.
+                ``device`` is not available, the graph's tensors differ from the card's, or
+                a max_batch above 1 was asked of a package that runs batch 1.
         """
+        max_batch = backend_max_batch(package, self.requested_max_batch, "onnxruntime backend")
         reason = self.unavailable_reason(device)
         if reason is not None:
             raise OrstreamError(f"onnxruntime cannot run on {device}: {reason}")
@@ -135,6 +147,7 @@ class OnnxRuntimeBackend:
         )
         self.session = session
         self.package = package
+        self.max_batch = max_batch
         self._input_names = frozenset(i.name for i in session.get_inputs())
         self._output_names = [o.name for o in session.get_outputs()]
         # ONNX Runtime falls back to the CPU when the CUDA provider cannot start: say what runs.
@@ -142,7 +155,8 @@ class OnnxRuntimeBackend:
         self.label = f"onnxruntime-cuda:{device_id}" if on_cuda else "onnxruntime-cpu"
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the graph once; every graph input by name -> every graph output by name."""
+        """Run the graph once on 1 to :attr:`max_batch` rows; every graph input by name ->
+        every graph output by name."""
         if self.session is None:
             raise OrstreamError("onnxruntime backend: infer() before load()")
         if inputs.keys() != self._input_names:
@@ -150,6 +164,7 @@ class OnnxRuntimeBackend:
                 f"onnxruntime backend: inputs {sorted(inputs)} given, the graph takes "
                 f"{sorted(self._input_names)}"
             )
+        batch_of(inputs, self.max_batch, "onnxruntime backend")
         try:
             values = self.session.run(self._output_names, inputs)
         except _ORT_ERRORS as error:

@@ -18,7 +18,9 @@ class Backend(Protocol):
     Implementations also provide:
 
     - a constructor accepting the keyword ``graph: Graph = "model"``: which ONNX graph of the
-      package it runs, ``model.onnx`` or the prompt decoder (``decoder.onnx``);
+      package it runs, ``model.onnx`` or the prompt decoder (``decoder.onnx``); the backends
+      that run models also take ``max_batch: int | None = None``, the most rows per call
+      (default: the card's ``max_batch``; :mod:`~orstream.edge.backends.batching`);
     - a class method ``unavailable_reason(device) -> str | None`` (None when the backend can
       run on ``device`` here), which :func:`~orstream.edge.backends.create_backend` consults;
     - optionally a class attribute ``runs_model = False`` for a backend that computes nothing
@@ -33,11 +35,16 @@ class Backend(Protocol):
             "tensorrt-cuda:0-fp16", "null-cpu".
         precision: after :meth:`load`, the precision the graph computes in: "fp32", "fp16",
             "bf16" or "int8"; the golden check's tolerance follows it.
+        max_batch: after :meth:`load`, the most rows :meth:`infer` takes per call: 1 for a
+            package whose graphs run batch 1; for one with a dynamic batch, the card's
+            ``max_batch`` unless the constructor was given another (a TensorRT engine's
+            profiles bound it too).
     """
 
     name: str
     label: str
     precision: str
+    max_batch: int
 
     def load(self, package: ModelPackage, device: str = "cpu") -> None:
         """Prepare the package's graph on ``device`` ("cpu", "cuda" or "cuda:N").

@@ -6,6 +6,11 @@ backend computes in (:data:`TOLERANCES`). Scaling by the output's largest magnit
 element by element keeps near-zero logits from demanding an absolute precision fp16 cannot give,
 while an output that is wrong where it matters (a flipped step logit, a mask shifted) is far
 outside it. Integer and boolean outputs must match exactly.
+
+A backend that takes several rows per call (``max_batch`` above 1, a package with a dynamic
+batch) also runs one call of ``max_batch`` rows, each the golden input, and every row must
+reproduce the reference: batched kernels, the buffers and programs of that batch size are
+then checked before the runtime stacks streams into one call.
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ class ReferenceCheck:
     output: str
     allowed: float
 
+    def share(self) -> float:
+        """The part of its allowance ``output`` used (0 where nothing was allowed)."""
+        return self.max_abs_diff / self.allowed if self.allowed > 0 else 0.0
+
 
 def allowed_difference(reference: np.ndarray, precision: str) -> float:
     """``atol + rtol * max|reference|`` for an output computed in ``precision``; 0 for integer
@@ -72,12 +81,14 @@ def check_reference(
 ) -> ReferenceCheck:
     """Run ``backend`` (loaded with ``graph`` of ``package``) on the package's golden reference.
 
-    A package without a reference passes with a warning logged and ``max_abs_diff`` NaN.
+    A package without a reference passes with a warning logged and ``max_abs_diff`` NaN. A
+    backend with ``max_batch`` above 1 runs a call of that many rows too (module docstring);
+    the result is the worse of the two calls.
 
     Raises:
-        OrstreamError: one line, ``golden check failed on <label>: ...``, naming the output
-            that differs, by how much and what was allowed; or that the backend's outputs are
-            missing or shaped otherwise.
+        OrstreamError: one line, ``golden check failed on <label>: ...`` (``... at batch N:
+            ...`` for the batched call), naming the output that differs, by how much and what
+            was allowed; or that the backend's outputs are missing or shaped otherwise.
     """
     reference = package.reference(graph)
     if reference is None:
@@ -94,7 +105,24 @@ def check_reference(
         outputs = backend.infer({name: value.copy() for name, value in reference.inputs.items()})
     except OrstreamError as error:
         raise OrstreamError(f"{failed}: {error}") from None
-    return compare_to_reference(outputs, reference.outputs, backend.precision, failed)
+    single = compare_to_reference(outputs, reference.outputs, backend.precision, failed)
+    rows = backend.max_batch
+    if rows <= 1:
+        return single
+    failed = f"{failed} at batch {rows}"
+    try:
+        outputs = backend.infer(_repeated(reference.inputs, rows))
+    except OrstreamError as error:
+        raise OrstreamError(f"{failed}: {error}") from None
+    batched = compare_to_reference(
+        outputs, _repeated(reference.outputs, rows), backend.precision, failed
+    )
+    return max(single, batched, key=ReferenceCheck.share)
+
+
+def _repeated(arrays: Mapping[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """Each array's single row repeated ``rows`` times on axis 0."""
+    return {name: np.repeat(value, rows, axis=0) for name, value in arrays.items()}
 
 
 def compare_to_reference(
@@ -128,8 +156,8 @@ def compare_to_reference(
             raise OrstreamError(
                 f"{failed}: output {name} differs by {diff:.3g} (allowed {allowed:.3g})"
             )
-        share = diff / allowed if allowed > 0 else 0.0
-        if share > worst_share:
-            worst, worst_share = ReferenceCheck(diff, name, allowed), share
+        check = ReferenceCheck(diff, name, allowed)
+        if check.share() > worst_share:
+            worst, worst_share = check, check.share()
     assert worst is not None  # every graph has an output
     return worst

@@ -8,8 +8,9 @@ A package's ``engines/`` folder may hold several engines (``<key>.plan`` + ``<ke
    TensorRT version) and the package's ``model.onnx`` as it is now;
 2. of the precision asked for; when none is asked, the first of int8, fp16, fp32 present
    (faster first: the golden check at load holds each precision to its own tolerance);
-3. with optimisation profiles that cover the card's static input shapes (the edge feeds
-   batch 1 at the card's shapes), or exactly the profiles asked for;
+3. with optimisation profiles that cover the card's input shapes (batch 1), and for a
+   package with a dynamic batch a profile for every input that also covers the rows asked
+   for (``max_batch``), or exactly the profiles asked for;
 4. that engine must then pass :func:`~orstream.package.engine_manifest.check_engine` in full (its
    plan's bytes are the ones the manifest recorded, the manifest was not edited).
 
@@ -89,17 +90,30 @@ def list_engines(package: ModelPackage) -> tuple[list[EngineFile], list[str]]:
     return engines, unreadable
 
 
-def _covers_card(profiles: tuple[Profile, ...], package: ModelPackage) -> bool:
-    """Every profile's range holds the shape the card gives its input."""
+def _covers_card(profiles: tuple[Profile, ...], package: ModelPackage, rows: int) -> bool:
+    """Every profile's range holds the shape the card gives its input, and ``rows`` rows of
+    it; with a dynamic batch every input has a profile."""
     inputs = package.card.graph_inputs()
+    if package.card.dynamic_batch and {p.name for p in profiles} != set(inputs):
+        return False
     for profile in profiles:
         shape = inputs.get(profile.name, (None,))[0]
         if shape is None or len(shape) != len(profile.min):
             return False
-        ranges = zip(profile.min, shape, profile.max, strict=True)
-        if not all(low <= dim <= high for low, dim, high in ranges):
-            return False
+        for batch in {shape[0], rows}:
+            ranges = zip(profile.min, (batch, *shape[1:]), profile.max, strict=True)
+            if not all(low <= dim <= high for low, dim, high in ranges):
+                return False
     return True
+
+
+def engine_max_batch(engine: EngineFile, package: ModelPackage) -> int:
+    """The most rows per call ``engine`` takes: 1 for a package whose graphs run batch 1,
+    else the smallest batch its inputs' profiles reach."""
+    profiles = engine.manifest.key.profiles
+    if not package.card.dynamic_batch or not profiles:
+        return 1
+    return min(profile.max[0] for profile in profiles)
 
 
 def _built_for(engine: EngineFile, host: HostInfo, onnx_sha256: str) -> bool:
@@ -113,8 +127,10 @@ def _built_for(engine: EngineFile, host: HostInfo, onnx_sha256: str) -> bool:
     )
 
 
-def _rebuild_hint(package: ModelPackage, precision: Precision | None) -> str:
+def _rebuild_hint(package: ModelPackage, precision: Precision | None, max_batch: int) -> str:
     flag = {"fp16": " --fp16", "int8": " --int8 --calib FRAMES"}.get(precision or "", "")
+    if max_batch > package.card.max_batch:
+        flag += f" --max-batch {max_batch}"
     return f"orstream export trt --package {package.root}{flag}"
 
 
@@ -123,6 +139,7 @@ def select_engine(
     host: HostInfo,
     precision: Precision | None = None,
     profiles: tuple[Profile, ...] | None = None,
+    max_batch: int = 1,
 ) -> EngineFile:
     """The engine of ``package`` to load on ``host`` (the module docstring says which).
 
@@ -131,7 +148,8 @@ def select_engine(
         host: the host about to load it.
         precision: the precision asked for; None prefers int8, then fp16, then fp32.
         profiles: the exact optimisation profiles asked for; None accepts any that cover the
-            card's static input shapes.
+            card's input shapes and ``max_batch`` rows of them.
+        max_batch: the rows per call the engine must take (a dynamic batch).
 
     Raises:
         OrstreamError: one line: no engines, none of the precision or profiles asked for, none
@@ -144,7 +162,7 @@ def select_engine(
     if not engines:
         raise OrstreamError(
             f"no TensorRT engine in {folder}{unreadable_note}: build one with "
-            f"{_rebuild_hint(package, precision)}"
+            f"{_rebuild_hint(package, precision, max_batch)}"
         )
     wanted_profiles = None if profiles is None else canonical_profiles(profiles)
     wanted = [
@@ -152,19 +170,23 @@ def select_engine(
         for engine in engines
         if (precision is None or engine.manifest.key.precision == precision)
         and (
-            _covers_card(engine.manifest.key.profiles, package)
+            _covers_card(engine.manifest.key.profiles, package, max_batch)
             if wanted_profiles is None
             else engine.manifest.key.profiles == wanted_profiles
         )
     ]
     if not wanted:
         asked = f"{precision or 'usable'} engine" + (
-            "" if wanted_profiles is None else " with the profiles asked for"
+            " with the profiles asked for"
+            if wanted_profiles is not None
+            else f" for {max_batch} rows per call"
+            if max_batch > 1
+            else ""
         )
         held = ", ".join(engine.describe() for engine in engines)
         raise OrstreamError(
             f"{folder} holds no {asked} (it holds {held}): build one with "
-            f"{_rebuild_hint(package, precision)}"
+            f"{_rebuild_hint(package, precision, max_batch)}"
         )
     wanted.sort(key=lambda engine: PRECISION_PREFERENCE.index(engine.manifest.key.precision))
     onnx_sha256 = sha256_file(package.model_path)
@@ -199,6 +221,7 @@ def load_engine(
     profiles: tuple[Profile, ...] | None = None,
     host: HostInfo | None = None,
     device: int = 0,
+    max_batch: int = 1,
 ) -> LoadedEngine:
     """Select the package's engine for this host (:func:`select_engine`) and deserialise it.
 
@@ -211,7 +234,7 @@ def load_engine(
     """
     trt = import_tensorrt()
     host = host or read_host_info(device, tensorrt_version=str(trt.__version__))
-    chosen = select_engine(package, host, precision, profiles)
+    chosen = select_engine(package, host, precision, profiles, max_batch)
     data = chosen.plan.read_bytes()
     if hashlib.sha256(data).hexdigest() != chosen.manifest.engine_sha256:
         raise OrstreamError(

@@ -11,6 +11,11 @@ warm-up calls, as CUDA graph capture needs), and outputs come back through pinne
 before one synchronisation. Inputs given as tensors — the backend's own image pre-processor
 makes them on the GPU — are copied device to device into the static buffers.
 
+The interpreter folds shapes at load, so a program is made for one input shape: a package
+with a dynamic batch gets one program per batch size, made on the first call of that many
+rows (at most ``max_batch``) and kept; the weights are on the device once, shared by them.
+On CUDA each batch size also has its own static buffers and CUDA graph, captured then.
+
 Each loaded backend owns a CUDA stream and does all of its work there, its pre-processor's
 too. Models running in other threads (the segmenter beside the recognizer, other video
 streams) then overlap on the GPU, and a call waits for its own work only: on the one default
@@ -25,11 +30,15 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 
+from orstream.edge.backends.batching import backend_max_batch, batch_of
 from orstream.edge.backends.onnx_torch_program import (
     OnnxTorchProgram,
     graph_signature,
@@ -129,6 +138,8 @@ class TorchBackend:
             runs fp32 only.
         cuda_graphs: capture the per-frame program in a CUDA graph on CUDA (replayed each
             call); False runs it op by op.
+        max_batch: the most rows per call; default the card's ``max_batch`` (1 for a package
+            whose graphs run batch 1).
 
     Raises:
         OrstreamError: an unknown precision.
@@ -137,7 +148,11 @@ class TorchBackend:
     name = "torch"
 
     def __init__(
-        self, graph: Graph = "model", precision: str | None = None, cuda_graphs: bool = True
+        self,
+        graph: Graph = "model",
+        precision: str | None = None,
+        cuda_graphs: bool = True,
+        max_batch: int | None = None,
     ) -> None:
         if precision is not None and precision not in PRECISIONS:
             raise OrstreamError(
@@ -147,15 +162,19 @@ class TorchBackend:
         self.graph: Graph = graph
         self.requested_precision = precision
         self.cuda_graphs = cuda_graphs
+        self.requested_max_batch = max_batch
+        self.max_batch = 1
         self.label = "torch"
         self.precision = precision or "fp32"
         self.device: torch.device | None = None
         self.program: OnnxTorchProgram | None = None
+        """After load: the per-frame program at batch 1."""
         self.graphed = False
         """After load: the per-frame program replays a CUDA graph."""
         self._inputs: TensorTypes = {}
-        self._outputs: TensorTypes = {}
-        self._runner: _CpuRunner | _CudaRunner | None = None
+        self._setup: _Setup | None = None
+        self._runners: dict[int, _CpuRunner | _CudaRunner] = {}
+        """One runner per batch size, made on the first call with that many rows."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -183,8 +202,10 @@ class TorchBackend:
         Raises:
             OrstreamError: ``device`` is not available; reduced precision on the CPU; the file
                 is not a valid ONNX model; its tensors differ from the card's; it uses an
-                operator the interpreter lacks or cannot fix its shapes at load.
+                operator the interpreter lacks or cannot fix its shapes at load; a max_batch
+                above 1 was asked of a package that runs batch 1.
         """
+        max_batch = backend_max_batch(package, self.requested_max_batch, "torch backend")
         reason = self.unavailable_reason(device)
         if reason is not None:
             raise OrstreamError(f"torch cannot run on {device}: {reason}")
@@ -199,38 +220,55 @@ class TorchBackend:
         check = check_graph_signature if self.graph == "model" else check_decoder_signature
         check(package.card, inputs=graph_inputs, outputs=graph_outputs, source=path)
         inputs, outputs = package.card.graph_tensors(self.graph)
-        shapes = {name: shape for name, (shape, _) in inputs.items()}
         with _on(target), torch.inference_mode():
-            program = OnnxTorchProgram(model, shapes, target, PRECISIONS[precision], path)
-            runner: _CpuRunner | _CudaRunner
-            if on_cuda:
-                runner = _CudaRunner(
-                    program, inputs, outputs, target, self.cuda_graphs, precision == "fp32"
-                )
-            else:
-                runner = _CpuRunner(program, outputs)
+            setup = _Setup(
+                model=model,
+                source=path,
+                inputs=inputs,
+                outputs=outputs,
+                device=target,
+                precision=precision,
+                cuda_graphs=self.cuda_graphs,
+                stream=torch.cuda.Stream(target) if on_cuda else None,
+            )
+            runner = setup.runner(1)
         self.device = target
         self.precision = precision
-        self.program = program
+        self.max_batch = max_batch
+        self.program = runner.program
         self.graphed = isinstance(runner, _CudaRunner) and runner.graph is not None
-        self._inputs, self._outputs = inputs, outputs
-        self._runner = runner
+        self._inputs = inputs
+        self._setup = setup
+        self._runners = {1: runner}
         where = "cpu" if not on_cuda else f"cuda:{target.index}"
         self.label = f"torch-{where}-{precision}" + ("-graphs" if self.graphed else "")
 
     def infer(self, inputs: Inputs) -> dict[str, np.ndarray]:
         """Run the graph once: every graph input by name (numpy arrays of the card's dtype, or
-        tensors — float tensors of any float dtype) -> every graph output by name (floats as
-        float32 numpy arrays the caller owns).
+        tensors — float tensors of any float dtype), 1 to :attr:`max_batch` rows -> every graph
+        output by name (floats as float32 numpy arrays the caller owns).
+
+        The first call with a number of rows not seen before makes that batch size's program
+        (and on CUDA its buffers and CUDA graph), which takes longer.
 
         Raises:
-            OrstreamError: before load; inputs missing, extra, or of another shape or dtype.
+            OrstreamError: before load; inputs missing, extra, or of another shape or dtype;
+                a batch outside 1 to :attr:`max_batch`.
         """
-        if self._runner is None:
+        if self._setup is None:
             raise OrstreamError("torch backend: infer() before load()")
-        self._check(inputs)
+        rows = self._check(inputs)
         with self._lock, _on(self.device), torch.inference_mode():
-            return self._runner(inputs)
+            runner = self._runners.get(rows)
+            if runner is None:
+                runner = self._runners[rows] = self._setup.runner(rows)
+            return runner(inputs)
+
+    @property
+    def batches(self) -> tuple[int, ...]:
+        """The batch sizes prepared so far, each with its program (and on CUDA its buffers and
+        CUDA graph): 1 from load, the others from their first call."""
+        return tuple(sorted(self._runners))
 
     def image_preprocessor(self, spec: InputSpec) -> TorchImagePreprocessor | None:
         """A pre-processor making ``spec``'s tensor on this backend's GPU, in its precision;
@@ -244,10 +282,11 @@ class TorchBackend:
             raise OrstreamError("torch backend: image_preprocessor() before load()")
         if self.device.type != "cuda" or spec.name not in self._inputs:
             return None
-        stream = self._runner.stream if isinstance(self._runner, _CudaRunner) else None
+        stream = self._setup.stream if self._setup is not None else None
         return TorchImagePreprocessor(spec, self.device, PRECISIONS[self.precision], stream)
 
-    def _check(self, inputs: Inputs) -> None:
+    def _check(self, inputs: Inputs) -> int:
+        """The rows of a call whose inputs are the graph's, in its shapes and dtypes."""
         if inputs.keys() != self._inputs.keys():
             raise OrstreamError(
                 f"torch backend: inputs {sorted(inputs)} given, the graph takes "
@@ -265,15 +304,18 @@ class TorchBackend:
                     f"torch backend: input {name!r} is a {type(value).__name__}, not an array "
                     "or tensor"
                 )
-            if tuple(value.shape) != shape:
+            if len(value.shape) != len(shape) or tuple(value.shape[1:]) != shape[1:]:
+                rows = f" (1 to {self.max_batch} rows)" if self.max_batch > 1 else ""
                 raise OrstreamError(
                     f"torch backend: input {name!r} has shape {list(value.shape)}, the graph "
-                    f"takes {list(shape)}"
+                    f"takes {list(shape)}{rows}"
                 )
             if not fits:
                 raise OrstreamError(
                     f"torch backend: input {name!r} is {value.dtype}, the graph takes {dtype}"
                 )
+        rows = batch_of(inputs, self.max_batch, "torch backend")
+        return rows
 
 
 def _on(device: torch.device | None) -> contextlib.AbstractContextManager[Any]:
@@ -281,6 +323,48 @@ def _on(device: torch.device | None) -> contextlib.AbstractContextManager[Any]:
     if device is None or device.type != "cuda":
         return contextlib.nullcontext()
     return torch.cuda.device(device)
+
+
+def _rows(tensors: TensorTypes, rows: int) -> TensorTypes:
+    """``tensors`` with ``rows`` on axis 0 instead of the card's 1."""
+    return {name: ((rows, *shape[1:]), dtype) for name, (shape, dtype) in tensors.items()}
+
+
+@dataclass
+class _Setup:
+    """What a loaded backend makes each batch size's runner from."""
+
+    model: onnx.ModelProto
+    source: Path
+    inputs: TensorTypes
+    outputs: TensorTypes
+    device: torch.device
+    precision: str
+    cuda_graphs: bool
+    stream: torch.cuda.Stream | None
+    """The backend's own CUDA stream (None on the CPU), shared by its runners."""
+    constants: dict[str, torch.Tensor] = field(default_factory=dict)
+    """The graph's weights on the device, shared by the programs of every batch size."""
+
+    def runner(self, rows: int) -> _CpuRunner | _CudaRunner:
+        """The program for ``rows`` rows and what runs it (buffers, CUDA graph on CUDA)."""
+        inputs, outputs = _rows(self.inputs, rows), _rows(self.outputs, rows)
+        shapes = {name: shape for name, (shape, _) in inputs.items()}
+        dtype = PRECISIONS[self.precision]
+        program = OnnxTorchProgram(
+            self.model, shapes, self.device, dtype, self.source, self.constants
+        )
+        if self.stream is None:
+            return _CpuRunner(program, outputs)
+        return _CudaRunner(
+            program,
+            inputs,
+            outputs,
+            self.device,
+            self.stream,
+            self.cuda_graphs,
+            self.precision == "fp32",
+        )
 
 
 def _host_dtype(dtype: str) -> torch.dtype:
@@ -319,6 +403,8 @@ class _CudaRunner:
         inputs: the graph's inputs (shape, dtype): static device buffers of these.
         outputs: the graph's outputs (shape, dtype).
         device: the CUDA device.
+        stream: where every call's copies, kernels and replay go (never the default stream):
+            the backend's own, shared by the runners of its batch sizes.
         capture: capture a CUDA graph (else run op by op on the static buffers).
         ieee_fp32: run with TF32 off (the fp32 precision).
     """
@@ -329,6 +415,7 @@ class _CudaRunner:
         inputs: TensorTypes,
         outputs: TensorTypes,
         device: torch.device,
+        stream: torch.cuda.Stream,
         capture: bool,
         ieee_fp32: bool,
     ) -> None:
@@ -345,8 +432,7 @@ class _CudaRunner:
             name: torch.empty(shape, dtype=self._output_dtypes[name], pin_memory=True)
             for name, (shape, _) in outputs.items()
         }
-        self.stream = torch.cuda.Stream(device)
-        """Where every call's copies, kernels and replay go (never the default stream)."""
+        self.stream = stream
         self.graph: torch.cuda.CUDAGraph | None = None
         self._static_out: dict[str, torch.Tensor] = {}
         # The buffers above were filled on the default stream: the private stream starts after.

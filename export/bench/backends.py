@@ -5,6 +5,11 @@ Runtime on CUDA, torch on CUDA at fp32/fp16/bf16 with and without CUDA graphs, T
 engine matches) is loaded, fed the package's golden reference inputs for a warm-up, then timed
 call by call. Each row also carries the largest difference of its outputs from ONNX Runtime on
 CPU on the same inputs, so a fast configuration that is wrong shows at once.
+
+For a package with a dynamic batch, calls of several rows (different ones: the golden input and
+noisy copies of it, :func:`~orstream.export.onnx.batch_check.batch_rows`) are timed beside the
+same rows run one at a time, one call each: what batching the calls of several video streams
+saves, per call and per frame.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 
 from orstream.edge.backends import Backend, Graph, open_backend
 from orstream.errors import OrstreamError
+from orstream.export.onnx.batch_check import batch_rows, stack_rows
 from orstream.latency import LatencySummary
 from orstream.package.loading import ModelPackage
 
@@ -49,9 +55,13 @@ class BackendFigures:
     max_abs_diff: float
     ratio_p50: float
     """ONNX Runtime on CPU's p50 over this one's: above 1 means faster."""
+    batch: int = 1
+    """Rows per timed call (``latency`` is per call, ``fps`` calls per second)."""
+    sequential: LatencySummary | None = None
+    """With ``batch`` above 1: the same rows one call each, one after the other, per group."""
 
     def as_json(self) -> dict[str, float]:
-        return {
+        figures = {
             "p50_ms": self.latency.p50,
             "p99_ms": self.latency.p99,
             "p999_ms": self.latency.p999,
@@ -59,6 +69,15 @@ class BackendFigures:
             "max_abs_diff": self.max_abs_diff,
             "ratio_p50": self.ratio_p50,
         }
+        if self.sequential is not None:
+            figures.update(
+                batch=self.batch,
+                frame_p50_ms=self.latency.p50 / self.batch,
+                sequential_p50_ms=self.sequential.p50,
+                sequential_p99_ms=self.sequential.p99,
+                gain_p50=self.sequential.p50 / self.latency.p50,
+            )
+        return figures
 
 
 @dataclass(frozen=True)
@@ -110,16 +129,19 @@ def max_abs_diff(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray
 
 
 def time_calls(
-    backend: Backend, inputs: dict[str, np.ndarray], iterations: int, warmup: int
+    backend: Backend, calls: list[dict[str, np.ndarray]], iterations: int, warmup: int
 ) -> tuple[LatencySummary, float]:
-    """Per-call latency of ``iterations`` calls after ``warmup`` ones, and calls per second."""
+    """Latency of ``iterations`` rounds of ``calls`` (one after the other) after ``warmup``
+    rounds, and rounds per second."""
     for _ in range(warmup):
-        backend.infer(inputs)
+        for inputs in calls:
+            backend.infer(inputs)
     samples = np.empty(iterations, dtype=np.float64)
     started = time.perf_counter()
     for i in range(iterations):
         begin = time.perf_counter()
-        backend.infer(inputs)
+        for inputs in calls:
+            backend.infer(inputs)
         samples[i] = (time.perf_counter() - begin) * 1000.0
     elapsed = time.perf_counter() - started
     return LatencySummary.of(samples), iterations / elapsed
@@ -132,22 +154,30 @@ def bench_package(
     iterations: int = 200,
     warmup: int = 20,
     progress: Callable[[str], None] = lambda line: None,
+    batch: int = 1,
 ) -> tuple[list[BackendFigures], list[SkippedConfig]]:
-    """Time every configuration on the package's golden inputs, ONNX Runtime on CPU first.
+    """Time every configuration on the package's golden inputs, ONNX Runtime on CPU first;
+    with ``batch`` above 1, calls of that many rows beside the rows one call each.
 
     Raises:
-        OrstreamError: the package has no golden reference for ``graph``, or ONNX Runtime on
-            CPU cannot run it (there is nothing to compare with then).
+        OrstreamError: the package has no golden reference for ``graph``, ONNX Runtime on
+            CPU cannot run it (there is nothing to compare with then), or ``batch`` is outside
+            1 to the card's ``max_batch``.
     """
     if iterations < 1 or warmup < 0:
         raise OrstreamError(f"iterations must be >= 1 and warm-up >= 0, not {iterations}/{warmup}")
+    card = package.card
+    if not 1 <= batch <= card.max_batch:
+        takes = "runs batch 1 only" if card.max_batch == 1 else f"takes 1 to {card.max_batch} rows"
+        raise OrstreamError(f"--batch {batch}: {card.name} {takes}")
     reference = package.reference(graph)
     if reference is None:
         raise OrstreamError(
             f"model package {package.root} has no golden reference for its {graph} graph: "
             f"write one with orstream export reference --package {package.root}"
         )
-    inputs = reference.inputs
+    rows = batch_rows(reference.inputs, batch)
+    inputs = stack_rows(rows)
     if not configs or configs[0] != BackendConfig("onnxruntime", "cpu"):
         raise OrstreamError("the first configuration must be onnxruntime on cpu")
     figures: list[BackendFigures] = []
@@ -166,8 +196,15 @@ def bench_package(
         outputs = opened.infer(inputs)
         if not figures:
             expected = {name: np.asarray(value, np.float64) for name, value in outputs.items()}
-        progress(f"{opened.label}: timing {iterations} calls")
-        latency, fps = time_calls(opened, inputs, iterations, warmup)
+        progress(
+            f"{opened.label}: timing {iterations} calls"
+            + (f" of {batch} rows" if batch > 1 else "")
+        )
+        latency, fps = time_calls(opened, [inputs], iterations, warmup)
+        sequential = None
+        if batch > 1:
+            progress(f"{opened.label}: timing {iterations} x {batch} calls of 1 row")
+            sequential, _ = time_calls(opened, rows, iterations, warmup)
         if not figures:
             base_p50 = latency.p50
         figures.append(
@@ -177,6 +214,8 @@ def bench_package(
                 fps=fps,
                 max_abs_diff=max_abs_diff(outputs, expected),
                 ratio_p50=base_p50 / latency.p50,
+                batch=batch,
+                sequential=sequential,
             )
         )
         del opened
@@ -189,13 +228,22 @@ def format_table(figures: list[BackendFigures], skipped: list[SkippedConfig]) ->
         f"{'backend':<28} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'fps':>8} "
         f"{'vs cpu ort':>10} {'max |diff|':>11}"
     )
+    batch = figures[0].batch if figures else 1
+    if batch > 1:
+        header += f" {'frame p50':>9} {f'{batch}x1 p50':>9} {f'{batch}x1 p99':>9} {'gain':>6}"
     lines = [header, "-" * len(header)]
     for row in figures:
-        lines.append(
+        line = (
             f"{row.label:<28} {row.latency.p50:>8.2f} {row.latency.p99:>8.2f} "
             f"{row.latency.p999:>9.2f} {row.fps:>8.1f} {row.ratio_p50:>9.2f}x "
             f"{row.max_abs_diff:>11.2e}"
         )
+        if row.sequential is not None:
+            line += (
+                f" {row.latency.p50 / row.batch:>9.2f} {row.sequential.p50:>9.2f} "
+                f"{row.sequential.p99:>9.2f} {row.sequential.p50 / row.latency.p50:>5.2f}x"
+            )
+        lines.append(line)
     for entry in skipped:
         lines.append(f"not run: {entry.config.describe()}: {entry.reason}")
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 Latency p50/p99/p99.9 per call, calls per second, the ratio to ONNX Runtime on CPU and the
 largest output difference from it, all measured in one run on the package's golden inputs.
+``--batch N`` (a package with a dynamic batch) times calls of N rows beside N calls of one
+row: per call, per frame and the gain.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
     parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="rows per call, for a package with a dynamic batch: calls of N rows are timed "
+        "beside the same N rows one call each (default 1)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object keyed by backend instead of the table",
@@ -57,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         warmup=args.warmup,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        batch=args.batch,
     )
     if args.json:
         print(json.dumps({row.label: row.as_json() for row in figures}, indent=2))

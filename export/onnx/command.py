@@ -14,6 +14,8 @@ DEFAULT_PARITY_FRAMES = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+
     parser.add_argument(
         "--checkpoint",
         type=Path,
@@ -41,6 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--overwrite", action="store_true", help="replace an existing package at --out"
     )
     parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        metavar="N",
+        help="the graphs take a dynamic batch; parity runs again in calls of N rows, and "
+        f"backends take up to N by default (default {DEFAULT_MAX_BATCH})",
+    )
+    parser.add_argument(
         "--exporter",
         choices=("auto", "torchscript", "dynamo"),
         default="auto",
@@ -61,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
         parity_frames=args.parity_frames,
         overwrite=args.overwrite,
         exporter=args.exporter,
+        max_batch=args.max_batch,
     )
     card = result.package.card
-    print(f"package   {result.package.root}")
+    print(f"package   {result.package.root}  dynamic batch, max_batch {card.max_batch}")
     print(
         f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
         f"{len(card.state)} state tensors  opset {card.export.opset} ({result.exporter})"
@@ -80,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
             if name not in state_outputs
         )
         state = max((parity.max_abs_diff[name] for name in state_outputs), default=0.0)
-        print(f"  {parity.source:<8} {parity.frames:>3} frames  {heads}  state {state:.2e}")
+        print(
+            f"  {parity.source:<8} {parity.frames:>3} frames  batch {parity.batch:<3} {heads}  "
+            f"state {state:.2e}"
+        )
     return 0
 
 
@@ -93,12 +107,13 @@ def _run_segmenter(args: argparse.Namespace) -> int:
         parity_frames=args.parity_frames,
         overwrite=args.overwrite,
         exporter=args.exporter,
+        max_batch=args.max_batch,
     )
     card = result.package.card
     decoder = card.decoder
     assert decoder is not None  # a segmenter package always has one
     classes = ", ".join(label.name for label in card.labels[decoder.labels])
-    print(f"package   {result.package.root}")
+    print(f"package   {result.package.root}  dynamic batch, max_batch {card.max_batch}")
     print(
         f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
         f"embedding {list(card.outputs[0].shape)}  opset {card.export.opset} ({result.exporter})"
@@ -114,5 +129,8 @@ def _run_segmenter(args: argparse.Namespace) -> int:
     for graph, results in (("encoder", result.encoder_parity), ("decoder", result.decoder_parity)):
         for parity in results:
             diffs = "  ".join(f"{name} {value:.2e}" for name, value in parity.max_abs_diff.items())
-            print(f"  {graph}  {parity.source:<8} {parity.frames:>3} frames  {diffs}")
+            print(
+                f"  {graph}  {parity.source:<8} {parity.frames:>3} frames  batch "
+                f"{parity.batch:<3} {diffs}"
+            )
     return 0

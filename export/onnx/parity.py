@@ -2,6 +2,8 @@
 
 Both sides process the same frames one at a time, each carrying its own state from frame to
 frame, exactly as the edge will: differences that accumulate through the state show up here.
+With a batch of several rows each row is a stream of its own, over the same frames from
+another starting point, as the edge batches the streams that fall due together.
 Frames go through the edge's card-driven pre-processing first, so parity covers the input
 tensors the edge really produces.
 """
@@ -25,7 +27,7 @@ from orstream.streams.phantom.renderer import CaseRenderer
 class StreamingModel(Protocol):
     """A PyTorch model that runs frame by frame with explicit state (the workflow recognizer).
 
-    ``streaming_step(image [1, 3, H, W], *state)`` returns the per-frame outputs followed by
+    ``streaming_step(image [B, 3, H, W], *state)`` returns the per-frame outputs followed by
     the new state, one tensor per entry of ``state_shapes()``.
     """
 
@@ -77,6 +79,7 @@ def check_parity(
     frames: np.ndarray,
     source: str,
     tolerance: float,
+    batch: int = 1,
 ) -> ParityResult:
     """Run ``frames`` through both sides frame by frame; the max abs difference per output.
 
@@ -87,6 +90,7 @@ def check_parity(
         frames: RGB uint8 frames [N, H, W, 3], any size (the card's resize applies).
         source: what the frames are, recorded in the result (random, phantom).
         tolerance: the allowed max abs difference, recorded in the result.
+        batch: rows per call; row r sees frame (t + r) mod N at step t, with its own state.
 
     Returns:
         The max abs difference over all frames for every graph output, state outputs included.
@@ -94,11 +98,15 @@ def check_parity(
     preprocess = ImagePreprocessor.from_card(card)
     output_names = list(card.graph_outputs())
     worst = dict.fromkeys(output_names, 0.0)
-    torch_state = model.initial_state(1)
-    graph_state = card.initial_state()
+    torch_state = model.initial_state(batch)
+    graph_state = {
+        name: np.repeat(value, batch, axis=0) for name, value in card.initial_state().items()
+    }
+    images = np.stack([preprocess(frame) for frame in frames])
     with torch.inference_mode():
-        for frame in frames:
-            image = preprocess(frame)
+        for step in range(len(frames)):
+            rows = [(step + row) % len(frames) for row in range(batch)]
+            image = np.concatenate(images[rows])
             expected = model.streaming_step(torch.from_numpy(image), *torch_state)
             actual = backend.infer({preprocess.spec.name: image, **graph_state})
             for name, reference in zip(output_names, expected, strict=True):
@@ -106,4 +114,6 @@ def check_parity(
                 worst[name] = max(worst[name], float(difference.max()))
             torch_state = tuple(expected[len(card.outputs) :])
             graph_state = card.next_state(actual)
-    return ParityResult(source=source, frames=len(frames), max_abs_diff=worst, tolerance=tolerance)
+    return ParityResult(
+        source=source, frames=len(frames), batch=batch, max_abs_diff=worst, tolerance=tolerance
+    )

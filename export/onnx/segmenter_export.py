@@ -2,29 +2,32 @@
 
 The package holds the model split the way SAM is deployed:
 
-- ``model.onnx``, the image encoder: ``image`` [1, 3, H, W] -> ``image_embeddings``
-  [1, E, H/16, W/16], run once per frame;
+- ``model.onnx``, the image encoder: ``image`` [B, 3, H, W] -> ``image_embeddings``
+  [B, E, H/16, W/16], run once per frame;
 - ``decoder.onnx``, the prompt decoder: the inputs of
   :data:`orstream.package.card.DECODER_INPUTS`, every prompt with a fixed shape and every
-  switch a 0/1 float ([1, N, 2] points with :data:`POINT_SLOTS` slots, labels -1 on unused
-  slots) -> ``masks`` [1, 3, H/4, W/4] logits and ``iou`` [1, 3], run once per prompt;
+  switch a 0/1 float ([B, N, 2] points with :data:`POINT_SLOTS` slots, labels -1 on unused
+  slots) -> ``masks`` [B, 3, H/4, W/4] logits and ``iou`` [B, 3], run once per prompt;
 - ``text_prompts.npy``, float32 [C, 384]: the frozen MiniLM embedding of
   ``prompt_text(class)`` for each class the checkpoint was trained on, so the edge prompts by
   class name without a text encoder;
 - ``card.json``, with ``labels["segmentation"]`` (segmentation codes by class name) and a
   ``decoder`` section.
 
-Both graphs are checked with ``onnx.checker`` and against the card, then ONNX Runtime must
-reproduce PyTorch within the tolerance: the encoder on random and phantom frames, the decoder on
-each frame's PyTorch embedding with every kind of prompt (clicks, box, text, clicks with the
-previous mask, all at once). The worst differences are recorded in the card, and the golden
-reference of both graphs (:mod:`orstream.export.onnx.golden_reference`) is written last.
+Both graphs take a dynamic batch B (axis 0 of every tensor; the card's shapes are those of
+B = 1): frames of several streams, or several prompts, in one call. They are traced at
+:data:`~orstream.export.onnx.workflow_export.EXPORT_BATCH` rows, checked with ``onnx.checker``
+and against the card, then ONNX Runtime must reproduce PyTorch within the tolerance: the
+encoder on random and phantom frames, the decoder on each frame's PyTorch embedding with every
+kind of prompt (clicks, box, text, clicks with the previous mask, all at once), one at a time
+and again in calls of ``max_batch`` rows. The worst differences are recorded in the card, and
+the golden reference of both graphs (:mod:`orstream.export.onnx.golden_reference`) is written
+last.
 """
 
 from __future__ import annotations
 
 import shutil
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +42,17 @@ from torch import Tensor, nn
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
+from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.parity import phantom_frames, random_frames
 from orstream.export.onnx.workflow_export import (
+    EXPORT_BATCH,
     OPSET,
     Exporter,
     Progress,
+    check_max_batch,
+    export_graph,
     load_model_checkpoint,
-    one_line,
     onnx_opset,
     onnx_signature,
     prepare_output,
@@ -212,53 +218,6 @@ class DecoderGraph(nn.Module):
         return self.model.decode(*inputs)
 
 
-def export_graph(
-    module: nn.Module,
-    example: tuple[Tensor, ...],
-    path: Path,
-    names: tuple[Sequence[str], Sequence[str]],
-    exporter: Exporter = "auto",
-    opset: int = OPSET,
-    progress: Progress = progress_to_stderr,
-) -> str:
-    """Write ``module`` traced on ``example`` (static shapes) to ``path``; returns the exporter.
-
-    Args:
-        names: the graph's input and output names.
-
-    Raises:
-        OrstreamError: every exporter asked for failed.
-    """
-    failures = []
-    for dynamo in {"auto": (False, True), "torchscript": (False,), "dynamo": (True,)}[exporter]:
-        name = "dynamo" if dynamo else "torchscript"
-        extra: dict[str, Any] = {"external_data": False} if dynamo else {}
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                # The TorchScript exporter warns on every call that it is deprecated, and the
-                # tracer on the model's shape checks, which are constants at static shapes.
-                warnings.simplefilter("ignore", category=DeprecationWarning)
-                warnings.simplefilter("ignore", category=FutureWarning)
-                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-                torch.onnx.export(
-                    module.eval(),
-                    example,
-                    str(path),
-                    input_names=list(names[0]),
-                    output_names=list(names[1]),
-                    opset_version=opset,
-                    dynamo=dynamo,
-                    verbose=False,
-                    **extra,
-                )
-        except Exception as error:  # exporter failures come in every type
-            failures.append(f"{name}: {one_line(error)}")
-            progress(f"{name} exporter failed: {failures[-1]}")
-            continue
-        return name
-    raise OrstreamError(f"ONNX export of {path.name} failed (" + "; ".join(failures) + ")")
-
-
 def encode_class_prompts(classes: Sequence[str]) -> np.ndarray:
     """float32 [C, 384]: the MiniLM embedding of ``prompt_text(name)`` for each class."""
     encoder = TextEncoder.load()
@@ -291,8 +250,10 @@ def build_card(
     hashes: Mapping[str, str],
     exporter: str,
     opset: int,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> ModelCard:
-    """The card of the package exported from ``checkpoint``.
+    """The card of the package exported from ``checkpoint`` (a dynamic batch, checked at
+    ``max_batch`` rows).
 
     Args:
         hashes: sha256 of the package's files by file name.
@@ -347,7 +308,8 @@ def build_card(
         export=ExportInfo(
             exporter=exporter,
             opset=opset,
-            batch=1,
+            batch="dynamic",
+            max_batch=max_batch,
             torch_version=torch.__version__,
             onnx_version=onnx.__version__,
             onnxruntime_version=onnxruntime.__version__,
@@ -454,44 +416,62 @@ def check_segmenter_parity(
     frames: np.ndarray,
     source: str,
     tolerance: float,
+    batch: int = 1,
 ) -> tuple[ParityResult, ParityResult]:
     """Both graphs against PyTorch on ``frames``: (encoder result, decoder result).
 
-    Each frame goes through the card's pre-processing, both encoders, and then the decoders
-    with each prompt set of :func:`_prompt_sets` on the PyTorch embedding (so the decoder's
-    difference is its own). The mask prompt is the previous clicks' best PyTorch mask.
+    Each frame goes through the card's pre-processing and the encoder, and its PyTorch
+    embedding through the decoder with each prompt set of :func:`_prompt_sets` (so the
+    decoder's difference is its own); the mask prompt is the previous clicks' best PyTorch
+    mask. Both sides run these inputs in calls of ``batch`` rows, the last call filled up with
+    the first inputs again.
     """
     preprocess = ImagePreprocessor.from_card(card)
     rng = np.random.default_rng(0)
-    worst_embedding = 0.0
-    worst = dict.fromkeys(DECODER_OUTPUTS, 0.0)
+    images: list[np.ndarray] = []
+    feeds: list[dict[str, Tensor]] = []
     with torch.inference_mode():
         for frame in frames:
-            image = preprocess(frame)
-            embeddings = model.encode_image(torch.from_numpy(image))
-            graph = encoder.infer({IMAGE_INPUT: image})[IMAGE_EMBEDDINGS]
-            worst_embedding = max(worst_embedding, _max_diff(graph, embeddings))
+            images.append(preprocess(frame))
+            embeddings = model.encode_image(torch.from_numpy(images[-1]))
             previous = torch.zeros(1, 1, *model.mask_size)
             for prompts in _prompt_sets(model, text_prompts, rng):
                 if "has_mask" in prompts:
                     prompts = {**prompts, "mask_prompt": previous}
-                feeds = _decoder_feeds(model, embeddings, prompts)
-                expected = model.decode(*(feeds[name] for name in DECODER_INPUTS))
-                actual = decoder.infer({name: value.numpy() for name, value in feeds.items()})
-                for name, reference in zip(DECODER_OUTPUTS, expected, strict=True):
-                    worst[name] = max(worst[name], _max_diff(actual[name], reference))
-                masks, iou = expected
+                feeds.append(_decoder_feeds(model, embeddings, prompts))
+                masks, iou = model.decode(*(feeds[-1][name] for name in DECODER_INPUTS))
                 previous = masks[:, int(iou[0].argmax()) : int(iou[0].argmax()) + 1]
+        worst_embedding = 0.0
+        for rows in _calls(len(images), batch):
+            image = np.concatenate([images[row] for row in rows])
+            graph = encoder.infer({IMAGE_INPUT: image})[IMAGE_EMBEDDINGS]
+            expected = model.encode_image(torch.from_numpy(image))
+            worst_embedding = max(worst_embedding, _max_diff(graph, expected))
+        worst = dict.fromkeys(DECODER_OUTPUTS, 0.0)
+        for rows in _calls(len(feeds), batch):
+            feed = {name: torch.cat([feeds[row][name] for row in rows]) for name in DECODER_INPUTS}
+            decoded = model.decode(*(feed[name] for name in DECODER_INPUTS))
+            actual = decoder.infer({name: value.numpy() for name, value in feed.items()})
+            for name, reference in zip(DECODER_OUTPUTS, decoded, strict=True):
+                worst[name] = max(worst[name], _max_diff(actual[name], reference))
     count = len(frames)
     return (
         ParityResult(
             source=source,
             frames=count,
+            batch=batch,
             max_abs_diff={IMAGE_EMBEDDINGS: worst_embedding},
             tolerance=tolerance,
         ),
-        ParityResult(source=source, frames=count, max_abs_diff=worst, tolerance=tolerance),
+        ParityResult(
+            source=source, frames=count, batch=batch, max_abs_diff=worst, tolerance=tolerance
+        ),
     )
+
+
+def _calls(count: int, batch: int) -> list[list[int]]:
+    """Indices of ``count`` inputs in calls of ``batch`` rows; the last call wraps around."""
+    return [[(start + row) % count for row in range(batch)] for start in range(0, count, batch)]
 
 
 def _max_diff(actual: np.ndarray, expected: Tensor) -> float:
@@ -502,8 +482,8 @@ def _refuse_over_tolerance(result: ParityResult, graph: str) -> None:
     worst = max(result.max_abs_diff, key=result.max_abs_diff.__getitem__)
     if result.max_abs_diff[worst] > result.tolerance:
         raise OrstreamError(
-            f"{graph} parity failed on {result.source} frames: {worst} differs from PyTorch by "
-            f"{result.max_abs_diff[worst]:.3g} > {result.tolerance:g}"
+            f"{graph} parity failed on {result.source} frames at batch {result.batch}: {worst} "
+            f"differs from PyTorch by {result.max_abs_diff[worst]:.3g} > {result.tolerance:g}"
         )
 
 
@@ -516,6 +496,7 @@ def export_segmenter_package(
     exporter: Exporter = "auto",
     opset: int = OPSET,
     tolerance: float = TOLERANCE,
+    max_batch: int = DEFAULT_MAX_BATCH,
     progress: Progress = progress_to_stderr,
 ) -> SegmenterExportResult:
     """Export the segmenter ``checkpoint_path`` to the package folder ``out`` (module docstring).
@@ -524,11 +505,13 @@ def export_segmenter_package(
     check passed; with ``overwrite`` an existing package at ``out`` is replaced then.
 
     Raises:
-        OrstreamError: bad checkpoint, existing ``out`` without ``overwrite``, an export or
-            checker failure, a graph that differs from the card, or parity above ``tolerance``.
+        OrstreamError: bad checkpoint, existing ``out`` without ``overwrite``, ``max_batch``
+            below 2, an export or checker failure, a graph that differs from the card, or
+            parity above ``tolerance``.
     """
     if parity_frames < 1:
         raise OrstreamError(f"--parity-frames must be at least 1, not {parity_frames}")
+    check_max_batch(max_batch)
     out = Path(out)
     staging = prepare_output(out, overwrite)
     try:
@@ -542,7 +525,7 @@ def export_segmenter_package(
         height, width = model.input_size
         used = export_graph(
             EncoderGraph(model),
-            (torch.zeros(1, 3, height, width),),
+            (torch.zeros(EXPORT_BATCH, 3, height, width),),
             staging / MODEL_FILE,
             ([IMAGE_INPUT], [IMAGE_EMBEDDINGS]),
             exporter,
@@ -552,9 +535,10 @@ def export_segmenter_package(
         with torch.no_grad():
             embeddings = model.encode_image(torch.zeros(1, 3, height, width))
         progress(f"exporting the prompt decoder ({POINT_SLOTS} point slots)")
+        example = decoder_example(model, embeddings)
         export_graph(
             DecoderGraph(model),
-            decoder_example(model, embeddings),
+            (tuple(value.repeat(EXPORT_BATCH, *[1] * (value.dim() - 1)) for value in example),),
             staging / DECODER_FILE,
             (DECODER_INPUTS, DECODER_OUTPUTS),
             # both graphs come from the same exporter, so the card's one exporter is true
@@ -572,7 +556,7 @@ def export_segmenter_package(
             name: sha256_file(staging / name)
             for name in (MODEL_FILE, DECODER_FILE, TEXT_PROMPTS_FILE)
         }
-        card = build_card(checkpoint, hashes, used, onnx_opset(encoder_proto))
+        card = build_card(checkpoint, hashes, used, onnx_opset(encoder_proto), max_batch)
         inputs, outputs = onnx_signature(encoder_proto)
         check_graph_signature(card, inputs, outputs, staging / MODEL_FILE)
         inputs, outputs = onnx_signature(decoder_proto)
@@ -584,14 +568,18 @@ def export_segmenter_package(
         decoder.load(package)
         encoder_parity, decoder_parity = [], []
         for source, frames in parity_sources(model, parity_frames):
-            progress(f"parity on {len(frames)} {source} frames, 5 prompt sets each")
-            on_encoder, on_decoder = check_segmenter_parity(
-                model, encoder, decoder, card, text_prompts, frames, source, tolerance
-            )
-            _refuse_over_tolerance(on_encoder, "encoder")
-            _refuse_over_tolerance(on_decoder, "decoder")
-            encoder_parity.append(on_encoder)
-            decoder_parity.append(on_decoder)
+            for rows in (1, max_batch):
+                progress(
+                    f"parity on {len(frames)} {source} frames, 5 prompt sets each, in calls of "
+                    f"{rows} row(s)"
+                )
+                on_encoder, on_decoder = check_segmenter_parity(
+                    model, encoder, decoder, card, text_prompts, frames, source, tolerance, rows
+                )
+                _refuse_over_tolerance(on_encoder, "encoder")
+                _refuse_over_tolerance(on_decoder, "decoder")
+                encoder_parity.append(on_encoder)
+                decoder_parity.append(on_decoder)
         assert card.decoder is not None  # build_card writes it
         card = card.model_copy(
             update={

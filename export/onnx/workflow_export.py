@@ -1,17 +1,21 @@
 """Export a trained workflow checkpoint to a model package (``model.onnx`` + ``card.json``).
 
 The graph is the model's ``streaming_step``: one frame and the temporal state in, step and
-instrument logits and the new state out, batch fixed to 1 (the edge runs one frame of one stream
-per call and keeps a state per stream). Inputs are ``image`` [1, 3, H, W] and
-``state_in.<name>``; outputs ``step_logits`` [1, 15], ``instrument_logits`` [1, 19] and
-``state_out.<name>``, one state per TCN layer in the model's order.
+instrument logits and the new state out. Inputs are ``image`` [B, 3, H, W] and
+``state_in.<name>``; outputs ``step_logits`` [B, 15], ``instrument_logits`` [B, 19] and
+``state_out.<name>``, one state per TCN layer in the model's order. The batch B is dynamic
+(axis 0 of every tensor, ``export.batch: "dynamic"`` in the card, whose shapes are those of
+B = 1): the edge runs the frames of several streams that fall due together as one call, one
+row and one state per stream.
 
 Exporters: the TorchScript-based ``torch.onnx.export(dynamo=False)`` is tried first, since it is
 fast and still works on torch 2.6..2.14 (where it warns that it is deprecated); if it fails or
 is gone, the ``torch.export``-based exporter (``dynamo=True``, needs onnxscript) runs instead.
-Either way the file is checked with ``onnx.checker`` (full_check), its tensors are compared with
+Either way the graph is traced at batch :data:`EXPORT_BATCH`, so that nothing specialises to
+one row, the file is checked with ``onnx.checker`` (full_check), its tensors are compared with
 the card, and ONNX Runtime must reproduce PyTorch frame by frame with the state carried
-through, within 1e-4 in fp32, before the package is written. The package's golden reference
+through, within 1e-4 in fp32, at batch 1 and in calls of ``max_batch`` rows (each row its own
+stream), before the package is written. The package's golden reference
 (:mod:`orstream.export.onnx.golden_reference`) is written last.
 """
 
@@ -22,7 +26,7 @@ import pickle
 import shutil
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +40,7 @@ from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
+from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.parity import StreamingModel, check_parity, phantom_frames, random_frames
 from orstream.labels import (
@@ -45,6 +50,7 @@ from orstream.labels import (
     step_name,
 )
 from orstream.package.card import (
+    BATCH_AXIS_NAME,
     CARD_FILE,
     MODEL_FILE,
     Clip,
@@ -67,6 +73,9 @@ from orstream.training.frame_cache import RESIZE_INTERPOLATION
 from orstream.training.registry import create_model
 
 OPSET = 18
+EXPORT_BATCH = 2
+"""Rows of the example a graph is traced with: more than one, so that no shape specialises to a
+single row, while axis 0 stays dynamic."""
 TOLERANCE = 1e-4
 INSTRUMENT_THRESHOLD = 0.5
 IMAGE_INPUT = "image"
@@ -238,35 +247,58 @@ def graph_names(model: StreamingModel) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-def export_onnx(
-    model: StreamingModel,
+def batch_axes(example: Any, batch: Any) -> Any:
+    """The dynamo exporter's ``dynamic_shapes`` for ``example``, arranged like it (tensors in
+    tuples): axis 0 of every tensor is the one dimension ``batch``."""
+    if isinstance(example, Tensor):
+        return {0: batch}
+    return tuple(batch_axes(item, batch) for item in example)
+
+
+def export_graph(
+    module: nn.Module,
+    example: tuple[Any, ...],
     path: Path,
+    names: tuple[Sequence[str], Sequence[str]],
     exporter: Exporter = "auto",
     opset: int = OPSET,
     progress: Progress = progress_to_stderr,
 ) -> str:
-    """Write ``model.streaming_step`` with batch 1 to ``path``; returns the exporter used.
+    """Write ``module`` traced on ``example`` to ``path`` with a dynamic batch (axis 0 of every
+    input and output named :data:`BATCH_AXIS_NAME`); returns the exporter used.
+
+    Args:
+        example: ``module.forward``'s arguments, :data:`EXPORT_BATCH` rows each; a tuple in
+            it stands for a ``*args`` parameter.
+        names: the graph's input and output names.
 
     Raises:
         OrstreamError: every exporter asked for failed.
     """
-    graph = StreamingStepGraph(model).eval()
-    height, width = model.input_size
-    example = (torch.zeros(1, 3, height, width), *model.initial_state(1))
-    input_names, output_names = graph_names(model)
+    flat = [item for arg in example for item in (arg if isinstance(arg, tuple) else (arg,))]
+    input_names, output_names = list(names[0]), list(names[1])
     failures = []
     for dynamo in {"auto": (False, True), "torchscript": (False,), "dynamo": (True,)}[exporter]:
         name = "dynamo" if dynamo else "torchscript"
-        # keyword only the dynamo exporter knows; weights stay inside model.onnx
-        extra: dict[str, Any] = {"external_data": False} if dynamo else {}
+        # each exporter's own way to say the batch is dynamic; weights stay inside the file
+        extra: dict[str, Any] = (
+            {
+                "external_data": False,
+                "dynamic_shapes": batch_axes(example, torch.export.Dim(BATCH_AXIS_NAME)),
+            }
+            if dynamo
+            else {"dynamic_axes": {n: {0: BATCH_AXIS_NAME} for n in input_names + output_names}}
+        )
         try:
-            with warnings.catch_warnings():
-                # The TorchScript exporter warns on every call that it is deprecated.
+            with warnings.catch_warnings(), torch.no_grad():
+                # The TorchScript exporter warns on every call that it is deprecated, and the
+                # tracer on the model's shape checks, which are constants at static shapes.
                 warnings.simplefilter("ignore", category=DeprecationWarning)
                 warnings.simplefilter("ignore", category=FutureWarning)
+                warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
                 torch.onnx.export(
-                    graph,
-                    example,
+                    module.eval(),
+                    tuple(flat),
                     str(path),
                     input_names=input_names,
                     output_names=output_names,
@@ -279,8 +311,46 @@ def export_onnx(
             failures.append(f"{name}: {one_line(error)}")
             progress(f"{name} exporter failed: {failures[-1]}")
             continue
+        with torch.no_grad():
+            results = module(*flat)
+        _declare_output_shapes(path, results if isinstance(results, tuple) else (results,))
         return name
-    raise OrstreamError("ONNX export failed (" + "; ".join(failures) + ")")
+    raise OrstreamError(f"ONNX export of {path.name} failed (" + "; ".join(failures) + ")")
+
+
+def _declare_output_shapes(path: Path, results: tuple[Tensor, ...]) -> None:
+    """Declare every output of the graph at ``path`` [batch, *the traced output's other dims]:
+    an exporter leaves a dim it cannot follow symbolically (a state window sliced by its own
+    length) as a name of its own, which no card can match."""
+    model = onnx.load(str(path))
+    for value, result in zip(model.graph.output, results, strict=True):
+        dims = value.type.tensor_type.shape
+        dims.ClearField("dim")
+        dims.dim.add().dim_param = BATCH_AXIS_NAME
+        for size in result.shape[1:]:
+            dims.dim.add().dim_value = int(size)
+    onnx.save(model, str(path))
+
+
+def export_onnx(
+    model: StreamingModel,
+    path: Path,
+    exporter: Exporter = "auto",
+    opset: int = OPSET,
+    progress: Progress = progress_to_stderr,
+) -> str:
+    """Write ``model.streaming_step`` with a dynamic batch to ``path``; returns the exporter.
+
+    Raises:
+        OrstreamError: every exporter asked for failed.
+    """
+    height, width = model.input_size
+    example = (
+        torch.zeros(EXPORT_BATCH, 3, height, width),
+        tuple(model.initial_state(EXPORT_BATCH)),
+    )
+    graph = StreamingStepGraph(model)
+    return export_graph(graph, example, path, graph_names(model), exporter, opset, progress)
 
 
 def onnx_signature(
@@ -351,9 +421,11 @@ def build_card(
     onnx_sha256: str,
     exporter: str,
     opset: int,
+    max_batch: int = DEFAULT_MAX_BATCH,
     parity: tuple[ParityResult, ...] = (),
 ) -> ModelCard:
-    """The card of the package exported from ``checkpoint``."""
+    """The card of the package exported from ``checkpoint`` (a dynamic batch, checked at
+    ``max_batch`` rows)."""
     model = checkpoint.streaming()
     height, width = model.input_size
     labels = _labels()
@@ -417,13 +489,20 @@ def build_card(
         export=ExportInfo(
             exporter=exporter,
             opset=opset,
-            batch=1,
+            batch="dynamic",
+            max_batch=max_batch,
             torch_version=torch.__version__,
             onnx_version=onnx.__version__,
             onnxruntime_version=onnxruntime.__version__,
             parity=parity,
         ),
     )
+
+
+def check_max_batch(max_batch: int) -> None:
+    """Refuse a ``--max-batch`` that checks no batch: a dynamic batch is proved at 2 or more."""
+    if max_batch < 2:
+        raise OrstreamError(f"--max-batch must be at least 2, not {max_batch}")
 
 
 def prepare_output(out: Path, overwrite: bool) -> Path:
@@ -463,6 +542,7 @@ def export_package(
     exporter: Exporter = "auto",
     opset: int = OPSET,
     tolerance: float = TOLERANCE,
+    max_batch: int = DEFAULT_MAX_BATCH,
     progress: Progress = progress_to_stderr,
 ) -> ExportResult:
     """Export ``checkpoint_path`` to the package folder ``out`` (see the module docstring).
@@ -471,11 +551,13 @@ def export_package(
     check passed; with ``overwrite`` an existing package at ``out`` is replaced then.
 
     Raises:
-        OrstreamError: bad checkpoint, existing ``out`` without ``overwrite``, an export or
-            checker failure, a graph that differs from the card, or parity above ``tolerance``.
+        OrstreamError: bad checkpoint, existing ``out`` without ``overwrite``, ``max_batch``
+            below 2, an export or checker failure, a graph that differs from the card, or
+            parity above ``tolerance``.
     """
     if parity_frames < 1:
         raise OrstreamError(f"--parity-frames must be at least 1, not {parity_frames}")
+    check_max_batch(max_batch)
     out = Path(out)
     staging = prepare_output(out, overwrite)
     try:
@@ -488,21 +570,27 @@ def export_package(
         used = export_onnx(checkpoint.streaming(), model_path, exporter, opset, progress)
         progress(f"exported with the {used} exporter; running onnx.checker (full_check)")
         proto = read_onnx(model_path)
-        card = build_card(checkpoint, sha256_file(model_path), used, onnx_opset(proto))
+        card = build_card(checkpoint, sha256_file(model_path), used, onnx_opset(proto), max_batch)
         check_graph_signature(card, *onnx_signature(proto), model_path)
         backend = OnnxRuntimeBackend()
         backend.load(ModelPackage(root=staging, card=card))
         parity = []
         for source, frames in parity_sources(checkpoint.streaming(), parity_frames):
-            progress(f"parity on {len(frames)} {source} frames, state carried frame to frame")
-            result = check_parity(checkpoint.streaming(), backend, card, frames, source, tolerance)
-            parity.append(result)
-            worst = max(result.max_abs_diff, key=result.max_abs_diff.__getitem__)
-            if result.max_abs_diff[worst] > tolerance:
-                raise OrstreamError(
-                    f"parity failed on {source} frames: {worst} differs from PyTorch by "
-                    f"{result.max_abs_diff[worst]:.3g} > {tolerance:g}"
+            for rows in (1, max_batch):
+                progress(
+                    f"parity on {len(frames)} {source} frames in calls of {rows} row(s), state "
+                    "carried frame to frame"
                 )
+                result = check_parity(
+                    checkpoint.streaming(), backend, card, frames, source, tolerance, rows
+                )
+                parity.append(result)
+                worst = max(result.max_abs_diff, key=result.max_abs_diff.__getitem__)
+                if result.max_abs_diff[worst] > tolerance:
+                    raise OrstreamError(
+                        f"parity failed on {source} frames at batch {rows}: {worst} differs "
+                        f"from PyTorch by {result.max_abs_diff[worst]:.3g} > {tolerance:g}"
+                    )
         export = card.export.model_copy(update={"parity": tuple(parity)})
         card = card.model_copy(update={"export": export})
         write_card(staging, card)

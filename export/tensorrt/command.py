@@ -52,7 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME:MIN,OPT,MAX",
         help="shape range of one graph input, e.g. image:1x3x112x192,1x3x112x192,4x3x112x192 "
-        "(repeat for more inputs; none: the card's static shapes)",
+        "(repeat for more inputs; every input for a package with a dynamic batch; none: the "
+        "card's shapes, with 1 to --max-batch rows for a dynamic batch)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        metavar="N",
+        help="for a package with a dynamic batch and no --profile: every input's profile spans "
+        "1 to N rows, tuned for N (default: the card's max_batch)",
     )
     parser.add_argument(
         "--workspace",
@@ -81,12 +89,21 @@ def run(args: argparse.Namespace) -> int:
     from orstream.export.precision.calibration import check_source, read_calibration
     from orstream.export.tensorrt.build import build_engine
     from orstream.export.tensorrt.engine_graph import engine_graph
-    from orstream.export.tensorrt.profiles import parse_profiles
+    from orstream.export.tensorrt.profiles import batch_profiles, parse_profiles
     from orstream.package.engine_manifest import Precision
     from orstream.package.loading import load_package
 
     package = load_package(args.package)
-    profiles = parse_profiles(args.profile, package.card)
+    card = package.card
+    if args.max_batch is not None:
+        if args.profile:
+            raise OrstreamError("--max-batch sets every input's profile: give it or --profile")
+        if args.max_batch < 1 or (args.max_batch > 1 and not card.dynamic_batch):
+            takes = "1 to N rows" if card.dynamic_batch else "batch 1 only (no dynamic batch)"
+            raise OrstreamError(f"--max-batch {args.max_batch}: {card.name} takes {takes}")
+    profiles = parse_profiles(args.profile, card)
+    if card.dynamic_batch and not profiles:
+        profiles = batch_profiles(card, args.max_batch or card.max_batch)
     if args.workspace < 1:
         raise OrstreamError(f"--workspace must be at least 1 MB, not {args.workspace}")
     if args.int8 and args.calib is None:

@@ -3,6 +3,10 @@ a package's card.
 
 Each of min, opt and max is a shape written ``1x3x144x256``. ``name`` is a graph input: one of
 the card's inputs or a state input. Every problem is one line naming the option as given.
+
+A package with a dynamic batch needs a profile for every graph input (TensorRT builds no
+engine for a network with a dynamic input it has no range for); without ``--profile`` they
+are :func:`batch_profiles`, 1 to ``max_batch`` rows on axis 0.
 """
 
 from __future__ import annotations
@@ -48,12 +52,29 @@ def parse_profile(text: str) -> Profile:
         raise OrstreamError(f"--profile {text!r}: {message}") from None
 
 
+def batch_profiles(card: ModelCard, max_batch: int) -> tuple[Profile, ...]:
+    """One profile per graph input: 1 to ``max_batch`` rows at the card's other dimensions,
+    tuned for ``max_batch`` rows (the load batching exists for)."""
+    return canonical_profiles(
+        tuple(
+            Profile(
+                name=name,
+                min=(1, *shape[1:]),
+                opt=(max_batch, *shape[1:]),
+                max=(max_batch, *shape[1:]),
+            )
+            for name, (shape, _) in card.graph_inputs().items()
+        )
+    )
+
+
 def parse_profiles(texts: Sequence[str], card: ModelCard) -> tuple[Profile, ...]:
     """Parse every ``--profile`` value and check it against the card's graph inputs.
 
     Raises:
         OrstreamError: a malformed value, an input named twice, a name that is not a graph
-            input (the message lists them) or a rank that differs from the input's.
+            input (the message lists them), a rank that differs from the input's, or profiles
+            that leave out inputs of a package with a dynamic batch.
     """
     profiles = tuple(parse_profile(text) for text in texts)
     inputs = card.graph_inputs()
@@ -74,4 +95,11 @@ def parse_profiles(texts: Sequence[str], card: ModelCard) -> tuple[Profile, ...]
                 f"{len(shape)} ({'x'.join(str(d) for d in shape)}), the profile has rank "
                 f"{len(profile.min)}"
             )
+    missing = [name for name in inputs if name not in seen]
+    if profiles and card.dynamic_batch and missing:
+        raise OrstreamError(
+            f"--profile: {card.name} takes a dynamic batch, so every graph input needs a "
+            f"profile; none for {', '.join(missing)} (or leave --profile out for 1 to "
+            "--max-batch rows)"
+        )
     return canonical_profiles(profiles)

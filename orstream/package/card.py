@@ -15,6 +15,13 @@ content hashes, where the weights came from and how the export was checked. The 
 inputs are ``card.inputs`` followed by each state's ``input``; its outputs are ``card.outputs``
 followed by each state's ``output``.
 
+Shapes in the card are those of one call on one item: batch 1. A package whose graphs take a
+dynamic batch says so in ``export.batch`` (:attr:`ModelCard.dynamic_batch`): then axis 0 of
+every input, output and state tensor of every graph in it (``model.onnx`` and the prompt
+decoder alike) is a symbolic batch, rows are computed independently of each other, and a
+backend takes up to ``export.max_batch`` rows per call by default (:attr:`ModelCard.max_batch`,
+the largest batch the package was checked at). Cards without the field are batch 1.
+
 This module is core: numpy, pydantic and the standard library only.
 """
 
@@ -190,24 +197,45 @@ class Training(_Strict):
 
 
 class ParityResult(_Strict):
-    """ONNX Runtime against PyTorch over ``frames`` frames, state carried frame to frame."""
+    """ONNX Runtime against PyTorch over ``frames`` frames, state carried frame to frame, in
+    calls of ``batch`` rows (each row its own stream of frames)."""
 
     source: str = Field(description="the kind of frames: random, phantom, video")
     frames: int = Field(gt=0)
+    batch: int = Field(default=1, ge=1)
     max_abs_diff: dict[str, float]
     tolerance: float
 
 
+BATCH_AXIS_NAME = "batch"
+"""The name of the symbolic axis 0 in the graphs of a package with a dynamic batch."""
+BatchMode = Literal[1, "dynamic"]
+"""1: every graph runs one item per call; "dynamic": axis 0 of every graph tensor is a batch."""
+
+
 class ExportInfo(_Strict):
-    """How ``model.onnx`` was made and checked."""
+    """How ``model.onnx`` was made and checked, and the batch its graphs take."""
 
     exporter: str
     opset: int
-    batch: int = 1
+    batch: BatchMode = Field(
+        default=1, description='1, or "dynamic": axis 0 of every tensor of every graph is a batch'
+    )
+    max_batch: int = Field(
+        default=1,
+        ge=1,
+        description="the largest batch the graphs were checked at: what backends take by default",
+    )
     torch_version: str
     onnx_version: str
     onnxruntime_version: str
     parity: tuple[ParityResult, ...] = ()
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> ExportInfo:
+        if self.batch == 1 and self.max_batch != 1:
+            raise ValueError(f'max_batch {self.max_batch} needs batch "dynamic", not 1')
+        return self
 
 
 class PromptDecoderSpec(_Strict):
@@ -365,6 +393,17 @@ class ModelCard(_Strict):
                 f"decoder input {embeddings.name!r} {list(embeddings.shape)} is not an output "
                 "of model.onnx with that shape"
             )
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """Every graph of the package takes a batch on axis 0 of every tensor (module
+        docstring); False: batch 1 only."""
+        return self.export.batch == "dynamic"
+
+    @property
+    def max_batch(self) -> int:
+        """The most rows a backend takes per call by default: 1 unless :attr:`dynamic_batch`."""
+        return self.export.max_batch
 
     def graph_inputs(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """The ONNX graph's inputs in order: name -> (shape, dtype)."""

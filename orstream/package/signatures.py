@@ -1,7 +1,9 @@
 """The check that an ONNX graph's tensors match its card.
 
 Shared by the exporter and the edge backends, which each read the graph with their own library
-and pass what they see here.
+and pass what they see here. In a package with a dynamic batch
+(:attr:`~orstream.package.card.ModelCard.dynamic_batch`) axis 0 of every graph tensor must be
+symbolic where the card says 1; otherwise every dimension must be the card's.
 """
 
 from __future__ import annotations
@@ -10,11 +12,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orstream.errors import OrstreamError
-from orstream.package.card import CARD_FILE, GraphShape, ModelCard
+from orstream.package.card import BATCH_AXIS_NAME, CARD_FILE, GraphShape, ModelCard
 
 
 def _format_shape(shape: GraphShape) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _fits(graph_shape: GraphShape, shape: tuple[int, ...], dynamic: bool) -> bool:
+    if not dynamic:
+        return tuple(graph_shape) == shape
+    return (
+        len(graph_shape) == len(shape) >= 1
+        and not isinstance(graph_shape[0], int)
+        and tuple(graph_shape[1:]) == shape[1:]
+    )
 
 
 def check_graph_signature(
@@ -34,7 +46,9 @@ def check_graph_signature(
     Raises:
         OrstreamError: naming the first tensor that differs.
     """
-    _check_tensors(card.graph_inputs(), card.graph_outputs(), inputs, outputs, source)
+    _check_tensors(
+        card.graph_inputs(), card.graph_outputs(), inputs, outputs, source, card.dynamic_batch
+    )
 
 
 def check_decoder_signature(
@@ -53,7 +67,12 @@ def check_decoder_signature(
     if card.decoder is None:
         raise OrstreamError(f"{source}: card {card.name!r} has no decoder section")
     _check_tensors(
-        card.decoder.graph_inputs(), card.decoder.graph_outputs(), inputs, outputs, source
+        card.decoder.graph_inputs(),
+        card.decoder.graph_outputs(),
+        inputs,
+        outputs,
+        source,
+        card.dynamic_batch,
     )
 
 
@@ -63,6 +82,7 @@ def _check_tensors(
     inputs: Mapping[str, tuple[GraphShape, str]],
     outputs: Mapping[str, tuple[GraphShape, str]],
     source: Path,
+    dynamic: bool,
 ) -> None:
     for kind, graph, expected in (
         ("input", inputs, expected_inputs),
@@ -77,10 +97,12 @@ def _check_tensors(
             )
         for name, (shape, dtype) in expected.items():
             graph_shape, graph_dtype = graph[name]
-            if tuple(graph_shape) != shape:
+            if not _fits(graph_shape, shape, dynamic):
+                carded: GraphShape = (BATCH_AXIS_NAME, *shape[1:]) if dynamic else shape
                 raise OrstreamError(
                     f"{source} does not match {CARD_FILE}: {kind} {name!r} has shape "
-                    f"{_format_shape(graph_shape)} in the graph, {_format_shape(shape)} in the card"
+                    f"{_format_shape(graph_shape)} in the graph, {_format_shape(carded)} in the "
+                    "card"
                 )
             if graph_dtype != dtype:
                 raise OrstreamError(

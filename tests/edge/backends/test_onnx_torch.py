@@ -466,6 +466,7 @@ CASES = [
         attrs={"axis": 1},
     ),
     Case("gather-scalar", "Gather", {"x": _f(4, 5)}, {"i": np.array(-2, np.int64)}),
+    Case("gather-scalar-of-a-vector", "Gather", {"x": _f(4)}, {"i": np.array(1, np.int64)}),
     Case("gather-frame-indices", "Gather", {"x": _f(4, 5), "i": _i(3, 0, -1)}),
     Case(
         "gather-elements",
@@ -612,6 +613,11 @@ def test_constant_nodes_fold_into_the_compute_dtype() -> None:
     np.testing.assert_allclose(y.float().numpy(), expected, rtol=2e-3, atol=2e-3)
 
 
+def _with_rows(shape: tuple[int | str | None, ...], rows: int) -> tuple[int, ...]:
+    """A graph tensor's shape with ``rows`` on its symbolic batch axis."""
+    return tuple(d if isinstance(d, int) else rows for d in shape)
+
+
 def _reference_feeds(package: str, graph: str) -> dict[str, np.ndarray]:
     reference = load_package(PACKAGES / package).reference(graph)  # type: ignore[arg-type]
     assert reference is not None
@@ -638,7 +644,7 @@ def test_shape_arithmetic_of_shipped_graphs_folds_away(package: str, graph: str)
     path = PACKAGES / package / ("model.onnx" if graph == "model" else "decoder.onnx")
     model = read_onnx(path)
     inputs, _ = graph_signature(model)
-    program = OnnxTorchProgram(model, {k: v[0] for k, v in inputs.items()}, "cpu")  # type: ignore[misc]
+    program = OnnxTorchProgram(model, {k: _with_rows(v[0], 2) for k, v in inputs.items()}, "cpu")
     left = program.op_counts
     assert not {"Shape", "Constant", "ConstantOfShape", "Size", "Range"} & set(left)
     assert sum(left.values()) < len(model.graph.node)
@@ -790,16 +796,18 @@ def test_each_op_runs_per_frame_off_the_cpu(case: Case) -> None:
             assert actual.dtype == torch.from_numpy(np.zeros(0, reference.dtype)).dtype
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize(
+    ("dtype", "rows"), [(torch.float16, 1), (torch.bfloat16, 4), (torch.float32, 3)]
+)
 @pytest.mark.parametrize(("package", "graph"), SHIPPED_GRAPHS)
 def test_shipped_graphs_run_per_frame_off_the_cpu(
-    package: str, graph: str, dtype: torch.dtype
+    package: str, graph: str, dtype: torch.dtype, rows: int
 ) -> None:
     path = PACKAGES / package / ("model.onnx" if graph == "model" else "decoder.onnx")
     model = read_onnx(path)
     inputs, outputs = graph_signature(model)
-    got = _on_meta(model, {k: v[0] for k, v in inputs.items()}, dtype)  # type: ignore[misc]
+    got = _on_meta(model, {k: _with_rows(v[0], rows) for k, v in inputs.items()}, dtype)
     assert set(got) == set(outputs)
     for name, (shape, _) in outputs.items():
         assert got[name].device == META and got[name].dtype == dtype
-        assert tuple(got[name].shape) == shape
+        assert tuple(got[name].shape) == _with_rows(shape, rows)

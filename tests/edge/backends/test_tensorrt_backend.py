@@ -23,11 +23,13 @@ from orstream.edge.backends.reference_check import check_reference
 from orstream.edge.backends.tensorrt_backend import TENSORRT_NOT_INSTALLED, TensorRTBackend
 from orstream.edge.backends.tensorrt_engines import (
     EngineFile,
+    engine_max_batch,
     list_engines,
     load_engine,
     select_engine,
 )
 from orstream.errors import OrstreamError
+from orstream.export.tensorrt.profiles import batch_profiles
 from orstream.package.engine_manifest import (
     ENGINES_DIR,
     TENSORRT_MISSING,
@@ -72,10 +74,14 @@ def write_engine(
     package: ModelPackage,
     host: HostInfo,
     precision: Precision,
-    profiles: tuple[Profile, ...] = (),
+    profiles: tuple[Profile, ...] | None = None,
     onnx_sha256: str | None = None,
 ) -> EngineFile:
-    """A plan of stand-in bytes and its manifest, as ``orstream export trt`` writes them."""
+    """A plan of stand-in bytes and its manifest, as ``orstream export trt`` writes them (by
+    default with its profiles: none at batch 1, else 1 to max_batch rows of every input)."""
+    if profiles is None:
+        card = package.card
+        profiles = batch_profiles(card, card.max_batch) if card.dynamic_batch else ()
     key = engine_key(onnx_sha256 or sha256_file(package.model_path), precision, profiles, host)
     plan, _ = engine_paths(package.root, key)
     plan.parent.mkdir(exist_ok=True)
@@ -180,13 +186,50 @@ def test_an_engine_of_an_older_model_onnx_is_refused(package: ModelPackage) -> N
     assert f"model.onnx is now {sha256_file(package.model_path)[:12]}..." in message
 
 
-def test_profiles_must_cover_the_cards_shapes(package: ModelPackage) -> None:
-    batch4 = Profile(name="image", min=(4, 3, 112, 192), opt=(4, 3, 112, 192), max=(8, 3, 112, 192))
-    write_engine(package, H200, "int8", (batch4,))
-    dynamic = Profile(name="image", min=IMAGE, opt=IMAGE, max=(4, 3, 112, 192))
-    usable = write_engine(package, H200, "fp16", (dynamic,))
+def test_profiles_must_cover_the_cards_shapes_and_the_rows_asked(
+    package: ModelPackage,
+) -> None:
+    assert package.card.dynamic_batch
+    from_four = tuple(
+        p.model_copy(update={"min": (4, *p.min[1:])}) for p in batch_profiles(package.card, 8)
+    )
+    write_engine(package, H200, "int8", from_four)  # no profile holds one row
+    image_only = Profile(name="image", min=IMAGE, opt=IMAGE, max=(4, 3, 112, 192))
+    write_engine(package, H200, "int8", (image_only,))  # the state inputs have none
+    usable = write_engine(package, H200, "fp16", batch_profiles(package.card, 4))
     assert select_engine(package, H200) == usable
-    assert select_engine(package, H200, profiles=(batch4,)).manifest.key.precision == "int8"
+    assert engine_max_batch(usable, package) == 4
+    assert select_engine(package, H200, profiles=from_four).manifest.key.precision == "int8"
+    assert select_engine(package, H200, max_batch=4) == usable
+    message = refusal_for_rows(package, 6)
+    assert message.startswith(f"{package.root / ENGINES_DIR} holds no usable engine for 6 rows")
+    assert message.endswith(f"orstream export trt --package {package.root}")
+    assert refusal_for_rows(package, 12).endswith(f"--package {package.root} --max-batch 12")
+    wide = write_engine(package, H200, "fp32", batch_profiles(package.card, 16))
+    assert select_engine(package, H200, max_batch=12) == wide
+    assert engine_max_batch(wide, package) == 16
+
+
+def refusal_for_rows(package: ModelPackage, rows: int) -> str:
+    with pytest.raises(OrstreamError) as info:
+        select_engine(package, H200, max_batch=rows)
+    return str(info.value)
+
+
+def test_a_package_that_runs_batch_1_takes_engines_without_profiles(
+    package: ModelPackage,
+) -> None:
+    card = package.card
+    export = card.export.model_copy(update={"batch": 1, "max_batch": 1})
+    batch_1 = ModelPackage(root=package.root, card=card.model_copy(update={"export": export}))
+    static = write_engine(batch_1, H200, "fp16")
+    assert static.manifest.key.profiles == ()
+    assert select_engine(batch_1, H200) == static
+    assert engine_max_batch(static, batch_1) == 1
+    # the dynamic graph has no engine without profiles
+    assert "holds no usable engine" in refusal(package, H200)
+    with pytest.raises(OrstreamError, match="tensorrt backend: package 'pitvis_workflow' runs"):
+        TensorRTBackend(max_batch=4).load(batch_1, "cuda")
 
 
 def test_an_unreadable_manifest_is_skipped_and_named(package: ModelPackage) -> None:
@@ -242,9 +285,10 @@ def test_an_engine_built_here_runs_and_passes_the_golden_check(package: ModelPac
         pytest.skip("needs a CUDA GPU")
     from orstream.export.tensorrt.build import build_engine
 
-    build_engine(package, "fp16", ())
+    build_engine(package, "fp16", batch_profiles(package.card, 4))
     backend = create_backend(["tensorrt:cuda", "onnxruntime"], package)
     assert backend.label == "tensorrt-cuda:0-fp16"
+    assert backend.max_batch == 4  # the golden check ran a call of 4 rows too
     check = check_reference(backend, package)
     print(f"\ntensorrt fp16 golden check: {check}")
     assert check.max_abs_diff <= check.allowed

@@ -49,6 +49,36 @@ def test_table_names_every_row_and_its_ratio(
     assert "torch-cpu-fp32: timing 5 calls" in captured.err
 
 
+def test_batch_rows_are_timed_beside_one_call_per_row(
+    project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = project_root / "edge" / "packages" / "imis_segmenter"
+    argv = ["export", "bench", "--package", str(package), "--device", "cpu", "--batch", "3"]
+    assert main([*argv, "--iterations", "4", "--warmup", "1", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for label, row in figures.items():
+        assert row["batch"] == 3, label
+        assert row["frame_p50_ms"] == pytest.approx(row["p50_ms"] / 3)
+        assert 0 < row["sequential_p50_ms"] <= row["sequential_p99_ms"]
+        assert row["gain_p50"] == pytest.approx(row["sequential_p50_ms"] / row["p50_ms"])
+    assert figures["torch-cpu-fp32"]["max_abs_diff"] < 1e-3
+    assert main([*argv, "--iterations", "2", "--warmup", "0"]) == 0
+    header, _, *rows = capsys.readouterr().out.splitlines()
+    assert header.endswith("frame p50   3x1 p50   3x1 p99   gain")
+    assert rows[0].startswith("onnxruntime-cpu") and rows[0].endswith("x")
+
+
+def test_a_batch_beyond_the_package_is_refused(
+    project_root: Path, batch_1_workflow_package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = project_root / "edge" / "packages" / "pitvis_workflow"
+    argv = ["export", "bench", "--device", "cpu", "--batch"]
+    assert main([*argv, "9", "--package", str(package)]) == 2
+    assert "--batch 9: pitvis_workflow takes 1 to 8 rows" in capsys.readouterr().err
+    assert main([*argv, "2", "--package", str(batch_1_workflow_package)]) == 2
+    assert "--batch 2: pitvis_workflow runs batch 1 only" in capsys.readouterr().err
+
+
 def test_a_package_without_golden_reference_is_refused_in_one_line(
     project_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

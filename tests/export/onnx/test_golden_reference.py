@@ -40,6 +40,7 @@ class PerturbedBackend:
         self.delta = delta
         self.precision = precision
         self.label = f"{inner.label}-perturbed"
+        self.max_batch = inner.max_batch
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.inner.infer(inputs)

@@ -17,6 +17,7 @@ from workflow_checkpoints import MODEL_KWARGS, save_random_checkpoint
 from orstream.edge.backends import OnnxRuntimeBackend
 from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
+from orstream.export.onnx.batch_check import batch_rows, check_batch_rows, stack_rows
 from orstream.export.onnx.workflow_export import (
     ExportResult,
     check_onnx_file,
@@ -61,6 +62,7 @@ def test_package_loads_with_a_complete_card(exported: tuple[ExportResult, Path, 
     assert card.step_smoothing.min_dwell == 2  # as validation scored it in training
     assert card.export.opset >= 17
     assert card.export.exporter == result.exporter
+    assert card.dynamic_batch and card.max_batch == 8
     assert not list(package.root.parent.glob(".*partial"))
     assert any("onnx.checker" in line for line in lines)
 
@@ -70,7 +72,12 @@ def test_parity_on_random_and_phantom_frames_within_tolerance(
 ) -> None:
     result, _, _ = exported
     card = result.package.card
-    assert [p.source for p in card.export.parity] == ["random", "phantom"]
+    assert [(p.source, p.batch) for p in card.export.parity] == [
+        ("random", 1),
+        ("random", 8),
+        ("phantom", 1),
+        ("phantom", 8),
+    ]
     assert card.export.parity == result.parity
     for parity in card.export.parity:
         assert parity.frames == 8
@@ -104,6 +111,23 @@ def test_onnx_streaming_equals_torch_whole_clip(
     assert np.abs(fresh["step_logits"][0] - step[0, -1].numpy()).max() > 10 * TOLERANCE
 
 
+def test_the_graph_takes_streams_as_rows(exported: tuple[ExportResult, Path, list[str]]) -> None:
+    package = exported[0].package
+    batched = OnnxRuntimeBackend()
+    batched.load(package)
+    assert batched.max_batch == 8
+    single = OnnxRuntimeBackend(max_batch=1)
+    single.load(package)
+    reference = package.reference()
+    assert reference is not None
+    rows = batch_rows(reference.inputs, 5)
+    assert len({float(row["state_in.stage1_layer1"].sum()) for row in rows}) == 5
+    check = check_batch_rows(batched, single, rows, "model")
+    assert check.batch == 5 and check.max_abs_diff <= check.allowed
+    with pytest.raises(OrstreamError, match="a call of 9 rows; this backend takes 1 to 8"):
+        batched.infer(stack_rows(batch_rows(reference.inputs, 9)))
+
+
 def test_dynamo_exporter_gives_a_package_within_tolerance(tmp_path: Path) -> None:
     checkpoint = save_random_checkpoint(tmp_path / "tiny.ckpt")
     result = export_package(
@@ -111,13 +135,21 @@ def test_dynamo_exporter_gives_a_package_within_tolerance(tmp_path: Path) -> Non
     )
     assert result.exporter == "dynamo"
     assert result.package.card.export.exporter == "dynamo"
-    assert [p.source for p in result.parity] == ["random", "phantom"]
+    assert result.package.card.dynamic_batch
+    assert [(p.source, p.batch) for p in result.parity] == [
+        ("random", 1),
+        ("random", 8),
+        ("phantom", 1),
+        ("phantom", 8),
+    ]
     assert max(max(p.max_abs_diff.values()) for p in result.parity) <= TOLERANCE
 
 
 def test_parity_above_tolerance_fails_and_writes_nothing(tmp_path: Path) -> None:
     checkpoint = save_random_checkpoint(tmp_path / "tiny.ckpt")
-    with pytest.raises(OrstreamError, match=r"parity failed on random frames: .* > 1e-15"):
+    with pytest.raises(
+        OrstreamError, match=r"parity failed on random frames at batch 1: .* > 1e-15"
+    ):
         export_package(
             checkpoint,
             tmp_path / "pkg",
@@ -209,6 +241,8 @@ def test_existing_output_needs_overwrite_and_must_be_a_package(
     with pytest.raises(OrstreamError, match="is not a model package; not replacing it"):
         export_package(checkpoint, tmp_path / "notes", overwrite=True, progress=lambda _: None)
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+    with pytest.raises(OrstreamError, match="--max-batch must be at least 2, not 1"):
+        export_package(checkpoint, tmp_path / "one", max_batch=1, progress=lambda _: None)
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -225,10 +259,20 @@ def test_cli_writes_a_package_and_reports_parity(
     tmp_path: Path,
 ) -> None:
     _, checkpoint, _ = exported
-    done = _cli("--checkpoint", checkpoint, "--out", tmp_path / "pkg", "--parity-frames", "3")
+    done = _cli(
+        "--checkpoint",
+        checkpoint,
+        "--out",
+        tmp_path / "pkg",
+        "--parity-frames",
+        "3",
+        "--max-batch",
+        "3",
+    )
     assert done.returncode == 0, done.stderr
+    assert "dynamic batch, max_batch 3" in done.stdout
     for source in ("random", "phantom"):
-        line = re.search(rf"^\s*{source}\s+3 frames\s+(.*)$", done.stdout, re.MULTILINE)
+        line = re.search(rf"^\s*{source}\s+3 frames\s+batch 3\s+(.*)$", done.stdout, re.MULTILINE)
         assert line is not None, done.stdout
         reported = dict(re.findall(r"(\w+) (\d\.\d+e[-+]\d+)", line.group(1)))
         assert set(reported) == {"step_logits", "instrument_logits", "state"}

@@ -41,7 +41,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelPackage, Pa
     report = io.StringIO()
     with contextlib.redirect_stdout(report), contextlib.redirect_stderr(io.StringIO()):
         args = ["--checkpoint", str(checkpoint), "--out", str(root / "pkg")]
-        code = main(["export", "onnx", *args, "--parity-frames", "2"])
+        code = main(["export", "onnx", *args, "--parity-frames", "2", "--max-batch", "3"])
     assert code == 0
     return load_package(root / "pkg"), checkpoint, report.getvalue()
 
@@ -55,6 +55,8 @@ def test_the_export_command_writes_a_segmenter_package(
     assert card.hashes.checkpoint == sha256(checkpoint)
     assert card.hashes.model_onnx == sha256(package.model_path)
     assert card.inputs[0].shape == (1, 3, HEIGHT, WIDTH)
+    assert card.dynamic_batch and card.max_batch == 3
+    assert "dynamic batch, max_batch 3" in report
     assert card.outputs[0].name == "image_embeddings"
     assert card.outputs[0].shape == (1, 32, HEIGHT // 16, WIDTH // 16)
     codes = {name: code for code, name in SEGMENTATION_CLASSES.items()}
@@ -81,12 +83,17 @@ def test_parity_of_both_graphs_is_recorded(exported: tuple[ModelPackage, Path, s
         (card.export.parity, {"image_embeddings"}),
         (card.decoder.parity, {"masks", "iou"}),
     ):
-        assert [(r.source, r.frames) for r in results] == [("random", 2), ("phantom", 2)]
+        assert [(r.source, r.frames, r.batch) for r in results] == [
+            ("random", 2, 1),
+            ("random", 2, 3),
+            ("phantom", 2, 1),
+            ("phantom", 2, 3),
+        ]
         for result in results:
             assert set(result.max_abs_diff) == outputs
             assert result.tolerance == TOLERANCE
             assert all(0 <= value <= TOLERANCE for value in result.max_abs_diff.values())
-    assert report.count("  encoder  ") == 2 and report.count("  decoder  ") == 2
+    assert report.count("  encoder  ") == 4 and report.count("  decoder  ") == 4
 
 
 def test_text_prompts_are_minilm_embeddings_of_the_classes(
@@ -130,6 +137,17 @@ def test_the_decoder_graph_takes_fixed_float_inputs_and_matches_pytorch(
     feeds = {name: value.numpy() for name, value in zip(DECODER_INPUTS, inputs, strict=True)}
     for got, want in zip(session.run(None, feeds), expected, strict=True):
         np.testing.assert_allclose(got, want.numpy(), atol=TOLERANCE)
+    # Prompts as rows: two other prompts on the same embedding beside the first one.
+    rows = [inputs, tuple(value.clone() for value in inputs), tuple(v.clone() for v in inputs)]
+    rows[1][1][:] = rows[1][1].flip(1)
+    rows[2][6][:] = 0.0
+    stacked = tuple(torch.cat(values) for values in zip(*rows, strict=True))
+    with torch.no_grad():
+        expected = model.decode(*stacked)
+    feeds = {name: value.numpy() for name, value in zip(DECODER_INPUTS, stacked, strict=True)}
+    for got, want in zip(session.run(None, feeds), expected, strict=True):
+        assert got.shape[0] == 3
+        np.testing.assert_allclose(got, want.numpy(), atol=TOLERANCE)
 
 
 def test_a_tampered_decoder_is_refused(
@@ -146,7 +164,7 @@ def test_a_tampered_decoder_is_refused(
 
 def test_parity_over_the_tolerance_fails_the_export(tmp_path: Path) -> None:
     checkpoint = save_random_segmenter_checkpoint(tmp_path / "seg.ckpt")
-    with pytest.raises(OrstreamError, match=r"encoder parity failed on random frames"):
+    with pytest.raises(OrstreamError, match=r"encoder parity failed on random frames at batch 1"):
         export_segmenter_package(
             checkpoint,
             tmp_path / "pkg",

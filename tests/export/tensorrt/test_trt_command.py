@@ -13,7 +13,8 @@ import pytest
 from orstream.cli import main
 from orstream.errors import OrstreamError
 from orstream.export.precision.calibration import Calibration
-from orstream.package.engine_manifest import TENSORRT_MISSING, Profile, read_manifest
+from orstream.export.tensorrt.profiles import batch_profiles
+from orstream.package.engine_manifest import TENSORRT_MISSING, read_manifest
 from orstream.package.loading import ModelPackage, load_package, sha256_file
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -46,8 +47,7 @@ def test_without_tensorrt_the_command_says_so_in_one_line(
     workflow_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     err = error_line(
-        ["export", "trt", "--package", str(workflow_path), "--fp16", "--profile", IMAGE_PROFILE],
-        capsys,
+        ["export", "trt", "--package", str(workflow_path), "--fp16", "--max-batch", "4"], capsys
     )
     assert err == f"orstream: error: {TENSORRT_MISSING}\n"
     assert not (workflow_path / "engines").exists()
@@ -62,6 +62,9 @@ def test_without_tensorrt_the_command_says_so_in_one_line(
     [
         (["--profile", "frame:1x3,1x3,1x3"], "pitvis_workflow has no input 'frame'"),
         (["--profile", "image:1x3x112x192"], "expected three shapes"),
+        (["--profile", IMAGE_PROFILE], "takes a dynamic batch, so every graph input needs a"),
+        (["--profile", IMAGE_PROFILE, "--max-batch", "4"], "--max-batch sets every input's"),
+        (["--max-batch", "0"], "--max-batch 0: pitvis_workflow takes 1 to N rows"),
         (["--workspace", "0"], "--workspace must be at least 1 MB, not 0"),
         (["--int8"], "--int8 needs calibration frames: --calib SOURCE"),
         (["--calib", "frames.npy"], "--calib is only used with --int8"),
@@ -111,8 +114,7 @@ def test_builds_reuses_and_loads_an_engine(package_copy: ModelPackage) -> None:
     from orstream.edge.backends.tensorrt_engines import load_engine
     from orstream.export.tensorrt.build import build_engine
 
-    shape = (1, 3, 112, 192)
-    profiles = (Profile(name="image", min=shape, opt=shape, max=shape),)
+    profiles = batch_profiles(package_copy.card, 2)
     built = build_engine(package_copy, "fp16", profiles)
     assert not built.reused
     assert sha256_file(built.plan) == built.manifest.engine_sha256
@@ -135,7 +137,8 @@ def test_builds_an_int8_engine_from_calibration_frames(package_copy: ModelPackag
     from orstream.export.tensorrt.build import build_engine
 
     calibration = Calibration("test frames", (frames(4), frames(3)))
-    built = build_engine(package_copy, "int8", (), calibration=calibration)
+    profiles = batch_profiles(package_copy.card, 2)
+    built = build_engine(package_copy, "int8", profiles, calibration=calibration)
     assert built.manifest.key.precision == "int8"
     assert sha256_file(built.plan) == built.manifest.engine_sha256
     record = built.manifest.calibration
@@ -143,9 +146,9 @@ def test_builds_an_int8_engine_from_calibration_frames(package_copy: ModelPackag
     ranges = built.plan.with_name(built.plan.stem + record.cache_suffix)
     assert ranges.stat().st_size > 0
     # the same frames again: the ranges beside the engine, no calibration pass
-    again = build_engine(package_copy, "int8", (), calibration=calibration, rebuild=True)
+    again = build_engine(package_copy, "int8", profiles, calibration=calibration, rebuild=True)
     assert again.manifest.calibration == record
     assert again.graph is not None and not again.graph.calibrated
     other = Calibration("other frames", (frames(2, height=100),))
     with pytest.raises(OrstreamError, match="--rebuild to calibrate on them"):
-        build_engine(package_copy, "int8", (), calibration=other)
+        build_engine(package_copy, "int8", profiles, calibration=other)

@@ -16,7 +16,7 @@ import pytest
 from gpu_hosts import A100, H200
 
 from orstream.errors import OrstreamError
-from orstream.export.tensorrt.profiles import parse_profile, parse_profiles
+from orstream.export.tensorrt.profiles import batch_profiles, parse_profile, parse_profiles
 from orstream.package.engine_manifest import (
     ENGINES_DIR,
     EngineKey,
@@ -35,6 +35,7 @@ from orstream.package.loading import ModelPackage, load_package, sha256_file
 PLAN_BYTES = b"stand-in for serialised engine bytes: hashed by the checks, never deserialised"
 IMAGE = Profile(name="image", min=(1, 3, 112, 192), opt=(1, 3, 112, 192), max=(4, 3, 112, 192))
 STATE = Profile(name="state_in.stage1_layer1", min=(1, 64, 2), opt=(1, 64, 2), max=(4, 64, 2))
+NAMES = (IMAGE.name, STATE.name)
 PRECISION: Precision = "fp16"
 
 
@@ -320,15 +321,36 @@ def test_names_every_difference_in_one_line(
 
 
 def test_parses_profiles_against_the_card(workflow: ModelPackage) -> None:
+    others = [p.describe() for p in batch_profiles(workflow.card, 4) if p.name not in NAMES]
     profiles = parse_profiles(
         [
             "state_in.stage1_layer1:1x64x2,1x64x2,4x64x2",
+            *others,
             " image : 1x3x112x192, 1x3x112x192 ,4x3x112x192",
         ],
         workflow.card,
     )
-    assert profiles == (IMAGE, STATE)
+    assert [p for p in profiles if p.name in NAMES] == [IMAGE, STATE]
+    assert len(profiles) == len(workflow.card.graph_inputs())
     assert parse_profile(IMAGE.describe()) == IMAGE
+
+
+def test_a_dynamic_batch_needs_a_profile_for_every_input(workflow: ModelPackage) -> None:
+    assert workflow.card.dynamic_batch
+    with pytest.raises(OrstreamError) as error:
+        parse_profiles([IMAGE.describe(), STATE.describe()], workflow.card)
+    message = str(error.value)
+    assert message.startswith("--profile: pitvis_workflow takes a dynamic batch")
+    assert "none for state_in.stage1_layer2, " in message and "\n" not in message
+
+
+def test_batch_profiles_span_one_to_max_rows_of_every_input(workflow: ModelPackage) -> None:
+    profiles = batch_profiles(workflow.card, 6)
+    inputs = workflow.card.graph_inputs()
+    assert sorted(p.name for p in profiles) == sorted(inputs)
+    for profile in profiles:
+        shape = inputs[profile.name][0]
+        assert profile.min == shape and profile.opt == profile.max == (6, *shape[1:])
 
 
 @pytest.mark.parametrize(

@@ -225,6 +225,70 @@ def test_graph_signature_check_names_the_difference(tmp_path: Path) -> None:
     assert "graph inputs ['pixels', 'state_in.h']" in refused(renamed, outputs)
 
 
+def _dynamic(card: dict[str, Any], max_batch: int = 6) -> dict[str, Any]:
+    card = copy.deepcopy(card)
+    card["export"].update(batch="dynamic", max_batch=max_batch)
+    return card
+
+
+def test_a_card_without_the_batch_field_runs_batch_1() -> None:
+    card = ModelCard.model_validate(_card_dict())
+    assert not card.dynamic_batch and card.max_batch == 1 and card.export.batch == 1
+    dynamic = ModelCard.model_validate(_dynamic(_card_dict()))
+    assert dynamic.dynamic_batch and dynamic.max_batch == 6
+    # the card's shapes stay those of one row: what pre-processing and references read
+    assert dynamic.graph_inputs() == card.graph_inputs()
+    assert dynamic.initial_state()["state_in.h"].shape == (1, 4, 2)
+
+
+@pytest.mark.parametrize(
+    ("export", "message"),
+    [
+        ({"batch": 4}, "Input should be 1 or 'dynamic'"),
+        ({"max_batch": 4}, 'max_batch 4 needs batch "dynamic", not 1'),
+        ({"batch": "dynamic", "max_batch": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_batch_fields_are_checked(tmp_path: Path, export: dict[str, Any], message: str) -> None:
+    card = _card_dict()
+    card["export"].update(export)
+    with pytest.raises(OrstreamError, match="invalid card") as info:
+        load_package(_write_package(tmp_path / "pkg", card))
+    assert message in str(info.value) and "'export" in str(info.value)
+
+
+def test_a_dynamic_batch_needs_a_symbolic_axis_0_in_every_graph(tmp_path: Path) -> None:
+    static = ModelCard.model_validate(_card_dict())
+    dynamic = ModelCard.model_validate(_dynamic(_card_dict()))
+    path = tmp_path / MODEL_FILE
+
+    def symbolic(tensors: dict[str, Any], name: str | None) -> dict[str, Any]:
+        return {key: ((name, *shape[1:]), dtype) for key, (shape, dtype) in tensors.items()}
+
+    inputs, outputs = static.graph_inputs(), static.graph_outputs()
+    for axis in ("batch", None):
+        check_graph_signature(dynamic, symbolic(inputs, axis), symbolic(outputs, axis), path)
+    with pytest.raises(OrstreamError) as info:
+        check_graph_signature(dynamic, inputs, symbolic(outputs, "batch"), path)
+    assert str(info.value).endswith(
+        "input 'image' has shape [1, 3, 8, 6] in the graph, [batch, 3, 8, 6] in the card"
+    )
+    with pytest.raises(OrstreamError, match=r"has shape \[batch, 4, 3\] in the graph, \[batch"):
+        wider = {**symbolic(inputs, "batch"), "state_in.h": (("batch", 4, 3), "float32")}
+        check_graph_signature(dynamic, wider, symbolic(outputs, "batch"), path)
+    with pytest.raises(OrstreamError, match=r"\[batch, 3, 8, 6\] in the graph, \[1, 3, 8, 6\]"):
+        check_graph_signature(static, symbolic(inputs, "batch"), outputs, path)
+    segmentation = ModelCard.model_validate(_dynamic(_segmentation_card_dict()))
+    assert segmentation.decoder is not None and segmentation.dynamic_batch
+    decoder_inputs = symbolic(segmentation.decoder.graph_inputs(), "batch")
+    decoder_outputs = symbolic(segmentation.decoder.graph_outputs(), "batch")
+    check_decoder_signature(segmentation, decoder_inputs, decoder_outputs, path)
+    points = segmentation.decoder.graph_inputs()["points"]  # batch 1, as the card says
+    with pytest.raises(OrstreamError, match=r"input 'points' has shape \[1, \d+, 2\] in the graph"):
+        fixed = {**decoder_inputs, "points": points}
+        check_decoder_signature(segmentation, fixed, decoder_outputs, path)
+
+
 DECODER_BYTES = b"stand-in decoder bytes"
 TEXT_PROMPTS = np.arange(2 * 6, dtype=np.float32).reshape(2, 6)
 
