@@ -121,7 +121,7 @@ class WorkflowRunner:
             )
         self.threshold = card.thresholds.get(instrument_output.name, 0.5)
         self._min_dwell = min_dwell or card.step_smoothing.min_dwell
-        self.max_batch = max(1, max_batch or backend_batch(backend))
+        self.max_batch = max(1, max_batch or backend.max_batch)
         self._streams: dict[str, _StreamState] = {}
         self.calls = 0
         """Backend calls made so far (fewer than frames when streams were batched)."""
@@ -194,8 +194,3 @@ class WorkflowRunner:
             classes = len(self._step_codes)
             state = self._streams[stream] = _StreamState(self.card, classes, self._min_dwell)
         return state
-
-
-def backend_batch(backend: Backend) -> int:
-    """The most frames one call of a loaded backend takes (1 for batch-1 packages)."""
-    return int(getattr(backend, "max_batch", 1))

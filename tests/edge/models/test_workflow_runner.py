@@ -7,6 +7,7 @@ import pytest
 
 from orstream.edge.backends import create_backend
 from orstream.edge.models.workflow_runner import WorkflowRunner
+from orstream.errors import OrstreamError
 from orstream.labels import INSTRUMENT_SLOT_CODES, OUT_OF_PATIENT, STEP_CODES, UNUSED_SLOT
 from orstream.package.loading import load_package
 
@@ -52,3 +53,28 @@ def test_predictions_are_pitvis_codes(runner: WorkflowRunner) -> None:
             first, second = prediction.instruments
             assert first >= 0 and second != OUT_OF_PATIENT
             assert second == UNUSED_SLOT or second > 0
+
+
+def test_streams_batched_in_one_call_get_what_each_would_alone() -> None:
+    from project_paths import PACKAGES
+
+    from orstream.edge.models.workflow_runner import StreamFrame
+
+    package = load_package(PACKAGES / "pitvis_workflow")
+    assert package.card.dynamic_batch
+    batched = WorkflowRunner(create_backend(["onnxruntime"], package), package.card)
+    alone = WorkflowRunner(create_backend(["onnxruntime"], package), package.card, max_batch=1)
+    streams = {f"s{i}": _frames(5, seed=i) for i in range(5)}
+    for step in range(5):
+        frames = [
+            StreamFrame(s, images[step], step == 3 and s == "s2") for s, images in streams.items()
+        ]
+        together = batched.run(frames)
+        one_by_one = alone.run(frames)
+        for a, b in zip(together, one_by_one, strict=True):
+            assert (a.step, a.instruments) == (b.step, b.instruments)
+            np.testing.assert_allclose(a.step_probs, b.step_probs, atol=1e-5)
+            np.testing.assert_allclose(a.instrument_probs, b.instrument_probs, atol=1e-5)
+    assert (batched.calls, alone.calls) == (5, 25)  # one backend call per step for 5 streams
+    with pytest.raises(OrstreamError, match="one frame per stream"):
+        batched.run([StreamFrame("s0", streams["s0"][0]), StreamFrame("s0", streams["s0"][1])])
