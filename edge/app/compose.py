@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from orstream.edge.app.config import EdgeConfig, PortConfig, SourceConfig, per_stream
 from orstream.edge.backends import create_backend
+from orstream.edge.backends.batching import prepare_batches
 from orstream.edge.graph.graph import Graph
 from orstream.edge.graph.meters import StageMeter
 from orstream.edge.graph.operator import Operator
@@ -283,15 +284,18 @@ class EdgeApp:
             return WorkflowOp(self._given_workflow)
         package = load_package(config.package)
         backend = create_backend(config.backends, package, config.device)
+        prepare_batches(backend, package)
         return WorkflowOp(WorkflowModel(package, backend, config.rate_hz))
 
     def _segmentation(self) -> SegmentationOp | None:
         config = self.config.segmentation
         if config is None:
             return None
-        model = self._given_segmenter or SegmenterModel.load(
-            load_package(config.package), config.device, config.backends
-        )
+        model = self._given_segmenter
+        if model is None:
+            package = load_package(config.package)
+            model = SegmenterModel.load(package, config.device, config.backends)
+            prepare_batches(model.encoder, package)
         prompter = FramePrompter(model, config.keep_frames, config.keep_embeddings)
         masks = LiveMasks(model, config.classes, config.min_score)
         return SegmentationOp(

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from orstream.errors import OrstreamError
+from orstream.package.card import Graph
 from orstream.package.loading import ModelPackage
 
 
@@ -57,3 +60,17 @@ def batch_of(inputs: Mapping[str, Any], max_batch: int, who: str) -> int:
         reason = "1 (its package runs batch 1 only)" if max_batch == 1 else f"1 to {max_batch}"
         raise OrstreamError(f"{who}: a call of {batch} rows; this backend takes {reason}")
     return batch
+
+
+def prepare_batches(backend: Any, package: ModelPackage, graph: Graph = "model") -> None:
+    """One call of every batch size the backend takes, on the package's golden input, before
+    frames flow: a backend that prepares per batch size (torch on CUDA captures a graph for
+    each) does it now rather than on a live frame. Nothing to do without a golden reference."""
+    reference = package.reference(graph)
+    if reference is None:
+        return
+
+    for rows in range(1, backend.max_batch + 1):
+        backend.infer(
+            {name: np.repeat(value, rows, axis=0) for name, value in reference.inputs.items()}
+        )

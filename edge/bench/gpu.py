@@ -38,6 +38,7 @@ import numpy as np
 from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import parse_config
 from orstream.edge.backends import Backend, Graph, open_backend
+from orstream.edge.backends.batching import prepare_batches
 from orstream.edge.backends.reference_check import check_reference
 from orstream.edge.bench.capacity import (
     Trial,
@@ -281,6 +282,8 @@ class SharedModels:
         self.recognizer = load_backend("torch", workflow, settings.device, "model", **options)
         self.encoder = load_backend("torch", segmenter, settings.device, "model", **options)
         self.decoder = load_backend("torch", segmenter, settings.device, "decoder", **options)
+        prepare_batches(self.recognizer, workflow)
+        prepare_batches(self.encoder, segmenter)
 
     def workflow(self, rate_hz: float) -> WorkflowModel:
         return WorkflowModel(self.workflow_package, self.recognizer, rate_hz)

@@ -106,15 +106,26 @@ class FramePrompter:
     def embedding(self, frame: Frame) -> tuple[ImageEmbedding, bool]:
         """The frame's image embedding, and whether it was already kept (else it is computed
         now and kept)."""
+        return self.embeddings([frame])[0]
+
+    def embeddings(self, frames: Sequence[Frame]) -> list[tuple[ImageEmbedding, bool]]:
+        """Each frame's image embedding and whether it was already kept; the others are encoded
+        together (a batch, when the encoder takes one) and kept."""
         with self._lock:
-            found = self._memory(frame.stream_id).embeddings.get(frame.index)
-        if found is not None:
-            return found[1], True
-        embedding = self.model.embed(np.asarray(frame.image))
+            found = [self._memory(f.stream_id).embeddings.get(f.index) for f in frames]
+        missing = [frame for frame, kept in zip(frames, found, strict=True) if kept is None]
+        encoded = iter(self.model.embed_batch([np.asarray(f.image) for f in missing]))
+        answers = []
         with self._lock:
-            self.encoder_runs += 1
-            self._memory(frame.stream_id).store(frame, embedding)
-        return embedding, False
+            for frame, kept in zip(frames, found, strict=True):
+                if kept is not None:
+                    answers.append((kept[1], True))
+                    continue
+                embedding = next(encoded)
+                self.encoder_runs += 1
+                self._memory(frame.stream_id).store(frame, embedding)
+                answers.append((embedding, False))
+        return answers
 
     def prompt(
         self,

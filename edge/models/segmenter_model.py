@@ -146,9 +146,28 @@ class SegmenterModel:
         Raises:
             OrstreamError: ``image`` is not an RGB uint8 frame.
         """
-        tensor = self.preprocess(image)
-        array = self.encoder.infer({self.preprocess.spec.name: tensor})[IMAGE_EMBEDDINGS]
-        return ImageEmbedding(array=array, height=image.shape[0], width=image.shape[1])
+        return self.embed_batch([image])[0]
+
+    def embed_batch(self, images: Sequence[np.ndarray]) -> list[ImageEmbedding]:
+        """Encode several frames (of any sizes), as few encoder calls as the encoder's batch
+        allows: frames of several streams sampled together go through it at once.
+
+        Raises:
+            OrstreamError: an image is not an RGB uint8 frame.
+        """
+        embeddings: list[ImageEmbedding] = []
+        step = self.encoder.max_batch
+        for start in range(0, len(images), step):
+            chunk = images[start : start + step]
+            tensor = self.preprocess.batch(chunk)
+            array = self.encoder.infer({self.preprocess.spec.name: tensor})[IMAGE_EMBEDDINGS]
+            embeddings += [
+                ImageEmbedding(
+                    array=array[row : row + 1], height=image.shape[0], width=image.shape[1]
+                )
+                for row, image in enumerate(chunk)
+            ]
+        return embeddings
 
     def segment(self, embedding: ImageEmbedding, prompt: Prompt) -> MaskPrediction:
         """The best mask for ``prompt`` on the frame ``embedding`` came from.

@@ -17,6 +17,7 @@ from orstream.edge.graph.meters import StageMeter
 from orstream.edge.graph.operator import Operator, OperatorSpec, Received
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.live_masks import LiveMasks
+from orstream.edge.models.segmenter_model import ImageEmbedding
 from orstream.results import FrameResult, SegmentationResult
 from orstream.status import ModelStatus
 from orstream.streams.frame import Frame
@@ -58,10 +59,17 @@ class SegmentationOp(Operator):
     def compute(self, received: Received) -> None:
         for result in received["recognized"]:
             self.recognized[result.stream_id] = result
-        for frame in received["frames"]:
+        frames = received["frames"]
+        if not frames:
+            return
+        started = time.monotonic_ns()
+        embeddings = self.prompter.embeddings(frames)  # one encoder batch for every stream
+        encode_share_ms = (time.monotonic_ns() - started) / 1e6 / len(frames)
+        for frame, (embedding, _) in zip(frames, embeddings, strict=True):
             started = time.monotonic_ns()
-            result = self.segment(frame)
-            self.meter.record_since(started)
+            result = self.masks_of(frame, embedding)
+            # Per frame: its share of the batch's encoding and its own masks.
+            self.meter.record(encode_share_ms + (time.monotonic_ns() - started) / 1e6)
             stream = frame.stream_id
             self.segmented[stream] = self.segmented.get(stream, 0) + 1
             meter = self.frame_to_masks.get(stream)
@@ -70,9 +78,8 @@ class SegmentationOp(Operator):
             meter.record(result.latency_ms)
             self.emit("masks", result)
 
-    def segment(self, frame: Frame) -> FrameResult:
-        """Encode one frame (or reuse its kept embedding) and pick its masks."""
-        embedding, _ = self.prompter.embedding(frame)
+    def masks_of(self, frame: Frame, embedding: ImageEmbedding) -> FrameResult:
+        """The masks shown for one frame, from its embedding."""
         masks = self.live_masks(
             embedding, self.recognized.get(frame.stream_id), self.has_recognizer
         )

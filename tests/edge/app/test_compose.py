@@ -100,6 +100,7 @@ class SlowBackend:
         self.name = "slow-onnxruntime"
         self.label = f"slow-{self.inner.label}"
         self.precision = self.inner.precision
+        self.max_batch = self.inner.max_batch
         self.delay_s = delay_s
 
     def load(self, package: ModelPackage, device: str = "cpu") -> None:

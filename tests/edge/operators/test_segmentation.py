@@ -4,6 +4,7 @@ video, published to the subscribers that ask for them, and never holding up the 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -103,13 +104,13 @@ def test_automatic_classes_follow_the_recognizer(segmenter_package: Path) -> Non
 
 def test_a_slow_segmenter_never_holds_up_the_video(segmenter_package: Path) -> None:
     model = SegmenterModel.load(load_package(segmenter_package))
-    embed = model.embed
+    embed_batch = model.embed_batch
 
-    def slow_embed(image: np.ndarray) -> ImageEmbedding:
+    def slow_embed_batch(images: Sequence[np.ndarray]) -> list[ImageEmbedding]:
         time.sleep(0.8)
-        return embed(image)
+        return embed_batch(images)
 
-    model.embed = slow_embed
+    model.embed_batch = slow_embed_batch  # type: ignore[method-assign]
     config = parse_config(
         {
             "source": {"uri": "phantom://"},
@@ -126,9 +127,9 @@ def test_a_slow_segmenter_never_holds_up_the_video(segmenter_package: Path) -> N
         config,
         sources={"cam0": source},
         sinks={"cam0": [SinkSpec("memory", lambda w, h, fps: sink)]},
+        segmenter=model,
     )
     assert app.segmentation is not None
-    app.segmentation.prompter.model = model
     app.segmentation.live_masks = LiveMasks(model, classes=["sella"], min_score=0)
     app.run()
     status = app.status()
