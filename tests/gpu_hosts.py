@@ -10,8 +10,6 @@ A100 = HostInfo(
     cuda_version="12.4",
     driver_version="12.4",
 )
-
-
 H200 = HostInfo(
     gpu_name="NVIDIA H200",
     compute_capability=(9, 0),

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from gpu_hosts import A100 as A100_TRT_10_3
+from gpu_hosts import H200
 from project_paths import PACKAGES
 
 from orstream.edge.backends import create_backend
@@ -45,22 +47,7 @@ from orstream.package.loading import ModelPackage, load_package, sha256_file
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 WORKFLOW = PACKAGES / "pitvis_workflow"
-H200 = HostInfo(
-    gpu_name="NVIDIA H200",
-    compute_capability=(9, 0),
-    sm_count=132,
-    tensorrt_version="10.5.0",
-    cuda_version="12.6",
-    driver_version="12.8",
-)
-A100 = HostInfo(
-    gpu_name="NVIDIA A100",
-    compute_capability=(8, 0),
-    sm_count=108,
-    tensorrt_version="10.5.0",
-    cuda_version="12.6",
-    driver_version="12.8",
-)
+A100 = replace(A100_TRT_10_3, tensorrt_version=H200.tensorrt_version)
 H200_OLD_TRT = replace(H200, tensorrt_version="10.3.0")
 IMAGE = (1, 3, 112, 192)
 
