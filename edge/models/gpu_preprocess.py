@@ -221,43 +221,51 @@ class TorchImagePreprocessor:
         Raises:
             OrstreamError: ``image`` is not an RGB uint8 frame.
         """
-        check_frame(image)
-        if self.stream is None:
-            return self._preprocess(image)
-        with torch.cuda.stream(self.stream):
-            return self._preprocess(image)
+        return self.batch([image])
 
     def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Pre-process several frames into one [N, 3, H, W] tensor on the device, in order."""
-        if len(images) == 1:
-            return self(images[0])
-        return torch.cat([self(image) for image in images])
+        """Pre-process several frames into one [N, 3, H, W] tensor on the device, in order.
 
-    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
-        frame = self._upload(image)
-        pixels = self._resize(frame) if tuple(image.shape[:2]) != self.size else frame.float()
-        planar = pixels.permute(2, 0, 1)
+        Frames of one size go up in one copy and are resized together; frames of several
+        sizes (streams from different cameras) are done a size at a time.
+
+        Raises:
+            OrstreamError: an image is not an RGB uint8 frame.
+        """
+        for image in images:
+            check_frame(image)
+        if self.stream is None:
+            return self._preprocess(images)
+        with torch.cuda.stream(self.stream):
+            return self._preprocess(images)
+
+    def _preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        if len({image.shape for image in images}) > 1:
+            return torch.cat([self._preprocess([image]) for image in images])
+        frames = self._upload(images)
+        same = tuple(images[0].shape[:2]) == self.size
+        pixels = frames.float() if same else self._resize(frames)
+        planar = pixels.permute(0, 3, 1, 2)
         out = torch.addcmul(self._bias, planar, self._gain)
-        return out.to(self.dtype).unsqueeze(0).contiguous()
+        return out.to(self.dtype).contiguous()
 
-    def _upload(self, image: np.ndarray) -> torch.Tensor:
-        """The frame on the device, uint8 (height, width, 3)."""
+    def _upload(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """The frames on the device, uint8 (N, height, width, 3), in one copy."""
         if self.device.type != "cuda":
-            return torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        if self._pinned is None or tuple(self._pinned.shape) != image.shape:
-            if self._copied is not None:
-                self._copied.synchronize()
-            self._pinned = torch.empty(image.shape, dtype=torch.uint8, pin_memory=True)
-            self._copied = None
+            return torch.from_numpy(np.stack(images)).to(self.device)
+        shape = (len(images), *images[0].shape)
         if self._copied is not None:
-            # The previous frame's copy out of the pinned buffer must be done before it is
-            # overwritten.
+            # The previous copy out of the pinned buffer must be done before it is overwritten.
             self._copied.synchronize()
-        self._pinned.numpy()[...] = image
-        frame = self._pinned.to(self.device, non_blocking=True)
+        if self._pinned is None or tuple(self._pinned.shape) != shape:
+            self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        staging = self._pinned.numpy()
+        for row, image in enumerate(images):
+            staging[row] = image
+        frames = self._pinned.to(self.device, non_blocking=True)
         self._copied = torch.cuda.Event()
         self._copied.record(torch.cuda.current_stream(self.device))
-        return frame
+        return frames
 
     def _plan(self, height: int, width: int) -> _Plan:
         plan = self._plans.get((height, width))
@@ -289,17 +297,19 @@ class TorchImagePreprocessor:
         self._plans[(height, width)] = plan
         return plan
 
-    def _resize(self, frame: torch.Tensor) -> torch.Tensor:
-        """uint8 (h, w, 3) -> float32 (H, W, 3) holding whole grey levels, as OpenCV's uint8."""
-        plan = self._plan(frame.shape[0], frame.shape[1])
+    def _resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, h, w, 3) -> float32 (N, H, W, 3) holding whole grey levels, as OpenCV's
+        uint8 resize gives for each frame."""
+        plan = self._plan(frames.shape[1], frames.shape[2])
+        column_weights, row_weights = plan.column_weights[:, None], plan.row_weights[:, None]
         if plan.fixed_point:
             # OpenCV's uint8 linear resize: exact integer horizontal sums, then the vertical
             # pass of its vectorised kernel, ((w * (S >> 4)) >> 16) summed, + 2, >> 2.
-            horizontal = (_gather(frame, 1, plan.columns).int() * plan.column_weights).sum(0)
-            taps = _gather(horizontal, 0, plan.rows)
-            vertical = ((plan.row_weights * (taps >> 4)) >> 16).sum(0)
+            horizontal = (_gather(frames, 2, plan.columns).int() * column_weights).sum(0)
+            taps = _gather(horizontal, 1, plan.rows)
+            vertical = ((row_weights * (taps >> 4)) >> 16).sum(0)
             return ((vertical + 2) >> 2).clamp(0, 255).float()
-        horizontal = (_gather(frame, 1, plan.columns).float() * plan.column_weights).sum(0)
-        resized = (_gather(horizontal, 0, plan.rows) * plan.row_weights).sum(0)
+        horizontal = (_gather(frames, 2, plan.columns).float() * column_weights).sum(0)
+        resized = (_gather(horizontal, 1, plan.rows) * row_weights).sum(0)
         rounded = torch.floor(resized + 0.5) if plan.half_up else torch.round(resized)
         return rounded.clamp(0, 255)

@@ -159,3 +159,22 @@ def test_the_pinned_buffer_is_not_overwritten_while_a_frame_is_copied() -> None:
         np.testing.assert_allclose(
             out.cpu().numpy(), ImagePreprocessor(spec)(frame), rtol=0, atol=GREY_LEVEL + 1e-5
         )
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[cuda, pytest.mark.gpu])])
+def test_a_batch_is_each_frame_preprocessed_alone(device: str) -> None:
+    spec = image_spec(112, 192, "area")
+    preprocess = TorchImagePreprocessor(spec, device)
+    same = [_frame(720, 1280, seed=seed) for seed in range(3)]
+    mixed = [*same, _frame(360, 640, seed=9), _frame(112, 192, seed=10)]
+    for frames in (same, mixed):
+        batch = preprocess.batch(frames)
+        assert batch.shape == (len(frames), 3, 112, 192) and batch.device.type == device
+        for row, frame in enumerate(frames):
+            torch.testing.assert_close(batch[row : row + 1], preprocess(frame), rtol=0, atol=0)
+            np.testing.assert_allclose(
+                batch[row : row + 1].cpu().numpy(),
+                ImagePreprocessor(spec)(frame),
+                rtol=0,
+                atol=GREY_LEVEL + 1e-5,
+            )
