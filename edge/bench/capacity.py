@@ -3,8 +3,10 @@
 A trial plays N copies of a phantom case (an H.264 file, decoded by GStreamer) at real-time
 pace through the app that ships (:class:`~orstream.edge.app.compose.EdgeApp`: one source, overlay
 and sink per stream; the shared recognizer at its card's rate, batched across streams; the
-segmenter too when given). The streams start at evenly spread phases within one frame
-interval, as independent cameras would. A trial passes when:
+segmenter too when given). The streams start at evenly spread times within
+:data:`SPREAD_S`: copies of one case started together would decode the same costly frames (a
+cut between scenes) at the same instant on every stream, which independent cameras never do.
+A trial passes when:
 
 - no stream's video path loses a frame: nothing dropped by the overlay's or a sink's queue,
   and no frame later than a live camera's buffer (:data:`LATE_MS`) behind its own schedule (a
@@ -44,6 +46,8 @@ BUDGET_MS = 50.0
 LATE_MS = 200.0
 """A frame this late behind its schedule counts as lost: a live source buffers about this much
 (a few frames) before it drops."""
+SPREAD_S = 1.0
+"""Stream ``i`` of ``n`` starts ``i / n`` of this many seconds after the first."""
 WARM_UP_S = 2.0
 """Seconds at the start of a trial that are not judged (see the module docstring)."""
 PHANTOM_SEED = 31337
@@ -168,9 +172,9 @@ def null_sinks(ids: list[str]) -> dict[str, list[SinkSpec]]:
 
 
 def play(app: EdgeApp, ids: list[str], fps: float, budget_ms: float) -> Trial:
-    """Run an app's streams (at phases spread over one frame interval) and judge the trial."""
+    """Run an app's streams (their starts spread over :data:`SPREAD_S`) and judge the trial."""
     for index, sid in enumerate(ids):
-        app.streams[sid].source.start_after_s = index / (len(ids) * fps)
+        app.streams[sid].source.start_after_s = SPREAD_S * index / len(ids)
     results = app.hub.subscribe(ids, ["step"], capacity=1 << 20)
     cpu_before = _cpu_s()
     started = time.perf_counter()
