@@ -96,7 +96,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("edge", "run"),
         "orstream.edge.app.run_command",
-        "run a live feed through the models, overlays, recording and gRPC API",
+        "run live feeds through the shared models, overlays, recording, display and gRPC API",
     ),
     Command(
         ("bench", "runtime"),
