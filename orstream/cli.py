@@ -59,6 +59,11 @@ COMMANDS: tuple[Command, ...] = (
         "train the interactive segmenter on clicks, boxes and text (LightningCLI)",
     ),
     Command(
+        ("train", "classifier"),
+        "orstream.training.train_command",
+        "train the instrument classifier that names live masks (LightningCLI)",
+    ),
+    Command(
         ("eval", "pitvis"),
         "orstream.pitvis.eval_command",
         "score PitVis submission CSVs against annotations",

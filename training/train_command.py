@@ -1,4 +1,4 @@
-"""``orstream train workflow`` and ``orstream train segmenter``: train with LightningCLI.
+"""``orstream train workflow``, ``segmenter`` and ``classifier``: train with LightningCLI.
 
 The config file is a LightningCLI ``fit`` config (sections ``model``, ``data``, ``trainer``,
 ``checkpoint``, ``seed_everything``); ``training/configs/workflow_phantom.yaml`` and
@@ -52,6 +52,14 @@ TASKS = {
         "val_dice",
         "loss (20 focal + Dice + IoU MSE, mean over click rounds)",
         "Dice (box, click, text prompts; held out)",
+    ),
+    "classifier": TrainTask(
+        "orstream.training.lit_instrument_classifier:LitInstrumentClassifier",
+        "orstream.training.instrument_crop_datamodule:InstrumentCropDataModule",
+        (),
+        "val_accuracy",
+        "loss (cross-entropy over no instrument + 18 instruments)",
+        "accuracy (tip crops of held-out phantom cases)",
     ),
 }
 """``orstream train NAME`` -> its task (the CLI's ``train_command`` argument is NAME)."""

@@ -5,7 +5,7 @@
     source --video (bounded; files wait)--> overlay --video--> sinks (record, RTSP, display)
        |                                       \\--no_signal--> the sinks people watch
        |--video (latest, at the model's rate)--> workflow (shared, batched) --results--> overlay,
-       |                                              PitVis CSVs, segmentation, publish (gRPC)
+       |                                              PitVis CSVs, publish (gRPC)
        |--video (latest, at the segmenter's rate)--> segmentation (shared) --masks--> overlay,
        |                                                                   publish (gRPC)
        '--tap: the segmenter's frame memory (client prompts on recent frames)
@@ -32,6 +32,7 @@ from orstream.edge.graph.meters import StageMeter
 from orstream.edge.graph.operator import Operator
 from orstream.edge.graph.port import Policy
 from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.models.instrument_classifier import InstrumentClassifier
 from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.models.workflow_model import WorkflowModel
@@ -158,13 +159,6 @@ class EdgeApp:
             if self.segmentation is not None:
                 self.graph.add_flow(source, self.segmentation, {"video": "frames"})
                 self.graph.add_tap(source, "video", self.segmentation.prompter.remember)
-                if self.workflow is not None:
-                    self.graph.add_flow(
-                        self.workflow,
-                        self.segmentation,
-                        {"results": "recognized"},
-                        stream_id=stream_id,
-                    )
             self._video_path(stream, stream_config, live)
             if config.results is not None and self.workflow is not None:
                 folder = per_stream(
@@ -297,11 +291,17 @@ class EdgeApp:
             package = load_package(config.package)
             model = SegmenterModel.load(package, config.device, config.backends)
             prepare_batches(model.encoder, package)
+        classifier = None
+        if config.classifier is not None:
+            classifier = InstrumentClassifier.load(
+                load_package(config.classifier), config.device, config.backends
+            )
+            prepare_batches(classifier.backend, classifier.package)
         prompter = FramePrompter(model, config.keep_frames, config.keep_embeddings)
-        masks = LiveMasks(model, config.classes, config.min_score)
-        return SegmentationOp(
-            prompter, masks, config.rate_hz, has_recognizer=self.config.model is not None
+        masks = LiveMasks(
+            model, classifier, config.classes, config.min_score, config.min_confidence
         )
+        return SegmentationOp(prompter, masks, config.rate_hz)
 
     # -- running --------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ beside the path given. Example::
       backends: [tensorrt:cuda, torch:cuda, onnxruntime]   # the default
     segmentation:
       package: /opt/orstream/packages/imis_segmenter
+      classifier: /opt/orstream/packages/instrument_classifier
       rate_hz: 2
     overlay:
       stale_after_ms: 250
@@ -169,12 +170,21 @@ class SegmentationConfig(_BackendChoice):
     rate_hz: float | None = Field(
         default=None, gt=0, description="frames per second to segment (default: the card's)"
     )
-    classes: tuple[str, ...] | None = Field(
+    classifier: Path | None = Field(
         default=None,
-        description="class names prompted on every segmented frame (default: the instruments "
-        "the recognizer reports, plus anatomy; every class without a recognizer)",
+        description="instrument classifier package naming the instruments found (without one "
+        "no instrument mask is shown, only anatomy)",
+    )
+    classes: tuple[str, ...] | None = Field(
+        default=None, description="class names to show (default: every class the models know)"
     )
     min_score: float = Field(default=0.5, ge=0, le=1, description="smallest predicted IoU shown")
+    min_confidence: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="smallest classifier probability of an instrument's name that is shown",
+    )
     keep_frames: int = Field(default=30, ge=1, description="recent frames kept for prompts")
     keep_embeddings: int = Field(
         default=16, ge=1, description="image embeddings of segmented frames kept for prompts"

@@ -37,6 +37,7 @@ from typing import Any
 
 from orstream.edge.app.compose import EdgeApp, SinkSpec
 from orstream.edge.app.config import parse_config
+from orstream.edge.models.shipped import SHIPPED_CLASSIFIER
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 from orstream.streams.sinks.memory import MemorySink
@@ -151,7 +152,10 @@ def run_trial(settings: CapacitySettings, video: Path, streams: int, work: Path)
         "grpc": {"enabled": False},
     }
     if settings.segmenter is not None:
-        sections["segmentation"] = {"package": str(settings.segmenter)}
+        sections["segmentation"] = {
+            "package": str(settings.segmenter),
+            "classifier": str(SHIPPED_CLASSIFIER),
+        }
     if settings.record:
         sections["record"] = {"path": str(work / "{stream}.mp4")}
     sinks: dict[str, list[SinkSpec]] = {}

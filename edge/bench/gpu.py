@@ -49,6 +49,7 @@ from orstream.edge.bench.capacity import (
     stream_ids,
 )
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
+from orstream.edge.models.shipped import SHIPPED_CLASSIFIER
 from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.edge.models.workflow_runner import WorkflowRunner
 from orstream.errors import OrstreamError
@@ -302,7 +303,10 @@ def run_streams(
     sections: dict[str, Any] = {
         "sources": [{"uri": f"replay://{sid}", "stream_id": sid} for sid in ids],
         "model": {"package": str(models.workflow_package.root), "rate_hz": settings.stream_fps},
-        "segmentation": {"package": str(models.segmenter_package.root)},
+        "segmentation": {
+            "package": str(models.segmenter_package.root),
+            "classifier": str(SHIPPED_CLASSIFIER),
+        },
         "grpc": {"enabled": False},
     }
     sources = {

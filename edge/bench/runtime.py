@@ -155,6 +155,7 @@ def _config(
     rate: float | None,
     segmenter: Path | None = None,
     segmentation_rate: float | None = None,
+    classifier: Path | None = None,
 ) -> EdgeConfig:
     data: dict = {
         "source": {"uri": str(source), "stream_id": "bench", "realtime": plan.realtime},
@@ -165,7 +166,11 @@ def _config(
     if plan.backend is not None:
         data["model"] = {"package": str(model), "backends": [plan.backend], "rate_hz": rate}
     if plan.segmentation:
-        data["segmentation"] = {"package": str(segmenter), "rate_hz": segmentation_rate}
+        data["segmentation"] = {
+            "package": str(segmenter),
+            "classifier": None if classifier is None else str(classifier),
+            "rate_hz": segmentation_rate,
+        }
     return parse_config(data, "bench")
 
 
@@ -178,11 +183,12 @@ def bench_runtime(
     json_path: Path | None,
     segmenter: Path | None = None,
     segmentation_rate: float | None = None,
+    classifier: Path | None = None,
 ) -> dict[str, object]:
     """Measure and print; returns the figures (also written to ``json_path`` if given).
 
     With a ``segmenter`` package it also times the segmenter's encoder and decoder and repeats
-    the live run with live segmentation.
+    the live run with live segmentation (instruments named by ``classifier``).
     """
     with tempfile.TemporaryDirectory(prefix="orstream-bench-") as scratch:
         work = Path(scratch)
@@ -215,6 +221,7 @@ def bench_runtime(
                 model_rate,
                 segmenter,
                 segmentation_rate,
+                classifier,
             )
             runs.append(_run(plan.name, config, frames))
         halves = None

@@ -59,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
         json_path=args.json,
         segmenter=None if args.no_segmentation else args.segmenter,
         segmentation_rate=args.segmentation_rate,
+        classifier=args.classifier,
     )
     return 0

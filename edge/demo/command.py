@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orstream.edge.models.shipped import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
+from orstream.edge.models.shipped import SHIPPED_CLASSIFIER, SHIPPED_PACKAGE, SHIPPED_SEGMENTER
 
 DEMO_SECONDS = 120
 DEMO_SEED = 424242
@@ -22,12 +22,19 @@ DEMO_SEED = 424242
 
 
 def add_segmenter_arguments(parser: argparse.ArgumentParser, without: str) -> None:
-    """``--segmenter PKG`` (the shipped one by default) and ``--no-segmentation``."""
+    """``--segmenter PKG`` and ``--classifier PKG`` (the shipped ones by default) and
+    ``--no-segmentation``."""
     parser.add_argument(
         "--segmenter",
         type=Path,
         default=SHIPPED_SEGMENTER,
         help="interactive segmentation package (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        default=SHIPPED_CLASSIFIER,
+        help="instrument classifier package naming the live masks (default: the shipped one)",
     )
     parser.add_argument("--no-segmentation", action="store_true", help=without)
 
@@ -75,7 +82,15 @@ def run(args: argparse.Namespace) -> int:
     from orstream.edge.demo.run import run_demo
 
     segmenter = None if args.no_segmentation else args.segmenter
-    options = (args.model, segmenter, args.seconds, args.seed, args.backend, args.grpc)
+    options = (
+        args.model,
+        segmenter,
+        args.classifier,
+        args.seconds,
+        args.seed,
+        args.backend,
+        args.grpc,
+    )
     if args.out is None:
         with tempfile.TemporaryDirectory(prefix="orstream-demo-") as scratch:
             run_demo(Path(scratch), *options, summary=False)

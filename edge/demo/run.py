@@ -34,12 +34,18 @@ def _say(message: str) -> None:
 
 
 def _phantom_seeds(data: Mapping[str, object]) -> set[int]:
-    """Seeds of the phantom datasets a model was trained and validated on, as its card records."""
+    """Seeds of the phantom cases a model was trained and validated on, as its card records:
+    datasets (``phantom``, ``val_phantom``) or cases rendered on the fly (``train_seeds``,
+    ``val_seeds``)."""
     seeds = set()
     for key in ("phantom", "val_phantom"):
         meta = data.get(key)
         if isinstance(meta, dict) and isinstance(meta.get("seed"), int):
             seeds.add(meta["seed"])
+    for key in ("train_seeds", "val_seeds"):
+        listed = data.get(key)
+        if isinstance(listed, list):
+            seeds |= {seed for seed in listed if isinstance(seed, int)}
     return seeds
 
 
@@ -113,6 +119,7 @@ def run_demo(
     out: Path,
     model: Path,
     segmenter: Path | None,
+    classifier: Path | None,
     seconds: int,
     seed: int,
     backend_name: str,
@@ -125,6 +132,8 @@ def run_demo(
     packages = [(model, package)]
     if segmenter is not None:
         packages.append((segmenter, load_package(segmenter)))
+        if classifier is not None:
+            packages.append((classifier, load_package(classifier)))
     for path, loaded in packages:
         if seed in _phantom_seeds(loaded.card.training.data):
             raise OrstreamError(
@@ -153,7 +162,11 @@ def run_demo(
     }
     checker = None
     if segmenter is not None:
-        sections["segmentation"] = {"package": str(segmenter), "rate_hz": SEGMENTATION_HZ}
+        sections["segmentation"] = {
+            "package": str(segmenter),
+            "classifier": None if classifier is None else str(classifier),
+            "rate_hz": SEGMENTATION_HZ,
+        }
         checker = MaskChecker(
             CaseRenderer(seed, VIDEO, seconds, get_difficulty("normal"), WIDTH, HEIGHT, FPS),
             "phantom",

@@ -1,70 +1,240 @@
-"""Which masks the OR display shows for one segmented frame.
+"""Which masks the OR display shows for one segmented frame: each instrument once, named, or not
+at all.
 
-Each target class is prompted by text on the frame's embedding; masks whose predicted IoU is
-below ``min_score`` or that are empty are left out. The targets: the classes the user listed,
-or the instruments the stream's recognizer currently reports plus the anatomy classes when a
-recognizer runs, or every class of the package.
+Prompting the segmenter with class names does not work live: its text prompts find the most
+salient instrument whatever name they are given (on the demo's case the prompt of the right
+class gave the best mask for only 15% of the instruments), and prompting the names a recognizer
+guesses stacks several labels on one shaft. So instruments are found first and named second:
+
+1. **Find.** Clicks on a grid over the frame (:data:`GRID`; points on black, outside the
+   endoscope's round view, are skipped) go to the prompt decoder in batches, on the embedding the
+   encoder made once. Masks whose predicted IoU is below ``min_score`` or that are smaller than
+   :data:`MIN_AREA` of the frame are dropped; of masks covering the same object (half of the
+   smaller one inside the larger) the one with the higher predicted IoU is kept. On the demo's
+   case this finds 225 of its 235 instruments (Dice 0.845 with the right names given).
+2. **Name.** Each found mask's tip crop (:func:`orstream.instrument_crop.tip_crop`) goes to the
+   instrument classifier; a mask it calls "no instrument" (tissue, the sella) or names with a
+   probability below ``min_confidence`` is not shown: a missing mask is better than a wrong one
+   on an OR display. Two masks given the same name are one object class and shown as one mask.
+3. **Anatomy** classes are prompted by their names (the sella has no rival of its own kind).
+
+Every pixel belongs to one mask at most: instruments are drawn over anatomy, and of two
+instruments the more confident one keeps the pixels they share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from orstream.edge.models.frame_prompter import segment_mask
+import cv2
+import numpy as np
+
+from orstream.edge.models.instrument_classifier import InstrumentClassifier
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
-from orstream.labels import ANATOMY
+from orstream.instrument_crop import tip_crop
+from orstream.labels import ANATOMY, NO_INSTRUMENT
+from orstream.mask_rle import encode_mask
+from orstream.mask_scores import mask_box
 from orstream.prompts import Prompt
-from orstream.results import FrameResult, SegmentMask
+from orstream.results import SegmentMask
+
+GRID = (6, 10)
+"""Rows and columns of the clicks that find instruments."""
+MIN_AREA = 0.0005
+"""Smallest mask shown, as a fraction of the frame (400 pixels of a 720p frame)."""
+SAME_OBJECT = 0.5
+"""Two masks are the same object when this fraction of the smaller one lies in the larger."""
+TRACK_IOU = 0.3
+"""A found object is the one of the stream's previous segmented frame it overlaps with this IoU."""
+REMEMBERED = 0.5
+"""Weight of an object's remembered class probabilities against the new frame's."""
+DARK = 20
+"""Grid points whose pixel is darker than this (every channel) are outside the view."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """One object the grid's clicks found."""
+
+    logits: np.ndarray
+    """[H/4, W/4] the decoder's logits."""
+    mask: np.ndarray
+    """bool [H, W] at the segmenter's input size."""
+    score: float
+    """The decoder's predicted IoU."""
+
+
+@dataclass(frozen=True)
+class Named:
+    """A found object with the classifier's name for it."""
+
+    found: Found
+    code: int
+    name: str
+    confidence: float
 
 
 class LiveMasks:
-    """Which masks the OR display shows for one segmented frame.
+    """Which masks the OR display shows for one segmented frame (module docstring).
 
     Args:
         model: the loaded segmenter.
-        classes: class names to prompt on every frame (None: automatic, see the module).
+        classifier: names found instruments; without one no instrument mask is shown.
+        classes: class names to show (None: every class the segmenter and classifier know).
         min_score: smallest predicted IoU of a mask that is kept.
+        min_confidence: smallest classifier probability of an instrument's name that is shown.
 
     Raises:
-        OrstreamError: a listed class the package does not know.
+        OrstreamError: a listed class neither the segmenter nor the classifier knows.
     """
 
     def __init__(
-        self, model: SegmenterModel, classes: Sequence[str] | None = None, min_score: float = 0.5
+        self,
+        model: SegmenterModel,
+        classifier: InstrumentClassifier | None = None,
+        classes: Sequence[str] | None = None,
+        min_score: float = 0.5,
+        min_confidence: float = 0.7,
     ) -> None:
-        unknown = sorted(set(classes or ()) - set(model.classes))
+        known = set(model.classes)
+        if classifier is not None:
+            names = zip(classifier.names, classifier.codes, strict=True)
+            known |= {name for name, code in names if code != NO_INSTRUMENT}
+        unknown = sorted(set(classes or ()) - known)
         if unknown:
             raise OrstreamError(
                 f"segmentation classes {', '.join(unknown)} are not in {model.label} "
-                f"(known: {', '.join(sorted(model.classes))})"
+                f"(known: {', '.join(sorted(known))})"
             )
         self.model = model
-        self.classes = tuple(classes) if classes is not None else None
-        self.min_score = min_score
-
-    def targets(self, recognized: FrameResult | None, has_recognizer: bool) -> tuple[str, ...]:
-        """The class names to prompt on a frame."""
-        if self.classes is not None:
-            return self.classes
-        known = self.model.classes
-        if not has_recognizer:
-            return tuple(known)
-        seen = (
-            ()
-            if recognized is None or recognized.instruments is None
-            else (recognized.instruments.names)
+        self.classifier = classifier
+        self.shown = frozenset(classes) if classes is not None else frozenset(known)
+        self.anatomy = tuple(
+            n for n, c in model.classes.items() if c in ANATOMY and n in self.shown
         )
-        anatomy = tuple(name for name in ANATOMY.values() if name in known)
-        return tuple(name for name in seen if name in known) + anatomy
+        self.min_score = min_score
+        self.min_confidence = min_confidence
+        self._remembered: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def forget(self, stream_id: str) -> None:
+        """Drop what the stream's previous frames said (its video jumped)."""
+        self._remembered.pop(stream_id, None)
 
     def __call__(
-        self, embedding: ImageEmbedding, recognized: FrameResult | None, has_recognizer: bool = True
+        self, image: np.ndarray, embedding: ImageEmbedding, stream_id: str = ""
     ) -> tuple[SegmentMask, ...]:
-        masks = []
-        for name in self.targets(recognized, has_recognizer):
-            prediction = self.model.segment(embedding, Prompt(text=name))
-            if prediction.score >= self.min_score and prediction.mask.any():
-                masks.append(segment_mask(prediction, self.model.classes[name], name))
-        masks.sort(key=lambda mask: -mask.score)
-        return tuple(masks)
+        """The masks shown for the frame ``image`` (RGB uint8) of stream ``stream_id`` whose
+        embedding is given, most confident first."""
+        named = self.named(image, self.found(image, embedding), stream_id)
+        shown: list[tuple[int, str, float, np.ndarray]] = []
+        taken = np.zeros((embedding.height, embedding.width), bool)
+        by_code: dict[int, int] = {}
+        for item in sorted(named, key=lambda n: -n.confidence):
+            mask = self.model.frame_mask(item.found.logits, embedding) & ~taken
+            taken |= mask
+            if item.code in by_code:  # the same class twice: one mask of that class
+                code, name, score, union = shown[by_code[item.code]]
+                shown[by_code[item.code]] = (code, name, score, union | mask)
+            else:
+                by_code[item.code] = len(shown)
+                shown.append((item.code, item.name, item.confidence, mask))
+        if self.anatomy:
+            logits, scores = self.model.decode(
+                embedding, [Prompt(text=name) for name in self.anatomy]
+            )
+            for name, row, score in zip(self.anatomy, logits, scores, strict=True):
+                if score >= self.min_score:
+                    shown.append(
+                        (
+                            self.model.classes[name],
+                            name,
+                            float(score),
+                            self.model.frame_mask(row, embedding) & ~taken,
+                        )
+                    )
+        return tuple(
+            SegmentMask(
+                code=code, name=name, score=score, mask=encode_mask(mask), box=mask_box(mask)
+            )
+            for code, name, score, mask in shown
+            if mask.any()
+        )
+
+    def clicks(self, image: np.ndarray) -> list[tuple[float, float]]:
+        """The grid's click points on ``image`` that lie inside the view."""
+        height, width = image.shape[:2]
+        rows, columns = GRID
+        points = []
+        for row in range(rows):
+            for column in range(columns):
+                x, y = (column + 0.5) * width / columns, (row + 0.5) * height / rows
+                if image[int(y), int(x)].max() >= DARK:
+                    points.append((x, y))
+        return points
+
+    def found(self, image: np.ndarray, embedding: ImageEmbedding) -> list[Found]:
+        """The objects the grid's clicks find, one mask each, best predicted IoU first."""
+        points = self.clicks(image)
+        if not points:
+            return []
+        prompts = [Prompt(points=(point,), point_labels=(1,)) for point in points]
+        logits, scores = self.model.decode(embedding, prompts)
+        height, width = self.model.input_size
+        min_pixels = MIN_AREA * height * width
+        kept: list[Found] = []
+        for row in np.argsort(-scores, kind="stable"):
+            if scores[row] < self.min_score:
+                break
+            mask = cv2.resize(logits[row], (width, height), interpolation=cv2.INTER_LINEAR) > 0
+            area = int(mask.sum())
+            if area < min_pixels:
+                continue
+            if any(
+                (mask & other.mask).sum() >= SAME_OBJECT * min(area, other.mask.sum())
+                for other in kept
+            ):
+                continue
+            kept.append(Found(logits[row], mask, float(scores[row])))
+        return kept
+
+    def named(self, image: np.ndarray, found: list[Found], stream_id: str = "") -> list[Named]:
+        """The found objects the classifier names with confidence, as classes to show.
+
+        An object found on the stream's previous segmented frame too (:data:`TRACK_IOU`) is named
+        from both frames' probabilities (:data:`REMEMBERED`): one blurred or half-hidden frame
+        does not rename an instrument or hide it.
+        """
+        if self.classifier is None or not found:
+            self._remembered.pop(stream_id, None)
+            return []
+        crops, objects = [], []
+        for item in found:
+            crop = tip_crop(image, item.mask)
+            if crop is not None:
+                crops.append(crop)
+                objects.append(item)
+        if not crops:
+            return []
+        probabilities = self.classifier.probabilities(crops)
+        remembered = self._remembered.get(stream_id, [])
+        for row, item in enumerate(objects):
+            best_iou, best = 0.0, None
+            for mask, past in remembered:
+                union = np.count_nonzero(mask | item.mask)
+                iou = np.count_nonzero(mask & item.mask) / union if union else 0.0
+                if iou > best_iou:
+                    best_iou, best = iou, past
+            if best is not None and best_iou >= TRACK_IOU:
+                probabilities[row] = REMEMBERED * best + (1.0 - REMEMBERED) * probabilities[row]
+        self._remembered[stream_id] = [
+            (item.mask, row) for item, row in zip(objects, probabilities, strict=True)
+        ]
+        named = []
+        for item, row in zip(objects, probabilities, strict=True):
+            best = int(np.argmax(row))
+            code, name = int(self.classifier.codes[best]), self.classifier.names[best]
+            if code != NO_INSTRUMENT and row[best] >= self.min_confidence and name in self.shown:
+                named.append(Named(item, code, name, float(row[best])))
+        return named

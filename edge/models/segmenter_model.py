@@ -179,33 +179,54 @@ class SegmenterModel:
                 shape.
             OrstreamError: ``embedding`` is not of this model's encoder.
         """
-        if embedding.array.shape != self._embedding_shape:
-            raise OrstreamError(
-                f"image embedding of shape {list(embedding.array.shape)} is not from this "
-                f"model's encoder (expects {list(self._embedding_shape)})"
-            )
-        feeds = self.decoder_inputs(embedding, prompt)
-        outputs = self.decoder.infer(feeds)
-        masks, iou = outputs["masks"], outputs["iou"]
-        best = int(np.argmax(iou[0]))
-        logits = masks[0, best]
-        height, width = self.input_size
-        upscaled = cv2.resize(logits, (width, height), interpolation=cv2.INTER_LINEAR)
-        if (height, width) != (embedding.height, embedding.width):
-            upscaled = cv2.resize(
-                upscaled, (embedding.width, embedding.height), interpolation=cv2.INTER_LINEAR
-            )
-        mask = upscaled > 0
+        logits, scores = self.decode(embedding, [prompt])
+        mask = self.frame_mask(logits[0], embedding)
         if prompt.box is not None:
             x0, y0, x1, y1 = prompt.box
             inside = np.zeros_like(mask)
             inside[math.floor(y0) : math.ceil(y1), math.floor(x0) : math.ceil(x1)] = True
             mask &= inside
         return MaskPrediction(
-            mask=mask,
-            score=float(iou[0, best]),
-            low_res_logits=np.ascontiguousarray(masks[:, best : best + 1], dtype=np.float32),
+            mask=mask, score=float(scores[0]), low_res_logits=np.ascontiguousarray(logits[:1, None])
         )
+
+    def decode(
+        self, embedding: ImageEmbedding, prompts: Sequence[Prompt]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best candidate of each prompt on one frame, in as few decoder calls as the
+        decoder's batch allows: logits [N, H/4, W/4] float32 and predicted IoU [N].
+
+        Raises:
+            PromptError, OrstreamError: as :meth:`segment`.
+        """
+        if embedding.array.shape != self._embedding_shape:
+            raise OrstreamError(
+                f"image embedding of shape {list(embedding.array.shape)} is not from this "
+                f"model's encoder (expects {list(self._embedding_shape)})"
+            )
+        rows = [self.decoder_inputs(embedding, prompt) for prompt in prompts]
+        logits, scores = [], []
+        step = self.decoder.max_batch
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            feeds = {name: np.concatenate([row[name] for row in chunk]) for name in chunk[0]}
+            outputs = self.decoder.infer(feeds)
+            best = np.argmax(outputs["iou"], axis=1)
+            picked = np.arange(len(chunk))
+            logits.append(outputs["masks"][picked, best].astype(np.float32, copy=False))
+            scores.append(outputs["iou"][picked, best])
+        return np.concatenate(logits), np.concatenate(scores)
+
+    def frame_mask(self, logits: np.ndarray, embedding: ImageEmbedding) -> np.ndarray:
+        """The mask at the frame's size of one candidate's logits [H/4, W/4]: upscaled
+        (bilinear) to the input size, then to the frame's, and kept where above 0."""
+        height, width = self.input_size
+        upscaled = cv2.resize(logits, (width, height), interpolation=cv2.INTER_LINEAR)
+        if (height, width) != (embedding.height, embedding.width):
+            upscaled = cv2.resize(
+                upscaled, (embedding.width, embedding.height), interpolation=cv2.INTER_LINEAR
+            )
+        return np.asarray(upscaled > 0)
 
     def decoder_inputs(self, embedding: ImageEmbedding, prompt: Prompt) -> dict[str, np.ndarray]:
         """The prompt decoder's inputs for ``prompt`` on the frame ``embedding`` came from, in

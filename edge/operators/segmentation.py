@@ -4,14 +4,15 @@ Each stream's frames reach ``frames`` through their own connection (newest frame
 segmenter's rate), so a slow segmenter only makes masks rarer; it never holds up the video.
 Each sampled frame is encoded once (the embedding is kept in the shared
 :class:`~orstream.edge.models.frame_prompter.FramePrompter`, so a client's prompt on it runs the
-decoder only) and :class:`~orstream.edge.models.live_masks.LiveMasks` picks the masks shown.
-The recognizer's results of each stream arrive on ``recognized``, for the masks to follow what
-the stream shows.
+decoder only) and :class:`~orstream.edge.models.live_masks.LiveMasks` finds, names and picks the
+masks shown.
 """
 
 from __future__ import annotations
 
 import time
+
+import numpy as np
 
 from orstream.edge.graph.meters import StageMeter
 from orstream.edge.graph.operator import Operator, OperatorSpec, Received
@@ -23,6 +24,14 @@ from orstream.status import ModelStatus
 from orstream.streams.frame import Frame
 
 
+def host_image(image: object) -> np.ndarray:
+    """A frame's RGB pixels in host memory (a frame decoded to the GPU is copied back once, for
+    the few tip crops the classifier needs)."""
+    if isinstance(image, np.ndarray):
+        return image
+    return np.asarray(image.cpu().numpy())  # type: ignore[attr-defined]
+
+
 class SegmentationOp(Operator):
     """Masks for the sampled frames of every stream connected to ``frames``.
 
@@ -30,7 +39,6 @@ class SegmentationOp(Operator):
         prompter: the segmenter and the frame memory it shares with client prompts.
         masks: which masks to show for a frame.
         rate_hz: frames per second to segment per stream (default the package's rate).
-        has_recognizer: a recognizer's results come on ``recognized``.
         name: the operator's name (default ``segmentation``).
     """
 
@@ -39,26 +47,20 @@ class SegmentationOp(Operator):
         prompter: FramePrompter,
         masks: LiveMasks,
         rate_hz: float | None = None,
-        has_recognizer: bool = False,
         name: str = "segmentation",
     ) -> None:
         self.prompter = prompter
         self.live_masks = masks
         self.rate_hz = rate_hz or prompter.model.rate_hz
-        self.has_recognizer = has_recognizer
-        self.recognized: dict[str, FrameResult] = {}
         self.segmented: dict[str, int] = {}
         self.frame_to_masks: dict[str, StageMeter] = {}
         super().__init__(name)
 
     def setup(self, spec: OperatorSpec) -> None:
         spec.input("frames", capacity=1, policy="latest", rate_hz=self.rate_hz)
-        spec.input("recognized", capacity=1, policy="latest")
         spec.output("masks")
 
     def compute(self, received: Received) -> None:
-        for result in received["recognized"]:
-            self.recognized[result.stream_id] = result
         frames = received["frames"]
         if not frames:
             return
@@ -80,9 +82,9 @@ class SegmentationOp(Operator):
 
     def masks_of(self, frame: Frame, embedding: ImageEmbedding) -> FrameResult:
         """The masks shown for one frame, from its embedding."""
-        masks = self.live_masks(
-            embedding, self.recognized.get(frame.stream_id), self.has_recognizer
-        )
+        if frame.discontinuity:
+            self.live_masks.forget(frame.stream_id)
+        masks = self.live_masks(host_image(frame.image), embedding, frame.stream_id)
         return FrameResult(
             stream_id=frame.stream_id,
             index=frame.index,

@@ -6,7 +6,12 @@ import numpy as np
 
 from orstream.edge.overlay.context import OverlayContext
 from orstream.edge.overlay.drawing import Box, draw_bar, draw_text, fill_panel
-from orstream.edge.overlay.layout import INSTRUMENTS_CAPTION, NO_INSTRUMENT_TEXT, layout_for
+from orstream.edge.overlay.layout import (
+    INSTRUMENT_ROWS,
+    INSTRUMENTS_CAPTION,
+    NO_INSTRUMENT_TEXT,
+    layout_for,
+)
 from orstream.edge.overlay.names import display_name
 from orstream.edge.overlay.palette import (
     ACCENT,
@@ -26,7 +31,7 @@ class InstrumentsAnnotator:
         max_rows: the most instruments listed; the caption counts the ones left out.
     """
 
-    def __init__(self, max_rows: int = 3) -> None:
+    def __init__(self, max_rows: int = INSTRUMENT_ROWS) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, not {max_rows}")
         self.max_rows = max_rows

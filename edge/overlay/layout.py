@@ -22,6 +22,8 @@ OUT_OF_PATIENT_TEXT = "OUT OF PATIENT"
 NO_SIGNAL_TEXT = "NO SIGNAL"
 WIDEST_PERCENT = "100%"
 WIDEST_CLOCK = "00:00:00"
+INSTRUMENT_ROWS = 3
+"""The most instruments the instruments panel lists."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,17 @@ class Layout:
     stale_x: int
     stale_top: int
     centre: tuple[int, int]
+
+    @property
+    def panels(self) -> tuple[Box, ...]:
+        """The panels' rectangles (the instruments panel at its tallest): mask labels keep out
+        of them, so a tag never hides a step, a confidence or the timeline."""
+        return (
+            self.step.box,
+            self.instruments.box(INSTRUMENT_ROWS),
+            self.banner,
+            self.timeline.box,
+        )
 
 
 def _step_panel(style: Style) -> StepPanel:

@@ -21,6 +21,7 @@ import numpy as np
 
 from orstream.edge.overlay.context import OverlayContext
 from orstream.edge.overlay.drawing import Box, draw_text, fill_panel
+from orstream.edge.overlay.layout import layout_for
 from orstream.edge.overlay.mask_window import clip_window, decode_window
 from orstream.edge.overlay.names import display_name
 from orstream.edge.overlay.palette import (
@@ -71,21 +72,39 @@ def _overlaps(tag: Box, others: Sequence[Box]) -> bool:
 
 
 def place_labels(
-    labels: Sequence[tuple[str, Box]], style: Style, height: int, width: int
-) -> tuple[Box, ...]:
-    """The tags of several masks' labels, given most confident first.
+    labels: Sequence[tuple[str, Box]],
+    style: Style,
+    height: int,
+    width: int,
+    keep_clear: Sequence[Box] = (),
+) -> tuple[Box | None, ...]:
+    """The tags of several masks' labels, given most confident first (None: no free place).
 
-    Each tag goes to its :func:`label_box`; one that would cover a tag placed before it moves
-    down a tag's height at a time to the first free place in the frame (it stays where it was
-    when there is none).
+    Each tag goes to its :func:`label_box`; one that would cover a tag placed before it or a
+    rectangle of ``keep_clear`` (the panels) moves down a tag's height at a time to the first
+    free place in the frame, else up from where it was. A tag with no free place at all is left
+    out: the mask's colour still shows, and no panel is ever hidden.
     """
     placed: list[Box] = []
+    tags: list[Box | None] = []
     for text, box in labels:
-        tag = candidate = label_box(text, box, style, width)
-        while _overlaps(candidate, placed) and candidate.y1 + tag.height <= height:
-            candidate = Box(candidate.x0, candidate.y1, candidate.x1, candidate.y1 + tag.height)
-        placed.append(tag if _overlaps(candidate, placed) else candidate)
-    return tuple(placed)
+        tag = label_box(text, box, style, width)
+        found = None
+        for step in (tag.height, -tag.height):
+            candidate = tag
+            while candidate.y0 >= 0 and candidate.y1 <= height:
+                if not _overlaps(candidate, [*placed, *keep_clear]):
+                    found = candidate
+                    break
+                candidate = Box(
+                    candidate.x0, candidate.y0 + step, candidate.x1, candidate.y1 + step
+                )
+            if found is not None:
+                break
+        if found is not None:
+            placed.append(found)
+        tags.append(found)
+    return tuple(tags)
 
 
 @dataclass(frozen=True)
@@ -150,7 +169,7 @@ class _Decoded:
     height: int
     width: int
     masks: tuple[PreparedMask, ...]
-    tags: tuple[Box, ...]
+    tags: tuple[Box | None, ...]
 
 
 class MasksAnnotator:
@@ -185,6 +204,8 @@ class MasksAnnotator:
             cv2.drawContours(roi, mask.contours, -1, mask.colour, thickness, cv2.LINE_8)
         pad = _tag_pad(style)
         for mask, tag in zip(reversed(decoded.masks), reversed(decoded.tags), strict=True):
+            if tag is None:
+                continue
             fill_panel(image, tag, mask.colour, 1.0)
             text = readable_on(mask.colour)
             draw_text(image, mask.label, style.caption, tag.x0 + pad, tag.y0 + pad, text)
@@ -203,7 +224,8 @@ class MasksAnnotator:
             if mask is not None
         )
         style = style_for(height)
-        tags = place_labels([(m.label, m.box) for m in masks], style, height, width)
+        panels = layout_for(height, width).panels
+        tags = place_labels([(m.label, m.box) for m in masks], style, height, width, panels)
         self._decoded = _Decoded(segmentation, height, width, masks, tags)
         return self._decoded
 

@@ -2,7 +2,8 @@
 
 One command for every model: a workflow recognizer becomes ``model.onnx`` + ``card.json``; an
 interactive segmenter (its checkpoint names a model of ``SEGMENTER_MODELS``) becomes an image
-encoder, a prompt decoder and its class text prompts.
+encoder, a prompt decoder and its class text prompts; the instrument classifier (model
+``instrument_classifier``) becomes a crop classifier the live masks name instruments with.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 from pathlib import Path
 
 DEFAULT_PARITY_FRAMES = 16
+CLASSIFIER_MODEL = "instrument_classifier"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         type=Path,
         required=True,
-        help="Lightning checkpoint written by `orstream train workflow` or "
-        "`orstream train segmenter`",
+        help="Lightning checkpoint written by `orstream train workflow`, "
+        "`orstream train segmenter` or `orstream train classifier`",
     )
     parser.add_argument(
         "--out",
@@ -61,8 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from orstream.export.onnx.segmenter_export import SEGMENTER_MODELS, checkpoint_model_name
 
-    if checkpoint_model_name(args.checkpoint) in SEGMENTER_MODELS:
+    name = checkpoint_model_name(args.checkpoint)
+    if name in SEGMENTER_MODELS:
         return _run_segmenter(args)
+    if name == CLASSIFIER_MODEL:
+        return _run_classifier(args)
     from orstream.export.onnx.workflow_export import export_package
 
     result = export_package(
@@ -94,6 +99,32 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  {parity.source:<8} {parity.frames:>3} frames  batch {parity.batch:<3} {heads}  "
             f"state {state:.2e}"
+        )
+    return 0
+
+
+def _run_classifier(args: argparse.Namespace) -> int:
+    from orstream.export.onnx.classifier_export import export_classifier_package
+
+    result = export_classifier_package(
+        args.checkpoint,
+        args.out,
+        parity_frames=args.parity_frames,
+        overwrite=args.overwrite,
+        exporter=args.exporter,
+        max_batch=args.max_batch,
+    )
+    card = result.package.card
+    print(f"package   {result.package.root}  dynamic batch, max_batch {card.max_batch}")
+    print(
+        f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
+        f"{card.outputs[0].shape[-1]} classes  opset {card.export.opset} ({result.exporter})"
+    )
+    for parity in result.parity:
+        diffs = "  ".join(f"{name} {value:.2e}" for name, value in parity.max_abs_diff.items())
+        print(
+            f"parity    ONNX Runtime vs PyTorch on {parity.frames} {parity.source} crops, batch "
+            f"{parity.batch}: {diffs} (tolerance {parity.tolerance:g})"
         )
     return 0
 

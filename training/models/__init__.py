@@ -1,7 +1,18 @@
 """Models orstream trains; importing this package registers each one in
 :mod:`orstream.training.registry`."""
 
+from orstream.training.models.instrument_classifier import (
+    InstrumentClassifier,
+    instrument_classifier,
+)
 from orstream.training.models.segmenter import InteractiveSegmenter, imis_segmenter
 from orstream.training.models.workflow import WorkflowRecognizer, pitvis_workflow
 
-__all__ = ["InteractiveSegmenter", "WorkflowRecognizer", "imis_segmenter", "pitvis_workflow"]
+__all__ = [
+    "InstrumentClassifier",
+    "InteractiveSegmenter",
+    "WorkflowRecognizer",
+    "imis_segmenter",
+    "instrument_classifier",
+    "pitvis_workflow",
+]

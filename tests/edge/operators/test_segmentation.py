@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from classifier_checkpoints import random_classifier_package
 from segmenter_checkpoints import random_segmenter_package
 
 from orstream.edge.app.compose import EdgeApp, SinkSpec
 from orstream.edge.app.config import parse_config
+from orstream.edge.models.instrument_classifier import InstrumentClassifier
 from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.edge.operators.segmentation import SegmentationOp
@@ -20,7 +22,6 @@ from orstream.edge.service.result_hub import ResultHub
 from orstream.errors import OrstreamError
 from orstream.mask_rle import decode_mask
 from orstream.package.loading import load_package
-from orstream.results import FrameResult, InstrumentResult
 from orstream.streams.phantom.source import PhantomSource
 from orstream.streams.sinks.memory import MemorySink
 
@@ -30,8 +31,13 @@ def segmenter_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return random_segmenter_package(tmp_path_factory.getbasetemp())
 
 
+@pytest.fixture(scope="module")
+def classifier_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return random_classifier_package(tmp_path_factory.getbasetemp())
+
+
 def test_runtime_segments_live_beside_the_recognizer(
-    segmenter_package: Path, random_workflow_package: Path, tmp_path: Path
+    segmenter_package: Path, classifier_package: Path, random_workflow_package: Path, tmp_path: Path
 ) -> None:
     hub = ResultHub()
     masks_only = hub.subscribe(kinds=["segmentation"], capacity=1000)
@@ -40,12 +46,14 @@ def test_runtime_segments_live_beside_the_recognizer(
         {
             "source": {"uri": "phantom://", "stream_id": "or1"},
             "model": {"package": str(random_workflow_package), "rate_hz": 2},
-            # A random segmenter: keep every mask so there is something to draw.
+            # Random models: keep every mask so there is something to draw.
             "segmentation": {
                 "package": str(segmenter_package),
+                "classifier": str(classifier_package),
                 "rate_hz": 2,
                 "classes": ["suction", "sella"],
                 "min_score": 0,
+                "min_confidence": 0,
             },
             "record": {"path": str(tmp_path / "overlay.mp4")},
             "grpc": {"enabled": False},
@@ -82,24 +90,26 @@ def test_runtime_segments_live_beside_the_recognizer(
     assert all(r.step is not None for r in plain_results)
 
 
-def test_automatic_classes_follow_the_recognizer(segmenter_package: Path) -> None:
+def test_live_masks_name_instruments_only_with_a_classifier(
+    segmenter_package: Path, classifier_package: Path
+) -> None:
     model = SegmenterModel.load(load_package(segmenter_package))
-    live = LiveMasks(model)
-    assert live.targets(None, has_recognizer=True) == ("sella",)  # nothing recognized yet
-    seen = FrameResult(
-        "or1",
-        1,
-        0,
-        0,
-        0,
-        (),
-        instruments=InstrumentResult((16, 2), ((16, 0.9), (2, 0.6))),
-    )
-    # cottle (2) is not a class of this package; suction is.
-    assert live.targets(seen, has_recognizer=True) == ("suction", "sella")
-    assert live.targets(None, has_recognizer=False) == tuple(model.classes)
+    classifier = InstrumentClassifier.load(load_package(classifier_package))
+    source = PhantomSource(seed=4, seconds=2, width=320, height=180, fps=2.0)
+    frame = next(f for i, f in enumerate(source.frames()) if i == 2).image
+    embedding = model.embed(frame)
+    # A random segmenter and classifier: keep everything so there is something to check.
+    alone = LiveMasks(model, min_score=0)(frame, embedding)
+    assert [mask.name for mask in alone] in ([], ["sella"])  # no classifier: no instrument
+    live = LiveMasks(model, classifier, min_score=0, min_confidence=0)
+    assert live.found(frame, embedding)  # clicks on the grid always find something
+    masks = live(frame, embedding, "or1")
+    codes = [mask.code for mask in masks]
+    assert len(codes) == len(set(codes))  # one mask per class
+    pixels = np.stack([decode_mask(mask.mask) for mask in masks]) if masks else np.zeros((1, 1))
+    assert pixels.sum(axis=0).max() <= 1  # no pixel in two masks
     with pytest.raises(OrstreamError, match="scalpel"):
-        LiveMasks(model, classes=["suction", "scalpel"])
+        LiveMasks(model, classifier, classes=["suction", "scalpel"])
 
 
 def test_a_slow_segmenter_never_holds_up_the_video(segmenter_package: Path) -> None:
@@ -154,4 +164,4 @@ def test_a_masks_only_runtime_draws_no_workflow_panels(segmenter_package: Path) 
     assert overlay is not None
     names = [type(a).__name__ for a in overlay.overlay.annotators]
     assert names == ["MasksAnnotator", "HudAnnotator", "NoSignalMarker"]
-    assert isinstance(app.segmentation, SegmentationOp) and not app.segmentation.has_recognizer
+    assert isinstance(app.segmentation, SegmentationOp)

@@ -105,11 +105,14 @@ def shrunk(mask: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def tags_of(masks: Sequence[SegmentMask], image: np.ndarray) -> list[np.ndarray]:
-    """Where the labels of ``masks`` (most confident first) go, one region each."""
+    """Where the labels of ``masks`` (most confident first) go, one region each, as the
+    overlay places them: clear of the panels."""
     height, width = image.shape[:2]
     labels = [(mask_label(mask), Box(*mask.box)) for mask in masks]
+    panels = layout_for(height, width).panels
     return [
-        region(tag, image.shape) for tag in place_labels(labels, style_for(height), height, width)
+        region(tag or (0, 0, 0, 0), image.shape)
+        for tag in place_labels(labels, style_for(height), height, width, panels)
     ]
 
 
@@ -200,6 +203,31 @@ def test_labels_of_neighbouring_masks_do_not_cover_each_other(
     for tag, mask in zip((first, second), masks, strict=True):
         solid = np.all(drawn == np.array(segment_colour(mask.code), np.uint8), axis=2)
         assert solid[tag].mean() > 0.3
+
+
+@pytest.mark.parametrize("height", [720, 1080])
+def test_labels_never_cover_a_panel(frames: dict[int, np.ndarray], height: int) -> None:
+    image = frames[height]
+    width = image.shape[1]
+    layout = layout_for(height, width)
+    step, instruments = layout.step.box, layout.instruments.box(3)
+    # Masks whose tags would rest on the step panel, the instruments panel and the timeline.
+    corners = [
+        (step.x0 + 10, step.y1 - 5),
+        (instruments.x0 + 5, instruments.y1 - 5),
+        (width // 3, layout.timeline.box.y0 + 2),
+    ]
+    masks = []
+    for index, (x, y) in enumerate(corners):
+        pixels = np.zeros((height, width), bool)
+        pixels[y : y + 60, x : x + 80] = True
+        masks.append(segment(pixels, (SUCTION, 8, SELLA)[index], 0.9 - 0.1 * index))
+    tags = tags_of(masks, image)
+    for tag in tags:
+        assert tag.any()  # each found a free place
+        for panel in layout.panels:
+            assert not (tag & region(panel, image.shape)).any()
+    assert not (tags[0] & tags[1]).any() and not (tags[1] & tags[2]).any()
 
 
 def test_the_most_confident_mask_is_drawn_on_top(frames: dict[int, np.ndarray]) -> None:
