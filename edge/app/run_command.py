@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="interactive segmentation package: live masks and Prompt over gRPC",
     )
     parser.add_argument(
+        "--classifier",
+        type=Path,
+        help="instrument classifier package naming the instruments of the live masks (without "
+        "one only anatomy masks are shown)",
+    )
+    parser.add_argument(
         "--segmentation-rate", type=float, metavar="HZ", help="frames per second to segment"
     )
     parser.add_argument(
@@ -92,10 +98,14 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data["model"] = {**data.get("model", {}), "package": args.model}
     if args.segmenter is not None:
         data["segmentation"] = {**data.get("segmentation", {}), "package": args.segmenter}
-    if args.segmentation_rate is not None:
-        if "segmentation" not in data:
-            raise OrstreamError("--segmentation-rate needs --segmenter PKG")
-        data["segmentation"]["rate_hz"] = args.segmentation_rate
+    for option, key, value in (
+        ("--segmentation-rate", "rate_hz", args.segmentation_rate),
+        ("--classifier", "classifier", args.classifier),
+    ):
+        if value is not None:
+            if "segmentation" not in data:
+                raise OrstreamError(f"{option} needs --segmenter PKG")
+            data["segmentation"][key] = value
     if args.grpc is not None:
         data["grpc"] = {**data.get("grpc", {}), "address": args.grpc}
     if args.no_grpc:

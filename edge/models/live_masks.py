@@ -206,18 +206,29 @@ class LiveMasks:
         from both frames' probabilities (:data:`REMEMBERED`): one blurred or half-hidden frame
         does not rename an instrument or hide it.
         """
-        if self.classifier is None or not found:
-            self._remembered.pop(stream_id, None)
-            return []
         crops, objects = [], []
-        for item in found:
+        for item in found if self.classifier is not None else ():
             crop = tip_crop(image, item.mask)
             if crop is not None:
                 crops.append(crop)
                 objects.append(item)
-        if not crops:
+        if self.classifier is None or not crops:
+            self._remembered.pop(stream_id, None)
             return []
-        probabilities = self.classifier.probabilities(crops)
+        probabilities = self._carried(stream_id, objects, self.classifier.probabilities(crops))
+        named = []
+        for item, row in zip(objects, probabilities, strict=True):
+            index = int(np.argmax(row))
+            code, name = int(self.classifier.codes[index]), self.classifier.names[index]
+            if code != NO_INSTRUMENT and row[index] >= self.min_confidence and name in self.shown:
+                named.append(Named(item, code, name, float(row[index])))
+        return named
+
+    def _carried(
+        self, stream_id: str, objects: list[Found], probabilities: np.ndarray
+    ) -> np.ndarray:
+        """Each object's class probabilities blended with those of the object it continues on
+        the stream's previous segmented frame, if any; remembered for the next frame."""
         remembered = self._remembered.get(stream_id, [])
         for row, item in enumerate(objects):
             best_iou, best = 0.0, None
@@ -231,10 +242,4 @@ class LiveMasks:
         self._remembered[stream_id] = [
             (item.mask, row) for item, row in zip(objects, probabilities, strict=True)
         ]
-        named = []
-        for item, row in zip(objects, probabilities, strict=True):
-            best = int(np.argmax(row))
-            code, name = int(self.classifier.codes[best]), self.classifier.names[best]
-            if code != NO_INSTRUMENT and row[best] >= self.min_confidence and name in self.shown:
-                named.append(Named(item, code, name, float(row[best])))
-        return named
+        return probabilities

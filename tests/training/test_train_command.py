@@ -189,3 +189,42 @@ def test_a_bad_segmenter_class_is_one_line(
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("orstream: error: classes must be distinct names of bipolar_forceps")
     assert error.endswith("got ['suction', 'scalpel']")
+
+
+CLASSIFIER_CONFIG = PROJECT_ROOT / "training" / "configs" / "instrument_classifier.yaml"
+
+
+def test_trains_the_classifier_from_its_shipped_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    code = main(
+        [
+            "train",
+            "classifier",
+            "--config",
+            str(CLASSIFIER_CONFIG),
+            "model.model_kwargs={width: 4}",
+            "data.train_seeds=5",
+            "data.val_seeds=6",
+            "data.seconds=6",
+            "data.height=180",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.batch_size=4",
+            "trainer.max_epochs=1",
+            "--",
+            f"--trainer.logger.init_args.save_dir={runs}",
+        ]
+    )
+    assert code == 0
+    printed = dict(
+        line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line
+    )
+    assert 0.0 <= float(printed["best val_accuracy"]) <= 1.0
+    saved = torch.load(Path(printed["last checkpoint"]), weights_only=False)
+    assert saved["hyper_parameters"]["model_name"] == "instrument_classifier"
+    data = saved["orstream"]["data"]
+    assert data["train_seeds"] == [5] and data["val_seeds"] == [6]
+    assert data["train_crops"] > 0 and data["val_crops"] > 0
+    assert "val_accuracy" in saved["orstream"]["metrics"]
+    assert list((tmp_path / "cache").glob("instrument-crops-*.npz"))  # a second run starts at once

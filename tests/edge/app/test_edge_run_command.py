@@ -122,9 +122,19 @@ def test_segmentation_options_are_checked(
 ) -> None:
     result = _edge_run(project_root, "--source", small_mp4, "--segmentation-rate", "2")
     _assert_one_clear_error(result, "--segmenter")
+    result = _edge_run(project_root, "--source", small_mp4, "--classifier", small_mp4)
+    _assert_one_clear_error(result, "--classifier needs --segmenter")
     # A workflow package is no segmenter: refused before anything plays.
     result = _edge_run(project_root, "--source", small_mp4, "--segmenter", random_workflow_package)
     _assert_one_clear_error(result, "no prompt decoder")
+    # Nor a classifier.
+    segmenter = project_root / "edge" / "packages" / "imis_segmenter"
+    result = _edge_run(
+        project_root,
+        *("--source", small_mp4, "--segmenter", segmenter),
+        *("--classifier", random_workflow_package),
+    )
+    _assert_one_clear_error(result, "is not an instrument classifier")
 
 
 def test_several_streams_run_side_by_side_with_their_own_files(

@@ -249,3 +249,30 @@ def test_an_embedding_of_another_model_is_refused(model: SegmenterModel) -> None
 def test_a_workflow_package_is_not_a_segmenter(random_workflow_package: Path) -> None:
     with pytest.raises(OrstreamError, match="has no prompt decoder"):
         SegmenterModel.load(load_package(random_workflow_package))
+
+
+def test_prompts_decoded_in_batches_give_what_each_gives_alone(
+    model: SegmenterModel, embedding: ImageEmbedding
+) -> None:
+    prompts = [
+        Prompt(points=((float(x), float(y)),), point_labels=(1,))
+        for x, y in [
+            (10, 10),
+            (50, 40),
+            (90, 20),
+            (30, 60),
+            (70, 70),
+            (5, 90),
+            (200, 100),
+            (300, 170),
+        ]
+    ] + [Prompt(text="sella"), Prompt(box=(5.0, 5.0, 60.0, 50.0))]
+    assert len(prompts) > model.decoder.max_batch  # more than one decoder call
+    logits, scores = model.decode(embedding, prompts)
+    assert logits.shape == (len(prompts), *model.mask_size) and scores.shape == (len(prompts),)
+    for row, prompt in enumerate(prompts):
+        alone = model.segment(embedding, prompt)
+        np.testing.assert_allclose(logits[row], alone.low_res_logits[0, 0], atol=1e-4)
+        assert scores[row] == pytest.approx(alone.score, abs=1e-5)
+        if prompt.box is None:  # a box's mask is cut at the box; others are the logits > 0
+            assert np.array_equal(model.frame_mask(logits[row], embedding), alone.mask)
