@@ -68,7 +68,8 @@ class SegmentMask:
         code: segmentation class code (``orstream.labels.SEGMENTATION_CLASSES``: instrument
             1..18, anatomy above 100), or 0 for an object prompted by clicks or a box alone.
         name: the class name ("" for code 0).
-        score: the model's predicted IoU of the mask (0..1).
+        score: how sure the models are (0..1): for a live instrument mask the instrument
+            classifier's probability of its name, otherwise the segmenter's predicted IoU.
         mask: the object's pixels at the frame's full resolution.
         box: (x0, y0, x1, y1) tight pixel bounds of the mask, x1 and y1 exclusive; all 0 for an
             empty mask.

@@ -181,7 +181,7 @@ class InstrumentCropDataModule(L.LightningDataModule):
 
     Args:
         segmenter: the segmenter package whose finds are cropped.
-        train_seeds: phantom seeds of the training cases, e.g. ``"201-230"``.
+        train_seeds: phantom seeds of the training cases, e.g. ``"201-236,243-290"``.
         val_seeds: phantom seeds of the held-out cases.
         seconds: length of each case.
         every_s: seconds between sampled frames.
@@ -194,12 +194,12 @@ class InstrumentCropDataModule(L.LightningDataModule):
     def __init__(
         self,
         segmenter: str = "edge/packages/imis_segmenter",
-        train_seeds: str = "201-230",
-        val_seeds: str = "231-236",
+        train_seeds: str = "201-236,243-290",
+        val_seeds: str = "237-242",
         seconds: int = 120,
         every_s: float = 1.0,
         height: int = 360,
-        truth_copies: int = 1,
+        truth_copies: int = 2,
         batch_size: int = 64,
         num_workers: int = 0,
         cache_dir: str | None = "runs/cache",

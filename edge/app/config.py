@@ -180,7 +180,7 @@ class SegmentationConfig(_BackendChoice):
     )
     min_score: float = Field(default=0.5, ge=0, le=1, description="smallest predicted IoU shown")
     min_confidence: float = Field(
-        default=0.7,
+        default=0.4,
         ge=0,
         le=1,
         description="smallest classifier probability of an instrument's name that is shown",

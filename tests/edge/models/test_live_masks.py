@@ -70,10 +70,10 @@ def test_each_instrument_is_shown_once_with_its_own_name(
             truth = labels == code
             if truth.sum() >= MIN_AREA:
                 dice.append(score_mask(decoded.get(code, np.zeros_like(truth)), truth).dice)
-    print(f"Dice {np.mean(dice):.3f} over {len(dice)}, shown {shown}, wrong {wrong}")
-    # Measured: Dice DICE over TARGETS instruments, SHOWN shown, WRONG of them misnamed.
-    assert np.mean(dice) >= 0.75
-    assert wrong <= 0.05 * shown
+    # Measured: Dice 0.811 over 64 instruments, 57 masks shown, none of them misnamed.
+    assert len(dice) == 64
+    assert np.mean(dice) >= 0.77
+    assert shown >= 0.8 * len(dice) and wrong <= 0.05 * shown
 
 
 def test_each_stream_names_from_its_own_past(
