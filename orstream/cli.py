@@ -74,6 +74,11 @@ COMMANDS: tuple[Command, ...] = (
         "score an interactive segmentation package (points, box, text) on a phantom dataset",
     ),
     Command(
+        ("export", "crops"),
+        "orstream.export.crops.command",
+        "tip crops of a segmenter's finds in phantom cases, to train the instrument classifier",
+    ),
+    Command(
         ("export", "onnx"),
         "orstream.export.onnx.command",
         "export a checkpoint to an ONNX model package",

@@ -8,17 +8,23 @@ instrument's mean width (area over length), so an instrument close to the lens a
 give crops of the same scale. Pixels outside the mask are dimmed, which tells the classifier
 which object of a crowded crop it is naming.
 
-Training (:mod:`orstream.training.instrument_crops`) and the edge
-(:class:`orstream.edge.models.live_masks.LiveMasks`) both crop here, so the classifier sees the
-same pictures in both.
+The crops the classifier trains on (:mod:`orstream.export.crops`, files in the format of
+:func:`write_crops`) and the edge (:class:`orstream.edge.models.live_masks.LiveMasks`) both crop
+here, so the classifier sees the same pictures in both.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from orstream.errors import OrstreamError
 
 CROP_SIZE = 64
 """Side of a crop in pixels."""
@@ -86,3 +92,64 @@ def tip_crop(
     )
     gain = OUTSIDE_GAIN + (1.0 - OUTSIDE_GAIN) * inside[..., None]
     return (crop * gain).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Crops:
+    """Tip crops with their classes, as ``orstream export crops`` writes them and ``orstream
+    train classifier`` reads them.
+
+    Attributes:
+        images: RGB uint8 [N, CROP_SIZE, CROP_SIZE, 3].
+        labels: class index into ``orstream.labels.INSTRUMENT_CODES`` per crop (0: none).
+        seeds: the phantom case each crop came from.
+        source: how they were made (segmenter, seeds, settings), recorded in the card.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    seeds: np.ndarray
+    source: dict[str, object]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def write_crops(path: Path, crops: Crops) -> None:
+    """Write ``crops`` to ``path`` (``.npz``), atomically."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as handle:
+        np.savez(
+            handle,
+            images=crops.images,
+            labels=crops.labels,
+            seeds=crops.seeds,
+            source=np.array(json.dumps(crops.source)),
+        )
+    os.replace(partial, path)
+
+
+def read_crops(path: Path) -> Crops:
+    """The crops of a file :func:`write_crops` wrote.
+
+    Raises:
+        OrstreamError: the file is missing or is not such a file.
+    """
+    if not path.is_file():
+        raise OrstreamError(f"{path}: crops file not found (orstream export crops writes one)")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            crops = Crops(
+                saved["images"],
+                saved["labels"].astype(np.int64),
+                saved["seeds"].astype(np.int64),
+                json.loads(str(saved["source"])),
+            )
+    except (OSError, ValueError, KeyError) as error:
+        raise OrstreamError(f"{path}: not a crops file ({error})") from None
+    size = (CROP_SIZE, CROP_SIZE, 3)
+    if crops.images.shape[1:] != size or crops.images.dtype != np.uint8:
+        raise OrstreamError(f"{path}: crops must be uint8 {list(size)}")
+    if not len(crops.labels) == len(crops.seeds) == len(crops.images):
+        raise OrstreamError(f"{path}: crops, labels and seeds differ in number")
+    return crops

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime
 import torch
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -24,6 +22,7 @@ from orstream.edge.models.instrument_classifier import TASK
 from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.card_parts import export_info, image_input
 from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.workflow_export import (
     EXPORT_BATCH,
@@ -47,13 +46,10 @@ from orstream.instrument_crop import CROP_SIZE, tip_crop
 from orstream.package.card import (
     MODEL_FILE,
     Clip,
-    ExportInfo,
     Hashes,
-    InputSpec,
     ModelCard,
     OutputSpec,
     ParityResult,
-    Resize,
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file, write_card
 from orstream.package.signatures import check_graph_signature
@@ -82,19 +78,7 @@ def build_card(
         name=checkpoint.model_name,
         task=TASK,
         version=checkpoint.sha256[:12],
-        inputs=(
-            InputSpec(
-                name=CROP_INPUT,
-                shape=(1, 3, CROP_SIZE, CROP_SIZE),
-                dtype="float32",
-                layout="NCHW",
-                color="RGB",
-                resize=Resize(height=CROP_SIZE, width=CROP_SIZE, interpolation="area"),
-                scale=255.0,
-                mean=(0.5, 0.5, 0.5),
-                std=(0.5, 0.5, 0.5),
-            ),
-        ),
+        inputs=(image_input(CROP_INPUT, CROP_SIZE, CROP_SIZE, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),),
         outputs=(
             OutputSpec(
                 name=LOGITS_OUTPUT,
@@ -109,15 +93,7 @@ def build_card(
         clip=Clip(length=1, stride=1, fps=LIVE_RATE_HZ),
         hashes=Hashes(checkpoint=checkpoint.sha256, model_onnx=onnx_sha256),
         training=training_record(checkpoint.record),
-        export=ExportInfo(
-            exporter=exporter,
-            opset=opset,
-            batch="dynamic",
-            max_batch=max_batch,
-            torch_version=torch.__version__,
-            onnx_version=onnx.__version__,
-            onnxruntime_version=onnxruntime.__version__,
-        ),
+        export=export_info(exporter, opset, max_batch),
     )
 
 

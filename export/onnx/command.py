@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orstream.export.onnx.classifier_export import ClassifierExportResult
+    from orstream.export.onnx.segmenter_export import SegmenterExportResult
+    from orstream.export.onnx.workflow_export import ExportResult
 
 DEFAULT_PARITY_FRAMES = 16
 CLASSIFIER_MODEL = "instrument_classifier"
@@ -63,21 +69,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from orstream.export.onnx.segmenter_export import SEGMENTER_MODELS, checkpoint_model_name
 
+    options = {
+        "parity_frames": args.parity_frames,
+        "overwrite": args.overwrite,
+        "exporter": args.exporter,
+        "max_batch": args.max_batch,
+    }
     name = checkpoint_model_name(args.checkpoint)
     if name in SEGMENTER_MODELS:
-        return _run_segmenter(args)
-    if name == CLASSIFIER_MODEL:
-        return _run_classifier(args)
-    from orstream.export.onnx.workflow_export import export_package
+        from orstream.export.onnx.segmenter_export import export_segmenter_package
 
-    result = export_package(
-        args.checkpoint,
-        args.out,
-        parity_frames=args.parity_frames,
-        overwrite=args.overwrite,
-        exporter=args.exporter,
-        max_batch=args.max_batch,
-    )
+        _print_segmenter(export_segmenter_package(args.checkpoint, args.out, **options))
+    elif name == CLASSIFIER_MODEL:
+        from orstream.export.onnx.classifier_export import export_classifier_package
+
+        _print_classifier(export_classifier_package(args.checkpoint, args.out, **options))
+    else:
+        from orstream.export.onnx.workflow_export import export_package
+
+        _print_workflow(export_package(args.checkpoint, args.out, **options))
+    return 0
+
+
+def _print_workflow(result: ExportResult) -> None:
     card = result.package.card
     print(f"package   {result.package.root}  dynamic batch, max_batch {card.max_batch}")
     print(
@@ -100,20 +114,9 @@ def run(args: argparse.Namespace) -> int:
             f"  {parity.source:<8} {parity.frames:>3} frames  batch {parity.batch:<3} {heads}  "
             f"state {state:.2e}"
         )
-    return 0
 
 
-def _run_classifier(args: argparse.Namespace) -> int:
-    from orstream.export.onnx.classifier_export import export_classifier_package
-
-    result = export_classifier_package(
-        args.checkpoint,
-        args.out,
-        parity_frames=args.parity_frames,
-        overwrite=args.overwrite,
-        exporter=args.exporter,
-        max_batch=args.max_batch,
-    )
+def _print_classifier(result: ClassifierExportResult) -> None:
     card = result.package.card
     print(f"package   {result.package.root}  dynamic batch, max_batch {card.max_batch}")
     print(
@@ -126,20 +129,9 @@ def _run_classifier(args: argparse.Namespace) -> int:
             f"parity    ONNX Runtime vs PyTorch on {parity.frames} {parity.source} crops, batch "
             f"{parity.batch}: {diffs} (tolerance {parity.tolerance:g})"
         )
-    return 0
 
 
-def _run_segmenter(args: argparse.Namespace) -> int:
-    from orstream.export.onnx.segmenter_export import export_segmenter_package
-
-    result = export_segmenter_package(
-        args.checkpoint,
-        args.out,
-        parity_frames=args.parity_frames,
-        overwrite=args.overwrite,
-        exporter=args.exporter,
-        max_batch=args.max_batch,
-    )
+def _print_segmenter(result: SegmenterExportResult) -> None:
     card = result.package.card
     decoder = card.decoder
     assert decoder is not None  # a segmenter package always has one
@@ -164,4 +156,3 @@ def _run_segmenter(args: argparse.Namespace) -> int:
                 f"  {graph}  {parity.source:<8} {parity.frames:>3} frames  batch "
                 f"{parity.batch:<3} {diffs}"
             )
-    return 0

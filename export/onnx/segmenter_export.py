@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-import onnxruntime
 import torch
 from torch import Tensor, nn
 
@@ -43,6 +41,7 @@ from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.card_parts import export_info, image_input
 from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.parity import phantom_frames, random_frames
 from orstream.export.onnx.workflow_export import (
@@ -71,7 +70,6 @@ from orstream.package.card import (
     MODEL_FILE,
     TEXT_PROMPTS_FILE,
     Clip,
-    ExportInfo,
     Hashes,
     InputSpec,
     Label,
@@ -79,11 +77,9 @@ from orstream.package.card import (
     OutputSpec,
     ParityResult,
     PromptDecoderSpec,
-    Resize,
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file, write_card
 from orstream.package.signatures import check_decoder_signature, check_graph_signature
-from orstream.training.frame_cache import RESIZE_INTERPOLATION
 from orstream.training.models.segmenter import PAD_LABEL, InteractiveSegmenter
 from orstream.training.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text
 
@@ -269,22 +265,7 @@ def build_card(
         name=checkpoint.model_name,
         task=INTERACTIVE_SEGMENTATION,
         version=checkpoint.sha256[:12],
-        inputs=(
-            InputSpec(
-                name=IMAGE_INPUT,
-                shape=(1, 3, height, width),
-                dtype="float32",
-                layout="NCHW",
-                color="RGB",
-                # the resize training applied to every frame, so the edge sees the same pixels
-                resize=Resize.model_validate(
-                    {"height": height, "width": width, "interpolation": RESIZE_INTERPOLATION}
-                ),
-                scale=255.0,
-                mean=model.mean,
-                std=model.std,
-            ),
-        ),
+        inputs=(image_input(IMAGE_INPUT, height, width, model.mean, model.std),),
         outputs=(
             OutputSpec(
                 name=IMAGE_EMBEDDINGS,
@@ -305,15 +286,7 @@ def build_card(
         clip=Clip(length=1, stride=1, fps=LIVE_RATE_HZ),
         hashes=Hashes(checkpoint=checkpoint.sha256, model_onnx=hashes[MODEL_FILE]),
         training=training_record(checkpoint.record),
-        export=ExportInfo(
-            exporter=exporter,
-            opset=opset,
-            batch="dynamic",
-            max_batch=max_batch,
-            torch_version=torch.__version__,
-            onnx_version=onnx.__version__,
-            onnxruntime_version=onnxruntime.__version__,
-        ),
+        export=export_info(exporter, opset, max_batch),
         decoder=PromptDecoderSpec(
             file=DECODER_FILE,
             sha256=hashes[DECODER_FILE],

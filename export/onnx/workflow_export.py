@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import numpy as np
 import onnx
-import onnxruntime
 import torch
 from google.protobuf.message import DecodeError
 from torch import Tensor, nn
@@ -41,6 +40,7 @@ from torch import Tensor, nn
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.card_parts import export_info, image_input
 from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.parity import StreamingModel, check_parity, phantom_frames, random_frames
 from orstream.labels import (
@@ -54,22 +54,18 @@ from orstream.package.card import (
     CARD_FILE,
     MODEL_FILE,
     Clip,
-    ExportInfo,
     GraphShape,
     Hashes,
-    InputSpec,
     Label,
     ModelCard,
     OutputSpec,
     ParityResult,
-    Resize,
     StateSpec,
     StepSmoothing,
     Training,
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file, write_card
 from orstream.package.signatures import check_graph_signature
-from orstream.training.frame_cache import RESIZE_INTERPOLATION
 from orstream.training.registry import create_model
 
 OPSET = 18
@@ -433,22 +429,7 @@ def build_card(
         name=checkpoint.model_name,
         task="workflow_recognition",
         version=checkpoint.sha256[:12],
-        inputs=(
-            InputSpec(
-                name=IMAGE_INPUT,
-                shape=(1, 3, height, width),
-                dtype="float32",
-                layout="NCHW",
-                color="RGB",
-                # the resize training applied to every frame, so the edge sees the same pixels
-                resize=Resize.model_validate(
-                    {"height": height, "width": width, "interpolation": RESIZE_INTERPOLATION}
-                ),
-                scale=255.0,
-                mean=model.mean,
-                std=model.std,
-            ),
-        ),
+        inputs=(image_input(IMAGE_INPUT, height, width, model.mean, model.std),),
         outputs=(
             OutputSpec(
                 name=STEP_OUTPUT,
@@ -486,16 +467,7 @@ def build_card(
         ),
         hashes=Hashes(checkpoint=checkpoint.sha256, model_onnx=onnx_sha256),
         training=training_record(checkpoint.record),
-        export=ExportInfo(
-            exporter=exporter,
-            opset=opset,
-            batch="dynamic",
-            max_batch=max_batch,
-            torch_version=torch.__version__,
-            onnx_version=onnx.__version__,
-            onnxruntime_version=onnxruntime.__version__,
-            parity=parity,
-        ),
+        export=export_info(exporter, opset, max_batch, parity),
     )
 
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from orstream.instrument_crop import CROP_SIZE, TIP_AT, tip_crop
+from orstream.errors import OrstreamError
+from orstream.instrument_crop import (
+    CROP_SIZE,
+    TIP_AT,
+    Crops,
+    read_crops,
+    tip_crop,
+    write_crops,
+)
 
 
 def instrument(width: int, angle_deg: float, size: tuple[int, int] = (360, 640)) -> tuple:
@@ -69,3 +79,31 @@ def test_a_mask_of_a_few_pixels_gives_no_crop() -> None:
     mask = np.zeros((90, 160), bool)
     mask[40:43, 40:43] = True
     assert tip_crop(frame, mask) is None
+
+
+def test_crops_files_round_trip_and_bad_ones_are_one_line(tmp_path: Path) -> None:
+    crops = Crops(
+        np.zeros((3, CROP_SIZE, CROP_SIZE, 3), np.uint8),
+        np.array([0, 4, 18]),
+        np.array([7, 7, 8]),
+        {"seeds": [7, 8]},
+    )
+    path = tmp_path / "crops.npz"
+    write_crops(path, crops)
+    again = read_crops(path)
+    assert again.labels.tolist() == [0, 4, 18] and again.seeds.tolist() == [7, 7, 8]
+    assert again.source == {"seeds": [7, 8]} and again.images.shape == crops.images.shape
+    with pytest.raises(OrstreamError, match="not found"):
+        read_crops(tmp_path / "none.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(OrstreamError, match="not a crops file"):
+        read_crops(tmp_path / "bad.npz")
+    np.savez(
+        tmp_path / "small.npz",
+        images=np.zeros((1, 8, 8, 3), np.uint8),
+        labels=[0],
+        seeds=[1],
+        source=np.array("{}"),
+    )
+    with pytest.raises(OrstreamError, match="uint8"):
+        read_crops(tmp_path / "small.npz")

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from project_paths import PROJECT_ROOT
+from test_instrument_crop_datamodule import crops_file
 from test_pitvis_datamodule import write_dataset
 from test_segmenter_datamodule import add_disc_anatomy, make_phantom
 
@@ -198,6 +199,8 @@ def test_trains_the_classifier_from_its_shipped_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     runs = tmp_path / "runs"
+    train = crops_file(tmp_path / "train.npz", [5, 6], count=12)
+    val = crops_file(tmp_path / "val.npz", [7], count=6)
     code = main(
         [
             "train",
@@ -205,11 +208,8 @@ def test_trains_the_classifier_from_its_shipped_config(
             "--config",
             str(CLASSIFIER_CONFIG),
             "model.model_kwargs={width: 4}",
-            "data.train_seeds=5",
-            "data.val_seeds=6",
-            "data.seconds=6",
-            "data.height=180",
-            f"data.cache_dir={tmp_path / 'cache'}",
+            f"data.train={train}",
+            f"data.val={val}",
             "data.batch_size=4",
             "trainer.max_epochs=1",
             "--",
@@ -222,9 +222,26 @@ def test_trains_the_classifier_from_its_shipped_config(
     )
     assert 0.0 <= float(printed["best val_accuracy"]) <= 1.0
     saved = torch.load(Path(printed["last checkpoint"]), weights_only=False)
+    assert saved["global_step"] == 3  # 12 crops in batches of 4
     assert saved["hyper_parameters"]["model_name"] == "instrument_classifier"
     data = saved["orstream"]["data"]
-    assert data["train_seeds"] == [5] and data["val_seeds"] == [6]
-    assert data["train_crops"] > 0 and data["val_crops"] > 0
+    assert data["train_seeds"] == [5, 6] and data["val_seeds"] == [7]
+    assert data["train_crops"] == 12 and data["val_crops"] == 6
     assert "val_accuracy" in saved["orstream"]["metrics"]
-    assert list((tmp_path / "cache").glob("instrument-crops-*.npz"))  # a second run starts at once
+
+
+def test_a_missing_crops_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "train",
+            "classifier",
+            "--config",
+            str(CLASSIFIER_CONFIG),
+            f"data.train={tmp_path / 'none.npz'}",
+            f"data.val={tmp_path / 'none.npz'}",
+        ]
+    )
+    assert code == 2
+    assert "crops file not found" in capsys.readouterr().err.strip().splitlines()[-1]
