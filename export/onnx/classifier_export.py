@@ -23,7 +23,6 @@ from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
-from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.workflow_export import (
     EXPORT_BATCH,
     OPSET,
@@ -34,6 +33,7 @@ from orstream.export.onnx.workflow_export import (
     _labels,
     check_max_batch,
     export_graph,
+    finish_package,
     load_model_checkpoint,
     onnx_opset,
     onnx_signature,
@@ -51,7 +51,7 @@ from orstream.package.card import (
     OutputSpec,
     ParityResult,
 )
-from orstream.package.loading import ModelPackage, load_package, sha256_file, write_card
+from orstream.package.loading import ModelPackage, load_package, sha256_file
 from orstream.package.signatures import check_graph_signature
 
 CROP_INPUT = "crop"
@@ -194,12 +194,7 @@ def export_classifier_package(
             for rows in (1, max_batch)
         )
         card = card.model_copy(update={"export": card.export.model_copy(update={"parity": parity})})
-        write_card(staging, card)
-        progress("writing the golden reference (ONNX Runtime CPU on a phantom frame)")
-        write_reference(ModelPackage(root=staging, card=card))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        finish_package(staging, out, card, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     progress(f"wrote {out}")

@@ -42,7 +42,6 @@ from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
-from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.parity import phantom_frames, random_frames
 from orstream.export.onnx.workflow_export import (
     EXPORT_BATCH,
@@ -51,6 +50,7 @@ from orstream.export.onnx.workflow_export import (
     Progress,
     check_max_batch,
     export_graph,
+    finish_package,
     load_model_checkpoint,
     onnx_opset,
     onnx_signature,
@@ -78,7 +78,7 @@ from orstream.package.card import (
     ParityResult,
     PromptDecoderSpec,
 )
-from orstream.package.loading import ModelPackage, load_package, sha256_file, write_card
+from orstream.package.loading import ModelPackage, load_package, sha256_file
 from orstream.package.signatures import check_decoder_signature, check_graph_signature
 from orstream.training.models.segmenter import PAD_LABEL, InteractiveSegmenter
 from orstream.training.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text
@@ -560,12 +560,7 @@ def export_segmenter_package(
                 "decoder": card.decoder.model_copy(update={"parity": tuple(decoder_parity)}),
             }
         )
-        write_card(staging, card)
-        progress("writing the golden reference (ONNX Runtime CPU on a phantom frame)")
-        write_reference(ModelPackage(root=staging, card=card))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        finish_package(staging, out, card, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     progress(f"wrote {out}")

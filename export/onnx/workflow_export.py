@@ -492,6 +492,17 @@ def prepare_output(out: Path, overwrite: bool) -> Path:
     return staging
 
 
+def finish_package(staging: Path, out: Path, card: ModelCard, progress: Progress) -> None:
+    """Write the card and the golden reference into the checked ``staging`` folder, then put
+    it in place of ``out`` (replacing what :func:`prepare_output` allowed to replace)."""
+    write_card(staging, card)
+    progress("writing the golden reference (ONNX Runtime CPU on a phantom frame)")
+    write_reference(ModelPackage(root=staging, card=card))
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+
+
 def parity_sources(model: StreamingModel, count: int) -> list[tuple[str, np.ndarray]]:
     """Frames to check parity on: (source, RGB uint8 frames [count, H, W, 3]) pairs.
 
@@ -565,12 +576,7 @@ def export_package(
                     )
         export = card.export.model_copy(update={"parity": tuple(parity)})
         card = card.model_copy(update={"export": export})
-        write_card(staging, card)
-        progress("writing the golden reference (ONNX Runtime CPU on a phantom frame)")
-        write_reference(ModelPackage(root=staging, card=card))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        finish_package(staging, out, card, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     progress(f"wrote {out}")
