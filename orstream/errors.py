@@ -22,3 +22,17 @@ def describe_validation_error(error: ValidationError) -> str:
     more = error.error_count() - 1
     extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{where}{first['msg'].removeprefix('Value error, ')}{extra}"
+
+
+QUOTE_CHARS = 40
+"""The most characters of a caller's value an error message repeats."""
+
+
+def quoted(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``value`` quoted for an error message that goes back to whoever sent it: its first
+    ``limit`` characters, anything unprintable as ``?``, and its length when it was cut. A
+    20 kB name in a message would otherwise be sent straight back (and overflow gRPC's
+    metadata, turning a clear refusal into RESOURCE_EXHAUSTED)."""
+    text = str(value)
+    shown = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return repr(shown) if len(text) <= limit else f"{shown!r}... ({len(text)} characters)"

@@ -20,7 +20,8 @@ class SourceStatus:
     Attributes:
         stream_id: the stream's id.
         uri: where its frames come from.
-        state: ``starting``, ``playing``, ``ended`` or ``failed``.
+        state: ``starting``, ``playing``, ``ended`` (the source's end), ``interrupted`` (the
+            run was stopped first) or ``failed``.
         fps: frames per second delivered over the last few seconds.
         frames_in: frames the source delivered so far.
         error: why it failed (empty unless ``state`` is ``failed``).

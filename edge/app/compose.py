@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orstream.edge.app.config import EdgeConfig, PortConfig, SourceConfig, per_stream
+from orstream.edge.app.shutdown import DRAIN_S
 from orstream.edge.backends import create_backend
 from orstream.edge.backends.batching import prepare_batches
 from orstream.edge.graph.graph import Graph
@@ -122,6 +123,10 @@ class EdgeApp:
         self.config = config
         self.hub = hub if hub is not None else ResultHub()
         self.on_health = on_health
+        self.interrupted_by: str | None = None
+        """What stopped the run before its sources ended (e.g. ``SIGTERM``), if anything."""
+        self.drained = True
+        """Whether the last run drained completely (False: a stop's drain time ran out)."""
         self.graph = Graph("edge", on_failure=lambda operator: self._health())
         self.streams: dict[str, Stream] = {}
         self.workflow: WorkflowOp | None = None
@@ -331,12 +336,22 @@ class EdgeApp:
         if self._rtsp_server is not None:
             self._rtsp_server.close()
 
+    def interrupt(self, reason: str, drain_s: float = DRAIN_S) -> None:
+        """Stop the run before its sources end (safe from a signal handler; returns at once):
+        health goes NOT_SERVING first, then the sources stop and :meth:`run` drains the graph,
+        for at most ``drain_s``."""
+        self.interrupted_by = self.interrupted_by or reason
+        if self.on_health is not None:
+            self.on_health(False)
+        self.graph.request_stop(drain_s)
+
     def run(self) -> None:
-        """Start, run every stream to its end (or Ctrl-C), close. A stream whose source or a
-        sink fails does not stop the others; :meth:`failures` says what failed."""
+        """Start, run every stream to its end (or until :meth:`interrupt`, or Ctrl-C), close.
+        A stream whose source or a sink fails does not stop the others; :meth:`failures` says
+        what failed."""
         self.start()
         try:
-            self.graph.join()
+            self.drained = self.graph.join()
         finally:
             self.close()
 
@@ -355,7 +370,7 @@ class EdgeApp:
         return None if self.segmentation is None else self.segmentation.prompter
 
     def _health(self) -> None:
-        if self.on_health is None:
+        if self.on_health is None or self.interrupted_by is not None:
             return
         sources = [stream.source for stream in self.streams.values()]
         models = [op for op in (self.workflow, self.segmentation) if op is not None]

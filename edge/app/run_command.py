@@ -136,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
         say_stderr(f"overlay video in {config.record.path}")
     if report.failures:
         raise OrstreamError("; ".join(report.failures))
+    if not report.drained:
+        raise OrstreamError(
+            f"stopped by {report.interrupted_by} before every stream drained: recordings and "
+            "results may be incomplete"
+        )
     return 0
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import EdgeConfig
+from orstream.edge.app.shutdown import StopSignals
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.status import RuntimeStatus
 from orstream.streams.sources.source import Source
@@ -26,6 +27,10 @@ class EdgeRunReport:
     wall_s: float
     failures: tuple[str, ...] = ()
     """One line per source or sink that failed (the other streams ran to their end)."""
+    interrupted_by: str | None = None
+    """The signal that stopped the run before its sources ended (None: they ended)."""
+    drained: bool = True
+    """False when the graph did not drain within its time after a stop."""
 
 
 def describe_status(status: RuntimeStatus) -> str:
@@ -126,10 +131,21 @@ def run_edge(
         if on_serving is not None:
             on_serving(port)
         progress.start()
-        app.run()
+        with StopSignals(app.interrupt) as signals:
+            app.run()
+        if signals.received is not None:
+            how = "drained" if app.drained else "the graph did not drain in time"
+            say(f"stopped by {signals.received}: {how}")
     finally:
         stop_progress.set()
         if server is not None:
             server.stop(config.grpc.drain_s)
         app.hub.close()
-    return EdgeRunReport(app.status(), port, time.monotonic() - started, tuple(app.failures()))
+    return EdgeRunReport(
+        app.status(),
+        port,
+        time.monotonic() - started,
+        tuple(app.failures()),
+        app.interrupted_by,
+        app.drained,
+    )

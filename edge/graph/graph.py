@@ -56,6 +56,7 @@ class Graph:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._started_ns: int | None = None
+        self._drain_deadline: float | None = None
 
     def add_operator(self, operator: OperatorT) -> OperatorT:
         """Add an operator (flows add theirs); its name must be unique in the graph."""
@@ -161,19 +162,30 @@ class Graph:
                 return False
         return True
 
-    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
-        """Interrupt the sources and let the graph drain (bounded); True when it drained."""
+    def request_stop(self, drain_s: float = STOP_TIMEOUT_S) -> None:
+        """Interrupt the sources and return at once; :meth:`join` then waits at most
+        ``drain_s`` for the graph to drain (safe to call from a signal handler)."""
+        if self._drain_deadline is None:
+            self._drain_deadline = time.monotonic() + drain_s
         for source in self.sources():
             source.interrupt()
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """Interrupt the sources and let the graph drain (bounded); True when it drained."""
+        self.request_stop(timeout_s)
         return self.wait(timeout_s)
 
-    def join(self) -> None:
-        """Wait until every operator finished; Ctrl-C stops the sources and drains."""
+    def join(self) -> bool:
+        """Wait until every operator finished; True when all did. Ctrl-C (when nothing else
+        handles SIGINT) stops the sources and drains; after :meth:`request_stop` the wait ends
+        at its drain deadline, drained or not."""
         try:
             while not self.wait(0.2):
-                pass
+                if self._drain_deadline is not None and time.monotonic() > self._drain_deadline:
+                    return self.wait(0)
         except KeyboardInterrupt:
-            self.stop()
+            return self.stop()
+        return True
 
     def run(self) -> None:
         """Start, wait for the sources to end (or Ctrl-C, which stops them), drain."""

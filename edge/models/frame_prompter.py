@@ -22,6 +22,7 @@ from orstream.edge.models.segmenter_model import (
     PromptError,
     SegmenterModel,
 )
+from orstream.errors import quoted
 from orstream.mask_rle import encode_mask
 from orstream.mask_scores import mask_box
 from orstream.prompts import Prompt, PromptAnswer
@@ -155,7 +156,7 @@ class FramePrompter:
             code = self.model.classes.get(name)
             if code is None:
                 known = ", ".join(sorted(self.model.classes))
-                raise PromptError(f"unknown class name {name!r} (known: {known})")
+                raise PromptError(f"unknown class name {quoted(name)} (known: {known})")
             prompts.append((Prompt(text=name), code, name))
         frame, embedding = self._find(stream_id, index)
         cached = embedding is not None
@@ -185,16 +186,16 @@ class FramePrompter:
             memory = self._streams.get(stream_id)
             if memory is None:
                 known = ", ".join(sorted(self._streams)) or "none yet"
-                raise FrameNotFound(f"unknown stream {stream_id!r} (streams: {known})")
+                raise FrameNotFound(f"unknown stream {quoted(stream_id)} (streams: {known})")
             found = memory.find(index)
             oldest = memory.frames[0].index if memory.frames else None
         if found is None:
             if index is None:
-                raise FrameNotFound(f"stream {stream_id!r} has no frame yet")
+                raise FrameNotFound(f"stream {quoted(stream_id)} has no frame yet")
             kept = f"frames {oldest} and later" if oldest is not None else "no frames"
             raise FrameNotFound(
-                f"frame {index} of stream {stream_id!r} is not kept (the runtime keeps {kept}, "
-                f"and the embeddings of the last {self.keep_embeddings} segmented frames)"
+                f"frame {index} of stream {quoted(stream_id)} is not kept (the runtime keeps "
+                f"{kept}, and the embeddings of the last {self.keep_embeddings} segmented frames)"
             )
         return found
 

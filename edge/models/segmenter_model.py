@@ -28,7 +28,7 @@ import numpy as np
 
 from orstream.edge.backends import Backend, create_backend
 from orstream.edge.models.preprocess import image_spec, preprocessor_for
-from orstream.errors import OrstreamError
+from orstream.errors import OrstreamError, quoted
 from orstream.package.card import DECODER_INPUTS, IMAGE_EMBEDDINGS
 from orstream.package.loading import ModelPackage
 from orstream.prompts import Prompt
@@ -287,7 +287,9 @@ class SegmenterModel:
             )
         wrong = [label for label in labels if label not in (0, 1)]
         if wrong:
-            raise PromptError(f"point labels must be 1 (positive) or 0 (negative), got {wrong}")
+            raise PromptError(
+                f"point labels must be 1 (positive) or 0 (negative), got {quoted(wrong)}"
+            )
         clicks = []
         for point in points:
             if len(point) != 2:
@@ -318,7 +320,7 @@ class SegmenterModel:
         row = self._text_rows.get(name)
         if row is None:
             raise PromptError(
-                f"unknown class {name!r}; this model knows: {', '.join(self._text_rows)}"
+                f"unknown class {quoted(name)}; this model knows: {', '.join(self._text_rows)}"
             )
         return row
 

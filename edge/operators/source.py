@@ -36,6 +36,7 @@ class SourceOp(SourceOperator):
         self.rate = RateMeter()
         self.lag = StageMeter(f"{source.stream_id}.lag")
         self.source_state = "starting"
+        self.interrupted = False
         self.start_after_s = 0.0
         """Wait this long before the first frame (benches give streams different phases, as
         independent cameras have)."""
@@ -67,9 +68,11 @@ class SourceOp(SourceOperator):
                 anchor = (frame.capture_ns, frame.pts_ns)
             self.lag.record(((frame.capture_ns - anchor[0]) - (frame.pts_ns - anchor[1])) / 1e6)
             self.emit("video", frame)
-        self.source_state = "ended"
+        self.source_state = "interrupted" if self.interrupted else "ended"
 
     def interrupt(self) -> None:
+        """Stop the source (the run is being stopped): its stream ends as ``interrupted``."""
+        self.interrupted = True
         self.source.close()
 
     def stream_status(self) -> SourceStatus:

@@ -13,6 +13,7 @@ import dataclasses
 import threading
 from collections.abc import Iterable
 
+from orstream.errors import quoted
 from orstream.results import DEFAULT_KINDS, KINDS, FrameResult
 from orstream.step_timeline import StepSegment, StepTimeline
 
@@ -143,7 +144,8 @@ class ResultHub:
         unknown = sorted(wanted - set(KINDS))
         if unknown:
             raise ValueError(
-                f"unknown result kind {', '.join(map(repr, unknown))} (known: {', '.join(KINDS)})"
+                f"unknown result kind {', '.join(map(quoted, unknown[:3]))} "
+                f"(known: {', '.join(KINDS)})"
             )
         if capacity < 1:
             raise ValueError(f"subscription capacity must be at least 1, not {capacity}")

@@ -11,6 +11,7 @@ import grpc
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter
 from orstream.edge.models.segmenter_model import PromptError
 from orstream.edge.service.result_hub import ResultHub, Subscription
+from orstream.errors import quoted
 from orstream.proto.convert import (
     prompt_answer_to_proto,
     prompt_request_from_proto,
@@ -28,6 +29,16 @@ SERVICE_NAME: str = edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].full_nam
 
 _POLL_S = 0.5
 """How often an idle subscription checks that its client is still there."""
+
+MAX_DETAILS = 400
+"""The longest error detail sent back: far under gRPC's metadata limit, whatever was asked."""
+
+
+def details(error: Exception) -> str:
+    """An error's message as a status detail, cut to :data:`MAX_DETAILS` characters (messages
+    quote callers' values only in short, sanitised form; this bounds the rest)."""
+    message = str(error)
+    return message if len(message) <= MAX_DETAILS else message[: MAX_DETAILS - 3] + "..."
 
 
 class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
@@ -70,7 +81,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         try:
             subscription = self._hub.subscribe(stream_ids, kinds, capacity=self._subscriber_buffer)
         except ValueError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
         refusal = self._register(subscription)
         if refusal is not None:
             subscription.close()
@@ -105,7 +116,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
             known = ", ".join(self._hub.streams()) or "none yet"
             context.abort(
                 grpc.StatusCode.NOT_FOUND,
-                f"no results for stream {stream_id!r} (streams with results: {known})",
+                f"no results for stream {quoted(stream_id)} (streams with results: {known})",
             )
         return timeline_to_proto(stream_id, segments)
 
@@ -123,9 +134,9 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         try:
             answer = prompter.prompt(asked.stream_id, asked.index, asked.region, asked.classes)
         except PromptError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
         except FrameNotFound as error:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+            context.abort(grpc.StatusCode.NOT_FOUND, details(error))
         return prompt_answer_to_proto(answer)
 
     def close(self) -> None:

@@ -162,3 +162,24 @@ def test_prompter_keeps_only_recent_frames_and_embeddings(model: SegmenterModel)
         prompter.prompt("or1", 0, Prompt(box=(10, 10, 60, 60)))
     with pytest.raises(ValueError, match="at least 1"):
         FramePrompter(model, keep_frames=0)
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        (edge_pb2.PromptRequest(text_classes=["x" * 20_000]), grpc.StatusCode.INVALID_ARGUMENT),
+        (box_request(stream_id="s" * 20_000), grpc.StatusCode.NOT_FOUND),
+        (box_request(stream_id="\x1b[2J" + "é" * 50), grpc.StatusCode.NOT_FOUND),
+    ],
+    ids=["huge-class", "huge-stream", "control-characters"],
+)
+def test_errors_quote_only_a_short_clean_prefix_of_what_was_sent(
+    stub: edge_pb2_grpc.EdgeServiceStub, request_: edge_pb2.PromptRequest, code: grpc.StatusCode
+) -> None:
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Prompt(request_, timeout=30)
+    # Not RESOURCE_EXHAUSTED ("received metadata size exceeds limit"): the refusal itself.
+    assert error.value.code() == code
+    detail = error.value.details()
+    assert len(detail) <= 400 and "\x1b" not in detail
+    assert "characters)" in detail  # the value was cut, and says how long it was
