@@ -267,6 +267,9 @@ class GrpcConfig(_Section):
     reflection: bool = False
     max_message_mb: float = Field(default=4.0, gt=0)
     drain_s: float = Field(default=2.0, ge=0)
+    max_prompts: int = Field(
+        default=2, ge=1, le=3, description="Prompt calls worked on at once; more are refused"
+    )
 
 
 class ResultsConfig(_Section):

@@ -119,6 +119,7 @@ def run_edge(
             reflection=config.grpc.reflection,
             max_message_bytes=int(config.grpc.max_message_mb * 1024 * 1024),
             prompter=app.prompter,
+            max_prompts=config.grpc.max_prompts,
         )
         port = server.start()
         app.on_health = server.set_serving

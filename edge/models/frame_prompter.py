@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -32,6 +32,10 @@ from orstream.streams.frame import Frame
 
 class FrameNotFound(LookupError):
     """The stream is unknown, or the frame is no longer (or was never) kept."""
+
+
+class PromptCancelled(Exception):
+    """Whoever asked for the prompt is gone (cancelled, or past its deadline): work stopped."""
 
 
 def segment_mask(prediction: MaskPrediction, code: int, name: str) -> SegmentMask:
@@ -134,6 +138,7 @@ class FramePrompter:
         index: int | None,
         region: Prompt | None = None,
         classes: Sequence[str] = (),
+        wanted: Callable[[], bool] = lambda: True,
     ) -> PromptAnswer:
         """Masks for clicks and/or a box (``region``) and for each class name, on one frame.
 
@@ -142,15 +147,24 @@ class FramePrompter:
             index: the frame's index, or None for the latest (the newest embedded frame when
                 there is one, else the newest frame).
             region: clicks and/or a box, in full-resolution frame pixels.
-            classes: class names of the segmenter, one mask each.
+            classes: class names of the segmenter, one mask each; at most as many as it has
+                classes, each once.
+            wanted: False once the caller is gone; checked before the encoder and before each
+                mask, so abandoned work stops.
 
         Raises:
             FrameNotFound: unknown stream, or a frame no longer kept.
             PromptError: no prompt at all, or a bad one (the message says which).
+            PromptCancelled: ``wanted`` turned False.
         """
         start = time.perf_counter()
         if region is None and not classes:
             raise PromptError("give points, a box or a class name to segment")
+        if len(classes) > len(self.model.classes) or len(set(classes)) < len(classes):
+            raise PromptError(
+                f"give each class name at most once, at most {len(self.model.classes)} "
+                f"({len(classes)} given)"
+            )
         prompts = [] if region is None else [(region, 0, "")]
         for name in classes:
             code = self.model.classes.get(name)
@@ -161,16 +175,19 @@ class FramePrompter:
         frame, embedding = self._find(stream_id, index)
         cached = embedding is not None
         if embedding is None:
+            if not wanted():
+                raise PromptCancelled("the caller is gone")
             embedding, cached = self.embedding(frame)
-        masks = tuple(
-            segment_mask(self.model.segment(embedding, prompt), code, name)
-            for prompt, code, name in prompts
-        )
+        masks = []
+        for prompt, code, name in prompts:
+            if not wanted():
+                raise PromptCancelled("the caller is gone")
+            masks.append(segment_mask(self.model.segment(embedding, prompt), code, name))
         return PromptAnswer(
             stream_id=frame.stream_id,
             index=frame.index,
             pts_ns=frame.pts_ns,
-            masks=masks,
+            masks=tuple(masks),
             model=self.model.label,
             latency_ms=(time.perf_counter() - start) * 1e3,
             embedding_cached=cached,

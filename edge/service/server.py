@@ -27,6 +27,8 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _UNARY_WORKERS = 4
 """Server threads kept free of subscriptions for GetStatus, GetTimeline and health checks."""
+MAX_PROMPTS = 2
+"""``Prompt`` calls worked on at once by default: each holds a core while its decoder runs."""
 _STOP_SLACK_S = 1.0
 """How long past the grace ``stop`` waits for gRPC to cancel what the grace did not end."""
 
@@ -44,6 +46,9 @@ class EdgeGrpcServer:
             RESOURCE_EXHAUSTED.
         subscriber_buffer: results buffered per subscriber before its oldest is dropped.
         prompter: answers ``Prompt`` on recent frames (None: no segmenter).
+        max_prompts: ``Prompt`` calls worked on at once; more are refused at once with
+            RESOURCE_EXHAUSTED (fewer than the server threads kept for unary calls, so
+            ``GetStatus`` and health always find one).
     """
 
     def __init__(
@@ -57,12 +62,17 @@ class EdgeGrpcServer:
         max_subscribers: int = 16,
         subscriber_buffer: int = 64,
         prompter: FramePrompter | None = None,
+        max_prompts: int = MAX_PROMPTS,
     ) -> None:
+        if not 1 <= max_prompts < _UNARY_WORKERS:
+            raise OrstreamError(f"max_prompts must be 1 to {_UNARY_WORKERS - 1}, not {max_prompts}")
         self.address = address
         self._reflection = reflection
         self._max_message_bytes = max_message_bytes
         self._max_subscribers = max_subscribers
-        self._service = EdgeService(hub, status, max_subscribers, subscriber_buffer, prompter)
+        self._service = EdgeService(
+            hub, status, max_subscribers, subscriber_buffer, prompter, max_prompts
+        )
         self._health = health.HealthServicer()
         self._lock = threading.Lock()
         self._serving = False

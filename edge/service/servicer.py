@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
-from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter
+from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter, PromptCancelled
 from orstream.edge.models.segmenter_model import PromptError
 from orstream.edge.service.result_hub import ResultHub, Subscription
 from orstream.errors import quoted
@@ -50,6 +50,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         max_subscribers: open ``Subscribe`` streams allowed at once (each holds a server thread).
         subscriber_buffer: results buffered per subscriber before its oldest is dropped.
         prompter: answers ``Prompt`` (None: the runtime has no segmenter).
+        max_prompts: ``Prompt`` calls worked on at once; more are refused at once.
     """
 
     def __init__(
@@ -59,8 +60,11 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         max_subscribers: int,
         subscriber_buffer: int,
         prompter: FramePrompter | None = None,
+        max_prompts: int = 2,
     ) -> None:
         self._hub = hub
+        self._max_prompts = max_prompts
+        self._prompting = threading.BoundedSemaphore(max_prompts)
         self._prompter = prompter
         self._status = status
         self._max_subscribers = max_subscribers
@@ -131,12 +135,28 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
             )
             raise AssertionError("abort raises")
         asked = prompt_request_from_proto(request)
+        if not self._prompting.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self._max_prompts} prompts are being worked on; try again shortly",
+            )
+
+        def wanted() -> bool:
+            left = context.time_remaining()
+            return bool(context.is_active()) and (left is None or left > 0)
+
         try:
-            answer = prompter.prompt(asked.stream_id, asked.index, asked.region, asked.classes)
+            answer = prompter.prompt(
+                asked.stream_id, asked.index, asked.region, asked.classes, wanted
+            )
         except PromptError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
         except FrameNotFound as error:
             context.abort(grpc.StatusCode.NOT_FOUND, details(error))
+        except PromptCancelled as error:
+            context.abort(grpc.StatusCode.CANCELLED, details(error))
+        finally:
+            self._prompting.release()
         return prompt_answer_to_proto(answer)
 
     def close(self) -> None:

@@ -3,6 +3,8 @@ kept embeddings, and every bad request refused with the right status and a clear
 
 from __future__ import annotations
 
+import copy
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -183,3 +185,74 @@ def test_errors_quote_only_a_short_clean_prefix_of_what_was_sent(
     detail = error.value.details()
     assert len(detail) <= 400 and "\x1b" not in detail
     assert "characters)" in detail  # the value was cut, and says how long it was
+
+
+def test_a_prompt_names_each_class_once_and_at_most_all_of_them(
+    stub: edge_pb2_grpc.EdgeServiceStub, model: SegmenterModel
+) -> None:
+    names = list(model.classes)
+    for classes in (names * 40, [names[0], names[0]]):  # 300 names took 1.3 s of decoder
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Prompt(edge_pb2.PromptRequest(text_classes=classes), timeout=30)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "at most once" in error.value.details()
+        assert time.monotonic() - started < 0.5  # refused before any work
+    answer = stub.Prompt(edge_pb2.PromptRequest(text_classes=names), timeout=30)
+    assert len(answer.masks) == len(names)
+
+
+def slowed(prompter: FramePrompter, seconds: float) -> list[float]:
+    """Make each mask of ``prompter`` take ``seconds``; returns when each was asked for."""
+    calls: list[float] = []
+    segment = prompter.model.segment
+
+    def slow(*args: object, **kwargs: object) -> object:
+        calls.append(time.monotonic())
+        time.sleep(seconds)
+        return segment(*args, **kwargs)  # type: ignore[arg-type]
+
+    prompter.model = copy.copy(prompter.model)
+    prompter.model.segment = slow  # type: ignore[method-assign]
+    return calls
+
+
+def test_prompts_beyond_the_limit_are_refused_at_once(prompter: FramePrompter) -> None:
+    slowed(prompter, 0.3)
+    server = EdgeGrpcServer(
+        ResultHub(), sample_status, "127.0.0.1:0", prompter=prompter, max_prompts=1
+    )
+    server.start()
+    try:
+        with channel_to(server) as channel:
+            stub = edge_pb2_grpc.EdgeServiceStub(channel)
+            first = stub.Prompt.future(box_request(), timeout=30)
+            time.sleep(0.1)  # the first is being worked on
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as error:
+                stub.Prompt(box_request(), timeout=30)
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert time.monotonic() - started < 0.2
+            # GetStatus is served meanwhile, and the first prompt gets its answer.
+            stub.GetStatus(edge_pb2.GetStatusRequest(), timeout=1)
+            assert len(first.result().masks) == 1
+            assert len(stub.Prompt(box_request(), timeout=30).masks) == 1  # a free slot again
+    finally:
+        server.stop(0.5)
+
+
+def test_work_stops_when_the_caller_is_gone(prompter: FramePrompter) -> None:
+    calls = slowed(prompter, 0.2)
+    server = EdgeGrpcServer(ResultHub(), sample_status, "127.0.0.1:0", prompter=prompter)
+    server.start()
+    try:
+        with channel_to(server) as channel:
+            stub = edge_pb2_grpc.EdgeServiceStub(channel)
+            names = list(prompter.model.classes)  # 4 masks: 0.8 s of work
+            with pytest.raises(grpc.RpcError) as error:
+                stub.Prompt(edge_pb2.PromptRequest(text_classes=names), timeout=0.3)
+            assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            time.sleep(1.0)
+            assert len(calls) <= 2  # the masks asked for before the deadline passed, no more
+    finally:
+        server.stop(0.5)
