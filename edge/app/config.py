@@ -272,6 +272,12 @@ class GrpcConfig(_Section):
     )
 
 
+class MetricsConfig(_Section):
+    """Prometheus metrics served over HTTP (``orstream.edge.service.metrics``)."""
+
+    address: str = Field(description="HOST:PORT to serve /metrics on, e.g. 127.0.0.1:9108")
+
+
 class ResultsConfig(_Section):
     dir: Path
     video: int | None = Field(
@@ -295,6 +301,7 @@ class EdgeConfig(_Section):
     rtsp: RtspConfig | None = None
     display: DisplayConfig = DisplayConfig()
     grpc: GrpcConfig = GrpcConfig()
+    metrics: MetricsConfig | None = None
     results: ResultsConfig | None = None
 
     @model_validator(mode="after")

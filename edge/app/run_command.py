@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-grpc", action="store_true", help="do not serve the gRPC API")
     parser.add_argument(
+        "--metrics", metavar="HOST:PORT", help="serve Prometheus metrics there, e.g. 127.0.0.1:9108"
+    )
+    parser.add_argument(
         "--record",
         type=Path,
         metavar="FILE.mp4",
@@ -110,6 +113,8 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data["grpc"] = {**data.get("grpc", {}), "address": args.grpc}
     if args.no_grpc:
         data["grpc"] = {**data.get("grpc", {}), "enabled": False}
+    if args.metrics is not None:
+        data["metrics"] = {"address": args.metrics}
     if args.record is not None:
         data["record"] = {"path": args.record}
     if args.results is not None:

@@ -124,6 +124,13 @@ def run_edge(
         port = server.start()
         app.on_health = server.set_serving
         say(f"gRPC EdgeService on {config.grpc.address.rsplit(':', 1)[0]}:{port}")
+    metrics = None
+    if config.metrics is not None:
+        from orstream.edge.service.metrics import EdgeMetrics
+
+        metrics = EdgeMetrics(app.status, app.hub)
+        metrics_port = metrics.start(config.metrics.address)
+        say(f"Prometheus metrics on {config.metrics.address.rsplit(':', 1)[0]}:{metrics_port}")
     stop_progress = threading.Event()
     progress = threading.Thread(
         target=_progress, args=(app, stop_progress, say), name="orstream-progress", daemon=True
@@ -142,6 +149,8 @@ def run_edge(
         if server is not None:
             server.stop(config.grpc.drain_s)
         app.hub.close()
+        if metrics is not None:
+            metrics.stop()
     return EdgeRunReport(
         app.status(),
         port,

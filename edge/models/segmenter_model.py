@@ -287,9 +287,7 @@ class SegmenterModel:
             )
         wrong = [label for label in labels if label not in (0, 1)]
         if wrong:
-            raise PromptError(
-                f"point labels must be 1 (positive) or 0 (negative), got {quoted(wrong)}"
-            )
+            raise PromptError(f"point labels must be 1 (positive) or 0 (negative), got {wrong}")
         clicks = []
         for point in points:
             if len(point) != 2:
