@@ -128,7 +128,9 @@ def run_edge(
     if config.metrics is not None:
         from orstream.edge.service.metrics import EdgeMetrics
 
-        metrics = EdgeMetrics(app.status, app.hub)
+        metrics = EdgeMetrics(
+            app.status, app.hub, None if server is None else server.requests.snapshot
+        )
         metrics_port = metrics.start(config.metrics.address)
         say(f"Prometheus metrics on {config.metrics.address.rsplit(':', 1)[0]}:{metrics_port}")
     stop_progress = threading.Event()

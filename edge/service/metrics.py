@@ -11,12 +11,14 @@ subscription to every result the runtime publishes, per stream and model.
 - ``orstream_frame_to_result_seconds{stream, model}``: capture to result, a histogram.
 - ``orstream_source_up{stream}``: 1 while the source delivers frames.
 - ``orstream_model_info{model, version, stream, backend}``: 1, naming the backend a model runs on.
+- ``orstream_grpc_requests_total{method, code}``: gRPC calls ended, by status code (with the
+  gRPC API on).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
@@ -36,10 +38,22 @@ VIDEO_PATH = ".video_path"
 class _StatusCollector(Collector):
     """The status-derived metrics, made fresh on every scrape."""
 
-    def __init__(self, status: Callable[[], RuntimeStatus]) -> None:
+    def __init__(
+        self,
+        status: Callable[[], RuntimeStatus],
+        requests: Callable[[], Mapping[tuple[str, str], int]] | None,
+    ) -> None:
         self.status = status
+        self.requests = requests
 
     def collect(self) -> Iterator[Any]:
+        if self.requests is not None:
+            calls = CounterMetricFamily(
+                "orstream_grpc_requests", "gRPC calls ended", labels=["method", "code"]
+            )
+            for (method, code), count in sorted(self.requests().items()):
+                calls.add_metric([method, code], count)
+            yield calls
         status = self.status()
         frames = CounterMetricFamily(
             "orstream_video_frames", "Video frames per stream", labels=["stream", "direction"]
@@ -77,11 +91,17 @@ class EdgeMetrics:
     Args:
         status: returns a fresh snapshot of the runtime.
         hub: where the runtime publishes its results (for the latency histogram).
+        requests: the gRPC server's calls per (method, code), when it runs.
     """
 
-    def __init__(self, status: Callable[[], RuntimeStatus], hub: ResultHub) -> None:
+    def __init__(
+        self,
+        status: Callable[[], RuntimeStatus],
+        hub: ResultHub,
+        requests: Callable[[], Mapping[tuple[str, str], int]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_StatusCollector(status))
+        self.registry.register(_StatusCollector(status, requests))
         self.latency = Histogram(
             "orstream_frame_to_result_seconds",
             "Capture of a frame to its result",

@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.service.request_counts import RequestCounts
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.servicer import SERVICE_NAME, EdgeService
 from orstream.errors import OrstreamError
@@ -74,6 +75,8 @@ class EdgeGrpcServer:
             hub, status, max_subscribers, subscriber_buffer, prompter, max_prompts
         )
         self._health = health.HealthServicer()
+        self.requests = RequestCounts()
+        """Calls per method and status code, for the metrics."""
         self._lock = threading.Lock()
         self._serving = False
         self._apply_health()
@@ -97,6 +100,7 @@ class EdgeGrpcServer:
         )
         server = grpc.server(
             executor,
+            interceptors=[self.requests],
             options=[
                 ("grpc.max_send_message_length", self._max_message_bytes),
                 ("grpc.max_receive_message_length", self._max_message_bytes),

@@ -292,3 +292,27 @@ def test_a_taken_port_is_a_clear_error(hub: ResultHub, server: EdgeGrpcServer) -
     second = EdgeGrpcServer(hub, sample_status, f"127.0.0.1:{server.port}")
     with pytest.raises(OrstreamError, match=f"cannot listen for gRPC on 127.0.0.1:{server.port}"):
         second.start()
+
+
+def test_calls_are_counted_per_method_and_code(
+    hub: ResultHub, server: EdgeGrpcServer, stub: edge_pb2_grpc.EdgeServiceStub
+) -> None:
+    stub.GetStatus(edge_pb2.GetStatusRequest(), timeout=10)
+    stub.GetStatus(edge_pb2.GetStatusRequest(), timeout=10)
+    with pytest.raises(grpc.RpcError):
+        stub.GetTimeline(edge_pb2.GetTimelineRequest(stream_id="nobody"), timeout=10)
+    with pytest.raises(grpc.RpcError):
+        stub.Prompt(edge_pb2.PromptRequest(), timeout=10)  # no segmenter here
+    call = stub.Subscribe(edge_pb2.SubscribeRequest(kinds=["masks"]), timeout=10)
+    with pytest.raises(grpc.RpcError):
+        next(call)
+    deadline = time.monotonic() + 5
+    wanted = {
+        ("EdgeService/GetStatus", "OK"): 2,
+        ("EdgeService/GetTimeline", "NOT_FOUND"): 1,
+        ("EdgeService/Prompt", "FAILED_PRECONDITION"): 1,
+        ("EdgeService/Subscribe", "INVALID_ARGUMENT"): 1,
+    }
+    while server.requests.snapshot() != wanted and time.monotonic() < deadline:
+        time.sleep(0.05)  # a call is counted as the server finishes it
+    assert server.requests.snapshot() == wanted

@@ -44,7 +44,8 @@ def test_metrics_follow_the_run(random_workflow_package: Path) -> None:
         sources={"or1": source},
         sinks={"or1": [SinkSpec("memory", lambda width, height, fps: sink)]},
     )
-    metrics = EdgeMetrics(app.status, app.hub)
+    calls = {("EdgeService/GetStatus", "OK"): 3, ("EdgeService/Prompt", "RESOURCE_EXHAUSTED"): 1}
+    metrics = EdgeMetrics(app.status, app.hub, lambda: calls)
     port = metrics.start("127.0.0.1:0")
     try:
         runner = threading.Thread(target=app.run)
@@ -78,6 +79,8 @@ def test_metrics_follow_the_run(random_workflow_package: Path) -> None:
         ),
     )
     assert done[info] == 1.0
+    method = ("orstream_grpc_requests_total", (("code", "OK"), ("method", "EdgeService/GetStatus")))
+    assert done[method] == 3
     dropped = [key for key in done if key[0] == "orstream_frames_dropped_total"]
     assert ("orstream_frames_dropped_total", (("stage", "workflow"), ("stream", ""))) in dropped
     assert ("orstream_frames_dropped_total", (("stage", "source"), ("stream", "or1"))) in dropped
