@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orstream.errors import OrstreamError
@@ -20,7 +21,7 @@ DEFAULT_TIMEOUT_S = 5.0
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--address`` and ``--timeout``, shared by every client command."""
+    """``--address``, ``--timeout`` and ``--token-file``, shared by every client command."""
     parser.add_argument(
         "--address",
         default=DEFAULT_ADDRESS,
@@ -35,11 +36,36 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"give up when the server does not answer within this time "
         f"(default {DEFAULT_TIMEOUT_S:g})",
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="a file holding the bearer token (from orstream tokens add) to call with",
+    )
+
+
+def read_token(path: Path | None) -> str | None:
+    """The token in ``path`` (its first line), or None without a path.
+
+    Raises:
+        OrstreamError: the file is missing or empty.
+    """
+    if path is None:
+        return None
+    if not path.is_file():
+        raise OrstreamError(f"{path}: token file not found")
+    token = path.read_text(encoding="utf-8").strip().split("\n", 1)[0].strip()
+    if not token:
+        raise OrstreamError(f"{path}: the token file is empty")
+    return token
 
 
 @contextmanager
-def edge_stub(address: str, timeout_s: float) -> Iterator[EdgeServiceStub]:
-    """An ``EdgeService`` stub on a channel that reached the server within ``timeout_s``.
+def edge_stub(
+    address: str, timeout_s: float, token: str | None = None
+) -> Iterator[EdgeServiceStub]:
+    """An ``EdgeService`` stub on a channel that reached the server within ``timeout_s``;
+    with a ``token`` every call carries it as ``authorization: Bearer TOKEN``.
 
     Raises:
         OrstreamError: when the server cannot be reached in time, or a call inside the block
@@ -58,7 +84,12 @@ def edge_stub(address: str, timeout_s: float) -> Iterator[EdgeServiceStub]:
                 f"cannot reach an orstream edge server at {address} within {timeout_s:g} s"
             ) from None
         try:
-            yield EdgeServiceStub(channel)
+            if token is None:
+                yield EdgeServiceStub(channel)
+            else:
+                from orstream.client.bearer import BearerToken
+
+                yield EdgeServiceStub(grpc.intercept_channel(channel, BearerToken(token)))
         except grpc.RpcError as error:
             raise OrstreamError(
                 f"{address}: {error.code().name}: {error.details() or 'no details'}"

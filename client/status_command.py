@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Sequence
 
-from orstream.client.connection import add_connection_arguments, edge_stub
+from orstream.client.connection import add_connection_arguments, edge_stub, read_token
 from orstream.latency import LatencySummary
 from orstream.status import ModelStatus, RuntimeStatus
 
@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     """Ask the server for its status and print it as tables."""
     from orstream.proto.convert import status_from_proto, status_request_to_proto
 
-    with edge_stub(args.address, args.timeout) as stub:
+    with edge_stub(args.address, args.timeout, read_token(args.token_file)) as stub:
         status = status_from_proto(stub.GetStatus(status_request_to_proto(), timeout=args.timeout))
     print("\n".join(format_status(status, args.address)))
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from orstream.client.connection import add_connection_arguments, edge_stub
+from orstream.client.connection import add_connection_arguments, edge_stub, read_token
 from orstream.labels import INSTRUMENTS
 from orstream.results import KINDS, FrameResult
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     request = subscribe_request_to_proto(args.stream, args.kind)
     received = 0
-    with edge_stub(args.address, args.timeout) as stub:
+    with edge_stub(args.address, args.timeout, read_token(args.token_file)) as stub:
         responses = stub.Subscribe(request)
         try:
             for response in responses:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from orstream.client.connection import add_connection_arguments, edge_stub
+from orstream.client.connection import add_connection_arguments, edge_stub, read_token
 from orstream.results import step_name
 from orstream.step_timeline import StepSegment
 
@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     """Ask the server for the stream's step segments and print them, oldest first."""
     from orstream.proto.convert import timeline_from_proto, timeline_request_to_proto
 
-    with edge_stub(args.address, args.timeout) as stub:
+    with edge_stub(args.address, args.timeout, read_token(args.token_file)) as stub:
         response = stub.GetTimeline(timeline_request_to_proto(args.stream), timeout=args.timeout)
     stream_id, segments = timeline_from_proto(response)
     print("\n".join(format_timeline(stream_id, segments)))

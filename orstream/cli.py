@@ -35,6 +35,7 @@ GROUP_HELP = {
     "export": "export trained models to deployable packages",
     "edge": "the live runtime: feeds -> models -> overlays, recording, gRPC",
     "client": "query a running edge runtime over gRPC",
+    "tokens": "bearer tokens for the gRPC API",
 }
 
 COMMANDS: tuple[Command, ...] = (
@@ -122,6 +123,11 @@ COMMANDS: tuple[Command, ...] = (
         ("bench", "gpu"),
         "orstream.edge.bench.gpu_command",
         "validate a GPU host: torch parity, 1080p latency, concurrent stream capacity",
+    ),
+    Command(
+        ("tokens", "add"),
+        "orstream.tokens_command",
+        "make a bearer token for a name and role; prints it once, stores its hash",
     ),
     Command(
         ("client", "status"),

@@ -270,6 +270,11 @@ class GrpcConfig(_Section):
     max_prompts: int = Field(
         default=2, ge=1, le=3, description="Prompt calls worked on at once; more are refused"
     )
+    tokens: Path | None = Field(
+        default=None,
+        description="tokens file (orstream tokens add): every call but health then needs a "
+        "bearer token of the role its method needs",
+    )
 
 
 class MetricsConfig(_Section):

@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-grpc", action="store_true", help="do not serve the gRPC API")
     parser.add_argument(
+        "--tokens",
+        type=Path,
+        metavar="FILE",
+        help="tokens file (orstream tokens add): calls then need a bearer token of their role",
+    )
+    parser.add_argument(
         "--metrics", metavar="HOST:PORT", help="serve Prometheus metrics there, e.g. 127.0.0.1:9108"
     )
     parser.add_argument(
@@ -113,6 +119,8 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data["grpc"] = {**data.get("grpc", {}), "address": args.grpc}
     if args.no_grpc:
         data["grpc"] = {**data.get("grpc", {}), "enabled": False}
+    if args.tokens is not None:
+        data["grpc"] = {**data.get("grpc", {}), "tokens": args.tokens}
     if args.metrics is not None:
         data["metrics"] = {"address": args.metrics}
     if args.record is not None:

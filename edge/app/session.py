@@ -14,6 +14,7 @@ from orstream.edge.app.shutdown import StopSignals
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.status import RuntimeStatus
 from orstream.streams.sources.source import Source
+from orstream.tokens import Tokens
 
 PROGRESS_EVERY_S = 5.0
 
@@ -120,6 +121,7 @@ def run_edge(
             max_message_bytes=int(config.grpc.max_message_mb * 1024 * 1024),
             prompter=app.prompter,
             max_prompts=config.grpc.max_prompts,
+            tokens=None if config.grpc.tokens is None else Tokens.load(config.grpc.tokens),
         )
         port = server.start()
         app.on_health = server.set_serving

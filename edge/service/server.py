@@ -17,12 +17,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.service.auth import TokenAuth
 from orstream.edge.service.request_counts import RequestCounts
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.servicer import SERVICE_NAME, EdgeService
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import edge_pb2_grpc
 from orstream.status import RuntimeStatus
+from orstream.tokens import Tokens
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -50,6 +52,8 @@ class EdgeGrpcServer:
         max_prompts: ``Prompt`` calls worked on at once; more are refused at once with
             RESOURCE_EXHAUSTED (fewer than the server threads kept for unary calls, so
             ``GetStatus`` and health always find one).
+        tokens: when given, every call but health needs a bearer token of the role its method
+            needs (:mod:`orstream.edge.service.auth`).
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class EdgeGrpcServer:
         subscriber_buffer: int = 64,
         prompter: FramePrompter | None = None,
         max_prompts: int = MAX_PROMPTS,
+        tokens: Tokens | None = None,
     ) -> None:
         if not 1 <= max_prompts < _UNARY_WORKERS:
             raise OrstreamError(f"max_prompts must be 1 to {_UNARY_WORKERS - 1}, not {max_prompts}")
@@ -75,6 +80,7 @@ class EdgeGrpcServer:
             hub, status, max_subscribers, subscriber_buffer, prompter, max_prompts
         )
         self._health = health.HealthServicer()
+        self._auth = [] if tokens is None else [TokenAuth(tokens)]
         self.requests = RequestCounts()
         """Calls per method and status code, for the metrics."""
         self._lock = threading.Lock()
@@ -100,7 +106,7 @@ class EdgeGrpcServer:
         )
         server = grpc.server(
             executor,
-            interceptors=[self.requests],
+            interceptors=[self.requests, *self._auth],
             options=[
                 ("grpc.max_send_message_length", self._max_message_bytes),
                 ("grpc.max_receive_message_length", self._max_message_bytes),

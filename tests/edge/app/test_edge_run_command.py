@@ -220,3 +220,24 @@ def test_display_without_a_display_fails_with_one_line(project_root: Path, small
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     result = _edge_run(project_root, "--source", small_mp4, "--display", "fullscreen:1", env=env)
     _assert_one_clear_error(result, "no display to show video on")
+
+
+def test_tokens_and_metrics_options_reach_the_config(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = ["--tokens", str(tmp_path / "t.yaml"), "--metrics", "127.0.0.1:9108"]
+    config = config_from_args(parser.parse_args(["--source", "a.mp4", *options]))
+    assert config.grpc.tokens == tmp_path / "t.yaml"
+    assert config.metrics is not None and config.metrics.address == "127.0.0.1:9108"
+
+
+def test_a_missing_tokens_file_is_refused_before_anything_plays(
+    project_root: Path, small_mp4: Path, tmp_path: Path
+) -> None:
+    command = [
+        str(project_root / ".venv/bin/orstream"),
+        *("edge", "run", "--source", small_mp4, "--grpc", "127.0.0.1:0"),
+        *("--tokens", tmp_path / "none.yaml"),
+    ]
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=120)
+    _assert_one_clear_error(result, "tokens file not found")
