@@ -37,6 +37,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_TIMEOUT_S:g})",
     )
     parser.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="PEM",
+        help="connect over TLS, trusting this CA (the server's --tls-cert must chain to it)",
+    )
+    parser.add_argument(
         "--token-file",
         type=Path,
         metavar="FILE",
@@ -62,10 +68,11 @@ def read_token(path: Path | None) -> str | None:
 
 @contextmanager
 def edge_stub(
-    address: str, timeout_s: float, token: str | None = None
+    address: str, timeout_s: float, token: str | None = None, tls_ca: Path | None = None
 ) -> Iterator[EdgeServiceStub]:
     """An ``EdgeService`` stub on a channel that reached the server within ``timeout_s``;
-    with a ``token`` every call carries it as ``authorization: Bearer TOKEN``.
+    with a ``token`` every call carries it as ``authorization: Bearer TOKEN``; with ``tls_ca``
+    the channel is TLS, trusting that CA.
 
     Raises:
         OrstreamError: when the server cannot be reached in time, or a call inside the block
@@ -75,7 +82,13 @@ def edge_stub(
 
     from orstream.proto.orstream.v1.edge_pb2_grpc import EdgeServiceStub
 
-    channel = grpc.insecure_channel(address)
+    if tls_ca is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        if not tls_ca.is_file():
+            raise OrstreamError(f"{tls_ca}: CA file not found")
+        credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
+        channel = grpc.secure_channel(address, credentials)
     try:
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout_s)

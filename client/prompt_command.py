@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from orstream.proto.convert import prompt_answer_from_proto, prompt_request_to_proto
 
     request = build_request(args.stream, args.index, clicks, box, args.text)
-    with edge_stub(args.address, args.timeout, read_token(args.token_file)) as stub:
+    with edge_stub(args.address, args.timeout, read_token(args.token_file), args.tls_ca) as stub:
         response = stub.Prompt(prompt_request_to_proto(request), timeout=args.timeout)
     answer = prompt_answer_from_proto(response)
     files = save_masks(answer, args.save) if args.save is not None else None

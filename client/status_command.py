@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     """Ask the server for its status and print it as tables."""
     from orstream.proto.convert import status_from_proto, status_request_to_proto
 
-    with edge_stub(args.address, args.timeout, read_token(args.token_file)) as stub:
+    with edge_stub(args.address, args.timeout, read_token(args.token_file), args.tls_ca) as stub:
         status = status_from_proto(stub.GetStatus(status_request_to_proto(), timeout=args.timeout))
     print("\n".join(format_status(status, args.address)))
     return 0

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     request = subscribe_request_to_proto(args.stream, args.kind)
     received = 0
-    with edge_stub(args.address, args.timeout, read_token(args.token_file)) as stub:
+    with edge_stub(args.address, args.timeout, read_token(args.token_file), args.tls_ca) as stub:
         responses = stub.Subscribe(request)
         try:
             for response in responses:

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     """Ask the server for the stream's step segments and print them, oldest first."""
     from orstream.proto.convert import timeline_from_proto, timeline_request_to_proto
 
-    with edge_stub(args.address, args.timeout, read_token(args.token_file)) as stub:
+    with edge_stub(args.address, args.timeout, read_token(args.token_file), args.tls_ca) as stub:
         response = stub.GetTimeline(timeline_request_to_proto(args.stream), timeout=args.timeout)
     stream_id, segments = timeline_from_proto(response)
     print("\n".join(format_timeline(stream_id, segments)))

@@ -18,6 +18,8 @@ apt_packages=(
   gir1.2-gtk-3.0 gstreamer1.0-gtk3 gstreamer1.0-gl libgl1-mesa-dri
   # The display's tests: Xorg with two dummy monitors, Xvfb, and xwd for screenshots.
   xserver-xorg-core xserver-xorg-video-dummy xvfb x11-apps
+  # The gRPC TLS tests make their certificates with it.
+  openssl
 )
 
 missing=()

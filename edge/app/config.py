@@ -261,6 +261,12 @@ class DisplayConfig(_Section):
         return DisplaySettings(fullscreen=self.fullscreen, monitor=self.monitor)
 
 
+def is_loopback(address: str) -> bool:
+    """Whether ``HOST:PORT`` listens on this machine only."""
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 class GrpcConfig(_Section):
     enabled: bool = True
     address: str = DEFAULT_GRPC_ADDRESS
@@ -275,6 +281,29 @@ class GrpcConfig(_Section):
         description="tokens file (orstream tokens add): every call but health then needs a "
         "bearer token of the role its method needs",
     )
+    tls_cert: Path | None = Field(default=None, description="server certificate chain (PEM)")
+    tls_key: Path | None = Field(default=None, description="the certificate's private key (PEM)")
+    tls_client_ca: Path | None = Field(
+        default=None, description="CA certificates (PEM) clients must present a certificate of"
+    )
+    insecure: bool = Field(
+        default=False,
+        description="serve a non-loopback address without TLS and tokens (logged as a warning)",
+    )
+
+    @model_validator(mode="after")
+    def _safe(self) -> GrpcConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("grpc: give tls_cert and tls_key together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("grpc: tls_client_ca needs tls_cert and tls_key")
+        secured = self.tls_cert is not None and self.tokens is not None
+        if self.enabled and not secured and not self.insecure and not is_loopback(self.address):
+            raise ValueError(
+                f"grpc address {self.address} is reachable from other machines: give TLS "
+                "(--tls-cert, --tls-key) and --tokens, or --insecure to serve it unprotected"
+            )
+        return self
 
 
 class MetricsConfig(_Section):
@@ -366,4 +395,21 @@ def _relative_to(config: EdgeConfig, folder: Path) -> EdgeConfig:
         updates["record"] = config.record.model_copy(update={"path": fix(config.record.path)})
     if config.results is not None:
         updates["results"] = config.results.model_copy(update={"dir": fix(config.results.dir)})
+    if config.segmentation is not None:
+        segmentation = config.segmentation
+        classifier = segmentation.classifier
+        updates["segmentation"] = segmentation.model_copy(
+            update={
+                "package": fix(segmentation.package),
+                "classifier": None if classifier is None else fix(classifier),
+            }
+        )
+    files = ("tokens", "tls_cert", "tls_key", "tls_client_ca")
+    updates["grpc"] = config.grpc.model_copy(
+        update={
+            name: fix(getattr(config.grpc, name))
+            for name in files
+            if getattr(config.grpc, name) is not None
+        }
+    )
     return config.model_copy(update=updates)

@@ -53,6 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="tokens file (orstream tokens add): calls then need a bearer token of their role",
     )
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve gRPC over TLS")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="PEM",
+        help="require client certificates signed by this CA (mutual TLS)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback --grpc address without TLS and tokens (logged as a warning)",
+    )
     parser.add_argument(
         "--metrics", metavar="HOST:PORT", help="serve Prometheus metrics there, e.g. 127.0.0.1:9108"
     )
@@ -119,8 +132,10 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data["grpc"] = {**data.get("grpc", {}), "address": args.grpc}
     if args.no_grpc:
         data["grpc"] = {**data.get("grpc", {}), "enabled": False}
-    if args.tokens is not None:
-        data["grpc"] = {**data.get("grpc", {}), "tokens": args.tokens}
+    for option in ("tokens", "tls_cert", "tls_key", "tls_client_ca", "insecure"):
+        value = getattr(args, option)
+        if value is not None and value is not False:
+            data["grpc"] = {**data.get("grpc", {}), option: value}
     if args.metrics is not None:
         data["metrics"] = {"address": args.metrics}
     if args.record is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -9,12 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orstream.edge.app.compose import EdgeApp
-from orstream.edge.app.config import EdgeConfig
+from orstream.edge.app.config import EdgeConfig, is_loopback
 from orstream.edge.app.shutdown import StopSignals
-from orstream.edge.service.server import EdgeGrpcServer
+from orstream.edge.service.server import EdgeGrpcServer, ServerTls
 from orstream.status import RuntimeStatus
 from orstream.streams.sources.source import Source
 from orstream.tokens import Tokens
+
+log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 5.0
 
@@ -89,6 +92,14 @@ def say_stderr(message: str) -> None:
     print(f"edge: {message}", file=sys.stderr, flush=True)
 
 
+def server_tls(config: EdgeConfig) -> ServerTls | None:
+    """The gRPC server's TLS files from the config (None: no TLS)."""
+    grpc = config.grpc
+    if grpc.tls_cert is None or grpc.tls_key is None:
+        return None
+    return ServerTls(grpc.tls_cert, grpc.tls_key, grpc.tls_client_ca)
+
+
 def run_edge(
     config: EdgeConfig,
     *,
@@ -122,9 +133,16 @@ def run_edge(
             prompter=app.prompter,
             max_prompts=config.grpc.max_prompts,
             tokens=None if config.grpc.tokens is None else Tokens.load(config.grpc.tokens),
+            tls=server_tls(config),
         )
         port = server.start()
         app.on_health = server.set_serving
+        if config.grpc.insecure and not is_loopback(config.grpc.address):
+            log.warning(
+                "gRPC on %s without TLS or tokens (--insecure): anyone who reaches it can read "
+                "results and prompt",
+                config.grpc.address,
+            )
         say(f"gRPC EdgeService on {config.grpc.address.rsplit(':', 1)[0]}:{port}")
     metrics = None
     if config.metrics is not None:

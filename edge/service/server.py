@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 import grpc
@@ -27,6 +29,38 @@ from orstream.status import RuntimeStatus
 from orstream.tokens import Tokens
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's certificate and key (PEM files), and optionally the CA whose certificates
+    clients must present (mutual TLS)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """gRPC server credentials from the files.
+
+        Raises:
+            OrstreamError: a file is missing or unreadable.
+        """
+
+        def read(path: Path) -> bytes:
+            try:
+                return path.read_bytes()
+            except OSError as error:
+                raise OrstreamError(f"{path}: cannot read ({error.strerror})") from None
+
+        ca = None if self.client_ca is None else read(self.client_ca)
+        return grpc.ssl_server_credentials(
+            [(read(self.key), read(self.cert))],
+            root_certificates=ca,
+            require_client_auth=ca is not None,
+        )
+
+
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _UNARY_WORKERS = 4
 """Server threads kept free of subscriptions for GetStatus, GetTimeline and health checks."""
@@ -54,6 +88,7 @@ class EdgeGrpcServer:
             ``GetStatus`` and health always find one).
         tokens: when given, every call but health needs a bearer token of the role its method
             needs (:mod:`orstream.edge.service.auth`).
+        tls: when given, serve TLS only (:class:`ServerTls`).
     """
 
     def __init__(
@@ -69,7 +104,9 @@ class EdgeGrpcServer:
         prompter: FramePrompter | None = None,
         max_prompts: int = MAX_PROMPTS,
         tokens: Tokens | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
+        self._tls = tls
         if not 1 <= max_prompts < _UNARY_WORKERS:
             raise OrstreamError(f"max_prompts must be 1 to {_UNARY_WORKERS - 1}, not {max_prompts}")
         self.address = address
@@ -121,7 +158,10 @@ class EdgeGrpcServer:
                 (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
             )
         try:
-            port = server.add_insecure_port(self.address)
+            if self._tls is None:
+                port = server.add_insecure_port(self.address)
+            else:
+                port = server.add_secure_port(self.address, self._tls.credentials())
         except RuntimeError:
             executor.shutdown(wait=False)
             raise OrstreamError(

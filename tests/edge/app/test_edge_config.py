@@ -16,7 +16,7 @@ def test_a_full_config_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
         "model: {package: pkg, rate_hz: 2}\n"
         "overlay: {stale_after_ms: 400, port: {capacity: 8, policy: drop_oldest}}\n"
         "record: {path: out/or3.mp4}\n"
-        "grpc: {address: '0.0.0.0:6000'}\n"
+        "grpc: {address: '0.0.0.0:6000', insecure: true}\n"
         "results: {dir: res, video: 3}\n"
     )
     config = load_config(path)
