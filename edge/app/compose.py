@@ -213,6 +213,12 @@ class EdgeApp:
                 self.graph.add_flow(stream.overlay, sink, "no_signal")
             stream.sinks.append(sink)
 
+    def record_path(self, stream_id: str) -> Path:
+        """Where the stream's recording goes (``--record`` must be set)."""
+        assert self.config.record is not None
+        several = len(self.config.streams) > 1
+        return Path(per_stream(str(self.config.record.path), stream_id, several, "file"))
+
     def _sink_specs(self, stream_id: str) -> list[SinkSpec]:
         # GStreamer's sinks are imported only when a config asks for one: an app fed from
         # memory (the GPU bench) runs where GStreamer is not installed.
@@ -222,7 +228,7 @@ class EdgeApp:
         if config.record is not None:
             from orstream.streams.sinks.mp4_recorder import Mp4Recorder
 
-            path = Path(per_stream(str(config.record.path), stream_id, several, "file"))
+            path = self.record_path(stream_id)
             if not path.parent.is_dir():  # now, not once the first frame came
                 raise OrstreamError(f"{path}: folder {path.parent} does not exist")
             specs.append(SinkSpec("record", lambda w, h, fps: Mp4Recorder(path, w, h, fps)))

@@ -306,6 +306,12 @@ class GrpcConfig(_Section):
         return self
 
 
+class AuditConfig(_Section):
+    """The audit log (``orstream.edge.service.audit``)."""
+
+    path: Path = Field(description="JSON lines file the audit log is appended to")
+
+
 class MetricsConfig(_Section):
     """Prometheus metrics served over HTTP (``orstream.edge.service.metrics``)."""
 
@@ -336,6 +342,7 @@ class EdgeConfig(_Section):
     display: DisplayConfig = DisplayConfig()
     grpc: GrpcConfig = GrpcConfig()
     metrics: MetricsConfig | None = None
+    audit: AuditConfig | None = None
     results: ResultsConfig | None = None
 
     @model_validator(mode="after")
@@ -395,6 +402,8 @@ def _relative_to(config: EdgeConfig, folder: Path) -> EdgeConfig:
         updates["record"] = config.record.model_copy(update={"path": fix(config.record.path)})
     if config.results is not None:
         updates["results"] = config.results.model_copy(update={"dir": fix(config.results.dir)})
+    if config.audit is not None:
+        updates["audit"] = config.audit.model_copy(update={"path": fix(config.audit.path)})
     if config.segmentation is not None:
         segmentation = config.segmentation
         classifier = segmentation.classifier

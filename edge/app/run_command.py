@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve a non-loopback --grpc address without TLS and tokens (logged as a warning)",
     )
     parser.add_argument(
+        "--audit", type=Path, metavar="FILE", help="append the audit log (JSON lines) to FILE"
+    )
+    parser.add_argument(
         "--metrics", metavar="HOST:PORT", help="serve Prometheus metrics there, e.g. 127.0.0.1:9108"
     )
     parser.add_argument(
@@ -138,6 +141,8 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
             data["grpc"] = {**data.get("grpc", {}), option: value}
     if args.metrics is not None:
         data["metrics"] = {"address": args.metrics}
+    if args.audit is not None:
+        data["audit"] = {"path": args.audit}
     if args.record is not None:
         data["record"] = {"path": args.record}
     if args.results is not None:

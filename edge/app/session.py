@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import EdgeConfig, is_loopback
 from orstream.edge.app.shutdown import StopSignals
+from orstream.edge.operators.sink import SinkOp
+from orstream.edge.service.audit import AuditLog
 from orstream.edge.service.server import EdgeGrpcServer, ServerTls
 from orstream.status import RuntimeStatus
 from orstream.streams.sources.source import Source
@@ -92,6 +94,44 @@ def say_stderr(message: str) -> None:
     print(f"edge: {message}", file=sys.stderr, flush=True)
 
 
+def _recordings(app: EdgeApp) -> list[tuple[str, SinkOp]]:
+    return [
+        (stream_id, sink)
+        for stream_id, stream in app.streams.items()
+        for sink in stream.sinks
+        if sink.kind == "record"
+    ]
+
+
+def _audit_start(audit: AuditLog, app: EdgeApp) -> None:
+    """The models loaded (once each) and the recordings about to start."""
+    seen = set()
+    for model in app.status().models:
+        if (model.name, model.version) not in seen:
+            seen.add((model.name, model.version))
+            audit.record(
+                "model_loaded",
+                model=model.name,
+                version=model.version,
+                backend=model.backend,
+                why=model.backend_reason,
+            )
+    for stream_id, _ in _recordings(app):
+        audit.record("recording_started", stream=stream_id, path=str(app.record_path(stream_id)))
+
+
+def _audit_end(audit: AuditLog, app: EdgeApp) -> None:
+    """How each recording ended."""
+    for stream_id, sink in _recordings(app):
+        path = str(app.record_path(stream_id))
+        if sink.state == "failed":
+            audit.record("recording_failed", stream=stream_id, path=path, error=sink.error)
+        else:
+            audit.record(
+                "recording_stopped", stream=stream_id, path=path, frames=sink.meter.processed
+            )
+
+
 def server_tls(config: EdgeConfig) -> ServerTls | None:
     """The gRPC server's TLS files from the config (None: no TLS)."""
     grpc = config.grpc
@@ -120,7 +160,12 @@ def run_edge(
             results so far are written and the recording is closed).
     """
     started = time.monotonic()
+    audit = None if config.audit is None else AuditLog(config.audit.path)
+    if audit is not None:
+        audit.record("config", config=config.model_dump(mode="json"))
     app = EdgeApp(config, sources={source.stream_id: source} if source is not None else None)
+    if audit is not None:
+        _audit_start(audit, app)
     server: EdgeGrpcServer | None = None
     port = 0
     if config.grpc.enabled:
@@ -134,6 +179,7 @@ def run_edge(
             max_prompts=config.grpc.max_prompts,
             tokens=None if config.grpc.tokens is None else Tokens.load(config.grpc.tokens),
             tls=server_tls(config),
+            audit=audit,
         )
         port = server.start()
         app.on_health = server.set_serving
@@ -173,6 +219,9 @@ def run_edge(
         app.hub.close()
         if metrics is not None:
             metrics.stop()
+        if audit is not None:
+            _audit_end(audit, app)
+            audit.close()
     return EdgeRunReport(
         app.status(),
         port,

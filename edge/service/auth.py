@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from orstream.edge.service.audit import AuditLog
 from orstream.tokens import Tokens
 
 METHOD_ROLES = {
@@ -32,14 +33,18 @@ def method_name(full: str) -> str:
 
 
 class TokenAuth(grpc.ServerInterceptor):
-    """Refuses calls without a token of the role their method needs.
+    """Refuses calls without a token of the role their method needs, and writes refusals and
+    prompts to the audit log.
 
     Args:
-        tokens: the principals the server knows.
+        tokens: the principals the server knows (None: no tokens asked, every call is let
+            through as ``anonymous``; only the audit log is kept).
+        audit: the audit log, if any.
     """
 
-    def __init__(self, tokens: Tokens) -> None:
+    def __init__(self, tokens: Tokens | None, audit: AuditLog | None = None) -> None:
         self.tokens = tokens
+        self.audit = audit
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails
@@ -48,23 +53,42 @@ class TokenAuth(grpc.ServerInterceptor):
         if handler is None or details.method.startswith(OPEN_SERVICES):
             return handler
         method = method_name(details.method)
+        if self.tokens is None:
+            self._note("anonymous", method)
+            return handler
         needed = METHOD_ROLES.get(method, "admin")
         header = dict(details.invocation_metadata or ()).get("authorization", "")
         scheme, _, token = str(header).partition(" ")
         principal = self.tokens.principal(token) if scheme.lower() == "bearer" and token else None
         if principal is None:
-            return _refused(
+            return self._refused(
                 handler,
+                "",
+                method,
                 grpc.StatusCode.UNAUTHENTICATED,
                 "a valid bearer token is needed (authorization: Bearer TOKEN)",
             )
         if not principal.may(needed):
-            return _refused(
+            return self._refused(
                 handler,
+                principal.name,
+                method,
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{principal.name} ({principal.role}) may not call {method}: it needs {needed}",
             )
+        self._note(principal.name, method)
         return handler
+
+    def _note(self, principal: str, method: str) -> None:
+        if self.audit is not None and METHOD_ROLES.get(method, "admin") != "viewer":
+            self.audit.record("prompt", principal, method=method)
+
+    def _refused(
+        self, handler: Any, principal: str, method: str, code: grpc.StatusCode, message: str
+    ) -> Any:
+        if self.audit is not None:
+            self.audit.record("auth_refused", principal or "unknown", method=method, code=code.name)
+        return _refused(handler, code, message)
 
 
 def _refused(handler: Any, code: grpc.StatusCode, message: str) -> Any:

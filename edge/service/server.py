@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.service.audit import AuditLog
 from orstream.edge.service.auth import TokenAuth
 from orstream.edge.service.request_counts import RequestCounts
 from orstream.edge.service.result_hub import ResultHub
@@ -89,6 +90,7 @@ class EdgeGrpcServer:
         tokens: when given, every call but health needs a bearer token of the role its method
             needs (:mod:`orstream.edge.service.auth`).
         tls: when given, serve TLS only (:class:`ServerTls`).
+        audit: where refused calls and prompts are written, if anywhere.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class EdgeGrpcServer:
         max_prompts: int = MAX_PROMPTS,
         tokens: Tokens | None = None,
         tls: ServerTls | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._tls = tls
         if not 1 <= max_prompts < _UNARY_WORKERS:
@@ -117,7 +120,8 @@ class EdgeGrpcServer:
             hub, status, max_subscribers, subscriber_buffer, prompter, max_prompts
         )
         self._health = health.HealthServicer()
-        self._auth = [] if tokens is None else [TokenAuth(tokens)]
+        auth = tokens is not None or audit is not None
+        self._auth = [TokenAuth(tokens, audit)] if auth else []
         self.requests = RequestCounts()
         """Calls per method and status code, for the metrics."""
         self._lock = threading.Lock()
