@@ -70,11 +70,14 @@ class SinkSpec:
         kind: what it is (``record``, ``rtsp``, ``display``, ``memory``...).
         open: ``(width, height, fps) -> Sink``.
         watched: people watch it: it also gets NO SIGNAL frames when the source falls silent.
+        leaves: its video leaves the device (a recording, a network stream): with a privacy
+            mode it gets the privacy gate's frames.
     """
 
     kind: str
     open: SinkOpener
     watched: bool = False
+    leaves: bool = False
 
 
 @dataclass
@@ -196,6 +199,7 @@ class EdgeApp:
                 ),
                 stale_after_ms=config.overlay.stale_after_ms,
                 no_signal_after_ms=config.overlay.no_signal_after_ms,
+                privacy=None if config.privacy is None else config.privacy.mode,
             )
             self.graph.add_flow(
                 stream.source, stream.overlay, "video", capacity=capacity, policy=policy
@@ -208,7 +212,13 @@ class EdgeApp:
         fps = float(getattr(stream.source.source, "fps", None) or DEFAULT_FPS)
         for spec in specs:
             sink = SinkOp(stream_id, spec.kind, spec.open, fps, stream.video_path)
-            self.graph.add_flow(upstream, sink, "video", policy="drop_oldest" if live else "block")
+            gated = spec.leaves and config.privacy is not None and stream.overlay is not None
+            self.graph.add_flow(
+                upstream,
+                sink,
+                {"private": "video"} if gated else "video",
+                policy="drop_oldest" if live else "block",
+            )
             if spec.watched and stream.overlay is not None:
                 self.graph.add_flow(stream.overlay, sink, "no_signal")
             stream.sinks.append(sink)
@@ -231,7 +241,9 @@ class EdgeApp:
             path = self.record_path(stream_id)
             if not path.parent.is_dir():  # now, not once the first frame came
                 raise OrstreamError(f"{path}: folder {path.parent} does not exist")
-            specs.append(SinkSpec("record", lambda w, h, fps: Mp4Recorder(path, w, h, fps)))
+            specs.append(
+                SinkSpec("record", lambda w, h, fps: Mp4Recorder(path, w, h, fps), leaves=True)
+            )
         if config.rtsp is not None:
             from orstream.streams.sinks.rtsp_output import RtspOutput
 
@@ -242,6 +254,7 @@ class EdgeApp:
                     "rtsp",
                     lambda w, h, fps: RtspOutput(w, h, fps, server=server, path=mount),
                     watched=True,
+                    leaves=True,
                 )
             )
         if config.display.enabled:

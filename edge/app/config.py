@@ -306,6 +306,13 @@ class GrpcConfig(_Section):
         return self
 
 
+class PrivacyConfig(_Section):
+    """The privacy gate (``orstream.edge.overlay.privacy``): frames out of patient, or with no
+    fresh result, are withheld from the recording and the RTSP output."""
+
+    mode: Literal["blank", "blur"] = "blank"
+
+
 class AuditConfig(_Section):
     """The audit log (``orstream.edge.service.audit``)."""
 
@@ -343,7 +350,17 @@ class EdgeConfig(_Section):
     grpc: GrpcConfig = GrpcConfig()
     metrics: MetricsConfig | None = None
     audit: AuditConfig | None = None
+    privacy: PrivacyConfig | None = None
     results: ResultsConfig | None = None
+
+    @model_validator(mode="after")
+    def _privacy_has_what_it_needs(self) -> EdgeConfig:
+        if self.privacy is not None and (self.model is None or not self.overlay.enabled):
+            raise ValueError(
+                "privacy needs a recognizer (model:) to tell out-of-patient frames, and the "
+                "overlay, which withholds them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_way_to_give_streams(self) -> EdgeConfig:

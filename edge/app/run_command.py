@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve a non-loopback --grpc address without TLS and tokens (logged as a warning)",
     )
     parser.add_argument(
+        "--privacy",
+        choices=("blank", "blur"),
+        help="withhold frames out of patient (and any without a fresh result) from the "
+        "recording and RTSP: blanked or blurred",
+    )
+    parser.add_argument(
         "--audit", type=Path, metavar="FILE", help="append the audit log (JSON lines) to FILE"
     )
     parser.add_argument(
@@ -143,6 +149,8 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data["metrics"] = {"address": args.metrics}
     if args.audit is not None:
         data["audit"] = {"path": args.audit}
+    if args.privacy is not None:
+        data["privacy"] = {"mode": args.privacy}
     if args.record is not None:
         data["record"] = {"path": args.record}
     if args.results is not None:

@@ -10,6 +10,10 @@ When the source falls silent for ``no_signal_after_ms``, the last picture is dra
 NO SIGNAL marker and emitted on ``no_signal`` (for the sinks people watch: the display and the
 RTSP output), every ``no_signal_after_ms`` until frames come back, so an OR screen never freezes
 on an old picture without saying so.
+
+With a privacy mode, each drawn frame also goes out on ``private``, for the sinks that leave
+the device: withheld (blanked or blurred, with a banner) while it is private
+(:mod:`orstream.edge.overlay.privacy`), the same frame otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 from orstream.edge.graph.meters import RateMeter
 from orstream.edge.graph.operator import Operator, OperatorSpec, Received
 from orstream.edge.overlay import Overlay, OverlayContext
+from orstream.edge.overlay.privacy import PrivacyMode, is_private, withheld
 from orstream.results import FrameResult
 from orstream.step_timeline import StepTimeline
 from orstream.streams.frame import Frame
@@ -39,6 +44,7 @@ class OverlayOp(Operator):
         masks_interval_s: how often masks are due (1 / the segmenter's rate; None: none).
         stale_after_ms: how far past its interval a result turns stale.
         no_signal_after_ms: silence from the source after which NO SIGNAL frames go out.
+        privacy: withhold private frames on ``private`` this way (None: no ``private`` port).
         name: the operator's name (default ``<stream>.overlay``).
     """
 
@@ -50,8 +56,11 @@ class OverlayOp(Operator):
         masks_interval_s: float | None = None,
         stale_after_ms: float = 250.0,
         no_signal_after_ms: float = 1000.0,
+        privacy: PrivacyMode | None = None,
         name: str | None = None,
     ) -> None:
+        self.privacy = privacy
+        self.frames_withheld = 0
         self.stream_id = stream_id
         self.overlay = overlay
         self.result_interval_s = result_interval_s
@@ -73,6 +82,8 @@ class OverlayOp(Operator):
         spec.input("masks", capacity=1, policy="latest")
         spec.output("video")
         spec.output("no_signal")
+        if self.privacy is not None:
+            spec.output("private")
 
     def compute(self, received: Received) -> None:
         for result in received["results"]:
@@ -88,12 +99,21 @@ class OverlayOp(Operator):
             self.meter.record_since(started)
             self.rate.tick()
             self._last = frame
-            self.emit("video", replace(frame, image=image))
+            drawn = replace(frame, image=image)
+            self.emit("video", drawn)
+            if self.privacy is not None:
+                if is_private(self.latest, context.stale):
+                    self.frames_withheld += 1
+                    drawn = replace(frame, image=withheld(image, self.privacy))
+                self.emit("private", drawn)
 
     def on_idle(self) -> None:
         if self._last is None:
             return
-        image = self.overlay.draw(np.asarray(self._last.image), self.context(self._last, True))
+        context = self.context(self._last, True)
+        image = self.overlay.draw(np.asarray(self._last.image), context)
+        if self.privacy is not None and is_private(self.latest, context.stale):
+            image = withheld(image, self.privacy)  # RTSP takes these too
         self.no_signal_frames += 1
         self.emit("no_signal", replace(self._last, image=image))
 
