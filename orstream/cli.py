@@ -120,6 +120,11 @@ COMMANDS: tuple[Command, ...] = (
         "find how many live streams the edge serves with no frame lost and p99 within 50 ms",
     ),
     Command(
+        ("bench", "reconnect"),
+        "orstream.edge.bench.reconnect_command",
+        "unplug and restore a real RTSP camera N times: resume time, health, memory",
+    ),
+    Command(
         ("bench", "gpu"),
         "orstream.edge.bench.gpu_command",
         "validate a GPU host: torch parity, 1080p latency, concurrent stream capacity",

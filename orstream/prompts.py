@@ -15,6 +15,10 @@ import numpy as np
 
 from orstream.results import SegmentMask
 
+MAX_CLICKS = 32
+"""Clicks one request may carry: far more than a person gives one object, and each costs the
+decoder a token."""
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -51,8 +55,9 @@ class PromptRequest:
         classes: class names of the segmenter, one mask each.
 
     Raises:
-        ValueError: ``region`` carries no click and no box, a class name or mask logits (which
-            a request does not carry), or a click label that is not 0 or 1.
+        ValueError: ``region`` carries no click and no box, more than :data:`MAX_CLICKS`
+            clicks, a class name or mask logits (which a request does not carry), or a click
+            label that is not 0 or 1.
     """
 
     stream_id: str = ""
@@ -66,6 +71,10 @@ class PromptRequest:
             return
         if not region.points and region.box is None:
             raise ValueError("a request's region needs clicks or a box")
+        if len(region.points) > MAX_CLICKS:
+            raise ValueError(
+                f"a request takes at most {MAX_CLICKS} clicks, not {len(region.points)}"
+            )
         if region.text is not None or region.mask_logits is not None:
             raise ValueError("a request's region holds clicks and a box only (classes go apart)")
         labels = region.point_labels

@@ -20,11 +20,13 @@ class SourceStatus:
     Attributes:
         stream_id: the stream's id.
         uri: where its frames come from.
-        state: ``starting``, ``playing``, ``ended`` (the source's end), ``interrupted`` (the
-            run was stopped first) or ``failed``.
-        fps: frames per second delivered over the last few seconds.
+        state: ``starting``, ``playing``, ``stalled`` (a live feed without frames for a
+            moment), ``reconnecting`` (its feed was lost; it is being opened again), ``ended``
+            (the source's end), ``interrupted`` (the run was stopped first) or ``failed``.
+        fps: frames per second delivered over the last few seconds (0 unless playing).
         frames_in: frames the source delivered so far.
-        error: why it failed (empty unless ``state`` is ``failed``).
+        error: why it failed, or why its feed is down (empty while it plays).
+        reconnects: times its feed came back after a loss.
     """
 
     stream_id: str
@@ -33,9 +35,15 @@ class SourceStatus:
     fps: float
     frames_in: int
     error: str = ""
+    reconnects: int = 0
 
     def __post_init__(self) -> None:
-        _not_negative(self, "fps", "frames_in")
+        _not_negative(self, "fps", "frames_in", "reconnects")
+
+    @property
+    def up(self) -> bool:
+        """The stream is delivering (or about to deliver its first) frames."""
+        return self.state in ("starting", "playing")
 
 
 @dataclass(frozen=True)
@@ -78,12 +86,17 @@ class StageStatus:
         latency: time spent per item in the stage.
         processed: items the stage handled.
         dropped: items its input port dropped under its drop policy.
+        state: ``ready``, ``running``, ``finished`` or ``failed`` (a failed sink was closed;
+            the video went on without it).
+        error: why it failed (empty unless failed).
     """
 
     name: str
     latency: LatencySummary
     processed: int
     dropped: int
+    state: str = ""
+    error: str = ""
 
     def __post_init__(self) -> None:
         _not_negative(self, "processed", "dropped")

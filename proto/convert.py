@@ -188,6 +188,7 @@ def status_to_proto(status: RuntimeStatus) -> edge_pb2.GetStatusResponse:
                 fps=s.fps,
                 frames_in=s.frames_in,
                 error=s.error,
+                reconnects=s.reconnects,
             )
             for s in status.sources
         ],
@@ -211,6 +212,8 @@ def status_to_proto(status: RuntimeStatus) -> edge_pb2.GetStatusResponse:
                 latency=latency_to_proto(s.latency),
                 processed=s.processed,
                 dropped=s.dropped,
+                state=s.state,
+                error=s.error,
             )
             for s in status.stages
         ],
@@ -236,6 +239,7 @@ def status_from_proto(message: edge_pb2.GetStatusResponse) -> RuntimeStatus:
                 fps=s.fps,
                 frames_in=s.frames_in,
                 error=s.error,
+                reconnects=s.reconnects,
             )
             for s in message.sources
         ),
@@ -259,6 +263,8 @@ def status_from_proto(message: edge_pb2.GetStatusResponse) -> RuntimeStatus:
                 latency=latency_from_proto(s.latency),
                 processed=s.processed,
                 dropped=s.dropped,
+                state=s.state,
+                error=s.error,
             )
             for s in message.stages
         ),

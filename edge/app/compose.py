@@ -3,7 +3,7 @@
 :meth:`EdgeApp.compose` is the one place where a frame's path reads, stream by stream::
 
     source --video (bounded; files wait)--> overlay --video--> sinks (record, RTSP, display)
-       |                                       \\--no_signal--> the sinks people watch
+       |                                       \\--no_signal--> every sink (live), watched (files)
        |--video (latest, at the model's rate)--> workflow (shared, batched) --results--> overlay,
        |                                              PitVis CSVs, publish (gRPC)
        |--video (latest, at the segmenter's rate)--> segmentation (shared) --masks--> overlay,
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,12 @@ log = logging.getLogger(__name__)
 DEFAULT_FPS = 30.0
 """Frame rate given to sinks when a source does not say its own."""
 
+WATCH_S = 0.1
+"""How often the watchdog reads the streams' states for health."""
+
+UP = ("starting", "playing")
+"""Stream states in which a stream counts as up for health."""
+
 
 @dataclass(frozen=True)
 class SinkSpec:
@@ -69,15 +76,19 @@ class SinkSpec:
     Attributes:
         kind: what it is (``record``, ``rtsp``, ``display``, ``memory``...).
         open: ``(width, height, fps) -> Sink``.
-        watched: people watch it: it also gets NO SIGNAL frames when the source falls silent.
+        watched: people watch it: it also gets NO SIGNAL frames when the source falls silent
+            (every sink of a live stream gets them).
         leaves: its video leaves the device (a recording, a network stream): with a privacy
             mode it gets the privacy gate's frames.
+        any_size: it takes frames of any size (a recording starts a new segment); other sinks
+            get frames scaled to their first frame's size when the stream's size changes.
     """
 
     kind: str
     open: SinkOpener
     watched: bool = False
     leaves: bool = False
+    any_size: bool = False
 
 
 @dataclass
@@ -110,7 +121,10 @@ class EdgeApp:
         workflow: a loaded recognizer to use instead of loading ``config.model``'s package
             (its rate and port settings still come from the config).
         segmenter: likewise, a loaded segmenter instead of ``config.segmentation``'s package.
-        on_health: told whether the app is serving (False once a model or every source fails).
+        on_health: told whether the app is serving: False within ``WATCH_S`` once a model
+            has failed or no stream delivers (every source stalled, reconnecting, failed or
+            ended); told again only when it changes.
+        on_stream_health: told ``(stream_id, up)`` for each stream, and again when it changes.
     """
 
     def __init__(
@@ -122,10 +136,15 @@ class EdgeApp:
         workflow: WorkflowModel | None = None,
         segmenter: SegmenterModel | None = None,
         on_health: Callable[[bool], None] | None = None,
+        on_stream_health: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.config = config
         self.hub = hub if hub is not None else ResultHub()
         self.on_health = on_health
+        self.on_stream_health = on_stream_health
+        self._told: dict[str, bool] = {}
+        self._health_lock = threading.Lock()
+        self._watchdog = threading.Thread(target=self._watch, name="edge-watchdog", daemon=True)
         self.interrupted_by: str | None = None
         """What stopped the run before its sources ended (e.g. ``SIGTERM``), if anything."""
         self.drained = True
@@ -211,7 +230,9 @@ class EdgeApp:
             upstream = stream.overlay
         fps = float(getattr(stream.source.source, "fps", None) or DEFAULT_FPS)
         for spec in specs:
-            sink = SinkOp(stream_id, spec.kind, spec.open, fps, stream.video_path)
+            sink = SinkOp(
+                stream_id, spec.kind, spec.open, fps, stream.video_path, any_size=spec.any_size
+            )
             gated = spec.leaves and config.privacy is not None and stream.overlay is not None
             self.graph.add_flow(
                 upstream,
@@ -219,7 +240,7 @@ class EdgeApp:
                 {"private": "video"} if gated else "video",
                 policy="drop_oldest" if live else "block",
             )
-            if spec.watched and stream.overlay is not None:
+            if (spec.watched or live) and stream.overlay is not None:
                 self.graph.add_flow(stream.overlay, sink, "no_signal")
             stream.sinks.append(sink)
 
@@ -236,13 +257,19 @@ class EdgeApp:
         several = len(config.streams) > 1
         specs = []
         if config.record is not None:
-            from orstream.streams.sinks.mp4_recorder import Mp4Recorder
+            from orstream.streams.sinks.recording import Recording
 
             path = self.record_path(stream_id)
             if not path.parent.is_dir():  # now, not once the first frame came
                 raise OrstreamError(f"{path}: folder {path.parent} does not exist")
+            rotation = config.record.rotation()
             specs.append(
-                SinkSpec("record", lambda w, h, fps: Mp4Recorder(path, w, h, fps), leaves=True)
+                SinkSpec(
+                    "record",
+                    lambda w, h, fps: Recording(path, fps, rotation),
+                    leaves=True,
+                    any_size=True,
+                )
             )
         if config.rtsp is not None:
             from orstream.streams.sinks.rtsp_output import RtspOutput
@@ -286,14 +313,17 @@ class EdgeApp:
         if source is None:
             try:
                 source = open_source(
-                    stream_config.uri, stream_id=stream_id, realtime=stream_config.realtime
+                    stream_config.uri,
+                    stream_id=stream_id,
+                    realtime=stream_config.realtime,
+                    reconnect=stream_config.reconnect.backoff(),
                 )
             except OrstreamError as error:
                 if len(self.config.streams) == 1:
                     raise
                 log.error("stream %s: %s", stream_id, error)
                 source = UnavailableSource(stream_config.uri, stream_id, str(error))
-        return Stream(SourceOp(source))
+        return Stream(SourceOp(source, stalled_after_s=stream_config.stalled_after_ms / 1e3))
 
     def _workflow(self) -> WorkflowOp | None:
         config = self.config.model
@@ -341,6 +371,7 @@ class EdgeApp:
         gc.freeze()
         self.graph.start()
         self._health()
+        self._watchdog.start()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         return self.graph.wait(timeout_s)
@@ -388,15 +419,26 @@ class EdgeApp:
         """What answers gRPC prompts (None without a segmenter)."""
         return None if self.segmentation is None else self.segmentation.prompter
 
+    def _watch(self) -> None:
+        """The watchdog: health follows the streams' states (a stall, a lost feed) at once."""
+        while not self.graph.wait(WATCH_S):
+            self._health()
+
     def _health(self) -> None:
-        if self.on_health is None or self.interrupted_by is not None:
+        """Tell the health callbacks what changed (nothing once the run is being stopped)."""
+        if self.interrupted_by is not None:
             return
-        sources = [stream.source for stream in self.streams.values()]
-        models = [op for op in (self.workflow, self.segmentation) if op is not None]
-        serving = not any(op.state == "failed" for op in models) and not all(
-            op.state == "failed" for op in sources
-        )
-        self.on_health(serving)
+        with self._health_lock:
+            up = {stream_id: s.source.stream_state() in UP for stream_id, s in self.streams.items()}
+            models = [op for op in (self.workflow, self.segmentation) if op is not None]
+            serving = not any(op.state == "failed" for op in models) and any(up.values())
+            for stream_id, stream_up in up.items():
+                if self.on_stream_health is not None and self._told.get(stream_id) != stream_up:
+                    self.on_stream_health(stream_id, stream_up)
+                    self._told[stream_id] = stream_up
+            if self.on_health is not None and self._told.get("") != serving:
+                self.on_health(serving)
+                self._told[""] = serving
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -412,7 +454,16 @@ class EdgeApp:
         for op, status in zip(self.graph.operators.values(), self.graph.status(), strict=True):
             # A source's own drops: frames a live source skipped because nobody kept up.
             dropped = op.dropped if isinstance(op, SourceOp) else status.dropped
-            stages.append(StageStatus(status.name, status.latency, status.processed, dropped))
+            stages.append(
+                StageStatus(
+                    status.name,
+                    status.latency,
+                    status.processed,
+                    dropped,
+                    status.state,
+                    status.error,
+                )
+            )
         for stream in self.streams.values():
             if stream.video_path is not None:
                 stages.append(

@@ -48,6 +48,8 @@ from pydantic import (
 
 from orstream.edge.backends import parse_device, parse_preference
 from orstream.errors import OrstreamError, describe_validation_error
+from orstream.streams.sinks.recording import Rotation
+from orstream.streams.sources.reconnecting import Backoff
 
 if TYPE_CHECKING:
     from orstream.streams.sinks.display import DisplaySettings
@@ -100,6 +102,36 @@ class PortConfig(_Section):
     policy: Literal["latest", "drop_oldest", "block"] | None = None
 
 
+class ReconnectConfig(_Section):
+    """How a feed (RTSP, UDP, V4L2) that is lost is opened again; files end at their end."""
+
+    enabled: bool = True
+    initial_s: float = Field(default=1.0, gt=0, description="wait before the first try")
+    factor: float = Field(default=1.6, ge=1, description="each wait is this many times the last")
+    max_s: float = Field(default=30.0, gt=0, description="no wait is longer")
+    attempts: int | None = Field(
+        default=None, ge=1, description="failed tries in a row before giving up (null: never)"
+    )
+    stall_s: float = Field(
+        default=3.0, gt=0, description="a connected feed silent this long is reopened"
+    )
+
+    def backoff(self) -> Backoff | None:
+        if not self.enabled:
+            return None
+        try:
+            return Backoff(
+                self.initial_s, self.factor, self.max_s, 0.2, self.attempts, self.stall_s
+            )
+        except OrstreamError as error:
+            raise ValueError(str(error)) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReconnectConfig:
+        self.backoff()
+        return self
+
+
 class SourceConfig(_Section):
     """One stream: where its frames come from and its id (in results, gRPC and file names)."""
 
@@ -110,6 +142,12 @@ class SourceConfig(_Section):
     )
     realtime: bool = Field(
         default=False, description="play files at their own frame rate instead of flat out"
+    )
+    reconnect: ReconnectConfig = ReconnectConfig()
+    stalled_after_ms: float = Field(
+        default=1000.0,
+        gt=0,
+        description="a live stream without a frame this long shows as stalled (NO SIGNAL)",
     )
 
     @field_validator("stream_id")
@@ -199,7 +237,18 @@ class OverlayConfig(_Section):
 
 
 class RecordConfig(_Section):
+    """The overlay video as MP4 segments (``orstream.streams.sinks.recording``): a new segment
+    on a frame-size change and, optionally, by duration or size, keeping at most ``max_files``;
+    recording stops cleanly below ``min_free_mb`` of free space."""
+
     path: Path
+    segment_s: float | None = Field(default=None, gt=0, description="segment length (s)")
+    segment_mb: float | None = Field(default=None, gt=0, description="segment size (MB)")
+    max_files: int | None = Field(default=None, ge=1, description="segments kept (oldest go)")
+    min_free_mb: float = Field(default=500.0, ge=0, description="stop below this free space")
+
+    def rotation(self) -> Rotation:
+        return Rotation(self.segment_s, self.segment_mb, self.max_files, self.min_free_mb)
 
     @field_validator("path")
     @classmethod
@@ -275,6 +324,12 @@ class GrpcConfig(_Section):
     drain_s: float = Field(default=2.0, ge=0)
     max_prompts: int = Field(
         default=2, ge=1, le=3, description="Prompt calls worked on at once; more are refused"
+    )
+    max_subscribers_per_client: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="Subscribe streams one client (token, or host without tokens) may hold",
     )
     tokens: Path | None = Field(
         default=None,

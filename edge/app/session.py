@@ -177,12 +177,14 @@ def run_edge(
             max_message_bytes=int(config.grpc.max_message_mb * 1024 * 1024),
             prompter=app.prompter,
             max_prompts=config.grpc.max_prompts,
+            max_subscribers_per_client=config.grpc.max_subscribers_per_client,
             tokens=None if config.grpc.tokens is None else Tokens.load(config.grpc.tokens),
             tls=server_tls(config),
             audit=audit,
         )
         port = server.start()
         app.on_health = server.set_serving
+        app.on_stream_health = server.set_stream_health
         if config.grpc.insecure and not is_loopback(config.grpc.address):
             log.warning(
                 "gRPC on %s without TLS or tokens (--insecure): anyone who reaches it can read "

@@ -11,6 +11,9 @@ The policies:
 - ``drop_oldest``: the same, named for queues deeper than one item,
 - ``block``: the producer waits for room (nothing is lost; files played as fast as possible).
 
+A frame dropped for a newer one passes its ``discontinuity`` flag on to it, so a model that
+skips the first frame after a reconnect still starts its temporal state over.
+
 A port with a rate keeps, per stream, only the frames due at that rate by source timestamp
 (:class:`~orstream.edge.graph.rate_sampler.RateSampler`); the others are *skipped* (not due),
 which is not a drop. Every item a connection discards under its policy is counted as dropped,
@@ -24,8 +27,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from orstream.edge.graph.rate_sampler import RateSampler
 from orstream.errors import OrstreamError
@@ -122,8 +125,9 @@ class Connection(Generic[T]):
             if self._closed:
                 return False
             if len(self._items) >= self.spec.capacity:
-                self._items.popleft()
+                lost = self._items.popleft()
                 self.dropped += 1
+                item = _keep_discontinuity(lost, item)
             self._items.append(item)
             self.accepted += 1
             self._changed.notify_all()
@@ -180,3 +184,10 @@ class Connection(Generic[T]):
             assert self.spec.rate_hz is not None
             sampler = self._samplers[stream] = RateSampler(self.spec.rate_hz)
         return sampler.take(item)
+
+
+def _keep_discontinuity(lost: Any, item: T) -> T:
+    """``item``, flagged a discontinuity when the frame it replaces was one."""
+    if getattr(lost, "discontinuity", False) and getattr(item, "discontinuity", True) is False:
+        return cast(T, replace(cast(Any, item), discontinuity=True))
+    return item

@@ -7,9 +7,10 @@ older than the model's interval plus ``stale_after_ms`` is marked stale, and mas
 not drawn at all (a misplaced outline in the operative field misleads).
 
 When the source falls silent for ``no_signal_after_ms``, the last picture is drawn again with a
-NO SIGNAL marker and emitted on ``no_signal`` (for the sinks people watch: the display and the
-RTSP output), every ``no_signal_after_ms`` until frames come back, so an OR screen never freezes
-on an old picture without saying so.
+NO SIGNAL marker and emitted on ``no_signal`` (for every sink of a live stream, and the sinks
+people watch of a file), every ``no_signal_after_ms`` until frames come back, so an OR screen
+never freezes on an old picture without saying so, and a recording shows where the feed was
+lost.
 
 With a privacy mode, each drawn frame also goes out on ``private``, for the sinks that leave
 the device: withheld (blanked or blurred, with a banner) while it is private
@@ -108,14 +109,17 @@ class OverlayOp(Operator):
                 self.emit("private", drawn)
 
     def on_idle(self) -> None:
-        if self._last is None:
-            return
+        if self._last is None or all(c.drained() for c in self.inputs["video"]):
+            return  # nothing shown yet, or the stream is over (not silent)
         context = self.context(self._last, True)
         image = self.overlay.draw(np.asarray(self._last.image), context)
         if self.privacy is not None and is_private(self.latest, context.stale):
             image = withheld(image, self.privacy)  # RTSP takes these too
         self.no_signal_frames += 1
-        self.emit("no_signal", replace(self._last, image=image))
+        # Stamped now, on the stream's timeline: a recording holds it where the silence was.
+        now_ns = time.monotonic_ns()
+        pts_ns = self._last.pts_ns + (now_ns - self._last.capture_ns)
+        self.emit("no_signal", replace(self._last, image=image, pts_ns=pts_ns, capture_ns=now_ns))
 
     def context(self, frame: Frame, no_signal: bool) -> OverlayContext:
         """What the overlay knows at the moment ``frame`` is drawn."""

@@ -24,18 +24,27 @@ class SourceOp(SourceOperator):
     says (counted from the first frame) it entered orstream. A live camera never lags (it drops
     instead); a file played at its own pace lags when the runtime cannot keep up.
 
+    A watchdog reads the stream's state: a live stream without a frame for ``stalled_after_s``
+    is ``stalled``, and one whose feed was lost is ``reconnecting`` until its source delivers
+    again (:class:`~orstream.streams.sources.reconnecting.ReconnectingSource`).
+
     Args:
         source: the stream's source; its ``stream_id`` names the stream.
+        stalled_after_s: silence after which a live stream is stalled.
         name: the operator's name (default ``<stream>.source``).
     """
 
-    def __init__(self, source: Source, name: str | None = None) -> None:
+    def __init__(
+        self, source: Source, stalled_after_s: float = 1.0, name: str | None = None
+    ) -> None:
         self.source = source
         self.stream_id = source.stream_id
         self.frames_in = 0
         self.rate = RateMeter()
         self.lag = StageMeter(f"{source.stream_id}.lag")
         self.source_state = "starting"
+        self.stalled_after_s = stalled_after_s
+        self.last_frame_ns = 0
         self.interrupted = False
         self.start_after_s = 0.0
         """Wait this long before the first frame (benches give streams different phases, as
@@ -62,6 +71,7 @@ class SourceOp(SourceOperator):
             # Decoding (or, live, waiting for the camera): what the source costs per frame.
             self.meter.record_since(asked)
             self.source_state = "playing"
+            self.last_frame_ns = frame.capture_ns
             self.frames_in += 1
             self.rate.tick(frame.capture_ns)
             if anchor is None or frame.discontinuity:
@@ -75,16 +85,35 @@ class SourceOp(SourceOperator):
         self.interrupted = True
         self.source.close()
 
+    def stream_state(self) -> str:
+        """``starting``, ``playing``, ``stalled``, ``reconnecting``, ``ended``, ``interrupted``
+        or ``failed`` (see :class:`~orstream.status.SourceStatus`)."""
+        if self.state == "failed":
+            return "failed"
+        state = self.source_state
+        if state in ("ended", "interrupted"):
+            return state
+        if getattr(self.source, "last_error", "") and not getattr(self.source, "connected", True):
+            return "reconnecting"
+        silent_s = (time.monotonic_ns() - self.last_frame_ns) / 1e9
+        if state == "playing" and self.source.live and silent_s > self.stalled_after_s:
+            return "stalled"
+        return state
+
     def stream_status(self) -> SourceStatus:
         """The stream as ``GetStatus`` lists it."""
-        state = "failed" if self.state == "failed" else self.source_state
+        state = self.stream_state()
+        error = self.error
+        if state in ("reconnecting", "stalled"):
+            error = getattr(self.source, "last_error", "") or "no frame for a while"
         return SourceStatus(
             stream_id=self.stream_id,
             uri=self.source.uri,
             state=state,
-            fps=self.rate.rate(),
+            fps=self.rate.rate() if state == "playing" else 0.0,
             frames_in=self.frames_in,
-            error=self.error,
+            error=error,
+            reconnects=int(getattr(self.source, "reconnects", 0)),
         )
 
     @property

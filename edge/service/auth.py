@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import grpc
 
 from orstream.edge.service.audit import AuditLog
+from orstream.edge.service.caller import as_principal
 from orstream.tokens import Tokens
 
 METHOD_ROLES = {
@@ -77,7 +78,7 @@ class TokenAuth(grpc.ServerInterceptor):
                 f"{principal.name} ({principal.role}) may not call {method}: it needs {needed}",
             )
         self._note(principal.name, method)
-        return handler
+        return as_principal(handler, principal.name)
 
     def _note(self, principal: str, method: str) -> None:
         if self.audit is not None and METHOD_ROLES.get(method, "admin") != "viewer":

@@ -9,7 +9,11 @@ subscription to every result the runtime publishes, per stream and model.
 - ``orstream_frames_dropped_total{stream, stage}``: items a stage's input dropped under its
   policy (``stream`` is empty for the shared model stages).
 - ``orstream_frame_to_result_seconds{stream, model}``: capture to result, a histogram.
-- ``orstream_source_up{stream}``: 1 while the source delivers frames.
+- ``orstream_source_up{stream}``: 1 while the source delivers frames (0 while it is stalled,
+  reconnecting or over).
+- ``orstream_reconnects_total{stream}``: times the stream's feed came back after a loss.
+- ``orstream_stage_failed{stream, stage}``: 1 for a stage that failed (a sink that could not
+  write: it was closed and the video went on without it).
 - ``orstream_model_info{model, version, stream, backend}``: 1, naming the backend a model runs on.
 - ``orstream_grpc_requests_total{method, code}``: gRPC calls ended, by status code (with the
   gRPC API on).
@@ -61,9 +65,18 @@ class _StatusCollector(Collector):
         up = GaugeMetricFamily(
             "orstream_source_up", "1 while the stream's source delivers frames", labels=["stream"]
         )
+        reconnects = CounterMetricFamily(
+            "orstream_reconnects",
+            "Times the stream's feed came back after a loss",
+            labels=["stream"],
+        )
         for source in status.sources:
             frames.add_metric([source.stream_id, "in"], source.frames_in)
             up.add_metric([source.stream_id], 1.0 if source.state == "playing" else 0.0)
+            reconnects.add_metric([source.stream_id], source.reconnects)
+        failed = GaugeMetricFamily(
+            "orstream_stage_failed", "1 for a stage that failed", labels=["stream", "stage"]
+        )
         dropped = CounterMetricFamily(
             "orstream_frames_dropped", "Items a stage's input dropped", labels=["stream", "stage"]
         )
@@ -73,6 +86,7 @@ class _StatusCollector(Collector):
             if stream not in streams or not name:
                 stream, name = "", stage.name
             dropped.add_metric([stream, name], stage.dropped)
+            failed.add_metric([stream, name], 1.0 if stage.state == "failed" else 0.0)
             if stage.name.endswith(VIDEO_PATH) and stream:
                 frames.add_metric([stream, "out"], stage.processed)
         info = GaugeMetricFamily(
@@ -82,7 +96,7 @@ class _StatusCollector(Collector):
         )
         for model in status.models:
             info.add_metric([model.name, model.version, model.stream_id, model.backend], 1.0)
-        yield from (frames, dropped, up, info)
+        yield from (frames, dropped, up, reconnects, failed, info)
 
 
 class EdgeMetrics:

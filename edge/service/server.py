@@ -3,7 +3,9 @@
 A synchronous gRPC server on its own thread pool: the runtime publishes results from its own
 threads into the :class:`~orstream.edge.service.result_hub.ResultHub` and starts and stops the
 server from its main thread. Health starts NOT_SERVING; the runtime calls ``set_serving(True)``
-once its sources play and its models serve, and ``set_serving(False)`` when one of them fails.
+once its sources play and its models serve, and ``set_serving(False)`` when a model fails or no
+stream delivers. Each stream has a health of its own, ``stream/<id>`` (``set_stream_health``):
+SERVING while its source delivers, NOT_SERVING while it is stalled, reconnecting or over.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.service.audit import AuditLog
 from orstream.edge.service.auth import TokenAuth
+from orstream.edge.service.message_limits import MessageLimits
 from orstream.edge.service.request_counts import RequestCounts
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.servicer import SERVICE_NAME, EdgeService
@@ -82,6 +85,8 @@ class EdgeGrpcServer:
         max_message_bytes: largest message sent or received.
         max_subscribers: ``Subscribe`` streams served at once; more are refused with
             RESOURCE_EXHAUSTED.
+        max_subscribers_per_client: of those, how many one caller may hold (a token's
+            principal, or a peer host without tokens: :mod:`orstream.edge.service.caller`).
         subscriber_buffer: results buffered per subscriber before its oldest is dropped.
         prompter: answers ``Prompt`` on recent frames (None: no segmenter).
         max_prompts: ``Prompt`` calls worked on at once; more are refused at once with
@@ -102,6 +107,7 @@ class EdgeGrpcServer:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         *,
         max_subscribers: int = 16,
+        max_subscribers_per_client: int = 4,
         subscriber_buffer: int = 64,
         prompter: FramePrompter | None = None,
         max_prompts: int = MAX_PROMPTS,
@@ -117,7 +123,13 @@ class EdgeGrpcServer:
         self._max_message_bytes = max_message_bytes
         self._max_subscribers = max_subscribers
         self._service = EdgeService(
-            hub, status, max_subscribers, subscriber_buffer, prompter, max_prompts
+            hub,
+            status,
+            max_subscribers,
+            subscriber_buffer,
+            prompter,
+            max_prompts,
+            max_subscribers_per_client,
         )
         self._health = health.HealthServicer()
         auth = tokens is not None or audit is not None
@@ -147,7 +159,7 @@ class EdgeGrpcServer:
         )
         server = grpc.server(
             executor,
-            interceptors=[self.requests, *self._auth],
+            interceptors=[self.requests, MessageLimits(), *self._auth],
             options=[
                 ("grpc.max_send_message_length", self._max_message_bytes),
                 ("grpc.max_receive_message_length", self._max_message_bytes),
@@ -184,6 +196,17 @@ class EdgeGrpcServer:
             self._serving = serving
             self._apply_health()
 
+    def set_stream_health(self, stream_id: str, up: bool) -> None:
+        """Report one stream's health (``stream/<id>``): SERVING while its source delivers."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        with self._lock:
+            if not self._stopped:
+                self._health.set(stream_health_name(stream_id), status)
+
     def stop(self, grace_s: float = 2.0) -> None:
         """Shut down: NOT_SERVING first, then end every subscription and drain.
 
@@ -210,6 +233,11 @@ class EdgeGrpcServer:
         )
         for service in (health.OVERALL_HEALTH, SERVICE_NAME):
             self._health.set(service, status)
+
+
+def stream_health_name(stream_id: str) -> str:
+    """The health service name of one stream: ``stream/<id>``."""
+    return f"stream/{stream_id}"
 
 
 def _reflection_module() -> ModuleType:

@@ -10,6 +10,7 @@ import grpc
 
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter, PromptCancelled
 from orstream.edge.models.segmenter_model import PromptError
+from orstream.edge.service.caller import caller
 from orstream.edge.service.result_hub import ResultHub, Subscription
 from orstream.errors import quoted
 from orstream.proto.convert import (
@@ -51,6 +52,8 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         subscriber_buffer: results buffered per subscriber before its oldest is dropped.
         prompter: answers ``Prompt`` (None: the runtime has no segmenter).
         max_prompts: ``Prompt`` calls worked on at once; more are refused at once.
+        max_per_client: ``Subscribe`` streams one caller may hold at once
+            (:func:`~orstream.edge.service.caller.caller`).
     """
 
     def __init__(
@@ -61,8 +64,11 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         subscriber_buffer: int,
         prompter: FramePrompter | None = None,
         max_prompts: int = 2,
+        max_per_client: int = 4,
     ) -> None:
         self._hub = hub
+        self._max_per_client = max_per_client
+        self._holders: dict[Subscription, str] = {}
         self._max_prompts = max_prompts
         self._prompting = threading.BoundedSemaphore(max_prompts)
         self._prompter = prompter
@@ -86,7 +92,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
             subscription = self._hub.subscribe(stream_ids, kinds, capacity=self._subscriber_buffer)
         except ValueError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
-        refusal = self._register(subscription)
+        refusal = self._register(subscription, caller(context))
         if refusal is not None:
             subscription.close()
             context.abort(*refusal)
@@ -107,6 +113,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
             subscription.close()
             with self._lock:
                 self._open.discard(subscription)
+                self._holders.pop(subscription, None)
 
     def GetTimeline(
         self, request: edge_pb2.GetTimelineRequest, context: grpc.ServicerContext
@@ -134,7 +141,10 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
                 "this runtime runs no segmenter (add a segmentation section to its config)",
             )
             raise AssertionError("abort raises")
-        asked = prompt_request_from_proto(request)
+        try:
+            asked = prompt_request_from_proto(request)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
         if not self._prompting.acquire(blocking=False):
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -167,8 +177,10 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         for subscription in subscriptions:
             subscription.close()
 
-    def _register(self, subscription: Subscription) -> tuple[grpc.StatusCode, str] | None:
-        """Count a new subscription in, or say why it is refused."""
+    def _register(
+        self, subscription: Subscription, holder: str
+    ) -> tuple[grpc.StatusCode, str] | None:
+        """Count a new subscription of ``holder`` in, or say why it is refused."""
         with self._lock:
             if self._closed:
                 return grpc.StatusCode.UNAVAILABLE, "the edge server is shutting down"
@@ -177,5 +189,13 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"the edge server already serves {self._max_subscribers} subscriptions",
                 )
+            held = sum(1 for other in self._holders.values() if other == holder)
+            if held >= self._max_per_client:
+                return (
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{held} subscriptions are open for this client already (the most one "
+                    "client may hold); close one first",
+                )
             self._open.add(subscription)
+            self._holders[subscription] = holder
             return None

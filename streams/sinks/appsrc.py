@@ -8,6 +8,7 @@ buffer pts, the bus checked on every write, and a bounded wait for end-of-stream
 from __future__ import annotations
 
 import threading
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -15,6 +16,12 @@ import numpy as np
 from orstream.errors import OrstreamError
 from orstream.streams.frame import Frame
 from orstream.streams.gst_init import Gst, drain_bus, error_line
+
+ROOM_POLL_S = 0.002
+"""How often a sink that keeps every frame looks for room in its queue (and at its bus)."""
+
+STUCK_S = 10.0
+"""A pipeline that takes no frame for this long has failed without saying so."""
 
 CLOSE_TIMEOUT_S = 10.0
 """How long :meth:`AppSrcSink.close` waits for the pipeline to finish (e.g. an MP4's index)."""
@@ -88,9 +95,12 @@ class AppSrcSink:
         self.frame_ns = round(1e9 / fps) if fps > 0 else 0
         self.written = 0
         leaky = "none" if keep_every_frame else "downstream"
-        block = "true" if keep_every_frame else "false"
+        self._keep_every_frame = keep_every_frame
+        self._queue_frames = queue_frames
+        # Never block=true: a pipeline that failed downstream (a full disk) stops taking
+        # buffers, and a blocked push would never return to see its error.
         description = (
-            f"appsrc name=src format=time block={block} leaky-type={leaky} "
+            f"appsrc name=src format=time block=false leaky-type={leaky} "
             f"max-buffers={queue_frames} max-bytes=0 ! {tail}"
         )
         try:
@@ -133,9 +143,24 @@ class AppSrcSink:
             error = drain_bus(self._bus)
             if error is not None:
                 self._fail_with(error)
+            if self._keep_every_frame:
+                self._wait_for_room()
             if self._src.push_buffer(buffer) != Gst.FlowReturn.OK:
                 self._fail("stopped taking frames")
             self.written += 1
+
+    def _wait_for_room(self) -> None:
+        """Wait while ``queue_frames`` frames are queued, watching the bus: an error ends the
+        wait (raised), and so does a pipeline that stopped taking frames for ``STUCK_S``."""
+        waited_s = 0.0
+        while self._src.get_property("current-level-buffers") >= self._queue_frames:
+            error = drain_bus(self._bus)
+            if error is not None:
+                self._fail_with(error)
+            if waited_s > STUCK_S:
+                self._fail(f"took no frame for {STUCK_S:g} s")
+            time.sleep(ROOM_POLL_S)
+            waited_s += ROOM_POLL_S
 
     def close(self) -> None:
         """Send end-of-stream and wait (bounded) until the pipeline has finished with it.

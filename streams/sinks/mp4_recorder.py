@@ -14,22 +14,27 @@ QUEUE_FRAMES = 32
 QUALITY = 20
 """x264 constant-quality level (lower is better; 18-23 is visually good)."""
 
+FRAGMENT_MS = 1000
+"""The MP4 is written in fragments this long: a file cut short (a crash, a full disk, power
+lost) still plays up to its last complete fragment."""
+
 
 class Mp4Recorder(AppSrcSink):
     """Encodes RGB frames to an H.264 MP4 (x264, zero-latency tuning).
 
-    Every frame written is in the file: when the encoder falls behind by more than
-    ``QUEUE_FRAMES``, ``write()`` waits for it rather than dropping. Frames keep their source
-    timing (pts from ``frame.pts_ns``). The file is complete and playable after :meth:`close`.
+        Every frame written is in the file: when the encoder falls behind by more than
+        ``QUEUE_FRAMES``, ``write()`` waits for it rather than dropping. Frames keep their source
+        timing (pts from ``frame.pts_ns``). The file is complete and playable after :meth:`close`,
+    and, written in one-second fragments, up to its last fragment if it is never closed.
 
-    Args:
-        path: the MP4 to write (its folder must exist; an existing file is replaced).
-        width: frame width (even).
-        height: frame height (even).
-        fps: nominal frame rate (keyframe interval and frame duration).
+        Args:
+            path: the MP4 to write (its folder must exist; an existing file is replaced).
+            width: frame width (even).
+            height: frame height (even).
+            fps: nominal frame rate (keyframe interval and frame duration).
 
-    Raises:
-        OrstreamError: an odd size, a missing folder, an unwritable file, missing plugins.
+        Raises:
+            OrstreamError: an odd size, a missing folder, an unwritable file, missing plugins.
     """
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float) -> None:
@@ -45,7 +50,8 @@ class Mp4Recorder(AppSrcSink):
         tail = (
             "videoconvert ! video/x-raw,format=I420 ! "
             f"x264enc tune=zerolatency speed-preset=veryfast pass=qual quantizer={QUALITY} "
-            f"key-int-max={keyframe_interval} ! h264parse ! mp4mux ! filesink name=file"
+            f"key-int-max={keyframe_interval} ! h264parse ! "
+            f"mp4mux fragment-duration={FRAGMENT_MS} ! filesink name=file"
         )
         super().__init__(
             name=f"mp4:{self.path}",

@@ -2,12 +2,15 @@
 
 :class:`RtspServer` runs one ``GstRtspServer.RTSPServer`` with a private GLib main context in a
 daemon thread, so it serves clients whatever the calling thread does. :func:`serve_file_rtsp`
-uses it to serve an H.264 video file (its stream sent as it is, not re-encoded), which is how
-tests and benchmarks get a real RTSP camera.
+uses it to serve an H.264 video file (its stream sent as it is, not re-encoded), and
+:func:`serve_test_camera` a live test pattern: that is how tests and benchmarks get a real RTSP
+camera.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,6 +144,68 @@ def serve_file_rtsp(
     factory.connect("media-configure", _set_location, str(path))
     with RtspServer(port, host) as server:
         yield ServedFile(server.mount(mount, factory), path, server)
+
+
+@contextmanager
+def serve_test_camera(
+    port: int = 0,
+    mount: str = "/camera",
+    width: int = 320,
+    height: int = 180,
+    fps: int = 15,
+    host: str = "127.0.0.1",
+) -> Iterator[RtspServer]:
+    """Serve a live camera over RTSP while the ``with`` block runs: a moving test pattern,
+    H.264, one stream shared by every client (as an IP camera or an encoder serves).
+
+    Tests and the reconnect bench stop and start it to play a camera that is unplugged and
+    comes back.
+
+    Raises:
+        OrstreamError: the port cannot be bound, or an element is missing.
+    """
+    require_elements("RTSP test camera", "videotestsrc", "x264enc", "rtph264pay")
+    rtsp = rtsp_server_module()
+    factory = rtsp.RTSPMediaFactory.new()
+    factory.set_launch(
+        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={int(width)},"
+        f"height={int(height)},framerate={int(fps)}/1 ! x264enc tune=zerolatency "
+        f"speed-preset=ultrafast key-int-max={int(fps)} ! rtph264pay name=pay0 pt=96 "
+        "config-interval=-1 )"
+    )
+    factory.set_shared(True)
+    with RtspServer(port, host) as server:
+        server.mount(mount, factory)
+        yield server
+
+
+_CAMERA_PROCESS = (
+    "import sys, time\n"
+    "from orstream.streams.sinks.rtsp_server import serve_test_camera\n"
+    "with serve_test_camera(int(sys.argv[1]), fps=int(sys.argv[2])):\n"
+    "    print('up', flush=True)\n"
+    "    time.sleep(1e9)\n"
+)
+
+
+def spawn_test_camera(port: int, fps: int = 15) -> subprocess.Popen[str]:
+    """:func:`serve_test_camera` at ``rtsp://127.0.0.1:PORT/camera`` in a process of its own
+    (to freeze with SIGSTOP or unplug with SIGKILL); returns once it serves.
+
+    Raises:
+        OrstreamError: it did not start (e.g. the port is taken).
+    """
+    camera = subprocess.Popen(
+        [sys.executable, "-c", _CAMERA_PROCESS, str(port), str(fps)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert camera.stdout is not None
+    if camera.stdout.readline().strip() != "up":
+        camera.kill()
+        camera.wait()
+        raise OrstreamError(f"the test camera on port {port} did not start")
+    return camera
 
 
 def _set_location(_factory: Any, media: Any, location: str) -> None:

@@ -5,10 +5,18 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 from orstream.errors import OrstreamError
+from orstream.streams.sources.reconnecting import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    ReconnectingSource,
+)
 from orstream.streams.sources.source import Source
 
 SCHEMES = ("file", "rtsp", "udp", "v4l2", "videotestsrc", "phantom")
 """URI schemes :func:`open_source` understands (a plain path is a file)."""
+
+FEEDS = ("rtsp", "udp", "v4l2")
+"""Schemes of feeds that can be lost and come back: they reconnect (a file ends at its end)."""
 
 PHANTOM_PARAMS: dict[str, type] = {
     "seed": int,
@@ -22,7 +30,12 @@ PHANTOM_PARAMS: dict[str, type] = {
 }
 
 
-def open_source(uri: str, stream_id: str = "cam0", realtime: bool = False) -> Source:
+def open_source(
+    uri: str,
+    stream_id: str = "cam0",
+    realtime: bool = False,
+    reconnect: Backoff | None = DEFAULT_BACKOFF,
+) -> Source:
     """The source a URI names.
 
     Args:
@@ -33,6 +46,9 @@ def open_source(uri: str, stream_id: str = "cam0", realtime: bool = False) -> So
             ``difficulty`` and ``loop=1``; the phantom is always live and paced).
         stream_id: the ``stream_id`` of every frame.
         realtime: play a file at its own pace instead of as fast as it decodes.
+        reconnect: how a feed (RTSP, UDP, V4L2) that is lost is opened again
+            (:class:`~orstream.streams.sources.reconnecting.ReconnectingSource`); None: a lost
+            feed ends the stream.
 
     Raises:
         OrstreamError: unknown scheme, bad parameters, missing file or device.
@@ -50,7 +66,15 @@ def open_source(uri: str, stream_id: str = "cam0", realtime: bool = False) -> So
         )
     from orstream.streams.sources.gst_source import GstSource
 
-    return GstSource(uri, stream_id=stream_id, realtime=realtime)
+    source = GstSource(uri, stream_id=stream_id, realtime=realtime)  # checks the URI now
+    if reconnect is None or scheme not in FEEDS:
+        return source
+    backoff = reconnect
+
+    def connect() -> Source:
+        return GstSource(uri, stream_id=stream_id, stall_timeout_s=backoff.stall_s)
+
+    return ReconnectingSource(connect, uri, stream_id, backoff)
 
 
 def uri_params(uri: str, allowed: dict[str, type]) -> dict[str, object]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from orstream.proto.orstream.v1 import results_pb2 as orstream_dot_v1_dot_results__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orstream/v1/edge.proto\x12\x0borstream.v1\x1a\x19orstream/v1/results.proto\"\x12\n\x10GetStatusRequest\"`\n\x0eLatencySummary\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0e\n\x06p50_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\x12\x0f\n\x07p999_ms\x18\x04 \x01(\x01\x12\x0e\n\x06max_ms\x18\x05 \x01(\x01\"l\n\x0cSourceStatus\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x11\n\tframes_in\x18\x05 \x01(\x04\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\xa9\x01\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tstream_id\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0f\n\x07rate_hz\x18\x05 \x01(\x01\x12\r\n\x05state\x18\x06 \x01(\t\x12\x10\n\x08inferred\x18\x07 \x01(\x04\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x16\n\x0e\x62\x61\x63kend_reason\x18\t \x01(\t\"m\n\x0bStageStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x07latency\x18\x02 \x01(\x0b\x32\x1b.orstream.v1.LatencySummary\x12\x11\n\tprocessed\x18\x03 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x04 \x01(\x04\"\x8e\x02\n\x11GetStatusResponse\x12*\n\x07sources\x18\x01 \x03(\x0b\x32\x19.orstream.v1.SourceStatus\x12(\n\x06models\x18\x02 \x03(\x0b\x32\x18.orstream.v1.ModelStatus\x12(\n\x06stages\x18\x03 \x03(\x0b\x32\x18.orstream.v1.StageStatus\x12\x34\n\x0f\x66rame_to_result\x18\x04 \x01(\x0b\x32\x1b.orstream.v1.LatencySummary\x12\x17\n\x0fvideo_frames_in\x18\x05 \x01(\x04\x12\x18\n\x10video_frames_out\x18\x06 \x01(\x04\x12\x10\n\x08uptime_s\x18\x07 \x01(\x01\"5\n\x10SubscribeRequest\x12\x12\n\nstream_ids\x18\x01 \x03(\t\x12\r\n\x05kinds\x18\x02 \x03(\t\"N\n\x11SubscribeResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.orstream.v1.FrameResult\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"\'\n\x12GetTimelineRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\"T\n\x13GetTimelineResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12*\n\x08segments\x18\x02 \x03(\x0b\x32\x18.orstream.v1.StepSegment\"5\n\x0bPromptPoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x10\n\x08positive\x18\x03 \x01(\x08\";\n\tPromptBox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"\xb3\x01\n\rPromptRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0f\n\x05index\x18\x02 \x01(\x03H\x00\x12\x10\n\x06latest\x18\x03 \x01(\x08H\x00\x12(\n\x06points\x18\x04 \x03(\x0b\x32\x18.orstream.v1.PromptPoint\x12#\n\x03\x62ox\x18\x05 \x01(\x0b\x32\x16.orstream.v1.PromptBox\x12\x14\n\x0ctext_classes\x18\x06 \x03(\tB\x07\n\x05\x66rame\"\xa8\x01\n\x0ePromptResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06pts_ns\x18\x03 \x01(\x03\x12\'\n\x05masks\x18\x04 \x03(\x0b\x32\x18.orstream.v1.SegmentMask\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x18\n\x10\x65mbedding_cached\x18\x07 \x01(\x08\x32\xbc\x02\n\x0b\x45\x64geService\x12J\n\tGetStatus\x12\x1d.orstream.v1.GetStatusRequest\x1a\x1e.orstream.v1.GetStatusResponse\x12L\n\tSubscribe\x12\x1d.orstream.v1.SubscribeRequest\x1a\x1e.orstream.v1.SubscribeResponse0\x01\x12P\n\x0bGetTimeline\x12\x1f.orstream.v1.GetTimelineRequest\x1a .orstream.v1.GetTimelineResponse\x12\x41\n\x06Prompt\x12\x1a.orstream.v1.PromptRequest\x1a\x1b.orstream.v1.PromptResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orstream/v1/edge.proto\x12\x0borstream.v1\x1a\x19orstream/v1/results.proto\"\x12\n\x10GetStatusRequest\"`\n\x0eLatencySummary\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0e\n\x06p50_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\x12\x0f\n\x07p999_ms\x18\x04 \x01(\x01\x12\x0e\n\x06max_ms\x18\x05 \x01(\x01\"\x80\x01\n\x0cSourceStatus\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x11\n\tframes_in\x18\x05 \x01(\x04\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x12\n\nreconnects\x18\x07 \x01(\x04\"\xa9\x01\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tstream_id\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0f\n\x07rate_hz\x18\x05 \x01(\x01\x12\r\n\x05state\x18\x06 \x01(\t\x12\x10\n\x08inferred\x18\x07 \x01(\x04\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x16\n\x0e\x62\x61\x63kend_reason\x18\t \x01(\t\"\x8b\x01\n\x0bStageStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x07latency\x18\x02 \x01(\x0b\x32\x1b.orstream.v1.LatencySummary\x12\x11\n\tprocessed\x18\x03 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x04 \x01(\x04\x12\r\n\x05state\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\x8e\x02\n\x11GetStatusResponse\x12*\n\x07sources\x18\x01 \x03(\x0b\x32\x19.orstream.v1.SourceStatus\x12(\n\x06models\x18\x02 \x03(\x0b\x32\x18.orstream.v1.ModelStatus\x12(\n\x06stages\x18\x03 \x03(\x0b\x32\x18.orstream.v1.StageStatus\x12\x34\n\x0f\x66rame_to_result\x18\x04 \x01(\x0b\x32\x1b.orstream.v1.LatencySummary\x12\x17\n\x0fvideo_frames_in\x18\x05 \x01(\x04\x12\x18\n\x10video_frames_out\x18\x06 \x01(\x04\x12\x10\n\x08uptime_s\x18\x07 \x01(\x01\"5\n\x10SubscribeRequest\x12\x12\n\nstream_ids\x18\x01 \x03(\t\x12\r\n\x05kinds\x18\x02 \x03(\t\"N\n\x11SubscribeResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.orstream.v1.FrameResult\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"\'\n\x12GetTimelineRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\"T\n\x13GetTimelineResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12*\n\x08segments\x18\x02 \x03(\x0b\x32\x18.orstream.v1.StepSegment\"5\n\x0bPromptPoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x10\n\x08positive\x18\x03 \x01(\x08\";\n\tPromptBox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"\xb3\x01\n\rPromptRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0f\n\x05index\x18\x02 \x01(\x03H\x00\x12\x10\n\x06latest\x18\x03 \x01(\x08H\x00\x12(\n\x06points\x18\x04 \x03(\x0b\x32\x18.orstream.v1.PromptPoint\x12#\n\x03\x62ox\x18\x05 \x01(\x0b\x32\x16.orstream.v1.PromptBox\x12\x14\n\x0ctext_classes\x18\x06 \x03(\tB\x07\n\x05\x66rame\"\xa8\x01\n\x0ePromptResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06pts_ns\x18\x03 \x01(\x03\x12\'\n\x05masks\x18\x04 \x03(\x0b\x32\x18.orstream.v1.SegmentMask\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x18\n\x10\x65mbedding_cached\x18\x07 \x01(\x08\x32\xbc\x02\n\x0b\x45\x64geService\x12J\n\tGetStatus\x12\x1d.orstream.v1.GetStatusRequest\x1a\x1e.orstream.v1.GetStatusResponse\x12L\n\tSubscribe\x12\x1d.orstream.v1.SubscribeRequest\x1a\x1e.orstream.v1.SubscribeResponse0\x01\x12P\n\x0bGetTimeline\x12\x1f.orstream.v1.GetTimelineRequest\x1a .orstream.v1.GetTimelineResponse\x12\x41\n\x06Prompt\x12\x1a.orstream.v1.PromptRequest\x1a\x1b.orstream.v1.PromptResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +36,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATUSREQUEST']._serialized_end=84
   _globals['_LATENCYSUMMARY']._serialized_start=86
   _globals['_LATENCYSUMMARY']._serialized_end=182
-  _globals['_SOURCESTATUS']._serialized_start=184
-  _globals['_SOURCESTATUS']._serialized_end=292
-  _globals['_MODELSTATUS']._serialized_start=295
-  _globals['_MODELSTATUS']._serialized_end=464
-  _globals['_STAGESTATUS']._serialized_start=466
-  _globals['_STAGESTATUS']._serialized_end=575
-  _globals['_GETSTATUSRESPONSE']._serialized_start=578
-  _globals['_GETSTATUSRESPONSE']._serialized_end=848
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=850
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=903
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=905
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=983
-  _globals['_GETTIMELINEREQUEST']._serialized_start=985
-  _globals['_GETTIMELINEREQUEST']._serialized_end=1024
-  _globals['_GETTIMELINERESPONSE']._serialized_start=1026
-  _globals['_GETTIMELINERESPONSE']._serialized_end=1110
-  _globals['_PROMPTPOINT']._serialized_start=1112
-  _globals['_PROMPTPOINT']._serialized_end=1165
-  _globals['_PROMPTBOX']._serialized_start=1167
-  _globals['_PROMPTBOX']._serialized_end=1226
-  _globals['_PROMPTREQUEST']._serialized_start=1229
-  _globals['_PROMPTREQUEST']._serialized_end=1408
-  _globals['_PROMPTRESPONSE']._serialized_start=1411
-  _globals['_PROMPTRESPONSE']._serialized_end=1579
-  _globals['_EDGESERVICE']._serialized_start=1582
-  _globals['_EDGESERVICE']._serialized_end=1898
+  _globals['_SOURCESTATUS']._serialized_start=185
+  _globals['_SOURCESTATUS']._serialized_end=313
+  _globals['_MODELSTATUS']._serialized_start=316
+  _globals['_MODELSTATUS']._serialized_end=485
+  _globals['_STAGESTATUS']._serialized_start=488
+  _globals['_STAGESTATUS']._serialized_end=627
+  _globals['_GETSTATUSRESPONSE']._serialized_start=630
+  _globals['_GETSTATUSRESPONSE']._serialized_end=900
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=902
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=955
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=957
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1035
+  _globals['_GETTIMELINEREQUEST']._serialized_start=1037
+  _globals['_GETTIMELINEREQUEST']._serialized_end=1076
+  _globals['_GETTIMELINERESPONSE']._serialized_start=1078
+  _globals['_GETTIMELINERESPONSE']._serialized_end=1162
+  _globals['_PROMPTPOINT']._serialized_start=1164
+  _globals['_PROMPTPOINT']._serialized_end=1217
+  _globals['_PROMPTBOX']._serialized_start=1219
+  _globals['_PROMPTBOX']._serialized_end=1278
+  _globals['_PROMPTREQUEST']._serialized_start=1281
+  _globals['_PROMPTREQUEST']._serialized_end=1460
+  _globals['_PROMPTRESPONSE']._serialized_start=1463
+  _globals['_PROMPTRESPONSE']._serialized_end=1631
+  _globals['_EDGESERVICE']._serialized_start=1634
+  _globals['_EDGESERVICE']._serialized_end=1950
 # @@protoc_insertion_point(module_scope)

@@ -29,20 +29,22 @@ class LatencySummary(_message.Message):
     def __init__(self, count: _Optional[int] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., p999_ms: _Optional[float] = ..., max_ms: _Optional[float] = ...) -> None: ...
 
 class SourceStatus(_message.Message):
-    __slots__ = ("stream_id", "uri", "state", "fps", "frames_in", "error")
+    __slots__ = ("stream_id", "uri", "state", "fps", "frames_in", "error", "reconnects")
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
     FRAMES_IN_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RECONNECTS_FIELD_NUMBER: _ClassVar[int]
     stream_id: str
     uri: str
     state: str
     fps: float
     frames_in: int
     error: str
-    def __init__(self, stream_id: _Optional[str] = ..., uri: _Optional[str] = ..., state: _Optional[str] = ..., fps: _Optional[float] = ..., frames_in: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    reconnects: int
+    def __init__(self, stream_id: _Optional[str] = ..., uri: _Optional[str] = ..., state: _Optional[str] = ..., fps: _Optional[float] = ..., frames_in: _Optional[int] = ..., error: _Optional[str] = ..., reconnects: _Optional[int] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
     __slots__ = ("name", "version", "stream_id", "backend", "rate_hz", "state", "inferred", "error", "backend_reason")
@@ -67,16 +69,20 @@ class ModelStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., stream_id: _Optional[str] = ..., backend: _Optional[str] = ..., rate_hz: _Optional[float] = ..., state: _Optional[str] = ..., inferred: _Optional[int] = ..., error: _Optional[str] = ..., backend_reason: _Optional[str] = ...) -> None: ...
 
 class StageStatus(_message.Message):
-    __slots__ = ("name", "latency", "processed", "dropped")
+    __slots__ = ("name", "latency", "processed", "dropped", "state", "error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LATENCY_FIELD_NUMBER: _ClassVar[int]
     PROCESSED_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     latency: LatencySummary
     processed: int
     dropped: int
-    def __init__(self, name: _Optional[str] = ..., latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., processed: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...
+    state: str
+    error: str
+    def __init__(self, name: _Optional[str] = ..., latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., processed: _Optional[int] = ..., dropped: _Optional[int] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("sources", "models", "stages", "frame_to_result", "video_frames_in", "video_frames_out", "uptime_s")

@@ -209,17 +209,19 @@ class StallingSource:
 
     def frames(self) -> Iterator[Frame]:
         image = np.full((96, 160, 3), 90, np.uint8)
+        started = time.monotonic_ns()
         for index in range(10):
             if index == 5:
                 time.sleep(self.silence_s)
-            yield Frame(image, index * 40_000_000, time.monotonic_ns(), index, self.stream_id)
+            now = time.monotonic_ns()  # stamped by the clock, as a live camera stamps
+            yield Frame(image, now - started, now, index, self.stream_id)
             time.sleep(0.04)
 
     def close(self) -> None:
         pass
 
 
-def test_a_silent_source_shows_no_signal_on_watched_sinks_only() -> None:
+def test_a_silent_live_source_shows_no_signal_on_every_sink_where_the_silence_was() -> None:
     display = MemorySink()
     recording = MemorySink()
     config = parse_config(
@@ -236,12 +238,16 @@ def test_a_silent_source_shows_no_signal_on_watched_sinks_only() -> None:
         sinks={"stall": [memory(recording), SinkSpec("display", lambda w, h, fps: display, True)]},
     )
     app.run()
-    assert len(recording.frames) == 10  # the recording holds source frames only
-    repeats = len(display.frames) - 10
-    assert 2 <= repeats <= 4  # about every 300 ms of the 1 s silence
-    no_signal = display.frames[5]  # the first repeat, drawn over the 5th frame's picture
-    assert no_signal.index == 4
-    assert not np.array_equal(no_signal.image, display.frames[4].image)
+    for sink in (display, recording):
+        repeats = len(sink.frames) - 10
+        assert 2 <= repeats <= 4  # about every 300 ms of the 1 s silence
+        no_signal = sink.frames[5]  # the first repeat, drawn over the 5th frame's picture
+        assert no_signal.index == 4
+        assert not np.array_equal(no_signal.image, sink.frames[4].image)
+        # Stamped on the stream's timeline, inside the silence: after frame 4, before frame 5.
+        pts = [frame.pts_ns for frame in sink.frames]
+        assert pts == sorted(pts)
+        assert pts[4] + 250_000_000 < pts[5] and pts[5 + repeats - 1] < pts[4] + 1_100_000_000
 
 
 def small_phantom(seed: int, seconds: int) -> str:
@@ -342,20 +348,26 @@ def test_streams_without_a_sink_get_no_overlay(random_workflow_package: Path) ->
     assert sorted(app.graph.operators) == ["cam0.source", "publish", "workflow"]
 
 
-def test_no_signal_frames_go_to_the_rtsp_output_and_the_display_not_the_recording(
+def test_no_signal_frames_go_to_every_sink_of_a_live_stream_and_the_watched_ones_of_a_file(
     tmp_path: Path,
 ) -> None:
-    config = parse_config(
-        {
-            "source": {"uri": small_phantom(5, 1)},
-            "record": {"path": str(tmp_path / "or.mp4")},
-            "rtsp": {"port": 0},
-            "grpc": {"enabled": False},
-        },
-        "test",
-    )
-    app = EdgeApp(config)
-    sinks = {sink.kind: sink for sink in app.streams["cam0"].sinks}
-    assert set(sinks) == {"record", "rtsp"}
-    assert sinks["rtsp"].inputs["no_signal"] and not sinks["record"].inputs["no_signal"]
-    app.close()
+    write_dataset(PhantomSpec(1, 1, seed=5, width=160, height=96, fps=12.0), tmp_path)
+    for uri, recorded in (
+        (small_phantom(5, 1), True),
+        (str(tmp_path / "videos/video_01.mp4"), False),
+    ):
+        config = parse_config(
+            {
+                "source": {"uri": uri},
+                "record": {"path": str(tmp_path / "or.mp4")},
+                "rtsp": {"port": 0},
+                "grpc": {"enabled": False},
+            },
+            "test",
+        )
+        app = EdgeApp(config)
+        sinks = {sink.kind: sink for sink in app.streams["cam0"].sinks}
+        assert set(sinks) == {"record", "rtsp"}
+        assert sinks["rtsp"].inputs["no_signal"]
+        assert bool(sinks["record"].inputs["no_signal"]) is recorded
+        app.close()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from orstream.edge.app.config import load_config, per_stream
+from orstream.edge.app.config import load_config, parse_config, per_stream
 from orstream.errors import OrstreamError
 from orstream.streams.sinks.display import DisplaySettings
 
@@ -124,3 +124,29 @@ def test_bad_stream_settings_name_the_problem(tmp_path: Path, text: str, message
     with pytest.raises(OrstreamError) as raised:
         load_config(path)
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_feeds_reconnect_by_default_and_the_backoff_is_checked() -> None:
+    from orstream.streams.sources.reconnecting import Backoff
+
+    config = parse_config({"source": {"uri": "rtsp://cam/1"}}, "test")
+    assert config.streams[0].reconnect.backoff() == Backoff()
+    off = parse_config({"source": {"uri": "rtsp://cam/1", "reconnect": {"enabled": False}}}, "t")
+    assert off.streams[0].reconnect.backoff() is None
+    with pytest.raises(OrstreamError, match="max_s >= initial_s"):
+        parse_config({"source": {"uri": "a", "reconnect": {"initial_s": 5, "max_s": 2}}}, "t")
+
+
+def test_recording_rotation_is_checked() -> None:
+    config = parse_config(
+        {
+            "source": {"uri": "a.mp4"},
+            "record": {"path": "or.mp4", "segment_s": 600, "max_files": 3},
+        },
+        "test",
+    )
+    assert config.record is not None and config.record.rotation().max_files == 3
+    with pytest.raises(OrstreamError, match="max_files"):
+        parse_config(
+            {"source": {"uri": "a.mp4"}, "record": {"path": "or.mp4", "max_files": 0}}, "t"
+        )

@@ -23,8 +23,9 @@ def phantom_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(url: str, package: Path, results: Path) -> dict:
+    # A served file ends with the file: reconnecting (which would play it again) is off.
     return {
-        "source": {"uri": url, "stream_id": "scope"},
+        "source": {"uri": url, "stream_id": "scope", "reconnect": {"enabled": False}},
         "model": {"package": str(package), "rate_hz": 2},
         "results": {"dir": str(results), "video": 1},
         "grpc": {"enabled": False},
@@ -49,7 +50,7 @@ def test_the_runtime_consumes_an_rtsp_camera(
     assert len(time_s) >= 3
 
 
-def test_a_camera_that_goes_away_mid_run_ends_the_run_with_results_flushed(
+def test_without_reconnecting_a_camera_that_goes_away_ends_the_run_with_results_flushed(
     phantom_mp4: Path, random_workflow_package: Path, tmp_path: Path
 ) -> None:
     outcome: list[object] = []

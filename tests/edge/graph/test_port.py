@@ -98,3 +98,17 @@ def test_a_rate_keeps_the_due_frames_of_each_stream_and_skips_the_rest() -> None
 def test_a_stream_filter_says_which_items_flow() -> None:
     port: Connection[Frame] = Connection("p", InputSpec("p"), stream_id="a")
     assert port.wants(frame("a", 0)) and not port.wants(frame("b", 0))
+
+
+def test_a_dropped_discontinuity_passes_its_flag_to_the_frame_that_replaced_it() -> None:
+    port: Connection[Frame] = Connection("p", InputSpec("p", 1, "latest"))
+    image = None
+    port.put(Frame(image, 0, 0, 0, "cam", discontinuity=False))
+    port.put(Frame(image, 1, 1, 1, "cam", discontinuity=True))  # the first after a reconnect
+    port.put(Frame(image, 2, 2, 2, "cam"))  # replaces it before the model took it
+    frame = port.get(0)
+    assert frame is not None and frame.index == 2 and frame.discontinuity
+    port.put(Frame(image, 3, 3, 3, "cam"))
+    port.put(Frame(image, 4, 4, 4, "cam"))
+    later = port.get(0)
+    assert later is not None and later.index == 4 and not later.discontinuity

@@ -3,6 +3,7 @@ health stays open."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,42 @@ def test_the_client_sends_its_token_file(
         assert len(stub.GetStatus(edge_pb2.GetStatusRequest(), timeout=5).sources) >= 1
     with pytest.raises(OrstreamError, match="UNAUTHENTICATED"), edge_stub(address, 5) as stub:
         stub.GetStatus(edge_pb2.GetStatusRequest(), timeout=5)
+
+
+def test_one_principal_holds_at_most_its_share_of_the_subscriptions(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tokens.yaml"
+    greedy, other = add_token(path, "greedy", "viewer"), add_token(path, "other", "viewer")
+    server = EdgeGrpcServer(
+        ResultHub(),
+        sample_status,
+        "127.0.0.1:0",
+        tokens=Tokens.load(path),
+        max_subscribers=16,
+        max_subscribers_per_client=2,
+    )
+    server.start()
+    greedy_channel, greedy_stub = stub_with(server, greedy)
+    other_channel, other_stub = stub_with(server, other)
+    try:
+        held = [greedy_stub.Subscribe(edge_pb2.SubscribeRequest()) for _ in range(2)]  # type: ignore[attr-defined]
+        for call in held:
+            call.initial_metadata()
+        with pytest.raises(grpc.RpcError) as refused:
+            next(greedy_stub.Subscribe(edge_pb2.SubscribeRequest(), timeout=5))  # type: ignore[attr-defined]
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "for this client" in str(refused.value.details())
+        # Another principal still gets its own, from the same machine.
+        theirs = other_stub.Subscribe(edge_pb2.SubscribeRequest())  # type: ignore[attr-defined]
+        theirs.initial_metadata()
+        held[0].cancel()  # a slot given back is a slot to take again
+        time.sleep(0.7)
+        again = greedy_stub.Subscribe(edge_pb2.SubscribeRequest())  # type: ignore[attr-defined]
+        again.initial_metadata()
+        for call in (held[1], theirs, again):
+            call.cancel()
+    finally:
+        greedy_channel.close()
+        other_channel.close()
+        server.stop(0.5)

@@ -119,6 +119,11 @@ def test_latest_and_default_stream_and_clicks(
             "scalpel",
         ),
         (edge_pb2.PromptRequest(index=3), grpc.StatusCode.INVALID_ARGUMENT, "points, a box"),
+        (
+            edge_pb2.PromptRequest(points=[edge_pb2.PromptPoint(x=10, y=10, positive=True)] * 33),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "at most 32 clicks, not 33",
+        ),
         (box_request(index=2), grpc.StatusCode.NOT_FOUND, "frame 2"),
         (box_request(index=5000), grpc.StatusCode.NOT_FOUND, "frame 5000"),
         (box_request(stream_id="cam9"), grpc.StatusCode.NOT_FOUND, "cam9"),
@@ -169,8 +174,9 @@ def test_prompter_keeps_only_recent_frames_and_embeddings(model: SegmenterModel)
 @pytest.mark.parametrize(
     ("request_", "code"),
     [
-        (edge_pb2.PromptRequest(text_classes=["x" * 20_000]), grpc.StatusCode.INVALID_ARGUMENT),
-        (box_request(stream_id="s" * 20_000), grpc.StatusCode.NOT_FOUND),
+        # 12 kB: under Prompt's 16 kB request limit, so the handler answers it.
+        (edge_pb2.PromptRequest(text_classes=["x" * 12_000]), grpc.StatusCode.INVALID_ARGUMENT),
+        (box_request(stream_id="s" * 12_000), grpc.StatusCode.NOT_FOUND),
         (box_request(stream_id="\x1b[2J" + "é" * 50), grpc.StatusCode.NOT_FOUND),
     ],
     ids=["huge-class", "huge-stream", "control-characters"],

@@ -209,6 +209,13 @@ def test_health_follows_the_runtime_and_shutdown(hub: ResultHub) -> None:
         with pytest.raises(grpc.RpcError) as unknown:
             check("orstream.v1.NoSuchService")
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        server.set_stream_health("endo", True)  # each stream has its own
+        server.set_stream_health("exo", False)  # e.g. its camera is reconnecting
+        assert (check("stream/endo"), check("stream/exo"), check("")) == (
+            SERVING,
+            NOT_SERVING,
+            SERVING,
+        )
 
         watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE))
         assert next(watch).status == SERVING
@@ -286,6 +293,27 @@ def test_messages_above_the_limit_are_refused(hub: ResultHub) -> None:
             assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     finally:
         server.stop(grace_s=0.5)
+
+
+def test_each_method_refuses_requests_far_larger_than_it_needs_unparsed(
+    stub: edge_pb2_grpc.EdgeServiceStub,
+) -> None:
+    huge_timeline = edge_pb2.GetTimelineRequest(stream_id="x" * 2000)  # 1 kB allowed
+    huge_subscribe = edge_pb2.SubscribeRequest(stream_ids=["s" * 60] * 200)  # 8 kB allowed
+    huge_prompt = edge_pb2.PromptRequest(text_classes=["sella"] * 4000)  # 16 kB allowed
+    for call, limit in (
+        (lambda: stub.GetTimeline(huge_timeline, timeout=10), 1024),
+        (lambda: next(stub.Subscribe(huge_subscribe, timeout=10)), 8192),
+        (lambda: stub.Prompt(huge_prompt, timeout=10), 16384),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"at most {limit} bytes" in str(refused.value.details())
+    # Requests of a normal size go through as before.
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.GetTimeline(edge_pb2.GetTimelineRequest(stream_id="or1"), timeout=10)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_a_taken_port_is_a_clear_error(hub: ResultHub, server: EdgeGrpcServer) -> None:

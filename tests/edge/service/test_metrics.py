@@ -98,3 +98,55 @@ def test_a_bad_metrics_address_is_one_clear_error(random_workflow_package: Path)
             EdgeMetrics(app.status, app.hub).start(f"127.0.0.1:{port}")
     finally:
         taken.stop()
+
+
+class BrokenDisk:
+    """A sink whose fifth write fails, as a recording on a disk that filled."""
+
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.closed_after: int | None = None
+
+    def write(self, frame: object) -> None:
+        self.writes += 1
+        if self.writes == 5:
+            raise OrstreamError("broken: No space left on device")
+
+    def close(self) -> None:
+        self.closed_after = self.writes
+
+
+def test_a_failed_sink_is_closed_at_once_and_reported_while_the_others_go_on() -> None:
+    config = parse_config({"source": {"uri": "phantom://", "stream_id": "or1"}}, "test")
+    source = PhantomSource(seed=2, seconds=3, width=160, height=90, fps=12.0, stream_id="or1")
+    broken, kept = BrokenDisk(), MemorySink(keep_images=False)
+    app = EdgeApp(
+        config,
+        sources={"or1": source},
+        sinks={
+            "or1": [
+                SinkSpec("record", lambda width, height, fps: broken),
+                SinkSpec("memory", lambda width, height, fps: kept),
+            ]
+        },
+    )
+    metrics = EdgeMetrics(app.status, app.hub)
+    port = metrics.start("127.0.0.1:0")
+    try:
+        runner = threading.Thread(target=app.run)
+        runner.start()
+        time.sleep(1.5)
+        live = scrape(port)
+        assert broken.closed_after == 5  # finished at the failure, not at the end of the run
+        runner.join(20)
+    finally:
+        metrics.stop()
+    assert live[("orstream_stage_failed", (("stage", "sink.record"), ("stream", "or1")))] == 1.0
+    assert live[("orstream_stage_failed", (("stage", "sink.memory"), ("stream", "or1")))] == 0.0
+    assert live[("orstream_reconnects_total", (("stream", "or1"),))] == 0.0
+    assert len(kept.frames) == source.frame_count  # the video went on for the other sink
+    stage = next(s for s in app.status().stages if s.name == "or1.sink.record")
+    assert stage.state == "failed" and "No space left" in stage.error
+    assert app.failures() == ["or1.sink.record: broken: No space left on device"]
