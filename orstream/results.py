@@ -32,10 +32,20 @@ class StepResult:
     Attributes:
         code: PitVis step code (1..14, or -1 out of patient), after online smoothing.
         confidence: the model's probability of that step on this frame (0..1).
+        out_of_patient: the model's probability, on this frame alone (not smoothed), that the
+            view is out of patient (0..1): the privacy gate closes on it at once, where the
+            smoothed step follows a brief moment out of patient late or not at all.
     """
 
     code: int
     confidence: float
+    out_of_patient: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("confidence", "out_of_patient"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"a step's {name} must be a probability (0..1), not {value}")
 
     @property
     def name(self) -> str:

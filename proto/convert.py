@@ -42,7 +42,10 @@ def result_to_proto(result: FrameResult) -> results_pb2.FrameResult:
     if result.step is not None:
         message.step.CopyFrom(
             results_pb2.StepResult(
-                code=result.step.code, name=result.step.name, confidence=result.step.confidence
+                code=result.step.code,
+                name=result.step.name,
+                confidence=result.step.confidence,
+                out_of_patient=result.step.out_of_patient,
             )
         )
     if result.instruments is not None:
@@ -72,7 +75,11 @@ def result_from_proto(message: results_pb2.FrameResult) -> FrameResult:
     """The frame result a message carries."""
     step = None
     if message.HasField("step"):
-        step = StepResult(code=message.step.code, confidence=message.step.confidence)
+        step = StepResult(
+            code=message.step.code,
+            confidence=message.step.confidence,
+            out_of_patient=message.step.out_of_patient,
+        )
     instruments = None
     if message.HasField("instruments"):
         instruments = InstrumentResult(

@@ -2,10 +2,12 @@
 
 :meth:`EdgeApp.compose` is the one place where a frame's path reads, stream by stream::
 
-    source --video (bounded; files wait)--> overlay --video--> sinks (record, RTSP, display)
+    source --video (bounded; files wait)--> overlay --video--> sinks (display; without privacy
+       |                                       |                  also record, RTSP)
+       |                                       |--video--> privacy gate --video--> record, RTSP
        |                                       \\--no_signal--> every sink (live), watched (files)
        |--video (latest, at the model's rate)--> workflow (shared, batched) --results--> overlay,
-       |                                              PitVis CSVs, publish (gRPC)
+       |                                              privacy gate, PitVis CSVs, publish (gRPC)
        |--video (latest, at the segmenter's rate)--> segmentation (shared) --masks--> overlay,
        |                                                                   publish (gRPC)
        '--tap: the segmenter's frame memory (client prompts on recent frames)
@@ -40,6 +42,7 @@ from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.edge.operators.overlay import OverlayOp
 from orstream.edge.operators.pitvis_writer import PitvisResultsWriter, video_number_of
+from orstream.edge.operators.privacy_gate import PrivacyGateOp
 from orstream.edge.operators.results import PitvisWriterOp, PublishOp
 from orstream.edge.operators.segmentation import SegmentationOp
 from orstream.edge.operators.sink import SinkOp, SinkOpener
@@ -79,7 +82,7 @@ class SinkSpec:
         watched: people watch it: it also gets NO SIGNAL frames when the source falls silent
             (every sink of a live stream gets them).
         leaves: its video leaves the device (a recording, a network stream): with a privacy
-            mode it gets the privacy gate's frames.
+            mode it gets the privacy gate's frames, ``delay_s`` behind the display.
         any_size: it takes frames of any size (a recording starts a new segment); other sinks
             get frames scaled to their first frame's size when the stream's size changes.
     """
@@ -97,6 +100,7 @@ class Stream:
 
     source: SourceOp
     overlay: OverlayOp | None = None
+    privacy: PrivacyGateOp | None = None
     sinks: list[SinkOp] = field(default_factory=list)
     writer: PitvisWriterOp | None = None
     video_path: StageMeter | None = None
@@ -229,20 +233,42 @@ class EdgeApp:
                 self.graph.add_flow(self.segmentation, stream.overlay, "masks", stream_id=stream_id)
             upstream = stream.overlay
         fps = float(getattr(stream.source.source, "fps", None) or DEFAULT_FPS)
+        sink_policy: Policy = "drop_oldest" if live else "block"
+        no_signal = live or any(spec.watched and spec.leaves for spec in specs)
+        gate = self._privacy_gate(stream, upstream, sink_policy, no_signal)
         for spec in specs:
             sink = SinkOp(
                 stream_id, spec.kind, spec.open, fps, stream.video_path, any_size=spec.any_size
             )
-            gated = spec.leaves and config.privacy is not None and stream.overlay is not None
-            self.graph.add_flow(
-                upstream,
-                sink,
-                {"private": "video"} if gated else "video",
-                policy="drop_oldest" if live else "block",
-            )
-            if (spec.watched or live) and stream.overlay is not None:
-                self.graph.add_flow(stream.overlay, sink, "no_signal")
+            if spec.leaves and gate is not None:  # NO SIGNAL frames come through the gate
+                self.graph.add_flow(gate, sink, "video", policy=sink_policy)
+            else:
+                self.graph.add_flow(upstream, sink, "video", policy=sink_policy)
+                if (spec.watched or live) and stream.overlay is not None:
+                    self.graph.add_flow(stream.overlay, sink, "no_signal")
             stream.sinks.append(sink)
+
+    def _privacy_gate(
+        self, stream: Stream, upstream: Operator, policy: Policy, no_signal: bool
+    ) -> PrivacyGateOp | None:
+        """The stream's privacy gate, fed the overlay's video (and NO SIGNAL frames, when
+        ``no_signal``) and every result of the stream (with a privacy mode; the config makes
+        sure there is a recognizer and an overlay)."""
+        privacy = self.config.privacy
+        if privacy is None or self.workflow is None or stream.overlay is None:
+            return None
+        stream.privacy = PrivacyGateOp(
+            stream.stream_id,
+            privacy.mode,
+            result_interval_s=1 / self.workflow.model.rate_hz,
+            stale_after_ms=self.config.overlay.stale_after_ms,
+            delay_s=privacy.delay_s,
+        )
+        self.graph.add_flow(upstream, stream.privacy, "video", policy=policy)
+        if no_signal:
+            self.graph.add_flow(stream.overlay, stream.privacy, {"no_signal": "video"})
+        self.graph.add_flow(self.workflow, stream.privacy, "results", stream_id=stream.stream_id)
+        return stream.privacy
 
     def record_path(self, stream_id: str) -> Path:
         """Where the stream's recording goes (``--record`` must be set)."""

@@ -366,6 +366,13 @@ class PrivacyConfig(_Section):
     fresh result, are withheld from the recording and the RTSP output."""
 
     mode: Literal["blank", "blur"] = "blank"
+    delay_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=10,
+        description="how long a leaving frame may wait for the result after it (the recording "
+        "and RTSP are this far behind the display)",
+    )
 
 
 class AuditConfig(_Section):

@@ -70,6 +70,6 @@ class WorkflowModel:
             capture_ns=frame.capture_ns,
             produced_ns=produced,
             models=(self.label,),
-            step=StepResult(prediction.step, prediction.step_confidence),
+            step=StepResult(prediction.step, prediction.step_confidence, prediction.out_of_patient),
             instruments=InstrumentResult(prediction.instruments, present),
         )

@@ -23,7 +23,7 @@ import numpy as np
 from orstream.edge.backends import Backend
 from orstream.edge.models.preprocess import image_spec, preprocessor_for
 from orstream.errors import OrstreamError
-from orstream.labels import INSTRUMENT_CODES
+from orstream.labels import INSTRUMENT_CODES, OUT_OF_PATIENT
 from orstream.package.card import ModelCard, OutputSpec
 from orstream.pitvis.instrument_slots import instrument_slots
 from orstream.step_smoothing import StepSmoother
@@ -41,6 +41,8 @@ class WorkflowPrediction:
     instruments: tuple[int, int]
     step_probs: np.ndarray
     instrument_probs: np.ndarray
+    out_of_patient: float = 0.0
+    """The model's own probability, on this frame alone, that the view is out of patient."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ class WorkflowRunner:
             instruments=(first, second),
             step_probs=step_probs,
             instrument_probs=instrument_probs,
+            out_of_patient=min(1.0, float(step_probs[self._step_codes == OUT_OF_PATIENT].sum())),
         )
 
     def _state(self, stream: str) -> _StreamState:

@@ -12,9 +12,9 @@ people watch of a file), every ``no_signal_after_ms`` until frames come back, so
 never freezes on an old picture without saying so, and a recording shows where the feed was
 lost.
 
-With a privacy mode, each drawn frame also goes out on ``private``, for the sinks that leave
-the device: withheld (blanked or blurred, with a banner) while it is private
-(:mod:`orstream.edge.overlay.privacy`), the same frame otherwise.
+With a privacy mode, NO SIGNAL frames are withheld (blanked or blurred, with a banner) while
+the stream's latest result is private (:mod:`orstream.edge.overlay.privacy`); the privacy gate
+judges the video frames (:mod:`orstream.edge.operators.privacy_gate`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class OverlayOp(Operator):
         masks_interval_s: how often masks are due (1 / the segmenter's rate; None: none).
         stale_after_ms: how far past its interval a result turns stale.
         no_signal_after_ms: silence from the source after which NO SIGNAL frames go out.
-        privacy: withhold private frames on ``private`` this way (None: no ``private`` port).
+        privacy: withhold private NO SIGNAL frames this way (None: never).
         name: the operator's name (default ``<stream>.overlay``).
     """
 
@@ -61,7 +61,6 @@ class OverlayOp(Operator):
         name: str | None = None,
     ) -> None:
         self.privacy = privacy
-        self.frames_withheld = 0
         self.stream_id = stream_id
         self.overlay = overlay
         self.result_interval_s = result_interval_s
@@ -83,8 +82,6 @@ class OverlayOp(Operator):
         spec.input("masks", capacity=1, policy="latest")
         spec.output("video")
         spec.output("no_signal")
-        if self.privacy is not None:
-            spec.output("private")
 
     def compute(self, received: Received) -> None:
         for result in received["results"]:
@@ -100,13 +97,7 @@ class OverlayOp(Operator):
             self.meter.record_since(started)
             self.rate.tick()
             self._last = frame
-            drawn = replace(frame, image=image)
-            self.emit("video", drawn)
-            if self.privacy is not None:
-                if is_private(self.latest, context.stale):
-                    self.frames_withheld += 1
-                    drawn = replace(frame, image=withheld(image, self.privacy))
-                self.emit("private", drawn)
+            self.emit("video", replace(frame, image=image))
 
     def on_idle(self) -> None:
         if self._last is None or all(c.drained() for c in self.inputs["video"]):

@@ -1,10 +1,12 @@
 """The privacy gate: what leaves the device never shows the room or a patient outside surgery.
 
-A frame is private when the recognizer calls it out of patient, and, failing closed, whenever
-there is no fresh answer: before the stream's first result and while its results are stale. A
-private frame is blanked (black) or blurred beyond recognition before it goes to a sink that
-leaves the device (the recording, the RTSP output), with a banner that says so; the OR display
-in the room keeps the picture.
+A frame is private when the recognizer calls it out of patient (its smoothed step, or its own
+probability of out of patient on a frame, :data:`OUT_OF_PATIENT_AT` or more), and, failing
+closed, whenever there is no fresh answer: before the stream's first result and while its
+results are stale. A private frame is blanked (black) or blurred beyond recognition before it
+goes to a sink that leaves the device (the recording, the RTSP output), with a banner that says
+so; the OR display in the room keeps the picture. Which results judge which frames is the
+gate's (:mod:`orstream.edge.operators.privacy_gate`).
 """
 
 from __future__ import annotations
@@ -25,11 +27,19 @@ BLUR_SHRINK = 32
 """A blurred frame keeps one pixel in this many per side: shapes at most, no faces or text."""
 
 
+OUT_OF_PATIENT_AT = 0.5
+"""A result whose frame is out of patient with this probability or more calls it private."""
+
+
+def calls_out_of_patient(result: FrameResult) -> bool:
+    """Whether ``result`` calls its frame out of patient (or says nothing about the step)."""
+    step = result.step
+    return step is None or step.code == OUT_OF_PATIENT or step.out_of_patient >= OUT_OF_PATIENT_AT
+
+
 def is_private(result: FrameResult | None, stale: bool) -> bool:
     """Whether a frame drawn with ``result`` (the stream's latest) may not leave the device."""
-    if result is None or stale or result.step is None:
-        return True
-    return result.step.code == OUT_OF_PATIENT
+    return result is None or stale or calls_out_of_patient(result)
 
 
 def withheld(image: np.ndarray, mode: PrivacyMode) -> np.ndarray:

@@ -74,7 +74,7 @@ def full_result() -> FrameResult:
         capture_ns=9_000_000_000,
         produced_ns=9_042_500_000,
         models=("pitvis_workflow@1.2.0", "other@0.1"),
-        step=StepResult(code=5, confidence=0.8731),
+        step=StepResult(code=5, confidence=0.8731, out_of_patient=0.0625),
         instruments=InstrumentResult(slots=(16, 8), present=((16, 0.91), (8, 0.55))),
         segmentation=SegmentationResult((mask(), mask(101, "sella"), EMPTY_MASK)),
         stale=True,

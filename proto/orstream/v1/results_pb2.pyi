@@ -10,14 +10,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StepResult(_message.Message):
-    __slots__ = ("code", "name", "confidence")
+    __slots__ = ("code", "name", "confidence", "out_of_patient")
     CODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_PATIENT_FIELD_NUMBER: _ClassVar[int]
     code: int
     name: str
     confidence: float
-    def __init__(self, code: _Optional[int] = ..., name: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
+    out_of_patient: float
+    def __init__(self, code: _Optional[int] = ..., name: _Optional[str] = ..., confidence: _Optional[float] = ..., out_of_patient: _Optional[float] = ...) -> None: ...
 
 class InstrumentPresence(_message.Message):
     __slots__ = ("code", "name", "probability")
