@@ -15,8 +15,9 @@ QUALITY = 20
 """x264 constant-quality level (lower is better; 18-23 is visually good)."""
 
 FRAGMENT_MS = 1000
-"""The MP4 is written in fragments this long: a file cut short (a crash, a full disk, power
-lost) still plays up to its last complete fragment."""
+"""The MP4 is written in fragments this long, each straight to the file (no write buffer): a
+file cut short (a crash, a full disk, power lost) still plays up to its last complete
+fragment, and its size on disk is what was recorded (segments rotate by it)."""
 
 
 class Mp4Recorder(AppSrcSink):
@@ -51,7 +52,8 @@ class Mp4Recorder(AppSrcSink):
             "videoconvert ! video/x-raw,format=I420 ! "
             f"x264enc tune=zerolatency speed-preset=veryfast pass=qual quantizer={QUALITY} "
             f"key-int-max={keyframe_interval} ! h264parse ! "
-            f"mp4mux fragment-duration={FRAGMENT_MS} ! filesink name=file"
+            f"mp4mux fragment-duration={FRAGMENT_MS} ! "
+            "filesink name=file buffer-mode=unbuffered"
         )
         super().__init__(
             name=f"mp4:{self.path}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -114,3 +115,16 @@ def test_a_full_disk_mid_recording_leaves_a_playable_file_and_the_run_goes_on(
             pass  # the fragment the full disk cut
     assert len(recorded) >= 24  # what fitted on the disk plays: at least two fragments
     assert recorded[-1].shape == (180, 320, 3)
+
+
+def test_segments_rotate_by_size_checked_about_once_a_second(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    recording = Recording(tmp_path / "or1.mp4", FPS, Rotation(segment_mb=0.01, min_free_mb=0))
+    for index in range(35):  # noise: every second of it is far over 10 kB
+        image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        recording.write(Frame(image, int(index * 1e9 / FPS), 0, index, "or1"))
+        time.sleep(0.02)  # a live pace, more or less: the encoder keeps up with the writes
+    recording.close()
+    counts = [probe_video(path).frame_count for path in recording.segments]
+    assert len(counts) >= 3 and sum(counts) == 35
+    assert all(count >= 10 for count in counts[:-1])  # the size is read once a second
