@@ -37,12 +37,15 @@ metrics (per video, then averaged over videos):
   step score = (step F1 + step edit) / 2 over the frames whose truth is not -1, 11 or 13;
     step F1 = macro-F1 over the classes present (zero_division=1), step edit = 1 -
     Levenshtein(segment sequences) / max(segment counts).
-  instrument F1 = multi-hot F1, average="weighted", classes 0..18, codes -1 and -2 dropped and
-    frames whose truth is out of patient left out.
-  instrument F1 official = the official challenge script's number, which fitted separate label
-    binarizers on truth and prediction (a bug kept for comparison); null for a video where
-    their column counts differ, since the script failed there.
-  A video with nothing left to score is null and left out of the mean.
+  instrument F1 = multi-hot F1 over the classes 0..18 (codes -1 and -2 are no class),
+    average="weighted" (each class by its true frames), zero_division=1; no frame is removed,
+    out-of-patient frames included; with no true instrument in a video, unweighted.
+  instrument F1 official = exactly what the challenge's evaluation_instruments.py returns: the
+    same, but it fits one label binarizer on the truth and another on the prediction, so
+    each side's columns are its own classes, sorted, then the absent ones, and column j of
+    one is compared with column j of the other (a bug, kept to compare with its leaderboard).
+  A video with nothing left to score (steps), or with no frame, is null and left out of the
+  mean.
 """
 
 KEYS = ("step_score", "step_f1", "step_edit", "instrument_f1", "instrument_f1_official")

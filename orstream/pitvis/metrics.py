@@ -11,21 +11,22 @@ alike; the step score is the mean of the macro-F1 and the edit score of what is 
 - Edit score = 1 - Levenshtein(truth segments, predicted segments) / max(segment counts), where
   segments are runs of equal consecutive codes in the filtered sequences.
 
-Instruments: each frame's two slots form a set of codes; -1 and -2 are dropped from both truth
-and prediction, and frames whose truth then holds no code in 0..18 (out of patient) are
-removed. The F1 is scikit-learn's ``average="weighted"`` over multi-hot rows (each class's
-``2 tp / (n_true + n_pred)`` weighted by its number of true frames, so a class never true has no
-weight):
+Instruments: each frame's two slots form a set of codes, one-hot encoded over the instrument
+classes 0..18 (-1 and -2 are not classes: their columns are dropped after encoding). No frame
+is removed, out-of-patient frames included. The F1 is scikit-learn's
+``f1_score(average="weighted", zero_division=1)`` over the 19 columns: each column scores
+``2 tp / (2 tp + fp + fn)`` (1 when that is 0 / 0), weighted by its number of true frames; a
+video with no true instrument at all gets the unweighted mean (what scikit-learn 1.9 returns).
 
-- ``f1`` uses one label space, classes 0..18, for truth and prediction.
-- ``f1_official`` reproduces the official challenge script, which fitted a separate label
-  binarizer on the truth and on the prediction: the columns of each matrix are the sorted classes
-  present in its own input, and column j of one is compared with column j of the other even when
-  they stand for different classes. Where the column counts differ, scikit-learn refuses the
-  input (``ValueError``: different numbers of labels), so the official script had no number for
-  that video; here it is NaN. When truth and prediction hold the same classes it equals ``f1``.
+- ``f1`` (corrected) encodes truth and prediction over the same columns 0..18.
+- ``f1_official`` is what the challenge's script (``helper_scripts/evaluation_instruments.py``)
+  returns: it fits one label binarizer on the truth and another on the prediction, so each
+  matrix's columns are the classes present in its own input, sorted, followed by the classes
+  absent from it in ascending order; column j of one is then compared with column j of the
+  other even where they stand for different classes. When truth and prediction hold the same
+  classes it equals ``f1``.
 
-A video with nothing left after filtering has NaN metrics; :func:`average_videos` leaves NaN out
+A video with nothing left after filtering (or, for instruments, no frame) has NaN metrics; :func:`average_videos` leaves NaN out
 of the mean over videos.
 """
 
@@ -76,20 +77,34 @@ def video_step_metrics(truth: np.ndarray, pred: np.ndarray) -> StepMetrics:
 def video_instrument_metrics(truth: np.ndarray, pred: np.ndarray) -> InstrumentMetrics:
     """PitVis instrument F1 of one video from per-second slot codes ([N, 2] each)."""
     truth, pred = _paired(truth, pred, 2, INSTRUMENT_SLOT_CODES)
-    truth_hot, pred_hot = _multi_hot(truth), _multi_hot(pred)
-    in_patient = truth_hot.any(axis=1)
-    truth_hot, pred_hot = truth_hot[in_patient], pred_hot[in_patient]
-    if truth_hot.shape[0] == 0:
+    if truth.shape[0] == 0:
         return InstrumentMetrics(f1=math.nan, f1_official=math.nan)
-    # The official script's binarizers keep only the classes their own input holds.
-    truth_columns = truth_hot[:, truth_hot.any(axis=0)]
-    pred_columns = pred_hot[:, pred_hot.any(axis=0)]
-    official = (
-        weighted_f1(truth_columns, pred_columns)
-        if truth_columns.shape[1] == pred_columns.shape[1]
-        else math.nan
+    truth_hot, pred_hot = _multi_hot(truth), _multi_hot(pred)
+    official = column_weighted_f1(
+        truth_hot[:, binarizer_columns(truth_hot)], pred_hot[:, binarizer_columns(pred_hot)]
     )
-    return InstrumentMetrics(f1=weighted_f1(truth_hot, pred_hot), f1_official=official)
+    return InstrumentMetrics(f1=column_weighted_f1(truth_hot, pred_hot), f1_official=official)
+
+
+def binarizer_columns(hot: np.ndarray) -> np.ndarray:
+    """The column order the official script's binarizer gave a [N, 19] multi-hot matrix: the
+    classes present in it, sorted, then the absent ones in ascending order."""
+    present = hot.any(axis=0)
+    return np.concatenate([np.flatnonzero(present), np.flatnonzero(~present)])
+
+
+def column_weighted_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    """``2 tp / (2 tp + fp + fn)`` per column of boolean [N, K] matrices (1 for a column with
+    neither true nor predicted frames: ``zero_division=1``), averaged with each column's true
+    count as its weight, or without weights when no column has a true frame."""
+    hits = (truth & pred).sum(axis=0)
+    wrong = (truth ^ pred).sum(axis=0)
+    denominator = 2 * hits + wrong
+    scores = np.where(denominator > 0, 2 * hits / np.maximum(denominator, 1), 1.0)
+    weights = truth.sum(axis=0)
+    if weights.sum() == 0:
+        return float(scores.mean())
+    return float(np.average(scores, weights=weights))
 
 
 def macro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -102,16 +117,6 @@ def macro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
         for c in classes
     ]
     return float(np.mean(scores))
-
-
-def weighted_f1(truth: np.ndarray, pred: np.ndarray) -> float:
-    """F1 per column of boolean [N, K] matrices, averaged with the true count as weight."""
-    true_count = truth.sum(axis=0)
-    pred_count = pred.sum(axis=0)
-    hits = (truth & pred).sum(axis=0)
-    weighted = true_count > 0
-    scores = 2 * hits[weighted] / (true_count[weighted] + pred_count[weighted])
-    return float(np.average(scores, weights=true_count[weighted]))
 
 
 def segments(sequence: np.ndarray) -> np.ndarray:

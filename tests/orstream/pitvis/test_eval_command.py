@@ -36,15 +36,17 @@ VIDEOS = {
     3: ([-1, 11, 13], [(-1, -1), (-1, -1), (-1, -1)], [1, 2, 3], [(0, -2), (0, -2), (0, -2)]),
 }
 EXPECTED = {
-    # Steps: classes 1: 2/3, 2: 4/5, 3: 1 -> F1 37/45, edit 1. Instruments: truth {0},{1},
-    # {1,2},{3} after the out-of-patient frame goes: (1*1 + 1*2 + 0*1 + 1*1) / 5 = 4/5; the
-    # official binarizers have 4 truth columns and 3 predicted ones -> none.
+    # Steps: classes 1: 2/3, 2: 4/5, 3: 1 -> F1 37/45, edit 1. Instruments, every frame kept:
+    # truth {0},{1},{1,2},{},{3}, prediction {0},{1},{1},{0},{3}: class 0 2/3 (w 1), class 1
+    # 1 (w 2), class 2 0 (w 1), class 3 1 (w 1) -> 11/15. Official: prediction columns
+    # 0,1,3,2,..: positions 2 and 3 compare truth 2 with predicted 3 and truth 3 with
+    # predicted 2 -> 0 each -> (2/3 + 2) / 5 = 8/15.
     "01": {
         "step_f1": 37 / 45,
         "step_edit": 1.0,
         "step_score": (37 / 45 + 1) / 2,
-        "instrument_f1": 0.8,
-        "instrument_f1_official": None,
+        "instrument_f1": 11 / 15,
+        "instrument_f1_official": 8 / 15,
     },
     # Steps: class 3: 6/7, class 4: 0 -> F1 3/7; segments [3] vs [3,4,3] -> edit 1/3.
     # Instruments all shifted by one class: corrected 0, official binarizers line up -> 1.
@@ -55,15 +57,20 @@ EXPECTED = {
         "instrument_f1": 0.0,
         "instrument_f1_official": 1.0,
     },
-    # Nothing left after filtering: undefined, left out of the means.
-    "03": dict.fromkeys(KEYS),
+    # Steps: nothing left after filtering: undefined, left out of the means. Instruments: no
+    # true instrument, so no weights: class 0 predicted only -> 0, 18 classes 0/0 -> 1: 18/19.
+    "03": {
+        **dict.fromkeys(KEYS),
+        "instrument_f1": 18 / 19,
+        "instrument_f1_official": 18 / 19,
+    },
 }
 EXPECTED_MEAN = {
     "step_f1": (37 / 45 + 3 / 7) / 2,
     "step_edit": (1 + 1 / 3) / 2,
     "step_score": ((37 / 45 + 1) / 2 + 8 / 21) / 2,
-    "instrument_f1": 0.4,
-    "instrument_f1_official": 1.0,
+    "instrument_f1": (11 / 15 + 0 + 18 / 19) / 3,
+    "instrument_f1_official": (8 / 15 + 1 + 18 / 19) / 3,
 }
 
 
@@ -141,10 +148,10 @@ def test_table_lists_each_video_and_the_mean(
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in lines if line[:1] in "0m"}
     assert set(rows) == {"01", "02", "03", "mean"}
-    assert rows["01"] == ["0.9111", "0.8222", "1.0000", "0.8000", "n/a"]
-    assert rows["03"] == ["n/a"] * 5
+    assert rows["01"] == ["0.9111", "0.8222", "1.0000", "0.7333", "0.5333"]
+    assert rows["03"] == ["n/a"] * 3 + ["0.9474"] * 2
     assert rows["mean"][0] == f"{EXPECTED_MEAN['step_score']:.4f}"
-    assert rows["mean"][4] == "1.0000"
+    assert rows["mean"][4] == "0.8269"
 
 
 def test_predictions_without_annotations_are_ignored_with_a_warning(

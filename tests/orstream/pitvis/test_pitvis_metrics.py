@@ -111,23 +111,37 @@ def test_edit_distance_on_segments() -> None:
     assert edit_score(steps(1, 1, 2, 3, 3, 4), steps(1, 3, 3, 2, 4, 4)) == pytest.approx(0.5)
 
 
-def test_instrument_f1_weighted_by_true_frames() -> None:
-    # Last frame out of patient -> removed. Truth {0},{1},{1,2}; prediction {0},{1},{1}.
-    # Class 0: F1 1, weight 1; class 1: F1 1, weight 2; class 2: never predicted, F1 0,
-    # weight 1 -> (1 + 2 + 0) / 4 = 3/4. The official binarizers give 3 columns for the truth
-    # and 2 for the prediction, which scikit-learn refuses -> NaN.
+def test_instrument_f1_is_weighted_by_true_frames_and_keeps_every_frame() -> None:
+    # Truth {0},{1},{1,2},{} (out of patient, kept); prediction {0},{1},{1},{0}.
+    # Class 0: tp 1, fp 1 -> 2/3, weight 1; class 1: 1, weight 2; class 2: 0, weight 1
+    # -> (2/3 + 2 + 0) / 4 = 2/3. The official binarizers order truth 0,1,2,... and prediction
+    # 0,1,(absent) 2,3,...: the same columns, so the same number.
     metrics = video_instrument_metrics(
         slots((0, -2), (1, -2), (1, 2), (-1, -1)),
         slots((0, -2), (1, -2), (1, -2), (0, -2)),
     )
-    assert metrics.f1 == pytest.approx(0.75)
-    assert math.isnan(metrics.f1_official)
+    assert metrics.f1 == pytest.approx(2 / 3)
+    assert metrics.f1_official == pytest.approx(2 / 3)
+
+
+def test_official_columns_follow_each_side_s_own_classes() -> None:
+    # Truth {0},{1},{1,2},{}; prediction {0},{2},{2},{0}.
+    # Corrected: class 0 2/3 (w 1), class 1 0 (w 2), class 2 tp 1 fp 1 -> 2/3 (w 1) -> 1/3.
+    # Official: truth columns 0,1,2,3..; prediction columns 0,2,1,3..: position 1 compares
+    # truth class 1 {f1,f2} with predicted class 2 {f1,f2} -> 1 (w 2), position 2 truth class 2
+    # {f2} with predicted class 1 {} -> 0 (w 1) -> (2/3 + 2 + 0) / 4 = 2/3.
+    metrics = video_instrument_metrics(
+        slots((0, -2), (1, -2), (1, 2), (-1, -1)),
+        slots((0, -2), (2, -2), (2, -2), (0, -2)),
+    )
+    assert metrics.f1 == pytest.approx(1 / 3)
+    assert metrics.f1_official == pytest.approx(2 / 3)
 
 
 def test_official_binarizers_compare_columns_of_different_classes() -> None:
     # Truth classes 0,1,2,2; prediction 1,2,3,3: every frame wrong, so the corrected F1 is 0.
-    # The official binarizers map truth (0,1,2) and prediction (1,2,3) to columns (0,1,2) each,
-    # giving identical matrices -> official F1 1.
+    # The official binarizers order truth 0,1,2,3,.. and prediction 1,2,3,0,..: position j
+    # holds the same frames on both sides -> official F1 1.
     metrics = video_instrument_metrics(
         slots((0, -2), (1, -2), (2, -2), (2, -2)),
         slots((1, -2), (2, -2), (3, -2), (3, -2)),
@@ -154,6 +168,11 @@ def test_predicted_out_of_patient_on_an_in_patient_frame_is_a_miss() -> None:
     assert metrics.f1_official == pytest.approx(2 / 3)
 
 
-def test_instruments_all_out_of_patient_is_nan() -> None:
+def test_instruments_all_out_of_patient_average_without_weights() -> None:
+    # No true instrument at all: every weight is 0, so the 19 columns count alike. Classes 0
+    # and 3 are predicted only (0 each), the 17 others are 0 / 0 -> 1: 17/19 in both forms.
     metrics = video_instrument_metrics(slots((-1, -1), (-1, -1)), slots((3, -2), (0, -2)))
-    assert math.isnan(metrics.f1) and math.isnan(metrics.f1_official)
+    assert metrics.f1 == pytest.approx(17 / 19)
+    assert metrics.f1_official == pytest.approx(17 / 19)
+    empty = video_instrument_metrics(slots(), slots())
+    assert math.isnan(empty.f1) and math.isnan(empty.f1_official)
