@@ -26,8 +26,8 @@ video with no true instrument at all gets the unweighted mean (what scikit-learn
   other even where they stand for different classes. When truth and prediction hold the same
   classes it equals ``f1``.
 
-A video with nothing left after filtering (or, for instruments, no frame) has NaN metrics; :func:`average_videos` leaves NaN out
-of the mean over videos.
+A video with nothing left after filtering (or, for instruments, no frame) has NaN metrics;
+:func:`average_videos` leaves NaN out of the mean over videos.
 """
 
 from __future__ import annotations
