@@ -8,9 +8,11 @@ not an integer, a code outside PitVis, an ``int_time`` that repeats or goes back
 Layout of a folder of predictions (what :func:`find_prediction_files` accepts): one CSV per
 video, named ``NN.csv`` or ``video_NN.csv``. Each file is recognised by its header: a step
 submission has ``int_time,int_step``, an instrument submission has
-``int_time,int_instrument1,int_instrument2``. Since one folder cannot hold two files of the same
-name, a submission with both kinds puts them in the subfolders ``steps/`` and ``instruments/``;
-files directly in the folder are also taken, of either kind.
+``int_time,int_instrument1,int_instrument2``, and a multitask submission (both in one file, the
+challenge's third format) has ``int_time,int_step,int_instrument1,int_instrument2``. Since one
+folder cannot hold two files of the same name, a submission of both kinds in separate files puts
+them in the subfolders ``steps/`` and ``instruments/``; files directly in the folder are also
+taken, of any kind (a multitask file counts as both).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from orstream.pitvis.layout import (
 ANNOTATION_COLUMNS = ("int_video", "int_time", "int_step", "int_instrument1", "int_instrument2")
 STEP_SUBMISSION_COLUMNS = ("int_time", "int_step")
 INSTRUMENT_SUBMISSION_COLUMNS = ("int_time", "int_instrument1", "int_instrument2")
+MULTITASK_SUBMISSION_COLUMNS = ("int_time", "int_step", "int_instrument1", "int_instrument2")
 STEP_MAP_COLUMNS = ("int_step", "text_step")
 INSTRUMENT_MAP_COLUMNS = ("int_instrument", "text_instrument")
 
@@ -41,6 +44,7 @@ PREDICTION_NAME = re.compile(r"(?:video_)?(\d+)\.csv")
 
 STEPS_FOLDER = "steps"
 INSTRUMENTS_FOLDER = "instruments"
+MULTITASK = "multitask"
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,11 @@ def write_label_maps(folder: Path) -> None:
 
 
 def read_step_submission(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a step submission (``int_time,int_step``) as ``(time [N], step [N])`` int64 codes."""
-    table, lines = _read_table(path, STEP_SUBMISSION_COLUMNS)
+    """Read a step submission (``int_time,int_step``, or a multitask one) as ``(time [N], step
+    [N])`` int64 codes."""
+    table, lines = _read_table(
+        path, STEP_SUBMISSION_COLUMNS, _unused_columns(path, STEP_SUBMISSION_COLUMNS)
+    )
     where = str(path)
     _check_time(where, table[:, 0], lines)
     _check_codes(where, "int_step", table[:, 1], STEP_CODES, lines)
@@ -136,8 +143,11 @@ def read_step_submission(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_instrument_submission(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read an instrument submission as ``(time [N], instruments [N, 2])`` int64 codes."""
-    table, lines = _read_table(path, INSTRUMENT_SUBMISSION_COLUMNS)
+    """Read an instrument submission (or a multitask one) as ``(time [N], instruments [N, 2])``
+    int64 codes."""
+    table, lines = _read_table(
+        path, INSTRUMENT_SUBMISSION_COLUMNS, _unused_columns(path, INSTRUMENT_SUBMISSION_COLUMNS)
+    )
     where = str(path)
     _check_time(where, table[:, 0], lines)
     _check_instrument_codes(where, table[:, 1:3], lines)
@@ -199,12 +209,15 @@ def find_prediction_files(folder: Path) -> PredictionFiles:
             kind = _submission_kind(path)
             if required is not None and kind != required:
                 raise OrstreamError(f"{path}: a {kind} file sitting in {required}/")
-            chosen = steps if kind == STEPS_FOLDER else instruments
-            if video in chosen:
-                raise OrstreamError(
-                    f"{chosen[video]} and {path} are both {kind} files for video {video}"
-                )
-            chosen[video] = path
+            kinds = {STEPS_FOLDER: [steps], INSTRUMENTS_FOLDER: [instruments]}.get(
+                kind, [steps, instruments]
+            )
+            for chosen in kinds:
+                if video in chosen:
+                    raise OrstreamError(
+                        f"{chosen[video]} and {path} both hold {kind} predictions for video {video}"
+                    )
+                chosen[video] = path
     steps, instruments = dict(sorted(steps.items())), dict(sorted(instruments.items()))
     if not steps and not instruments:
         raise OrstreamError(
@@ -235,11 +248,23 @@ def _submission_kind(path: Path) -> str:
         return STEPS_FOLDER
     if sorted(header) == sorted(INSTRUMENT_SUBMISSION_COLUMNS):
         return INSTRUMENTS_FOLDER
+    if sorted(header) == sorted(MULTITASK_SUBMISSION_COLUMNS):
+        return MULTITASK
     raise OrstreamError(
         f"{path}: header {','.join(header)} is neither a step submission "
-        f"({','.join(STEP_SUBMISSION_COLUMNS)}) nor an instrument submission "
-        f"({','.join(INSTRUMENT_SUBMISSION_COLUMNS)})"
+        f"({','.join(STEP_SUBMISSION_COLUMNS)}), an instrument submission "
+        f"({','.join(INSTRUMENT_SUBMISSION_COLUMNS)}) nor a multitask one "
+        f"({','.join(MULTITASK_SUBMISSION_COLUMNS)})"
     )
+
+
+def _unused_columns(path: Path, wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of a multitask submission other than ``wanted`` (a reader of one kind leaves
+    them unused); none for any other file, whose columns are checked strictly."""
+    header, _ = _read_header(path)
+    if sorted(header) == sorted(MULTITASK_SUBMISSION_COLUMNS):
+        return tuple(name for name in MULTITASK_SUBMISSION_COLUMNS if name not in wanted)
+    return ()
 
 
 def _open(path: Path) -> list[tuple[int, list[str]]]:
@@ -267,11 +292,14 @@ def _read_header(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return [cell.strip() for cell in rows[0][1]], rows[1:]
 
 
-def _read_table(path: Path, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Integer values of ``columns`` (int64 [N, len(columns)]) and each row's line number."""
+def _read_table(
+    path: Path, columns: tuple[str, ...], unused: tuple[str, ...] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integer values of ``columns`` (int64 [N, len(columns)]) and each row's line number;
+    the header must hold exactly ``columns`` and ``unused``."""
     header, rows = _read_header(path)
-    missing = [name for name in columns if name not in header]
-    unexpected = [name for name in header if name not in columns]
+    missing = [name for name in (*columns, *unused) if name not in header]
+    unexpected = [name for name in header if name not in (*columns, *unused)]
     if missing or unexpected or len(set(header)) != len(header):
         problems = [
             f"missing {','.join(missing)}" if missing else "",

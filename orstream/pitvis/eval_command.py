@@ -29,9 +29,11 @@ predictions: one CSV per video named NN.csv or video_NN.csv, with the rows of th
 int_time values, in the PitVis submission formats:
   steps        int_time,int_step
   instruments  int_time,int_instrument1,int_instrument2
+  multitask    int_time,int_step,int_instrument1,int_instrument2 (both kinds in one file)
 Each file is recognised by its header. Files may sit directly in DIR; a submission with both
-kinds puts them in DIR/steps/ and DIR/instruments/. When a kind is submitted, every annotated
-video needs a file of that kind; a kind not submitted at all is reported as null.
+kinds in separate files puts them in DIR/steps/ and DIR/instruments/. When a kind is
+submitted, every annotated video needs a file of that kind; a kind not submitted at all is
+reported as null.
 
 metrics (per video, then averaged over videos):
   step score = (step F1 + step edit) / 2 over the frames whose truth is not -1, 11 or 13;
@@ -44,12 +46,30 @@ metrics (per video, then averaged over videos):
     same, but it fits one label binarizer on the truth and another on the prediction, so
     each side's columns are its own classes, sorted, then the absent ones, and column j of
     one is compared with column j of the other (a bug, kept to compare with its leaderboard).
+  multitask score = (step score + instrument F1 official) / 2, the challenge's; multitask
+    score corrected = (step score + instrument F1) / 2; with both kinds submitted.
   A video with nothing left to score (steps), or with no frame, is null and left out of the
   mean.
 """
 
-KEYS = ("step_score", "step_f1", "step_edit", "instrument_f1", "instrument_f1_official")
-HEADINGS = ("step score", "step F1", "step edit", "instr. F1", "instr. F1 official")
+KEYS = (
+    "step_score",
+    "step_f1",
+    "step_edit",
+    "instrument_f1",
+    "instrument_f1_official",
+    "multitask_score",
+    "multitask_score_corrected",
+)
+HEADINGS = (
+    "step score",
+    "step F1",
+    "step edit",
+    "instr. F1",
+    "instr. F1 official",
+    "multitask",
+    "multitask corrected",
+)
 NOTE = "n/a: not submitted, or nothing left to score; --help defines each metric"
 
 
@@ -130,6 +150,10 @@ def evaluate_pitvis(truth_dir: Path, pred_dir: Path) -> PitvisReport:
             _check_aligned(truth.time, truth_path, time, pred_path)
             found = video_instrument_metrics(truth.instruments, slots)
             scores.update(instrument_f1=found.f1, instrument_f1_official=found.f1_official)
+        scores.update(
+            multitask_score=(scores["step_score"] + scores["instrument_f1_official"]) / 2,
+            multitask_score_corrected=(scores["step_score"] + scores["instrument_f1"]) / 2,
+        )
         per_video[f"{video:02d}"] = scores
     mean = {key: average_videos(scores[key] for scores in per_video.values()) for key in KEYS}
     return PitvisReport(mean=mean, per_video=per_video)

@@ -16,7 +16,15 @@ from orstream.pitvis.csv_files import (
     write_step_submission,
 )
 
-KEYS = {"step_score", "step_f1", "step_edit", "instrument_f1", "instrument_f1_official"}
+KEYS = {
+    "step_score",
+    "step_f1",
+    "step_edit",
+    "instrument_f1",
+    "instrument_f1_official",
+    "multitask_score",
+    "multitask_score_corrected",
+}
 
 # (truth steps, truth slots, predicted steps, predicted slots) per video; the values each video
 # must score are worked out in test_pitvis_metrics.py beside this and repeated in EXPECTED.
@@ -47,6 +55,9 @@ EXPECTED = {
         "step_score": (37 / 45 + 1) / 2,
         "instrument_f1": 11 / 15,
         "instrument_f1_official": 8 / 15,
+        # The challenge's multitask score: (step score + official instrument F1) / 2.
+        "multitask_score": ((37 / 45 + 1) / 2 + 8 / 15) / 2,
+        "multitask_score_corrected": ((37 / 45 + 1) / 2 + 11 / 15) / 2,
     },
     # Steps: class 3: 6/7, class 4: 0 -> F1 3/7; segments [3] vs [3,4,3] -> edit 1/3.
     # Instruments all shifted by one class: corrected 0, official binarizers line up -> 1.
@@ -56,6 +67,8 @@ EXPECTED = {
         "step_score": 8 / 21,
         "instrument_f1": 0.0,
         "instrument_f1_official": 1.0,
+        "multitask_score": (8 / 21 + 1) / 2,
+        "multitask_score_corrected": (8 / 21 + 0) / 2,
     },
     # Steps: nothing left after filtering: undefined, left out of the means. Instruments: no
     # true instrument, so no weights: class 0 predicted only -> 0, 18 classes 0/0 -> 1: 18/19.
@@ -71,6 +84,9 @@ EXPECTED_MEAN = {
     "step_score": ((37 / 45 + 1) / 2 + 8 / 21) / 2,
     "instrument_f1": (11 / 15 + 0 + 18 / 19) / 3,
     "instrument_f1_official": (8 / 15 + 1 + 18 / 19) / 3,
+    # Video 3 has no step score, so no multitask score: the mean is over videos 1 and 2.
+    "multitask_score": (((37 / 45 + 1) / 2 + 8 / 15) / 2 + (8 / 21 + 1) / 2) / 2,
+    "multitask_score_corrected": (((37 / 45 + 1) / 2 + 11 / 15) / 2 + (8 / 21) / 2) / 2,
 }
 
 
@@ -83,6 +99,16 @@ def write_case(root: Path, *, instruments: bool = True, pred_layout: str = "subf
             root / "truth" / "annotations" / f"annotations_{video:02d}.csv",
             Annotations(video, time, np.array(truth_steps), np.array(truth_slots)),
         )
+        if pred_layout == "multitask":  # the challenge's one-file format
+            rows = [
+                f"{t},{st},{a},{b}"
+                for t, st, (a, b) in zip(time, pred_steps, pred_slots, strict=True)
+            ]
+            (root / "pred").mkdir(parents=True, exist_ok=True)
+            (root / "pred" / f"{video:02d}.csv").write_text(
+                "int_time,int_step,int_instrument1,int_instrument2\n" + "\n".join(rows) + "\n"
+            )
+            continue
         steps_file, instruments_file = {
             "subfolders": (f"steps/video_{video:02d}.csv", f"instruments/video_{video:02d}.csv"),
             "flat": (f"{video:02d}.csv", f"video_{video:02d}.csv"),
@@ -111,7 +137,7 @@ def eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str], truth: Path) -
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("pred_layout", ["subfolders", "flat"])
+@pytest.mark.parametrize("pred_layout", ["subfolders", "flat", "multitask"])
 def test_json_report_matches_hand_worked_values(
     pred_layout: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -148,8 +174,8 @@ def test_table_lists_each_video_and_the_mean(
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in lines if line[:1] in "0m"}
     assert set(rows) == {"01", "02", "03", "mean"}
-    assert rows["01"] == ["0.9111", "0.8222", "1.0000", "0.7333", "0.5333"]
-    assert rows["03"] == ["n/a"] * 3 + ["0.9474"] * 2
+    assert rows["01"] == ["0.9111", "0.8222", "1.0000", "0.7333", "0.5333", "0.7222", "0.8222"]
+    assert rows["03"] == ["n/a"] * 3 + ["0.9474"] * 2 + ["n/a"] * 2
     assert rows["mean"][0] == f"{EXPECTED_MEAN['step_score']:.4f}"
     assert rows["mean"][4] == "0.8269"
 

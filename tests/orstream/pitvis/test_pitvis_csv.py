@@ -229,8 +229,23 @@ def test_prediction_folder_problems(tmp_path: Path) -> None:
     (tmp_path / "instruments" / "03.csv").unlink()
     write_step_submission(tmp_path / "03.csv", time, step)
     write_step_submission(tmp_path / "video_03.csv", time, step)
-    with pytest.raises(OrstreamError, match="are both steps files for video 3"):
+    with pytest.raises(OrstreamError, match="both hold steps predictions for video 3"):
         find_prediction_files(tmp_path)
     (tmp_path / "video_03.csv").write_text("time,step\n0,1\n")
     with pytest.raises(OrstreamError, match="neither a step submission"):
+        find_prediction_files(tmp_path)
+
+
+def test_a_multitask_submission_counts_as_both_kinds(tmp_path: Path) -> None:
+    (tmp_path / "04.csv").write_text(
+        "int_time,int_step,int_instrument1,int_instrument2\n0,1,5,-2\n1,2,5,7\n"
+    )
+    found = find_prediction_files(tmp_path)
+    assert found.steps == found.instruments == {4: tmp_path / "04.csv"}
+    time, step = read_step_submission(tmp_path / "04.csv")
+    _, slots = read_instrument_submission(tmp_path / "04.csv")
+    assert time.tolist() == [0, 1] and step.tolist() == [1, 2]
+    assert slots.tolist() == [[5, -2], [5, 7]]
+    write_step_submission(tmp_path / "steps" / "04.csv", time, step)
+    with pytest.raises(OrstreamError, match="both hold steps predictions for video 4"):
         find_prediction_files(tmp_path)
