@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -235,7 +236,7 @@ class EdgeApp:
         fps = float(getattr(stream.source.source, "fps", None) or DEFAULT_FPS)
         sink_policy: Policy = "drop_oldest" if live else "block"
         no_signal = live or any(spec.watched and spec.leaves for spec in specs)
-        gate = self._privacy_gate(stream, upstream, sink_policy, no_signal)
+        gate = self._privacy_gate(stream, upstream, sink_policy, no_signal, fps)
         for spec in specs:
             sink = SinkOp(
                 stream_id, spec.kind, spec.open, fps, stream.video_path, any_size=spec.any_size
@@ -249,7 +250,7 @@ class EdgeApp:
             stream.sinks.append(sink)
 
     def _privacy_gate(
-        self, stream: Stream, upstream: Operator, policy: Policy, no_signal: bool
+        self, stream: Stream, upstream: Operator, policy: Policy, no_signal: bool, fps: float
     ) -> PrivacyGateOp | None:
         """The stream's privacy gate, fed the overlay's video (and NO SIGNAL frames, when
         ``no_signal``) and every result of the stream (with a privacy mode; the config makes
@@ -263,6 +264,9 @@ class EdgeApp:
             result_interval_s=1 / self.workflow.model.rate_hz,
             stale_after_ms=self.config.overlay.stale_after_ms,
             delay_s=privacy.delay_s,
+            # delay_s of video at the stream's rate, and some slack: frames beyond it are
+            # judged early rather than held (each is a full picture).
+            max_held=math.ceil(fps * privacy.delay_s) + 8,
         )
         self.graph.add_flow(upstream, stream.privacy, "video", policy=policy)
         if no_signal:
