@@ -173,8 +173,10 @@ def run(args: argparse.Namespace) -> int:
     print(describe_status(report.status))
     if config.results is not None:
         say_stderr(f"PitVis submission CSVs in {config.results.dir}")
-    if config.record is not None:
-        say_stderr(f"overlay video in {config.record.path}")
+    if report.recordings:
+        more = len(report.recordings) - 1
+        segments = f" ({more + 1} segments)" if more else ""
+        say_stderr(f"overlay video in {', '.join(map(str, report.recordings))}{segments}")
     if report.failures:
         raise OrstreamError("; ".join(report.failures))
     if not report.drained:

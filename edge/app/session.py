@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import EdgeConfig, is_loopback
@@ -37,6 +38,8 @@ class EdgeRunReport:
     """The signal that stopped the run before its sources ended (None: they ended)."""
     drained: bool = True
     """False when the graph did not drain within its time after a stop."""
+    recordings: tuple[Path, ...] = ()
+    """Every recording file written (segments in order, every stream)."""
 
 
 def describe_status(status: RuntimeStatus) -> str:
@@ -128,8 +131,17 @@ def _audit_end(audit: AuditLog, app: EdgeApp) -> None:
             audit.record("recording_failed", stream=stream_id, path=path, error=sink.error)
         else:
             audit.record(
-                "recording_stopped", stream=stream_id, path=path, frames=sink.meter.processed
+                "recording_stopped",
+                stream=stream_id,
+                path=path,
+                frames=sink.meter.processed,
+                segments=[str(segment) for segment in _segments(sink)],
             )
+
+
+def _segments(sink: SinkOp) -> tuple[Path, ...]:
+    """The files a recording sink wrote (its segments), oldest first."""
+    return tuple(getattr(sink.made, "segments", ()))
 
 
 def server_tls(config: EdgeConfig) -> ServerTls | None:
@@ -231,4 +243,5 @@ def run_edge(
         tuple(app.failures()),
         app.interrupted_by,
         app.drained,
+        tuple(segment for _, sink in _recordings(app) for segment in _segments(sink)),
     )

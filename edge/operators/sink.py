@@ -67,6 +67,8 @@ class SinkOp(Operator):
         self.fps = fps
         self.video_path = video_path
         self.sink: Sink | None = None
+        self.made: Sink | None = None
+        """The sink last opened, kept after it is closed (what it wrote, for the report)."""
         self.written = 0
         super().__init__(name or f"{stream_id}.sink.{kind}")
 
@@ -87,7 +89,7 @@ class SinkOp(Operator):
         started = time.monotonic_ns()
         height, width = frame.image.shape[:2]
         if self.sink is None:
-            self.sink = self.opener(width, height, self.fps)
+            self.sink = self.made = self.opener(width, height, self.fps)
             self.size = (width, height)
         elif (width, height) != self.size and not self.any_size:
             assert self.size is not None

@@ -78,4 +78,5 @@ def test_a_run_leaves_an_audit_trail(
     stopped = lines[-1]
     assert stopped["action"] == "recording_stopped" and stopped["frames"] == 48
     assert stopped["path"] == str(tmp_path / "or.mp4")
+    assert stopped["segments"] == [str(tmp_path / "or.mp4")]
     assert all(line["time"].endswith("+00:00") for line in lines)

@@ -60,6 +60,7 @@ def test_a_file_runs_to_the_end_and_writes_results(
         "--record", tmp_path / "out.mp4", "--results", tmp_path / "results",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    assert f"overlay video in {tmp_path / 'out.mp4'}\n" in result.stderr
     assert probe_video(tmp_path / "out.mp4").frame_count == probe_video(small_mp4).frame_count
     rows = (tmp_path / "results" / "steps" / "video_01.csv").read_text().splitlines()
     assert len(rows) == 1 + 4  # header + one row per second

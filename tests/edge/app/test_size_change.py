@@ -5,6 +5,7 @@ size, inference and results go on to the end, and nothing fails."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,25 @@ def test_a_resolution_change_mid_stream_starts_a_new_segment_and_the_run_goes_on
     assert {frame.image.shape for frame in shown.frames} == {(360, 640, 3)}
     rows = (tmp_path / "results/steps/video_01.csv").read_text().splitlines()
     assert len(rows) == 1 + 6  # a result for every second of both parts
+
+
+def test_the_run_names_every_segment_it_recorded(tmp_path: Path) -> None:
+    switched = tmp_path / "video_01.ts"
+    switched.write_bytes(
+        part(tmp_path / "a.ts", 320, 180, "ball").read_bytes()
+        + part(tmp_path / "b.ts", 640, 360, "smpte").read_bytes()
+    )
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "orstream.cli", "edge", "run", "--no-grpc",
+            "--source", str(switched), "--record", str(tmp_path / "or1.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"overlay video in {tmp_path / 'or1.mp4'}, {tmp_path / 'or1-002.mp4'} (2 segments)"
+        in done.stderr
+    )
