@@ -6,13 +6,16 @@ from orstream.training.models.instrument_classifier import (
     instrument_classifier,
 )
 from orstream.training.models.segmenter import InteractiveSegmenter, imis_segmenter
+from orstream.training.models.videotext import VideoTextModel, ophclip_small
 from orstream.training.models.workflow import WorkflowRecognizer, pitvis_workflow
 
 __all__ = [
     "InstrumentClassifier",
     "InteractiveSegmenter",
+    "VideoTextModel",
     "WorkflowRecognizer",
     "imis_segmenter",
     "instrument_classifier",
+    "ophclip_small",
     "pitvis_workflow",
 ]

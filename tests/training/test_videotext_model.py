@@ -1,0 +1,85 @@
+"""The OphCLIP-style video-text model: a causal clip embedding, CLIP-style losses (with
+retrieved positives for silent clips), and a toy pairing it can learn."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from orstream.training.models.videotext import (
+    multi_positive_infonce,
+    retrieved_positives,
+    symmetric_infonce,
+)
+from orstream.training.registry import create_model
+
+SIZE = (32, 48)
+
+
+def small(**kwargs: object) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("ophclip_small", input_size=SIZE, width=32, max_frames=4, **kwargs)
+
+
+def test_a_causal_clip_state_never_sees_later_frames() -> None:
+    model = small().eval()
+    clip = torch.randn(2, 4, 3, *SIZE)
+    changed = clip.clone()
+    changed[:, 3] = torch.randn(2, 3, *SIZE)  # only the last frame differs
+    with torch.no_grad():
+        states = model.temporal_states(model.frame_features(clip))
+        again = model.temporal_states(model.frame_features(changed))
+        embedding = model.embed_video(clip)
+    torch.testing.assert_close(states[:, :3], again[:, :3])
+    assert not torch.allclose(states[:, 3], again[:, 3])
+    assert embedding.shape == (2, 32)
+    torch.testing.assert_close(embedding.norm(dim=1), torch.ones(2))
+    with pytest.raises(ValueError, match="at most 4 frames"):
+        model.frame_features(torch.randn(1, 5, 3, *SIZE))
+
+
+def test_symmetric_infonce_is_small_for_clear_pairs_and_log_b_for_none() -> None:
+    clear = 50 * torch.eye(4)
+    assert symmetric_infonce(clear).item() < 1e-6
+    assert symmetric_infonce(torch.zeros(4, 4)).item() == pytest.approx(math.log(4))
+
+
+def test_every_retrieved_narration_counts_as_a_positive() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]))
+    one = torch.tensor([[True, False, False], [False, False, True]])
+    two = torch.tensor([[True, True, False], [False, False, False]])  # row 2 has none
+    assert multi_positive_infonce(logits, one).item() == pytest.approx(
+        -(math.log(0.5) + math.log(0.8)) / 2
+    )
+    assert multi_positive_infonce(logits, two).item() == pytest.approx(-math.log(0.8))
+    video = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    bank = torch.tensor([[0.0, 1.0], [0.9, 0.1], [0.6, 0.8], [1.0, 0.0]])
+    assert retrieved_positives(video, bank, 2).tolist() == [
+        [False, True, False, True],
+        [True, False, True, False],
+    ]
+
+
+def test_it_learns_to_pair_toy_clips_with_their_sentences() -> None:
+    model = small(layers=1)
+    colours = torch.eye(3).repeat(2, 1)[:4] * 2 - 1  # four clips of four colours
+    clips = colours[:, None, :, None, None].expand(4, 4, 3, *SIZE).contiguous()
+    clips = clips + 0.1 * torch.randn_like(clips)
+    clips[3] = -clips[3].abs()  # a dark one
+    sentences = torch.randn(4, 384, generator=torch.Generator().manual_seed(1))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(60):
+        loss = symmetric_infonce(
+            model.logits(model.embed_video(clips), model.embed_text(sentences))
+        )
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        logits = model.logits(model.embed_video(clips), model.embed_text(sentences))
+    assert logits.argmax(dim=1).tolist() == [0, 1, 2, 3]
+    assert loss.item() < 0.2

@@ -1,0 +1,145 @@
+"""Video-text model in the OphCLIP style: clips and sentences in one embedding space.
+
+Video tower: a per-frame timm encoder, a linear map to ``width``, and a temporal transformer
+over the frames of a clip (learned positions; ``causal=True`` masks the future, so the
+embedding at frame t depends on frames up to t only, as a live feed needs), pooled to one
+L2-normalised clip embedding (the last frame's state when causal, the mean otherwise). Text
+tower: sentence embeddings of the frozen MiniLM (:mod:`orstream.training.text_encoder`, 384-d),
+computed once per sentence outside the model, through a trained projection to the same
+space. A learned temperature scales the cosine similarities, as CLIP's logit scale does.
+
+Training is hierarchical, as OphCLIP's is: clips against their narrations (fine) and longer
+segments against their step descriptions or the video's title (coarse), each with the symmetric
+InfoNCE of :func:`symmetric_infonce`. Clips of silent videos (no narration) take part through
+retrieval: :func:`retrieved_positives` finds, in a bank of narration embeddings, the nearest
+ones to a silent clip, which then count as extra positives (:func:`multi_positive_infonce`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orstream.training.registry import register_model
+
+TEXT_WIDTH = 384
+"""Width of MiniLM's sentence embeddings."""
+
+
+class VideoTextModel(nn.Module):
+    """Clip and sentence embeddings in one space (see the module docstring).
+
+    Args:
+        backbone: timm model name of the per-frame encoder (random init: nothing is downloaded).
+        input_size: (height, width) of the frames it takes.
+        width: embedding width of the shared space.
+        layers: temporal transformer layers.
+        heads: attention heads per layer.
+        max_frames: the longest clip (learned positions).
+        causal: mask the future in the temporal transformer (streaming).
+        text_width: width of the sentence embeddings given to :meth:`embed_text`.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "mobilenetv3_small_050",
+        input_size: tuple[int, int] = (112, 192),
+        width: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        max_frames: int = 16,
+        causal: bool = True,
+        text_width: int = TEXT_WIDTH,
+    ) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} must be a multiple of heads {heads}")
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.max_frames = max_frames
+        self.causal = causal
+        self.encoder = timm.create_model(backbone, pretrained=False, num_classes=0)
+        with torch.no_grad():
+            features = self.encoder(torch.zeros(1, 3, *self.input_size)).shape[-1]
+        self.frame_projection = nn.Linear(features, width)
+        self.positions = nn.Parameter(torch.zeros(max_frames, width))
+        nn.init.normal_(self.positions, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            width, heads, dim_feedforward=2 * width, dropout=0.1, batch_first=True
+        )
+        self.temporal = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.video_head = nn.Linear(width, width)
+        self.text_projection = nn.Sequential(
+            nn.Linear(text_width, width), nn.GELU(), nn.Linear(width, width)
+        )
+        # CLIP's initial temperature, 0.07, as a log scale.
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def frame_features(self, frames: Tensor) -> Tensor:
+        """Per-frame features [B, T, width] of clips [B, T, 3, H, W] (normalised RGB)."""
+        batch, length = frames.shape[:2]
+        if length > self.max_frames:
+            raise ValueError(f"a clip holds at most {self.max_frames} frames, not {length}")
+        encoded = self.encoder(frames.flatten(0, 1))
+        return self.frame_projection(encoded).view(batch, length, -1)
+
+    def embed_video(self, frames: Tensor) -> Tensor:
+        """L2-normalised clip embeddings [B, width] of clips [B, T, 3, H, W]."""
+        states = self.temporal_states(self.frame_features(frames))
+        pooled = states[:, -1] if self.causal else states.mean(dim=1)
+        return F.normalize(self.video_head(pooled), dim=-1)
+
+    def temporal_states(self, features: Tensor) -> Tensor:
+        """The temporal transformer over per-frame features [B, T, width]: [B, T, width]; with
+        ``causal``, state t sees features 0..t only."""
+        length = features.shape[1]
+        mask = None
+        if self.causal:
+            mask = torch.triu(
+                torch.ones(length, length, dtype=torch.bool, device=features.device), 1
+            )
+        return self.temporal(features + self.positions[:length], mask=mask)
+
+    def embed_text(self, sentences: Tensor) -> Tensor:
+        """L2-normalised text embeddings [N, width] of MiniLM sentence embeddings [N, 384]."""
+        return F.normalize(self.text_projection(sentences), dim=-1)
+
+    def logits(self, video: Tensor, text: Tensor) -> Tensor:
+        """Scaled cosine similarities [B, N] of video [B, width] and text [N, width]
+        embeddings (the scale is capped at 100, as CLIP caps it)."""
+        return self.logit_scale.exp().clamp(max=100.0) * video @ text.T
+
+
+def symmetric_infonce(logits: Tensor) -> Tensor:
+    """InfoNCE both ways over a [B, B] similarity matrix whose diagonal holds the pairs."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def multi_positive_infonce(logits: Tensor, positives: Tensor) -> Tensor:
+    """InfoNCE of each row of [B, N] logits with every True of ``positives`` [B, N] a positive:
+    ``-log(sum over positives of softmax)``, averaged over the rows that have one."""
+    has = positives.any(dim=1)
+    if not bool(has.any()):
+        return logits.sum() * 0.0
+    log_probs = logits.log_softmax(dim=1)
+    masked = log_probs.masked_fill(~positives, float("-inf"))
+    return -torch.logsumexp(masked[has], dim=1).mean()
+
+
+def retrieved_positives(video: Tensor, bank: Tensor, k: int) -> Tensor:
+    """For clips without narration: the ``k`` narrations of a bank [N, width] nearest to each
+    clip embedding [B, width], as a boolean [B, N] mask of extra positives."""
+    k = min(k, bank.shape[0])
+    nearest = (video @ bank.T).topk(k, dim=1).indices
+    mask = torch.zeros(video.shape[0], bank.shape[0], dtype=torch.bool, device=video.device)
+    return mask.scatter(1, nearest, True)
+
+
+@register_model
+def ophclip_small(**kwargs: object) -> VideoTextModel:
+    """The video-text model at the size that trains on 2 CPU cores."""
+    return VideoTextModel(**kwargs)  # type: ignore[arg-type]
