@@ -65,6 +65,11 @@ COMMANDS: tuple[Command, ...] = (
         "train the instrument classifier that names live masks (LightningCLI)",
     ),
     Command(
+        ("train", "videotext"),
+        "orstream.training.train_command",
+        "train the OphCLIP-style video-text model on phantom clips and narrations (LightningCLI)",
+    ),
+    Command(
         ("eval", "pitvis"),
         "orstream.pitvis.eval_command",
         "score PitVis submission CSVs against annotations",

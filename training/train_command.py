@@ -61,6 +61,14 @@ TASKS = {
         "loss (cross-entropy over no instrument + 18 instruments)",
         "accuracy (tip crops of held-out phantom cases)",
     ),
+    "videotext": TrainTask(
+        "orstream.training.lit_videotext:LitVideoText",
+        "orstream.training.videotext_datamodule:VideoTextDataModule",
+        ("input_size",),
+        "val_t2v_r5",
+        "loss (clip-narration + segment-text InfoNCE, silent clips by retrieval)",
+        "text->video recall at 5 (held-out narrated clips)",
+    ),
 }
 """``orstream train NAME`` -> its task (the CLI's ``train_command`` argument is NAME)."""
 

@@ -245,3 +245,52 @@ def test_a_missing_crops_file_is_one_line(
     )
     assert code == 2
     assert "crops file not found" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+VIDEOTEXT_CONFIG = PROJECT_ROOT / "training" / "configs" / "videotext_phantom.yaml"
+
+
+def test_trains_the_video_text_model_from_its_shipped_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orstream.streams.phantom.writer import PhantomSpec, write_dataset
+
+    root = tmp_path / "phantom"
+    write_dataset(PhantomSpec(3, 30, seed=61, width=160, height=96, fps=4.0), root)
+    code = main(
+        [
+            "train",
+            "videotext",
+            "--config",
+            str(VIDEOTEXT_CONFIG),
+            "model.model_kwargs={input_size: [48, 80], width: 32, layers: 1, max_frames: 4}",
+            f"data.root={root}",
+            "data.train_videos=1-2",
+            "data.val_videos=3",
+            "data.silent_videos=2",
+            "data.frames_per_clip=4",
+            "data.batch_size=4",
+            "data.cache_dir=null",
+            "trainer.max_epochs=1",
+            "trainer.log_every_n_steps=1",
+            "--",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        ]
+    )
+    assert code == 0
+    printed = dict(
+        line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line
+    )
+    assert 0.0 <= float(printed["best val_t2v_r5"]) <= 1.0
+    saved = torch.load(Path(printed["last checkpoint"]), weights_only=False)
+    assert saved["hyper_parameters"]["model_name"] == "ophclip_small"
+    assert saved["orstream"]["data"]["silent_videos"] == [2]
+    # Every part of the loss ran: narrated clips, segments, silent clips by retrieval.
+    header = Path(printed["metrics"]).read_text().splitlines()[0].split(",")
+    assert {"train_fine", "train_coarse", "train_retrieval"} <= set(header)
+    assert set(saved["orstream"]["metrics"]) == {
+        "val_t2v_r1",
+        "val_t2v_r5",
+        "val_v2t_r1",
+        "val_v2t_r5",
+    }

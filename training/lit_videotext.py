@@ -1,0 +1,159 @@
+"""Lightning training of the video-text model, thin over the registry-built ``nn.Module``.
+
+Each batch mixes narrated clips (fine), step runs and whole cases (coarse) and silent clips
+(:mod:`orstream.training.videotext_datamodule`). The loss is the sum of:
+
+- fine: InfoNCE both ways between narrated clips and their narrations;
+- coarse (weighted ``coarse_weight``): the same between segments and their step descriptions or
+  titles;
+- retrieval (weighted ``retrieval_weight``): each silent clip against the whole bank of
+  training narrations, its ``retrieved_k`` nearest (by the current embeddings) its positives.
+
+Equal texts in one batch are positives of each other. Validation embeds every narrated clip of
+the held-out cases and its narration and logs text->video and video->text recall at 1 and 5
+(``val_t2v_r1``, ``val_t2v_r5`` (the checkpoint monitor), ``val_v2t_r1``, ``val_v2t_r5``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from orstream.training.models.videotext import (
+    VideoTextModel,
+    multi_positive_infonce,
+    retrieved_positives,
+)
+from orstream.training.registry import create_model
+
+Batch = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+
+
+def both_ways(logits: Tensor, ids: Tensor) -> Tensor:
+    """InfoNCE both ways over [B, B] logits, texts with equal ids positives of each other."""
+    positives = ids[:, None] == ids[None, :]
+    return (
+        multi_positive_infonce(logits, positives) + multi_positive_infonce(logits.T, positives)
+    ) / 2
+
+
+def recall_at(similarity: Tensor, k: int) -> float:
+    """Fraction of rows of a [N, N] similarity whose diagonal is among their ``k`` largest."""
+    top = similarity.topk(min(k, similarity.shape[1]), dim=1).indices
+    return float((top == torch.arange(len(similarity))[:, None]).any(dim=1).float().mean())
+
+
+class LitVideoText(L.LightningModule):
+    """Trains a registered video-text model.
+
+    Args:
+        model_name: registry name (``ophclip_small``).
+        model_kwargs: keyword arguments of the model factory.
+        lr: peak learning rate.
+        weight_decay: AdamW's.
+        coarse_weight: weight of the segment-level loss.
+        retrieval_weight: weight of the silent clips' loss.
+        retrieved_k: narrations each silent clip takes as positives.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "ophclip_small",
+        model_kwargs: dict[str, Any] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-2,
+        coarse_weight: float = 0.5,
+        retrieval_weight: float = 0.5,
+        retrieved_k: int = 2,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        model = create_model(model_name, **(model_kwargs or {}))
+        assert isinstance(model, VideoTextModel)
+        self.model = model
+        self.example_input_array = torch.zeros(2, 4, 3, *model.input_size)
+        self.narration_bank = torch.zeros(0, 384)
+        self._val: list[tuple[Tensor, Tensor]] = []
+        self.val_metrics: dict[str, float] = {}
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the frames the model takes (the data module is linked to it)."""
+        return self.model.input_size
+
+    def forward(self, frames: Tensor) -> Tensor:
+        return self.model.embed_video(frames)
+
+    def on_fit_start(self) -> None:
+        bank = getattr(self.trainer.datamodule, "narration_bank", None)  # type: ignore[attr-defined]
+        if bank is not None:
+            self.narration_bank = bank.to(self.device)
+
+    def training_step(self, batch: Batch, batch_index: int) -> Tensor:
+        frames, sentences, ids, is_clip, silent = batch
+        video = self.model.embed_video(frames)
+        text = self.model.embed_text(sentences)
+        logits = self.model.logits(video, text)
+        loss = logits.new_zeros(())
+        fine = is_clip & ~silent
+        coarse = ~is_clip
+        for rows, weight, name in (
+            (fine, 1.0, "fine"),
+            (coarse, self.hparams["coarse_weight"], "coarse"),
+        ):
+            if int(rows.sum()) > 1:
+                part = both_ways(logits[rows][:, rows], ids[rows])
+                self.log(f"train_{name}", part)
+                loss = loss + weight * part
+        quiet = is_clip & silent
+        if bool(quiet.any()) and len(self.narration_bank):
+            bank = self.model.embed_text(self.narration_bank)
+            positives = retrieved_positives(
+                video[quiet].detach(), bank.detach(), self.hparams["retrieved_k"]
+            )
+            part = multi_positive_infonce(self.model.logits(video[quiet], bank), positives)
+            self.log("train_retrieval", part)
+            loss = loss + self.hparams["retrieval_weight"] * part
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_index: int) -> None:
+        frames, sentences, *_ = batch
+        self._val.append((self.model.embed_video(frames), self.model.embed_text(sentences)))
+
+    def on_validation_epoch_end(self) -> None:
+        video = torch.cat([v for v, _ in self._val])
+        text = torch.cat([t for _, t in self._val])
+        self._val.clear()
+        similarity = video @ text.T
+        metrics = {
+            "val_t2v_r1": recall_at(similarity.T, 1),
+            "val_t2v_r5": recall_at(similarity.T, 5),
+            "val_v2t_r1": recall_at(similarity, 1),
+            "val_v2t_r5": recall_at(similarity, 5),
+        }
+        for name, value in metrics.items():
+            self.log(name, value, prog_bar=name == "val_t2v_r5")
+        self.val_metrics = metrics
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        describe = getattr(datamodule, "describe", None)
+        checkpoint["orstream"] = {
+            "data": describe() if callable(describe) else {},
+            "metrics": dict(self.val_metrics),
+        }
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=self.hparams["lr"],
+            total_steps=int(self.trainer.estimated_stepping_batches),
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

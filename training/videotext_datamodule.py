@@ -1,0 +1,144 @@
+"""Lightning data for the video-text model: phantom clips with MiniLM embeddings of their texts.
+
+Training batches hold samples of both levels (:mod:`orstream.training.videotext_data`): each
+item is ``(frames [T, 3, H, W], text embedding [384], text id, is_clip, silent)``; the text id
+makes equal texts (the same step in two cases) positives of each other rather than negatives.
+:attr:`VideoTextDataModule.narration_bank` holds the embeddings of every training narration:
+silent clips find their positives there. Validation serves the narrated clips of held-out cases.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from orstream.errors import OrstreamError
+from orstream.training.text_encoder import TextEncoder
+from orstream.training.videotext_data import ClipText, ClipTextDataset, clip_texts
+
+Item = tuple[Tensor, Tensor, int, bool, bool]
+
+
+class _Embedded(Dataset[Item]):
+    """A :class:`ClipTextDataset` with each sample's text embedding and text id."""
+
+    def __init__(self, clips: ClipTextDataset, embeddings: Tensor, ids: list[int]) -> None:
+        self.clips, self.embeddings, self.ids = clips, embeddings, ids
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> Item:
+        frames, _ = self.clips[index]
+        sample = self.clips.samples[index]
+        return (
+            frames,
+            self.embeddings[index],
+            self.ids[index],
+            sample.level == "clip",
+            sample.silent,
+        )
+
+
+def parse_videos(text: str) -> list[int]:
+    """``1-8,10`` -> [1, ..., 8, 10].
+
+    Raises:
+        OrstreamError: not a list of numbers and ranges.
+    """
+    videos: list[int] = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            videos += range(int(first), int(last or first) + 1)
+    except ValueError:
+        raise OrstreamError(f"videos {text!r}: give numbers and ranges, e.g. 1-8,10") from None
+    return videos
+
+
+class VideoTextDataModule(L.LightningDataModule):
+    """Clips of a phantom dataset for training and validation.
+
+    Args:
+        root: the phantom dataset (``orstream phantom make``).
+        train_videos: cases to train on, e.g. ``1-10``.
+        val_videos: held-out cases.
+        silent_videos: training cases whose narrations are withheld.
+        frames_per_clip: frames of each sample.
+        input_size: (height, width) of the frames (linked to the model's).
+        batch_size: samples per step.
+        cache_dir: where decoded frames are cached.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        train_videos: str = "1-8",
+        val_videos: str = "9-10",
+        silent_videos: str = "",
+        frames_per_clip: int = 8,
+        input_size: tuple[int, int] = (112, 192),
+        batch_size: int = 16,
+        cache_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.train_videos = parse_videos(train_videos)
+        self.val_videos = parse_videos(val_videos)
+        self.silent_videos = parse_videos(silent_videos) if silent_videos else []
+        self.frames_per_clip = frames_per_clip
+        self.size = (int(input_size[0]), int(input_size[1]))
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.narration_bank = torch.zeros(0, 384)
+        self._train: _Embedded | None = None
+        self._val: _Embedded | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._train is not None:
+            return
+        train = clip_texts(self.root, self.train_videos, self.frames_per_clip, self.silent_videos)
+        val = [
+            sample
+            for sample in clip_texts(self.root, self.val_videos, self.frames_per_clip)
+            if sample.level == "clip"
+        ]
+        encoder = TextEncoder.load()
+        texts = sorted({sample.text for sample in train + val if sample.text})
+        table = dict(zip(texts, encoder.encode(texts), strict=True))
+        self._train = self._embedded(train, table, texts)
+        self._val = self._embedded(val, table, texts)
+        narrations = sorted({s.text for s in train if s.level == "clip" and s.text})
+        self.narration_bank = torch.stack([table[text] for text in narrations])
+
+    def _embedded(
+        self, samples: list[ClipText], table: dict[str, Tensor], texts: list[str]
+    ) -> _Embedded:
+        clips = ClipTextDataset(self.root, samples, self.size, self.cache_dir)
+        blank = torch.zeros(384)
+        embeddings = torch.stack([table.get(s.text, blank) for s in samples])
+        ids = [texts.index(s.text) if s.text else -1 - i for i, s in enumerate(samples)]
+        return _Embedded(clips, embeddings, ids)
+
+    def train_dataloader(self) -> DataLoader[Item]:
+        assert self._train is not None
+        return DataLoader(self._train, batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader[Item]:
+        assert self._val is not None
+        return DataLoader(self._val, batch_size=self.batch_size)
+
+    def describe(self) -> dict[str, Any]:
+        """What the checkpoint records of its data."""
+        return {
+            "root": str(self.root),
+            "train_videos": self.train_videos,
+            "val_videos": self.val_videos,
+            "silent_videos": self.silent_videos,
+            "frames_per_clip": self.frames_per_clip,
+        }
