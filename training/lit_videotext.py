@@ -11,7 +11,9 @@ Each batch mixes narrated clips (fine), step runs and whole cases (coarse) and s
 
 Equal texts in one batch are positives of each other. Validation embeds every narrated clip of
 the held-out cases and its narration and logs text->video and video->text recall at 1 and 5
-(``val_t2v_r1``, ``val_t2v_r5`` (the checkpoint monitor), ``val_v2t_r1``, ``val_v2t_r5``).
+(``val_t2v_r1``, ``val_t2v_r5`` (the checkpoint monitor), ``val_v2t_r1``, ``val_v2t_r5``), and
+``val_zeroshot_step_acc``: how often the step description nearest to a clip names the step of
+most of its seconds (no step label is ever trained on).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from orstream.labels import STEP_CODES
 from orstream.training.models.videotext import (
     VideoTextModel,
     multi_positive_infonce,
@@ -29,7 +32,7 @@ from orstream.training.models.videotext import (
 )
 from orstream.training.registry import create_model
 
-Batch = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+Batch = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
 def both_ways(logits: Tensor, ids: Tensor) -> Tensor:
@@ -76,7 +79,8 @@ class LitVideoText(L.LightningModule):
         self.model = model
         self.example_input_array = torch.zeros(2, 4, 3, *model.input_size)
         self.narration_bank = torch.zeros(0, 384)
-        self._val: list[tuple[Tensor, Tensor]] = []
+        self.step_prompts = torch.zeros(0, 384)
+        self._val: list[tuple[Tensor, Tensor, Tensor]] = []
         self.val_metrics: dict[str, float] = {}
 
     @property
@@ -88,12 +92,14 @@ class LitVideoText(L.LightningModule):
         return self.model.embed_video(frames)
 
     def on_fit_start(self) -> None:
-        bank = getattr(self.trainer.datamodule, "narration_bank", None)  # type: ignore[attr-defined]
-        if bank is not None:
-            self.narration_bank = bank.to(self.device)
+        datamodule = self.trainer.datamodule  # type: ignore[attr-defined]
+        for name in ("narration_bank", "step_prompts"):
+            given = getattr(datamodule, name, None)
+            if given is not None:
+                setattr(self, name, given.to(self.device))
 
     def training_step(self, batch: Batch, batch_index: int) -> Tensor:
-        frames, sentences, ids, is_clip, silent = batch
+        frames, sentences, ids, is_clip, silent, _ = batch
         video = self.model.embed_video(frames)
         text = self.model.embed_text(sentences)
         logits = self.model.logits(video, text)
@@ -121,12 +127,13 @@ class LitVideoText(L.LightningModule):
         return loss
 
     def validation_step(self, batch: Batch, batch_index: int) -> None:
-        frames, sentences, *_ = batch
-        self._val.append((self.model.embed_video(frames), self.model.embed_text(sentences)))
+        frames, sentences, *_, steps = batch
+        self._val.append((self.model.embed_video(frames), self.model.embed_text(sentences), steps))
 
     def on_validation_epoch_end(self) -> None:
-        video = torch.cat([v for v, _ in self._val])
-        text = torch.cat([t for _, t in self._val])
+        video = torch.cat([v for v, _, _ in self._val])
+        text = torch.cat([t for _, t, _ in self._val])
+        steps = torch.cat([s for _, _, s in self._val])
         self._val.clear()
         similarity = video @ text.T
         metrics = {
@@ -135,6 +142,10 @@ class LitVideoText(L.LightningModule):
             "val_v2t_r1": recall_at(similarity, 1),
             "val_v2t_r5": recall_at(similarity, 5),
         }
+        if len(self.step_prompts):
+            codes = torch.tensor(STEP_CODES, device=video.device)
+            nearest = (video @ self.model.embed_text(self.step_prompts).T).argmax(dim=1)
+            metrics["val_zeroshot_step_acc"] = float((codes[nearest] == steps).float().mean())
         for name, value in metrics.items():
             self.log(name, value, prog_bar=name == "val_t2v_r5")
         self.val_metrics = metrics

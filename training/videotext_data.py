@@ -52,6 +52,7 @@ class ClipText:
         text: the narration, step description or title ("" for a silent case's clip).
         level: ``clip`` (a narrated clip) or ``segment`` (a step run, or the whole case).
         silent: the case is silent: its narration is withheld.
+        step: the step code of most of its seconds (zero-shot step recognition is scored on it).
     """
 
     video: int
@@ -59,6 +60,7 @@ class ClipText:
     text: str
     level: Literal["clip", "segment"]
     silent: bool = False
+    step: int = 0
 
 
 def step_description(code: int) -> str:
@@ -82,19 +84,31 @@ def clip_texts(
     samples: list[ClipText] = []
     for video in videos:
         hidden = video in quiet
-        for start, end, text in _narrations(narrations_path(root, video)):
-            times = _spread(start, end, frames_per_clip)
-            samples.append(ClipText(video, times, "" if hidden else text, "clip", hidden))
+        narrations = _narrations(narrations_path(root, video))
         annotations = read_annotations(annotations_path(root, video))
         seconds = annotations.time.astype(float)
+        for start, end, text in narrations:
+            times = _spread(start, end, frames_per_clip)
+            inside = annotations.step[(seconds >= start) & (seconds < end)]
+            if inside.size == 0:
+                raise OrstreamError(
+                    f"{narrations_path(root, video)}: clip {start:g}-{end:g} s lies outside "
+                    "the annotated seconds"
+                )
+            step = int(np.bincount(inside - inside.min()).argmax() + inside.min())
+            narration = "" if hidden else text
+            samples.append(ClipText(video, times, narration, "clip", hidden, step))
         for code, first, last in _runs(annotations.step):
             if seconds[last] + 1 - seconds[first] >= MIN_SEGMENT_S:
                 times = _spread(seconds[first], seconds[last] + 1, frames_per_clip)
-                samples.append(ClipText(video, times, step_description(code), "segment", hidden))
+                described = step_description(code)
+                samples.append(ClipText(video, times, described, "segment", hidden, code))
         if video not in titles:
             raise OrstreamError(f"{root / TITLES_FILE}: no title for video {video}")
         whole = _spread(seconds[0], seconds[-1] + 1, frames_per_clip)
-        samples.append(ClipText(video, whole, titles[video], "segment", hidden))
+        steps = annotations.step
+        common = int(np.bincount(steps - steps.min()).argmax() + steps.min())
+        samples.append(ClipText(video, whole, titles[video], "segment", hidden, common))
     return samples
 
 

@@ -1,10 +1,13 @@
 """Lightning data for the video-text model: phantom clips with MiniLM embeddings of their texts.
 
 Training batches hold samples of both levels (:mod:`orstream.training.videotext_data`): each
-item is ``(frames [T, 3, H, W], text embedding [384], text id, is_clip, silent)``; the text id
+item is ``(frames [T, 3, H, W], text embedding [384], text id, is_clip, silent, step code)``; the
+text id
 makes equal texts (the same step in two cases) positives of each other rather than negatives.
 :attr:`VideoTextDataModule.narration_bank` holds the embeddings of every training narration:
-silent clips find their positives there. Validation serves the narrated clips of held-out cases.
+silent clips find their positives there; :attr:`VideoTextDataModule.step_prompts` the embeddings
+of every step's description, in :data:`~orstream.labels.STEP_CODES` order, for zero-shot step
+recognition. Validation serves the narrated clips of held-out cases.
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
+from orstream.labels import STEP_CODES
 from orstream.training.text_encoder import TextEncoder
-from orstream.training.videotext_data import ClipText, ClipTextDataset, clip_texts
+from orstream.training.videotext_data import (
+    ClipText,
+    ClipTextDataset,
+    clip_texts,
+    step_description,
+)
 
-Item = tuple[Tensor, Tensor, int, bool, bool]
+Item = tuple[Tensor, Tensor, int, bool, bool, int]
 
 
 class _Embedded(Dataset[Item]):
@@ -42,6 +51,7 @@ class _Embedded(Dataset[Item]):
             self.ids[index],
             sample.level == "clip",
             sample.silent,
+            sample.step,
         )
 
 
@@ -96,6 +106,7 @@ class VideoTextDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.narration_bank = torch.zeros(0, 384)
+        self.step_prompts = torch.zeros(0, 384)
         self._train: _Embedded | None = None
         self._val: _Embedded | None = None
 
@@ -115,6 +126,7 @@ class VideoTextDataModule(L.LightningDataModule):
         self._val = self._embedded(val, table, texts)
         narrations = sorted({s.text for s in train if s.level == "clip" and s.text})
         self.narration_bank = torch.stack([table[text] for text in narrations])
+        self.step_prompts = encoder.encode([step_description(code) for code in STEP_CODES])
 
     def _embedded(
         self, samples: list[ClipText], table: dict[str, Tensor], texts: list[str]

@@ -293,4 +293,5 @@ def test_trains_the_video_text_model_from_its_shipped_config(
         "val_t2v_r5",
         "val_v2t_r1",
         "val_v2t_r5",
+        "val_zeroshot_step_acc",
     }

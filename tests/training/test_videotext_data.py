@@ -35,6 +35,9 @@ def test_each_case_gives_its_clips_its_step_runs_and_its_title(phantom: Path) ->
         assert 2 <= len(segments) <= runs + 1  # step runs of 3 s or more, and the whole case
         assert segments[-1].times == (3.75, 11.25, 18.75, 26.25)  # the whole case: its title
         assert all(s.silent == (video == 2) for s in mine)
+        assert all(s.text == step_description(s.step) for s in segments[:-1])
+        for clip in clips:  # a step of the clip's own seconds
+            assert clip.step in steps[int(clip.times[0]) : int(clip.times[-1]) + 1]
     assert all(s.text for s in samples if s.video == 1)
     assert all(s.text == "" for s in samples if s.video == 2 and s.level == "clip")
     described = {s.text for s in samples if s.video == 1 and s.level == "segment"}
