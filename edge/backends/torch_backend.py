@@ -48,7 +48,7 @@ from orstream.edge.models.gpu_preprocess import TorchImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.package.card import Graph, InputSpec, TensorTypes
 from orstream.package.loading import ModelPackage
-from orstream.package.signatures import check_decoder_signature, check_graph_signature
+from orstream.package.signatures import check_graph_signature
 
 logger = logging.getLogger("orstream.edge.backends")
 
@@ -217,8 +217,7 @@ class TorchBackend:
         path = package.graph_path(self.graph)
         model = read_onnx(path)
         graph_inputs, graph_outputs = graph_signature(model)
-        check = check_graph_signature if self.graph == "model" else check_decoder_signature
-        check(package.card, inputs=graph_inputs, outputs=graph_outputs, source=path)
+        check_graph_signature(package.card, graph_inputs, graph_outputs, path, self.graph)
         inputs, outputs = package.card.graph_tensors(self.graph)
         with _on(target), torch.inference_mode():
             setup = _Setup(

@@ -11,14 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from orstream.edge.backends import Backend, create_backend
+from orstream.edge.backends import CPU_BACKENDS, Backend, create_backend
 from orstream.edge.models.preprocess import image_spec, preprocessor_for
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
 
 TASK = "instrument_classification"
 """The card task of an instrument classification package."""
-DEFAULT_BACKENDS = ("onnxruntime",)
 
 
 class InstrumentClassifier:
@@ -50,7 +49,7 @@ class InstrumentClassifier:
 
     @classmethod
     def load(
-        cls, package: ModelPackage, device: str = "cpu", backends: Sequence[str] = DEFAULT_BACKENDS
+        cls, package: ModelPackage, device: str = "cpu", backends: Sequence[str] = CPU_BACKENDS
     ) -> InstrumentClassifier:
         """The package's graph on the first of ``backends`` that runs it here and passes its
         golden check (:func:`~orstream.edge.backends.create_backend`)."""

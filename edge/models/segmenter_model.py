@@ -26,14 +26,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from orstream.edge.backends import Backend, create_backend
+from orstream.edge.backends import CPU_BACKENDS, Backend, create_backend
 from orstream.edge.models.preprocess import image_spec, preprocessor_for
 from orstream.errors import OrstreamError, quoted
 from orstream.package.card import DECODER_INPUTS, IMAGE_EMBEDDINGS
 from orstream.package.loading import ModelPackage
 from orstream.prompts import Prompt
 
-DEFAULT_BACKENDS = ("onnxruntime",)
 """Backends :meth:`SegmenterModel.load` tries when not told: ONNX Runtime runs everywhere."""
 PAD_LABEL = -1.0
 """Point label of an unused point slot of the decoder."""
@@ -105,7 +104,7 @@ class SegmenterModel:
         cls,
         package: ModelPackage,
         device: str = "cpu",
-        backends: Sequence[str] = DEFAULT_BACKENDS,
+        backends: Sequence[str] = CPU_BACKENDS,
     ) -> SegmenterModel:
         """Both graphs of ``package``, each on the first backend of ``backends`` that runs it
         here and passes its golden check (:func:`~orstream.edge.backends.create_backend`).

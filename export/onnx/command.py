@@ -3,7 +3,9 @@
 One command for every model: a workflow recognizer becomes ``model.onnx`` + ``card.json``; an
 interactive segmenter (its checkpoint names a model of ``SEGMENTER_MODELS``) becomes an image
 encoder, a prompt decoder and its class text prompts; the instrument classifier (model
-``instrument_classifier``) becomes a crop classifier the live masks name instruments with.
+``instrument_classifier``) becomes a crop classifier the live masks name instruments with; a
+video-text model (``ophclip_small``) becomes a streaming clip encoder, a text encoder with its
+vocabulary and the embeddings of its step prompts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from orstream.export.onnx.classifier_export import ClassifierExportResult
     from orstream.export.onnx.segmenter_export import SegmenterExportResult
+    from orstream.export.onnx.videotext_export import VideoTextExportResult
     from orstream.export.onnx.workflow_export import ExportResult
 
 DEFAULT_PARITY_FRAMES = 16
@@ -29,14 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         required=True,
         help="Lightning checkpoint written by `orstream train workflow`, "
-        "`orstream train segmenter` or `orstream train classifier`",
+        "`orstream train segmenter`, `orstream train classifier` or `orstream train videotext`",
     )
     parser.add_argument(
         "--out",
         type=Path,
         required=True,
         help="package folder to write (card.json + model.onnx; a segmenter adds decoder.onnx "
-        "and text_prompts.npy)",
+        "and text_prompts.npy, a video-text model text_encoder.onnx, vocab.txt and "
+        "step_prompts.npy)",
     )
     parser.add_argument(
         "--parity-frames",
@@ -68,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from orstream.export.onnx.segmenter_export import SEGMENTER_MODELS, checkpoint_model_name
+    from orstream.export.onnx.videotext_export import VIDEOTEXT_MODELS
 
     options = {
         "parity_frames": args.parity_frames,
@@ -84,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         from orstream.export.onnx.classifier_export import export_classifier_package
 
         _print_classifier(export_classifier_package(args.checkpoint, args.out, **options))
+    elif name in VIDEOTEXT_MODELS:
+        from orstream.export.onnx.videotext_export import export_videotext_package
+
+        _print_videotext(export_videotext_package(args.checkpoint, args.out, **options))
     else:
         from orstream.export.onnx.workflow_export import export_package
 
@@ -155,4 +164,27 @@ def _print_segmenter(result: SegmenterExportResult) -> None:
             print(
                 f"  {graph}  {parity.source:<8} {parity.frames:>3} frames  batch "
                 f"{parity.batch:<3} {diffs}"
+            )
+
+
+def _print_videotext(result: VideoTextExportResult) -> None:
+    card = result.package.card
+    text = result.package.text_section()
+    print(f"package   {result.package.root}  dynamic batch, max_batch {card.max_batch}")
+    print(
+        f"model     {card.name} {card.version}  clip encoder: frame {list(card.inputs[0].shape)} "
+        f"at {card.clip.fps:g} fps, window {card.clip.length}, embedding "
+        f"{list(card.outputs[0].shape)}  opset {card.export.opset} ({result.exporter})"
+    )
+    print(
+        f"text      {text.tokens} tokens -> {list(text.outputs[0].shape)}; "
+        f"{len(text.prompts)} step prompts, logit scale {text.logit_scale:.1f}"
+    )
+    print("parity    ONNX Runtime vs PyTorch, max abs diff:")
+    for graph, results in (("clip", result.clip_parity), ("text", result.text_parity)):
+        for parity in results:
+            worst = max(parity.max_abs_diff.values())
+            print(
+                f"  {graph}  {parity.source:<8} {parity.frames:>3} items  batch "
+                f"{parity.batch:<3} {worst:.2e} (tolerance {parity.tolerance:g})"
             )

@@ -10,7 +10,8 @@ The input is one phantom frame that shows an instrument (the first of a fixed ph
 an instrument of at least :data:`MIN_INSTRUMENT_AREA` pixels), pre-processed as the card says;
 state inputs are the card's initial state. A prompt decoder gets the encoder's embedding of
 that frame and a box prompt around the frame's largest instrument, fed exactly as the edge feeds
-it (:meth:`orstream.edge.models.segmenter_model.SegmenterModel.decoder_inputs`).
+it (:meth:`orstream.edge.models.segmenter_model.SegmenterModel.decoder_inputs`). A text
+encoder gets the first of the card's prompts, tokenised as the edge tokenises it.
 
 The archive is written with fixed zip timestamps, so the same package always gives the same
 bytes and rewriting an unchanged package's reference changes nothing.
@@ -31,11 +32,12 @@ from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import PHANTOM_SIZE
 from orstream.mask_scores import mask_box
-from orstream.package.card import IMAGE_EMBEDDINGS, Graph
+from orstream.package.card import IMAGE_EMBEDDINGS, TEXT_INPUTS, Graph
 from orstream.package.loading import ModelPackage, sha256_file, write_card
 from orstream.prompts import Prompt
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer
+from orstream.wordpiece import WordPieceTokenizer
 
 PHANTOM_SEED = 0
 PHANTOM_VIDEO = 1
@@ -123,6 +125,13 @@ def reference_arrays(package: ModelPackage, frame: ReferenceFrame) -> dict[str, 
         prompt = Prompt(box=(box[0], box[1], box[2], box[3]))
         decoder_inputs = segmenter.decoder_inputs(embedding, prompt)
         graphs["decoder"] = (decoder_inputs, decoder.infer(decoder_inputs))
+    if card.text is not None:
+        text = OnnxRuntimeBackend(graph="text")
+        text.load(package)
+        tokenizer = WordPieceTokenizer(package.vocab_path)
+        ids, mask = tokenizer.encode_fixed(card.text.prompts[:1], card.text.tokens)
+        text_inputs = dict(zip(TEXT_INPUTS, (ids, mask), strict=True))
+        graphs["text"] = (text_inputs, text.infer(text_inputs))
     arrays = {}
     for graph, (graph_inputs, graph_outputs) in graphs.items():
         arrays.update({f"{graph}.in.{k}": np.asarray(v) for k, v in graph_inputs.items()})

@@ -79,7 +79,7 @@ from orstream.package.card import (
     PromptDecoderSpec,
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file
-from orstream.package.signatures import check_decoder_signature, check_graph_signature
+from orstream.package.signatures import check_graph_signature
 from orstream.training.models.segmenter import PAD_LABEL, InteractiveSegmenter
 from orstream.training.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text
 
@@ -533,7 +533,7 @@ def export_segmenter_package(
         inputs, outputs = onnx_signature(encoder_proto)
         check_graph_signature(card, inputs, outputs, staging / MODEL_FILE)
         inputs, outputs = onnx_signature(decoder_proto)
-        check_decoder_signature(card, inputs, outputs, staging / DECODER_FILE)
+        check_graph_signature(card, inputs, outputs, staging / DECODER_FILE, "decoder")
         package = ModelPackage(root=staging, card=card)
         encoder = OnnxRuntimeBackend()
         encoder.load(package)

@@ -9,6 +9,11 @@ An interactive segmentation package also holds a prompt decoder, ``decoder.onnx`
 prompt embeddings of its classes, ``text_prompts.npy``, both described by the card's optional
 ``decoder`` section (:class:`PromptDecoderSpec`); ``model.onnx`` is then the image encoder.
 
+A video-text package (task ``video_text``) also holds a text encoder, ``text_encoder.onnx``, its
+WordPiece vocabulary, ``vocab.txt``, and the embeddings of its step prompts,
+``step_prompts.npy``, described by the card's ``text`` section (:class:`TextEncoderSpec`);
+``model.onnx`` is then the streaming clip encoder.
+
 The card describes the ONNX graph's tensors, how to turn a camera frame into the image input,
 what the outputs mean, the labels, the temporal state a streaming model carries between calls,
 content hashes, where the weights came from and how the export was checked. The ONNX graph's
@@ -40,9 +45,14 @@ MODEL_FILE = "model.onnx"
 DECODER_FILE = "decoder.onnx"
 TEXT_PROMPTS_FILE = "text_prompts.npy"
 REFERENCE_FILE = "reference.npz"
+TEXT_ENCODER_FILE = "text_encoder.onnx"
+VOCAB_FILE = "vocab.txt"
+STEP_PROMPTS_FILE = "step_prompts.npy"
 CARD_FORMAT: Literal[1] = 1
 INTERACTIVE_SEGMENTATION = "interactive_segmentation"
 """The task of a package with a prompt decoder (``model.onnx`` is then the image encoder)."""
+VIDEO_TEXT = "video_text"
+"""The task of a package with a text encoder (``model.onnx`` is then the clip encoder)."""
 
 IMAGE_EMBEDDINGS = "image_embeddings"
 DECODER_INPUTS = (
@@ -64,14 +74,19 @@ box, mask and text prompts on."""
 DECODER_OUTPUTS = ("masks", "iou")
 """The prompt decoder's outputs: candidate mask logits [1, K, H/4, W/4] and their predicted IoU
 [1, K]."""
+TEXT_INPUTS = ("input_ids", "attention_mask")
+"""The text encoder's inputs, int64 [1, L]: WordPiece ids (``[CLS]`` text ``[SEP]``, then
+``[PAD]``) and 1 over the tokens, 0 over the padding."""
+TEXT_OUTPUT = "text_embedding"
+"""The text encoder's output, float32 [1, E]: the L2-normalised embedding in the clip space."""
 
 DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "bool"]
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FILE_NAME_PATTERN = r"^[^/\\]+$"
 """A plain file name inside the package folder (no folders, so a card never points outside)."""
-Graph = Literal["model", "decoder"]
-"""Which graph of a package: ``model.onnx``, or the prompt decoder of an interactive
-segmentation package."""
+Graph = Literal["model", "decoder", "text"]
+"""Which graph of a package: ``model.onnx``, the prompt decoder of an interactive segmentation
+package, or the text encoder of a video-text package."""
 GraphShape = tuple[int | str | None, ...]
 TensorTypes = dict[str, tuple[tuple[int, ...], str]]
 """Tensors as a card lists them: name -> (shape, numpy dtype name)."""
@@ -325,6 +340,66 @@ class PromptDecoderSpec(_Strict):
         return {t.name: (t.shape, t.dtype) for t in self.outputs}
 
 
+class TextEncoderSpec(_Strict):
+    """The text side of a video-text package (see :data:`TEXT_INPUTS`, :data:`TEXT_OUTPUT`).
+
+    Texts are tokenised with ``vocab_file`` (BERT's uncased WordPiece) to exactly ``tokens``
+    ids, special tokens included; a longer text is refused, not cut, so a prompt never means
+    less than it says. ``prompts_file`` holds float32 [C, E]: row i is the text embedding of
+    ``prompts[i]``, the description of class i of ``card.labels[labels]``. Zero-shot
+    probabilities are ``softmax(logit_scale * clip_embedding @ prompts.T)``.
+    """
+
+    file: str = Field(default=TEXT_ENCODER_FILE, pattern=FILE_NAME_PATTERN)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    vocab_file: str = Field(default=VOCAB_FILE, pattern=FILE_NAME_PATTERN)
+    vocab_sha256: str = Field(pattern=SHA256_PATTERN)
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    prompts_file: str = Field(default=STEP_PROMPTS_FILE, pattern=FILE_NAME_PATTERN)
+    prompts_sha256: str = Field(pattern=SHA256_PATTERN)
+    prompts: tuple[str, ...] = Field(min_length=2, description="the text of each prompt row")
+    labels: str = Field(default="steps", description="key in card.labels naming the prompts")
+    logit_scale: float = Field(gt=0, description="the trained scale of cosine similarities")
+    parity: tuple[ParityResult, ...] = ()
+
+    @model_validator(mode="after")
+    def _text_signature(self) -> TextEncoderSpec:
+        if tuple(t.name for t in self.inputs) != TEXT_INPUTS:
+            raise ValueError(f"text inputs must be {list(TEXT_INPUTS)}")
+        if tuple(t.name for t in self.outputs) != (TEXT_OUTPUT,):
+            raise ValueError(f"text outputs must be [{TEXT_OUTPUT!r}]")
+        ids, mask = self.inputs
+        if ids.shape != mask.shape or len(ids.shape) != 2 or ids.shape[0] != 1:
+            raise ValueError("input_ids and attention_mask must both be [1, L]")
+        if ids.shape[1] < 3:
+            raise ValueError("the text encoder must take at least 3 tokens ([CLS] x [SEP])")
+        if ids.dtype != "int64" or mask.dtype != "int64" or ids.layout or mask.layout:
+            raise ValueError("input_ids and attention_mask must be int64 and not images")
+        output = self.outputs[0]
+        if output.dtype != "float32" or len(output.shape) != 2 or output.shape[0] != 1:
+            raise ValueError(f"{TEXT_OUTPUT!r} must be float32 [1, E]")
+        return self
+
+    @property
+    def tokens(self) -> int:
+        """L: the ids of one text, special tokens and padding included."""
+        return self.inputs[0].shape[1]
+
+    @property
+    def width(self) -> int:
+        """E: the width of the shared embedding space."""
+        return self.outputs[0].shape[1]
+
+    def graph_inputs(self) -> TensorTypes:
+        """The text graph's inputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.inputs}
+
+    def graph_outputs(self) -> TensorTypes:
+        """The text graph's outputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.outputs}
+
+
 class ModelCard(_Strict):
     """Everything the edge needs to run ``model.onnx`` (see the module docstring)."""
 
@@ -346,6 +421,9 @@ class ModelCard(_Strict):
     export: ExportInfo
     decoder: PromptDecoderSpec | None = Field(
         default=None, description="the prompt decoder of an interactive segmentation package"
+    )
+    text: TextEncoderSpec | None = Field(
+        default=None, description="the text encoder and prompts of a video-text package"
     )
 
     @model_validator(mode="after")
@@ -376,6 +454,7 @@ class ModelCard(_Strict):
             if not 0.0 < threshold < 1.0:
                 raise ValueError(f"threshold for {name!r} must be in (0, 1), not {threshold}")
         self._decoder_fits()
+        self._text_fits()
         return self
 
     def _decoder_fits(self) -> None:
@@ -393,6 +472,36 @@ class ModelCard(_Strict):
                 f"decoder input {embeddings.name!r} {list(embeddings.shape)} is not an output "
                 "of model.onnx with that shape"
             )
+
+    def _text_fits(self) -> None:
+        """The text encoder embeds into the clip encoder's space and names classes listed."""
+        if self.text is None:
+            if self.task == VIDEO_TEXT:
+                raise ValueError(f"a {VIDEO_TEXT} card needs a text section")
+            return
+        if self.task != VIDEO_TEXT:
+            raise ValueError(f"a text section belongs to a {VIDEO_TEXT} card, not {self.task!r}")
+        if self.text.labels not in self.labels:
+            raise ValueError(f"text names unknown labels {self.text.labels!r}")
+        if len(self.text.prompts) != len(self.labels[self.text.labels]):
+            raise ValueError(
+                f"text has {len(self.text.prompts)} prompts for "
+                f"{len(self.labels[self.text.labels])} labels {self.text.labels!r}"
+            )
+        widths = {o.shape[-1] for o in self.outputs}
+        if self.text.width not in widths:
+            raise ValueError(
+                f"{TEXT_OUTPUT!r} is {self.text.width} wide; no output of model.onnx is"
+            )
+
+    @property
+    def graphs(self) -> tuple[Graph, ...]:
+        """Every graph the package holds: ``model``, then a decoder or a text encoder."""
+        if self.decoder is not None:
+            return ("model", "decoder")
+        if self.text is not None:
+            return ("model", "text")
+        return ("model",)
 
     @property
     def dynamic_batch(self) -> bool:
@@ -433,10 +542,12 @@ class ModelCard(_Strict):
         """(inputs, outputs) of one graph of the package, each name -> (shape, dtype) in order.
 
         Raises:
-            OrstreamError: ``graph`` is the decoder and the card has no decoder section.
+            OrstreamError: the card has no such graph.
         """
         if graph == "model":
             return self.graph_inputs(), self.graph_outputs()
-        if self.decoder is None:
-            raise OrstreamError(f"card {self.name!r} has no prompt decoder")
-        return self.decoder.graph_inputs(), self.decoder.graph_outputs()
+        section = self.decoder if graph == "decoder" else self.text
+        if section is None:
+            what = "prompt decoder" if graph == "decoder" else "text encoder"
+            raise OrstreamError(f"card {self.name!r} has no {what}")
+        return section.graph_inputs(), section.graph_outputs()

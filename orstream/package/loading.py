@@ -20,6 +20,7 @@ from orstream.package.card import (
     Graph,
     ModelCard,
     PromptDecoderSpec,
+    TextEncoderSpec,
 )
 
 
@@ -72,12 +73,41 @@ class ModelPackage:
         """The ONNX file of ``graph``.
 
         Raises:
-            OrstreamError: ``graph`` is the decoder and the package has none.
+            OrstreamError: the package has no such graph.
         """
-        path = self.model_path if graph == "model" else self.decoder_path
-        if path is None:
-            raise OrstreamError(f"model package {self.root} has no prompt decoder")
-        return path
+        if graph == "model":
+            return self.model_path
+        if graph == "decoder" and self.decoder_path is not None:
+            return self.decoder_path
+        if graph == "text" and self.card.text is not None:
+            return self.root / self.card.text.file
+        what = "prompt decoder" if graph == "decoder" else "text encoder"
+        raise OrstreamError(f"model package {self.root} has no {what}")
+
+    def text_section(self) -> TextEncoderSpec:
+        """The card's text section.
+
+        Raises:
+            OrstreamError: the package is not a video-text package.
+        """
+        if self.card.text is None:
+            raise OrstreamError(
+                f"model package {self.root} is a {self.card.task} package, not video_text"
+            )
+        return self.card.text
+
+    @property
+    def vocab_path(self) -> Path:
+        """The text encoder's WordPiece vocabulary (a video-text package)."""
+        return self.root / self.text_section().vocab_file
+
+    def step_prompts(self) -> np.ndarray:
+        """The embeddings of the text section's prompts, float32 [C, E] in label order.
+
+        Raises:
+            OrstreamError: the package is not a video-text package.
+        """
+        return np.load(self.root / self.text_section().prompts_file, allow_pickle=False)
 
     def reference(self, graph: Graph = "model") -> Reference | None:
         """The golden reference of ``graph``: arrays ``<graph>.in.<input>`` and
@@ -171,7 +201,8 @@ def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
     Besides ``model.onnx``, a card that records a golden reference names ``reference.npz``,
     whose sha256 must match; a card with a decoder section names ``decoder.onnx`` and
     ``text_prompts.npy``, whose sha256 must match too, and the text prompts must hold one
-    float32 row of the decoder's text width per class.
+    float32 row of the decoder's text width per class; a card with a text section names
+    ``text_encoder.onnx``, ``vocab.txt`` and ``step_prompts.npy``, checked alike.
 
     Args:
         path: the package folder.
@@ -199,6 +230,8 @@ def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
     if decoder is not None:
         _check_file(path / decoder.file, decoder.sha256, path)
         _check_text_prompts(package, decoder, len(card.labels[decoder.labels]))
+    if card.text is not None:
+        _check_text_section(path, card.text)
     return package
 
 
@@ -213,17 +246,36 @@ def _check_file(file: Path, sha256: str, package: Path) -> None:
         )
 
 
-def _check_text_prompts(package: ModelPackage, decoder: PromptDecoderSpec, classes: int) -> None:
-    file = package.root / decoder.text_file
-    _check_file(file, decoder.text_sha256, package.root)
+def _check_text_section(root: Path, text: TextEncoderSpec) -> None:
+    _check_file(root / text.file, text.sha256, root)
+    _check_file(root / text.vocab_file, text.vocab_sha256, root)
+    shape = (len(text.prompts), text.width)
+    _check_embeddings(root, text.prompts_file, text.prompts_sha256, shape, "prompt")
+
+
+def _check_embeddings(
+    root: Path, name: str, sha256: str, expected: tuple[int, int], rows: str
+) -> None:
+    """A float32 [C, E] array file whose sha256 the card records."""
+    file = root / name
+    _check_file(file, sha256, root)
     try:
         # A memory map reads only the header: the hash above already vouched for the bytes.
-        prompts = np.load(file, mmap_mode="r", allow_pickle=False)
+        array = np.load(file, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as error:
         raise OrstreamError(f"{file} is not a numpy array file ({error})") from None
-    expected = (classes, decoder.text_dim)
-    if prompts.shape != expected or prompts.dtype != np.float32:
+    if array.shape != expected or array.dtype != np.float32:
         raise OrstreamError(
-            f"{file} holds {prompts.dtype} {list(prompts.shape)}, the card expects float32 "
-            f"{list(expected)} (one row per class of labels {decoder.labels!r})"
+            f"{file} holds {array.dtype} {list(array.shape)}, the card expects float32 "
+            f"{list(expected)} (one row per {rows})"
         )
+
+
+def _check_text_prompts(package: ModelPackage, decoder: PromptDecoderSpec, classes: int) -> None:
+    _check_embeddings(
+        package.root,
+        decoder.text_file,
+        decoder.text_sha256,
+        (classes, decoder.text_dim),
+        f"class of labels {decoder.labels!r}",
+    )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orstream.errors import OrstreamError
-from orstream.package.card import BATCH_AXIS_NAME, CARD_FILE, GraphShape, ModelCard
+from orstream.package.card import BATCH_AXIS_NAME, CARD_FILE, Graph, GraphShape, ModelCard
 
 
 def _format_shape(shape: GraphShape) -> str:
@@ -34,6 +34,7 @@ def check_graph_signature(
     inputs: Mapping[str, tuple[GraphShape, str]],
     outputs: Mapping[str, tuple[GraphShape, str]],
     source: Path,
+    graph: Graph = "model",
 ) -> None:
     """Refuse an ONNX graph whose tensors (names, shapes, dtypes) differ from the card's.
 
@@ -42,38 +43,13 @@ def check_graph_signature(
         inputs: the graph's inputs as its reader sees them: name -> (shape, numpy dtype name).
         outputs: the graph's outputs, likewise.
         source: the ONNX file, named in the error.
+        graph: which graph of the package it is (its tensors are in that section of the card).
 
     Raises:
-        OrstreamError: naming the first tensor that differs.
+        OrstreamError: the card has no such graph, or naming the first tensor that differs.
     """
-    _check_tensors(
-        card.graph_inputs(), card.graph_outputs(), inputs, outputs, source, card.dynamic_batch
-    )
-
-
-def check_decoder_signature(
-    card: ModelCard,
-    inputs: Mapping[str, tuple[GraphShape, str]],
-    outputs: Mapping[str, tuple[GraphShape, str]],
-    source: Path,
-) -> None:
-    """Refuse a prompt decoder graph whose tensors differ from the card's decoder section.
-
-    Arguments as :func:`check_graph_signature`.
-
-    Raises:
-        OrstreamError: the card has no decoder, or naming the first tensor that differs.
-    """
-    if card.decoder is None:
-        raise OrstreamError(f"{source}: card {card.name!r} has no decoder section")
-    _check_tensors(
-        card.decoder.graph_inputs(),
-        card.decoder.graph_outputs(),
-        inputs,
-        outputs,
-        source,
-        card.dynamic_batch,
-    )
+    expected_inputs, expected_outputs = card.graph_tensors(graph)
+    _check_tensors(expected_inputs, expected_outputs, inputs, outputs, source, card.dynamic_batch)
 
 
 def _check_tensors(

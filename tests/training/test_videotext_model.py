@@ -83,3 +83,20 @@ def test_it_learns_to_pair_toy_clips_with_their_sentences() -> None:
         logits = model.logits(model.embed_video(clips), model.embed_text(sentences))
     assert logits.argmax(dim=1).tolist() == [0, 1, 2, 3]
     assert loss.item() < 0.2
+
+
+def test_streaming_one_frame_at_a_time_gives_the_clip_embedding_of_the_last_frames() -> None:
+    model = small().eval()
+    frames = torch.randn(2, 7, 3, *SIZE)
+    window, filled = model.initial_state(2)
+    assert window.shape == (2, 3, 32) and filled.shape == (2, 3)
+    with torch.no_grad():
+        for t in range(7):
+            # Row 1 restarts at frame 3, as a stream after a discontinuity does.
+            if t == 3:
+                window[1], filled[1] = 0.0, 0.0
+            clip, window, filled = model.streaming_step(frames[:, t], window, filled)
+            for row, start in ((0, 0), (1, 3 if t >= 3 else 0)):
+                first = max(start, t - 3)
+                expected = model.embed_video(frames[row : row + 1, first : t + 1])
+                torch.testing.assert_close(clip[row : row + 1], expected, atol=1e-5, rtol=0)

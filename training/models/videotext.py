@@ -103,6 +103,51 @@ class VideoTextModel(nn.Module):
             )
         return self.temporal(features + self.positions[:length], mask=mask)
 
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The per-row shapes of :meth:`streaming_step`'s state: the window of the last
+        ``max_frames - 1`` frame features and their fill flags."""
+        slots = self.max_frames - 1
+        return {"window": (slots, self.positions.shape[1]), "filled": (slots,)}
+
+    def initial_state(self, batch: int = 1) -> tuple[Tensor, Tensor]:
+        """The state before a stream's first frame: an empty window, nothing filled."""
+        window, filled = self.state_shapes().values()
+        return torch.zeros(batch, *window), torch.zeros(batch, *filled)
+
+    def streaming_step(
+        self, frame: Tensor, window: Tensor, filled: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One live frame [B, 3, H, W] in, the embedding of the clip it ends out.
+
+        The state is the features of the last ``max_frames - 1`` frames (oldest first) and a
+        1/0 flag per slot saying whether it holds a frame yet. The clip is the filled slots and
+        this frame: with k of them it is placed at positions 0..k-1 and the empty slots are
+        masked out, so the result equals :meth:`embed_video` of those k frames (exactly the
+        clips training saw once the window is full). Each frame's features are computed once.
+
+        Returns:
+            (clip embedding [B, width], next window, next fill flags).
+        """
+        feature = self.frame_projection(self.encoder(frame))
+        features = torch.cat([window, feature[:, None]], dim=1)
+        valid = torch.cat([filled, torch.ones_like(filled[:, :1])], dim=1)
+        batch, length = valid.shape
+        slots = torch.arange(length, device=frame.device)
+        first = length - valid.sum(dim=1, keepdim=True).long()
+        positions = self.positions[(slots[None] - first).clamp(min=0)]
+        # Attend to filled slots up to one's own; an empty slot attends to itself only, so
+        # no row of the softmax is empty (its result is never used).
+        allowed = (slots[None, :] <= slots[:, None])[None] & (
+            (valid[:, None, :] > 0) | (slots[None, :] == slots[:, None])[None]
+        )
+        heads = self.temporal.layers[0].self_attn.num_heads
+        mask = torch.zeros(batch, length, length, device=frame.device)
+        mask = mask.masked_fill(~allowed, float("-inf"))
+        mask = mask[:, None].expand(batch, heads, length, length).reshape(-1, length, length)
+        states = self.temporal(features + positions, mask=mask)
+        clip = F.normalize(self.video_head(states[:, -1]), dim=-1)
+        return clip, features[:, 1:], valid[:, 1:]
+
     def embed_text(self, sentences: Tensor) -> Tensor:
         """L2-normalised text embeddings [N, width] of MiniLM sentence embeddings [N, 384]."""
         return F.normalize(self.text_projection(sentences), dim=-1)

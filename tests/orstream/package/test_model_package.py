@@ -22,7 +22,7 @@ from orstream.package.card import (
     ModelCard,
 )
 from orstream.package.loading import load_package, read_card, sha256_file, write_card
-from orstream.package.signatures import check_decoder_signature, check_graph_signature
+from orstream.package.signatures import check_graph_signature
 
 MODEL_BYTES = b"stand-in model bytes: load_package checks files and hashes, not ONNX content"
 
@@ -282,11 +282,11 @@ def test_a_dynamic_batch_needs_a_symbolic_axis_0_in_every_graph(tmp_path: Path) 
     assert segmentation.decoder is not None and segmentation.dynamic_batch
     decoder_inputs = symbolic(segmentation.decoder.graph_inputs(), "batch")
     decoder_outputs = symbolic(segmentation.decoder.graph_outputs(), "batch")
-    check_decoder_signature(segmentation, decoder_inputs, decoder_outputs, path)
+    check_graph_signature(segmentation, decoder_inputs, decoder_outputs, path, "decoder")
     points = segmentation.decoder.graph_inputs()["points"]  # batch 1, as the card says
     with pytest.raises(OrstreamError, match=r"input 'points' has shape \[1, \d+, 2\] in the graph"):
         fixed = {**decoder_inputs, "points": points}
-        check_decoder_signature(segmentation, fixed, decoder_outputs, path)
+        check_graph_signature(segmentation, fixed, decoder_outputs, path, "decoder")
 
 
 DECODER_BYTES = b"stand-in decoder bytes"
@@ -446,12 +446,20 @@ def test_decoder_signature_check_names_the_difference(tmp_path: Path) -> None:
     assert card.decoder is not None
     inputs = dict(card.decoder.graph_inputs())
     outputs = dict(card.decoder.graph_outputs())
-    check_decoder_signature(card, inputs, outputs, tmp_path / DECODER_FILE)
+    check_graph_signature(card, inputs, outputs, tmp_path / DECODER_FILE, "decoder")
     with pytest.raises(OrstreamError, match=r"input 'points' has shape \[1, 8, 2\] in the graph"):
-        check_decoder_signature(
-            card, {**inputs, "points": ((1, 8, 2), "float32")}, outputs, tmp_path / DECODER_FILE
+        check_graph_signature(
+            card,
+            {**inputs, "points": ((1, 8, 2), "float32")},
+            outputs,
+            tmp_path / DECODER_FILE,
+            "decoder",
         )
-    with pytest.raises(OrstreamError, match="has no decoder section"):
-        check_decoder_signature(
-            ModelCard.model_validate(_card_dict()), inputs, outputs, tmp_path / DECODER_FILE
+    with pytest.raises(OrstreamError, match="has no prompt decoder"):
+        check_graph_signature(
+            ModelCard.model_validate(_card_dict()),
+            inputs,
+            outputs,
+            tmp_path / DECODER_FILE,
+            "decoder",
         )
