@@ -80,6 +80,11 @@ COMMANDS: tuple[Command, ...] = (
         "score an interactive segmentation package (points, box, text) on a phantom dataset",
     ),
     Command(
+        ("eval", "videotext"),
+        "orstream.export.evaluation.videotext_command",
+        "score a video-text package on held-out cases: retrieval, zero-shot steps, a probe",
+    ),
+    Command(
         ("export", "crops"),
         "orstream.export.crops.command",
         "tip crops of a segmenter's finds in phantom cases, to train the instrument classifier",

@@ -5,7 +5,10 @@ Two levels, as OphCLIP trains on them:
 - **clip** (fine): each narrated 10-second clip of ``narrations/narrations_NN.csv`` with its
   narration;
 - **segment** (coarse): each run of one step in the annotations (at least ``MIN_SEGMENT_S``
-  long) with the step's description, and the whole case with its title (``titles.csv``).
+  long) with the step's description, and the whole case with its title (``titles.csv``); with
+  ``window_s``, each run also in consecutive windows of that many seconds, each with the step's
+  description: the scale the edge embeds a live clip at (a narrated clip's length), where a
+  whole run, its frames spread over minutes, looks nothing like a live window.
 
 Each sample holds ``frames_per_clip`` frame times spread evenly over its span. Cases listed as
 silent keep their clips but lose their narrations (``text`` is empty, ``silent`` is set): the
@@ -69,7 +72,11 @@ def step_description(code: int) -> str:
 
 
 def clip_texts(
-    root: Path, videos: Iterable[int], frames_per_clip: int, silent: Iterable[int] = ()
+    root: Path,
+    videos: Iterable[int],
+    frames_per_clip: int,
+    silent: Iterable[int] = (),
+    window_s: float | None = None,
 ) -> list[ClipText]:
     """Every clip and segment sample of ``videos`` (see the module docstring).
 
@@ -103,6 +110,15 @@ def clip_texts(
                 times = _spread(seconds[first], seconds[last] + 1, frames_per_clip)
                 described = step_description(code)
                 samples.append(ClipText(video, times, described, "segment", hidden, code))
+                start, end = seconds[first], seconds[last] + 1
+                # A run no longer than a window is already a sample as a whole.
+                if window_s is not None and end - start > window_s:
+                    while start + window_s <= end:
+                        times = _spread(start, start + window_s, frames_per_clip)
+                        samples.append(
+                            ClipText(video, times, described, "segment", hidden, code)
+                        )
+                        start += window_s
         if video not in titles:
             raise OrstreamError(f"{root / TITLES_FILE}: no title for video {video}")
         whole = _spread(seconds[0], seconds[-1] + 1, frames_per_clip)

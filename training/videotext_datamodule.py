@@ -83,6 +83,9 @@ class VideoTextDataModule(L.LightningDataModule):
         input_size: (height, width) of the frames (linked to the model's).
         batch_size: samples per step.
         cache_dir: where decoded frames are cached.
+        segment_window_s: also pair windows of this many seconds inside each step run with
+            the step's description (None: whole runs only); see
+            :func:`~orstream.training.videotext_data.clip_texts`.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class VideoTextDataModule(L.LightningDataModule):
         input_size: tuple[int, int] = (112, 192),
         batch_size: int = 16,
         cache_dir: Path | None = None,
+        segment_window_s: float | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -105,6 +109,7 @@ class VideoTextDataModule(L.LightningDataModule):
         self.size = (int(input_size[0]), int(input_size[1]))
         self.batch_size = batch_size
         self.cache_dir = cache_dir
+        self.segment_window_s = segment_window_s
         self.narration_bank = torch.zeros(0, 384)
         self.step_prompts = torch.zeros(0, 384)
         self._train: _Embedded | None = None
@@ -113,7 +118,13 @@ class VideoTextDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._train is not None:
             return
-        train = clip_texts(self.root, self.train_videos, self.frames_per_clip, self.silent_videos)
+        train = clip_texts(
+            self.root,
+            self.train_videos,
+            self.frames_per_clip,
+            self.silent_videos,
+            self.segment_window_s,
+        )
         val = [
             sample
             for sample in clip_texts(self.root, self.val_videos, self.frames_per_clip)

@@ -63,3 +63,18 @@ def test_a_missing_narration_file_is_one_clear_error(phantom: Path) -> None:
         clip_texts(phantom, [7], frames_per_clip=4)
     with pytest.raises(OrstreamError, match="at least 1"):
         clip_texts(phantom, [1], frames_per_clip=0)
+
+
+def test_step_runs_also_come_in_windows_of_the_live_clip_length(phantom: Path) -> None:
+    whole = clip_texts(phantom, [1], frames_per_clip=4)
+    windowed = clip_texts(phantom, [1], frames_per_clip=4, window_s=2)
+    extra = [s for s in windowed if s not in whole]
+    steps = read_annotations(annotations_path(phantom, 1)).step
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(steps)) + 1, [len(steps)]])
+    runs = np.diff(starts)
+    assert len(extra) == int((runs // 2)[runs > 2].sum()) > 0  # runs of 2 s are whole already
+    for sample in extra:
+        assert sample.level == "segment" and sample.text == step_description(sample.step)
+        assert sample.times[-1] - sample.times[0] == pytest.approx(2 * 3 / 4)  # 4 frames in 2 s
+        seconds = steps[int(sample.times[0]) : int(sample.times[-1]) + 1]
+        assert (seconds == sample.step).all()  # a window never leaves its run
