@@ -70,6 +70,11 @@ COMMANDS: tuple[Command, ...] = (
         "train the OphCLIP-style video-text model on phantom clips and narrations (LightningCLI)",
     ),
     Command(
+        ("train", "tokenizer"),
+        "orstream.training.train_command",
+        "train the MedITok-style visual tokenizer on phantom frames, stage 1 or 2 (LightningCLI)",
+    ),
+    Command(
         ("eval", "pitvis"),
         "orstream.pitvis.eval_command",
         "score PitVis submission CSVs against annotations",

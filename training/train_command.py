@@ -1,16 +1,18 @@
-"""``orstream train workflow``, ``segmenter`` and ``classifier``: train with LightningCLI.
+"""``orstream train workflow``, ``segmenter``, ``classifier``, ``videotext`` and ``tokenizer``:
+train with LightningCLI.
 
 The config file is a LightningCLI ``fit`` config (sections ``model``, ``data``, ``trainer``,
 ``checkpoint``, ``seed_everything``); ``training/configs/workflow_phantom.yaml`` and
 ``training/configs/segmenter_phantom.yaml`` are the defaults for phantom data. Overrides follow
 it, as ``key=value`` (``data.root=/data/phantom``) or, after ``--``, in LightningCLI's own form
 (``-- --trainer.max_epochs=3``). What the data must match in the model (the workflow model's
-input size, sample rate and receptive field; the segmenter's input size, mask size and classes)
-is linked into the data module, so it is set once, in the ``model`` section.
+input size, sample rate and receptive field; the segmenter's input size, mask size and classes;
+the tokenizer's input size and whether its stage needs narrations) is linked into the data
+module, so it is set once, in the ``model`` section.
 
 Outputs (in the CSVLogger's version folder, e.g. ``runs/workflow/version_0``): ``metrics.csv``,
-``checkpoints/best-*.ckpt`` (highest validation score: ``val_step_score``, ``val_dice``),
-``checkpoints/last.ckpt`` (the final weights) and ``checkpoints/loss_curve.png``.
+``checkpoints/best-*.ckpt`` (highest validation score: ``val_step_score``, ``val_dice``,
+``val_psnr``), ``checkpoints/last.ckpt`` (the final weights) and ``checkpoints/loss_curve.png``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,14 @@ TASKS = {
         "val_t2v_r5",
         "loss (clip-narration + segment-text InfoNCE, silent clips by retrieval)",
         "text->video recall at 5 (held-out narrated clips)",
+    ),
+    "tokenizer": TrainTask(
+        "orstream.training.lit_tokenizer:LitTokenizer",
+        "orstream.training.tokenizer_datamodule:TokenizerDataModule",
+        ("input_size", "with_text"),
+        "val_psnr",
+        "loss (L1 + L2 + perceptual + VQ + alignment)",
+        "PSNR in dB (reconstructions of held-out frames)",
     ),
 }
 """``orstream train NAME`` -> its task (the CLI's ``train_command`` argument is NAME)."""

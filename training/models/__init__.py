@@ -6,6 +6,7 @@ from orstream.training.models.instrument_classifier import (
     instrument_classifier,
 )
 from orstream.training.models.segmenter import InteractiveSegmenter, imis_segmenter
+from orstream.training.models.tokenizer import VisualTokenizer, meditok_small
 from orstream.training.models.videotext import VideoTextModel, ophclip_small
 from orstream.training.models.workflow import WorkflowRecognizer, pitvis_workflow
 
@@ -13,9 +14,11 @@ __all__ = [
     "InstrumentClassifier",
     "InteractiveSegmenter",
     "VideoTextModel",
+    "VisualTokenizer",
     "WorkflowRecognizer",
     "imis_segmenter",
     "instrument_classifier",
+    "meditok_small",
     "ophclip_small",
     "pitvis_workflow",
 ]
