@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from orstream.labels import INSTRUMENTS, OUT_OF_PATIENT, STEPS
 from orstream.mask_rle import MaskRle
 
-KINDS: tuple[str, ...] = ("step", "instruments", "segmentation")
+KINDS: tuple[str, ...] = ("step", "instruments", "segmentation", "zeroshot_step")
 """Result kinds a client can filter on."""
 
-DEFAULT_KINDS: tuple[str, ...] = ("step", "instruments")
+DEFAULT_KINDS: tuple[str, ...] = ("step", "instruments", "zeroshot_step")
 """The kinds a subscriber gets when it names none: masks are large, so segmentation goes only to
 clients that ask for it."""
 
@@ -46,6 +46,34 @@ class StepResult:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"a step's {name} must be a probability (0..1), not {value}")
+
+    @property
+    def name(self) -> str:
+        return step_name(self.code)
+
+
+@dataclass(frozen=True)
+class ZeroShotStepResult:
+    """The step a video-text model names for the clip a frame ends, with no step training: the
+    step whose text prompt is nearest the clip. Kept apart from the recognizer's step.
+
+    Attributes:
+        code: PitVis step code (1..14, or -1 out of patient), after online smoothing.
+        confidence: its probability over the prompts on this frame (0..1).
+        prompt: the text of that step's prompt in force.
+    """
+
+    code: int
+    confidence: float
+    prompt: str
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(
+                f"a zero-shot step's confidence must be a probability (0..1), not {self.confidence}"
+            )
+        if self.code != OUT_OF_PATIENT and self.code not in STEPS:
+            raise ValueError(f"no PitVis step has code {self.code}")
 
     @property
     def name(self) -> str:
@@ -113,6 +141,7 @@ class FrameResult:
         step: the step result, when a workflow model ran on the frame.
         instruments: the instrument result, when a workflow model ran on the frame.
         segmentation: the masks, when a segmenter ran on the frame.
+        zeroshot_step: the video-text model's step, when it ran on the frame.
         stale: set when a consumer shows this result on a later frame after it aged past the
             consumer's limit.
     """
@@ -126,6 +155,7 @@ class FrameResult:
     step: StepResult | None = None
     instruments: InstrumentResult | None = None
     segmentation: SegmentationResult | None = None
+    zeroshot_step: ZeroShotStepResult | None = None
     stale: bool = False
 
     @property
@@ -140,5 +170,6 @@ class FrameResult:
             "step": self.step,
             "instruments": self.instruments,
             "segmentation": self.segmentation,
+            "zeroshot_step": self.zeroshot_step,
         }
         return tuple(kind for kind in KINDS if present[kind] is not None)

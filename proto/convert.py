@@ -22,10 +22,18 @@ from orstream.results import (
     SegmentationResult,
     SegmentMask,
     StepResult,
+    ZeroShotStepResult,
     step_name,
 )
 from orstream.status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.step_timeline import StepSegment
+from orstream.video_search import (
+    DEFAULT_LIMIT,
+    PromptChange,
+    SearchAnswer,
+    SearchMoment,
+    SearchRequest,
+)
 
 
 def result_to_proto(result: FrameResult) -> results_pb2.FrameResult:
@@ -68,6 +76,16 @@ def result_to_proto(result: FrameResult) -> results_pb2.FrameResult:
                 masks=[segment_mask_to_proto(mask) for mask in result.segmentation.masks]
             )
         )
+    if result.zeroshot_step is not None:
+        zeroshot = result.zeroshot_step
+        message.zeroshot_step.CopyFrom(
+            results_pb2.ZeroShotStepResult(
+                code=zeroshot.code,
+                name=zeroshot.name,
+                confidence=zeroshot.confidence,
+                prompt=zeroshot.prompt,
+            )
+        )
     return message
 
 
@@ -91,6 +109,13 @@ def result_from_proto(message: results_pb2.FrameResult) -> FrameResult:
         segmentation = SegmentationResult(
             tuple(segment_mask_from_proto(mask) for mask in message.segmentation.masks)
         )
+    zeroshot = None
+    if message.HasField("zeroshot_step"):
+        zeroshot = ZeroShotStepResult(
+            code=message.zeroshot_step.code,
+            confidence=message.zeroshot_step.confidence,
+            prompt=message.zeroshot_step.prompt,
+        )
     return FrameResult(
         stream_id=message.stream_id,
         index=message.index,
@@ -101,6 +126,7 @@ def result_from_proto(message: results_pb2.FrameResult) -> FrameResult:
         step=step,
         instruments=instruments,
         segmentation=segmentation,
+        zeroshot_step=zeroshot,
         stale=message.stale,
     )
 
@@ -398,3 +424,92 @@ def prompt_answer_from_proto(message: edge_pb2.PromptResponse) -> PromptAnswer:
         latency_ms=message.latency_ms,
         embedding_cached=message.embedding_cached,
     )
+
+
+def search_request_to_proto(request: SearchRequest) -> edge_pb2.SearchRequest:
+    """The message of a search."""
+    return edge_pb2.SearchRequest(
+        text=request.text,
+        stream_id=request.stream_id,
+        seconds=request.seconds,
+        limit=request.limit,
+    )
+
+
+def search_request_from_proto(message: edge_pb2.SearchRequest) -> SearchRequest:
+    """The search a message asks for (limit 0: the default).
+
+    Raises:
+        ValueError: an empty or over-long text, a bad ``seconds`` or ``limit``.
+    """
+    return SearchRequest(
+        text=message.text,
+        stream_id=message.stream_id,
+        seconds=message.seconds,
+        limit=message.limit or DEFAULT_LIMIT,
+    )
+
+
+def search_answer_to_proto(answer: SearchAnswer) -> edge_pb2.SearchResponse:
+    """The message of a search's answer."""
+    return edge_pb2.SearchResponse(
+        stream_id=answer.stream_id,
+        moments=[
+            edge_pb2.SearchMoment(
+                index=moment.index,
+                pts_ns=moment.pts_ns,
+                start_pts_ns=moment.start_pts_ns,
+                score=moment.score,
+            )
+            for moment in answer.moments
+        ],
+        searched=answer.searched,
+        model=answer.model,
+        latency_ms=answer.latency_ms,
+    )
+
+
+def search_answer_from_proto(message: edge_pb2.SearchResponse) -> SearchAnswer:
+    """The answer a message carries."""
+    return SearchAnswer(
+        stream_id=message.stream_id,
+        moments=tuple(
+            SearchMoment(m.index, m.pts_ns, m.start_pts_ns, m.score) for m in message.moments
+        ),
+        searched=message.searched,
+        model=message.model,
+        latency_ms=message.latency_ms,
+    )
+
+
+def prompt_change_to_proto(change: PromptChange) -> edge_pb2.SetPromptsRequest:
+    """The message of a prompt change."""
+    return edge_pb2.SetPromptsRequest(
+        prompts=prompts_to_proto(change.prompts).prompts, reset=change.reset
+    )
+
+
+def prompt_change_from_proto(message: edge_pb2.SetPromptsRequest) -> PromptChange:
+    """The change a message asks for.
+
+    Raises:
+        ValueError: a step named twice, an unknown code, an empty or over-long text, or no
+            change at all.
+    """
+    codes = [prompt.code for prompt in message.prompts]
+    twice = sorted({code for code in codes if codes.count(code) > 1})
+    if twice:
+        raise ValueError(f"step {twice[0]} is given more than one prompt")
+    return PromptChange({p.code: p.text for p in message.prompts}, reset=message.reset)
+
+
+def prompts_to_proto(prompts: dict[int, str]) -> edge_pb2.SetPromptsResponse:
+    """The message of the prompts in force, in the given order."""
+    return edge_pb2.SetPromptsResponse(
+        prompts=[edge_pb2.StepPrompt(code=code, text=text) for code, text in prompts.items()]
+    )
+
+
+def prompts_from_proto(message: edge_pb2.SetPromptsResponse) -> dict[int, str]:
+    """The prompts in force a message lists: step code -> text, in order."""
+    return {prompt.code: prompt.text for prompt in message.prompts}

@@ -10,6 +10,8 @@
        |                                              privacy gate, PitVis CSVs, publish (gRPC)
        |--video (latest, at the segmenter's rate)--> segmentation (shared) --masks--> overlay,
        |                                                                   publish (gRPC)
+       |--video (latest, at the clip rate)--> videotext (shared) --results--> publish (gRPC)
+       |                                          (zero-shot steps; clips kept for Search)
        '--tap: the segmenter's frame memory (client prompts on recent frames)
 
 A stream without a sink that shows or records its video has no overlay at all: nobody would
@@ -40,6 +42,8 @@ from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.instrument_classifier import InstrumentClassifier
 from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import SegmenterModel
+from orstream.edge.models.video_text_model import VideoTextModel
+from orstream.edge.models.video_text_runner import VideoTextRunner
 from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.edge.operators.overlay import OverlayOp
 from orstream.edge.operators.pitvis_writer import PitvisResultsWriter, video_number_of
@@ -48,6 +52,7 @@ from orstream.edge.operators.results import PitvisWriterOp, PublishOp
 from orstream.edge.operators.segmentation import SegmentationOp
 from orstream.edge.operators.sink import SinkOp, SinkOpener
 from orstream.edge.operators.source import SourceOp, UnavailableSource
+from orstream.edge.operators.videotext import VideoTextOp
 from orstream.edge.operators.workflow import WorkflowOp
 from orstream.edge.overlay import Annotator, HudAnnotator, MasksAnnotator, NoSignalMarker, Overlay
 from orstream.edge.service.result_hub import ResultHub
@@ -158,6 +163,7 @@ class EdgeApp:
         self.streams: dict[str, Stream] = {}
         self.workflow: WorkflowOp | None = None
         self.segmentation: SegmentationOp | None = None
+        self.videotext: VideoTextOp | None = None
         self._given_sources = dict(sources or {})
         self._extra_sinks = dict(sinks or {})
         self._given_workflow = workflow
@@ -172,11 +178,14 @@ class EdgeApp:
         config = self.config
         self.workflow = self._workflow()
         self.segmentation = self._segmentation()
+        self.videotext = self._videotext()
         publish = PublishOp(self.hub)
         if self.workflow is not None:
             self.graph.add_flow(self.workflow, publish, "results")
         if self.segmentation is not None:
             self.graph.add_flow(self.segmentation, publish, {"masks": "results"})
+        if self.videotext is not None:
+            self.graph.add_flow(self.videotext, publish, "results")
         for stream_config in config.streams:
             stream = self._open_stream(stream_config)
             source, stream_id = stream.source, stream.stream_id
@@ -191,6 +200,8 @@ class EdgeApp:
             if self.segmentation is not None:
                 self.graph.add_flow(source, self.segmentation, {"video": "frames"})
                 self.graph.add_tap(source, "video", self.segmentation.prompter.remember)
+            if self.videotext is not None:
+                self.graph.add_flow(source, self.videotext, {"video": "frames"})
             self._video_path(stream, stream_config, live)
             if config.results is not None and self.workflow is not None:
                 folder = per_stream(
@@ -387,6 +398,15 @@ class EdgeApp:
         )
         return SegmentationOp(prompter, masks, config.rate_hz)
 
+    def _videotext(self) -> VideoTextOp | None:
+        config = self.config.videotext
+        if config is None:
+            return None
+        package = load_package(config.package)
+        runner = VideoTextRunner.load(package, config.device, config.backends)
+        prepare_batches(runner.clip_backend, package)
+        return VideoTextOp(VideoTextModel(runner, config.rate_hz, config.keep_s))
+
     # -- running --------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -445,6 +465,11 @@ class EdgeApp:
         ]
 
     @property
+    def video_text(self) -> VideoTextModel | None:
+        """What answers gRPC searches and prompt changes (None without a video-text model)."""
+        return None if self.videotext is None else self.videotext.model
+
+    @property
     def prompter(self) -> FramePrompter | None:
         """What answers gRPC prompts (None without a segmenter)."""
         return None if self.segmentation is None else self.segmentation.prompter
@@ -460,7 +485,9 @@ class EdgeApp:
             return
         with self._health_lock:
             up = {stream_id: s.source.stream_state() in UP for stream_id, s in self.streams.items()}
-            models = [op for op in (self.workflow, self.segmentation) if op is not None]
+            models = [
+                op for op in (self.workflow, self.segmentation, self.videotext) if op is not None
+            ]
             serving = not any(op.state == "failed" for op in models) and any(up.values())
             for stream_id, stream_up in up.items():
                 if self.on_stream_health is not None and self._told.get(stream_id) != stream_up:
@@ -480,6 +507,8 @@ class EdgeApp:
             models += self.workflow.model_status(streams)
         if self.segmentation is not None:
             models += self.segmentation.model_status(streams)
+        if self.videotext is not None:
+            models += self.videotext.model_status(streams)
         stages = []
         for op, status in zip(self.graph.operators.values(), self.graph.status(), strict=True):
             # A source's own drops: frames a live source skipped because nobody kept up.

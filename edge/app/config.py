@@ -17,6 +17,8 @@ beside the path given. Example::
       package: /opt/orstream/packages/imis_segmenter
       classifier: /opt/orstream/packages/instrument_classifier
       rate_hz: 2
+    videotext:
+      package: /opt/orstream/packages/ophclip
     overlay:
       stale_after_ms: 250
     record:
@@ -229,6 +231,19 @@ class SegmentationConfig(_BackendChoice):
     )
 
 
+class VideoTextConfig(_BackendChoice):
+    """Zero-shot steps, ``Search`` and ``SetPrompts`` over gRPC from a video-text package; its
+    clip encoder and text encoder each run on the first backend of ``backends`` that works."""
+
+    package: Path
+    rate_hz: float | None = Field(
+        default=None, gt=0, description="frames per second to embed (default: the card's)"
+    )
+    keep_s: float = Field(
+        default=3600.0, gt=0, description="seconds of each stream's clips kept for Search"
+    )
+
+
 class OverlayConfig(_Section):
     enabled: bool = True
     stale_after_ms: float = Field(default=250.0, ge=0)
@@ -405,6 +420,7 @@ class EdgeConfig(_Section):
     sources: tuple[SourceConfig, ...] = ()
     model: ModelConfig | None = None
     segmentation: SegmentationConfig | None = None
+    videotext: VideoTextConfig | None = None
     overlay: OverlayConfig = OverlayConfig()
     record: RecordConfig | None = None
     rtsp: RtspConfig | None = None
@@ -481,6 +497,9 @@ def _relative_to(config: EdgeConfig, folder: Path) -> EdgeConfig:
         updates["record"] = config.record.model_copy(update={"path": fix(config.record.path)})
     if config.results is not None:
         updates["results"] = config.results.model_copy(update={"dir": fix(config.results.dir)})
+    if config.videotext is not None:
+        videotext = config.videotext
+        updates["videotext"] = videotext.model_copy(update={"package": fix(videotext.package)})
     if config.audit is not None:
         updates["audit"] = config.audit.model_copy(update={"path": fix(config.audit.path)})
     if config.segmentation is not None:

@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--segmentation-rate", type=float, metavar="HZ", help="frames per second to segment"
     )
     parser.add_argument(
+        "--videotext",
+        type=Path,
+        metavar="PKG",
+        help="video-text package: zero-shot steps in the results, Search and SetPrompts over gRPC",
+    )
+    parser.add_argument(
         "--grpc", metavar="HOST:PORT", help="gRPC address (default 127.0.0.1:50051)"
     )
     parser.add_argument("--no-grpc", action="store_true", help="do not serve the gRPC API")
@@ -129,6 +135,8 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data["model"] = {**data.get("model", {}), "package": args.model}
     if args.segmenter is not None:
         data["segmentation"] = {**data.get("segmentation", {}), "package": args.segmenter}
+    if args.videotext is not None:
+        data["videotext"] = {**data.get("videotext", {}), "package": args.videotext}
     for option, key, value in (
         ("--segmentation-rate", "rate_hz", args.segmentation_rate),
         ("--classifier", "classifier", args.classifier),

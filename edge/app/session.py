@@ -188,6 +188,7 @@ def run_edge(
             reflection=config.grpc.reflection,
             max_message_bytes=int(config.grpc.max_message_mb * 1024 * 1024),
             prompter=app.prompter,
+            video_text=app.video_text,
             max_prompts=config.grpc.max_prompts,
             max_subscribers_per_client=config.grpc.max_subscribers_per_client,
             tokens=None if config.grpc.tokens is None else Tokens.load(config.grpc.tokens),

@@ -8,9 +8,9 @@ prompts and search texts. No step label is ever trained on: the zero-shot step o
 step whose prompt embedding is nearest, as a softmax over the card's scaled cosine similarities,
 smoothed online per stream as the recognizer's step is.
 
-Prompts (one text per step) start as the package's and can be replaced at run time
-(:meth:`VideoTextRunner.set_prompts`); a text that is empty or longer than the text encoder
-takes is refused with one clear line and changes nothing.
+Prompts (one text per step) start as the package's and can be replaced at run time, or reset
+to the package's (:meth:`VideoTextRunner.set_prompts`); a text that is empty or longer than
+the text encoder takes is refused with one clear line and changes nothing.
 """
 
 from __future__ import annotations
@@ -160,14 +160,16 @@ class VideoTextRunner:
                 rows.append(self.text_backend.infer(feeds)[TEXT_OUTPUT])
         return np.concatenate(rows).astype(np.float32)
 
-    def set_prompts(self, changes: Mapping[int, str]) -> Prompts:
-        """Replace the prompts of the steps ``changes`` names (code -> text); the others stay.
+    def set_prompts(self, changes: Mapping[int, str], reset: bool = False) -> Prompts:
+        """Replace the prompts of the steps ``changes`` names (code -> text); the others keep
+        theirs, or the package's with ``reset``. All or nothing: the prompts in force change
+        only once every text is embedded.
 
         Raises:
             OrstreamError: no change, a code that is not one of the package's steps, or a text
                 :meth:`embed_texts` refuses; the prompts in force are unchanged then.
         """
-        if not changes:
+        if not changes and not reset:
             raise OrstreamError("no prompt to set")
         unknown = sorted(set(changes) - set(self.codes))
         if unknown:
@@ -175,21 +177,17 @@ class VideoTextRunner:
                 f"no step {unknown[0]} among the package's steps "
                 f"({', '.join(str(c) for c in self.codes)})"
             )
-        codes = list(changes)
-        embedded = self.embed_texts([changes[code] for code in codes])
-        current = self._prompts
-        texts = list(current.texts)
-        embeddings = current.embeddings.copy()
-        for code, row in zip(codes, embedded, strict=True):
-            index = self.codes.index(code)
-            texts[index] = changes[code]
-            embeddings[index] = row
+        base = self._default if reset else self._prompts
+        texts = list(base.texts)
+        embeddings = base.embeddings.copy()
+        if changes:
+            codes = list(changes)
+            embedded = self.embed_texts([changes[code] for code in codes])
+            for code, row in zip(codes, embedded, strict=True):
+                index = self.codes.index(code)
+                texts[index] = changes[code]
+                embeddings[index] = row
         self._prompts = Prompts(self.codes, tuple(texts), embeddings)
-        return self._prompts
-
-    def reset_prompts(self) -> Prompts:
-        """Back to the package's prompts."""
-        self._prompts = self._default
         return self._prompts
 
     def reset(self, stream: str = "") -> None:

@@ -23,6 +23,8 @@ METHOD_ROLES = {
     "EdgeService/Subscribe": "viewer",
     "EdgeService/GetTimeline": "viewer",
     "EdgeService/Prompt": "operator",
+    "EdgeService/Search": "viewer",
+    "EdgeService/SetPrompts": "operator",
 }
 OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 """Methods under these prefixes need no token."""

@@ -20,9 +20,13 @@ REQUEST_LIMITS = {
     "EdgeService/GetTimeline": 1024,
     "EdgeService/Subscribe": 8 * 1024,
     "EdgeService/Prompt": 16 * 1024,
+    "EdgeService/Search": 16 * 1024,
+    "EdgeService/SetPrompts": 64 * 1024,
 }
-"""Bytes per request by method: ten times what the largest valid request needs (a prompt:
-a stream id, 32 clicks, a box and every class name of the segmenter)."""
+"""Bytes per request by method: about ten times what the largest valid request needs (a
+prompt: a stream id, 32 clicks, a box and every class name of the segmenter; a search: one
+text of at most 1000 characters; new prompts: one such text for each of the 15 steps,
+held to four times it)."""
 
 
 class _TooLarge:

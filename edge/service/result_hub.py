@@ -97,6 +97,7 @@ class Subscription:
             step=result.step if "step" in self._kinds else None,
             instruments=result.instruments if "instruments" in self._kinds else None,
             segmentation=result.segmentation if "segmentation" in self._kinds else None,
+            zeroshot_step=result.zeroshot_step if "zeroshot_step" in self._kinds else None,
         )
 
 

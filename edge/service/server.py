@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from orstream.edge.models.frame_prompter import FramePrompter
+from orstream.edge.models.video_text_model import VideoTextModel
 from orstream.edge.service.audit import AuditLog
 from orstream.edge.service.auth import TokenAuth
 from orstream.edge.service.message_limits import MessageLimits
@@ -89,6 +90,7 @@ class EdgeGrpcServer:
             principal, or a peer host without tokens: :mod:`orstream.edge.service.caller`).
         subscriber_buffer: results buffered per subscriber before its oldest is dropped.
         prompter: answers ``Prompt`` on recent frames (None: no segmenter).
+        video_text: answers ``Search`` and ``SetPrompts`` (None: no video-text model).
         max_prompts: ``Prompt`` calls worked on at once; more are refused at once with
             RESOURCE_EXHAUSTED (fewer than the server threads kept for unary calls, so
             ``GetStatus`` and health always find one).
@@ -110,6 +112,7 @@ class EdgeGrpcServer:
         max_subscribers_per_client: int = 4,
         subscriber_buffer: int = 64,
         prompter: FramePrompter | None = None,
+        video_text: VideoTextModel | None = None,
         max_prompts: int = MAX_PROMPTS,
         tokens: Tokens | None = None,
         tls: ServerTls | None = None,
@@ -130,6 +133,7 @@ class EdgeGrpcServer:
             prompter,
             max_prompts,
             max_subscribers_per_client,
+            video_text,
         )
         self._health = health.HealthServicer()
         auth = tokens is not None or audit is not None

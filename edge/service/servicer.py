@@ -1,21 +1,27 @@
-"""``orstream.v1.EdgeService``: a thin gRPC layer over the result hub, the runtime status and
-the frame prompter."""
+"""``orstream.v1.EdgeService``: a thin gRPC layer over the result hub, the runtime status, the
+frame prompter and the video-text model."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import grpc
 
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter, PromptCancelled
 from orstream.edge.models.segmenter_model import PromptError
+from orstream.edge.models.video_text_model import TextRefused, UnknownStream, VideoTextModel
 from orstream.edge.service.caller import caller
 from orstream.edge.service.result_hub import ResultHub, Subscription
 from orstream.errors import quoted
 from orstream.proto.convert import (
     prompt_answer_to_proto,
+    prompt_change_from_proto,
     prompt_request_from_proto,
+    prompts_to_proto,
+    search_answer_to_proto,
+    search_request_from_proto,
     status_to_proto,
     subscribe_request_from_proto,
     subscribe_response_to_proto,
@@ -54,6 +60,8 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         max_prompts: ``Prompt`` calls worked on at once; more are refused at once.
         max_per_client: ``Subscribe`` streams one caller may hold at once
             (:func:`~orstream.edge.service.caller.caller`).
+        video_text: answers ``Search`` and ``SetPrompts`` (None: no video-text model);
+            ``max_prompts`` of each are worked on at once.
     """
 
     def __init__(
@@ -65,8 +73,11 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         prompter: FramePrompter | None = None,
         max_prompts: int = 2,
         max_per_client: int = 4,
+        video_text: VideoTextModel | None = None,
     ) -> None:
         self._hub = hub
+        self._video_text = video_text
+        self._searching = threading.BoundedSemaphore(max_prompts)
         self._max_per_client = max_per_client
         self._holders: dict[Subscription, str] = {}
         self._max_prompts = max_prompts
@@ -168,6 +179,60 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         finally:
             self._prompting.release()
         return prompt_answer_to_proto(answer)
+
+    def Search(
+        self, request: edge_pb2.SearchRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.SearchResponse:
+        model = self._video_text_model(context)
+        try:
+            asked = search_request_from_proto(request)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
+        with self._busy(context):
+            try:
+                answer = model.search(asked)
+            except TextRefused as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
+            except UnknownStream as error:
+                context.abort(grpc.StatusCode.NOT_FOUND, details(error))
+        return search_answer_to_proto(answer)
+
+    def SetPrompts(
+        self, request: edge_pb2.SetPromptsRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.SetPromptsResponse:
+        model = self._video_text_model(context)
+        try:
+            change = prompt_change_from_proto(request)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
+        with self._busy(context):
+            try:
+                prompts = model.set_prompts(change)
+            except TextRefused as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
+        return prompts_to_proto(prompts)
+
+    def _video_text_model(self, context: grpc.ServicerContext) -> VideoTextModel:
+        if self._video_text is None:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this runtime runs no video-text model (add a videotext section to its config)",
+            )
+            raise AssertionError("abort raises")
+        return self._video_text
+
+    @contextmanager
+    def _busy(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """Hold one of the text calls' places for the call, or refuse it at once."""
+        if not self._searching.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self._max_prompts} text requests are being worked on; try again shortly",
+            )
+        try:
+            yield
+        finally:
+            self._searching.release()
 
     def close(self) -> None:
         """End every open subscription (its client sees the stream end) and refuse new ones."""

@@ -18,10 +18,18 @@ from orstream.proto.convert import (
     latency_to_proto,
     prompt_answer_from_proto,
     prompt_answer_to_proto,
+    prompt_change_from_proto,
+    prompt_change_to_proto,
     prompt_request_from_proto,
     prompt_request_to_proto,
+    prompts_from_proto,
+    prompts_to_proto,
     result_from_proto,
     result_to_proto,
+    search_answer_from_proto,
+    search_answer_to_proto,
+    search_request_from_proto,
+    search_request_to_proto,
     segment_from_proto,
     segment_mask_from_proto,
     segment_mask_to_proto,
@@ -45,9 +53,11 @@ from orstream.results import (
     SegmentationResult,
     SegmentMask,
     StepResult,
+    ZeroShotStepResult,
 )
 from orstream.status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.step_timeline import StepSegment
+from orstream.video_search import PromptChange, SearchAnswer, SearchMoment, SearchRequest
 
 M = TypeVar("M", bound=Message)
 
@@ -77,6 +87,7 @@ def full_result() -> FrameResult:
         step=StepResult(code=5, confidence=0.8731, out_of_patient=0.0625),
         instruments=InstrumentResult(slots=(16, 8), present=((16, 0.91), (8, 0.55))),
         segmentation=SegmentationResult((mask(), mask(101, "sella"), EMPTY_MASK)),
+        zeroshot_step=ZeroShotStepResult(7, 0.4375, "Surgical step: synthetic graft placement."),
         stale=True,
     )
 
@@ -86,6 +97,7 @@ def test_frame_result_round_trips_with_readable_names() -> None:
     message = result_to_proto(result)
     assert message.step.name == "sellotomy"
     assert [p.name for p in message.instruments.present] == ["suction", "kerrisons"]
+    assert message.zeroshot_step.name == "synthetic_graft_placement"
     assert result_from_proto(wire(message)) == result
 
 
@@ -98,15 +110,53 @@ def test_frame_result_round_trips_with_readable_names() -> None:
             "cam0", 8, 5, 1, 2, ("m@1",), instruments=InstrumentResult(slots=(0, -2), present=())
         ),
         FrameResult("cam0", 9, 5, 1, 2, ("m@1",), segmentation=SegmentationResult(())),
+        FrameResult("cam0", 9, 5, 1, 2, ("v@1",), zeroshot_step=ZeroShotStepResult(-1, 0.5, "x")),
     ],
-    ids=["no-kinds", "step-only-out-of-patient", "instruments-none-visible", "no-masks"],
+    ids=[
+        "no-kinds",
+        "step-only-out-of-patient",
+        "instruments-none-visible",
+        "no-masks",
+        "zeroshot-only",
+    ],
 )
 def test_missing_kinds_stay_missing(result: FrameResult) -> None:
     message = wire(result_to_proto(result))
     assert message.HasField("step") == (result.step is not None)
     assert message.HasField("instruments") == (result.instruments is not None)
     assert message.HasField("segmentation") == (result.segmentation is not None)
+    assert message.HasField("zeroshot_step") == (result.zeroshot_step is not None)
     assert result_from_proto(message) == result
+
+
+def test_searches_and_their_answers_round_trip() -> None:
+    request = SearchRequest("the suction near the sella", stream_id="endo", seconds=90, limit=3)
+    assert search_request_from_proto(wire(search_request_to_proto(request))) == request
+    default = search_request_from_proto(edge_pb2.SearchRequest(text="suction"))
+    assert (default.limit, default.seconds, default.stream_id) == (5, 0.0, "")
+    answer = SearchAnswer(
+        "endo",
+        (SearchMoment(40, 5 * 10**9, 0, 0.625), SearchMoment(90, 20 * 10**9, 11 * 10**9, -0.25)),
+        searched=12,
+        model="ophclip_small@abc",
+        latency_ms=3.5,
+    )
+    assert search_answer_from_proto(wire(search_answer_to_proto(answer))) == answer
+    with pytest.raises(ValueError, match="the search text is empty"):
+        search_request_from_proto(edge_pb2.SearchRequest(text="  "))
+
+
+def test_prompt_changes_and_the_prompts_in_force_round_trip() -> None:
+    change = PromptChange({3: "the sphenoid is opened", -1: "the scope is outside"}, reset=True)
+    assert prompt_change_from_proto(wire(prompt_change_to_proto(change))) == change
+    prompts = {-1: "outside", 1: "nasal corridor", 2: "septum"}
+    back = prompts_from_proto(wire(prompts_to_proto(prompts)))
+    assert back == prompts and list(back) == [-1, 1, 2]
+    twice = edge_pb2.SetPromptsRequest(
+        prompts=[edge_pb2.StepPrompt(code=3, text="a"), edge_pb2.StepPrompt(code=3, text="b")]
+    )
+    with pytest.raises(ValueError, match="step 3 is given more than one prompt"):
+        prompt_change_from_proto(twice)
 
 
 def test_segment_masks_round_trip_and_a_corrupt_one_is_refused() -> None:

@@ -187,3 +187,63 @@ class PromptResponse(_message.Message):
     latency_ms: float
     embedding_cached: bool
     def __init__(self, stream_id: _Optional[str] = ..., index: _Optional[int] = ..., pts_ns: _Optional[int] = ..., masks: _Optional[_Iterable[_Union[_results_pb2.SegmentMask, _Mapping]]] = ..., model: _Optional[str] = ..., latency_ms: _Optional[float] = ..., embedding_cached: _Optional[bool] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("text", "stream_id", "seconds", "limit")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    stream_id: str
+    seconds: float
+    limit: int
+    def __init__(self, text: _Optional[str] = ..., stream_id: _Optional[str] = ..., seconds: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SearchMoment(_message.Message):
+    __slots__ = ("index", "pts_ns", "start_pts_ns", "score")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PTS_NS_FIELD_NUMBER: _ClassVar[int]
+    START_PTS_NS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    pts_ns: int
+    start_pts_ns: int
+    score: float
+    def __init__(self, index: _Optional[int] = ..., pts_ns: _Optional[int] = ..., start_pts_ns: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("stream_id", "moments", "searched", "model", "latency_ms")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    MOMENTS_FIELD_NUMBER: _ClassVar[int]
+    SEARCHED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    moments: _containers.RepeatedCompositeFieldContainer[SearchMoment]
+    searched: int
+    model: str
+    latency_ms: float
+    def __init__(self, stream_id: _Optional[str] = ..., moments: _Optional[_Iterable[_Union[SearchMoment, _Mapping]]] = ..., searched: _Optional[int] = ..., model: _Optional[str] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+
+class StepPrompt(_message.Message):
+    __slots__ = ("code", "text")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    text: str
+    def __init__(self, code: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class SetPromptsRequest(_message.Message):
+    __slots__ = ("prompts", "reset")
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    prompts: _containers.RepeatedCompositeFieldContainer[StepPrompt]
+    reset: bool
+    def __init__(self, prompts: _Optional[_Iterable[_Union[StepPrompt, _Mapping]]] = ..., reset: _Optional[bool] = ...) -> None: ...
+
+class SetPromptsResponse(_message.Message):
+    __slots__ = ("prompts",)
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    prompts: _containers.RepeatedCompositeFieldContainer[StepPrompt]
+    def __init__(self, prompts: _Optional[_Iterable[_Union[StepPrompt, _Mapping]]] = ...) -> None: ...

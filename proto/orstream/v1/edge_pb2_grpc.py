@@ -54,6 +54,16 @@ class EdgeServiceStub:
                 request_serializer=orstream_dot_v1_dot_edge__pb2.PromptRequest.SerializeToString,
                 response_deserializer=orstream_dot_v1_dot_edge__pb2.PromptResponse.FromString,
                 _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/orstream.v1.EdgeService/Search',
+                request_serializer=orstream_dot_v1_dot_edge__pb2.SearchRequest.SerializeToString,
+                response_deserializer=orstream_dot_v1_dot_edge__pb2.SearchResponse.FromString,
+                _registered_method=True)
+        self.SetPrompts = channel.unary_unary(
+                '/orstream.v1.EdgeService/SetPrompts',
+                request_serializer=orstream_dot_v1_dot_edge__pb2.SetPromptsRequest.SerializeToString,
+                response_deserializer=orstream_dot_v1_dot_edge__pb2.SetPromptsResponse.FromString,
+                _registered_method=True)
 
 
 class EdgeServiceServicer:
@@ -95,6 +105,26 @@ class EdgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Search(self, request, context):
+        """The moments of a stream's recent video whose clip embeddings best match a text, best first
+        (the runtime keeps the embeddings of every clip of the last minutes, never the frames).
+        INVALID_ARGUMENT for an empty or too long text or a bad limit; NOT_FOUND for an unknown
+        stream; FAILED_PRECONDITION when the runtime has no video-text model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPrompts(self, request, context):
+        """Replace the text prompts zero-shot steps are named by (the others stay), or go back to the
+        package's; answers the prompts now in force. INVALID_ARGUMENT for an unknown step code or
+        an empty or too long text (nothing changes then); FAILED_PRECONDITION without a video-text
+        model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -117,6 +147,16 @@ def add_EdgeServiceServicer_to_server(servicer, server):
                     servicer.Prompt,
                     request_deserializer=orstream_dot_v1_dot_edge__pb2.PromptRequest.FromString,
                     response_serializer=orstream_dot_v1_dot_edge__pb2.PromptResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=orstream_dot_v1_dot_edge__pb2.SearchRequest.FromString,
+                    response_serializer=orstream_dot_v1_dot_edge__pb2.SearchResponse.SerializeToString,
+            ),
+            'SetPrompts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPrompts,
+                    request_deserializer=orstream_dot_v1_dot_edge__pb2.SetPromptsRequest.FromString,
+                    response_serializer=orstream_dot_v1_dot_edge__pb2.SetPromptsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +267,60 @@ class EdgeService:
             '/orstream.v1.EdgeService/Prompt',
             orstream_dot_v1_dot_edge__pb2.PromptRequest.SerializeToString,
             orstream_dot_v1_dot_edge__pb2.PromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orstream.v1.EdgeService/Search',
+            orstream_dot_v1_dot_edge__pb2.SearchRequest.SerializeToString,
+            orstream_dot_v1_dot_edge__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPrompts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orstream.v1.EdgeService/SetPrompts',
+            orstream_dot_v1_dot_edge__pb2.SetPromptsRequest.SerializeToString,
+            orstream_dot_v1_dot_edge__pb2.SetPromptsResponse.FromString,
             options,
             channel_credentials,
             insecure,

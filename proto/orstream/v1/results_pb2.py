@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19orstream/v1/results.proto\x12\x0borstream.v1\"T\n\nStepResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x16\n\x0eout_of_patient\x18\x04 \x01(\x01\"E\n\x12InstrumentPresence\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\"b\n\x10InstrumentResult\x12\r\n\x05slot1\x18\x01 \x01(\x05\x12\r\n\x05slot2\x18\x02 \x01(\x05\x12\x30\n\x07present\x18\x03 \x03(\x0b\x32\x1f.orstream.v1.InstrumentPresence\"<\n\x07MaskRle\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x12\n\x06\x63ounts\x18\x03 \x03(\rB\x02\x10\x01\"\x8c\x01\n\x0bSegmentMask\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\"\n\x04mask\x18\x04 \x01(\x0b\x32\x14.orstream.v1.MaskRle\x12\n\n\x02x0\x18\x05 \x01(\x05\x12\n\n\x02y0\x18\x06 \x01(\x05\x12\n\n\x02x1\x18\x07 \x01(\x05\x12\n\n\x02y1\x18\x08 \x01(\x05\"=\n\x12SegmentationResult\x12\'\n\x05masks\x18\x01 \x03(\x0b\x32\x18.orstream.v1.SegmentMask\"\x99\x02\n\x0b\x46rameResult\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06pts_ns\x18\x03 \x01(\x03\x12\x12\n\ncapture_ns\x18\x04 \x01(\x03\x12\x13\n\x0bproduced_ns\x18\x05 \x01(\x03\x12\x0e\n\x06models\x18\x06 \x03(\t\x12%\n\x04step\x18\x07 \x01(\x0b\x32\x17.orstream.v1.StepResult\x12\x32\n\x0binstruments\x18\x08 \x01(\x0b\x32\x1d.orstream.v1.InstrumentResult\x12\r\n\x05stale\x18\t \x01(\x08\x12\x35\n\x0csegmentation\x18\n \x01(\x0b\x32\x1f.orstream.v1.SegmentationResult\"{\n\x0bStepSegment\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bstart_index\x18\x03 \x01(\x03\x12\x11\n\tend_index\x18\x04 \x01(\x03\x12\x14\n\x0cstart_pts_ns\x18\x05 \x01(\x03\x12\x12\n\nend_pts_ns\x18\x06 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19orstream/v1/results.proto\x12\x0borstream.v1\"T\n\nStepResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x16\n\x0eout_of_patient\x18\x04 \x01(\x01\"T\n\x12ZeroShotStepResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x0e\n\x06prompt\x18\x04 \x01(\t\"E\n\x12InstrumentPresence\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\"b\n\x10InstrumentResult\x12\r\n\x05slot1\x18\x01 \x01(\x05\x12\r\n\x05slot2\x18\x02 \x01(\x05\x12\x30\n\x07present\x18\x03 \x03(\x0b\x32\x1f.orstream.v1.InstrumentPresence\"<\n\x07MaskRle\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x12\n\x06\x63ounts\x18\x03 \x03(\rB\x02\x10\x01\"\x8c\x01\n\x0bSegmentMask\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\"\n\x04mask\x18\x04 \x01(\x0b\x32\x14.orstream.v1.MaskRle\x12\n\n\x02x0\x18\x05 \x01(\x05\x12\n\n\x02y0\x18\x06 \x01(\x05\x12\n\n\x02x1\x18\x07 \x01(\x05\x12\n\n\x02y1\x18\x08 \x01(\x05\"=\n\x12SegmentationResult\x12\'\n\x05masks\x18\x01 \x03(\x0b\x32\x18.orstream.v1.SegmentMask\"\xd1\x02\n\x0b\x46rameResult\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06pts_ns\x18\x03 \x01(\x03\x12\x12\n\ncapture_ns\x18\x04 \x01(\x03\x12\x13\n\x0bproduced_ns\x18\x05 \x01(\x03\x12\x0e\n\x06models\x18\x06 \x03(\t\x12%\n\x04step\x18\x07 \x01(\x0b\x32\x17.orstream.v1.StepResult\x12\x32\n\x0binstruments\x18\x08 \x01(\x0b\x32\x1d.orstream.v1.InstrumentResult\x12\r\n\x05stale\x18\t \x01(\x08\x12\x35\n\x0csegmentation\x18\n \x01(\x0b\x32\x1f.orstream.v1.SegmentationResult\x12\x36\n\rzeroshot_step\x18\x0b \x01(\x0b\x32\x1f.orstream.v1.ZeroShotStepResult\"{\n\x0bStepSegment\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bstart_index\x18\x03 \x01(\x03\x12\x11\n\tend_index\x18\x04 \x01(\x03\x12\x14\n\x0cstart_pts_ns\x18\x05 \x01(\x03\x12\x12\n\nend_pts_ns\x18\x06 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,18 +35,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MASKRLE'].fields_by_name['counts']._serialized_options = b'\020\001'
   _globals['_STEPRESULT']._serialized_start=42
   _globals['_STEPRESULT']._serialized_end=126
-  _globals['_INSTRUMENTPRESENCE']._serialized_start=128
-  _globals['_INSTRUMENTPRESENCE']._serialized_end=197
-  _globals['_INSTRUMENTRESULT']._serialized_start=199
-  _globals['_INSTRUMENTRESULT']._serialized_end=297
-  _globals['_MASKRLE']._serialized_start=299
-  _globals['_MASKRLE']._serialized_end=359
-  _globals['_SEGMENTMASK']._serialized_start=362
-  _globals['_SEGMENTMASK']._serialized_end=502
-  _globals['_SEGMENTATIONRESULT']._serialized_start=504
-  _globals['_SEGMENTATIONRESULT']._serialized_end=565
-  _globals['_FRAMERESULT']._serialized_start=568
-  _globals['_FRAMERESULT']._serialized_end=849
-  _globals['_STEPSEGMENT']._serialized_start=851
-  _globals['_STEPSEGMENT']._serialized_end=974
+  _globals['_ZEROSHOTSTEPRESULT']._serialized_start=128
+  _globals['_ZEROSHOTSTEPRESULT']._serialized_end=212
+  _globals['_INSTRUMENTPRESENCE']._serialized_start=214
+  _globals['_INSTRUMENTPRESENCE']._serialized_end=283
+  _globals['_INSTRUMENTRESULT']._serialized_start=285
+  _globals['_INSTRUMENTRESULT']._serialized_end=383
+  _globals['_MASKRLE']._serialized_start=385
+  _globals['_MASKRLE']._serialized_end=445
+  _globals['_SEGMENTMASK']._serialized_start=448
+  _globals['_SEGMENTMASK']._serialized_end=588
+  _globals['_SEGMENTATIONRESULT']._serialized_start=590
+  _globals['_SEGMENTATIONRESULT']._serialized_end=651
+  _globals['_FRAMERESULT']._serialized_start=654
+  _globals['_FRAMERESULT']._serialized_end=991
+  _globals['_STEPSEGMENT']._serialized_start=993
+  _globals['_STEPSEGMENT']._serialized_end=1116
 # @@protoc_insertion_point(module_scope)

@@ -21,6 +21,18 @@ class StepResult(_message.Message):
     out_of_patient: float
     def __init__(self, code: _Optional[int] = ..., name: _Optional[str] = ..., confidence: _Optional[float] = ..., out_of_patient: _Optional[float] = ...) -> None: ...
 
+class ZeroShotStepResult(_message.Message):
+    __slots__ = ("code", "name", "confidence", "prompt")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    name: str
+    confidence: float
+    prompt: str
+    def __init__(self, code: _Optional[int] = ..., name: _Optional[str] = ..., confidence: _Optional[float] = ..., prompt: _Optional[str] = ...) -> None: ...
+
 class InstrumentPresence(_message.Message):
     __slots__ = ("code", "name", "probability")
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -78,7 +90,7 @@ class SegmentationResult(_message.Message):
     def __init__(self, masks: _Optional[_Iterable[_Union[SegmentMask, _Mapping]]] = ...) -> None: ...
 
 class FrameResult(_message.Message):
-    __slots__ = ("stream_id", "index", "pts_ns", "capture_ns", "produced_ns", "models", "step", "instruments", "stale", "segmentation")
+    __slots__ = ("stream_id", "index", "pts_ns", "capture_ns", "produced_ns", "models", "step", "instruments", "stale", "segmentation", "zeroshot_step")
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     PTS_NS_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +101,7 @@ class FrameResult(_message.Message):
     INSTRUMENTS_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    ZEROSHOT_STEP_FIELD_NUMBER: _ClassVar[int]
     stream_id: str
     index: int
     pts_ns: int
@@ -99,7 +112,8 @@ class FrameResult(_message.Message):
     instruments: InstrumentResult
     stale: bool
     segmentation: SegmentationResult
-    def __init__(self, stream_id: _Optional[str] = ..., index: _Optional[int] = ..., pts_ns: _Optional[int] = ..., capture_ns: _Optional[int] = ..., produced_ns: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., step: _Optional[_Union[StepResult, _Mapping]] = ..., instruments: _Optional[_Union[InstrumentResult, _Mapping]] = ..., stale: _Optional[bool] = ..., segmentation: _Optional[_Union[SegmentationResult, _Mapping]] = ...) -> None: ...
+    zeroshot_step: ZeroShotStepResult
+    def __init__(self, stream_id: _Optional[str] = ..., index: _Optional[int] = ..., pts_ns: _Optional[int] = ..., capture_ns: _Optional[int] = ..., produced_ns: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., step: _Optional[_Union[StepResult, _Mapping]] = ..., instruments: _Optional[_Union[InstrumentResult, _Mapping]] = ..., stale: _Optional[bool] = ..., segmentation: _Optional[_Union[SegmentationResult, _Mapping]] = ..., zeroshot_step: _Optional[_Union[ZeroShotStepResult, _Mapping]] = ...) -> None: ...
 
 class StepSegment(_message.Message):
     __slots__ = ("code", "name", "start_index", "end_index", "start_pts_ns", "end_pts_ns")

@@ -24,6 +24,7 @@ from orstream.streams.phantom.source import PhantomSource
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
 from orstream.streams.sinks.memory import MemorySink
 from orstream.streams.sources.video_file import probe_video
+from orstream.video_search import SearchRequest
 
 SECONDS = 6
 
@@ -371,3 +372,36 @@ def test_no_signal_frames_go_to_every_sink_of_a_live_stream_and_the_watched_ones
         assert sinks["rtsp"].inputs["no_signal"]
         assert bool(sinks["record"].inputs["no_signal"]) is recorded
         app.close()
+
+
+def test_a_video_text_model_adds_zero_shot_steps_and_searchable_clips(
+    phantom_mp4: Path, random_workflow_package: Path, random_videotext_package: Path
+) -> None:
+    hub = ResultHub()
+    subscription = hub.subscribe()  # the default kinds include the zero-shot step
+    config = parse_config(
+        {
+            "source": {"uri": str(phantom_mp4), "stream_id": "case"},
+            "model": {"package": str(random_workflow_package), "rate_hz": 2},
+            "videotext": {"package": str(random_videotext_package), "rate_hz": 1},
+        },
+        "test",
+    )
+    app = EdgeApp(config, hub)
+    app.run()
+    hub.close()
+    results = []
+    while (result := subscription.get(timeout_s=0)) is not None:
+        results.append(result)
+    zeroshot = [r for r in results if r.zeroshot_step is not None]
+    supervised = [r for r in results if r.step is not None]
+    assert len(zeroshot) == SECONDS and len(supervised) == SECONDS * 2
+    assert all(r.step is None for r in zeroshot)  # never mixed with the recognizer's step
+    assert all(r.zeroshot_step is None for r in supervised)
+    names = {m.name: m for m in app.status().models}
+    assert names["ophclip_small"].inferred == SECONDS and names["ophclip_small"].rate_hz == 1
+    assert app.video_text is not None
+    answer = app.video_text.search(SearchRequest("the suction", limit=2))
+    assert answer.stream_id == "case" and answer.searched == SECONDS
+    assert [r.index for r in zeroshot] == sorted(r.index for r in zeroshot)
+    assert {m.index for m in answer.moments} <= {r.index for r in zeroshot}

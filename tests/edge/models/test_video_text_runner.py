@@ -60,7 +60,12 @@ def test_zero_shot_probabilities_follow_the_prompts(runner: VideoTextRunner) -> 
         runner.embed_texts(["the sella is opened with a drill"])[0],
         atol=1e-6,
     )
-    assert runner.reset_prompts().texts == before.texts
+    assert runner.set_prompts({}, reset=True).texts == before.texts
+    # A reset with a new text lands whole: the package's prompts, one of them replaced.
+    both = runner.set_prompts({code: "a drill on the sella"}, reset=True)
+    assert [t for t, b in zip(both.texts, before.texts, strict=True) if t != b] == [
+        "a drill on the sella"
+    ]
 
 
 def test_bad_prompts_change_nothing(runner: VideoTextRunner) -> None:
@@ -73,6 +78,8 @@ def test_bad_prompts_change_nothing(runner: VideoTextRunner) -> None:
         runner.set_prompts({1: "word " * 80})
     with pytest.raises(OrstreamError, match="no prompt to set"):
         runner.set_prompts({})
+    with pytest.raises(OrstreamError, match="prompt 2 is too long"):
+        runner.set_prompts({1: "fine", 2: "word " * 80}, reset=True)
     with pytest.raises(OrstreamError, match=f"at most {MAX_TEXTS}"):
         runner.embed_texts(["a"] * (MAX_TEXTS + 1))
     assert runner.prompts is before
