@@ -170,6 +170,16 @@ COMMANDS: tuple[Command, ...] = (
         "segment an object on a recent frame from clicks, a box or a class name",
     ),
     Command(
+        ("client", "search"),
+        "orstream.client.search_command",
+        "find the moments of a stream's recent video that match a text",
+    ),
+    Command(
+        ("client", "prompts"),
+        "orstream.client.prompts_command",
+        "change the text prompts the edge names zero-shot steps by",
+    ),
+    Command(
         ("demo",),
         "orstream.edge.demo.command",
         "run the main job end to end on a fresh phantom case",
