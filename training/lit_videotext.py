@@ -7,7 +7,10 @@ Each batch mixes narrated clips (fine), step runs and whole cases (coarse) and s
 - coarse (weighted ``coarse_weight``): the same between segments and their step descriptions or
   titles;
 - retrieval (weighted ``retrieval_weight``): each silent clip against the whole bank of
-  training narrations, its ``retrieved_k`` nearest (by the current embeddings) its positives.
+  training narrations, its ``retrieved_k`` nearest (by the current embeddings) its positives;
+- prompts (weighted ``prompt_weight``): each segment paired with a step description against
+  every step's description at once (a bank of the 15 texts), not only those in its batch: the
+  coarse pairing, with all the step texts as negatives, as zero-shot naming compares them.
 
 Equal texts in one batch are positives of each other. Validation embeds every narrated clip of
 the held-out cases and its narration and logs text->video and video->text recall at 1 and 5
@@ -60,6 +63,7 @@ class LitVideoText(L.LightningModule):
         coarse_weight: weight of the segment-level loss.
         retrieval_weight: weight of the silent clips' loss.
         retrieved_k: narrations each silent clip takes as positives.
+        prompt_weight: weight of the segments' loss against every step description.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class LitVideoText(L.LightningModule):
         coarse_weight: float = 0.5,
         retrieval_weight: float = 0.5,
         retrieved_k: int = 2,
+        prompt_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -80,6 +85,8 @@ class LitVideoText(L.LightningModule):
         self.example_input_array = torch.zeros(2, 4, 3, *model.input_size)
         self.narration_bank = torch.zeros(0, 384)
         self.step_prompts = torch.zeros(0, 384)
+        self.prompt_rows = torch.zeros(0, dtype=torch.long)
+        """Row of ``step_prompts`` by text id (-1: not a step description)."""
         self._val: list[tuple[Tensor, Tensor, Tensor]] = []
         self.val_metrics: dict[str, float] = {}
 
@@ -97,6 +104,11 @@ class LitVideoText(L.LightningModule):
             given = getattr(datamodule, name, None)
             if given is not None:
                 setattr(self, name, given.to(self.device))
+        text_ids: dict[int, int] = getattr(datamodule, "step_text_ids", {})
+        rows = torch.full((max(text_ids, default=-1) + 1,), -1, dtype=torch.long)
+        for text_id, row in text_ids.items():
+            rows[text_id] = row
+        self.prompt_rows = rows.to(self.device)
 
     def training_step(self, batch: Batch, batch_index: int) -> Tensor:
         frames, sentences, ids, is_clip, silent, _ = batch
@@ -123,6 +135,19 @@ class LitVideoText(L.LightningModule):
             part = multi_positive_infonce(self.model.logits(video[quiet], bank), positives)
             self.log("train_retrieval", part)
             loss = loss + self.hparams["retrieval_weight"] * part
+        prompt_weight = self.hparams["prompt_weight"]
+        if prompt_weight > 0 and len(self.prompt_rows) and len(self.step_prompts):
+            lookup = self.prompt_rows
+            rows = torch.full_like(ids, -1)
+            inside = coarse & (ids >= 0) & (ids < len(lookup))
+            rows[inside] = lookup[ids[inside]]
+            described = rows >= 0
+            if bool(described.any()):
+                prompts = self.model.embed_text(self.step_prompts)
+                logits = self.model.logits(video[described], prompts)
+                part = torch.nn.functional.cross_entropy(logits, rows[described])
+                self.log("train_prompts", part)
+                loss = loss + prompt_weight * part
         self.log("train_loss", loss, prog_bar=True)
         return loss
 

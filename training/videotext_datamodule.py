@@ -7,7 +7,9 @@ makes equal texts (the same step in two cases) positives of each other rather th
 :attr:`VideoTextDataModule.narration_bank` holds the embeddings of every training narration:
 silent clips find their positives there; :attr:`VideoTextDataModule.step_prompts` the embeddings
 of every step's description, in :data:`~orstream.labels.STEP_CODES` order, for zero-shot step
-recognition. Validation serves the narrated clips of held-out cases.
+recognition, and :attr:`VideoTextDataModule.step_text_ids` which text ids are those
+descriptions (text id -> row of ``step_prompts``). Validation serves the narrated clips of
+held-out cases.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class VideoTextDataModule(L.LightningDataModule):
         self.segment_window_s = segment_window_s
         self.narration_bank = torch.zeros(0, 384)
         self.step_prompts = torch.zeros(0, 384)
+        self.step_text_ids: dict[int, int] = {}
         self._train: _Embedded | None = None
         self._val: _Embedded | None = None
 
@@ -138,6 +141,11 @@ class VideoTextDataModule(L.LightningDataModule):
         narrations = sorted({s.text for s in train if s.level == "clip" and s.text})
         self.narration_bank = torch.stack([table[text] for text in narrations])
         self.step_prompts = encoder.encode([step_description(code) for code in STEP_CODES])
+        self.step_text_ids = {
+            texts.index(step_description(code)): row
+            for row, code in enumerate(STEP_CODES)
+            if step_description(code) in texts
+        }
 
     def _embedded(
         self, samples: list[ClipText], table: dict[str, Tensor], texts: list[str]
