@@ -19,6 +19,7 @@ from orstream.edge.graph.operator import Operator, OperatorSpec, Received
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import ImageEmbedding
+from orstream.edge.operators.model_status import model_statuses
 from orstream.results import FrameResult, SegmentationResult
 from orstream.status import ModelStatus
 from orstream.streams.frame import Frame
@@ -98,18 +99,12 @@ class SegmentationOp(Operator):
     def model_status(self, streams: list[str]) -> list[ModelStatus]:
         """The segmenter as ``GetStatus`` lists it: one entry per stream it serves."""
         model = self.prompter.model
-        card = model.package.card
-        return [
-            ModelStatus(
-                name=card.name,
-                version=card.version,
-                stream_id=stream,
-                backend=model.encoder.label,
-                rate_hz=self.rate_hz,
-                state="failed" if self.state == "failed" else "serving",
-                inferred=self.segmented.get(stream, 0),
-                error=self.error,
-                backend_reason=model.selection,
-            )
-            for stream in streams
-        ]
+        return model_statuses(
+            self,
+            model.package.card,
+            model.encoder.label,
+            model.selection,
+            self.rate_hz,
+            self.segmented,
+            streams,
+        )

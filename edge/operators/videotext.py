@@ -6,6 +6,7 @@ import time
 
 from orstream.edge.graph.operator import Operator, OperatorSpec, Received
 from orstream.edge.models.video_text_model import VideoTextModel
+from orstream.edge.operators.model_status import model_statuses
 from orstream.status import ModelStatus
 
 
@@ -45,18 +46,12 @@ class VideoTextOp(Operator):
 
     def model_status(self, streams: list[str]) -> list[ModelStatus]:
         """The model as ``GetStatus`` lists it: one entry per stream it serves."""
-        card = self.model.package.card
-        return [
-            ModelStatus(
-                name=card.name,
-                version=card.version,
-                stream_id=stream,
-                backend=self.model.backend.label,
-                rate_hz=self.model.rate_hz,
-                state="failed" if self.state == "failed" else "serving",
-                inferred=self.inferred.get(stream, 0),
-                error=self.error,
-                backend_reason=getattr(self.model.backend, "selection", ""),
-            )
-            for stream in streams
-        ]
+        return model_statuses(
+            self,
+            self.model.package.card,
+            self.model.backend.label,
+            getattr(self.model.backend, "selection", ""),
+            self.model.rate_hz,
+            self.inferred,
+            streams,
+        )

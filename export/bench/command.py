@@ -18,9 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--package", type=Path, required=True, help="model package folder")
     parser.add_argument(
         "--graph",
-        choices=("model", "decoder"),
+        choices=("model", "decoder", "text"),
         default="model",
-        help="which graph: model.onnx, or the prompt decoder of a segmenter (default model)",
+        help="which graph: model.onnx, the prompt decoder of a segmenter or the text encoder "
+        "of a video-text package (default model)",
     )
     parser.add_argument(
         "--device",
