@@ -23,8 +23,10 @@ Validation runs on the held-out cases' frames and logs ``val_psnr`` (the checkpo
 dB, mean over frames, on 0..1 pixels), ``val_ssim``, ``val_codebook_usage`` (fraction of all
 ``groups x codes`` codes picked at least once over the validation frames), ``val_perplexity``
 (``exp`` of the entropy of each sub-codebook's code frequencies, mean over sub-codebooks; at
-most ``codes``), and ``val_visual_cos`` / ``val_text_cos`` (mean cosine of the heads to their
-targets).
+most ``codes``), ``val_visual_cos`` / ``val_text_cos`` (mean cosine of the heads to their
+targets) and, in stage 2, ``val_text_r1``: how often, among the distinct narrations of the
+held-out frames, the one nearest to a frame's text embedding is its own (a cosine near the
+targets' mean scores well without telling narrations apart; this does not).
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ def code_statistics(counts: Tensor) -> tuple[float, float]:
     frequencies = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
     entropy = -(frequencies * frequencies.clamp(min=1e-12).log()).sum(dim=1)
     return usage, float(entropy.exp().mean())
+
+
+def narration_recall(predicted: Tensor, targets: Tensor) -> float:
+    """Fraction of rows of ``predicted`` [N, E] whose most similar (cosine) row among the
+    distinct rows of ``targets`` [N, E] is their own target."""
+    distinct, own = torch.unique(targets, dim=0, return_inverse=True)
+    nearest = (F.normalize(predicted, dim=1) @ F.normalize(distinct, dim=1).T).argmax(dim=1)
+    return float((nearest == own).float().mean())
 
 
 def cosine_loss(predicted: Tensor, target: Tensor) -> Tensor:
@@ -134,6 +144,7 @@ class LitTokenizer(L.LightningModule):
         self._teacher: list[SegmenterTeacher] = []
         self._val_counts: Tensor | None = None
         self._val_scores: dict[str, list[Tensor]] = {}
+        self._val_text: list[tuple[Tensor, Tensor]] = []
         self.val_metrics: dict[str, float] = {}
 
     @property
@@ -204,6 +215,7 @@ class LitTokenizer(L.LightningModule):
             quantizer.groups, quantizer.codes, dtype=torch.long, device=self.device
         )
         self._val_scores = {"psnr": [], "ssim": [], "visual_cos": [], "text_cos": []}
+        self._val_text = []
 
     def validation_step(self, batch: Batch, batch_index: int) -> None:
         images, texts, has_text = batch
@@ -225,6 +237,7 @@ class LitTokenizer(L.LightningModule):
         if bool(has_text.any()):
             text = self.model.text_embedding(out.quantized[has_text])
             scores["text_cos"].append(F.cosine_similarity(text, texts[has_text], dim=1))
+            self._val_text.append((text, texts[has_text]))
 
     def on_validation_epoch_end(self) -> None:
         if self._val_counts is None or self.trainer.sanity_checking:
@@ -234,6 +247,10 @@ class LitTokenizer(L.LightningModule):
         for name, values in self._val_scores.items():
             if values:
                 metrics[f"val_{name}"] = float(torch.cat([v.flatten() for v in values]).mean())
+        if self._val_text:
+            predicted = torch.cat([p for p, _ in self._val_text])
+            targets = torch.cat([t for _, t in self._val_text])
+            metrics["val_text_r1"] = narration_recall(predicted, targets)
         self.val_metrics = metrics
         for name, value in metrics.items():
             self.log(name, value, prog_bar=name in ("val_psnr", "val_codebook_usage"))

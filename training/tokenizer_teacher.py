@@ -41,7 +41,7 @@ PARITY_TOLERANCE = 1e-3
 tolerance for this graph)."""
 
 
-def _module_path(node_name: str) -> str:
+def scope_module_path(node_name: str) -> str:
     """``/image_encoder/blocks/blocks.0/attn/qkv/MatMul`` -> ``blocks.0.attn.qkv``: the
     exporter's scopes below the encoder, each a child's name or a dotted path extending its
     parent's."""
@@ -79,7 +79,7 @@ def graph_weights(graph: Any, state: dict[str, Tensor], source: Path) -> dict[st
         for name in node.input:
             if kind is None or name not in arrays or name.startswith(PREFIX):
                 continue
-            suffix = f"{_module_path(node.name)}.{kind}"
+            suffix = f"{scope_module_path(node.name)}.{kind}"
             keys = [key for key in state if key == suffix or key.endswith("." + suffix)]
             if len(keys) == 1:
                 weights[keys[0]] = arrays[name].T if node.op_type == "MatMul" else arrays[name]
@@ -159,7 +159,7 @@ class SegmenterTeacher(nn.Module):
         if reference is None:
             raise OrstreamError(f"{package}: no golden reference to check the teacher against")
         image = torch.tensor(reference.inputs[spec.name])
-        expected = torch.tensor(next(iter(reference.outputs.values())))
+        expected = torch.tensor(reference.outputs[loaded.card.outputs[0].name])
         with torch.no_grad():
             got = teacher.encoder(image)
         teacher._captured = []

@@ -13,11 +13,11 @@ from test_tokenizer_datamodule import make_phantom
 
 from orstream.cli import main
 from orstream.errors import OrstreamError
-from orstream.training.lit_tokenizer import code_statistics, psnr, ssim
+from orstream.training.lit_tokenizer import code_statistics, narration_recall, psnr, ssim
 from orstream.training.tokenizer_teacher import (
     SegmenterTeacher,
-    _module_path,
     perceptual_distance,
+    scope_module_path,
 )
 
 CONFIG = PROJECT_ROOT / "training" / "configs" / "tokenizer_phantom.yaml"
@@ -38,9 +38,19 @@ def test_psnr_ssim_and_code_statistics_by_hand() -> None:
     assert perplexity == pytest.approx((2 + 1) / 2)  # two codes equally, then one
 
 
+def test_narration_recall_asks_for_the_frames_own_narration_among_the_distinct_ones() -> None:
+    a, b, c = torch.eye(3)
+    targets = torch.stack([a, a, b, c])  # two frames of narration a
+    # Frame 2 is nearer to a than to its own b; frame 3 is nearest to c.
+    predicted = torch.stack([a + 0.1 * b, a, 0.9 * a + 0.5 * b, c])
+    assert narration_recall(predicted, targets) == pytest.approx(3 / 4)
+
+
 def test_exporter_scopes_name_the_module_of_a_rewritten_weight() -> None:
-    assert _module_path("/image_encoder/blocks/blocks.0/attn/qkv/MatMul") == "blocks.0.attn.qkv"
-    assert _module_path("/image_encoder/neck/neck.1/Mul") == "neck.1"
+    assert (
+        scope_module_path("/image_encoder/blocks/blocks.0/attn/qkv/MatMul") == "blocks.0.attn.qkv"
+    )
+    assert scope_module_path("/image_encoder/neck/neck.1/Mul") == "neck.1"
 
 
 def test_the_teacher_is_the_segmenter_packages_encoder_and_passes_gradients() -> None:
@@ -139,7 +149,7 @@ def test_trains_stage_1_then_stage_2_from_it(
     second = torch.load(Path(printed["last checkpoint"]), weights_only=False)
     assert second["hyper_parameters"]["init_weights"] == str(first)
     assert second["orstream"]["data"]["with_text"] is True
-    assert "val_text_cos" in second["orstream"]["metrics"]
+    assert {"val_text_cos", "val_text_r1"} <= set(second["orstream"]["metrics"])
     assert "train_text" in Path(printed["metrics"]).read_text().splitlines()[0].split(",")
     for key, value in saved["state_dict"].items():
         if key != "model.quantizer.idle":  # counts steps

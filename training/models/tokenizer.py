@@ -13,9 +13,9 @@ normalised vectors (``beta`` = 0.25, MedITok's commitment weight).
 Scaled down from MedITok (ViT encoder and decoder, 16x downsampling, 8 sub-codebooks x 4096 codes
 x 8 dims) to train on 2 CPU cores:
 
-- convolutional encoder and decoder (residual blocks, GroupNorm, SiLU): at 256x256 a conv stack
-  costs a few GMACs per image, where a ViT over 16x16 patches needs far more width and data
-  before its reconstructions sharpen;
+- convolutional encoder and decoder (residual blocks, GroupNorm, SiLU) instead of ViTs: at the
+  default size 2.0 M parameters and 3.4 GMACs per 256x256 image, small enough to train on one
+  CPU thread (``training/configs/tokenizer_phantom.yaml``);
 - 8x downsampling by default (a 32x32 token grid for 256x256 frames), so the small model
   reaches a useful PSNR; ``channels`` sets the depth (one stride-2 step per entry);
 - 8 sub-codebooks x 512 codes x 8 dims (a 64-channel latent, 72 bits per position).
@@ -228,8 +228,8 @@ class VisualTokenizer(nn.Module):
 
     Args:
         input_size: (height, width) of the images, multiples of the downsampling factor.
-        channels: encoder widths, one per resolution; the image is downsampled by
-            ``2 ** len(channels)`` (the decoder mirrors them).
+        channels: encoder widths (multiples of 8, for GroupNorm), one per resolution; the image
+            is downsampled by ``2 ** len(channels)`` (the decoder mirrors them).
         encoder_blocks: residual blocks of the encoder at each resolution.
         decoder_blocks: residual blocks of the decoder at each resolution.
         groups: sub-codebooks (sub-vectors per position).
