@@ -115,9 +115,7 @@ def clip_texts(
                 if window_s is not None and end - start > window_s:
                     while start + window_s <= end:
                         times = _spread(start, start + window_s, frames_per_clip)
-                        samples.append(
-                            ClipText(video, times, described, "segment", hidden, code)
-                        )
+                        samples.append(ClipText(video, times, described, "segment", hidden, code))
                         start += window_s
         if video not in titles:
             raise OrstreamError(f"{root / TITLES_FILE}: no title for video {video}")

@@ -172,4 +172,5 @@ class VideoTextDataModule(L.LightningDataModule):
             "val_videos": self.val_videos,
             "silent_videos": self.silent_videos,
             "frames_per_clip": self.frames_per_clip,
+            "segment_window_s": self.segment_window_s,
         }

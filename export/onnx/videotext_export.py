@@ -170,10 +170,15 @@ def _plain_attention() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(previous)
 
 
-def clip_fps(model: VideoTextModel) -> float:
-    """The rate the clip encoder takes frames at: a narrated training clip's frames
-    (``max_frames`` of them over :data:`~orstream.streams.phantom.narration.CLIP_S` seconds)."""
-    return model.max_frames / CLIP_S
+def clip_fps(checkpoint: LoadedCheckpoint, model: VideoTextModel) -> float:
+    """The rate the clip encoder takes frames at: that of the training windows paired with step
+    descriptions (``max_frames`` frames over ``segment_window_s`` seconds), the scale zero-shot
+    steps are named at; without them, a narrated clip's (over
+    :data:`~orstream.streams.phantom.narration.CLIP_S` seconds)."""
+    data = checkpoint.record.get("data")
+    window = data.get("segment_window_s") if isinstance(data, dict) else None
+    seconds = float(window) if isinstance(window, int | float) and window > 0 else CLIP_S
+    return model.max_frames / seconds
 
 
 def build_card(
@@ -188,7 +193,7 @@ def build_card(
     """The card of the video-text package exported from ``checkpoint``; ``hashes`` holds the
     sha256 of every file by its name."""
     height, width = model.input_size
-    streaming = StreamingClipEncoder(model, clip_fps(model))
+    streaming = StreamingClipEncoder(model, clip_fps(checkpoint, model))
     embedding = int(model.positions.shape[1])
     text = TextEncoderSpec(
         sha256=hashes[TEXT_ENCODER_FILE],
@@ -307,7 +312,7 @@ def export_videotext_package(
             raise OrstreamError(
                 f"{checkpoint_path}: {checkpoint.model_name!r} is no video-text model"
             )
-        streaming = StreamingClipEncoder(model, clip_fps(model)).eval()
+        streaming = StreamingClipEncoder(model, clip_fps(checkpoint, model)).eval()
         height, width = model.input_size
         example = (torch.zeros(EXPORT_BATCH, 3, height, width), model.initial_state(EXPORT_BATCH))
         names = list(model.state_shapes())

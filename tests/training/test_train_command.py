@@ -271,6 +271,9 @@ def test_trains_the_video_text_model_from_its_shipped_config(
             "data.frames_per_clip=4",
             "data.batch_size=4",
             "data.cache_dir=null",
+            # Whole step runs only: with 4 s windows too, segments would crowd out the few
+            # narrated clips of two 30 s cases.
+            "data.segment_window_s=null",
             "trainer.max_epochs=1",
             "trainer.log_every_n_steps=1",
             "--",
@@ -285,9 +288,10 @@ def test_trains_the_video_text_model_from_its_shipped_config(
     saved = torch.load(Path(printed["last checkpoint"]), weights_only=False)
     assert saved["hyper_parameters"]["model_name"] == "ophclip_small"
     assert saved["orstream"]["data"]["silent_videos"] == [2]
-    # Every part of the loss ran: narrated clips, segments, silent clips by retrieval.
+    # Every part of the loss ran: narrated clips, segments, silent clips by retrieval, and
+    # segments against every step description.
     header = Path(printed["metrics"]).read_text().splitlines()[0].split(",")
-    assert {"train_fine", "train_coarse", "train_retrieval"} <= set(header)
+    assert {"train_fine", "train_coarse", "train_retrieval", "train_prompts"} <= set(header)
     assert set(saved["orstream"]["metrics"]) == {
         "val_t2v_r1",
         "val_t2v_r5",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,17 @@ def test_the_export_command_knows_a_videotext_checkpoint(
     card = json.loads((out / "card.json").read_text())
     assert card["text"]["inputs"][0]["shape"] == [1, 64]
     assert card["text"]["logit_scale"] == pytest.approx(1 / 0.07, rel=1e-5)
+
+
+def test_the_clip_rate_is_that_of_the_training_windows(tmp_path: Path) -> None:
+    from orstream.export.onnx.videotext_export import clip_fps
+    from orstream.export.onnx.workflow_export import load_model_checkpoint
+
+    checkpoint = load_model_checkpoint(
+        save_random_videotext_checkpoint(tmp_path / "v.ckpt"), lambda _: None
+    )
+    model = checkpoint.model
+    assert isinstance(model, VideoTextModel)
+    assert clip_fps(checkpoint, model) == pytest.approx(4 / 10)  # a narrated clip's rate
+    windowed = replace(checkpoint, record={"data": {"segment_window_s": 2.0}})
+    assert clip_fps(windowed, model) == pytest.approx(4 / 2.0)  # 4 frames in 2 s windows
