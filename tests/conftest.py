@@ -61,3 +61,19 @@ def random_videotext_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
         checkpoint, root / "package", parity_frames=6, max_batch=3, progress=lambda _: None
     )
     return result.package.root
+
+
+@pytest.fixture(scope="session")
+def random_tokenizer_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tokenizer package exported from a tiny randomly initialised model (its checkpoint
+    beside it)."""
+    from tokenizer_checkpoints import CHECKPOINT_NAME, save_random_tokenizer_checkpoint
+
+    from orstream.export.onnx.tokenizer_export import export_tokenizer_package
+
+    root = tmp_path_factory.mktemp("random_tokenizer")
+    checkpoint = save_random_tokenizer_checkpoint(root / CHECKPOINT_NAME)
+    result = export_tokenizer_package(
+        checkpoint, root / "package", parity_frames=4, max_batch=3, progress=lambda _: None
+    )
+    return result.package.root

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--package", type=Path, required=True, help="model package folder")
     parser.add_argument(
         "--graph",
-        choices=("model", "decoder", "text"),
+        choices=("model", "decoder", "text", "detokenizer"),
         default="model",
         help="which graph: model.onnx, the prompt decoder of a segmenter or the text encoder "
         "of a video-text package (default model)",

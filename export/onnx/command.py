@@ -5,7 +5,8 @@ interactive segmenter (its checkpoint names a model of ``SEGMENTER_MODELS``) bec
 encoder, a prompt decoder and its class text prompts; the instrument classifier (model
 ``instrument_classifier``) becomes a crop classifier the live masks name instruments with; a
 video-text model (``ophclip_small``) becomes a streaming clip encoder, a text encoder with its
-vocabulary and the embeddings of its step prompts.
+vocabulary and the embeddings of its step prompts; a visual tokenizer (``meditok_small``)
+becomes an encoder of images to tokens and a detokenizer of tokens to images.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from orstream.export.onnx.classifier_export import ClassifierExportResult
     from orstream.export.onnx.segmenter_export import SegmenterExportResult
+    from orstream.export.onnx.tokenizer_export import TokenizerExportResult
     from orstream.export.onnx.videotext_export import VideoTextExportResult
     from orstream.export.onnx.workflow_export import ExportResult
 
@@ -32,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         required=True,
         help="Lightning checkpoint written by `orstream train workflow`, "
-        "`orstream train segmenter`, `orstream train classifier` or `orstream train videotext`",
+        "`orstream train segmenter`, `orstream train classifier`, `orstream train videotext` or "
+        "`orstream train tokenizer`",
     )
     parser.add_argument(
         "--out",
@@ -40,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="package folder to write (card.json + model.onnx; a segmenter adds decoder.onnx "
         "and text_prompts.npy, a video-text model text_encoder.onnx, vocab.txt and "
-        "step_prompts.npy)",
+        "step_prompts.npy, a tokenizer detokenizer.onnx)",
     )
     parser.add_argument(
         "--parity-frames",
@@ -72,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from orstream.export.onnx.segmenter_export import SEGMENTER_MODELS, checkpoint_model_name
+    from orstream.export.onnx.tokenizer_export import TOKENIZER_MODELS
     from orstream.export.onnx.videotext_export import VIDEOTEXT_MODELS
 
     options = {
@@ -93,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         from orstream.export.onnx.videotext_export import export_videotext_package
 
         _print_videotext(export_videotext_package(args.checkpoint, args.out, **options))
+    elif name in TOKENIZER_MODELS:
+        from orstream.export.onnx.tokenizer_export import export_tokenizer_package
+
+        _print_tokenizer(export_tokenizer_package(args.checkpoint, args.out, **options))
     else:
         from orstream.export.onnx.workflow_export import export_package
 
@@ -188,3 +196,29 @@ def _print_videotext(result: VideoTextExportResult) -> None:
                 f"  {graph}  {parity.source:<8} {parity.frames:>3} items  batch "
                 f"{parity.batch:<3} {worst:.2e} (tolerance {parity.tolerance:g})"
             )
+
+
+def _print_tokenizer(result: TokenizerExportResult) -> None:
+    card = result.package.card
+    spec = result.package.tokenizer_section()
+    print(f"package   {result.package.root}  dynamic batch, max_batch {card.max_batch}")
+    print(
+        f"model     {card.name} {card.version}  encoder: image {list(card.inputs[0].shape)} -> "
+        f"indices {list(card.outputs[0].shape)}  opset {card.export.opset} ({result.exporter})"
+    )
+    print(
+        f"tokens    {spec.groups} sub-codebooks x {spec.codes} codes, grid {list(spec.grid)}; "
+        f"detokenizer -> image {list(spec.outputs[0].shape)} RGB 0..1"
+    )
+    print("parity    ONNX Runtime vs PyTorch:")
+    for index in result.index_parity:
+        print(
+            f"  encoder      {index.source:<8} {index.frames:>3} frames  batch {index.batch:<3} "
+            f"equal indices {index.equal:.4%} (at least {index.minimum:.1%})"
+        )
+    for parity in result.image_parity:
+        worst = max(parity.max_abs_diff.values())
+        print(
+            f"  detokenizer  {parity.source:<8} {parity.frames:>3} grids   batch "
+            f"{parity.batch:<3} max abs diff {worst:.2e} (tolerance {parity.tolerance:g})"
+        )

@@ -11,7 +11,8 @@ an instrument of at least :data:`MIN_INSTRUMENT_AREA` pixels), pre-processed as 
 state inputs are the card's initial state. A prompt decoder gets the encoder's embedding of
 that frame and a box prompt around the frame's largest instrument, fed exactly as the edge feeds
 it (:meth:`orstream.edge.models.segmenter_model.SegmenterModel.decoder_inputs`). A text
-encoder gets the first of the card's prompts, tokenised as the edge tokenises it.
+encoder gets the first of the card's prompts, tokenised as the edge tokenises it. A detokenizer
+gets the tokens the encoder gave for the frame.
 
 The archive is written with fixed zip timestamps, so the same package always gives the same
 bytes and rewriting an unchanged package's reference changes nothing.
@@ -32,7 +33,7 @@ from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import PHANTOM_SIZE
 from orstream.mask_scores import mask_box
-from orstream.package.card import IMAGE_EMBEDDINGS, TEXT_INPUTS, Graph
+from orstream.package.card import IMAGE_EMBEDDINGS, TEXT_INPUTS, TOKEN_INDICES, Graph
 from orstream.package.loading import ModelPackage, sha256_file, write_card
 from orstream.prompts import Prompt
 from orstream.streams.phantom.difficulty import get_difficulty
@@ -132,6 +133,11 @@ def reference_arrays(package: ModelPackage, frame: ReferenceFrame) -> dict[str, 
         ids, mask = tokenizer.encode_fixed(card.text.prompts[:1], card.text.tokens)
         text_inputs = dict(zip(TEXT_INPUTS, (ids, mask), strict=True))
         graphs["text"] = (text_inputs, text.infer(text_inputs))
+    if card.tokenizer is not None:
+        detokenizer = OnnxRuntimeBackend(graph="detokenizer")
+        detokenizer.load(package)
+        tokens = {TOKEN_INDICES: graphs["model"][1][TOKEN_INDICES]}
+        graphs["detokenizer"] = (tokens, detokenizer.infer(tokens))
     arrays = {}
     for graph, (graph_inputs, graph_outputs) in graphs.items():
         arrays.update({f"{graph}.in.{k}": np.asarray(v) for k, v in graph_inputs.items()})

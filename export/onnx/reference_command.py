@@ -25,14 +25,13 @@ def run(args: argparse.Namespace) -> int:
     package = load_package(args.package, check_reference=False)
     frame = reference_frame()
     package = write_reference(package, frame)
-    graphs = ("model", "decoder") if package.card.decoder is not None else ("model",)
     digest = package.card.hashes.reference or ""
     print(f"reference {package.reference_path}  sha256 {digest[:12]}...")
     print(
         f"frame     phantom frame {frame.index} ({frame.image.shape[1]}x{frame.image.shape[0]}), "
         f"instrument {frame.instrument} in box {list(frame.box)}"
     )
-    for graph in graphs:
+    for graph in package.card.graphs:
         reference = package.reference(graph)
         assert reference is not None  # just written
         outputs = "  ".join(

@@ -14,6 +14,10 @@ WordPiece vocabulary, ``vocab.txt``, and the embeddings of its step prompts,
 ``step_prompts.npy``, described by the card's ``text`` section (:class:`TextEncoderSpec`);
 ``model.onnx`` is then the streaming clip encoder.
 
+A tokenizer package (task ``tokenizer``) also holds a detokenizer, ``detokenizer.onnx``,
+described by the card's ``tokenizer`` section (:class:`TokenizerSpec`); ``model.onnx`` is then
+the encoder, an image to its grid of discrete tokens.
+
 The card describes the ONNX graph's tensors, how to turn a camera frame into the image input,
 what the outputs mean, the labels, the temporal state a streaming model carries between calls,
 content hashes, where the weights came from and how the export was checked. The ONNX graph's
@@ -48,11 +52,14 @@ REFERENCE_FILE = "reference.npz"
 TEXT_ENCODER_FILE = "text_encoder.onnx"
 VOCAB_FILE = "vocab.txt"
 STEP_PROMPTS_FILE = "step_prompts.npy"
+DETOKENIZER_FILE = "detokenizer.onnx"
 CARD_FORMAT: Literal[1] = 1
 INTERACTIVE_SEGMENTATION = "interactive_segmentation"
 """The task of a package with a prompt decoder (``model.onnx`` is then the image encoder)."""
 VIDEO_TEXT = "video_text"
 """The task of a package with a text encoder (``model.onnx`` is then the clip encoder)."""
+TOKENIZER = "tokenizer"
+"""The task of a package with a detokenizer (``model.onnx`` is then the image encoder)."""
 
 IMAGE_EMBEDDINGS = "image_embeddings"
 DECODER_INPUTS = (
@@ -79,14 +86,26 @@ TEXT_INPUTS = ("input_ids", "attention_mask")
 ``[PAD]``) and 1 over the tokens, 0 over the padding."""
 TEXT_OUTPUT = "text_embedding"
 """The text encoder's output, float32 [1, E]: the L2-normalised embedding in the clip space."""
+TOKEN_INDICES = "indices"
+"""The tokens of one image, int64 [1, G, h, w]: the encoder's only output, the detokenizer's only
+input; entry [0, g, y, x] is the code of sub-codebook g chosen at grid position (y, x)."""
+RECONSTRUCTION = "image"
+"""The detokenizer's only output, float32 [1, 3, H, W]: the rebuilt image, RGB in 0..1."""
 
 DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "bool"]
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FILE_NAME_PATTERN = r"^[^/\\]+$"
 """A plain file name inside the package folder (no folders, so a card never points outside)."""
-Graph = Literal["model", "decoder", "text"]
+Graph = Literal["model", "decoder", "text", "detokenizer"]
 """Which graph of a package: ``model.onnx``, the prompt decoder of an interactive segmentation
-package, or the text encoder of a video-text package."""
+package, the text encoder of a video-text package, or the detokenizer of a tokenizer package."""
+GRAPH_NAMES: dict[Graph, str] = {
+    "model": "model.onnx",
+    "decoder": "prompt decoder",
+    "text": "text encoder",
+    "detokenizer": "detokenizer",
+}
+"""Each graph as error messages name it."""
 GraphShape = tuple[int | str | None, ...]
 TensorTypes = dict[str, tuple[tuple[int, ...], str]]
 """Tensors as a card lists them: name -> (shape, numpy dtype name)."""
@@ -400,6 +419,80 @@ class TextEncoderSpec(_Strict):
         return {t.name: (t.shape, t.dtype) for t in self.outputs}
 
 
+class IndexParity(_Strict):
+    """The encoder's token indices on ONNX Runtime against PyTorch over ``frames`` frames, in
+    calls of ``batch`` rows: the share of indices that are equal.
+
+    Indices come from an argmax over cosine similarities, so two codes almost equally near a
+    latent may swap under float rounding differences of ~1e-6; exact equality of every index is
+    too strict, a share below ``minimum`` means the graph computes something else.
+    """
+
+    source: str = Field(description="the kind of frames: phantom, random")
+    frames: int = Field(gt=0)
+    batch: int = Field(default=1, ge=1)
+    equal: float = Field(ge=0, le=1, description="the share of indices equal to PyTorch's")
+    minimum: float = Field(gt=0, le=1, description="the share below which the export failed")
+
+
+class TokenizerSpec(_Strict):
+    """The detokenizer of a tokenizer package (see :data:`TOKEN_INDICES`,
+    :data:`RECONSTRUCTION`).
+
+    ``model.onnx`` turns an image into ``groups`` indices per position of a ``grid`` of positions,
+    each index one of the ``codes`` codes of its sub-codebook; the detokenizer turns them back
+    into an image, RGB in 0..1, at the encoder's input size. A token therefore carries
+    ``groups * log2(codes)`` bits.
+    """
+
+    file: str = Field(default=DETOKENIZER_FILE, pattern=FILE_NAME_PATTERN)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    groups: int = Field(ge=1, description="sub-codebooks: indices per grid position")
+    codes: int = Field(ge=2, description="codes in each sub-codebook")
+    grid: tuple[int, int] = Field(description="(h, w): token positions per image")
+    index_parity: tuple[IndexParity, ...] = Field(
+        default=(), description="the encoder's indices, ONNX Runtime against PyTorch"
+    )
+    parity: tuple[ParityResult, ...] = Field(
+        default=(), description="the detokenizer's image, ONNX Runtime against PyTorch"
+    )
+
+    @model_validator(mode="after")
+    def _tokenizer_signature(self) -> TokenizerSpec:
+        if tuple(t.name for t in self.inputs) != (TOKEN_INDICES,):
+            raise ValueError(f"detokenizer inputs must be [{TOKEN_INDICES!r}]")
+        if tuple(t.name for t in self.outputs) != (RECONSTRUCTION,):
+            raise ValueError(f"detokenizer outputs must be [{RECONSTRUCTION!r}]")
+        indices, image = self.inputs[0], self.outputs[0]
+        expected = (1, self.groups, *self.grid)
+        if indices.dtype != "int64" or indices.layout is not None or indices.shape != expected:
+            raise ValueError(
+                f"{TOKEN_INDICES!r} must be int64 {list(expected)} (groups and grid), not "
+                f"{indices.dtype} {list(indices.shape)}"
+            )
+        if min(self.grid) < 1:
+            raise ValueError(f"grid {list(self.grid)} must be positive")
+        if image.dtype != "float32" or len(image.shape) != 4 or image.shape[:2] != (1, 3):
+            raise ValueError(f"{RECONSTRUCTION!r} must be float32 [1, 3, H, W]")
+        return self
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the images the detokenizer makes."""
+        shape = self.outputs[0].shape
+        return (shape[2], shape[3])
+
+    def graph_inputs(self) -> TensorTypes:
+        """The detokenizer graph's inputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.inputs}
+
+    def graph_outputs(self) -> TensorTypes:
+        """The detokenizer graph's outputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.outputs}
+
+
 class ModelCard(_Strict):
     """Everything the edge needs to run ``model.onnx`` (see the module docstring)."""
 
@@ -424,6 +517,9 @@ class ModelCard(_Strict):
     )
     text: TextEncoderSpec | None = Field(
         default=None, description="the text encoder and prompts of a video-text package"
+    )
+    tokenizer: TokenizerSpec | None = Field(
+        default=None, description="the detokenizer and codebooks of a tokenizer package"
     )
 
     @model_validator(mode="after")
@@ -455,6 +551,7 @@ class ModelCard(_Strict):
                 raise ValueError(f"threshold for {name!r} must be in (0, 1), not {threshold}")
         self._decoder_fits()
         self._text_fits()
+        self._tokenizer_fits()
         return self
 
     def _decoder_fits(self) -> None:
@@ -494,13 +591,39 @@ class ModelCard(_Strict):
                 f"{TEXT_OUTPUT!r} is {self.text.width} wide; no output of model.onnx is"
             )
 
+    def _tokenizer_fits(self) -> None:
+        """The detokenizer takes exactly what model.onnx gives and rebuilds its input's size."""
+        if self.tokenizer is None:
+            if self.task == TOKENIZER:
+                raise ValueError(f"a {TOKENIZER} card needs a tokenizer section")
+            return
+        if self.task != TOKENIZER:
+            raise ValueError(
+                f"a tokenizer section belongs to a {TOKENIZER} card, not {self.task!r}"
+            )
+        indices = self.tokenizer.inputs[0]
+        if self.graph_outputs() != {indices.name: (indices.shape, indices.dtype)}:
+            raise ValueError(
+                f"model.onnx must give exactly the detokenizer's input {indices.name!r} "
+                f"{indices.dtype} {list(indices.shape)}"
+            )
+        sizes = {spec.shape[2:] for spec in self.inputs if spec.layout is not None}
+        if sizes != {self.tokenizer.image_size}:
+            raise ValueError(
+                f"the detokenizer makes {list(self.tokenizer.image_size)} images; model.onnx "
+                "must take one image input of that size"
+            )
+
     @property
     def graphs(self) -> tuple[Graph, ...]:
-        """Every graph the package holds: ``model``, then a decoder or a text encoder."""
+        """Every graph the package holds: ``model``, then a decoder, a text encoder or a
+        detokenizer."""
         if self.decoder is not None:
             return ("model", "decoder")
         if self.text is not None:
             return ("model", "text")
+        if self.tokenizer is not None:
+            return ("model", "detokenizer")
         return ("model",)
 
     @property
@@ -546,8 +669,7 @@ class ModelCard(_Strict):
         """
         if graph == "model":
             return self.graph_inputs(), self.graph_outputs()
-        section = self.decoder if graph == "decoder" else self.text
+        section = {"decoder": self.decoder, "text": self.text, "detokenizer": self.tokenizer}[graph]
         if section is None:
-            what = "prompt decoder" if graph == "decoder" else "text encoder"
-            raise OrstreamError(f"card {self.name!r} has no {what}")
+            raise OrstreamError(f"card {self.name!r} has no {GRAPH_NAMES[graph]}")
         return section.graph_inputs(), section.graph_outputs()

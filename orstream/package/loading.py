@@ -15,12 +15,15 @@ from pydantic import ValidationError
 from orstream.errors import OrstreamError, describe_validation_error
 from orstream.package.card import (
     CARD_FILE,
+    GRAPH_NAMES,
     MODEL_FILE,
     REFERENCE_FILE,
+    TOKENIZER,
     Graph,
     ModelCard,
     PromptDecoderSpec,
     TextEncoderSpec,
+    TokenizerSpec,
 )
 
 
@@ -81,8 +84,21 @@ class ModelPackage:
             return self.decoder_path
         if graph == "text" and self.card.text is not None:
             return self.root / self.card.text.file
-        what = "prompt decoder" if graph == "decoder" else "text encoder"
-        raise OrstreamError(f"model package {self.root} has no {what}")
+        if graph == "detokenizer" and self.card.tokenizer is not None:
+            return self.root / self.card.tokenizer.file
+        raise OrstreamError(f"model package {self.root} has no {GRAPH_NAMES[graph]}")
+
+    def tokenizer_section(self) -> TokenizerSpec:
+        """The card's tokenizer section.
+
+        Raises:
+            OrstreamError: the package is not a tokenizer package.
+        """
+        if self.card.tokenizer is None:
+            raise OrstreamError(
+                f"model package {self.root} is a {self.card.task} package, not {TOKENIZER}"
+            )
+        return self.card.tokenizer
 
     def text_section(self) -> TextEncoderSpec:
         """The card's text section.
@@ -202,7 +218,8 @@ def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
     whose sha256 must match; a card with a decoder section names ``decoder.onnx`` and
     ``text_prompts.npy``, whose sha256 must match too, and the text prompts must hold one
     float32 row of the decoder's text width per class; a card with a text section names
-    ``text_encoder.onnx``, ``vocab.txt`` and ``step_prompts.npy``, checked alike.
+    ``text_encoder.onnx``, ``vocab.txt`` and ``step_prompts.npy``, checked alike; a card with a
+    tokenizer section names ``detokenizer.onnx``, whose sha256 must match.
 
     Args:
         path: the package folder.
@@ -232,6 +249,8 @@ def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
         _check_text_prompts(package, decoder, len(card.labels[decoder.labels]))
     if card.text is not None:
         _check_text_section(path, card.text)
+    if card.tokenizer is not None:
+        _check_file(path / card.tokenizer.file, card.tokenizer.sha256, path)
     return package
 
 
