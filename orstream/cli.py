@@ -90,6 +90,11 @@ COMMANDS: tuple[Command, ...] = (
         "score a video-text package on held-out cases: retrieval, zero-shot steps, a probe",
     ),
     Command(
+        ("eval", "tokenizer"),
+        "orstream.export.evaluation.tokenizer_command",
+        "score a tokenizer package on held-out frames: PSNR, SSIM, codebook use, JPEG at its bpp",
+    ),
+    Command(
         ("export", "crops"),
         "orstream.export.crops.command",
         "tip crops of a segmenter's finds in phantom cases, to train the instrument classifier",
@@ -178,6 +183,16 @@ COMMANDS: tuple[Command, ...] = (
         ("client", "prompts"),
         "orstream.client.prompts_command",
         "change the text prompts the edge names zero-shot steps by",
+    ),
+    Command(
+        ("tokenize",),
+        "orstream.export.tokenizer.tokenize_command",
+        "an image or a video's frames to a tokenizer package's discrete tokens (.npz)",
+    ),
+    Command(
+        ("detokenize",),
+        "orstream.export.tokenizer.detokenize_command",
+        "tokens of orstream tokenize back to a PNG, a folder of PNGs or an MP4",
     ),
     Command(
         ("demo",),
