@@ -184,8 +184,10 @@ class LitVideoText(L.LightningModule):
         }
 
     def configure_optimizers(self) -> Any:
+        # A frozen frame encoder (PackagedFrameEncoder) takes no step.
+        trained = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+            trained, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
         )
         schedule = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,

@@ -14,11 +14,8 @@ from test_tokenizer_datamodule import make_phantom
 from orstream.cli import main
 from orstream.errors import OrstreamError
 from orstream.training.lit_tokenizer import code_statistics, narration_recall, psnr, ssim
-from orstream.training.tokenizer_teacher import (
-    SegmenterTeacher,
-    perceptual_distance,
-    scope_module_path,
-)
+from orstream.training.models.segmenter.from_package import scope_module_path
+from orstream.training.tokenizer_teacher import SegmenterTeacher, perceptual_distance
 
 CONFIG = PROJECT_ROOT / "training" / "configs" / "tokenizer_phantom.yaml"
 SEGMENTER = PROJECT_ROOT / "edge" / "packages" / "imis_segmenter"

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from project_paths import PROJECT_ROOT
 
 from orstream.training.models.videotext import (
     multi_positive_infonce,
@@ -16,6 +17,7 @@ from orstream.training.models.videotext import (
 from orstream.training.registry import create_model
 
 SIZE = (32, 48)
+SEGMENTER = str(PROJECT_ROOT / "edge" / "packages" / "imis_segmenter")
 
 
 def small(**kwargs: object) -> torch.nn.Module:
@@ -100,3 +102,34 @@ def test_streaming_one_frame_at_a_time_gives_the_clip_embedding_of_the_last_fram
                 first = max(start, t - 3)
                 expected = model.embed_video(frames[row : row + 1, first : t + 1])
                 torch.testing.assert_close(clip[row : row + 1], expected, atol=1e-5, rtol=0)
+
+
+def test_a_frame_package_encodes_frames_as_the_segmenter_does_and_stays_frozen() -> None:
+    import numpy as np
+
+    from orstream.package.loading import load_package
+    from orstream.training.models.workflow import IMAGENET_MEAN, IMAGENET_STD
+
+    torch.manual_seed(0)
+    model = create_model(
+        "ophclip_small", input_size=(144, 256), width=32, max_frames=4, frame_package=SEGMENTER
+    )
+    package = load_package(SEGMENTER)
+    reference = package.reference("model")
+    assert reference is not None
+    # The reference input is in the package's normalisation (0.5, 0.5): turn it into the
+    # video-text model's ImageNet normalisation; the encoder must undo that exactly.
+    pixels = torch.tensor(reference.inputs["image"]) * 0.5 + 0.5
+    frames = (pixels - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        IMAGENET_STD
+    ).view(1, 3, 1, 1)
+    expected = np.asarray(reference.outputs[package.card.outputs[0].name]).mean(axis=(2, 3))
+    model.train()
+    with torch.no_grad():
+        pooled = model.encoder(frames)
+    np.testing.assert_allclose(pooled.numpy(), expected, atol=1e-3)
+    assert not model.encoder.training
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert any(p.requires_grad for p in model.frame_projection.parameters())
+    with pytest.raises(ValueError, match=r"must be the frame package's \[144, 256\]"):
+        create_model("ophclip_small", input_size=SIZE, frame_package=SEGMENTER)

@@ -1,6 +1,8 @@
 """Video-text model in the OphCLIP style: clips and sentences in one embedding space.
 
-Video tower: a per-frame timm encoder, a linear map to ``width``, and a temporal transformer
+Video tower: a per-frame timm encoder (trained with the rest, or the interactive segmenter
+package's trained ViT image encoder, frozen: :class:`PackagedFrameEncoder`), a linear map to
+``width``, and a temporal transformer
 over the frames of a clip (learned positions; ``causal=True`` masks the future, so the
 embedding at frame t depends on frames up to t only, as a live feed needs), pooled to one
 L2-normalised clip embedding (the last frame's state when causal, the mean otherwise). Text
@@ -18,16 +20,60 @@ ones to a silent clip, which then count as extra positives (:func:`multi_positiv
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from orstream.training.models.segmenter.from_package import load_image_encoder
+from orstream.training.models.workflow import IMAGENET_MEAN, IMAGENET_STD
 from orstream.training.registry import register_model
 
 TEXT_WIDTH = 384
 """Width of MiniLM's sentence embeddings."""
+
+
+class PackagedFrameEncoder(nn.Module):
+    """An interactive segmenter package's image encoder as a frozen per-frame encoder.
+
+    OphCLIP's video tower starts from a pretrained image encoder; none can be downloaded here,
+    and one trained from scratch by the contrastive loss alone learns little of what tells the
+    steps apart (its clip embeddings probed at a step score of 0.29 on held-out phantom cases).
+    The segmenter's encoder was trained on phantom frames to find anatomy and instruments, which
+    is what the steps differ by: a linear probe on its pooled embedding of single frames reached
+    0.69-0.92 frame accuracy on the same held-out cases. It takes the video-text model's input
+    (ImageNet-normalised frames at the package's input size) and re-normalises it to the
+    package's own mean and std inside the graph; the output is the embedding map's mean over
+    positions.
+
+    Args:
+        package: the interactive segmenter package folder.
+    """
+
+    def __init__(self, package: Path) -> None:
+        super().__init__()
+        packaged = load_image_encoder(package)
+        self.encoder = packaged.encoder.requires_grad_(False)
+        self.input_size = packaged.input_size
+        mean, std = torch.tensor(packaged.mean), torch.tensor(packaged.std)
+        scale = torch.tensor(IMAGENET_STD) / std
+        shift = (torch.tensor(IMAGENET_MEAN) - mean) / std
+        self.scale: Tensor
+        self.shift: Tensor
+        self.register_buffer("scale", scale.view(1, 3, 1, 1))
+        self.register_buffer("shift", shift.view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> PackagedFrameEncoder:
+        # Frozen: stays in eval mode whatever the owner does.
+        super().train(False)
+        return self
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """ImageNet-normalised frames [N, 3, H, W] -> pooled embeddings [N, C]."""
+        embedding: Tensor = self.encoder(frames * self.scale + self.shift)
+        return embedding.mean(dim=(2, 3))
 
 
 class VideoTextModel(nn.Module):
@@ -35,6 +81,9 @@ class VideoTextModel(nn.Module):
 
     Args:
         backbone: timm model name of the per-frame encoder (random init: nothing is downloaded).
+        frame_package: an interactive segmenter package whose frozen image encoder encodes the
+            frames instead of ``backbone`` (:class:`PackagedFrameEncoder`); ``input_size`` must
+            then be the package's.
         input_size: (height, width) of the frames it takes.
         width: embedding width of the shared space.
         layers: temporal transformer layers.
@@ -54,6 +103,7 @@ class VideoTextModel(nn.Module):
         max_frames: int = 16,
         causal: bool = True,
         text_width: int = TEXT_WIDTH,
+        frame_package: str | None = None,
     ) -> None:
         super().__init__()
         if width % heads:
@@ -61,7 +111,16 @@ class VideoTextModel(nn.Module):
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.max_frames = max_frames
         self.causal = causal
-        self.encoder = timm.create_model(backbone, pretrained=False, num_classes=0)
+        self.encoder: nn.Module
+        if frame_package is None:
+            self.encoder = timm.create_model(backbone, pretrained=False, num_classes=0)
+        else:
+            self.encoder = PackagedFrameEncoder(Path(frame_package))
+            if self.encoder.input_size != self.input_size:
+                raise ValueError(
+                    f"input_size {list(self.input_size)} must be the frame package's "
+                    f"{list(self.encoder.input_size)}"
+                )
         with torch.no_grad():
             features = self.encoder(torch.zeros(1, 3, *self.input_size)).shape[-1]
         self.frame_projection = nn.Linear(features, width)
