@@ -34,8 +34,9 @@ GROUP_HELP = {
     "eval": "score predictions",
     "export": "export trained models to deployable packages",
     "edge": "the live runtime: feeds -> models -> overlays, recording, gRPC",
-    "client": "query a running edge runtime over gRPC",
+    "client": "query a running edge runtime or job server over gRPC",
     "tokens": "bearer tokens for the gRPC API",
+    "server": "the server tier's job service",
 }
 
 COMMANDS: tuple[Command, ...] = (
@@ -183,6 +184,16 @@ COMMANDS: tuple[Command, ...] = (
         ("client", "prompts"),
         "orstream.client.prompts_command",
         "change the text prompts the edge names zero-shot steps by",
+    ),
+    Command(
+        ("server", "run"),
+        "orstream.server.run_command",
+        "serve the job service (submit, watch, cancel jobs) until SIGTERM or Ctrl-C",
+    ),
+    Command(
+        ("client", "server"),
+        "orstream.client.server_command",
+        "submit, watch, get, cancel and list an orstream server's jobs",
     ),
     Command(
         ("tokenize",),

@@ -1,0 +1,123 @@
+"""One job server: the store, the uploads, the ``local`` engine and the gRPC service, started
+and stopped together.
+
+Starting recovers what a crash left behind before anything runs: jobs left ``running`` are
+queued again (or failed after ``max_attempts``), half-written uploads are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orstream.errors import OrstreamError
+from orstream.server.job_service import JobService
+from orstream.server.kinds.registry import KindRegistry, default_kinds
+from orstream.server.local_executor import LocalExecutor
+from orstream.server.service.grpc_server import DEFAULT_ADDRESS, JobGrpcServer
+from orstream.server.store import JobStore
+from orstream.server.uploads import UploadArea
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local",)
+"""Where jobs run: ``local`` is worker threads in the server process."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How a job server runs (``orstream server run``'s options)."""
+
+    store: Path
+    address: str = DEFAULT_ADDRESS
+    engine: str = "local"
+    workers: int = 2
+    concurrency: Mapping[str, int] = field(default_factory=dict)
+    max_queued: int = 100
+    max_upload_bytes: int = 2 * 1024**3
+    allowed_paths: tuple[Path, ...] = ()
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise OrstreamError(f"engine {self.engine!r}: one of {', '.join(ENGINES)}")
+        for name, value in (
+            ("workers", self.workers),
+            ("max_queued", self.max_queued),
+            ("max_attempts", self.max_attempts),
+        ):
+            if value < 1:
+                raise OrstreamError(f"{name} {value}: at least 1")
+        if self.max_upload_bytes < 0:
+            raise OrstreamError(f"max upload {self.max_upload_bytes} bytes: not negative")
+        for folder in self.allowed_paths:
+            if not folder.is_dir():
+                raise OrstreamError(f"{folder}: --allow-path needs an existing folder")
+
+
+class JobServer:
+    """A job server; ``start`` it, then ``stop`` it (or use it as a context manager).
+
+    Args:
+        settings: how it runs.
+        kinds: the kinds it runs (default: every kind orstream ships).
+    """
+
+    def __init__(self, settings: ServerSettings, kinds: KindRegistry | None = None) -> None:
+        self.settings = settings
+        self.kinds = kinds or default_kinds()
+        self._store: JobStore | None = None
+        self._executor: LocalExecutor | None = None
+        self._grpc: JobGrpcServer | None = None
+
+    def start(self) -> int:
+        """Recover the store, start the workers and serve; returns the bound port.
+
+        Raises:
+            OrstreamError: the store cannot be opened, a setting is wrong for these kinds, or
+                the address cannot be bound.
+        """
+        settings = self.settings
+        store = JobStore(settings.store)
+        try:
+            requeued, failed = store.recover(settings.max_attempts)
+            if requeued or failed:
+                log.warning(
+                    "recovered %d jobs left running: %d queued again, %d failed",
+                    len(requeued) + len(failed),
+                    len(requeued),
+                    len(failed),
+                )
+            uploads = UploadArea(settings.store, settings.max_upload_bytes, settings.allowed_paths)
+            uploads.clean(store.job_ids())
+            executor = LocalExecutor(
+                store, self.kinds, uploads, settings.workers, settings.concurrency
+            )
+            service = JobService(store, self.kinds, uploads, executor, settings.max_queued)
+            grpc_server = JobGrpcServer(service, settings.address)
+            port = grpc_server.start()
+        except BaseException:
+            store.close()
+            raise
+        executor.start()
+        self._store, self._executor, self._grpc = store, executor, grpc_server
+        return port
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        """Stop serving, stop the runs (their jobs are queued again) and close the store."""
+        if self._grpc is not None:
+            self._grpc.stop(grace_s)
+        if self._executor is not None:
+            self._executor.stop(grace_s)
+        if self._store is not None:
+            self._store.close()
+        self._grpc = self._executor = self._store = None
+
+    def __enter__(self) -> JobServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,52 @@
+"""The job kinds a server runs, found by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from orstream.errors import quoted
+from orstream.server.job_errors import JobRefused
+from orstream.server.kinds.job_kind import JobKind
+
+
+class KindRegistry:
+    """Job kinds by name.
+
+    Raises:
+        ValueError: two kinds share a name.
+    """
+
+    def __init__(self, kinds: Iterable[JobKind]) -> None:
+        self._kinds: dict[str, JobKind] = {}
+        for kind in kinds:
+            if kind.name in self._kinds:
+                raise ValueError(f"two job kinds are named {kind.name!r}")
+            self._kinds[kind.name] = kind
+
+    def get(self, name: str) -> JobKind:
+        """The kind called ``name``.
+
+        Raises:
+            JobRefused: no kind has that name (INVALID_ARGUMENT).
+        """
+        kind = self._kinds.get(name)
+        if kind is None:
+            raise JobRefused(
+                f"unknown job kind {quoted(name)}; this server runs: {', '.join(self.names)}"
+            )
+        return kind
+
+    @property
+    def names(self) -> list[str]:
+        """Every kind's name, sorted."""
+        return sorted(self._kinds)
+
+    def __iter__(self) -> Iterator[JobKind]:
+        return iter(self._kinds[name] for name in self.names)
+
+
+def default_kinds() -> KindRegistry:
+    """The kinds ``orstream server run`` serves."""
+    from orstream.server.kinds.probe import ProbeKind
+
+    return KindRegistry([ProbeKind()])

@@ -1,0 +1,147 @@
+"""``orstream server run``: serve the job service until SIGTERM or Ctrl-C.
+
+SIGTERM (``docker stop``, systemd) and SIGINT stop it the same way: health goes NOT_SERVING,
+new calls are refused, open watches end, running jobs are asked to stop and queued again, and
+the store is closed. A second signal exits at once; a job it interrupts is queued again at the
+next start, as after a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from orstream.errors import OrstreamError
+
+DEFAULT_STORE = Path("orstream-jobs")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``orstream server run``."""
+    from orstream.server.job_server import ENGINES
+    from orstream.server.service.grpc_server import DEFAULT_ADDRESS
+
+    parser.add_argument(
+        "--address",
+        default=DEFAULT_ADDRESS,
+        metavar="HOST:PORT",
+        help=f"loopback address to serve on; port 0 picks one (default {DEFAULT_ADDRESS})",
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=DEFAULT_STORE,
+        metavar="DIR",
+        help=f"folder of the job database and inputs (default ./{DEFAULT_STORE})",
+    )
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="local", help="where jobs run (default local)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="jobs run at once (default 2)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        action="append",
+        default=[],
+        metavar="KIND=N",
+        help="at most N jobs of KIND at once (repeatable; default: up to --workers)",
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=int,
+        default=100,
+        metavar="N",
+        help="jobs that may wait; more are refused with RESOURCE_EXHAUSTED (default 100)",
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=2048.0,
+        metavar="MB",
+        help="largest upload of one job, all inputs together (default 2048)",
+    )
+    parser.add_argument(
+        "--allow-path",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="clients may name files below DIR as inputs, read in place (repeatable)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="a job the server stopped during N times fails instead of running again (default 3)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until a stop signal."""
+    from orstream.server.job_server import JobServer, ServerSettings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = ServerSettings(
+        store=args.store,
+        address=args.address,
+        engine=args.engine,
+        workers=args.workers,
+        concurrency=_concurrency(args.concurrency),
+        max_queued=args.max_queued,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        allowed_paths=tuple(args.allow_path),
+        max_attempts=args.max_attempts,
+    )
+    server = JobServer(settings)
+    stop = threading.Event()
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(128 + number)
+        stop.set()
+
+    previous = {
+        number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        port = server.start()
+        host = settings.address.rsplit(":", 1)[0]
+        print(
+            f"orstream server: serving on {host}:{port}, store {settings.store}, engine "
+            f"{settings.engine}, kinds {', '.join(server.kinds.names)}",
+            flush=True,
+        )
+        while not stop.wait(1.0):
+            pass
+        print("orstream server: stopping", file=sys.stderr, flush=True)
+    finally:
+        server.stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return 0
+
+
+def _concurrency(items: list[str]) -> dict[str, int]:
+    """``KIND=N`` options as a dict.
+
+    Raises:
+        OrstreamError: one is not ``KIND=N`` with a whole N.
+    """
+    limits = {}
+    for item in items:
+        name, _, count = item.partition("=")
+        try:
+            limits[name] = int(count)
+        except ValueError:
+            raise OrstreamError(f"--concurrency {item!r}: needs KIND=N") from None
+    return limits
