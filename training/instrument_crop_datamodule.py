@@ -5,6 +5,10 @@ phantom cases, labelled by their true masks; :mod:`orstream.export.crops.render`
 runs the segmenter package as the edge does, which training leaves to the export tier. A
 training file usually adds jittered crops of the true masks (``--truth-copies``); a validation
 file holds the finds alone, what the classifier will be shown live.
+
+Under DDP every rank takes its share of the same global training batches
+(:mod:`orstream.training.distributed_batches`); validation crops are shared out by Lightning and
+carry their index, so the metrics count every crop once.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
 from orstream.instrument_crop import Crops, read_crops
+from orstream.training.distributed_batches import ShuffledSamples, replicas_of, seed_of_run
 
 
-class CropDataset(Dataset[tuple[Tensor, Tensor]]):
-    """Crops as normalised tensors [3, S, S] (-1..1, as the package's card asks); in training
-    flipped across the shaft at random and with each colour channel's gain jittered by up to
-    ``colour_jitter``."""
+class CropDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):
+    """(crop, label, index): crops as normalised tensors [3, S, S] (-1..1, as the package's
+    card asks); in training flipped across the shaft at random and with each colour channel's
+    gain jittered by up to ``colour_jitter``."""
 
     def __init__(self, crops: Crops, train: bool, colour_jitter: float = 0.2) -> None:
         self.crops = crops
@@ -33,14 +38,14 @@ class CropDataset(Dataset[tuple[Tensor, Tensor]]):
     def __len__(self) -> int:
         return len(self.crops)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
         image = torch.from_numpy(self.crops.images[index]).permute(2, 0, 1).float() / 255.0
         if self.train:
             if torch.rand(()) < 0.5:
                 image = image.flip(1)  # the other side of the instrument: the shaft stays right
             gain = 1.0 + self.colour_jitter * (2 * torch.rand(3, 1, 1) - 1)
             image = (image * gain).clamp(0.0, 1.0)
-        return (image - 0.5) / 0.5, torch.tensor(self.crops.labels[index])
+        return (image - 0.5) / 0.5, torch.tensor(self.crops.labels[index]), torch.tensor(index)
 
 
 class InstrumentCropDataModule(L.LightningDataModule):
@@ -49,7 +54,7 @@ class InstrumentCropDataModule(L.LightningDataModule):
     Args:
         train: crops file to train on.
         val: crops file of held-out cases.
-        batch_size: crops per step.
+        batch_size: crops per step and rank.
 
     Raises:
         OrstreamError: a file is missing or not a crops file, or both share a case.
@@ -95,17 +100,25 @@ class InstrumentCropDataModule(L.LightningDataModule):
                     f"{self.train_path} and {self.val_path} share phantom cases {sorted(shared)}"
                 )
 
-    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor, Tensor]]:
         assert self.train_crops is not None
+        num_replicas, rank = replicas_of(self.trainer)
+        sampler = ShuffledSamples(
+            len(self.train_crops),
+            self.batch_size,
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=seed_of_run(),
+            drop_last=True,
+        )
         return DataLoader(
             CropDataset(self.train_crops, train=True),
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=sampler,
             num_workers=self.num_workers,
-            drop_last=len(self.train_crops) > self.batch_size,
         )
 
-    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor, Tensor]]:
         assert self.val_crops is not None
         return DataLoader(
             CropDataset(self.val_crops, train=False), batch_size=256, num_workers=self.num_workers

@@ -4,7 +4,8 @@ Cross-entropy with label smoothing over the 19 classes (0: no instrument), AdamW
 learning rate. Validation on held-out phantom cases logs ``val_accuracy`` over every crop (the
 checkpoint monitor), ``val_instrument_accuracy`` over the crops of instruments, and
 ``val_none_accuracy`` over the rest, since a wrong name on the OR display and a mask of tissue
-called an instrument are different failures.
+called an instrument are different failures. Under DDP the predictions of all ranks are gathered
+first (:mod:`orstream.training.distributed_metrics`), so each crop counts once on every rank.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from orstream.instrument_crop import CROP_SIZE
+from orstream.training.distributed_metrics import gather_unique
 from orstream.training.registry import create_model
 
 
@@ -43,27 +45,30 @@ class LitInstrumentClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.model = create_model(model_name, **(model_kwargs or {}))
         self.example_input_array = torch.zeros(2, 3, CROP_SIZE, CROP_SIZE)
-        self._val: list[tuple[Tensor, Tensor]] = []
+        self._val: list[tuple[Tensor, Tensor]] = []  # (crop indices, [predicted, label] rows)
         self.val_metrics: dict[str, float] = {}
 
     def forward(self, crops: Tensor) -> Tensor:
         logits: Tensor = self.model(crops)
         return logits
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> Tensor:
-        crops, labels = batch
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_index: int) -> Tensor:
+        crops, labels, _ = batch
         loss = F.cross_entropy(self(crops), labels, label_smoothing=self.hparams["label_smoothing"])
-        self.log("train_loss", loss, prog_bar=True)
+        # sync_dist: under DDP the logged loss is that of the global batch, not rank 0's part.
+        self.log("train_loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> None:
-        crops, labels = batch
-        self._val.append((self(crops).argmax(1), labels))
+    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_index: int) -> None:
+        crops, labels, indices = batch
+        self._val.append((indices.cpu(), torch.stack([self(crops).argmax(1), labels], 1).cpu()))
 
     def on_validation_epoch_end(self) -> None:
-        predicted = torch.cat([p for p, _ in self._val])
-        labels = torch.cat([t for _, t in self._val])
+        _, rows = gather_unique(
+            torch.cat([i for i, _ in self._val]), torch.cat([r for _, r in self._val]), self.device
+        )
         self._val.clear()
+        predicted, labels = rows[:, 0], rows[:, 1]
         right = (predicted == labels).float()
         instruments = labels > 0
         metrics = {"val_accuracy": right.mean()}
@@ -72,7 +77,8 @@ class LitInstrumentClassifier(L.LightningModule):
         if (~instruments).any():
             metrics["val_none_accuracy"] = right[~instruments].mean()
         for name, value in metrics.items():
-            self.log(name, value, prog_bar=name != "val_none_accuracy")
+            # Every rank holds the same value: sync_dist's mean leaves it as it is.
+            self.log(name, value, prog_bar=name != "val_none_accuracy", sync_dist=True)
         self.val_metrics = {name: float(value) for name, value in metrics.items()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -19,6 +19,8 @@ interior pixel, its class text -- takes the candidate with the highest predicted
 deployment does) and scores Dice at the input resolution, averaged over targets:
 ``val_dice_box``, ``val_dice_points``, ``val_dice_text``, their mean ``val_dice`` (the
 checkpoint monitor), and per kind (``val_dice_box_instrument``, ``val_dice_box_anatomy``, ...).
+Under DDP the per-target scores of all ranks are gathered first
+(:mod:`orstream.training.distributed_metrics`), so each target counts once on every rank.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from torch.nn import functional as F
 from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY, INSTRUMENTS, SEGMENTATION_CLASSES
 from orstream.training.click_simulation import Click, clicks_to_prompt, next_click
+from orstream.training.distributed_metrics import gather_unique
 from orstream.training.models.segmenter import InteractiveSegmenter
 from orstream.training.registry import create_model
 from orstream.training.segmenter_datamodule import PROMPT_BOX, PROMPT_POINTS, PROMPT_TEXT
@@ -147,8 +150,9 @@ class LitSegmenter(L.LightningModule):
             torch.tensor([[width / 4, height / 4, 3 * width / 4, 3 * height / 4]]),
         )
         self.val_metrics: dict[str, float] = {}
-        self._val_dice: dict[str, list[Tensor]] = {}
-        self._val_kinds: list[Tensor] = []
+        # Per validation batch: target indices, and rows of (class code, Dice per VAL_PROMPTS).
+        self._val_keys: list[Tensor] = []
+        self._val_rows: list[Tensor] = []
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -260,6 +264,7 @@ class LitSegmenter(L.LightningModule):
             for name in ("total", "focal", "dice", "iou_mse")
         }
         size = batch["mask"].shape[0]
+        # sync_dist: under DDP the logged losses are those of the global batch, not rank 0's part.
         self.log(
             "train_loss",
             terms["total"],
@@ -267,10 +272,10 @@ class LitSegmenter(L.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=size,
+            sync_dist=True,
         )
-        self.log("train_focal", terms["focal"], on_epoch=True, batch_size=size)
-        self.log("train_dice_loss", terms["dice"], on_epoch=True, batch_size=size)
-        self.log("train_iou_mse", terms["iou_mse"], on_epoch=True, batch_size=size)
+        for name, term in (("focal", "focal"), ("dice_loss", "dice"), ("iou_mse", "iou_mse")):
+            self.log(f"train_{name}", terms[term], on_epoch=True, batch_size=size, sync_dist=True)
         return terms["total"]
 
     def validation_step(self, batch: dict[str, Tensor], batch_index: int) -> None:
@@ -278,28 +283,44 @@ class LitSegmenter(L.LightningModule):
         embeddings = self.model.encode_image(self.normalise(batch["image"]))
         points = batch["point"].cpu().numpy()
         clicks = [[Click(int(x), int(y), True)] for x, y in points]
+        columns = [batch["code"].cpu().double()]
         for name, bits in VAL_PROMPTS.items():
             prompt = torch.full_like(batch["prompt"], bits)
             logits, iou = self._decode(embeddings, batch, prompt, clicks, 1, None)
             if name == "box":
                 loss = segmenter_loss(logits, iou, target)
-                self.log("val_loss", loss.total, on_epoch=True, batch_size=target.shape[0])
+                self.log(
+                    "val_loss",
+                    loss.total,
+                    on_epoch=True,
+                    batch_size=target.shape[0],
+                    sync_dist=True,
+                )
             chosen = logits.gather(
                 1, iou.argmax(dim=1)[:, None, None, None].expand(-1, 1, *logits.shape[-2:])
             )
             upsampled = F.interpolate(
                 chosen, size=target.shape[-2:], mode="bilinear", align_corners=False
             )
-            self._val_dice.setdefault(name, []).append(dice_scores(upsampled[:, 0], target).cpu())
-        self._val_kinds.append(batch["code"].cpu())
+            columns.append(dice_scores(upsampled[:, 0], target).cpu().double())
+        self._val_keys.append(batch["index"].cpu())
+        self._val_rows.append(torch.stack(columns, dim=1))
 
     def on_validation_epoch_end(self) -> None:
-        dice = {name: torch.cat(scores) for name, scores in self._val_dice.items()}
-        codes = torch.cat(self._val_kinds) if self._val_kinds else torch.zeros(0)
-        self._val_dice, self._val_kinds = {}, []
-        if self.trainer.sanity_checking or not dice:
+        keys, rows = self._val_keys, self._val_rows
+        self._val_keys, self._val_rows = [], []
+        if self.trainer.sanity_checking:
             return  # a few batches of the untrained model: not the checkpoint's metrics
-        kinds = np.array([_kind(int(code)) for code in codes.tolist()])
+        width = 1 + len(VAL_PROMPTS)
+        _, table = gather_unique(
+            torch.cat(keys) if keys else torch.zeros(0, dtype=torch.int64),
+            torch.cat(rows) if rows else torch.zeros(0, width, dtype=torch.float64),
+            self.device,
+        )
+        if not len(table):
+            return
+        kinds = np.array([_kind(int(code)) for code in table[:, 0].tolist()])
+        dice = {name: table[:, 1 + column] for column, name in enumerate(VAL_PROMPTS)}
         metrics = {f"val_dice_{name}": float(scores.mean()) for name, scores in dice.items()}
         metrics["val_dice"] = float(np.mean([metrics[f"val_dice_{name}"] for name in dice]))
         for kind in ("instrument", "anatomy"):
@@ -310,7 +331,8 @@ class LitSegmenter(L.LightningModule):
         self.val_metrics = metrics
         for name, value in metrics.items():
             logged = -1.0 if math.isnan(value) else value
-            self.log(name, logged, prog_bar=name in ("val_dice", "val_dice_box"))
+            # Every rank holds the same value: sync_dist's mean leaves it as it is.
+            self.log(name, logged, prog_bar=name in ("val_dice", "val_dice_box"), sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(

@@ -19,7 +19,10 @@ Validation is online: each held-out video runs through the model in chunks, with
 state carried between chunks exactly as the edge carries it frame by frame; the step
 probabilities go through the causal :func:`orstream.step_smoothing.smooth_step_sequence`, and
 the PitVis metrics are computed per video and averaged over videos: ``val_step_score`` (the
-checkpoint monitor), ``val_step_f1``, ``val_step_edit`` and ``val_instrument_f1``.
+checkpoint monitor), ``val_step_f1``, ``val_step_edit`` and ``val_instrument_f1``. Under DDP each
+rank validates its share of the videos and the per-video metrics of all ranks are gathered
+(:mod:`orstream.training.distributed_metrics`), so every rank averages over every held-out video
+once, as one process would.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from orstream.labels import NUM_INSTRUMENT_CLASSES, STEP_CODES
 from orstream.pitvis.instrument_slots import instrument_slots
 from orstream.pitvis.metrics import average_videos, video_instrument_metrics, video_step_metrics
 from orstream.step_smoothing import smooth_step_sequence
+from orstream.training.distributed_metrics import gather_unique
 from orstream.training.models.workflow import WorkflowRecognizer
 from orstream.training.registry import create_model
 
@@ -98,7 +102,7 @@ class LitWorkflow(L.LightningModule):
         )
         self.example_input_array = torch.zeros(1, 2, 3, *model.input_size)
         self.val_metrics: dict[str, float] = {}
-        self._video_metrics: list[dict[str, float]] = []
+        self._video_metrics: dict[int, list[float]] = {}  # video number -> METRIC_NAMES
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -156,9 +160,20 @@ class LitWorkflow(L.LightningModule):
         step_loss, instrument_loss = self._loss(stages, batch)
         loss = step_loss + self.hparams["instrument_loss_weight"] * instrument_loss
         size = batch["frames"].shape[0]
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log("train_step_loss", step_loss, on_epoch=True, batch_size=size)
-        self.log("train_instrument_loss", instrument_loss, on_epoch=True, batch_size=size)
+        # sync_dist: under DDP the logged losses are those of the global batch, not rank 0's part.
+        self.log(
+            "train_loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=True,
+        )
+        self.log("train_step_loss", step_loss, on_epoch=True, batch_size=size, sync_dist=True)
+        self.log(
+            "train_instrument_loss", instrument_loss, on_epoch=True, batch_size=size, sync_dist=True
+        )
         return loss
 
     def online_stages(self, frames: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -177,7 +192,7 @@ class LitWorkflow(L.LightningModule):
         stages = self.online_stages(batch["frames"])
         step_loss, instrument_loss = self._loss(stages, batch)
         loss = step_loss + self.hparams["instrument_loss_weight"] * instrument_loss
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=1)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=1, sync_dist=True)
         step_logits, instrument_logits = stages[-1]
         step_probs = step_logits[0].softmax(-1).float().cpu().numpy()
         classes = smooth_step_sequence(step_probs, min_dwell=self.hparams["min_dwell"])
@@ -187,28 +202,28 @@ class LitWorkflow(L.LightningModule):
             batch["instrument_code"][0].cpu().numpy(),
             instrument_slots(step_codes, instrument_logits[0].sigmoid().float().cpu().numpy()),
         )
-        self._video_metrics.append(
-            {
-                "val_step_score": steps.score,
-                "val_step_f1": steps.f1,
-                "val_step_edit": steps.edit,
-                "val_instrument_f1": instruments.f1,
-            }
-        )
+        video = int(batch["video"][0])
+        self._video_metrics[video] = [steps.score, steps.f1, steps.edit, instruments.f1]
 
     def on_validation_epoch_end(self) -> None:
-        metrics = {
-            name: average_videos(video[name] for video in self._video_metrics)
-            for name in METRIC_NAMES
-        }
-        self._video_metrics = []
+        local, self._video_metrics = self._video_metrics, {}
         if self.trainer.sanity_checking:
             return  # a few batches of the untrained model: not the checkpoint's metrics
+        _, rows = gather_unique(
+            torch.tensor(list(local), dtype=torch.int64),
+            torch.tensor(list(local.values()), dtype=torch.float64).view(-1, len(METRIC_NAMES)),
+            self.device,
+        )
+        metrics = {
+            name: average_videos(rows[:, column].tolist())
+            for column, name in enumerate(METRIC_NAMES)
+        }
         self.val_metrics = metrics
         for name, value in metrics.items():
             # NaN (no scorable frame in any val video) must not win a "max" checkpoint monitor.
             logged = -1.0 if math.isnan(value) else value
-            self.log(name, logged, prog_bar=name == "val_step_score")
+            # Every rank holds the same value: sync_dist's mean leaves it as it is.
+            self.log(name, logged, prog_bar=name == "val_step_score", sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(

@@ -20,7 +20,9 @@ proportion to the outputs only it can teach. Validation serves whole videos.
 Batches pad clips to the longest of the batch. With ``group_by_length`` (for whole videos of
 mixed lengths) each batch takes clips of similar length -- the lengths sorted with random
 jitter, cut into batches, the batches shuffled -- so little compute goes into padding and few
-black padding frames reach the encoder's batch-norm statistics.
+black padding frames reach the encoder's batch-norm statistics. Under DDP every rank takes its
+share of the same global batches (:mod:`orstream.training.distributed_batches`); validation
+videos are shared out by Lightning.
 
 Labels per sample: the step class (``orstream.labels.step_code_to_class``), the instrument
 multi-hot over 19 classes (0 = none visible), and whether the instruments are known: out of
@@ -35,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,20 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
 from orstream.labels import NUM_INSTRUMENT_CLASSES, step_code_to_class
 from orstream.pitvis.csv_files import Annotations, read_annotations
 from orstream.pitvis.layout import PHANTOM_METADATA_FILE, find_annotated_videos
 from orstream.streams.sources.video_file import probe_video
+from orstream.training.distributed_batches import (
+    GlobalBatchSampler,
+    ShuffledSamples,
+    SimilarLengthSamples,
+    replicas_of,
+    seed_of_run,
+)
 from orstream.training.frame_cache import load_frames
 
 CACHE_FOLDER = ".orstream_cache"
@@ -237,32 +245,6 @@ class ValVideos(Dataset[dict[str, Any]]):
         }
 
 
-class SimilarLengthBatches(Sampler[list[int]]):
-    """Batches of dataset indices whose items have similar lengths, in random order.
-
-    Each epoch the lengths are scaled by a random factor in ``1 +- jitter`` (so batches are not
-    the same every epoch), sorted, cut into batches of ``batch_size``, and the batches shuffled.
-    Randomness comes from torch's global generator (``seed_everything`` fixes it).
-    """
-
-    def __init__(self, lengths: list[int], batch_size: int, jitter: float = 0.2) -> None:
-        if batch_size < 1:
-            raise OrstreamError(f"batch_size must be at least 1, got {batch_size}")
-        self.lengths = torch.tensor(lengths, dtype=torch.float64)
-        self.batch_size = batch_size
-        self.jitter = jitter
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        noise = torch.rand(len(self.lengths), dtype=torch.float64) * 2.0 - 1.0
-        order = (self.lengths * (1.0 + self.jitter * noise)).argsort().tolist()
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for index in torch.randperm(len(batches)).tolist():
-            yield batches[index]
-
-
 def pad_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack samples, padding shorter ones at the end (masked out of the loss; causal outputs
     before the padding do not see it)."""
@@ -298,7 +280,8 @@ class PitVisDataModule(L.LightningDataModule):
         receptive_field: frames one model output depends on (linked by the CLI).
         clip_length: samples per training clip; ``None`` trains on whole videos.
         clips_per_video: training clips drawn per video and epoch.
-        batch_size: training clips per batch (validation takes one whole video at a time).
+        batch_size: training clips per batch and rank (validation takes one whole video at a
+            time).
         group_by_length: batch training clips of similar length together (whole videos of
             mixed lengths); otherwise batches are drawn uniformly.
         num_workers: DataLoader worker processes.
@@ -438,10 +421,14 @@ class PitVisDataModule(L.LightningDataModule):
             "collate_fn": pad_collate,
             "persistent_workers": self.num_workers > 0,
         }
+        num_replicas, rank = replicas_of(self.trainer)
+        shared = {"num_replicas": num_replicas, "rank": rank, "seed": seed_of_run()}
+        sampler: GlobalBatchSampler
         if self.group_by_length:
-            batches = SimilarLengthBatches(clips.lengths(), self.batch_size)
-            return DataLoader(clips, batch_sampler=batches, **common)
-        return DataLoader(clips, batch_size=self.batch_size, shuffle=True, **common)
+            sampler = SimilarLengthSamples(clips.lengths(), self.batch_size, **shared)
+        else:
+            sampler = ShuffledSamples(len(clips), self.batch_size, **shared)
+        return DataLoader(clips, batch_size=self.batch_size, sampler=sampler, **common)
 
     def val_dataloader(self) -> DataLoader[dict[str, Any]]:
         return DataLoader(

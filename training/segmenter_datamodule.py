@@ -21,6 +21,10 @@ box and the deepest click (the evaluation protocol's first click), the same on e
 
 Split: by video. ``val_root`` names a separate held-out dataset (all of ``root`` trains);
 otherwise a deterministic ``val_fraction`` of ``root``'s videos is held out.
+
+Under DDP every rank takes its share of the same global training batches
+(:mod:`orstream.training.distributed_batches`); validation targets are shared out by Lightning,
+and each sample carries its ``index`` so the metrics count every target once.
 """
 
 from __future__ import annotations
@@ -36,13 +40,14 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY, INSTRUMENTS, SEGMENTATION_CLASSES
 from orstream.pitvis import layout
 from orstream.streams.sources.video_file import probe_video
 from orstream.training.click_simulation import next_click
+from orstream.training.distributed_batches import ShuffledSamples, replicas_of, seed_of_run
 from orstream.training.frame_cache import load_frames
 from orstream.training.label_masks import read_label_png
 from orstream.training.pitvis_datamodule import CACHE_FOLDER, phantom_metadata
@@ -286,6 +291,7 @@ class TargetSamples(Dataset[dict[str, Tensor]]):
             "prompt": torch.tensor(prompt),
             "box": torch.from_numpy(box),
             "point": torch.tensor([float(click.x), float(click.y)]),
+            "index": torch.tensor(index),
         }
 
 
@@ -306,9 +312,9 @@ class SegmenterDataModule(L.LightningDataModule):
         prompt_weights: training prompt types (``points``, ``box``, ``text`` or '+'-joined
             combinations) -> relative frequency.
         box_jitter: largest training box corner shift, as a fraction of the box's side.
-        batch_size: targets per batch.
-        samples_per_epoch: training targets drawn per epoch (without replacement, reshuffled
-            when the targets run out); ``None``: every target once.
+        batch_size: targets per batch (per rank, in training).
+        samples_per_epoch: training targets drawn per epoch over all ranks (without
+            replacement, reshuffled when the targets run out); ``None``: every target once.
         val_max_targets: validation targets kept (evenly spread over the sorted held-out
             targets, the same every epoch); ``None``: all.
         num_workers: DataLoader worker processes.
@@ -458,14 +464,22 @@ class SegmenterDataModule(L.LightningDataModule):
             self.box_jitter,
             self.augment,
         )
-        sampler = RandomSampler(samples, num_samples=self.samples_per_epoch)
+        num_replicas, rank = replicas_of(self.trainer)
+        sampler = ShuffledSamples(
+            len(samples),
+            self.batch_size,
+            num_samples=self.samples_per_epoch,
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=seed_of_run(),
+            drop_last=True,
+        )
         return DataLoader(
             samples,
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            drop_last=len(sampler) > self.batch_size,
         )
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:

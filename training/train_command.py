@@ -13,6 +13,10 @@ module, so it is set once, in the ``model`` section.
 Outputs (in the CSVLogger's version folder, e.g. ``runs/workflow/version_0``): ``metrics.csv``,
 ``checkpoints/best-*.ckpt`` (highest validation score: ``val_step_score``, ``val_dice``,
 ``val_psnr``), ``checkpoints/last.ckpt`` (the final weights) and ``checkpoints/loss_curve.png``.
+
+Under DDP (``trainer.strategy=ddp`` with several ``trainer.devices`` or ``trainer.num_nodes``)
+every process runs this command; the outputs are written, and the summary printed, by global
+rank 0 alone (Lightning's logger and checkpoints already write from rank 0 only).
 """
 
 from __future__ import annotations
@@ -128,13 +132,18 @@ def run(args: argparse.Namespace) -> int:
     if trainer.interrupted:
         return 130
     checkpoint = trainer.checkpoint_callback
-    metrics_csv = Path(trainer.logger.experiment.metrics_file_path).resolve()
-    if checkpoint is None or checkpoint.dirpath is None or not metrics_csv.is_file():
-        raise OrstreamError("training wrote no checkpoint or no metrics")
+    if checkpoint is None or checkpoint.dirpath is None:
+        raise OrstreamError("training wrote no checkpoint")
     folder = Path(checkpoint.dirpath).resolve()
     # ModelCheckpoint's own save_last only follows saves of the best; this is the final state.
+    # Every rank calls it (it waits for all of them); rank 0 writes the file.
     last = folder / LAST_CHECKPOINT
     trainer.save_checkpoint(last)
+    if not trainer.is_global_zero:
+        return 0
+    metrics_csv = Path(trainer.logger.experiment.metrics_file_path).resolve()
+    if not metrics_csv.is_file():
+        raise OrstreamError("training wrote no metrics")
     labels = CurveLabels(
         f"orstream {name} training", task.loss_label, task.monitor, task.score_label
     )

@@ -30,7 +30,7 @@ def test_the_files_load_and_their_source_is_described(tmp_path: Path) -> None:
     described = data.describe()
     assert described["train_seeds"] == [1, 2] and described["val_seeds"] == [3]
     assert described["train_crops"] == described["val_crops"] == 8
-    images, labels = next(iter(data.train_dataloader()))
+    images, labels, _ = next(iter(data.train_dataloader()))
     assert images.shape == (8, 3, CROP_SIZE, CROP_SIZE) and labels.dtype == torch.int64
 
 
@@ -46,12 +46,12 @@ def test_training_crops_are_normalised_and_flipped_across_the_shaft_only() -> No
     image = np.zeros((1, CROP_SIZE, CROP_SIZE, 3), np.uint8)
     image[0, :10, 40:] = 255  # a bright patch top right
     crops = Crops(image, np.array([4]), np.array([1]), {})
-    plain, label = CropDataset(crops, train=False)[0]
-    assert int(label) == 4 and plain.shape == (3, CROP_SIZE, CROP_SIZE)
+    plain, label, index = CropDataset(crops, train=False)[0]
+    assert int(label) == 4 and int(index) == 0 and plain.shape == (3, CROP_SIZE, CROP_SIZE)
     assert float(plain.min()) == -1.0 and float(plain.max()) == 1.0
     torch.manual_seed(0)
     seen = {bool(CropDataset(crops, train=True)[0][0][:, :10, 40:].mean() > 0) for _ in range(20)}
     assert seen == {True, False}  # flipped top to bottom half of the time ...
     for _ in range(10):
-        flipped, _ = CropDataset(crops, train=True)[0]
+        flipped, _, _ = CropDataset(crops, train=True)[0]
         assert float(flipped[:, :, :30].max()) < 0  # ... never left to right

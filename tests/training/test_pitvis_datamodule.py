@@ -13,7 +13,6 @@ from orstream.pitvis.csv_files import Annotations, read_annotations, write_annot
 from orstream.training.pitvis_datamodule import (
     CACHE_FOLDER,
     PitVisDataModule,
-    SimilarLengthBatches,
     TrainClips,
     load_video,
     pad_collate,
@@ -183,21 +182,6 @@ def test_padding_extends_every_field_and_masks_the_padding(tmp_path: Path) -> No
     assert batch["frames"].shape == (2, max(lengths), 3, *SIZE)
     assert batch["step_mask"].sum(1).tolist() == lengths
     assert not batch["instrument_mask"][0, lengths[0] :].any()
-
-
-def test_similar_length_batches_take_every_clip_once_and_group_by_length() -> None:
-    lengths = [10, 300, 12, 310, 11, 305, 13, 290, 1000]
-    sampler = SimilarLengthBatches(lengths, batch_size=4, jitter=0.2)
-    torch.manual_seed(0)
-    orders = set()
-    for _ in range(20):
-        batches = list(sampler)
-        assert len(batches) == len(sampler) == 3
-        assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
-        groups = {frozenset(lengths[i] for i in batch) for batch in batches}
-        assert {10, 11, 12, 13} in groups and {290, 300, 305, 310} in groups
-        orders.add(tuple(tuple(batch) for batch in batches))
-    assert len(orders) > 1  # batch order and membership vary between epochs
 
 
 def test_grouped_loader_batches_whole_videos_of_similar_length(tmp_path: Path) -> None:
