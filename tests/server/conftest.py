@@ -1,0 +1,43 @@
+"""Fixtures of the job service tests: a sample video, and a real server on a free loopback
+port with its store in the test's folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from job_samples import GateKind, kinds_with_gate, write_video
+
+from orstream.server.job_server import JobServer, ServerSettings
+
+
+@pytest.fixture(scope="session")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "case.mp4")
+
+
+@pytest.fixture
+def gate() -> Iterator[GateKind]:
+    kind = GateKind()
+    yield kind
+    kind.opened.set()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, gate: GateKind) -> Iterator[Callable[..., tuple[JobServer, str]]]:
+    """Starts a server (kinds probe and gate) with the given settings; stops it after."""
+    servers: list[JobServer] = []
+
+    def start(**settings: object) -> tuple[JobServer, str]:
+        values: dict[str, object] = {"store": tmp_path / "store", "address": "127.0.0.1:0"}
+        values.update(settings)
+        server = JobServer(ServerSettings(**values), kinds_with_gate(gate))  # type: ignore[arg-type]
+        port = server.start()
+        servers.append(server)
+        return server, f"127.0.0.1:{port}"
+
+    yield start
+    gate.opened.set()
+    for server in servers:
+        server.stop(grace_s=0.5)
