@@ -1,12 +1,12 @@
 """Job kind ``probe``: checks a recording is whole and readable, and describes its picture.
 
 Before a recording is analysed or archived, its sender wants to know that it arrived whole and
-what is in it: the file is probed (every packet read, so a truncated file is caught), then every
-frame decoded, and each window of ``window_s`` seconds (default 1) is summarised as a partial
-result while the job runs: mean brightness, black frames (the camera covered or outside the
-body), frozen frames (a stalled feed repeats its last picture) and sharpness (the variance of
-the luma's Laplacian: smoke and defocus lower it). The result holds the file's format and
-the same measures over the whole recording.
+what is in it: every frame is decoded (a file with fewer frames than its container declares is
+reported truncated, a damaged one fails with FFmpeg's reason), and each window of ``window_s``
+seconds (default 1) is summarised as a partial result while the job runs: mean brightness,
+black frames (the camera covered or outside the body), frozen frames (a stalled feed repeats
+its last picture) and sharpness (the variance of the luma's Laplacian: smoke and defocus lower
+it). The result holds the file's format and the same measures over the whole recording.
 
 Input: one video file (any container and codec FFmpeg reads), uploaded or by server path.
 Parameter: ``window_s``, seconds per partial result (0 < window_s <= 3600).
@@ -23,6 +23,7 @@ import numpy as np
 from orstream.errors import OrstreamError
 from orstream.jobs import JobSubmission
 from orstream.server.kinds.job_kind import JobContext
+from orstream.server.kinds.opened_video import OpenedVideo
 
 BLACK_LUMA = 16.0
 """A frame whose mean luma (0..255) is below this is black."""
@@ -85,29 +86,23 @@ class ProbeKind:
 
     def run(self, context: JobContext) -> Mapping[str, Any]:
         """Probe and measure the job's video; a partial result per window."""
-        from orstream.streams.sources.pyav_source import PyAVSource
-
         window_s = _window_s(context.params)
         ((name, path),) = context.inputs.items()
-        try:
-            source = PyAVSource(path)
-        except OrstreamError as error:
-            raise OrstreamError(str(error).replace(str(path), name)) from None
-        info = source.info
+        video = OpenedVideo(path, name)
         total = _Summary()
         window = _Summary()
         window_index = 0
         windows = 0
         previous: np.ndarray | None = None
-        context.progress(0.0, f"reading {info.frame_count} frames")
-        for frame in source.frames():
-            time_s = frame.pts_ns / 1e9
+        expected = video.frame_count or None
+        context.progress(0.0, f"reading {expected or 'the'} frames")
+        for time_s, image in video.frames():
             if window.frames and int(time_s // window_s) != window_index:
                 context.partial(_window(window, window_index, window_s))
                 windows += 1
                 window = _Summary()
             window_index = int(time_s // window_s)
-            luma = frame.image[::_SAMPLE_STRIDE, ::_SAMPLE_STRIDE].astype(np.float32) @ _LUMA
+            luma = image[::_SAMPLE_STRIDE, ::_SAMPLE_STRIDE].astype(np.float32) @ _LUMA
             mean = float(luma.mean())
             frozen = (
                 previous is not None and float(np.abs(luma - previous).mean()) < FROZEN_DIFFERENCE
@@ -116,19 +111,23 @@ class ProbeKind:
             total.add(*measures)
             window.add(*measures)
             previous = luma
-            done = min(total.frames / max(info.frame_count, 1), 0.99)
-            context.progress(done, f"frame {total.frames} of {info.frame_count}")
+            done = min(total.frames / expected, 0.99) if expected else 0.0
+            context.progress(done, f"frame {total.frames} of {expected or '?'}")
         if window.frames:
             context.partial(_window(window, window_index, window_s))
             windows += 1
+        if total.frames == 0:
+            raise OrstreamError(f"{name}: the video stream holds no frames (empty or truncated)")
+        if expected and total.frames < expected:
+            raise OrstreamError(f"{name}: truncated: {total.frames} of {expected} frames present")
         return {
             "input": name,
-            "width": info.width,
-            "height": info.height,
-            "fps": round(info.fps, 3),
-            "duration_s": round(info.duration_s, 3),
-            "codec": info.codec,
-            "pixel_format": info.pixel_format,
+            "width": video.width,
+            "height": video.height,
+            "fps": round(video.fps, 3),
+            "duration_s": round(total.times[-1] + (1 / video.fps if video.fps else 0.0), 3),
+            "codec": video.codec,
+            "pixel_format": video.pixel_format,
             "windows": windows,
             "window_s": window_s,
             **total.as_dict(),

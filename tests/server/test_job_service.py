@@ -97,6 +97,18 @@ def test_a_file_that_is_not_a_video_fails_its_job_with_a_clear_error(
     assert final.error.startswith("notes.mp4: not a video file")
 
 
+def test_a_truncated_video_fails_its_job(start_server: Start, video: Path, tmp_path: Path) -> None:
+    _, address = start_server()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    with ServerClient(address) as client:
+        job_id, _ = client.submit("probe", [cut])
+        final = list(client.watch(job_id))[-1]
+    assert isinstance(final, Job) and final.state == "failed"
+    assert final.error.startswith("cut.mp4: ")
+    assert "damaged" in final.error or "truncated" in final.error
+
+
 def test_cancel_stops_a_running_job(start_server: Start, video: Path, gate: GateKind) -> None:
     _, address = start_server()
     with ServerClient(address) as client:
