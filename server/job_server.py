@@ -91,7 +91,7 @@ class JobServer:
                     len(failed),
                 )
             uploads = UploadArea(settings.store, settings.max_upload_bytes, settings.allowed_paths)
-            uploads.clean(store.job_ids())
+            uploads.clean(store.unfinished_ids())
             executor = LocalExecutor(
                 store, self.kinds, uploads, settings.workers, settings.concurrency
             )

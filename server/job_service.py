@@ -100,10 +100,16 @@ class JobService:
             UnknownJob: no job has this id.
             JobOver: it already succeeded or failed.
         """
-        job, was_running = self._store.cancel(job_id)
-        if was_running:
+        job, before = self._store.cancel(job_id)
+        if before == "running":
             self._executor.cancel(job_id)
+        elif before == "queued":
+            self._uploads.discard(job_id)
         return job
+
+    def wake_watches(self) -> None:
+        """Make every watch check ``keep_going`` now rather than at its next poll."""
+        self._store.touch()
 
     def watch(self, job_id: str, keep_going: Callable[[], bool]) -> Iterator[Job | PartialResult]:
         """The job now, then each change and each partial result, and last the job in its final

@@ -153,4 +153,6 @@ class LocalExecutor:
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
+            if self._store.get(job.id).final:
+                self._uploads.discard(job.id)
             self._store.touch()

@@ -192,11 +192,12 @@ class JobStore:
             PartialResult(attempt, sequence, json.loads(value)) for attempt, sequence, value in rows
         ]
 
-    def cancel(self, job_id: str) -> tuple[Job, bool]:
+    def cancel(self, job_id: str) -> tuple[Job, str]:
         """Mark a queued or running job cancelled.
 
         Returns:
-            The job now, and whether it was running (its worker must be told to stop).
+            The job now, and its state before (a ``running`` job's worker must be told to
+            stop).
 
         Raises:
             UnknownJob: no job has this id.
@@ -214,7 +215,7 @@ class JobStore:
                 )
             cancelled = self._get(db, job_id)
         self._notify()
-        return cancelled, job.state == "running"
+        return cancelled, job.state
 
     # -- workers' side ------------------------------------------------------------------------
 
@@ -325,10 +326,11 @@ class JobStore:
         self._notify()
         return requeued, failed
 
-    def job_ids(self) -> set[str]:
-        """The id of every job."""
+    def unfinished_ids(self) -> set[str]:
+        """The id of every job that is queued or running."""
         with self._lock:
-            return {job_id for (job_id,) in self._db.execute("SELECT id FROM jobs").fetchall()}
+            rows = self._db.execute("SELECT id FROM jobs WHERE state IN ('queued', 'running')")
+            return {job_id for (job_id,) in rows.fetchall()}
 
     # -- change notification ------------------------------------------------------------------
 

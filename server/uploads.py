@@ -6,6 +6,9 @@ rename, to ``STORE/inputs/<job id>/`` before its job is recorded. A crash in bet
 folder without a job, which :meth:`UploadArea.clean` removes at the next start, with any
 half-written upload.
 
+Uploaded inputs are removed once their job ends (succeeded, failed or cancelled): its outcome
+is in the database, and a resubmission with its key answers the job without running it.
+
 A path input is read by the server itself, so it is accepted only inside a folder the server
 was started with (``--allow-path``): a client cannot make the server read any file it names.
 """
@@ -100,16 +103,17 @@ class UploadArea:
         upload.folder.rename(self._inputs / job_id)
 
     def discard(self, job_id: str) -> None:
-        """Remove the inputs kept for ``job_id`` (its record was not made)."""
+        """Remove the inputs kept for ``job_id`` (its record was not made, or it ended)."""
         shutil.rmtree(self._inputs / job_id, ignore_errors=True)
 
-    def clean(self, job_ids: set[str]) -> None:
-        """Remove half-written uploads, and kept inputs of no job (a crash between keeping
-        an upload and recording its job)."""
+    def clean(self, unfinished: set[str]) -> None:
+        """Remove half-written uploads, and kept inputs of every job but the ``unfinished``
+        ones (a job that ended while the server stopped, or none: a crash between keeping an
+        upload and recording its job)."""
         shutil.rmtree(self._partial, ignore_errors=True)
         if self._inputs.is_dir():
             for folder in self._inputs.iterdir():
-                if folder.name not in job_ids:
+                if folder.name not in unfinished:
                     shutil.rmtree(folder, ignore_errors=True)
 
     def _write(

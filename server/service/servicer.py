@@ -49,6 +49,7 @@ class ServerServicer(server_pb2_grpc.ServerServiceServicer):
     def close(self) -> None:
         """End every open watch (the server is stopping): its client sees UNAVAILABLE."""
         self._closing.set()
+        self._service.wake_watches()
 
     def SubmitJob(
         self, request_iterator: Iterator[server_pb2.SubmitJobRequest], context: grpc.ServicerContext

@@ -31,12 +31,14 @@ def wait_for(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 
 def test_a_probe_job_streams_progress_partials_and_its_result(
-    start_server: Start, video: Path
+    start_server: Start, video: Path, tmp_path: Path
 ) -> None:
     _, address = start_server()
     with ServerClient(address) as client:
         job_id, created = client.submit("probe", [video], key="case-1", params={"window_s": "1"})
         events = list(client.watch(job_id))
+    # The upload is kept while the job may run, and removed once it ended.
+    wait_for(lambda: not (tmp_path / "store" / "inputs" / job_id).exists())
     assert created
     assert isinstance(events[0], Job) and isinstance(events[-1], Job)
     final = events[-1]
@@ -129,7 +131,7 @@ def test_cancel_stops_a_running_job(start_server: Start, video: Path, gate: Gate
 
 
 def test_a_full_queue_answers_resource_exhausted_at_once(
-    start_server: Start, video: Path, gate: GateKind
+    start_server: Start, video: Path, gate: GateKind, tmp_path: Path
 ) -> None:
     _, address = start_server(workers=1, max_queued=1)
     with ServerClient(address) as client:
@@ -137,6 +139,7 @@ def test_a_full_queue_answers_resource_exhausted_at_once(
         assert gate.started.wait(10)
         queued, _ = client.submit("probe", [video])
         assert client.get(queued).state == "queued"
+        assert (tmp_path / "store" / "inputs" / queued / video.name).is_file()
         started = time.monotonic()
         with pytest.raises(OrstreamError, match="RESOURCE_EXHAUSTED: the queue is full"):
             client.submit("probe", [video])
@@ -144,6 +147,7 @@ def test_a_full_queue_answers_resource_exhausted_at_once(
         # A known key is still answered; a cancelled job frees its place.
         assert client.submit("probe", [video], key=client.get(queued).idempotency_key)[1] is False
         client.cancel(queued)
+        assert not (tmp_path / "store" / "inputs" / queued).exists()
         assert client.submit("probe", [video])[1]
         assert [job.state for job in client.list(state="queued")] == ["queued"]
         gate.opened.set()

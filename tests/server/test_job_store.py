@@ -89,14 +89,14 @@ def test_recovery_fails_a_job_after_its_last_attempt(store: JobStore) -> None:
 def test_cancel(store: JobStore) -> None:
     store.add("a", submission("k1"), INPUTS, 10)
     store.add("b", submission("k2"), INPUTS, 10)
-    job, was_running = store.cancel("a")
-    assert (job.state, was_running) == ("cancelled", False)
+    job, before = store.cancel("a")
+    assert (job.state, before) == ("cancelled", "queued")
     running = store.claim("probe")
     assert running is not None and running.id == "b"
-    job, was_running = store.cancel("b")
-    assert (job.state, was_running) == ("cancelled", True)
+    job, before = store.cancel("b")
+    assert (job.state, before) == ("cancelled", "running")
     assert not store.succeed("b", 1, {"late": True})
-    assert store.cancel("b")[0].state == "cancelled"
+    assert store.cancel("b") == (job, "cancelled")
     store.add("c", submission("k3"), INPUTS, 10)
     store.claim("probe")
     store.fail("c", 1, "broken")
