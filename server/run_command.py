@@ -25,7 +25,11 @@ DEFAULT_STORE = Path("orstream-jobs")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``orstream server run``."""
     from orstream.server.job_server import ENGINES
+    from orstream.server.kinds.registry import default_kinds
     from orstream.server.service.grpc_server import DEFAULT_ADDRESS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "job kinds:\n" + "\n".join(f"  {line}" for line in default_kinds().describe())
 
     parser.add_argument(
         "--address",

@@ -89,7 +89,7 @@ class JobKind(Protocol):
     name: str
     """The name clients submit it by."""
     description: str
-    """One line for ``--help`` and error messages."""
+    """One line for ``orstream server run --help``."""
 
     def check(self, submission: JobSubmission) -> None:
         """Refuse a submission this kind cannot run (inputs, parameters).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from orstream.errors import quoted
 from orstream.server.job_errors import JobRefused
@@ -41,8 +41,9 @@ class KindRegistry:
         """Every kind's name, sorted."""
         return sorted(self._kinds)
 
-    def __iter__(self) -> Iterator[JobKind]:
-        return iter(self._kinds[name] for name in self.names)
+    def describe(self) -> list[str]:
+        """One line per kind: its name and what it does."""
+        return [f"{name}: {self._kinds[name].description}" for name in self.names]
 
 
 def default_kinds() -> KindRegistry:

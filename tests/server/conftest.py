@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from job_samples import GateKind, kinds_with_gate, write_video
@@ -29,10 +30,10 @@ def start_server(tmp_path: Path, gate: GateKind) -> Iterator[Callable[..., tuple
     """Starts a server (kinds probe and gate) with the given settings; stops it after."""
     servers: list[JobServer] = []
 
-    def start(**settings: object) -> tuple[JobServer, str]:
-        values: dict[str, object] = {"store": tmp_path / "store", "address": "127.0.0.1:0"}
+    def start(**settings: Any) -> tuple[JobServer, str]:
+        values: dict[str, Any] = {"store": tmp_path / "store", "address": "127.0.0.1:0"}
         values.update(settings)
-        server = JobServer(ServerSettings(**values), kinds_with_gate(gate))  # type: ignore[arg-type]
+        server = JobServer(ServerSettings(**values), kinds_with_gate(gate))
         port = server.start()
         servers.append(server)
         return server, f"127.0.0.1:{port}"

@@ -255,3 +255,31 @@ def _watch_until_error(client: ServerClient, job_id: str) -> OrstreamError | Non
     except OrstreamError as error:
         return error
     return None
+
+
+def test_a_client_that_goes_away_mid_upload_leaves_nothing(
+    start_server: Start, tmp_path: Path
+) -> None:
+    _, address = start_server()
+    sent_first_chunk = threading.Event()
+    release = threading.Event()
+
+    def requests():  # type: ignore[no-untyped-def]
+        header = server_pb2.SubmitJobHeader(kind="probe", idempotency_key="gone")
+        header.inputs.add(name="case.mp4", upload_bytes=10_000)
+        yield server_pb2.SubmitJobRequest(header=header)
+        yield server_pb2.SubmitJobRequest(chunk=server_pb2.InputChunk(input=0, data=b"x" * 100))
+        sent_first_chunk.set()
+        release.wait(10)
+
+    with grpc.insecure_channel(address) as channel:
+        stub = server_pb2_grpc.ServerServiceStub(channel)
+        call = stub.SubmitJob.future(requests(), timeout=10)
+        assert sent_first_chunk.wait(10)
+        uploads = tmp_path / "store" / "uploads"
+        wait_for(lambda: uploads.is_dir() and any(uploads.iterdir()))
+        call.cancel()
+        release.set()
+        wait_for(lambda: not any(uploads.iterdir()))
+    with ServerClient(address) as client:
+        assert client.list() == []
