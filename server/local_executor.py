@@ -90,13 +90,15 @@ class LocalExecutor:
         ``grace_s`` for the scheduler, then for each run to return at its next report."""
         self._stopping.set()
         self._store.touch()
+        if self._scheduler.is_alive():
+            self._scheduler.join(grace_s)
+        # Only now is every claimed job in ``_running``; a run that has not begun yet stops at
+        # its first report.
         with self._lock:
             contexts = list(self._running.values())
         for context in contexts:
             context.stop(SHUTDOWN)
-        if self._scheduler.is_alive():
-            self._scheduler.join(grace_s)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True)
 
     def _schedule(self) -> None:
         seen = -1
@@ -136,6 +138,8 @@ class LocalExecutor:
         job = context.job
         try:
             result = self._kinds.get(job.kind).run(context)
+            if not self._store.succeed(job.id, job.attempts, result):
+                log.info("job %s ended after it was cancelled; its result is dropped", job.id)
         except JobStopped:
             if context.stop_reason == SHUTDOWN:
                 self._store.requeue(job.id, job.attempts)
@@ -147,9 +151,6 @@ class LocalExecutor:
             self._store.fail(
                 job.id, job.attempts, f"internal error: {type(error).__name__}: {error}"
             )
-        else:
-            if not self._store.succeed(job.id, job.attempts, result):
-                log.info("job %s ended after it was cancelled; its result is dropped", job.id)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from job_samples import GateKind, kinds_with_gate, write_video
+from job_samples import GateKind, sample_kinds, write_video
 
 from orstream.server.job_server import JobServer, ServerSettings
 
@@ -27,13 +27,13 @@ def gate() -> Iterator[GateKind]:
 
 @pytest.fixture
 def start_server(tmp_path: Path, gate: GateKind) -> Iterator[Callable[..., tuple[JobServer, str]]]:
-    """Starts a server (kinds probe and gate) with the given settings; stops it after."""
+    """Starts a server (the kinds of ``sample_kinds``) with the given settings; stops it after."""
     servers: list[JobServer] = []
 
     def start(**settings: Any) -> tuple[JobServer, str]:
         values: dict[str, Any] = {"store": tmp_path / "store", "address": "127.0.0.1:0"}
         values.update(settings)
-        server = JobServer(ServerSettings(**values), kinds_with_gate(gate))
+        server = JobServer(ServerSettings(**values), sample_kinds(gate))
         port = server.start()
         servers.append(server)
         return server, f"127.0.0.1:{port}"

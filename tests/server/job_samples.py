@@ -59,5 +59,19 @@ class GateKind:
         return {"reports": reports}
 
 
-def kinds_with_gate(gate: GateKind) -> KindRegistry:
-    return KindRegistry([ProbeKind(), gate])
+class UnserializableKind:
+    """Job kind ``unserializable``: a bug, a result that is not JSON."""
+
+    name = "unserializable"
+    description = "return a result that JSON cannot hold"
+
+    def check(self, submission: JobSubmission) -> None:
+        return None
+
+    def run(self, context: JobContext) -> Mapping[str, Any]:
+        return {"value": object()}
+
+
+def sample_kinds(gate: GateKind) -> KindRegistry:
+    """The shipped kinds, the gate and the unserializable kind."""
+    return KindRegistry([ProbeKind(), gate, UnserializableKind()])

@@ -111,6 +111,19 @@ def test_a_truncated_video_fails_its_job(start_server: Start, video: Path, tmp_p
     assert "damaged" in final.error or "truncated" in final.error
 
 
+def test_a_kind_that_fails_unexpectedly_fails_its_job_only(
+    start_server: Start, video: Path
+) -> None:
+    _, address = start_server(workers=1)
+    with ServerClient(address) as client:
+        broken, _ = client.submit("unserializable", [video])
+        final = list(client.watch(broken))[-1]
+        assert isinstance(final, Job) and final.state == "failed"
+        assert final.error.startswith("internal error: TypeError: Object of type object")
+        probe, _ = client.submit("probe", [video])
+        assert list(client.watch(probe))[-1].state == "succeeded"  # type: ignore[union-attr]
+
+
 def test_cancel_stops_a_running_job(start_server: Start, video: Path, gate: GateKind) -> None:
     _, address = start_server()
     with ServerClient(address) as client:
