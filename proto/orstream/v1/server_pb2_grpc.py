@@ -80,9 +80,10 @@ class ServerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJob(self, request, context):
-        """The job now, then every change: progress, each partial result, and last the job in its
-        final state with its result or error, after which the stream ends. Partial results already
-        recorded are sent first. NOT_FOUND for an unknown job.
+        """The job now, the partial results recorded so far, then every change: progress, each new
+        partial result, and last the job in its final state with its result or error, after which
+        the stream ends. A rerun's partial results carry its attempt and count from 0 again.
+        NOT_FOUND for an unknown job; UNAVAILABLE when the server stops first (watch again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
