@@ -16,7 +16,8 @@ Outputs (in the CSVLogger's version folder, e.g. ``runs/workflow/version_0``): `
 
 Under DDP (``trainer.strategy=ddp`` with several ``trainer.devices`` or ``trainer.num_nodes``)
 every process runs this command; the outputs are written, and the summary printed, by global
-rank 0 alone (Lightning's logger and checkpoints already write from rank 0 only).
+rank 0 alone (Lightning's logger and checkpoints already write from rank 0 only), and each rank
+draws its own augmentations (:class:`orstream.training.rank_seeds.RankSeeds`).
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def build_cli(arguments: list[str], config: Path, name: str = "workflow") -> Any
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
     from orstream.errors import OrstreamError
+    from orstream.training.rank_seeds import RankSeeds
 
     task = TASKS[name]
 
@@ -210,6 +212,7 @@ def build_cli(arguments: list[str], config: Path, name: str = "workflow") -> Any
                 run=False,
                 parser_kwargs={"exit_on_error": False},
                 save_config_kwargs={"overwrite": True},
+                trainer_defaults={"callbacks": [RankSeeds()]},
             )
     except OrstreamError:
         raise

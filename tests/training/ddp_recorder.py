@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 
 class RecordShares(L.Callback):
     """Writes ``<out>/rank<R>.json``: the rank, the world size, the training sample indices the
-    rank drew in each epoch, and its ``val_metrics`` when fitting ends."""
+    rank drew in each epoch, and, when fitting ends, its ``val_metrics`` and torch's seed."""
 
     def __init__(self, out: str) -> None:
         self.out = Path(out)
@@ -31,5 +32,6 @@ class RecordShares(L.Callback):
             "world_size": trainer.world_size,
             "epochs": self.epochs,
             "val_metrics": getattr(pl_module, "val_metrics", {}),
+            "torch_seed": torch.initial_seed(),
         }
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
