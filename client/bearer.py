@@ -17,8 +17,13 @@ class _CallDetails(NamedTuple):
     compression: grpc.Compression | None
 
 
-class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Adds ``authorization: Bearer TOKEN`` to the metadata of every unary and streaming call."""
+class BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+):
+    """Adds ``authorization: Bearer TOKEN`` to the metadata of every unary and streaming call
+    (server streams such as ``WatchJob``, client streams such as ``SubmitJob``'s upload)."""
 
     def __init__(self, token: str) -> None:
         self._metadata = (("authorization", f"Bearer {token}"),)
@@ -42,3 +47,8 @@ class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
         self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
     ) -> Any:
         return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, requests: Any
+    ) -> Any:
+        return continuation(self._with_token(details), requests)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from orstream.errors import OrstreamError
 
 if TYPE_CHECKING:
+    import grpc
+
     from orstream.proto.orstream.v1.edge_pb2_grpc import EdgeServiceStub
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -36,6 +38,11 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"give up when the server does not answer within this time "
         f"(default {DEFAULT_TIMEOUT_S:g})",
     )
+    add_credential_arguments(parser)
+
+
+def add_credential_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tls-ca`` and ``--token-file``: how a client proves itself to any orstream server."""
     parser.add_argument(
         "--tls-ca",
         type=Path,
@@ -82,20 +89,8 @@ def edge_stub(
 
     from orstream.proto.orstream.v1.edge_pb2_grpc import EdgeServiceStub
 
-    if tls_ca is None:
-        channel = grpc.insecure_channel(address)
-    else:
-        if not tls_ca.is_file():
-            raise OrstreamError(f"{tls_ca}: CA file not found")
-        credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
-        channel = grpc.secure_channel(address, credentials)
+    channel = open_channel(address, timeout_s, tls_ca, "an orstream edge server")
     try:
-        try:
-            grpc.channel_ready_future(channel).result(timeout=timeout_s)
-        except grpc.FutureTimeoutError:
-            raise OrstreamError(
-                f"cannot reach an orstream edge server at {address} within {timeout_s:g} s"
-            ) from None
         try:
             if token is None:
                 yield EdgeServiceStub(channel)
@@ -109,3 +104,29 @@ def edge_stub(
             ) from None
     finally:
         channel.close()
+
+
+def open_channel(
+    address: str, timeout_s: float, tls_ca: Path | None = None, what: str = "an orstream server"
+) -> grpc.Channel:
+    """A channel to ``address`` that reached the server within ``timeout_s`` (TLS trusting
+    ``tls_ca`` when given).
+
+    Raises:
+        OrstreamError: the CA file is missing, or ``what`` cannot be reached in time.
+    """
+    import grpc
+
+    if tls_ca is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        if not tls_ca.is_file():
+            raise OrstreamError(f"{tls_ca}: CA file not found")
+        credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
+        channel = grpc.secure_channel(address, credentials)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout_s)
+    except grpc.FutureTimeoutError:
+        channel.close()
+        raise OrstreamError(f"cannot reach {what} at {address} within {timeout_s:g} s") from None
+    return channel

@@ -21,6 +21,8 @@ from types import TracebackType
 
 import grpc
 
+from orstream.client.bearer import BearerToken
+from orstream.client.connection import open_channel
 from orstream.errors import OrstreamError
 from orstream.jobs import InputSpec, Job, JobSubmission, PartialResult
 from orstream.proto.orstream.v1 import server_pb2
@@ -45,23 +47,28 @@ class ServerClient:
     Args:
         address: the server's ``HOST:PORT``.
         timeout_s: how long to wait for the server to be reachable, and for each unary call.
+        token: a bearer token every call carries (a server with tokens needs one).
+        tls_ca: connect over TLS, trusting this CA's certificates (PEM).
 
     Raises:
         OrstreamError: the server is not reachable within ``timeout_s``.
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        timeout_s: float = 5.0,
+        *,
+        token: str | None = None,
+        tls_ca: Path | None = None,
+    ) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(address)
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout_s)
-        except grpc.FutureTimeoutError:
-            self._channel.close()
-            raise OrstreamError(
-                f"cannot reach an orstream server at {address} within {timeout_s:g} s"
-            ) from None
-        self._stub = ServerServiceStub(self._channel)
+        self._channel = open_channel(address, timeout_s, tls_ca)
+        calls = self._channel
+        if token is not None:
+            calls = grpc.intercept_channel(self._channel, BearerToken(token))
+        self._stub = ServerServiceStub(calls)
 
     def close(self) -> None:
         """Close the channel."""

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orstream.client.connection import add_credential_arguments
 from orstream.errors import OrstreamError
 from orstream.jobs import JOB_STATES, Job, PartialResult
 
@@ -81,10 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="SECONDS",
             help="give up when the server does not answer within this time (default 5)",
         )
+        add_credential_arguments(action)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one action."""
+    from orstream.client.connection import read_token
     from orstream.client.server_client import ServerClient
 
     if args.server_command == "submit":
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                 raise OrstreamError(f"{path}: no such file")
         if not args.input and not args.server_path:
             raise OrstreamError("submit needs at least one --input or --server-path")
-    with ServerClient(args.address, args.timeout) as client:
+    token = read_token(args.token_file)
+    with ServerClient(args.address, args.timeout, token=token, tls_ca=args.tls_ca) as client:
         if args.server_command == "submit":
             job_id, _ = client.submit(
                 args.kind, args.input, key=args.key, server_paths=args.server_path, params=params

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orstream.access.exposure import exposure_problem, is_loopback
+from orstream.access.server_tls import ServerTls
 from orstream.errors import OrstreamError
 from orstream.server.job_service import JobService
 from orstream.server.kinds.registry import KindRegistry, default_kinds
@@ -19,6 +21,7 @@ from orstream.server.local_executor import LocalExecutor
 from orstream.server.service.grpc_server import DEFAULT_ADDRESS, JobGrpcServer
 from orstream.server.store import JobStore
 from orstream.server.uploads import UploadArea
+from orstream.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,13 @@ ENGINES = ("local",)
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """How a job server runs (``orstream server run``'s options)."""
+    """How a job server runs (``orstream server run``'s options).
+
+    Access is as on the edge: ``tokens`` (a tokens file) makes every call but health need a
+    bearer token of its method's role, ``tls_cert`` and ``tls_key`` serve TLS only,
+    ``tls_client_ca`` also asks clients for a certificate of that CA. A non-loopback address
+    needs TLS and tokens, or ``insecure``.
+    """
 
     store: Path
     address: str = DEFAULT_ADDRESS
@@ -39,8 +48,25 @@ class ServerSettings:
     max_upload_bytes: int = 2 * 1024**3
     allowed_paths: tuple[Path, ...] = ()
     max_attempts: int = 3
+    tokens: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    insecure: bool = False
 
     def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise OrstreamError("give --tls-cert and --tls-key together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise OrstreamError("--tls-client-ca needs --tls-cert and --tls-key")
+        problem = exposure_problem(
+            self.address,
+            tls=self.tls_cert is not None,
+            tokens=self.tokens is not None,
+            insecure=self.insecure,
+        )
+        if problem is not None:
+            raise OrstreamError(problem)
         if self.engine not in ENGINES:
             raise OrstreamError(f"engine {self.engine!r}: one of {', '.join(ENGINES)}")
         for name, value in (
@@ -55,6 +81,12 @@ class ServerSettings:
         for folder in self.allowed_paths:
             if not folder.is_dir():
                 raise OrstreamError(f"{folder}: --allow-path needs an existing folder")
+
+    def server_tls(self) -> ServerTls | None:
+        """The TLS files (None: plain gRPC)."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return ServerTls(self.tls_cert, self.tls_key, self.tls_client_ca)
 
 
 class JobServer:
@@ -80,6 +112,7 @@ class JobServer:
                 the address cannot be bound.
         """
         settings = self.settings
+        tokens = None if settings.tokens is None else Tokens.load(settings.tokens)
         store = JobStore(settings.store)
         try:
             requeued, failed = store.recover(settings.max_attempts)
@@ -96,13 +129,21 @@ class JobServer:
                 store, self.kinds, uploads, settings.workers, settings.concurrency
             )
             service = JobService(store, self.kinds, uploads, executor, settings.max_queued)
-            grpc_server = JobGrpcServer(service, settings.address)
+            grpc_server = JobGrpcServer(
+                service, settings.address, tokens=tokens, tls=settings.server_tls()
+            )
             port = grpc_server.start()
         except BaseException:
             store.close()
             raise
         executor.start()
         self._store, self._executor, self._grpc = store, executor, grpc_server
+        if settings.insecure and not is_loopback(settings.address):
+            log.warning(
+                "gRPC on %s without TLS or tokens (--insecure): anyone who reaches it can "
+                "submit, read and cancel jobs",
+                settings.address,
+            )
         return port
 
     def stop(self, grace_s: float = 2.0) -> None:

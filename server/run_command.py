@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 
 from orstream.errors import OrstreamError
 
@@ -35,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--address",
         default=DEFAULT_ADDRESS,
         metavar="HOST:PORT",
-        help=f"loopback address to serve on; port 0 picks one (default {DEFAULT_ADDRESS})",
+        help=f"address to serve on; port 0 picks one; an address other than loopback needs "
+        f"TLS and --tokens, or --insecure (default {DEFAULT_ADDRESS})",
     )
     parser.add_argument(
         "--store",
@@ -86,11 +84,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="a job the server stopped during N times fails instead of running again (default 3)",
     )
+    parser.add_argument(
+        "--tokens",
+        type=Path,
+        metavar="FILE",
+        help="tokens file (orstream tokens add): calls then need a bearer token of their role "
+        "(viewer: get, watch, list; operator: also submit and cancel)",
+    )
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve gRPC over TLS")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="PEM",
+        help="require client certificates signed by this CA (mutual TLS)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback --address without TLS and tokens (logged as a warning)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until a stop signal."""
     from orstream.server.job_server import JobServer, ServerSettings
+    from orstream.stop_signals import StopSignals
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -105,33 +124,28 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         allowed_paths=tuple(args.allow_path),
         max_attempts=args.max_attempts,
+        tokens=args.tokens,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        insecure=args.insecure,
     )
     server = JobServer(settings)
     stop = threading.Event()
-
-    def on_signal(number: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            os._exit(128 + number)
-        stop.set()
-
-    previous = {
-        number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        port = server.start()
-        host = settings.address.rsplit(":", 1)[0]
-        print(
-            f"orstream server: serving on {host}:{port}, store {settings.store}, engine "
-            f"{settings.engine}, kinds {', '.join(server.kinds.names)}",
-            flush=True,
-        )
-        while not stop.wait(1.0):
-            pass
-        print("orstream server: stopping", file=sys.stderr, flush=True)
-    finally:
-        server.stop()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    with StopSignals(lambda name: stop.set()):
+        try:
+            port = server.start()
+            host = settings.address.rsplit(":", 1)[0]
+            print(
+                f"orstream server: serving on {host}:{port}, store {settings.store}, engine "
+                f"{settings.engine}, kinds {', '.join(server.kinds.names)}",
+                flush=True,
+            )
+            while not stop.wait(1.0):
+                pass
+            print("orstream server: stopping", file=sys.stderr, flush=True)
+        finally:
+            server.stop()
     return 0
 
 

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orstream.edge.app.config import EdgeConfig, PortConfig, SourceConfig, per_stream
-from orstream.edge.app.shutdown import DRAIN_S
 from orstream.edge.backends import create_backend
 from orstream.edge.backends.batching import prepare_batches
 from orstream.edge.graph.graph import Graph
@@ -76,6 +75,9 @@ WATCH_S = 0.1
 
 UP = ("starting", "playing")
 """Stream states in which a stream counts as up for health."""
+
+DRAIN_S = 3.0
+"""How long the graph may drain after a stop signal (the gRPC server's ``drain_s`` follows)."""
 
 
 @dataclass(frozen=True)
@@ -439,7 +441,8 @@ class EdgeApp:
     def interrupt(self, reason: str, drain_s: float = DRAIN_S) -> None:
         """Stop the run before its sources end (safe from a signal handler; returns at once):
         health goes NOT_SERVING first, then the sources stop and :meth:`run` drains the graph,
-        for at most ``drain_s``."""
+        for at most ``drain_s``, so recordings are finalised, CSVs flushed and subscriber
+        streams ended before the gRPC server's own drain."""
         self.interrupted_by = self.interrupted_by or reason
         if self.on_health is not None:
             self.on_health(False)

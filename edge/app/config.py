@@ -48,6 +48,7 @@ from pydantic import (
     model_validator,
 )
 
+from orstream.access.exposure import exposure_problem
 from orstream.edge.backends import parse_device, parse_preference
 from orstream.errors import OrstreamError, describe_validation_error
 from orstream.streams.sinks.recording import Rotation
@@ -325,12 +326,6 @@ class DisplayConfig(_Section):
         return DisplaySettings(fullscreen=self.fullscreen, monitor=self.monitor)
 
 
-def is_loopback(address: str) -> bool:
-    """Whether ``HOST:PORT`` listens on this machine only."""
-    host = address.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 class GrpcConfig(_Section):
     enabled: bool = True
     address: str = DEFAULT_GRPC_ADDRESS
@@ -367,12 +362,14 @@ class GrpcConfig(_Section):
             raise ValueError("grpc: give tls_cert and tls_key together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("grpc: tls_client_ca needs tls_cert and tls_key")
-        secured = self.tls_cert is not None and self.tokens is not None
-        if self.enabled and not secured and not self.insecure and not is_loopback(self.address):
-            raise ValueError(
-                f"grpc address {self.address} is reachable from other machines: give TLS "
-                "(--tls-cert, --tls-key) and --tokens, or --insecure to serve it unprotected"
-            )
+        problem = exposure_problem(
+            self.address,
+            tls=self.tls_cert is not None,
+            tokens=self.tokens is not None,
+            insecure=self.insecure,
+        )
+        if self.enabled and problem is not None:
+            raise ValueError(problem)
         return self
 
 

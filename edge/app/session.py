@@ -10,13 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from orstream.access.exposure import is_loopback
+from orstream.access.server_tls import ServerTls
 from orstream.edge.app.compose import EdgeApp
-from orstream.edge.app.config import EdgeConfig, is_loopback
-from orstream.edge.app.shutdown import StopSignals
+from orstream.edge.app.config import EdgeConfig
 from orstream.edge.operators.sink import SinkOp
 from orstream.edge.service.audit import AuditLog
-from orstream.edge.service.server import EdgeGrpcServer, ServerTls
+from orstream.edge.service.server import EdgeGrpcServer
 from orstream.status import RuntimeStatus
+from orstream.stop_signals import StopSignals
 from orstream.streams.sources.source import Source
 from orstream.tokens import Tokens
 

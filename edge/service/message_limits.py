@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from orstream.edge.service.auth import method_name
+from orstream.access.token_auth import method_name
 
 REQUEST_LIMITS = {
     "EdgeService/GetStatus": 1024,

@@ -13,17 +13,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from orstream.access.server_tls import ServerTls
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.video_text_model import VideoTextModel
 from orstream.edge.service.audit import AuditLog
-from orstream.edge.service.auth import TokenAuth
+from orstream.edge.service.auth import edge_token_auth
 from orstream.edge.service.message_limits import MessageLimits
 from orstream.edge.service.request_counts import RequestCounts
 from orstream.edge.service.result_hub import ResultHub
@@ -34,36 +33,6 @@ from orstream.status import RuntimeStatus
 from orstream.tokens import Tokens
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-
-
-@dataclass(frozen=True)
-class ServerTls:
-    """The server's certificate and key (PEM files), and optionally the CA whose certificates
-    clients must present (mutual TLS)."""
-
-    cert: Path
-    key: Path
-    client_ca: Path | None = None
-
-    def credentials(self) -> grpc.ServerCredentials:
-        """gRPC server credentials from the files.
-
-        Raises:
-            OrstreamError: a file is missing or unreadable.
-        """
-
-        def read(path: Path) -> bytes:
-            try:
-                return path.read_bytes()
-            except OSError as error:
-                raise OrstreamError(f"{path}: cannot read ({error.strerror})") from None
-
-        ca = None if self.client_ca is None else read(self.client_ca)
-        return grpc.ssl_server_credentials(
-            [(read(self.key), read(self.cert))],
-            root_certificates=ca,
-            require_client_auth=ca is not None,
-        )
 
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -87,7 +56,7 @@ class EdgeGrpcServer:
         max_subscribers: ``Subscribe`` streams served at once; more are refused with
             RESOURCE_EXHAUSTED.
         max_subscribers_per_client: of those, how many one caller may hold (a token's
-            principal, or a peer host without tokens: :mod:`orstream.edge.service.caller`).
+            principal, or a peer host without tokens: :mod:`orstream.access.caller`).
         subscriber_buffer: results buffered per subscriber before its oldest is dropped.
         prompter: answers ``Prompt`` on recent frames (None: no segmenter).
         video_text: answers ``Search`` and ``SetPrompts`` (None: no video-text model).
@@ -137,7 +106,7 @@ class EdgeGrpcServer:
         )
         self._health = health.HealthServicer()
         auth = tokens is not None or audit is not None
-        self._auth = [TokenAuth(tokens, audit)] if auth else []
+        self._auth = [edge_token_auth(tokens, audit)] if auth else []
         self.requests = RequestCounts()
         """Calls per method and status code, for the metrics."""
         self._lock = threading.Lock()

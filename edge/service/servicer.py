@@ -9,10 +9,10 @@ from contextlib import contextmanager
 
 import grpc
 
+from orstream.access.caller import caller
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter, PromptCancelled
 from orstream.edge.models.segmenter_model import PromptError
 from orstream.edge.models.video_text_model import TextRefused, UnknownStream, VideoTextModel
-from orstream.edge.service.caller import caller
 from orstream.edge.service.result_hub import ResultHub, Subscription
 from orstream.errors import quoted
 from orstream.proto.convert import (
@@ -59,7 +59,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         prompter: answers ``Prompt`` (None: the runtime has no segmenter).
         max_prompts: ``Prompt`` calls worked on at once; more are refused at once.
         max_per_client: ``Subscribe`` streams one caller may hold at once
-            (:func:`~orstream.edge.service.caller.caller`).
+            (:func:`~orstream.access.caller.caller`).
         video_text: answers ``Search`` and ``SetPrompts`` (None: no video-text model);
             ``max_prompts`` of each are worked on at once.
     """

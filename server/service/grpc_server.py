@@ -5,7 +5,9 @@ thread while it lasts). Health is SERVING for ``""`` and ``orstream.v1.ServerSer
 start until ``stop``, which turns it NOT_SERVING first, refuses new calls, ends open watches
 (their clients see UNAVAILABLE and may watch again after a restart) and drains the rest.
 
-The job service has no authentication yet, so it listens on loopback addresses only.
+With tokens every call but health needs a bearer token of its method's role
+(:mod:`orstream.server.service.roles`); with TLS it serves TLS only. Whether an address may be
+served without them is :class:`~orstream.server.job_server.ServerSettings`'s to check.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from orstream.access.server_tls import ServerTls
+from orstream.access.token_auth import TokenAuth
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import server_pb2_grpc
 from orstream.server.job_service import JobService
+from orstream.server.service.roles import METHOD_ROLES
 from orstream.server.service.servicer import SERVICE_NAME, ServerServicer
+from orstream.tokens import Tokens
 
 DEFAULT_ADDRESS = "127.0.0.1:50061"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -29,33 +35,29 @@ _UNARY_WORKERS = 8
 _STOP_SLACK_S = 1.0
 
 
-def is_loopback(address: str) -> bool:
-    """Whether ``HOST:PORT`` listens on this machine only."""
-    host = address.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 class JobGrpcServer:
     """Serves a :class:`JobService` over gRPC.
 
     Args:
         service: the jobs.
-        address: ``HOST:PORT`` on loopback; port 0 picks a free port.
+        address: ``HOST:PORT``; port 0 picks a free port.
         max_watchers: ``WatchJob`` streams served at once.
-
-    Raises:
-        OrstreamError: the address is not a loopback address.
+        tokens: when given, every call but health needs a bearer token of its method's role.
+        tls: when given, serve TLS only.
     """
 
     def __init__(
-        self, service: JobService, address: str = DEFAULT_ADDRESS, max_watchers: int = MAX_WATCHERS
+        self,
+        service: JobService,
+        address: str = DEFAULT_ADDRESS,
+        max_watchers: int = MAX_WATCHERS,
+        *,
+        tokens: Tokens | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
-        if not is_loopback(address):
-            raise OrstreamError(
-                f"{address}: the job service has no authentication yet, so it listens on "
-                "loopback only (127.0.0.1, ::1 or localhost)"
-            )
         self.address = address
+        self._tls = tls
+        self._auth = [] if tokens is None else [TokenAuth(tokens, METHOD_ROLES)]
         self._max_watchers = max_watchers
         self._servicer = ServerServicer(service, max_watchers)
         self._health = health.HealthServicer()
@@ -76,6 +78,7 @@ class JobGrpcServer:
         )
         server = grpc.server(
             executor,
+            interceptors=self._auth,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -86,7 +89,10 @@ class JobGrpcServer:
         server_pb2_grpc.add_ServerServiceServicer_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
-            port = server.add_insecure_port(self.address)
+            if self._tls is None:
+                port = server.add_insecure_port(self.address)
+            else:
+                port = server.add_secure_port(self.address, self._tls.credentials())
         except RuntimeError:
             executor.shutdown(wait=False)
             raise OrstreamError(

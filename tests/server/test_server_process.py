@@ -140,7 +140,7 @@ def test_a_second_server_on_the_same_port_is_refused_with_one_line(
     )
 
 
-def test_a_non_loopback_address_is_refused(tmp_path: Path) -> None:
+def test_a_non_loopback_address_without_tls_and_tokens_is_refused(tmp_path: Path) -> None:
     result = subprocess.run(
         server_run("0.0.0.0:0", tmp_path / "store"),
         capture_output=True,
@@ -148,4 +148,8 @@ def test_a_non_loopback_address_is_refused(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 2
-    assert "listens on loopback only" in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "orstream: error: grpc address 0.0.0.0:0 is reachable from other machines: give TLS "
+        "(--tls-cert, --tls-key) and --tokens, or --insecure to serve it unprotected"
+    ]
+    assert not (tmp_path / "store").exists()  # refused before anything was touched

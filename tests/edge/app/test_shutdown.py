@@ -51,7 +51,7 @@ def test_sigterm_drains_the_run_and_exits_0_in_time(
 def test_a_second_signal_exits_at_once() -> None:
     script = (
         "import os, signal, time\n"
-        "from orstream.edge.app.shutdown import StopSignals\n"
+        "from orstream.stop_signals import StopSignals\n"
         "asked = []\n"
         "with StopSignals(asked.append):\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"

@@ -3,49 +3,26 @@ CA, present a certificate of it) get through; a non-loopback address needs TLS a
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from edge_samples import sample_status
+from tls_certificates import make_pki
 
+from orstream.access.server_tls import ServerTls
 from orstream.client.connection import edge_stub
 from orstream.edge.app.config import parse_config
 from orstream.edge.service.result_hub import ResultHub
-from orstream.edge.service.server import EdgeGrpcServer, ServerTls
+from orstream.edge.service.server import EdgeGrpcServer
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
 
 
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def signed(name: str, ca: str, folder: Path, san: str | None = None) -> None:
-    """``name.key`` and ``name.pem`` signed by ``ca`` (EC P-256, valid two days)."""
-    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
-            f"/CN={name}", cwd=folder)  # fmt: skip
-    extra = []
-    if san is not None:
-        (folder / f"{name}.ext").write_text(f"subjectAltName={san}\n")
-        extra = ["-extfile", f"{name}.ext"]
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *extra, cwd=folder)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("pki")
-    for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
-                "-subj", f"/CN={ca}", cwd=folder)  # fmt: skip
-    signed("server", "ca", folder, "IP:127.0.0.1,DNS:localhost")
-    signed("client", "ca", folder)
-    return folder
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

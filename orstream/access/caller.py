@@ -1,6 +1,6 @@
 """Who is calling: the identity per-client limits count against.
 
-With tokens, a call's caller is its token's principal (:mod:`orstream.edge.service.auth` sets
+With tokens, a call's caller is its token's principal (:mod:`orstream.access.token_auth` sets
 it while the call's handler runs); without, it is the peer's address without its port, so one
 machine opening many connections is still one caller.
 """
@@ -53,4 +53,6 @@ def as_principal(handler: Any, principal: str) -> Any:
         return handler._replace(unary_stream=wrap_stream(handler.unary_stream))
     if handler.unary_unary is not None:
         return handler._replace(unary_unary=wrap(handler.unary_unary))
+    if handler.stream_unary is not None:
+        return handler._replace(stream_unary=wrap(handler.stream_unary))
     return handler

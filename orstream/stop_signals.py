@@ -1,11 +1,11 @@
-"""Stopping the edge on SIGTERM as on Ctrl-C: drain first; a second signal forces.
+"""Stopping a long-running orstream process on SIGTERM as on Ctrl-C: drain first; a second
+signal forces.
 
 ``docker stop`` and systemd send SIGTERM; an operator at the console presses Ctrl-C (SIGINT).
-Both ask the app to stop the same way (:meth:`orstream.edge.app.compose.EdgeApp.interrupt`):
-health goes NOT_SERVING at once, the sources stop, and the graph drains, so recordings are
-finalised, CSVs flushed and subscriber streams ended, within :data:`DRAIN_S` and the gRPC
-server's own drain (5 s in all by default). A second signal while draining exits at once with
-128 + the signal's number, finalising nothing: the operator asked for it.
+Both ask the process to stop the same way, so it can finish what it holds (the edge finalises
+recordings and ends subscriber streams; the job server queues its running jobs again). A second
+signal while stopping exits at once with 128 + the signal's number, finalising nothing: the
+operator asked for it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
 
-DRAIN_S = 3.0
-"""How long the graph may drain after a stop signal (the gRPC server's ``drain_s`` follows)."""
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 log = logging.getLogger(__name__)

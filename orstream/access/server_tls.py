@@ -1,0 +1,40 @@
+"""A gRPC server's TLS files, read into credentials with one clear error per unreadable file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from orstream.errors import OrstreamError
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's certificate and key (PEM files), and optionally the CA whose certificates
+    clients must present (mutual TLS)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """gRPC server credentials from the files.
+
+        Raises:
+            OrstreamError: a file is missing or unreadable.
+        """
+
+        def read(path: Path) -> bytes:
+            try:
+                return path.read_bytes()
+            except OSError as error:
+                raise OrstreamError(f"{path}: cannot read ({error.strerror})") from None
+
+        ca = None if self.client_ca is None else read(self.client_ca)
+        return grpc.ssl_server_credentials(
+            [(read(self.key), read(self.cert))],
+            root_certificates=ca,
+            require_client_auth=ca is not None,
+        )
