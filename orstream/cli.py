@@ -37,6 +37,7 @@ GROUP_HELP = {
     "client": "query a running edge runtime or job server over gRPC",
     "tokens": "bearer tokens for the gRPC API",
     "server": "the server tier's job service",
+    "slide": "whole-slide images: phantom slides, reading and tiling",
 }
 
 COMMANDS: tuple[Command, ...] = (
@@ -204,6 +205,16 @@ COMMANDS: tuple[Command, ...] = (
         ("detokenize",),
         "orstream.export.tokenizer.detokenize_command",
         "tokens of orstream tokenize back to a PNG, a folder of PNGs or an MP4",
+    ),
+    Command(
+        ("slide", "phantom"),
+        "orstream.slides.phantom.make_command",
+        "write phantom whole-slide images (pyramidal JPEG TIFFs) with masks, labels and questions",
+    ),
+    Command(
+        ("slide", "tiles"),
+        "orstream.slides.tiles_command",
+        "show a slide's levels, mpp, tissue and tile count; draw its tissue and tiles as a PNG",
     ),
     Command(
         ("demo",),

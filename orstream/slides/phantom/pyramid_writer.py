@@ -1,0 +1,129 @@
+"""Writes a pyramidal tiled JPEG TIFF tile by tile, never holding a whole level in memory.
+
+Level 0 comes from a tile renderer, one row of tiles at a time; each row, halved, goes into a
+disk-backed array for the next level, which is then written from there, and so on: memory
+holds one row of tiles, whatever the slide's size. Each level halves the one before until the
+larger side is at most ``SMALLEST_SIDE`` pixels. The resolution tags carry microns per pixel,
+which OpenSlide reports as ``openslide.mpp-x`` / ``openslide.mpp-y``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+TILE = 512
+SMALLEST_SIDE = 512
+JPEG_QUALITY = 85
+
+TileRenderer = Callable[[int, int, int], np.ndarray]
+"""(x0, y0, size) -> (size, size, 3) uint8 RGB level-0 tile."""
+RowProgress = Callable[[int, int, int], None]
+"""(level, rows done, rows in level)."""
+
+
+def level_sizes(width: int, height: int) -> list[tuple[int, int]]:
+    """(width, height) of each level, each half the one before."""
+    sizes = [(width, height)]
+    while max(sizes[-1]) > SMALLEST_SIDE:
+        w, h = sizes[-1]
+        sizes.append(((w + 1) // 2, (h + 1) // 2))
+    return sizes
+
+
+def write_pyramid(
+    path: Path,
+    width: int,
+    height: int,
+    mpp: float,
+    render: TileRenderer,
+    description: str,
+    progress: RowProgress,
+) -> None:
+    """Write the slide ``render`` draws as a pyramidal TIFF at ``path``."""
+    import tifffile
+
+    sizes = level_sizes(width, height)
+    with (
+        tempfile.TemporaryDirectory(dir=path.parent, prefix=".pyramid-") as scratch,
+        tifffile.TiffWriter(path, bigtiff=width * height > 2**29) as tiff,
+    ):
+        below = [
+            np.lib.format.open_memmap(
+                Path(scratch) / f"level{k}.npy", mode="w+", dtype=np.uint8, shape=(h, w, 3)
+            )
+            for k, (w, h) in enumerate(sizes)
+            if k > 0
+        ]
+        for level, (w, h) in enumerate(sizes):
+            halved = below[level] if level < len(below) else None
+            if level == 0:
+                strips = _rendered_strips(render, w, h)
+            else:
+                strips = _stored_strips(below[level - 1])
+            tiles = _tiles(strips, w, h, halved, partial(progress, level))
+            downsample = 2**level
+            tiff.write(
+                tiles,
+                shape=(h, w, 3),
+                dtype=np.uint8,
+                tile=(TILE, TILE),
+                photometric="rgb",
+                compression="jpeg",
+                compressionargs={"level": JPEG_QUALITY},
+                resolution=(1e4 / (mpp * downsample), 1e4 / (mpp * downsample)),
+                resolutionunit="CENTIMETER",
+                subfiletype=0 if level == 0 else 1,
+                description=description if level == 0 else None,
+                metadata=None,
+            )
+
+
+def _rendered_strips(render: TileRenderer, width: int, height: int) -> Iterator[np.ndarray]:
+    for y0 in range(0, height, TILE):
+        yield np.concatenate([render(x0, y0, TILE) for x0 in range(0, width, TILE)], axis=1)
+
+
+def _stored_strips(level: np.ndarray) -> Iterator[np.ndarray]:
+    height, width = level.shape[:2]
+    columns = -(-width // TILE) * TILE
+    for y0 in range(0, height, TILE):
+        strip = np.zeros((TILE, columns, 3), np.uint8)
+        part = level[y0 : y0 + TILE]
+        strip[: part.shape[0], :width] = part
+        yield strip
+
+
+def _tiles(
+    strips: Iterator[np.ndarray],
+    width: int,
+    height: int,
+    halved: np.ndarray | None,
+    done: Callable[[int, int], None],
+) -> Iterator[np.ndarray]:
+    """The tiles of each strip in order, each strip's valid part first halved into
+    ``halved`` (the next level). Halving comes before the strip's tiles are handed out: the
+    TIFF writer stops asking once it has the level's last tile, so nothing after it runs."""
+    for row, strip in enumerate(strips):
+        if halved is not None:
+            small = _halve(strip[: min(TILE, height - row * TILE), :width])
+            start = row * TILE // 2
+            halved[start : start + small.shape[0]] = small[: halved.shape[0] - start]
+        done(row + 1, height)
+        for x0 in range(0, strip.shape[1], TILE):
+            yield strip[:, x0 : x0 + TILE]
+
+
+def _halve(image: np.ndarray) -> np.ndarray:
+    """2 x 2 box average, the odd last row or column repeated."""
+    import cv2
+
+    h, w = image.shape[:2]
+    padded = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return cv2.resize(
+        padded, (padded.shape[1] // 2, padded.shape[0] // 2), interpolation=cv2.INTER_AREA
+    )
