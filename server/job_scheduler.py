@@ -1,11 +1,13 @@
-"""The ``local`` engine: job workers as threads of the server process, nothing else to start.
+"""What every engine shares: claiming queued jobs as workers free up, and recording how each
+run ended.
 
 A scheduler thread claims queued jobs from the store, oldest first, while a worker is free
 (``workers`` in all) and the job's kind has fewer than its limit running (``concurrency``,
 by kind; a kind not named may use every worker). It wakes whenever the store changes: a job
-submitted, finished or cancelled. A worker runs the kind and records the outcome through the
-store's attempt-guarded writes, so a cancelled run or one a restart left behind records
-nothing.
+submitted, finished or cancelled. A worker thread hands the job to the engine
+(:meth:`JobScheduler._execute`) and records the outcome through the store's attempt-guarded
+writes, so a cancelled run or one a restart left behind records nothing: the server process is
+the store's only writer, whichever engine runs the work.
 
 Stopping asks every run to end at its next report and queues its job again, so the next
 start runs it anew; a crash does the same through :meth:`JobStore.recover`.
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from orstream.errors import OrstreamError
 from orstream.jobs import Job
@@ -34,8 +38,8 @@ _IDLE_WAKE_S = 1.0
 """The scheduler looks at the queue at least this often, even when nothing signals a change."""
 
 
-class LocalExecutor:
-    """Runs queued jobs in worker threads.
+class JobScheduler(ABC):
+    """Runs queued jobs, each in a worker thread that waits for the engine to run it.
 
     Args:
         store: the job store.
@@ -137,7 +141,7 @@ class LocalExecutor:
     def _run(self, context: JobContext) -> None:
         job = context.job
         try:
-            result = self._kinds.get(job.kind).run(context)
+            result = self._execute(context)
             if not self._store.succeed(job.id, job.attempts, result):
                 log.info("job %s ended after it was cancelled; its result is dropped", job.id)
         except JobStopped:
@@ -157,3 +161,12 @@ class LocalExecutor:
             if self._store.get(job.id).final:
                 self._uploads.discard(job.id)
             self._store.touch()
+
+    @abstractmethod
+    def _execute(self, context: JobContext) -> Mapping[str, Any]:
+        """Run one job to its result, reporting through ``context``.
+
+        Raises:
+            JobStopped: the run was asked to stop (``context.stop_reason`` says why).
+            OrstreamError: the job cannot be done; it fails with this message.
+        """

@@ -1,5 +1,5 @@
-"""One job server: the store, the uploads, the ``local`` engine and the gRPC service, started
-and stopped together.
+"""One job server: the store, the uploads, the engine (``local`` or ``ray``) and the gRPC
+service, started and stopped together.
 
 Starting recovers what a crash left behind before anything runs: jobs left ``running`` are
 queued again (or failed after ``max_attempts``), half-written uploads are removed.
@@ -15,9 +15,11 @@ from pathlib import Path
 from orstream.access.exposure import exposure_problem, is_loopback
 from orstream.access.server_tls import ServerTls
 from orstream.errors import OrstreamError
+from orstream.server.job_scheduler import JobScheduler
 from orstream.server.job_service import JobService
 from orstream.server.kinds.registry import KindRegistry, default_kinds
 from orstream.server.local_executor import LocalExecutor
+from orstream.server.ray_executor import RayExecutor, RaySettings
 from orstream.server.service.grpc_server import DEFAULT_ADDRESS, JobGrpcServer
 from orstream.server.store import JobStore
 from orstream.server.uploads import UploadArea
@@ -25,8 +27,9 @@ from orstream.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("local",)
-"""Where jobs run: ``local`` is worker threads in the server process."""
+ENGINES = ("local", "ray")
+"""Where jobs run: ``local`` is worker threads in the server process, ``ray`` one Ray Serve
+deployment per job kind (:mod:`orstream.server.ray_executor`)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class ServerSettings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     insecure: bool = False
+    ray: RaySettings = field(default_factory=RaySettings)
+    """Where the ``ray`` engine runs and how it scales (unused by ``local``)."""
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -101,7 +106,7 @@ class JobServer:
         self.settings = settings
         self.kinds = kinds or default_kinds()
         self._store: JobStore | None = None
-        self._executor: LocalExecutor | None = None
+        self._executor: JobScheduler | None = None
         self._grpc: JobGrpcServer | None = None
 
     def start(self) -> int:
@@ -114,6 +119,7 @@ class JobServer:
         settings = self.settings
         tokens = None if settings.tokens is None else Tokens.load(settings.tokens)
         store = JobStore(settings.store)
+        executor: JobScheduler | None = None
         try:
             requeued, failed = store.recover(settings.max_attempts)
             if requeued or failed:
@@ -125,15 +131,15 @@ class JobServer:
                 )
             uploads = UploadArea(settings.store, settings.max_upload_bytes, settings.allowed_paths)
             uploads.clean(store.unfinished_ids())
-            executor = LocalExecutor(
-                store, self.kinds, uploads, settings.workers, settings.concurrency
-            )
+            executor = self._engine(store, uploads)
             service = JobService(store, self.kinds, uploads, executor, settings.max_queued)
             grpc_server = JobGrpcServer(
                 service, settings.address, tokens=tokens, tls=settings.server_tls()
             )
             port = grpc_server.start()
         except BaseException:
+            if executor is not None:
+                executor.stop(0)
             store.close()
             raise
         executor.start()
@@ -145,6 +151,14 @@ class JobServer:
                 settings.address,
             )
         return port
+
+    def _engine(self, store: JobStore, uploads: UploadArea) -> JobScheduler:
+        settings = self.settings
+        if settings.engine == "ray":
+            return RayExecutor(
+                store, self.kinds, uploads, settings.workers, settings.concurrency, settings.ray
+            )
+        return LocalExecutor(store, self.kinds, uploads, settings.workers, settings.concurrency)
 
     def stop(self, grace_s: float = 2.0) -> None:
         """Stop serving, stop the runs (their jobs are queued again) and close the store."""

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from orstream.jobs import Job, JobSubmission, PartialResult
 from orstream.server.job_errors import QueueFull
+from orstream.server.job_scheduler import JobScheduler
 from orstream.server.kinds.registry import KindRegistry
-from orstream.server.local_executor import LocalExecutor
 from orstream.server.store import JobStore
 from orstream.server.uploads import UploadArea
 
@@ -39,7 +39,7 @@ class JobService:
         store: JobStore,
         kinds: KindRegistry,
         uploads: UploadArea,
-        executor: LocalExecutor,
+        executor: JobScheduler,
         max_queued: int,
     ) -> None:
         self._store = store

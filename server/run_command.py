@@ -43,7 +43,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"folder of the job database and inputs (default ./{DEFAULT_STORE})",
     )
     parser.add_argument(
-        "--engine", choices=ENGINES, default="local", help="where jobs run (default local)"
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="where jobs run: local (worker threads of this process) or ray (one Ray Serve "
+        "deployment per job kind) (default local)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="with --engine ray: the Ray cluster to run on (default: start Ray on this machine)",
+    )
+    parser.add_argument(
+        "--ray-replicas",
+        default="1:4",
+        metavar="MIN:MAX",
+        help="with --engine ray: replicas per job kind, autoscaled between MIN and MAX "
+        "(default 1:4)",
+    )
+    parser.add_argument(
+        "--ray-jobs-per-replica",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --engine ray: jobs one replica runs at once; more add replicas (default 1)",
+    )
+    parser.add_argument(
+        "--ray-replica-cpus",
+        type=float,
+        default=1.0,
+        metavar="CPUS",
+        help="with --engine ray: CPUs Ray reserves per replica (default 1)",
     )
     parser.add_argument(
         "--workers", type=int, default=2, metavar="N", help="jobs run at once (default 2)"
@@ -109,6 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until a stop signal."""
     from orstream.server.job_server import JobServer, ServerSettings
+    from orstream.server.ray_executor import RaySettings
     from orstream.stop_signals import StopSignals
 
     logging.basicConfig(
@@ -129,7 +160,15 @@ def run(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         insecure=args.insecure,
+        ray=RaySettings(
+            args.ray_address,
+            *_replicas(args.ray_replicas),
+            args.ray_jobs_per_replica,
+            args.ray_replica_cpus,
+        ),
     )
+    if args.ray_address is not None and args.engine != "ray":
+        raise OrstreamError("--ray-address needs --engine ray")
     server = JobServer(settings)
     stop = threading.Event()
     with StopSignals(lambda name: stop.set()):
@@ -163,3 +202,16 @@ def _concurrency(items: list[str]) -> dict[str, int]:
         except ValueError:
             raise OrstreamError(f"--concurrency {item!r}: needs KIND=N") from None
     return limits
+
+
+def _replicas(text: str) -> tuple[int, int]:
+    """``MIN:MAX`` as two whole numbers.
+
+    Raises:
+        OrstreamError: it is not ``MIN:MAX``.
+    """
+    low, _, high = text.partition(":")
+    try:
+        return int(low), int(high)
+    except ValueError:
+        raise OrstreamError(f"--ray-replicas {text!r}: needs MIN:MAX, e.g. 1:4") from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,27 @@ class UnserializableKind:
 
     def run(self, context: JobContext) -> Mapping[str, Any]:
         return {"value": object()}
+
+
+class NapKind:
+    """Job kind ``nap``: reports progress every 10 ms for ``seconds`` (a parameter, default 1),
+    then succeeds with the id of the process it ran in; it holds no thread state, so it also
+    runs on Ray replicas."""
+
+    name = "nap"
+    description = "report progress for a while"
+
+    def check(self, submission: JobSubmission) -> None:
+        return None
+
+    def run(self, context: JobContext) -> Mapping[str, Any]:
+        seconds = float(context.params.get("seconds", "1"))
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < seconds:
+            context.progress(elapsed / seconds, "napping")
+            time.sleep(0.01)
+        context.progress(1.0, "awake")
+        return {"slept_s": seconds, "pid": os.getpid()}
 
 
 def sample_kinds(gate: GateKind) -> KindRegistry:

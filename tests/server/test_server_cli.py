@@ -107,3 +107,21 @@ def test_a_server_that_is_down_is_one_line(capsys: pytest.CaptureFixture[str]) -
     )
     assert code == 2
     assert err == "orstream: error: cannot reach an orstream server at 127.0.0.1:1 within 0.3 s\n"
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (("--ray-address", "127.0.0.1:6379"), "--ray-address needs --engine ray"),
+        (("--engine", "ray", "--ray-replicas", "4"), "--ray-replicas '4': needs MIN:MAX"),
+        (("--engine", "ray", "--ray-replicas", "3:2"), "Ray replicas 3..2"),
+        (("--engine", "ray", "--ray-jobs-per-replica", "0"), "jobs per replica 0"),
+    ],
+)
+def test_bad_ray_options_are_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], words: tuple[str, ...], message: str
+) -> None:
+    code, _, err = run(capsys, "server", "run", "--store", str(tmp_path / "store"), *words)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "store").exists()
