@@ -26,18 +26,22 @@ GLANDS = CellShapes(cell=200, presence=0.9, radius=(45.0, 70.0), aspect=(0.7, 1.
 DEBRIS = CellShapes(cell=14, presence=0.4, radius=(1.5, 3.5))
 FAT_CELL = 72
 GLAND_WALL = 18.0
+GLASS_EOSIN = 0.012
+"""The faint eosin tint of bare glass."""
 
 
 def render_tile(plan: SlidePlan, x0: int, y0: int, size: int) -> np.ndarray:
     """The ``size`` x ``size`` RGB uint8 tile whose top-left level-0 pixel is (x0, y0)."""
-    pixels = np.arange(size, dtype=np.float64) + 0.5
     scale = plan.mask_downsample
+    if _all_glass(plan, x0, y0, size):
+        return _glass(plan, x0, y0, size)
+    pixels = np.arange(size, dtype=np.float64) + 0.5
     fields = sample_grid(plan.fields, (y0 + pixels) / scale - 0.5, (x0 + pixels) / scale - 0.5)
     classes = plan.classes(fields)
     rng = np.random.default_rng((plan.seed, x0, y0))
     grain = rng.standard_normal((size, size), dtype=np.float32)
     haematoxylin = np.zeros((size, size), np.float32)
-    eosin = np.full((size, size), 0.012, np.float32) + 0.004 * grain
+    eosin = np.full((size, size), GLASS_EOSIN, np.float32) + 0.004 * grain
     for tissue_class in np.unique(classes):
         if tissue_class == TissueClass.BACKGROUND:
             continue
@@ -46,6 +50,23 @@ def render_tile(plan: SlidePlan, x0: int, y0: int, size: int) -> np.ndarray:
         haematoxylin[where] = h[where]
         eosin[where] = e[where] * (1 + 0.08 * grain[where])
     return plan.stain.to_rgb(haematoxylin, eosin)
+
+
+def _all_glass(plan: SlidePlan, x0: int, y0: int, size: int) -> bool:
+    """True when no field cell the tile interpolates from is tissue: most of a slide is glass,
+    and this skips its texture."""
+    scale = plan.mask_downsample
+    first_y, first_x = max(y0 // scale - 1, 0), max(x0 // scale - 1, 0)
+    last_y, last_x = (y0 + size) // scale + 2, (x0 + size) // scale + 2
+    return bool((plan.fields[first_y:last_y, first_x:last_x, 0] <= 0).all())
+
+
+def _glass(plan: SlidePlan, x0: int, y0: int, size: int) -> np.ndarray:
+    """Bare glass: the slide's background colour with faint sensor noise."""
+    rng = np.random.default_rng((plan.seed, x0, y0))
+    colour = plan.stain.to_rgb(np.zeros(1, np.float32), np.full(1, GLASS_EOSIN, np.float32))
+    noise = rng.integers(-2, 3, (size, size, 1), dtype=np.int16)
+    return np.clip(colour[0].astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
 Amounts = tuple[np.ndarray, np.ndarray]
