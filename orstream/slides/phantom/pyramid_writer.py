@@ -1,8 +1,9 @@
 """Writes a pyramidal tiled JPEG TIFF tile by tile, never holding a whole level in memory.
 
-Level 0 comes from a tile renderer, one row of tiles at a time; each row, halved, goes into a
-disk-backed array for the next level, which is then written from there, and so on: memory
-holds one row of tiles, whatever the slide's size. Each level halves the one before until the
+Level 0 comes from a tile renderer, one row of tiles at a time; each row, halved, is appended
+to a raw scratch file for the next level, which is then written from there, and so on: memory
+holds one row of tiles, whatever the slide's size (plain file writes, not memory maps, so the
+scratch levels never count as the process's memory). Each level halves the one before until the
 larger side is at most ``SMALLEST_SIDE`` pixels. The resolution tags carry microns per pixel,
 which OpenSlide reports as ``openslide.mpp-x`` / ``openslide.mpp-y``.
 """
@@ -53,18 +54,13 @@ def write_pyramid(
         tifffile.TiffWriter(path, bigtiff=width * height > 2**29) as tiff,
     ):
         below = [
-            np.lib.format.open_memmap(
-                Path(scratch) / f"level{k}.npy", mode="w+", dtype=np.uint8, shape=(h, w, 3)
-            )
+            _ScratchLevel(Path(scratch) / f"level{k}.raw", w, h)
             for k, (w, h) in enumerate(sizes)
             if k > 0
         ]
         for level, (w, h) in enumerate(sizes):
             halved = below[level] if level < len(below) else None
-            if level == 0:
-                strips = _rendered_strips(render, w, h)
-            else:
-                strips = _stored_strips(below[level - 1])
+            strips = _rendered_strips(render, w, h) if level == 0 else below[level - 1].strips()
             tiles = _tiles(strips, w, h, halved, partial(progress, level))
             downsample = 2**level
             tiff.write(
@@ -88,21 +84,38 @@ def _rendered_strips(render: TileRenderer, width: int, height: int) -> Iterator[
         yield np.concatenate([render(x0, y0, TILE) for x0 in range(0, width, TILE)], axis=1)
 
 
-def _stored_strips(level: np.ndarray) -> Iterator[np.ndarray]:
-    height, width = level.shape[:2]
-    columns = -(-width // TILE) * TILE
-    for y0 in range(0, height, TILE):
-        strip = np.zeros((TILE, columns, 3), np.uint8)
-        part = level[y0 : y0 + TILE]
-        strip[: part.shape[0], :width] = part
-        yield strip
+class _ScratchLevel:
+    """A level kept on disk as raw RGB rows: appended in order, read back a strip at a time."""
+
+    def __init__(self, path: Path, width: int, height: int) -> None:
+        self.path, self.width, self.height = path, width, height
+        self.rows = 0
+        path.touch()
+
+    def append(self, rows: np.ndarray) -> None:
+        kept = rows[: self.height - self.rows]
+        with self.path.open("ab") as handle:
+            handle.write(np.ascontiguousarray(kept).tobytes())
+        self.rows += len(kept)
+
+    def strips(self) -> Iterator[np.ndarray]:
+        """The level in strips of ``TILE`` rows, padded with black to whole tiles."""
+        columns = -(-self.width // TILE) * TILE
+        row_bytes = self.width * 3
+        with self.path.open("rb") as handle:
+            for y0 in range(0, self.height, TILE):
+                count = min(TILE, self.height - y0)
+                part = np.frombuffer(handle.read(count * row_bytes), np.uint8)
+                strip = np.zeros((TILE, columns, 3), np.uint8)
+                strip[:count, : self.width] = part.reshape(count, self.width, 3)
+                yield strip
 
 
 def _tiles(
     strips: Iterator[np.ndarray],
     width: int,
     height: int,
-    halved: np.ndarray | None,
+    halved: _ScratchLevel | None,
     done: Callable[[int, int], None],
 ) -> Iterator[np.ndarray]:
     """The tiles of each strip in order, each strip's valid part first halved into
@@ -110,9 +123,7 @@ def _tiles(
     TIFF writer stops asking once it has the level's last tile, so nothing after it runs."""
     for row, strip in enumerate(strips):
         if halved is not None:
-            small = _halve(strip[: min(TILE, height - row * TILE), :width])
-            start = row * TILE // 2
-            halved[start : start + small.shape[0]] = small[: halved.shape[0] - start]
+            halved.append(_halve(strip[: min(TILE, height - row * TILE), :width]))
         done(row + 1, height)
         for x0 in range(0, strip.shape[1], TILE):
             yield strip[:, x0 : x0 + TILE]
