@@ -16,6 +16,7 @@ its next report. A replica lost mid-job fails that job with the reason.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -29,6 +30,7 @@ from orstream.server.uploads import UploadArea
 
 log = logging.getLogger(__name__)
 
+REACH_TIMEOUT_S = 5.0
 APP_PREFIX = "orstream-"
 """Each kind's Serve application is named ``orstream-<kind>``."""
 
@@ -116,10 +118,10 @@ class RayExecutor(JobScheduler):
             raise OrstreamError(
                 "the ray engine needs Ray Serve (pip install 'orstream[server]')"
             ) from None
-        from orstream.server.ray_replica import KindReplica
-
         settings = self._ray
         if not ray.is_initialized():
+            if settings.address is not None:
+                _check_reachable(settings.address)
             try:
                 ray.init(
                     address=settings.address,
@@ -130,7 +132,27 @@ class RayExecutor(JobScheduler):
                 where = settings.address or "this machine"
                 raise OrstreamError(f"cannot start or reach Ray at {where}: {error}") from None
             self._owns_ray = settings.address is None
-        serve.start(proxy_location="Disabled")
+        try:
+            serve.start(proxy_location="Disabled")
+            # Deployed together: each kind's replicas start while the others' do.
+            handles = dict(zip(self._kinds.names, serve.run_many(self._apps()), strict=True))
+        except Exception as error:
+            if self._owns_ray:
+                ray.shutdown()
+            reason = (str(error).splitlines() or [""])[0]
+            raise OrstreamError(
+                f"cannot deploy the job kinds on Ray Serve: {type(error).__name__}: {reason}"
+            ) from None
+        log.info("Ray Serve deployments up: %s", ", ".join(APP_PREFIX + n for n in handles))
+        return handles
+
+    def _apps(self) -> list[Any]:
+        """One Serve application per kind, its replicas scaled as the settings say."""
+        from ray import serve
+
+        from orstream.server.ray_replica import KindReplica
+
+        settings = self._ray
         targets = []
         for name in self._kinds.names:
             # cast: mypy picks serve.deployment's decorator-factory overload for a class.
@@ -151,10 +173,7 @@ class RayExecutor(JobScheduler):
             )
             app = deployment.bind(self._kinds.get(name))
             targets.append(serve.RunTarget(app, APP_PREFIX + name, route_prefix=None))
-        # Deployed together: each kind's replicas start while the others' do.
-        handles = dict(zip(self._kinds.names, serve.run_many(targets), strict=True))
-        log.info("Ray Serve deployments up: %s", ", ".join(APP_PREFIX + n for n in handles))
-        return handles
+        return targets
 
     def _execute(self, context: JobContext) -> Mapping[str, Any]:
         import ray
@@ -186,3 +205,22 @@ class RayExecutor(JobScheduler):
                 raise JobStopped(context.stop_reason) from None
             raise OrstreamError(f"its Ray replica was lost: {type(error).__name__}") from None
         raise RuntimeError("the Ray replica ended the job's stream without an outcome")
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse at once a ``HOST:PORT`` nothing listens on (``ray.init`` would retry it for
+    minutes); other address forms (``auto``, ``ray://...``) are left to Ray.
+
+    Raises:
+        OrstreamError: the address does not accept a connection within a few seconds.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdecimal():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as error:
+        raise OrstreamError(
+            f"cannot reach Ray at {address}: {error.strerror or error} (is a Ray head running "
+            "there? ray start --head)"
+        ) from None

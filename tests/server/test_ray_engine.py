@@ -1,6 +1,7 @@
-"""The ``ray`` engine on a real Ray instance the test starts on 127.0.0.1 with 2 CPUs: a probe
-job watched to its result, a failing job, a cancelled job whose replica is free again at once,
-and a job the server stopped during that a new server runs again and records once."""
+"""The ``ray`` engine on a real Ray instance the test starts on 127.0.0.1 with 2 CPUs: an
+unreachable cluster refused in one line, a probe job watched to its result, a failing job, a
+cancelled job whose replica is free again at once, and a job the server stopped during that a
+new server runs again and records once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from job_samples import NapKind
 
+from orstream.cli import main
 from orstream.client.server_client import ServerClient
 from orstream.jobs import Job, PartialResult
 from orstream.server.job_server import JobServer, ServerSettings
@@ -75,6 +77,19 @@ def wait_for(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_an_unreachable_ray_address_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # First in the module: the server connects only while this process has no Ray yet.
+    assert not ray.is_initialized()
+    store = tmp_path / "store"
+    words = ["server", "run", "--engine", "ray", "--ray-address", "127.0.0.1:1"]
+    code = main([*words, "--store", str(store), "--address", "127.0.0.1:0"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "cannot reach Ray at 127.0.0.1:1" in err
 
 
 def test_a_probe_job_runs_on_its_replica_to_the_result(
