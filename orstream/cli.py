@@ -77,6 +77,16 @@ COMMANDS: tuple[Command, ...] = (
         "train the MedITok-style visual tokenizer on phantom frames, stage 1 or 2 (LightningCLI)",
     ),
     Command(
+        ("train", "patch"),
+        "orstream.training.train_command",
+        "train the slide patch encoder on phantom tiles and their tissue classes (LightningCLI)",
+    ),
+    Command(
+        ("train", "slide"),
+        "orstream.training.train_command",
+        "train the attention-MIL slide encoder on frozen patch features (LightningCLI)",
+    ),
+    Command(
         ("eval", "pitvis"),
         "orstream.pitvis.eval_command",
         "score PitVis submission CSVs against annotations",

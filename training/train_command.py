@@ -1,5 +1,5 @@
-"""``orstream train workflow``, ``segmenter``, ``classifier``, ``videotext`` and ``tokenizer``:
-train with LightningCLI.
+"""``orstream train workflow``, ``segmenter``, ``classifier``, ``videotext``, ``tokenizer``,
+``patch`` and ``slide``: train with LightningCLI.
 
 The config file is a LightningCLI ``fit`` config (sections ``model``, ``data``, ``trainer``,
 ``checkpoint``, ``seed_everything``); ``training/configs/workflow_phantom.yaml`` and
@@ -12,7 +12,8 @@ module, so it is set once, in the ``model`` section.
 
 Outputs (in the CSVLogger's version folder, e.g. ``runs/workflow/version_0``): ``metrics.csv``,
 ``checkpoints/best-*.ckpt`` (highest validation score: ``val_step_score``, ``val_dice``,
-``val_psnr``), ``checkpoints/last.ckpt`` (the final weights) and ``checkpoints/loss_curve.png``.
+``val_psnr``, ``val_tile_accuracy``, ``val_score``), ``checkpoints/last.ckpt`` (the final
+weights) and ``checkpoints/loss_curve.png``.
 
 Under DDP (``trainer.strategy=ddp`` with several ``trainer.devices`` or ``trainer.num_nodes``)
 every process runs this command; the outputs are written, and the summary printed, by global
@@ -83,6 +84,22 @@ TASKS = {
         "val_psnr",
         "loss (L1 + L2 + perceptual + VQ + alignment)",
         "PSNR in dB (reconstructions of held-out frames)",
+    ),
+    "patch": TrainTask(
+        "orstream.training.lit_patch_encoder:LitPatchEncoder",
+        "orstream.training.patch_datamodule:PatchDataModule",
+        ("tile",),
+        "val_tile_accuracy",
+        "loss (cross-entropy over the tissue classes of phantom tiles)",
+        "tile accuracy (tiles of held-out slides)",
+    ),
+    "slide": TrainTask(
+        "orstream.training.lit_slide_encoder:LitSlideEncoder",
+        "orstream.training.slide_feature_datamodule:SlideFeatureDataModule",
+        ("feature_dim",),
+        "val_score",
+        "loss (subtype CE + tumour fraction L1 + tile tumour BCE)",
+        "mean of slide accuracy, tile accuracy, 1 - fraction MAE (held-out slides)",
     ),
 }
 """``orstream train NAME`` -> its task (the CLI's ``train_command`` argument is NAME)."""

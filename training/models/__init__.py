@@ -6,6 +6,12 @@ from orstream.training.models.instrument_classifier import (
     instrument_classifier,
 )
 from orstream.training.models.segmenter import InteractiveSegmenter, imis_segmenter
+from orstream.training.models.slide import (
+    PatchEncoder,
+    SlideEncoder,
+    slide_mil_encoder,
+    slide_patch_encoder,
+)
 from orstream.training.models.tokenizer import VisualTokenizer, meditok_small
 from orstream.training.models.videotext import VideoTextModel, ophclip_small
 from orstream.training.models.workflow import WorkflowRecognizer, pitvis_workflow
@@ -13,6 +19,8 @@ from orstream.training.models.workflow import WorkflowRecognizer, pitvis_workflo
 __all__ = [
     "InstrumentClassifier",
     "InteractiveSegmenter",
+    "PatchEncoder",
+    "SlideEncoder",
     "VideoTextModel",
     "VisualTokenizer",
     "WorkflowRecognizer",
@@ -21,4 +29,6 @@ __all__ = [
     "meditok_small",
     "ophclip_small",
     "pitvis_workflow",
+    "slide_mil_encoder",
+    "slide_patch_encoder",
 ]
