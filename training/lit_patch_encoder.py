@@ -1,11 +1,13 @@
 """Lightning training of the slide patch encoder, thin over the registry-built ``nn.Module``.
 
 Cross-entropy over the phantom's tissue classes of each tile (the majority class of the region
-mask under it): the classes differ in exactly what a pathology patch encoder must see (nuclear
-density and shape, fibres, lumens, fat cells), so the features it learns carry what the slide
-encoder needs. Validation logs ``val_tile_accuracy`` over every tile of the held-out slides (the
-checkpoint monitor) and ``val_tumour_recall`` (tumour tiles called tumour), since missed tumour
-is the failure that matters on a heatmap.
+mask under it), plus ``pattern_weight`` times cross-entropy over the growth pattern of tumour
+tiles (glandular or solid, their slide's subtype): the classes differ in exactly what a
+pathology patch encoder must see (nuclear density and shape, fibres, lumens, fat cells), and the
+pattern is what tells the slide subtypes apart, so the features carry what the slide encoder
+needs. Validation logs ``val_tile_accuracy`` over every tile of the held-out slides (the
+checkpoint monitor), ``val_tumour_recall`` (tumour tiles called tumour; missed tumour is the
+failure that matters on a heatmap) and ``val_pattern_accuracy`` over their tumour tiles.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class LitPatchEncoder(L.LightningModule):
         model_name: registry name (``orstream.training.registry``).
         model_kwargs: keyword arguments of the model factory.
         tile: tile side in pixels (linked into the data module and the model).
+        pattern_weight: weight of the growth-pattern loss.
         lr: peak learning rate (AdamW, one-cycle).
         weight_decay: AdamW's.
     """
@@ -37,6 +40,7 @@ class LitPatchEncoder(L.LightningModule):
         model_name: str = "slide_patch_encoder",
         model_kwargs: dict[str, Any] | None = None,
         tile: int = 112,
+        pattern_weight: float = 0.5,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -45,31 +49,40 @@ class LitPatchEncoder(L.LightningModule):
         self.model = create_model(model_name, tile=tile, **(model_kwargs or {}))
         self.tile = tile
         self.example_input_array = torch.zeros(2, 3, tile, tile)
-        self._val: list[Tensor] = []  # [predicted, label] rows
+        self._val: list[Tensor] = []  # [predicted class, class, predicted pattern, pattern] rows
         self.val_metrics: dict[str, float] = {}
 
-    def forward(self, tiles: Tensor) -> tuple[Tensor, Tensor]:
-        features, logits = self.model(tiles)
-        return features, logits
+    def forward(self, tiles: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        features, classes, patterns = self.model(tiles)
+        return features, classes, patterns
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> Tensor:
-        tiles, classes = batch
-        loss = F.cross_entropy(self(tiles)[1], classes)
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_index: int) -> Tensor:
+        tiles, classes, patterns = batch
+        _, class_logits, pattern_logits = self(tiles)
+        loss = F.cross_entropy(class_logits, classes)
+        tumour = patterns >= 0
+        if tumour.any():  # a batch without tumour tiles has no pattern to learn
+            pattern_loss = F.cross_entropy(pattern_logits[tumour], patterns[tumour])
+            loss = loss + self.hparams["pattern_weight"] * pattern_loss
         self.log("train_loss", loss, prog_bar=True)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> None:
-        tiles, classes = batch
-        self._val.append(torch.stack([self(tiles)[1].argmax(1), classes], 1).cpu())
+    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_index: int) -> None:
+        tiles, classes, patterns = batch
+        _, class_logits, pattern_logits = self(tiles)
+        rows = [class_logits.argmax(1), classes, pattern_logits.argmax(1), patterns]
+        self._val.append(torch.stack(rows, 1).cpu())
 
     def on_validation_epoch_end(self) -> None:
         rows = torch.cat(self._val)
         self._val.clear()
-        predicted, classes = rows[:, 0], rows[:, 1]
+        predicted, classes, predicted_pattern, patterns = rows.unbind(1)
         metrics = {"val_tile_accuracy": (predicted == classes).float().mean()}
         tumour = classes == TissueClass.TUMOUR
         if tumour.any():
             metrics["val_tumour_recall"] = (predicted[tumour] == TissueClass.TUMOUR).float().mean()
+            right = predicted_pattern[tumour] == patterns[tumour]
+            metrics["val_pattern_accuracy"] = right.float().mean()
         for name, value in metrics.items():
             self.log(name, value, prog_bar=True)
         self.val_metrics = {name: float(value) for name, value in metrics.items()}

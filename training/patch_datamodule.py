@@ -3,7 +3,8 @@
 Tiles come from :mod:`orstream.training.slide_tiles` (read through orstream's slide reading
 once, then from the on-disk cache). Training draws ``samples_per_epoch`` tiles of the training
 slides each epoch, turned by a random multiple of 90 degrees and flipped (a slide has no up);
-validation encodes every tile of the held-out slides.
+validation encodes every tile of the held-out slides. A tumour tile's growth pattern is its
+slide's subtype.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from orstream.errors import OrstreamError
-from orstream.training.slide_tiles import Tiling, load_slide_tiles, read_labels, split_slides
+from orstream.slides.phantom.tissue_classes import TissueClass
+from orstream.training.slide_tiles import (
+    SlideLabel,
+    Tiling,
+    load_slide_tiles,
+    read_labels,
+    split_slides,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,24 +40,28 @@ def normalise_tiles(pixels: np.ndarray) -> Tensor:
     return (tiles - mean) / std
 
 
-class TileDataset(Dataset[tuple[Tensor, Tensor]]):
-    """(tile [3, S, S] normalised, tissue class); turned and flipped at random in training."""
+class TileDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):
+    """(tile [3, S, S] normalised, tissue class, growth pattern: 0 glandular, 1 solid, -1 for
+    tiles that are not tumour); turned and flipped at random in training."""
 
-    def __init__(self, pixels: np.ndarray, classes: np.ndarray, train: bool) -> None:
+    def __init__(
+        self, pixels: np.ndarray, classes: np.ndarray, patterns: np.ndarray, train: bool
+    ) -> None:
         self.pixels = pixels
         self.classes = torch.from_numpy(classes)
+        self.patterns = torch.from_numpy(patterns)
         self.train = train
 
     def __len__(self) -> int:
         return len(self.pixels)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
         tile = normalise_tiles(self.pixels[index : index + 1])[0]
         if self.train:
             tile = torch.rot90(tile, int(torch.randint(4, ())), (1, 2))
             if torch.rand(()) < 0.5:
                 tile = tile.flip(2)
-        return tile, self.classes[index]
+        return tile, self.classes[index], self.patterns[index]
 
 
 class PatchDataModule(L.LightningDataModule):
@@ -107,16 +119,18 @@ class PatchDataModule(L.LightningDataModule):
         self.train_set = self._tiles(train, train=True)
         self.val_set = self._tiles(held, train=False)
 
-    def _tiles(self, labels: list, train: bool) -> TileDataset:
+    def _tiles(self, labels: list[SlideLabel], train: bool) -> TileDataset:
         slides = [load_slide_tiles(self.root, label, self.tiling) for label in labels]
         pixels = np.concatenate([s.pixels for s in slides])
         if not len(pixels):
-            raise OrstreamError(
-                f"{self.root}: the slides {labels[0].slide}... hold no tissue tiles"
-            )
-        return TileDataset(pixels, np.concatenate([s.classes for s in slides]), train)
+            names = ", ".join(label.slide for label in labels)
+            raise OrstreamError(f"{self.root}: slides {names} hold no tissue tiles")
+        classes = np.concatenate([s.classes for s in slides])
+        subtypes = np.concatenate([np.full(len(s.classes), s.label.subtype) for s in slides])
+        patterns = np.where(classes == TissueClass.TUMOUR, subtypes - 1, -1)
+        return TileDataset(pixels, classes, patterns, train)
 
-    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor, Tensor]]:
         assert self.train_set is not None
         count = self.samples_per_epoch or len(self.train_set)
         sampler = RandomSampler(self.train_set, num_samples=min(count, len(self.train_set)))
@@ -128,6 +142,6 @@ class PatchDataModule(L.LightningDataModule):
             drop_last=len(self.train_set) > self.batch_size,
         )
 
-    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor, Tensor]]:
         assert self.val_set is not None
         return DataLoader(self.val_set, batch_size=256, num_workers=self.num_workers)

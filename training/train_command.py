@@ -7,8 +7,10 @@ The config file is a LightningCLI ``fit`` config (sections ``model``, ``data``, 
 it, as ``key=value`` (``data.root=/data/phantom``) or, after ``--``, in LightningCLI's own form
 (``-- --trainer.max_epochs=3``). What the data must match in the model (the workflow model's
 input size, sample rate and receptive field; the segmenter's input size, mask size and classes;
-the tokenizer's input size and whether its stage needs narrations) is linked into the data
-module, so it is set once, in the ``model`` section.
+the tokenizer's input size and whether its stage needs narrations; the patch encoder's tile
+size; the slide encoder's feature width) is linked into the data module, so it is set once, in
+the ``model`` section. ``patch`` and ``slide`` are the two stages of the slide models: the slide
+stage reads ``data.patch_checkpoint``, a patch stage's checkpoint, and tiles as it did.
 
 Outputs (in the CSVLogger's version folder, e.g. ``runs/workflow/version_0``): ``metrics.csv``,
 ``checkpoints/best-*.ckpt`` (highest validation score: ``val_step_score``, ``val_dice``,

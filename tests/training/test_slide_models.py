@@ -9,9 +9,10 @@ from orstream.training.registry import create_model, list_models
 def test_both_models_are_registered_and_the_patch_encoder_gives_features_and_classes() -> None:
     assert {"slide_patch_encoder", "slide_mil_encoder"} <= set(list_models())
     encoder = create_model("slide_patch_encoder", feature_dim=32, tile=64).eval()
-    features, logits = encoder(torch.rand(2, 3, 64, 64))
+    features, classes, patterns = encoder(torch.rand(2, 3, 64, 64))
     assert features.shape == (2, 32)
-    assert logits.shape == (2, 5)  # background, stroma, tumour, necrosis, fat
+    assert classes.shape == (2, 5)  # background, stroma, tumour, necrosis, fat
+    assert patterns.shape == (2, 2)  # glandular, solid
 
 
 def test_attention_sums_to_one_over_valid_tiles_and_padding_changes_nothing() -> None:

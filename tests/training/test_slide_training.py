@@ -9,6 +9,8 @@ from project_paths import PROJECT_ROOT
 
 from orstream.cli import main
 from orstream.slides.phantom.dataset_writer import write_slide_dataset
+from orstream.slides.phantom.tissue_classes import TissueClass
+from orstream.training.slide_tiles import Tiling, load_slide_tiles, read_labels
 
 CONFIGS = PROJECT_ROOT / "training" / "configs"
 TINY_PATCH = [
@@ -67,6 +69,10 @@ def test_the_patch_stage_writes_a_checkpoint_with_tile_accuracy(
     assert 0.0 <= saved["orstream"]["metrics"]["val_tile_accuracy"] <= 1.0
     assert saved["orstream"]["data"]["tile"] == 64  # linked from the model
     assert saved["orstream"]["data"]["val_slides"] == ["slide_004"]
+    for label in read_labels(phantom):  # tiles take their mask's majority class
+        classes = load_slide_tiles(phantom, label, Tiling(1.0, 64, 0.5)).classes
+        assert (classes == TissueClass.TUMOUR).any() == (label.subtype > 0)
+        assert (classes == TissueClass.STROMA).any()
     assert len(list((phantom / "cache" / "tiles-1-64-0.5").glob("slide_*.npz"))) == 4
     assert (patch_checkpoint.parent / "loss_curve.png").is_file()
 

@@ -2,8 +2,10 @@
 
 The patch encoder is a timm backbone (by name, random weights; ``mobilenetv3_small_050`` by
 default, about 0.6 M weights, so a few thousand tiles a minute train on one CPU core) with a
-projection to ``feature_dim`` (512, SlideChat's patch feature width) and a tissue-class head
-that supervises it on phantom tiles (the majority class of the region mask under each tile).
+projection to ``feature_dim`` (512, SlideChat's patch feature width) and two heads that
+supervise it on phantom tiles: the tissue class (the majority class of the region mask under
+each tile) and, for tumour tiles, the growth pattern (glandular or solid), without which the
+features need not tell the slide subtypes apart.
 
 The slide encoder is gated attention-MIL (Ilse et al., 2018) rather than SlideChat's LongNet.
 A slide gives a few hundred tiles at 8,192 px and about 4,000 at 20,000 px (224 px tiles at
@@ -28,12 +30,13 @@ from orstream.training.registry import register_model
 
 class PatchEncoder(nn.Module):
     """Tiles [B, 3, H, W] (normalised with ImageNet mean/std) -> (features [B, feature_dim],
-    tissue-class logits [B, classes]).
+    tissue-class logits [B, classes], growth-pattern logits [B, patterns]).
 
     Args:
         backbone: timm model name, built with random weights and no classifier.
         feature_dim: width of the features the slide encoder reads.
-        classes: tissue classes of the auxiliary head (the phantom's mask classes).
+        classes: tissue classes (the phantom's mask classes).
+        patterns: tumour growth patterns (the phantom's subtypes but ``none``).
         tile: tile side in pixels the encoder is trained on (kept for export and reading).
     """
 
@@ -42,6 +45,7 @@ class PatchEncoder(nn.Module):
         backbone: str = "mobilenetv3_small_050",
         feature_dim: int = 512,
         classes: int = len(TissueClass),
+        patterns: int = len(SUBTYPES) - 1,
         tile: int = 112,
     ) -> None:
         super().__init__()
@@ -55,10 +59,11 @@ class PatchEncoder(nn.Module):
         self.backbone.train()
         self.project = nn.Sequential(nn.Linear(width, feature_dim), nn.LayerNorm(feature_dim))
         self.head = nn.Sequential(nn.GELU(), nn.Linear(feature_dim, classes))
+        self.pattern_head = nn.Sequential(nn.GELU(), nn.Linear(feature_dim, patterns))
 
-    def forward(self, tiles: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, tiles: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         features: Tensor = self.project(self.backbone(tiles))
-        return features, self.head(features)
+        return features, self.head(features), self.pattern_head(features)
 
 
 class SlideEncoder(nn.Module):
