@@ -8,13 +8,13 @@ each tile) and, for tumour tiles, the growth pattern (glandular or solid), witho
 features need not tell the slide subtypes apart.
 
 The slide encoder is gated attention-MIL (Ilse et al., 2018) rather than SlideChat's LongNet.
-A slide gives a few hundred tiles at 8,192 px and about 4,000 at 20,000 px (224 px tiles at
-0.5 µm/px over half the area in tissue), up to 100,000 on a 100,000 px slide. Gated attention
-costs one small MLP per tile and a softmax: linear in the tile count, tiny in memory, and fast
-on CPU at any of those counts, where two layers of dilated attention cost several times more
-and need far more slides to train than a phantom set of a dozen. Its attention weights and
-per-tile scores are the tumour heatmap directly, and it learns from slide labels alone (the
-per-tile tumour head is also supervised where masks exist).
+Tiles of 224 level-0 px (112 px at 1 µm/px, or 224 px at 0.5 µm/px) number 50 to 250 on an
+8,192 px phantom slide, about six times as many at 20,000 px, and tens of thousands on a
+100,000 px slide. Gated attention costs one small MLP per tile and a softmax: linear in the
+tile count, tiny in memory, and fast on CPU at any of those counts, where two layers of dilated
+attention cost several times more and need far more slides to train than a phantom set of a
+dozen. Its attention weights and per-tile scores are the tumour heatmap directly, and it learns
+from slide labels alone (the per-tile tumour head is also supervised where masks exist).
 """
 
 from __future__ import annotations
