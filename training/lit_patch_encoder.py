@@ -28,8 +28,8 @@ class LitPatchEncoder(L.LightningModule):
 
     Args:
         model_name: registry name (``orstream.training.registry``).
-        model_kwargs: keyword arguments of the model factory.
-        tile: tile side in pixels (linked into the data module and the model).
+        model_kwargs: keyword arguments of the model factory (``tile``, the tile side in pixels,
+            is linked into the data module).
         pattern_weight: weight of the growth-pattern loss.
         lr: peak learning rate (AdamW, one-cycle).
         weight_decay: AdamW's.
@@ -39,18 +39,21 @@ class LitPatchEncoder(L.LightningModule):
         self,
         model_name: str = "slide_patch_encoder",
         model_kwargs: dict[str, Any] | None = None,
-        tile: int = 112,
         pattern_weight: float = 0.5,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = create_model(model_name, tile=tile, **(model_kwargs or {}))
-        self.tile = tile
-        self.example_input_array = torch.zeros(2, 3, tile, tile)
+        self.model = create_model(model_name, **(model_kwargs or {}))
+        self.example_input_array = torch.zeros(2, 3, self.tile, self.tile)
         self._val: list[Tensor] = []  # [predicted class, class, predicted pattern, pattern] rows
         self.val_metrics: dict[str, float] = {}
+
+    @property
+    def tile(self) -> int:
+        """The model's tile side in pixels (what the data module must cut)."""
+        return int(self.model.tile)
 
     def forward(self, tiles: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         features, classes, patterns = self.model(tiles)

@@ -32,8 +32,8 @@ class LitSlideEncoder(L.LightningModule):
 
     Args:
         model_name: registry name (``orstream.training.registry``).
-        model_kwargs: keyword arguments of the model factory.
-        feature_dim: width of the patch features (linked into the data module).
+        model_kwargs: keyword arguments of the model factory (``feature_dim``, the width of the
+            patch features, is linked into the data module).
         fraction_weight: weight of the tumour-fraction error.
         tile_weight: weight of the per-tile tumour loss (0: slide labels alone).
         lr: peak learning rate (AdamW, one-cycle).
@@ -44,7 +44,6 @@ class LitSlideEncoder(L.LightningModule):
         self,
         model_name: str = "slide_mil_encoder",
         model_kwargs: dict[str, Any] | None = None,
-        feature_dim: int = 512,
         fraction_weight: float = 2.0,
         tile_weight: float = 1.0,
         lr: float = 1e-3,
@@ -52,15 +51,19 @@ class LitSlideEncoder(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = create_model(model_name, feature_dim=feature_dim, **(model_kwargs or {}))
-        self.feature_dim = feature_dim
+        self.model = create_model(model_name, **(model_kwargs or {}))
         self.example_input_array = (
-            torch.zeros(2, 8, feature_dim),
+            torch.zeros(2, 8, self.feature_dim),
             torch.ones(2, 8, dtype=torch.bool),
         )
         self._val: list[Tensor] = []  # per slide: subtype right, tumour right, |fraction error|
         self._val_tiles: list[Tensor] = []  # per tile: tumour score right
         self.val_metrics: dict[str, float] = {}
+
+    @property
+    def feature_dim(self) -> int:
+        """The width of the patch features the model reads (what the data must hold)."""
+        return int(self.model.feature_dim)
 
     def forward(self, features: Tensor, valid: Tensor) -> dict[str, Tensor]:
         outputs: dict[str, Tensor] = self.model(features, valid)

@@ -162,9 +162,7 @@ class SlideFeatureDataModule(L.LightningDataModule):
         try:
             saved: dict[str, Any] = torch.load(self.patch_checkpoint, weights_only=False)
             params, data = saved["hyper_parameters"], saved["orstream"]["data"]
-            encoder = create_model(
-                params["model_name"], tile=params["tile"], **(params["model_kwargs"] or {})
-            )
+            encoder = create_model(params["model_name"], **(params["model_kwargs"] or {}))
             encoder.load_state_dict(
                 {k.removeprefix("model."): v for k, v in saved["state_dict"].items()}
             )
@@ -177,7 +175,7 @@ class SlideFeatureDataModule(L.LightningDataModule):
             raise OrstreamError(
                 f"{self.patch_checkpoint}: its features are "
                 f"{getattr(encoder, 'feature_dim', '?')}-d, the slide model reads "
-                f"{self.feature_dim}-d (model.feature_dim)"
+                f"{self.feature_dim}-d (model.model_kwargs.feature_dim)"
             )
         return encoder.eval(), tiling, hashlib.sha256(raw).hexdigest()[:12]
 

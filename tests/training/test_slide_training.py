@@ -10,20 +10,19 @@ from project_paths import PROJECT_ROOT
 from orstream.cli import main
 from orstream.slides.phantom.dataset_writer import write_slide_dataset
 from orstream.slides.phantom.tissue_classes import TissueClass
+from orstream.training.registry import create_model
 from orstream.training.slide_tiles import Tiling, load_slide_tiles, read_labels
 
 CONFIGS = PROJECT_ROOT / "training" / "configs"
 TINY_PATCH = [
-    "model.tile=64",
-    "model.model_kwargs={backbone: mobilenetv3_small_050, feature_dim: 32}",
+    "model.model_kwargs={backbone: mobilenetv3_small_050, feature_dim: 32, tile: 64}",
     "trainer.max_epochs=1",
     "data.samples_per_epoch=64",
     "data.batch_size=32",
     "trainer.log_every_n_steps=1",
 ]
 TINY_SLIDE = [
-    "model.feature_dim=32",
-    "model.model_kwargs={hidden: 16}",
+    "model.model_kwargs={feature_dim: 32, hidden: 16}",
     "trainer.max_epochs=1",
     "data.batch_size=2",
     "trainer.log_every_n_steps=1",
@@ -68,6 +67,9 @@ def test_the_patch_stage_writes_a_checkpoint_with_tile_accuracy(
     saved = torch.load(patch_checkpoint, weights_only=False)
     assert 0.0 <= saved["orstream"]["metrics"]["val_tile_accuracy"] <= 1.0
     assert saved["orstream"]["data"]["tile"] == 64  # linked from the model
+    params = saved["hyper_parameters"]  # the registry rebuilds the module from these alone
+    encoder = create_model(params["model_name"], **params["model_kwargs"])
+    encoder.load_state_dict({k.removeprefix("model."): v for k, v in saved["state_dict"].items()})
     assert saved["orstream"]["data"]["val_slides"] == ["slide_004"]
     for label in read_labels(phantom):  # tiles take their mask's majority class
         classes = load_slide_tiles(phantom, label, Tiling(1.0, 64, 0.5)).classes
@@ -101,7 +103,10 @@ def test_the_slide_stage_trains_on_cached_features_and_reports_slide_metrics(
     [
         (["data.patch_checkpoint=/nowhere.ckpt"], "data.patch_checkpoint /nowhere.ckpt: not found"),
         (["data.val_every=5"], "4 slide(s) with val_every 5 leave no held-out slide"),
-        (["model.feature_dim=64"], "its features are 32-d, the slide model reads 64-d"),
+        (
+            ["model.model_kwargs={feature_dim: 64, hidden: 16}"],
+            "its features are 32-d, the slide model reads 64-d",
+        ),
     ],
 )
 def test_bad_slide_settings_are_one_line(
