@@ -6,9 +6,12 @@ Two levels, as OphCLIP trains on them:
   narration;
 - **segment** (coarse): each run of one step in the annotations (at least ``MIN_SEGMENT_S``
   long) with the step's description, and the whole case with its title (``titles.csv``); with
-  ``window_s``, each run also in consecutive windows of that many seconds, each with the step's
-  description: the scale the edge embeds a live clip at (a narrated clip's length), where a
-  whole run, its frames spread over minutes, looks nothing like a live window.
+  ``window_s``, also live windows: the ``window_s`` seconds ending every ``stride_s`` seconds
+  of the case, each with the description of the step at its last second. That is what the edge
+  asks of a live clip (which step is in progress now, from the last few seconds), at the scale
+  it embeds one, where a whole run, its frames spread over minutes, looks nothing like a live
+  window; a window across a step change is named by the step it ends in, so the causal model
+  learns to follow a change within the window rather than seconds after it.
 
 Each sample holds ``frames_per_clip`` frame times spread evenly over its span. Cases listed as
 silent keep their clips but lose their narrations (``text`` is empty, ``silent`` is set): the
@@ -77,6 +80,7 @@ def clip_texts(
     frames_per_clip: int,
     silent: Iterable[int] = (),
     window_s: float | None = None,
+    stride_s: float | None = None,
 ) -> list[ClipText]:
     """Every clip and segment sample of ``videos`` (see the module docstring).
 
@@ -86,6 +90,9 @@ def clip_texts(
     """
     if frames_per_clip < 1:
         raise OrstreamError(f"frames_per_clip must be at least 1, not {frames_per_clip}")
+    stride = window_s if stride_s is None else stride_s
+    if window_s is not None and (window_s <= 0 or stride is None or stride <= 0):
+        raise OrstreamError(f"windows of {window_s} s every {stride} s: give positive seconds")
     quiet = set(silent)
     titles = _titles(root / TITLES_FILE)
     samples: list[ClipText] = []
@@ -110,13 +117,15 @@ def clip_texts(
                 times = _spread(seconds[first], seconds[last] + 1, frames_per_clip)
                 described = step_description(code)
                 samples.append(ClipText(video, times, described, "segment", hidden, code))
-                start, end = seconds[first], seconds[last] + 1
-                # A run no longer than a window is already a sample as a whole.
-                if window_s is not None and end - start > window_s:
-                    while start + window_s <= end:
-                        times = _spread(start, start + window_s, frames_per_clip)
-                        samples.append(ClipText(video, times, described, "segment", hidden, code))
-                        start += window_s
+        if window_s is not None:
+            assert stride is not None
+            end = seconds[0] + window_s
+            while end <= seconds[-1] + 1:
+                times = _spread(end - window_s, end, frames_per_clip)
+                code = int(annotations.step[np.searchsorted(seconds, end, side="left") - 1])
+                described = step_description(code)
+                samples.append(ClipText(video, times, described, "segment", hidden, code))
+                end += stride
         if video not in titles:
             raise OrstreamError(f"{root / TITLES_FILE}: no title for video {video}")
         whole = _spread(seconds[0], seconds[-1] + 1, frames_per_clip)

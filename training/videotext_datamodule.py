@@ -85,9 +85,11 @@ class VideoTextDataModule(L.LightningDataModule):
         input_size: (height, width) of the frames (linked to the model's).
         batch_size: samples per step.
         cache_dir: where decoded frames are cached.
-        segment_window_s: also pair windows of this many seconds inside each step run with
-            the step's description (None: whole runs only); see
+        segment_window_s: also pair live windows of this many seconds with the description of
+            the step they end in (None: whole runs only); see
             :func:`~orstream.training.videotext_data.clip_texts`.
+        segment_stride_s: seconds between the ends of consecutive windows (None: the window's
+            length, so they do not overlap).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class VideoTextDataModule(L.LightningDataModule):
         batch_size: int = 16,
         cache_dir: Path | None = None,
         segment_window_s: float | None = None,
+        segment_stride_s: float | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -112,6 +115,7 @@ class VideoTextDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.segment_window_s = segment_window_s
+        self.segment_stride_s = segment_stride_s
         self.narration_bank = torch.zeros(0, 384)
         self.step_prompts = torch.zeros(0, 384)
         self.step_text_ids: dict[int, int] = {}
@@ -127,6 +131,7 @@ class VideoTextDataModule(L.LightningDataModule):
             self.frames_per_clip,
             self.silent_videos,
             self.segment_window_s,
+            self.segment_stride_s,
         )
         val = [
             sample
@@ -173,4 +178,5 @@ class VideoTextDataModule(L.LightningDataModule):
             "silent_videos": self.silent_videos,
             "frames_per_clip": self.frames_per_clip,
             "segment_window_s": self.segment_window_s,
+            "segment_stride_s": self.segment_stride_s,
         }

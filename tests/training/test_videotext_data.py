@@ -65,16 +65,20 @@ def test_a_missing_narration_file_is_one_clear_error(phantom: Path) -> None:
         clip_texts(phantom, [1], frames_per_clip=0)
 
 
-def test_step_runs_also_come_in_windows_of_the_live_clip_length(phantom: Path) -> None:
+def test_live_windows_end_every_stride_named_by_the_step_they_end_in(phantom: Path) -> None:
     whole = clip_texts(phantom, [1], frames_per_clip=4)
-    windowed = clip_texts(phantom, [1], frames_per_clip=4, window_s=2)
+    windowed = clip_texts(phantom, [1], frames_per_clip=4, window_s=2, stride_s=1)
     extra = [s for s in windowed if s not in whole]
     steps = read_annotations(annotations_path(phantom, 1)).step
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(steps)) + 1, [len(steps)]])
-    runs = np.diff(starts)
-    assert len(extra) == int((runs // 2)[runs > 2].sum()) > 0  # runs of 2 s are whole already
-    for sample in extra:
+    assert len(extra) == len(steps) - 1  # windows ending at seconds 2, 3, ..., the last
+    changes = 0
+    for end, sample in enumerate(extra, start=2):
         assert sample.level == "segment" and sample.text == step_description(sample.step)
-        assert sample.times[-1] - sample.times[0] == pytest.approx(2 * 3 / 4)  # 4 frames in 2 s
-        seconds = steps[int(sample.times[0]) : int(sample.times[-1]) + 1]
-        assert (seconds == sample.step).all()  # a window never leaves its run
+        assert sample.times == pytest.approx((end - 1.75, end - 1.25, end - 0.75, end - 0.25))
+        assert sample.step == steps[end - 1]  # the step of the window's last second
+        changes += int(steps[end - 2] != steps[end - 1])
+    assert changes > 0  # some windows cross a step change, named by the step they end in
+    apart = clip_texts(phantom, [1], frames_per_clip=4, window_s=2)
+    assert len([s for s in apart if s not in whole]) == len(steps) // 2  # stride: the window
+    with pytest.raises(OrstreamError, match="positive seconds"):
+        clip_texts(phantom, [1], frames_per_clip=4, window_s=2, stride_s=0)
