@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
 from orstream.slides.phantom.tissue_classes import TissueClass
+from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 
 
-class LitPatchEncoder(L.LightningModule):
+class LitPatchEncoder(RecordedModule):
     """Trains a registered patch encoder.
 
     Args:
@@ -90,21 +90,5 @@ class LitPatchEncoder(L.LightningModule):
             self.log(name, value, prog_bar=True)
         self.val_metrics = {name: float(value) for name, value in metrics.items()}
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        describe = getattr(datamodule, "describe", None)
-        checkpoint["orstream"] = {
-            "data": describe() if callable(describe) else {},
-            "metrics": dict(self.val_metrics),
-        }
-
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
-        )
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.hparams["lr"],
-            total_steps=int(self.trainer.estimated_stepping_batches),
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return self.adamw_one_cycle(self.parameters())

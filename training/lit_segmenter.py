@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
@@ -41,6 +40,7 @@ from orstream.labels import ANATOMY, INSTRUMENTS, SEGMENTATION_CLASSES
 from orstream.training.click_simulation import Click, clicks_to_prompt, next_click
 from orstream.training.distributed_metrics import gather_unique
 from orstream.training.models.segmenter import InteractiveSegmenter
+from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 from orstream.training.segmenter_datamodule import PROMPT_BOX, PROMPT_POINTS, PROMPT_TEXT
 from orstream.training.segmenter_loss import SegmenterLoss, segmenter_loss
@@ -85,7 +85,7 @@ def _kind(code: int) -> str:
     return "anatomy" if code in ANATOMY else "instrument"
 
 
-class LitSegmenter(L.LightningModule):
+class LitSegmenter(RecordedModule):
     """Trains a registered interactive segmenter.
 
     Args:
@@ -354,14 +354,6 @@ class LitSegmenter(L.LightningModule):
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        describe = getattr(datamodule, "describe", None)
-        checkpoint["orstream"] = {
-            "data": describe() if callable(describe) else {},
-            "metrics": dict(self.val_metrics),
         }
 
 

@@ -35,7 +35,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -43,6 +42,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from orstream.errors import OrstreamError
 from orstream.training.models.tokenizer import VisualTokenizer
+from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 from orstream.training.tokenizer_teacher import SegmenterTeacher, perceptual_distance
 
@@ -87,7 +87,7 @@ def cosine_loss(predicted: Tensor, target: Tensor) -> Tensor:
     return (1 - F.cosine_similarity(predicted, target, dim=1)).mean()
 
 
-class LitTokenizer(L.LightningModule):
+class LitTokenizer(RecordedModule):
     """Trains a registered visual tokenizer in stage 1 or 2 (see the module docstring).
 
     Args:
@@ -254,14 +254,6 @@ class LitTokenizer(L.LightningModule):
         self.val_metrics = metrics
         for name, value in metrics.items():
             self.log(name, value, prog_bar=name in ("val_psnr", "val_codebook_usage"))
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        describe = getattr(datamodule, "describe", None)
-        checkpoint["orstream"] = {
-            "data": describe() if callable(describe) else {},
-            "metrics": dict(self.val_metrics),
-        }
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(

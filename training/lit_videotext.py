@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor
 
@@ -33,6 +32,7 @@ from orstream.training.models.videotext import (
     multi_positive_infonce,
     retrieved_positives,
 )
+from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
@@ -52,7 +52,7 @@ def recall_at(similarity: Tensor, k: int) -> float:
     return float((top == torch.arange(len(similarity))[:, None]).any(dim=1).float().mean())
 
 
-class LitVideoText(L.LightningModule):
+class LitVideoText(RecordedModule):
     """Trains a registered video-text model.
 
     Args:
@@ -99,7 +99,7 @@ class LitVideoText(L.LightningModule):
         return self.model.embed_video(frames)
 
     def on_fit_start(self) -> None:
-        datamodule = self.trainer.datamodule  # type: ignore[attr-defined]
+        datamodule = self.trainer.datamodule
         for name in ("narration_bank", "step_prompts"):
             given = getattr(datamodule, name, None)
             if given is not None:
@@ -175,23 +175,6 @@ class LitVideoText(L.LightningModule):
             self.log(name, value, prog_bar=name == "val_t2v_r5")
         self.val_metrics = metrics
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        describe = getattr(datamodule, "describe", None)
-        checkpoint["orstream"] = {
-            "data": describe() if callable(describe) else {},
-            "metrics": dict(self.val_metrics),
-        }
-
     def configure_optimizers(self) -> Any:
         # A frozen frame encoder (PackagedFrameEncoder) takes no step.
-        trained = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            trained, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
-        )
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.hparams["lr"],
-            total_steps=int(self.trainer.estimated_stepping_batches),
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return self.adamw_one_cycle(p for p in self.parameters() if p.requires_grad)

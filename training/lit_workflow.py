@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
@@ -42,6 +41,7 @@ from orstream.pitvis.metrics import average_videos, video_instrument_metrics, vi
 from orstream.step_smoothing import smooth_step_sequence
 from orstream.training.distributed_metrics import gather_unique
 from orstream.training.models.workflow import WorkflowRecognizer
+from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 
 METRIC_NAMES = ("val_step_score", "val_step_f1", "val_step_edit", "val_instrument_f1")
@@ -56,7 +56,7 @@ def instrument_pos_weights(frequencies: np.ndarray, cap: float) -> Tensor:
     return torch.from_numpy(np.clip(np.sqrt(ratio), 1.0, cap)).float()
 
 
-class LitWorkflow(L.LightningModule):
+class LitWorkflow(RecordedModule):
     """Trains a registered workflow model.
 
     Args:
@@ -237,11 +237,5 @@ class LitWorkflow(L.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        describe = getattr(datamodule, "describe", None)
-        checkpoint["orstream"] = {
-            "data": describe() if callable(describe) else {},
-            "metrics": dict(self.val_metrics),
-            "instrument_pos_weight": [round(float(w), 4) for w in self.instrument_pos_weight],
-        }
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"instrument_pos_weight": [round(float(w), 4) for w in self.instrument_pos_weight]}

@@ -18,7 +18,7 @@ from types import ModuleType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from orstream.access.server_tls import ServerTls
+from orstream.access.server_tls import ServerTls, add_port
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.video_text_model import VideoTextModel
 from orstream.edge.service.audit import AuditLog
@@ -147,15 +147,10 @@ class EdgeGrpcServer:
                 (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
             )
         try:
-            if self._tls is None:
-                port = server.add_insecure_port(self.address)
-            else:
-                port = server.add_secure_port(self.address, self._tls.credentials())
-        except RuntimeError:
+            port = add_port(server, self.address, self._tls)
+        except OrstreamError:
             executor.shutdown(wait=False)
-            raise OrstreamError(
-                f"cannot listen for gRPC on {self.address} (address in use or not resolvable)"
-            ) from None
+            raise
         server.start()
         self._server, self._executor, self.port = server, executor, port
         return port

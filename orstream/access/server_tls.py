@@ -38,3 +38,20 @@ class ServerTls:
             root_certificates=ca,
             require_client_auth=ca is not None,
         )
+
+
+def add_port(server: grpc.Server, address: str, tls: ServerTls | None) -> int:
+    """Listen on ``address`` (``HOST:PORT``; port 0 picks a free one): over TLS when ``tls`` is
+    given, plain otherwise. Returns the port.
+
+    Raises:
+        OrstreamError: the address is in use or does not resolve, or a TLS file is unreadable.
+    """
+    try:
+        if tls is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, tls.credentials())
+    except RuntimeError:
+        raise OrstreamError(
+            f"cannot listen for gRPC on {address} (address in use or not resolvable)"
+        ) from None

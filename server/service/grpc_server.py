@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from orstream.access.server_tls import ServerTls
+from orstream.access.server_tls import ServerTls, add_port
 from orstream.access.token_auth import TokenAuth
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import server_pb2_grpc
@@ -89,15 +89,10 @@ class JobGrpcServer:
         server_pb2_grpc.add_ServerServiceServicer_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
-            if self._tls is None:
-                port = server.add_insecure_port(self.address)
-            else:
-                port = server.add_secure_port(self.address, self._tls.credentials())
-        except RuntimeError:
+            port = add_port(server, self.address, self._tls)
+        except OrstreamError:
             executor.shutdown(wait=False)
-            raise OrstreamError(
-                f"cannot listen for gRPC on {self.address} (address in use or not resolvable)"
-            ) from None
+            raise
         server.start()
         for name in (health.OVERALL_HEALTH, SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
