@@ -90,9 +90,8 @@ def clip_texts(
     """
     if frames_per_clip < 1:
         raise OrstreamError(f"frames_per_clip must be at least 1, not {frames_per_clip}")
-    stride = window_s if stride_s is None else stride_s
-    if window_s is not None and (window_s <= 0 or stride is None or stride <= 0):
-        raise OrstreamError(f"windows of {window_s} s every {stride} s: give positive seconds")
+    if window_s is not None and (window_s <= 0 or (stride_s is not None and stride_s <= 0)):
+        raise OrstreamError(f"windows of {window_s} s every {stride_s} s: give positive seconds")
     quiet = set(silent)
     titles = _titles(root / TITLES_FILE)
     samples: list[ClipText] = []
@@ -118,14 +117,14 @@ def clip_texts(
                 described = step_description(code)
                 samples.append(ClipText(video, times, described, "segment", hidden, code))
         if window_s is not None:
-            assert stride is not None
-            end = seconds[0] + window_s
-            while end <= seconds[-1] + 1:
+            stride = window_s if stride_s is None else stride_s
+            for end in np.arange(seconds[0] + window_s, seconds[-1] + 1 + 1e-9, stride):
                 times = _spread(end - window_s, end, frames_per_clip)
-                code = int(annotations.step[np.searchsorted(seconds, end, side="left") - 1])
-                described = step_description(code)
-                samples.append(ClipText(video, times, described, "segment", hidden, code))
-                end += stride
+                # The step of the window's last second.
+                code = int(annotations.step[np.searchsorted(seconds, end) - 1])
+                samples.append(
+                    ClipText(video, times, step_description(code), "segment", hidden, code)
+                )
         if video not in titles:
             raise OrstreamError(f"{root / TITLES_FILE}: no title for video {video}")
         whole = _spread(seconds[0], seconds[-1] + 1, frames_per_clip)
