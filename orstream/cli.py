@@ -102,6 +102,11 @@ COMMANDS: tuple[Command, ...] = (
         "score a video-text package on held-out cases: retrieval, zero-shot steps, a probe",
     ),
     Command(
+        ("eval", "workflow"),
+        "orstream.export.evaluation.workflow_command",
+        "score a workflow package on annotated cases online, as the edge runs it, per length",
+    ),
+    Command(
         ("eval", "tokenizer"),
         "orstream.export.evaluation.tokenizer_command",
         "score a tokenizer package on held-out frames: PSNR, SSIM, codebook use, JPEG at its bpp",

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from orstream.errors import OrstreamError
 from orstream.labels import STEP_CODES
+from orstream.pitvis.layout import parse_videos
 from orstream.training.text_encoder import TextEncoder
 from orstream.training.videotext_data import (
     ClipText,
@@ -55,22 +55,6 @@ class _Embedded(Dataset[Item]):
             sample.silent,
             sample.step,
         )
-
-
-def parse_videos(text: str) -> list[int]:
-    """``1-8,10`` -> [1, ..., 8, 10].
-
-    Raises:
-        OrstreamError: not a list of numbers and ranges.
-    """
-    videos: list[int] = []
-    try:
-        for part in text.split(","):
-            first, _, last = part.strip().partition("-")
-            videos += range(int(first), int(last or first) + 1)
-    except ValueError:
-        raise OrstreamError(f"videos {text!r}: give numbers and ranges, e.g. 1-8,10") from None
-    return videos
 
 
 class VideoTextDataModule(L.LightningDataModule):

@@ -54,21 +54,30 @@ class PitvisResultsWriter:
             first, second_slot = result.instruments.slots
             self._rows[second] = (result.step.code, first, second_slot)
 
-    def write(self) -> tuple[Path, Path] | None:
-        """Write both CSVs (None when no result came); returns their paths."""
+    def table(self, seconds: int | None = None) -> np.ndarray | None:
+        """The prediction of every second as int64 rows ``(step, slot 1, slot 2)``: through
+        the last second that got a result, or exactly ``seconds`` rows (the last prediction
+        repeats to the end); None when no result came."""
         with self._lock:
             rows = dict(self._rows)
         if not rows:
             return None
         if min(rows) < 0:
             raise OrstreamError(f"stream results for video {self.video} go back before its start")
-        seconds = max(rows) + 1
+        seconds = max(rows) + 1 if seconds is None else seconds
         table = np.empty((seconds, 3), np.int64)
         latest = rows[min(rows)]
         for second in range(seconds):
             latest = rows.get(second, latest)
             table[second] = latest
-        time = np.arange(seconds, dtype=np.int64)
+        return table
+
+    def write(self) -> tuple[Path, Path] | None:
+        """Write both CSVs (None when no result came); returns their paths."""
+        table = self.table()
+        if table is None:
+            return None
+        time = np.arange(len(table), dtype=np.int64)
         name = f"video_{self.video:02d}.csv"
         steps = self.folder / STEPS_FOLDER / name
         instruments = self.folder / INSTRUMENTS_FOLDER / name

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from orstream.export.evaluation.tokenizer import evaluate_tokenizer
-    from orstream.training.videotext_datamodule import parse_videos
+    from orstream.pitvis.layout import parse_videos
 
     report = evaluate_tokenizer(
         args.package,

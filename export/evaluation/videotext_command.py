@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from orstream.edge.models.shipped import SHIPPED_PACKAGE
     from orstream.export.evaluation.videotext import evaluate_videotext
-    from orstream.training.videotext_datamodule import parse_videos
+    from orstream.pitvis.layout import parse_videos
 
     report = evaluate_videotext(
         args.package,

@@ -190,3 +190,19 @@ def _number(name: str, value: int) -> int:
     if value < 0:
         raise OrstreamError(f"a PitVis {name} is 0 or more, not {value}")
     return value
+
+
+def parse_videos(text: str) -> list[int]:
+    """``1-8,10`` -> [1, ..., 8, 10].
+
+    Raises:
+        OrstreamError: not a list of numbers and ranges.
+    """
+    videos: list[int] = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            videos += range(int(first), int(last or first) + 1)
+    except ValueError:
+        raise OrstreamError(f"videos {text!r}: give numbers and ranges, e.g. 1-8,10") from None
+    return videos
