@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from orstream.client.connection import add_connection_arguments, edge_stub, read_token
+from orstream.handoffs import HANDOFF_KIND, HandOffItem
 from orstream.labels import INSTRUMENTS
 from orstream.results import KINDS, FrameResult
 
@@ -26,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kind",
         action="append",
         default=[],
-        choices=KINDS,
-        help="only results of this kind (repeat for several; default: every kind)",
+        choices=(*KINDS, HANDOFF_KIND),
+        help="only results of this kind (repeat for several; default: every kind but "
+        "segmentation and handoff, the edge's hand-offs to the job server)",
     )
     parser.add_argument(
         "--count", type=int, metavar="N", help="stop after N results (default: until Ctrl-C)"
@@ -37,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Subscribe and print each result as it arrives, until --count, Ctrl-C or the server ends."""
-    from orstream.proto.convert import subscribe_request_to_proto, subscribe_response_from_proto
+    from orstream.client.handoff_command import handoff_as_dict, handoff_line
+    from orstream.proto.convert import subscribe_event_from_proto, subscribe_request_to_proto
 
     request = subscribe_request_to_proto(args.stream, args.kind)
     received = 0
@@ -45,8 +48,11 @@ def run(args: argparse.Namespace) -> int:
         responses = stub.Subscribe(request)
         try:
             for response in responses:
-                result, dropped = subscribe_response_from_proto(response)
-                if args.json:
+                result, dropped = subscribe_event_from_proto(response)
+                if isinstance(result, HandOffItem):
+                    record = handoff_as_dict(result)
+                    line = json.dumps(record) if args.json else f"handoff {handoff_line(result)}"
+                elif args.json:
                     line = json.dumps(result_record(result, dropped))
                 else:
                     line = format_result(result, dropped)

@@ -202,6 +202,16 @@ COMMANDS: tuple[Command, ...] = (
         "change the text prompts the edge names zero-shot steps by",
     ),
     Command(
+        ("client", "handoff"),
+        "orstream.client.handoff_command",
+        "hand the last seconds of a stream to the job server through the edge's outbox",
+    ),
+    Command(
+        ("client", "handoffs"),
+        "orstream.client.handoffs_command",
+        "list the items of an edge's outbox (hand-offs to the job server) or show one",
+    ),
+    Command(
         ("server", "run"),
         "orstream.server.run_command",
         "serve the job service (submit, watch, cancel jobs) until SIGTERM or Ctrl-C",

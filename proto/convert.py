@@ -9,8 +9,10 @@ only. Prompt coordinates travel as float32.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
+from orstream.handoffs import HandOffItem, HandOffRequest
 from orstream.labels import INSTRUMENTS
 from orstream.latency import LatencySummary
 from orstream.mask_rle import MaskRle
@@ -322,13 +324,27 @@ def subscribe_request_from_proto(
     return tuple(message.stream_ids), tuple(message.kinds)
 
 
-def subscribe_response_to_proto(result: FrameResult, dropped: int) -> edge_pb2.SubscribeResponse:
-    """One streamed result and the subscription's drop count so far."""
-    return edge_pb2.SubscribeResponse(result=result_to_proto(result), dropped=dropped)
+def subscribe_response_to_proto(
+    event: FrameResult | HandOffItem, dropped: int
+) -> edge_pb2.SubscribeResponse:
+    """One streamed result or hand-off update and the subscription's drop count so far."""
+    if isinstance(event, HandOffItem):
+        return edge_pb2.SubscribeResponse(handoff=handoff_to_proto(event), dropped=dropped)
+    return edge_pb2.SubscribeResponse(result=result_to_proto(event), dropped=dropped)
 
 
 def subscribe_response_from_proto(message: edge_pb2.SubscribeResponse) -> tuple[FrameResult, int]:
-    """The (result, drop count so far) a streamed ``Subscribe`` answer carries."""
+    """The (result, drop count so far) a streamed ``Subscribe`` answer carries (a frame
+    result: see :func:`subscribe_event_from_proto` for subscriptions that take hand-offs)."""
+    return result_from_proto(message.result), message.dropped
+
+
+def subscribe_event_from_proto(
+    message: edge_pb2.SubscribeResponse,
+) -> tuple[FrameResult | HandOffItem, int]:
+    """The (frame result or hand-off update, drop count so far) of a ``Subscribe`` answer."""
+    if message.WhichOneof("event") == "handoff":
+        return handoff_from_proto(message.handoff), message.dropped
     return result_from_proto(message.result), message.dropped
 
 
@@ -513,3 +529,91 @@ def prompts_to_proto(prompts: dict[int, str]) -> edge_pb2.SetPromptsResponse:
 def prompts_from_proto(message: edge_pb2.SetPromptsResponse) -> dict[int, str]:
     """The prompts in force a message lists: step code -> text, in order."""
     return {prompt.code: prompt.text for prompt in message.prompts}
+
+
+def handoff_request_to_proto(request: HandOffRequest) -> edge_pb2.HandOffRequest:
+    """The ``HandOff`` request of a client."""
+    return edge_pb2.HandOffRequest(
+        kind=request.kind,
+        stream_id=request.stream_id,
+        seconds=request.seconds,
+        params=dict(request.params),
+    )
+
+
+def handoff_request_from_proto(message: edge_pb2.HandOffRequest) -> HandOffRequest:
+    """What a ``HandOff`` request asks for (checked by the outbox, not here)."""
+    return HandOffRequest(
+        kind=message.kind,
+        stream_id=message.stream_id,
+        seconds=message.seconds,
+        params=dict(message.params),
+    )
+
+
+def handoff_to_proto(item: HandOffItem) -> edge_pb2.HandOffItem:
+    """The message of an outbox item."""
+    return edge_pb2.HandOffItem(
+        id=item.id,
+        stream_id=item.stream_id,
+        kind=item.kind,
+        seconds=item.seconds,
+        params=dict(item.params),
+        origin=item.origin,
+        idempotency_key=item.idempotency_key,
+        state=item.state,
+        frames=item.frames,
+        withheld_frames=item.withheld_frames,
+        clip_bytes=item.clip_bytes,
+        sends=item.sends,
+        last_error=item.last_error,
+        job_id=item.job_id,
+        job_state=item.job_state,
+        job_attempts=item.job_attempts,
+        progress=item.progress,
+        progress_message=item.progress_message,
+        result_json="" if item.result is None else json.dumps(item.result),
+        error=item.error,
+        created_s=item.created_s,
+        accepted_s=item.accepted_s,
+        finished_s=item.finished_s,
+    )
+
+
+def handoff_from_proto(message: edge_pb2.HandOffItem) -> HandOffItem:
+    """An outbox item from its message."""
+    return HandOffItem(
+        id=message.id,
+        stream_id=message.stream_id,
+        kind=message.kind,
+        seconds=message.seconds,
+        params=dict(message.params),
+        origin=message.origin,
+        idempotency_key=message.idempotency_key,
+        state=message.state,
+        frames=message.frames,
+        withheld_frames=message.withheld_frames,
+        clip_bytes=message.clip_bytes,
+        sends=message.sends,
+        last_error=message.last_error,
+        job_id=message.job_id,
+        job_state=message.job_state,
+        job_attempts=message.job_attempts,
+        progress=message.progress,
+        progress_message=message.progress_message,
+        result=json.loads(message.result_json) if message.result_json else None,
+        error=message.error,
+        created_s=message.created_s,
+        accepted_s=message.accepted_s,
+        finished_s=message.finished_s,
+    )
+
+
+def handoff_list_to_proto(items: Sequence[HandOffItem]) -> edge_pb2.ListHandOffsResponse:
+    """The ``ListHandOffs`` answer."""
+    return edge_pb2.ListHandOffsResponse(items=[handoff_to_proto(item) for item in items])
+
+
+def handoff_list_from_proto(message: edge_pb2.ListHandOffsResponse) -> list[HandOffItem]:
+    """The items of a ``ListHandOffs`` answer, most recent first."""
+    return [handoff_from_proto(item) for item in message.items]

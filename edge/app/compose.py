@@ -12,6 +12,9 @@
        |                                                                   publish (gRPC)
        |--video (latest, at the clip rate)--> videotext (shared) --results--> publish (gRPC)
        |                                          (zero-shot steps; clips kept for Search)
+       |--video--> hand-off privacy gate --judged--> hand-off clips (with a server: section;
+       |           (workflow results too)             clips for HandOff and automatic hand-offs
+       |                                              to the outbox, private frames left out)
        '--tap: the segmenter's frame memory (client prompts on recent frames)
 
 A stream without a sink that shows or records its video has no overlay at all: nobody would
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orstream.edge.app.config import EdgeConfig, PortConfig, SourceConfig, per_stream
+from orstream.edge.app.handoffs import open_handoffs, schedule_of
 from orstream.edge.backends import create_backend
 from orstream.edge.backends.batching import prepare_batches
 from orstream.edge.graph.graph import Graph
@@ -44,6 +48,7 @@ from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.models.video_text_model import VideoTextModel
 from orstream.edge.models.video_text_runner import VideoTextRunner
 from orstream.edge.models.workflow_model import WorkflowModel
+from orstream.edge.operators.handoff_clips import HandOffClipsOp
 from orstream.edge.operators.overlay import OverlayOp
 from orstream.edge.operators.pitvis_writer import PitvisResultsWriter, video_number_of
 from orstream.edge.operators.privacy_gate import PrivacyGateOp
@@ -53,6 +58,7 @@ from orstream.edge.operators.sink import SinkOp, SinkOpener
 from orstream.edge.operators.source import SourceOp, UnavailableSource
 from orstream.edge.operators.videotext import VideoTextOp
 from orstream.edge.operators.workflow import WorkflowOp
+from orstream.edge.outbox.desk import HandOffDesk
 from orstream.edge.overlay import Annotator, HudAnnotator, MasksAnnotator, NoSignalMarker, Overlay
 from orstream.edge.service.result_hub import ResultHub
 from orstream.errors import OrstreamError
@@ -112,6 +118,8 @@ class Stream:
     sinks: list[SinkOp] = field(default_factory=list)
     writer: PitvisWriterOp | None = None
     video_path: StageMeter | None = None
+    handoff_gate: PrivacyGateOp | None = None
+    handoff_clips: HandOffClipsOp | None = None
 
     @property
     def stream_id(self) -> str:
@@ -137,6 +145,10 @@ class EdgeApp:
             has failed or no stream delivers (every source stalled, reconnecting, failed or
             ended); told again only when it changes.
         on_stream_health: told ``(stream_id, up)`` for each stream, and again when it changes.
+
+    With a ``server:`` section the app opens the outbox (:attr:`handoffs`) and starts sending
+    with :meth:`start`; whoever runs the app closes it after the last gRPC call
+    (``handoffs.close()``), as :func:`~orstream.edge.app.session.run_edge` does.
     """
 
     def __init__(
@@ -171,7 +183,15 @@ class EdgeApp:
         self._given_workflow = workflow
         self._given_segmenter = segmenter
         self._rtsp_server: RtspServer | None = None
-        self.compose()
+        self.handoffs: HandOffDesk | None = None
+        if config.server is not None:
+            self.handoffs = open_handoffs(config.server, self.hub.publish_handoff)
+        try:
+            self.compose()
+        except BaseException:
+            if self.handoffs is not None:
+                self.handoffs.close()
+            raise
 
     # -- the graph ------------------------------------------------------------------------------
 
@@ -205,6 +225,7 @@ class EdgeApp:
             if self.videotext is not None:
                 self.graph.add_flow(source, self.videotext, {"video": "frames"})
             self._video_path(stream, stream_config, live)
+            self._handoff_path(stream, live)
             if config.results is not None and self.workflow is not None:
                 folder = per_stream(
                     str(config.results.dir), stream_id, len(config.streams) > 1, "folder"
@@ -286,6 +307,35 @@ class EdgeApp:
             self.graph.add_flow(stream.overlay, stream.privacy, {"no_signal": "video"})
         self.graph.add_flow(self.workflow, stream.privacy, "results", stream_id=stream.stream_id)
         return stream.privacy
+
+    def _handoff_path(self, stream: Stream, live: bool) -> None:
+        """The stream's own privacy gate on its source's frames (hand-off clips carry the
+        picture without the overlay), judged by every result of the stream, into the clips
+        that hand-offs are cut from; with a ``server:`` section (the config makes sure there
+        is a recognizer)."""
+        server = self.config.server
+        if server is None or self.handoffs is None or self.workflow is None:
+            return
+        stream_id = stream.stream_id
+        privacy = self.config.privacy
+        delay_s = privacy.delay_s if privacy is not None else 2.0
+        fps = float(getattr(stream.source.source, "fps", None) or DEFAULT_FPS)
+        policy: Policy = "drop_oldest" if live else "block"
+        stream.handoff_gate = PrivacyGateOp(
+            stream_id,
+            "blank",
+            result_interval_s=1 / self.workflow.model.rate_hz,
+            stale_after_ms=self.config.overlay.stale_after_ms,
+            delay_s=delay_s,
+            max_held=math.ceil(fps * delay_s) + 8,
+            name=f"{stream_id}.handoff_privacy",
+        )
+        stream.handoff_clips = HandOffClipsOp(
+            stream_id, self.handoffs, schedule_of(server, stream_id)
+        )
+        self.graph.add_flow(stream.source, stream.handoff_gate, "video", policy=policy)
+        self.graph.add_flow(self.workflow, stream.handoff_gate, "results", stream_id=stream_id)
+        self.graph.add_flow(stream.handoff_gate, stream.handoff_clips, "judged", policy=policy)
 
     def record_path(self, stream_id: str) -> Path:
         """Where the stream's recording goes (``--record`` must be set)."""
@@ -421,6 +471,8 @@ class EdgeApp:
         # frozen, the collector's full passes skip it, and stop the world for milliseconds
         # rather than the 50-100 ms they took while frames flowed.
         gc.freeze()
+        if self.handoffs is not None:
+            self.handoffs.start()
         self.graph.start()
         self._health()
         self._watchdog.start()

@@ -29,10 +29,18 @@ beside the path given. Example::
       address: 127.0.0.1:50051
     results:
       dir: /data/or3-results/{stream}
+    server:                          # hand-offs to a job server (orstream server run)
+      address: 10.0.0.5:50061
+      tls_ca: /etc/orstream/ca.pem
+      token_file: /etc/orstream/server.token
+      outbox: /var/lib/orstream/outbox
+      handoffs:
+        - {kind: probe, every_s: 300, seconds: 30, streams: [endo]}
 """
 
 from __future__ import annotations
 
+import os
 import re
 import string
 from pathlib import Path
@@ -48,9 +56,10 @@ from pydantic import (
     model_validator,
 )
 
-from orstream.access.exposure import exposure_problem
+from orstream.access.exposure import exposure_problem, is_loopback
 from orstream.edge.backends import parse_device, parse_preference
 from orstream.errors import OrstreamError, describe_validation_error
+from orstream.jobs import JobSubmission
 from orstream.streams.sinks.recording import Rotation
 from orstream.streams.sources.reconnecting import Backoff
 
@@ -412,6 +421,92 @@ class ResultsConfig(_Section):
         return folder
 
 
+def default_outbox() -> Path:
+    """Where the outbox lives unless configured: the user's state folder, the same whatever
+    folder the edge is started from (an outbox found again is what survives a restart)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "orstream" / "outbox"
+
+
+class RetryConfig(_Section):
+    """Waits between tries to send a hand-off: exponential, with jitter, capped; sending never
+    gives up (a server away for days is waited out)."""
+
+    initial_s: float = Field(default=1.0, gt=0, description="wait after the first failure")
+    factor: float = Field(default=2.0, ge=1, description="each wait is this many times the last")
+    max_s: float = Field(default=60.0, gt=0, description="no wait is longer")
+    jitter: float = Field(default=0.3, ge=0, lt=1, description="each wait spread by this share")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetryConfig:
+        if self.max_s < self.initial_s:
+            raise ValueError("retry: max_s must be at least initial_s")
+        return self
+
+
+class HandOffRuleConfig(_Section):
+    """An automatic hand-off: every ``every_s`` seconds of a stream, its last ``seconds``."""
+
+    kind: str = Field(description="the server job kind, e.g. probe")
+    every_s: float = Field(gt=0, description="stream seconds between hand-offs")
+    seconds: float = Field(gt=0, description="stream seconds handed off each time")
+    streams: tuple[str, ...] = Field(default=(), description="these streams (default: all)")
+    params: dict[str, str] = Field(default_factory=dict, description="the kind's parameters")
+
+    @model_validator(mode="after")
+    def _a_job(self) -> HandOffRuleConfig:
+        try:
+            JobSubmission(self.kind, "check", (), self.params)
+        except OrstreamError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+
+class ServerConfig(_Section):
+    """Hand-offs to the server tier's job service through the edge's durable outbox
+    (``orstream.edge.outbox``): from gRPC clients (``HandOff``) and automatic ones."""
+
+    address: str = Field(description="the job server's HOST:PORT")
+    token_file: Path | None = Field(
+        default=None, description="file holding the bearer token (operator role) to call with"
+    )
+    tls_ca: Path | None = Field(default=None, description="connect over TLS, trusting this CA")
+    insecure: bool = Field(
+        default=False,
+        description="send clips to a non-loopback server without TLS (patient video in the clear)",
+    )
+    outbox: Path = Field(default_factory=default_outbox, description="the outbox folder")
+    max_items: int = Field(default=100, ge=1, description="hand-offs waiting or running at most")
+    max_mb: float = Field(default=1024.0, gt=0, description="MB of their clips at most")
+    keep_finished: int = Field(default=1000, ge=0, description="finished items kept for listing")
+    clip_fps: float = Field(default=10.0, gt=0, le=60, description="clip frames per second")
+    max_clip_s: float = Field(
+        default=60.0, gt=0, le=600, description="stream seconds kept for clips (the longest)"
+    )
+    default_clip_s: float = Field(default=10.0, gt=0, description="seconds when none are asked")
+    max_in_flight: int = Field(default=4, ge=1, le=64, description="items sent at once")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="wait to reach the server")
+    retry: RetryConfig = RetryConfig()
+    handoffs: tuple[HandOffRuleConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _safe(self) -> ServerConfig:
+        if self.tls_ca is None and not self.insecure and not is_loopback(self.address):
+            raise ValueError(
+                f"server: {self.address} is another machine: give tls_ca (--server-tls-ca), "
+                "or insecure: true (--server-insecure) to send patient video in the clear"
+            )
+        if self.default_clip_s > self.max_clip_s:
+            raise ValueError("server: default_clip_s must be at most max_clip_s")
+        for rule in self.handoffs:
+            if rule.seconds > self.max_clip_s:
+                raise ValueError(
+                    f"server: a {rule.kind} hand-off of {rule.seconds:g} s is longer than "
+                    f"max_clip_s ({self.max_clip_s:g})"
+                )
+        return self
+
+
 class EdgeConfig(_Section):
     source: SourceConfig | None = None
     sources: tuple[SourceConfig, ...] = ()
@@ -427,6 +522,23 @@ class EdgeConfig(_Section):
     audit: AuditConfig | None = None
     privacy: PrivacyConfig | None = None
     results: ResultsConfig | None = None
+    server: ServerConfig | None = None
+
+    @model_validator(mode="after")
+    def _handoffs_have_what_they_need(self) -> EdgeConfig:
+        if self.server is None:
+            return self
+        if self.model is None:
+            raise ValueError(
+                "server needs a recognizer (model:): only frames it judges in patient may "
+                "leave the edge"
+            )
+        ids = {str(stream.stream_id) for stream in self.streams}
+        for rule in self.server.handoffs:
+            unknown = sorted(set(rule.streams) - ids)
+            if unknown:
+                raise ValueError(f"server: a hand-off names stream {unknown[0]!r}, not run here")
+        return self
 
     @model_validator(mode="after")
     def _privacy_has_what_it_needs(self) -> EdgeConfig:
@@ -506,6 +618,15 @@ def _relative_to(config: EdgeConfig, folder: Path) -> EdgeConfig:
             update={
                 "package": fix(segmentation.package),
                 "classifier": None if classifier is None else fix(classifier),
+            }
+        )
+    if config.server is not None:
+        server = config.server
+        updates["server"] = server.model_copy(
+            update={
+                "outbox": fix(server.outbox),
+                "token_file": None if server.token_file is None else fix(server.token_file),
+                "tls_ca": None if server.tls_ca is None else fix(server.tls_ca),
             }
         )
     files = ("tokens", "tls_cert", "tls_key", "tls_client_ca")

@@ -109,6 +109,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--realtime", action="store_true", help="play files at their frame rate (live pace)"
     )
+    parser.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help="hand work to this job server (orstream server run) through a durable outbox: "
+        "HandOff over gRPC and the config's automatic hand-offs",
+    )
+    parser.add_argument(
+        "--server-token-file",
+        type=Path,
+        metavar="FILE",
+        help="a file holding the bearer token (operator role) to call the job server with",
+    )
+    parser.add_argument(
+        "--server-tls-ca", type=Path, metavar="PEM", help="reach the job server over TLS"
+    )
+    parser.add_argument(
+        "--server-insecure",
+        action="store_true",
+        help="send clips to a non-loopback --server without TLS",
+    )
+    parser.add_argument(
+        "--outbox",
+        type=Path,
+        metavar="DIR",
+        help="the outbox folder (default: $XDG_STATE_HOME/orstream/outbox)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EdgeConfig:
@@ -167,7 +193,30 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
         data["rtsp"] = {**data.get("rtsp", {}), "port": args.rtsp_port}
     if args.display is not None:
         data["display"] = DisplayConfig.from_spec(args.display).model_dump()
+    _server_options(args, data)
     return parse_config(data, "command line")
+
+
+def _server_options(args: argparse.Namespace, data: dict) -> None:
+    """``--server`` and its options into the config's ``server:`` section.
+
+    Raises:
+        OrstreamError: an option of the server without a server to use it.
+    """
+    from orstream.errors import OrstreamError
+
+    if args.server is not None:
+        data["server"] = {**data.get("server", {}), "address": args.server}
+    for option, key, value in (
+        ("--server-token-file", "token_file", args.server_token_file),
+        ("--server-tls-ca", "tls_ca", args.server_tls_ca),
+        ("--server-insecure", "insecure", args.server_insecure or None),
+        ("--outbox", "outbox", args.outbox),
+    ):
+        if value is not None:
+            if "server" not in data:
+                raise OrstreamError(f"{option} needs --server HOST:PORT (or a server section)")
+            data["server"][key] = value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -196,6 +196,7 @@ def run_edge(
             tokens=None if config.grpc.tokens is None else Tokens.load(config.grpc.tokens),
             tls=server_tls(config),
             audit=audit,
+            handoffs=app.handoffs,
         )
         port = server.start()
         app.on_health = server.set_serving
@@ -207,6 +208,12 @@ def run_edge(
                 config.grpc.address,
             )
         say(f"gRPC EdgeService on {config.grpc.address.rsplit(':', 1)[0]}:{port}")
+    if app.handoffs is not None and config.server is not None:
+        open_items, _ = app.handoffs.store.usage()
+        say(
+            f"hand-offs to the job server at {config.server.address} through the outbox in "
+            f"{config.server.outbox} ({open_items} items not yet over)"
+        )
     metrics = None
     if config.metrics is not None:
         from orstream.edge.service.metrics import EdgeMetrics
@@ -233,6 +240,8 @@ def run_edge(
         stop_progress.set()
         if server is not None:
             server.stop(config.grpc.drain_s)
+        if app.handoffs is not None:
+            app.handoffs.close()
         app.hub.close()
         if metrics is not None:
             metrics.stop()

@@ -13,6 +13,11 @@ So frames wait, on ``video``, until the next result has come or ``delay_s`` has 
 the last result alone judges them), at most ``max_held`` of them (the oldest are judged early
 when more come). The recording and the RTSP output are ``delay_s`` behind the OR display, which
 shows the picture at once and is not gated.
+
+Each judged frame also goes out on ``judged`` as it came, with its judgement
+(:class:`JudgedFrame`): what hand-offs to the server cut their clips from, leaving the private
+frames out entirely rather than blanked. A gate that feeds only ``judged`` withholds no picture
+(nobody would see it).
 """
 
 from __future__ import annotations
@@ -26,6 +31,18 @@ import numpy as np
 from orstream.edge.graph.operator import Operator, OperatorSpec, Received
 from orstream.edge.overlay.privacy import PrivacyMode, calls_out_of_patient, withheld
 from orstream.streams.frame import Frame
+
+
+@dataclass(frozen=True)
+class JudgedFrame:
+    """A frame as it came to the gate, and whether the gate judged it private."""
+
+    frame: Frame
+    private: bool
+
+    @property
+    def stream_id(self) -> str:
+        return self.frame.stream_id
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class PrivacyGateOp(Operator):
         spec.input("video", capacity=24, policy="drop_oldest")
         spec.input("results", capacity=64, policy="drop_oldest")
         spec.output("video")
+        spec.output("judged")
 
     def compute(self, received: Received) -> None:
         for result in received["results"]:
@@ -106,9 +124,12 @@ class PrivacyGateOp(Operator):
                 or (after is not None and after.private)
             )
             started = time.monotonic_ns()
+            self.emit("judged", JudgedFrame(frame, private))
+            video = self.outputs["video"]
             if private:
                 self.frames_withheld += 1
-                frame = replace(frame, image=withheld(np.asarray(frame.image), self.mode))
+                if video.connections or video.taps:
+                    frame = replace(frame, image=withheld(np.asarray(frame.image), self.mode))
             else:
                 self.frames_passed += 1
             self.emit("video", frame)

@@ -20,6 +20,9 @@ METHOD_ROLES = {
     "EdgeService/Prompt": "operator",
     "EdgeService/Search": "viewer",
     "EdgeService/SetPrompts": "operator",
+    "EdgeService/HandOff": "operator",
+    "EdgeService/GetHandOff": "viewer",
+    "EdgeService/ListHandOffs": "viewer",
 }
 
 

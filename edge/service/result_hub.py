@@ -4,6 +4,10 @@ The runtime publishes each :class:`~orstream.results.FrameResult` once; every su
 gets its own bounded buffer that drops its oldest result when full, so a reader that stalls
 (a slow gRPC client, a hung network) loses results instead of slowing the runtime or the other
 readers. The hub also keeps the online step timeline of every stream it has seen.
+
+Hand-off updates (:class:`~orstream.handoffs.HandOffItem`, each change of an item of the
+edge's outbox) travel the same way, in order with the results, to the subscriptions that name
+the kind ``handoff`` only.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import threading
 from collections.abc import Iterable
 
 from orstream.errors import quoted
+from orstream.handoffs import HANDOFF_KIND, HandOffItem
 from orstream.results import DEFAULT_KINDS, KINDS, FrameResult
 from orstream.step_timeline import StepSegment, StepTimeline
 
@@ -32,7 +37,7 @@ class Subscription:
         self._stream_ids = stream_ids
         self._kinds = kinds
         self._capacity = capacity
-        self._buffer: collections.deque[FrameResult] = collections.deque()
+        self._buffer: collections.deque[FrameResult | HandOffItem] = collections.deque()
         self._ready = threading.Condition(threading.Lock())
         self._dropped = 0
         self._closed = False
@@ -53,18 +58,26 @@ class Subscription:
         return self._closed
 
     def get(self, timeout_s: float | None = None) -> FrameResult | None:
-        """The oldest unread result, waiting up to ``timeout_s`` (forever when None) for one.
+        """The oldest unread frame result, waiting up to ``timeout_s`` (forever when None) for
+        one; hand-off updates on the way are passed over (:meth:`get_event` reads both).
 
         Returns:
             The result with only the subscribed kinds filled, or None when none arrived in time
             or the subscription is closed and drained.
         """
+        while True:
+            event = self.get_event(timeout_s)
+            if not isinstance(event, HandOffItem):
+                return event
+
+    def get_event(self, timeout_s: float | None = None) -> FrameResult | HandOffItem | None:
+        """The oldest unread result or hand-off update, as :meth:`get` waits for it."""
         with self._ready:
             self._ready.wait_for(lambda: self._buffer or self._closed, timeout_s)
             if not self._buffer:
                 return None
-            result = self._buffer.popleft()
-        return self._project(result)
+            event = self._buffer.popleft()
+        return event if isinstance(event, HandOffItem) else self._project(event)
 
     def close(self) -> None:
         """Stop receiving results and wake a waiting ``get``; idempotent."""
@@ -73,11 +86,13 @@ class Subscription:
             self._ready.notify_all()
         self._hub._remove(self)
 
-    def _offer(self, result: FrameResult) -> None:
-        """Buffer a published result if the subscription wants it; never waits for the reader."""
+    def _offer(self, result: FrameResult | HandOffItem) -> None:
+        """Buffer a published result or hand-off update if the subscription wants it; never
+        waits for the reader."""
         if self._stream_ids and result.stream_id not in self._stream_ids:
             return
-        if self._kinds.isdisjoint(result.kinds):
+        kinds = (HANDOFF_KIND,) if isinstance(result, HandOffItem) else result.kinds
+        if self._kinds.isdisjoint(kinds):
             return
         with self._ready:
             if self._closed:
@@ -126,6 +141,11 @@ class ResultHub:
         for subscription in self._subscriptions:
             subscription._offer(result)
 
+    def publish_handoff(self, item: HandOffItem) -> None:
+        """Hand an outbox item's change to every subscription of the kind ``handoff``."""
+        for subscription in self._subscriptions:
+            subscription._offer(item)
+
     def subscribe(
         self, stream_ids: Iterable[str] = (), kinds: Iterable[str] = (), capacity: int = 64
     ) -> Subscription:
@@ -135,18 +155,19 @@ class ResultHub:
             stream_ids: only these streams (every stream when empty).
             kinds: only results carrying at least one of these kinds, with only these kinds
                 filled (:data:`orstream.results.DEFAULT_KINDS` when empty: segmentation only
-                for those who ask); see :data:`orstream.results.KINDS`.
+                for those who ask); see :data:`orstream.results.KINDS`, and ``handoff`` for
+                the updates of the edge's hand-offs.
             capacity: results buffered before the oldest is dropped.
 
         Raises:
             ValueError: for an unknown kind or a capacity below 1.
         """
         wanted = frozenset(kinds) or frozenset(DEFAULT_KINDS)
-        unknown = sorted(wanted - set(KINDS))
+        unknown = sorted(wanted - {*KINDS, HANDOFF_KIND})
         if unknown:
             raise ValueError(
                 f"unknown result kind {', '.join(map(quoted, unknown[:3]))} "
-                f"(known: {', '.join(KINDS)})"
+                f"(known: {', '.join((*KINDS, HANDOFF_KIND))})"
             )
         if capacity < 1:
             raise ValueError(f"subscription capacity must be at least 1, not {capacity}")

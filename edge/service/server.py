@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from orstream.access.server_tls import ServerTls, add_port
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.video_text_model import VideoTextModel
+from orstream.edge.outbox.desk import HandOffDesk
 from orstream.edge.service.audit import AuditLog
 from orstream.edge.service.auth import edge_token_auth
 from orstream.edge.service.message_limits import MessageLimits
@@ -67,6 +68,7 @@ class EdgeGrpcServer:
             needs (:mod:`orstream.edge.service.auth`).
         tls: when given, serve TLS only (:class:`ServerTls`).
         audit: where refused calls and prompts are written, if anywhere.
+        handoffs: answers the hand-off calls (None: the edge hands nothing to a server).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class EdgeGrpcServer:
         tokens: Tokens | None = None,
         tls: ServerTls | None = None,
         audit: AuditLog | None = None,
+        handoffs: HandOffDesk | None = None,
     ) -> None:
         self._tls = tls
         if not 1 <= max_prompts < _UNARY_WORKERS:
@@ -103,6 +106,7 @@ class EdgeGrpcServer:
             max_prompts,
             max_subscribers_per_client,
             video_text,
+            handoffs,
         )
         self._health = health.HealthServicer()
         auth = tokens is not None or audit is not None

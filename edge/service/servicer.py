@@ -1,5 +1,5 @@
 """``orstream.v1.EdgeService``: a thin gRPC layer over the result hub, the runtime status, the
-frame prompter and the video-text model."""
+frame prompter, the video-text model and the hand-off desk."""
 
 from __future__ import annotations
 
@@ -13,9 +13,20 @@ from orstream.access.caller import caller
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter, PromptCancelled
 from orstream.edge.models.segmenter_model import PromptError
 from orstream.edge.models.video_text_model import TextRefused, UnknownStream, VideoTextModel
+from orstream.edge.outbox.desk import HandOffDesk
+from orstream.edge.outbox.errors import (
+    HandOffRefused,
+    InvalidHandOff,
+    NoSuchItem,
+    NoSuchStream,
+    OutboxFull,
+)
 from orstream.edge.service.result_hub import ResultHub, Subscription
-from orstream.errors import quoted
+from orstream.errors import OrstreamError, quoted
 from orstream.proto.convert import (
+    handoff_list_to_proto,
+    handoff_request_from_proto,
+    handoff_to_proto,
     prompt_answer_to_proto,
     prompt_change_from_proto,
     prompt_request_from_proto,
@@ -36,6 +47,15 @@ SERVICE_NAME: str = edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].full_nam
 
 _POLL_S = 0.5
 """How often an idle subscription checks that its client is still there."""
+
+HANDOFF_REFUSALS = {
+    InvalidHandOff: grpc.StatusCode.INVALID_ARGUMENT,
+    NoSuchStream: grpc.StatusCode.NOT_FOUND,
+    NoSuchItem: grpc.StatusCode.NOT_FOUND,
+    HandOffRefused: grpc.StatusCode.FAILED_PRECONDITION,
+    OutboxFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+"""The status each refusal of the hand-off desk is answered with."""
 
 MAX_DETAILS = 400
 """The longest error detail sent back: far under gRPC's metadata limit, whatever was asked."""
@@ -62,6 +82,8 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
             (:func:`~orstream.access.caller.caller`).
         video_text: answers ``Search`` and ``SetPrompts`` (None: no video-text model);
             ``max_prompts`` of each are worked on at once.
+        handoffs: answers ``HandOff``, ``GetHandOff`` and ``ListHandOffs`` (None: the edge
+            hands nothing to a server).
     """
 
     def __init__(
@@ -74,8 +96,10 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         max_prompts: int = 2,
         max_per_client: int = 4,
         video_text: VideoTextModel | None = None,
+        handoffs: HandOffDesk | None = None,
     ) -> None:
         self._hub = hub
+        self._handoffs = handoffs
         self._video_text = video_text
         self._searching = threading.BoundedSemaphore(max_prompts)
         self._max_per_client = max_per_client
@@ -114,7 +138,7 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         context.send_initial_metadata(())
         try:
             while True:
-                result = subscription.get(timeout_s=_POLL_S)
+                result = subscription.get_event(timeout_s=_POLL_S)
                 if result is None:
                     if subscription.closed or not context.is_active():
                         return
@@ -212,6 +236,40 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(error))
         return prompts_to_proto(prompts)
 
+    def HandOff(
+        self, request: edge_pb2.HandOffRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.HandOffItem:
+        desk = self._desk(context)
+        with _refusals(context):
+            item = desk.hand_off(handoff_request_from_proto(request))
+        return handoff_to_proto(item)
+
+    def GetHandOff(
+        self, request: edge_pb2.GetHandOffRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.HandOffItem:
+        desk = self._desk(context)
+        with _refusals(context):
+            item = desk.get(request.id)
+        return handoff_to_proto(item)
+
+    def ListHandOffs(
+        self, request: edge_pb2.ListHandOffsRequest, context: grpc.ServicerContext
+    ) -> edge_pb2.ListHandOffsResponse:
+        desk = self._desk(context)
+        with _refusals(context):
+            items = desk.recent(request.state, request.limit)
+        return handoff_list_to_proto(items)
+
+    def _desk(self, context: grpc.ServicerContext) -> HandOffDesk:
+        if self._handoffs is None:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this runtime hands nothing to a server (start it with --server HOST:PORT, "
+                "or add a server section to its config)",
+            )
+            raise AssertionError("abort raises")
+        return self._handoffs
+
     def _video_text_model(self, context: grpc.ServicerContext) -> VideoTextModel:
         if self._video_text is None:
             context.abort(
@@ -264,3 +322,14 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
             self._open.add(subscription)
             self._holders[subscription] = holder
             return None
+
+
+@contextmanager
+def _refusals(context: grpc.ServicerContext) -> Iterator[None]:
+    """Answer the hand-off desk's refusals with their status (a failure to write the outbox,
+    e.g. a full disk, is UNAVAILABLE: the client may try again later)."""
+    try:
+        yield
+    except OrstreamError as error:
+        code = HANDOFF_REFUSALS.get(type(error), grpc.StatusCode.UNAVAILABLE)
+        context.abort(code, details(error))

@@ -25,13 +25,17 @@ _sym_db = _symbol_database.Default()
 from orstream.proto.orstream.v1 import results_pb2 as orstream_dot_v1_dot_results__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orstream/v1/edge.proto\x12\x0borstream.v1\x1a\x19orstream/v1/results.proto\"\x12\n\x10GetStatusRequest\"`\n\x0eLatencySummary\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0e\n\x06p50_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\x12\x0f\n\x07p999_ms\x18\x04 \x01(\x01\x12\x0e\n\x06max_ms\x18\x05 \x01(\x01\"\x80\x01\n\x0cSourceStatus\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x11\n\tframes_in\x18\x05 \x01(\x04\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x12\n\nreconnects\x18\x07 \x01(\x04\"\xa9\x01\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tstream_id\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0f\n\x07rate_hz\x18\x05 \x01(\x01\x12\r\n\x05state\x18\x06 \x01(\t\x12\x10\n\x08inferred\x18\x07 \x01(\x04\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x16\n\x0e\x62\x61\x63kend_reason\x18\t \x01(\t\"\x8b\x01\n\x0bStageStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x07latency\x18\x02 \x01(\x0b\x32\x1b.orstream.v1.LatencySummary\x12\x11\n\tprocessed\x18\x03 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x04 \x01(\x04\x12\r\n\x05state\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\x8e\x02\n\x11GetStatusResponse\x12*\n\x07sources\x18\x01 \x03(\x0b\x32\x19.orstream.v1.SourceStatus\x12(\n\x06models\x18\x02 \x03(\x0b\x32\x18.orstream.v1.ModelStatus\x12(\n\x06stages\x18\x03 \x03(\x0b\x32\x18.orstream.v1.StageStatus\x12\x34\n\x0f\x66rame_to_result\x18\x04 \x01(\x0b\x32\x1b.orstream.v1.LatencySummary\x12\x17\n\x0fvideo_frames_in\x18\x05 \x01(\x04\x12\x18\n\x10video_frames_out\x18\x06 \x01(\x04\x12\x10\n\x08uptime_s\x18\x07 \x01(\x01\"5\n\x10SubscribeRequest\x12\x12\n\nstream_ids\x18\x01 \x03(\t\x12\r\n\x05kinds\x18\x02 \x03(\t\"N\n\x11SubscribeResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.orstream.v1.FrameResult\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"\'\n\x12GetTimelineRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\"T\n\x13GetTimelineResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12*\n\x08segments\x18\x02 \x03(\x0b\x32\x18.orstream.v1.StepSegment\"5\n\x0bPromptPoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x10\n\x08positive\x18\x03 \x01(\x08\";\n\tPromptBox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"\xb3\x01\n\rPromptRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0f\n\x05index\x18\x02 \x01(\x03H\x00\x12\x10\n\x06latest\x18\x03 \x01(\x08H\x00\x12(\n\x06points\x18\x04 \x03(\x0b\x32\x18.orstream.v1.PromptPoint\x12#\n\x03\x62ox\x18\x05 \x01(\x0b\x32\x16.orstream.v1.PromptBox\x12\x14\n\x0ctext_classes\x18\x06 \x03(\tB\x07\n\x05\x66rame\"\xa8\x01\n\x0ePromptResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06pts_ns\x18\x03 \x01(\x03\x12\'\n\x05masks\x18\x04 \x03(\x0b\x32\x18.orstream.v1.SegmentMask\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x18\n\x10\x65mbedding_cached\x18\x07 \x01(\x08\"P\n\rSearchRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\x12\r\n\x05limit\x18\x04 \x01(\r\"R\n\x0cSearchMoment\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0e\n\x06pts_ns\x18\x02 \x01(\x03\x12\x14\n\x0cstart_pts_ns\x18\x03 \x01(\x03\x12\r\n\x05score\x18\x04 \x01(\x01\"\x84\x01\n\x0eSearchResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12*\n\x07moments\x18\x02 \x03(\x0b\x32\x19.orstream.v1.SearchMoment\x12\x10\n\x08searched\x18\x03 \x01(\x04\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\"(\n\nStepPrompt\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"L\n\x11SetPromptsRequest\x12(\n\x07prompts\x18\x01 \x03(\x0b\x32\x17.orstream.v1.StepPrompt\x12\r\n\x05reset\x18\x02 \x01(\x08\">\n\x12SetPromptsResponse\x12(\n\x07prompts\x18\x01 \x03(\x0b\x32\x17.orstream.v1.StepPrompt2\xce\x03\n\x0b\x45\x64geService\x12J\n\tGetStatus\x12\x1d.orstream.v1.GetStatusRequest\x1a\x1e.orstream.v1.GetStatusResponse\x12L\n\tSubscribe\x12\x1d.orstream.v1.SubscribeRequest\x1a\x1e.orstream.v1.SubscribeResponse0\x01\x12P\n\x0bGetTimeline\x12\x1f.orstream.v1.GetTimelineRequest\x1a .orstream.v1.GetTimelineResponse\x12\x41\n\x06Prompt\x12\x1a.orstream.v1.PromptRequest\x1a\x1b.orstream.v1.PromptResponse\x12\x41\n\x06Search\x12\x1a.orstream.v1.SearchRequest\x1a\x1b.orstream.v1.SearchResponse\x12M\n\nSetPrompts\x12\x1e.orstream.v1.SetPromptsRequest\x1a\x1f.orstream.v1.SetPromptsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orstream/v1/edge.proto\x12\x0borstream.v1\x1a\x19orstream/v1/results.proto\"\x12\n\x10GetStatusRequest\"`\n\x0eLatencySummary\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0e\n\x06p50_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\x12\x0f\n\x07p999_ms\x18\x04 \x01(\x01\x12\x0e\n\x06max_ms\x18\x05 \x01(\x01\"\x80\x01\n\x0cSourceStatus\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x11\n\tframes_in\x18\x05 \x01(\x04\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x12\n\nreconnects\x18\x07 \x01(\x04\"\xa9\x01\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tstream_id\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0f\n\x07rate_hz\x18\x05 \x01(\x01\x12\r\n\x05state\x18\x06 \x01(\t\x12\x10\n\x08inferred\x18\x07 \x01(\x04\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x16\n\x0e\x62\x61\x63kend_reason\x18\t \x01(\t\"\x8b\x01\n\x0bStageStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x07latency\x18\x02 \x01(\x0b\x32\x1b.orstream.v1.LatencySummary\x12\x11\n\tprocessed\x18\x03 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x04 \x01(\x04\x12\r\n\x05state\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\x8e\x02\n\x11GetStatusResponse\x12*\n\x07sources\x18\x01 \x03(\x0b\x32\x19.orstream.v1.SourceStatus\x12(\n\x06models\x18\x02 \x03(\x0b\x32\x18.orstream.v1.ModelStatus\x12(\n\x06stages\x18\x03 \x03(\x0b\x32\x18.orstream.v1.StageStatus\x12\x34\n\x0f\x66rame_to_result\x18\x04 \x01(\x0b\x32\x1b.orstream.v1.LatencySummary\x12\x17\n\x0fvideo_frames_in\x18\x05 \x01(\x04\x12\x18\n\x10video_frames_out\x18\x06 \x01(\x04\x12\x10\n\x08uptime_s\x18\x07 \x01(\x01\"5\n\x10SubscribeRequest\x12\x12\n\nstream_ids\x18\x01 \x03(\t\x12\r\n\x05kinds\x18\x02 \x03(\t\"\x86\x01\n\x11SubscribeResponse\x12*\n\x06result\x18\x01 \x01(\x0b\x32\x18.orstream.v1.FrameResultH\x00\x12+\n\x07handoff\x18\x03 \x01(\x0b\x32\x18.orstream.v1.HandOffItemH\x00\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\x42\x07\n\x05\x65vent\"\'\n\x12GetTimelineRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\"T\n\x13GetTimelineResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12*\n\x08segments\x18\x02 \x03(\x0b\x32\x18.orstream.v1.StepSegment\"5\n\x0bPromptPoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x10\n\x08positive\x18\x03 \x01(\x08\";\n\tPromptBox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"\xb3\x01\n\rPromptRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0f\n\x05index\x18\x02 \x01(\x03H\x00\x12\x10\n\x06latest\x18\x03 \x01(\x08H\x00\x12(\n\x06points\x18\x04 \x03(\x0b\x32\x18.orstream.v1.PromptPoint\x12#\n\x03\x62ox\x18\x05 \x01(\x0b\x32\x16.orstream.v1.PromptBox\x12\x14\n\x0ctext_classes\x18\x06 \x03(\tB\x07\n\x05\x66rame\"\xa8\x01\n\x0ePromptResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06pts_ns\x18\x03 \x01(\x03\x12\'\n\x05masks\x18\x04 \x03(\x0b\x32\x18.orstream.v1.SegmentMask\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x18\n\x10\x65mbedding_cached\x18\x07 \x01(\x08\"P\n\rSearchRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\x12\r\n\x05limit\x18\x04 \x01(\r\"R\n\x0cSearchMoment\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0e\n\x06pts_ns\x18\x02 \x01(\x03\x12\x14\n\x0cstart_pts_ns\x18\x03 \x01(\x03\x12\r\n\x05score\x18\x04 \x01(\x01\"\x84\x01\n\x0eSearchResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12*\n\x07moments\x18\x02 \x03(\x0b\x32\x19.orstream.v1.SearchMoment\x12\x10\n\x08searched\x18\x03 \x01(\x04\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\"(\n\nStepPrompt\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"L\n\x11SetPromptsRequest\x12(\n\x07prompts\x18\x01 \x03(\x0b\x32\x17.orstream.v1.StepPrompt\x12\r\n\x05reset\x18\x02 \x01(\x08\">\n\x12SetPromptsResponse\x12(\n\x07prompts\x18\x01 \x03(\x0b\x32\x17.orstream.v1.StepPrompt\"\xaa\x01\n\x0eHandOffRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\x12\x37\n\x06params\x18\x04 \x03(\x0b\x32\'.orstream.v1.HandOffRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x04\n\x0bHandOffItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07seconds\x18\x04 \x01(\x01\x12\x34\n\x06params\x18\x05 \x03(\x0b\x32$.orstream.v1.HandOffItem.ParamsEntry\x12\x0e\n\x06origin\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\r\n\x05state\x18\x08 \x01(\t\x12\x0e\n\x06\x66rames\x18\t \x01(\r\x12\x17\n\x0fwithheld_frames\x18\n \x01(\r\x12\x12\n\nclip_bytes\x18\x0b \x01(\x04\x12\r\n\x05sends\x18\x0c \x01(\r\x12\x12\n\nlast_error\x18\r \x01(\t\x12\x0e\n\x06job_id\x18\x0e \x01(\t\x12\x11\n\tjob_state\x18\x0f \x01(\t\x12\x14\n\x0cjob_attempts\x18\x10 \x01(\r\x12\x10\n\x08progress\x18\x11 \x01(\x01\x12\x18\n\x10progress_message\x18\x12 \x01(\t\x12\x13\n\x0bresult_json\x18\x13 \x01(\t\x12\r\n\x05\x65rror\x18\x14 \x01(\t\x12\x11\n\tcreated_s\x18\x15 \x01(\x01\x12\x12\n\naccepted_s\x18\x16 \x01(\x01\x12\x12\n\nfinished_s\x18\x17 \x01(\x01\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1f\n\x11GetHandOffRequest\x12\n\n\x02id\x18\x01 \x01(\t\"3\n\x13ListHandOffsRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"?\n\x14ListHandOffsResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.orstream.v1.HandOffItem2\xad\x05\n\x0b\x45\x64geService\x12J\n\tGetStatus\x12\x1d.orstream.v1.GetStatusRequest\x1a\x1e.orstream.v1.GetStatusResponse\x12L\n\tSubscribe\x12\x1d.orstream.v1.SubscribeRequest\x1a\x1e.orstream.v1.SubscribeResponse0\x01\x12P\n\x0bGetTimeline\x12\x1f.orstream.v1.GetTimelineRequest\x1a .orstream.v1.GetTimelineResponse\x12\x41\n\x06Prompt\x12\x1a.orstream.v1.PromptRequest\x1a\x1b.orstream.v1.PromptResponse\x12\x41\n\x06Search\x12\x1a.orstream.v1.SearchRequest\x1a\x1b.orstream.v1.SearchResponse\x12M\n\nSetPrompts\x12\x1e.orstream.v1.SetPromptsRequest\x1a\x1f.orstream.v1.SetPromptsResponse\x12@\n\x07HandOff\x12\x1b.orstream.v1.HandOffRequest\x1a\x18.orstream.v1.HandOffItem\x12\x46\n\nGetHandOff\x12\x1e.orstream.v1.GetHandOffRequest\x1a\x18.orstream.v1.HandOffItem\x12S\n\x0cListHandOffs\x12 .orstream.v1.ListHandOffsRequest\x1a!.orstream.v1.ListHandOffsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orstream.proto.orstream.v1.edge_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_HANDOFFREQUEST_PARAMSENTRY']._loaded_options = None
+  _globals['_HANDOFFREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_HANDOFFITEM_PARAMSENTRY']._loaded_options = None
+  _globals['_HANDOFFITEM_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_GETSTATUSREQUEST']._serialized_start=66
   _globals['_GETSTATUSREQUEST']._serialized_end=84
   _globals['_LATENCYSUMMARY']._serialized_start=86
@@ -46,32 +50,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATUSRESPONSE']._serialized_end=900
   _globals['_SUBSCRIBEREQUEST']._serialized_start=902
   _globals['_SUBSCRIBEREQUEST']._serialized_end=955
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=957
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1035
-  _globals['_GETTIMELINEREQUEST']._serialized_start=1037
-  _globals['_GETTIMELINEREQUEST']._serialized_end=1076
-  _globals['_GETTIMELINERESPONSE']._serialized_start=1078
-  _globals['_GETTIMELINERESPONSE']._serialized_end=1162
-  _globals['_PROMPTPOINT']._serialized_start=1164
-  _globals['_PROMPTPOINT']._serialized_end=1217
-  _globals['_PROMPTBOX']._serialized_start=1219
-  _globals['_PROMPTBOX']._serialized_end=1278
-  _globals['_PROMPTREQUEST']._serialized_start=1281
-  _globals['_PROMPTREQUEST']._serialized_end=1460
-  _globals['_PROMPTRESPONSE']._serialized_start=1463
-  _globals['_PROMPTRESPONSE']._serialized_end=1631
-  _globals['_SEARCHREQUEST']._serialized_start=1633
-  _globals['_SEARCHREQUEST']._serialized_end=1713
-  _globals['_SEARCHMOMENT']._serialized_start=1715
-  _globals['_SEARCHMOMENT']._serialized_end=1797
-  _globals['_SEARCHRESPONSE']._serialized_start=1800
-  _globals['_SEARCHRESPONSE']._serialized_end=1932
-  _globals['_STEPPROMPT']._serialized_start=1934
-  _globals['_STEPPROMPT']._serialized_end=1974
-  _globals['_SETPROMPTSREQUEST']._serialized_start=1976
-  _globals['_SETPROMPTSREQUEST']._serialized_end=2052
-  _globals['_SETPROMPTSRESPONSE']._serialized_start=2054
-  _globals['_SETPROMPTSRESPONSE']._serialized_end=2116
-  _globals['_EDGESERVICE']._serialized_start=2119
-  _globals['_EDGESERVICE']._serialized_end=2581
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=958
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1092
+  _globals['_GETTIMELINEREQUEST']._serialized_start=1094
+  _globals['_GETTIMELINEREQUEST']._serialized_end=1133
+  _globals['_GETTIMELINERESPONSE']._serialized_start=1135
+  _globals['_GETTIMELINERESPONSE']._serialized_end=1219
+  _globals['_PROMPTPOINT']._serialized_start=1221
+  _globals['_PROMPTPOINT']._serialized_end=1274
+  _globals['_PROMPTBOX']._serialized_start=1276
+  _globals['_PROMPTBOX']._serialized_end=1335
+  _globals['_PROMPTREQUEST']._serialized_start=1338
+  _globals['_PROMPTREQUEST']._serialized_end=1517
+  _globals['_PROMPTRESPONSE']._serialized_start=1520
+  _globals['_PROMPTRESPONSE']._serialized_end=1688
+  _globals['_SEARCHREQUEST']._serialized_start=1690
+  _globals['_SEARCHREQUEST']._serialized_end=1770
+  _globals['_SEARCHMOMENT']._serialized_start=1772
+  _globals['_SEARCHMOMENT']._serialized_end=1854
+  _globals['_SEARCHRESPONSE']._serialized_start=1857
+  _globals['_SEARCHRESPONSE']._serialized_end=1989
+  _globals['_STEPPROMPT']._serialized_start=1991
+  _globals['_STEPPROMPT']._serialized_end=2031
+  _globals['_SETPROMPTSREQUEST']._serialized_start=2033
+  _globals['_SETPROMPTSREQUEST']._serialized_end=2109
+  _globals['_SETPROMPTSRESPONSE']._serialized_start=2111
+  _globals['_SETPROMPTSRESPONSE']._serialized_end=2173
+  _globals['_HANDOFFREQUEST']._serialized_start=2176
+  _globals['_HANDOFFREQUEST']._serialized_end=2346
+  _globals['_HANDOFFREQUEST_PARAMSENTRY']._serialized_start=2301
+  _globals['_HANDOFFREQUEST_PARAMSENTRY']._serialized_end=2346
+  _globals['_HANDOFFITEM']._serialized_start=2349
+  _globals['_HANDOFFITEM']._serialized_end=2873
+  _globals['_HANDOFFITEM_PARAMSENTRY']._serialized_start=2301
+  _globals['_HANDOFFITEM_PARAMSENTRY']._serialized_end=2346
+  _globals['_GETHANDOFFREQUEST']._serialized_start=2875
+  _globals['_GETHANDOFFREQUEST']._serialized_end=2906
+  _globals['_LISTHANDOFFSREQUEST']._serialized_start=2908
+  _globals['_LISTHANDOFFSREQUEST']._serialized_end=2959
+  _globals['_LISTHANDOFFSRESPONSE']._serialized_start=2961
+  _globals['_LISTHANDOFFSRESPONSE']._serialized_end=3024
+  _globals['_EDGESERVICE']._serialized_start=3027
+  _globals['_EDGESERVICE']._serialized_end=3712
 # @@protoc_insertion_point(module_scope)

@@ -111,12 +111,14 @@ class SubscribeRequest(_message.Message):
     def __init__(self, stream_ids: _Optional[_Iterable[str]] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
-    __slots__ = ("result", "dropped")
+    __slots__ = ("result", "handoff", "dropped")
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    HANDOFF_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     result: _results_pb2.FrameResult
+    handoff: HandOffItem
     dropped: int
-    def __init__(self, result: _Optional[_Union[_results_pb2.FrameResult, _Mapping]] = ..., dropped: _Optional[int] = ...) -> None: ...
+    def __init__(self, result: _Optional[_Union[_results_pb2.FrameResult, _Mapping]] = ..., handoff: _Optional[_Union[HandOffItem, _Mapping]] = ..., dropped: _Optional[int] = ...) -> None: ...
 
 class GetTimelineRequest(_message.Message):
     __slots__ = ("stream_id",)
@@ -247,3 +249,99 @@ class SetPromptsResponse(_message.Message):
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     prompts: _containers.RepeatedCompositeFieldContainer[StepPrompt]
     def __init__(self, prompts: _Optional[_Iterable[_Union[StepPrompt, _Mapping]]] = ...) -> None: ...
+
+class HandOffRequest(_message.Message):
+    __slots__ = ("kind", "stream_id", "seconds", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    stream_id: str
+    seconds: float
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, kind: _Optional[str] = ..., stream_id: _Optional[str] = ..., seconds: _Optional[float] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class HandOffItem(_message.Message):
+    __slots__ = ("id", "stream_id", "kind", "seconds", "params", "origin", "idempotency_key", "state", "frames", "withheld_frames", "clip_bytes", "sends", "last_error", "job_id", "job_state", "job_attempts", "progress", "progress_message", "result_json", "error", "created_s", "accepted_s", "finished_s")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    CLIP_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SENDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_STATE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_S_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_S_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_S_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    stream_id: str
+    kind: str
+    seconds: float
+    params: _containers.ScalarMap[str, str]
+    origin: str
+    idempotency_key: str
+    state: str
+    frames: int
+    withheld_frames: int
+    clip_bytes: int
+    sends: int
+    last_error: str
+    job_id: str
+    job_state: str
+    job_attempts: int
+    progress: float
+    progress_message: str
+    result_json: str
+    error: str
+    created_s: float
+    accepted_s: float
+    finished_s: float
+    def __init__(self, id: _Optional[str] = ..., stream_id: _Optional[str] = ..., kind: _Optional[str] = ..., seconds: _Optional[float] = ..., params: _Optional[_Mapping[str, str]] = ..., origin: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[str] = ..., frames: _Optional[int] = ..., withheld_frames: _Optional[int] = ..., clip_bytes: _Optional[int] = ..., sends: _Optional[int] = ..., last_error: _Optional[str] = ..., job_id: _Optional[str] = ..., job_state: _Optional[str] = ..., job_attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., created_s: _Optional[float] = ..., accepted_s: _Optional[float] = ..., finished_s: _Optional[float] = ...) -> None: ...
+
+class GetHandOffRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListHandOffsRequest(_message.Message):
+    __slots__ = ("state", "limit")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    limit: int
+    def __init__(self, state: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListHandOffsResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[HandOffItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[HandOffItem, _Mapping]]] = ...) -> None: ...

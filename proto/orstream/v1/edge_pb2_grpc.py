@@ -64,6 +64,21 @@ class EdgeServiceStub:
                 request_serializer=orstream_dot_v1_dot_edge__pb2.SetPromptsRequest.SerializeToString,
                 response_deserializer=orstream_dot_v1_dot_edge__pb2.SetPromptsResponse.FromString,
                 _registered_method=True)
+        self.HandOff = channel.unary_unary(
+                '/orstream.v1.EdgeService/HandOff',
+                request_serializer=orstream_dot_v1_dot_edge__pb2.HandOffRequest.SerializeToString,
+                response_deserializer=orstream_dot_v1_dot_edge__pb2.HandOffItem.FromString,
+                _registered_method=True)
+        self.GetHandOff = channel.unary_unary(
+                '/orstream.v1.EdgeService/GetHandOff',
+                request_serializer=orstream_dot_v1_dot_edge__pb2.GetHandOffRequest.SerializeToString,
+                response_deserializer=orstream_dot_v1_dot_edge__pb2.HandOffItem.FromString,
+                _registered_method=True)
+        self.ListHandOffs = channel.unary_unary(
+                '/orstream.v1.EdgeService/ListHandOffs',
+                request_serializer=orstream_dot_v1_dot_edge__pb2.ListHandOffsRequest.SerializeToString,
+                response_deserializer=orstream_dot_v1_dot_edge__pb2.ListHandOffsResponse.FromString,
+                _registered_method=True)
 
 
 class EdgeServiceServicer:
@@ -125,6 +140,35 @@ class EdgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HandOff(self, request, context):
+        """Hand the last seconds of a stream to the job server as a job of a kind (e.g. "probe"):
+        the clip, without its private frames (out of patient, or not judged in patient), is
+        written to the edge's durable outbox first and answered as an item at once; the edge
+        then sends it with retries and watches its job (Subscribe with the kind "handoff" follows
+        it). The same item is never made into two server jobs. INVALID_ARGUMENT for a bad kind
+        name, seconds or parameters; NOT_FOUND for an unknown stream; FAILED_PRECONDITION when
+        every frame of the window is private (nothing leaves the edge), the stream has no judged
+        frame yet, or the edge hands nothing to a server; RESOURCE_EXHAUSTED when the outbox is
+        full (items or bytes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHandOff(self, request, context):
+        """One outbox item now. NOT_FOUND for an unknown item.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHandOffs(self, request, context):
+        """The most recent outbox items first, optionally of one state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +201,21 @@ def add_EdgeServiceServicer_to_server(servicer, server):
                     servicer.SetPrompts,
                     request_deserializer=orstream_dot_v1_dot_edge__pb2.SetPromptsRequest.FromString,
                     response_serializer=orstream_dot_v1_dot_edge__pb2.SetPromptsResponse.SerializeToString,
+            ),
+            'HandOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandOff,
+                    request_deserializer=orstream_dot_v1_dot_edge__pb2.HandOffRequest.FromString,
+                    response_serializer=orstream_dot_v1_dot_edge__pb2.HandOffItem.SerializeToString,
+            ),
+            'GetHandOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHandOff,
+                    request_deserializer=orstream_dot_v1_dot_edge__pb2.GetHandOffRequest.FromString,
+                    response_serializer=orstream_dot_v1_dot_edge__pb2.HandOffItem.SerializeToString,
+            ),
+            'ListHandOffs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHandOffs,
+                    request_deserializer=orstream_dot_v1_dot_edge__pb2.ListHandOffsRequest.FromString,
+                    response_serializer=orstream_dot_v1_dot_edge__pb2.ListHandOffsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -321,6 +380,87 @@ class EdgeService:
             '/orstream.v1.EdgeService/SetPrompts',
             orstream_dot_v1_dot_edge__pb2.SetPromptsRequest.SerializeToString,
             orstream_dot_v1_dot_edge__pb2.SetPromptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orstream.v1.EdgeService/HandOff',
+            orstream_dot_v1_dot_edge__pb2.HandOffRequest.SerializeToString,
+            orstream_dot_v1_dot_edge__pb2.HandOffItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHandOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orstream.v1.EdgeService/GetHandOff',
+            orstream_dot_v1_dot_edge__pb2.GetHandOffRequest.SerializeToString,
+            orstream_dot_v1_dot_edge__pb2.HandOffItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHandOffs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orstream.v1.EdgeService/ListHandOffs',
+            orstream_dot_v1_dot_edge__pb2.ListHandOffsRequest.SerializeToString,
+            orstream_dot_v1_dot_edge__pb2.ListHandOffsResponse.FromString,
             options,
             channel_credentials,
             insecure,
