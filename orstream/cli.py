@@ -38,6 +38,7 @@ GROUP_HELP = {
     "tokens": "bearer tokens for the gRPC API",
     "server": "the server tier's job service",
     "slide": "whole-slide images: phantom slides, reading and tiling",
+    "wsi": "whole-slide image analysis with a slide package",
 }
 
 COMMANDS: tuple[Command, ...] = (
@@ -240,6 +241,21 @@ COMMANDS: tuple[Command, ...] = (
         ("slide", "tiles"),
         "orstream.slides.tiles_command",
         "show a slide's levels, mpp, tissue and tile count; draw its tissue and tiles as a PNG",
+    ),
+    Command(
+        ("wsi", "analyze"),
+        "orstream.slides.analyze_command",
+        "a slide's class, tumour fraction and tumour heatmap (PNG) from a slide package",
+    ),
+    Command(
+        ("eval", "wsi"),
+        "orstream.slides.eval_command",
+        "score a slide package on held-out phantom slides: accuracy, fraction MAE, heatmap Dice",
+    ),
+    Command(
+        ("bench", "wsi"),
+        "orstream.slides.bench_command",
+        "slide tiles per second (tissue, reading, encoding) against reading alone; peak memory",
     ),
     Command(
         ("demo",),

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from orstream.errors import OrstreamError
-from orstream.slides.phantom.tissue_classes import SUBTYPES, TissueClass
+from orstream.slides.phantom.tissue_classes import SUBTYPES
 from orstream.slides.slide_file import open_slide
 from orstream.slides.tile_grid import plan_tiles
 from orstream.slides.tile_reader import read_tiles
+from orstream.slides.tile_truth import majority_class
 from orstream.slides.tissue_mask import detect_tissue
 
 
@@ -104,19 +105,8 @@ def _read_tiles(root: Path, slide: str, tiling: Tiling) -> tuple[np.ndarray, ...
         classes = np.zeros(len(grid), np.int64)
         for index, ((x, y), tile) in enumerate(read_tiles(opened, grid)):
             pixels[index] = tile
-            classes[index] = _majority(mask, x, y, grid.span, scale)
+            classes[index] = majority_class(mask, x, y, grid.span, scale)
     return pixels, classes, grid.corners
-
-
-def _majority(mask: np.ndarray, x: int, y: int, span: int, scale: float) -> int:
-    """The most common class of the mask under the level-0 square at (x, y) of side ``span``."""
-    x0, y0 = int(x / scale), int(y / scale)
-    x1, y1 = (
-        max(int(np.ceil((x + span) / scale)), x0 + 1),
-        max(int(np.ceil((y + span) / scale)), y0 + 1),
-    )
-    counts = np.bincount(mask[y0:y1, x0:x1].ravel(), minlength=len(TissueClass))
-    return int(counts.argmax())
 
 
 def split_slides(labels: list[SlideLabel], val_every: int) -> tuple[list[SlideLabel], ...]:

@@ -6,7 +6,8 @@ encoder, a prompt decoder and its class text prompts; the instrument classifier 
 ``instrument_classifier``) becomes a crop classifier the live masks name instruments with; a
 video-text model (``ophclip_small``) becomes a streaming clip encoder, a text encoder with its
 vocabulary and the embeddings of its step prompts; a visual tokenizer (``meditok_small``)
-becomes an encoder of images to tokens and a detokenizer of tokens to images.
+becomes an encoder of images to tokens and a detokenizer of tokens to images; a slide encoder
+(``slide_mil_encoder``) becomes a slide package with the patch encoder its checkpoint records.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from orstream.export.onnx.classifier_export import ClassifierExportResult
     from orstream.export.onnx.segmenter_export import SegmenterExportResult
+    from orstream.export.onnx.slide_export import SlideExportResult
     from orstream.export.onnx.tokenizer_export import TokenizerExportResult
     from orstream.export.onnx.videotext_export import VideoTextExportResult
     from orstream.export.onnx.workflow_export import ExportResult
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="Lightning checkpoint written by `orstream train workflow`, "
         "`orstream train segmenter`, `orstream train classifier`, `orstream train videotext` or "
-        "`orstream train tokenizer`",
+        "`orstream train tokenizer` or `orstream train slide`",
     )
     parser.add_argument(
         "--out",
@@ -43,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="package folder to write (card.json + model.onnx; a segmenter adds decoder.onnx "
         "and text_prompts.npy, a video-text model text_encoder.onnx, vocab.txt and "
-        "step_prompts.npy, a tokenizer detokenizer.onnx)",
+        "step_prompts.npy, a tokenizer detokenizer.onnx, a slide package slide_encoder.onnx)",
     )
     parser.add_argument(
         "--parity-frames",
@@ -75,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from orstream.export.onnx.segmenter_export import SEGMENTER_MODELS, checkpoint_model_name
+    from orstream.export.onnx.slide_export import SLIDE_MODELS
     from orstream.export.onnx.tokenizer_export import TOKENIZER_MODELS
     from orstream.export.onnx.videotext_export import VIDEOTEXT_MODELS
 
@@ -101,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
         from orstream.export.onnx.tokenizer_export import export_tokenizer_package
 
         _print_tokenizer(export_tokenizer_package(args.checkpoint, args.out, **options))
+    elif name in SLIDE_MODELS:
+        from orstream.export.onnx.slide_export import export_slide_package
+
+        _print_slide(export_slide_package(args.checkpoint, args.out, **options))
     else:
         from orstream.export.onnx.workflow_export import export_package
 
@@ -222,3 +229,25 @@ def _print_tokenizer(result: TokenizerExportResult) -> None:
             f"  detokenizer  {parity.source:<8} {parity.frames:>3} grids   batch "
             f"{parity.batch:<3} max abs diff {worst:.2e} (tolerance {parity.tolerance:g})"
         )
+
+
+def _print_slide(result: SlideExportResult) -> None:
+    card = result.package.card
+    slide = card.slide
+    assert slide is not None  # a slide package always has one
+    classes = ", ".join(label.name for label in card.labels[slide.labels])
+    print(f"package   {result.package.root}  dynamic batch, max_batch {card.max_batch}")
+    print(
+        f"model     {card.name} {card.version}  patch encoder: tile {list(card.inputs[0].shape)} "
+        f"at {slide.mpp:g} µm/px -> features {list(card.outputs[0].shape)}  opset "
+        f"{card.export.opset} ({result.exporter})"
+    )
+    print(f"slide     features [1, N, {slide.inputs[0].shape[2]}] -> {classes}, fraction, heatmap")
+    print("parity    ONNX Runtime vs PyTorch, max abs diff:")
+    for graph, results in (("patch", result.patch_parity), ("slide", result.slide_parity)):
+        for parity in results:
+            worst = max(parity.max_abs_diff.values())
+            print(
+                f"  {graph}  {parity.source:<16} {parity.frames:>3} items  batch "
+                f"{parity.batch:<3} {worst:.2e} (tolerance {parity.tolerance:g})"
+            )

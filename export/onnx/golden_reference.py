@@ -12,7 +12,9 @@ state inputs are the card's initial state. A prompt decoder gets the encoder's e
 that frame and a box prompt around the frame's largest instrument, fed exactly as the edge feeds
 it (:meth:`orstream.edge.models.segmenter_model.SegmenterModel.decoder_inputs`). A text
 encoder gets the first of the card's prompts, tokenised as the edge tokenises it. A detokenizer
-gets the tokens the encoder gave for the frame.
+gets the tokens the encoder gave for the frame. A slide package's patch encoder gets a phantom
+slide tile instead of the frame, and its slide encoder the features of a slide of as many
+phantom tiles as its card says (:func:`~orstream.export.onnx.phantom_tiles.phantom_tiles`).
 
 The archive is written with fixed zip timestamps, so the same package always gives the same
 bytes and rewriting an unchanged package's reference changes nothing.
@@ -32,8 +34,16 @@ from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import PHANTOM_SIZE
+from orstream.export.onnx.phantom_tiles import phantom_tiles
 from orstream.mask_scores import mask_box
-from orstream.package.card import IMAGE_EMBEDDINGS, TEXT_INPUTS, TOKEN_INDICES, Graph
+from orstream.package.card import (
+    IMAGE_EMBEDDINGS,
+    PATCH_FEATURES,
+    TEXT_INPUTS,
+    TOKEN_INDICES,
+    Graph,
+    SlideEncoderSpec,
+)
 from orstream.package.loading import ModelPackage, sha256_file, write_card
 from orstream.prompts import Prompt
 from orstream.streams.phantom.difficulty import get_difficulty
@@ -112,7 +122,8 @@ def reference_arrays(package: ModelPackage, frame: ReferenceFrame) -> dict[str, 
         )
     encoder = OnnxRuntimeBackend()
     encoder.load(package)
-    inputs = {preprocess.spec.name: preprocess(frame.image), **state}
+    image = frame.image if card.slide is None else _slide_tiles(card.slide)[0]
+    inputs = {preprocess.spec.name: preprocess(image), **state}
     graphs: dict[Graph, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {
         "model": (inputs, encoder.infer(inputs))
     }
@@ -138,11 +149,25 @@ def reference_arrays(package: ModelPackage, frame: ReferenceFrame) -> dict[str, 
         detokenizer.load(package)
         tokens = {TOKEN_INDICES: graphs["model"][1][TOKEN_INDICES]}
         graphs["detokenizer"] = (tokens, detokenizer.infer(tokens))
+    if card.slide is not None:
+        slide = OnnxRuntimeBackend(graph="slide")
+        slide.load(package)
+        tiles = preprocess.batch(list(_slide_tiles(card.slide)))
+        features = np.concatenate(
+            [encoder.infer({preprocess.spec.name: t[None]})[PATCH_FEATURES] for t in tiles]
+        )
+        slide_inputs = {PATCH_FEATURES: features[None]}
+        graphs["slide"] = (slide_inputs, slide.infer(slide_inputs))
     arrays = {}
     for graph, (graph_inputs, graph_outputs) in graphs.items():
         arrays.update({f"{graph}.in.{k}": np.asarray(v) for k, v in graph_inputs.items()})
         arrays.update({f"{graph}.out.{k}": np.asarray(v) for k, v in graph_outputs.items()})
     return arrays
+
+
+def _slide_tiles(spec: SlideEncoderSpec) -> np.ndarray:
+    """The phantom tiles of a slide package's reference: as many as its card's slide shapes."""
+    return phantom_tiles(spec.tiles, spec.mpp, spec.tile)
 
 
 def write_reference(package: ModelPackage, frame: ReferenceFrame | None = None) -> ModelPackage:

@@ -259,6 +259,7 @@ def export_graph(
     exporter: Exporter = "auto",
     opset: int = OPSET,
     progress: Progress = progress_to_stderr,
+    more_axes: Mapping[str, Mapping[int, str]] | None = None,
 ) -> str:
     """Write ``module`` traced on ``example`` to ``path`` with a dynamic batch (axis 0 of every
     input and output named :data:`BATCH_AXIS_NAME`); returns the exporter used.
@@ -267,23 +268,25 @@ def export_graph(
         example: ``module.forward``'s arguments, :data:`EXPORT_BATCH` rows each; a tuple in
             it stands for a ``*args`` parameter.
         names: the graph's input and output names.
+        more_axes: symbolic axes besides the batch, by tensor name: axis -> its name (the
+            slide encoder's tile count).
 
     Raises:
         OrstreamError: every exporter asked for failed.
     """
     flat = [item for arg in example for item in (arg if isinstance(arg, tuple) else (arg,))]
     input_names, output_names = list(names[0]), list(names[1])
+    axes = {
+        n: {0: BATCH_AXIS_NAME, **(more_axes or {}).get(n, {})} for n in input_names + output_names
+    }
     failures = []
     for dynamo in {"auto": (False, True), "torchscript": (False,), "dynamo": (True,)}[exporter]:
         name = "dynamo" if dynamo else "torchscript"
         # each exporter's own way to say the batch is dynamic; weights stay inside the file
         extra: dict[str, Any] = (
-            {
-                "external_data": False,
-                "dynamic_shapes": batch_axes(example, torch.export.Dim(BATCH_AXIS_NAME)),
-            }
+            {"external_data": False, "dynamic_shapes": _dynamo_shapes(example, input_names, axes)}
             if dynamo
-            else {"dynamic_axes": {n: {0: BATCH_AXIS_NAME} for n in input_names + output_names}}
+            else {"dynamic_axes": axes}
         )
         try:
             with warnings.catch_warnings(), torch.no_grad():
@@ -309,22 +312,40 @@ def export_graph(
             continue
         with torch.no_grad():
             results = module(*flat)
-        _declare_output_shapes(path, results if isinstance(results, tuple) else (results,))
+        results = results if isinstance(results, tuple) else (results,)
+        _declare_output_shapes(path, results, [axes[n] for n in output_names])
         return name
     raise OrstreamError(f"ONNX export of {path.name} failed (" + "; ".join(failures) + ")")
 
 
-def _declare_output_shapes(path: Path, results: tuple[Tensor, ...]) -> None:
-    """Declare every output of the graph at ``path`` [batch, *the traced output's other dims]:
-    an exporter leaves a dim it cannot follow symbolically (a state window sliced by its own
-    length) as a name of its own, which no card can match."""
+def _dynamo_shapes(
+    example: tuple[Any, ...], input_names: Sequence[str], axes: Mapping[str, Mapping[int, str]]
+) -> Any:
+    """The dynamo exporter's ``dynamic_shapes``: the batch on every tensor, and the named axes
+    of each plain tensor argument (one ``Dim`` per name, shared where names repeat)."""
+    if all(len(axes[n]) == 1 for n in input_names):
+        return batch_axes(example, torch.export.Dim(BATCH_AXIS_NAME))
+    if any(isinstance(arg, tuple) for arg in example):
+        raise OrstreamError("named axes besides the batch need plain tensor arguments")
+    dims = {label: torch.export.Dim(label) for n in input_names for label in axes[n].values()}
+    return tuple({axis: dims[label] for axis, label in axes[n].items()} for n in input_names)
+
+
+def _declare_output_shapes(
+    path: Path, results: tuple[Tensor, ...], axes: Sequence[Mapping[int, str]]
+) -> None:
+    """Declare every output of the graph at ``path`` [batch, *the traced output's other dims],
+    each axis of ``axes`` by its name: an exporter leaves a dim it cannot follow symbolically (a
+    state window sliced by its own length) as a name of its own, which no card can match."""
     model = onnx.load(str(path))
-    for value, result in zip(model.graph.output, results, strict=True):
+    for value, result, named in zip(model.graph.output, results, axes, strict=True):
         dims = value.type.tensor_type.shape
         dims.ClearField("dim")
-        dims.dim.add().dim_param = BATCH_AXIS_NAME
-        for size in result.shape[1:]:
-            dims.dim.add().dim_value = int(size)
+        for axis, size in enumerate(result.shape):
+            if axis in named:
+                dims.dim.add().dim_param = named[axis]
+            else:
+                dims.dim.add().dim_value = int(size)
     onnx.save(model, str(path))
 
 

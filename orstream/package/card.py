@@ -18,6 +18,10 @@ A tokenizer package (task ``tokenizer``) also holds a detokenizer, ``detokenizer
 described by the card's ``tokenizer`` section (:class:`TokenizerSpec`); ``model.onnx`` is then
 the encoder, an image to its grid of discrete tokens.
 
+A slide package (task ``slide``) also holds a slide encoder, ``slide_encoder.onnx``, described
+by the card's ``slide`` section (:class:`SlideEncoderSpec`) with the tiling it was trained on;
+``model.onnx`` is then the patch encoder, a tile to its features.
+
 The card describes the ONNX graph's tensors, how to turn a camera frame into the image input,
 what the outputs mean, the labels, the temporal state a streaming model carries between calls,
 content hashes, where the weights came from and how the export was checked. The ONNX graph's
@@ -53,6 +57,7 @@ TEXT_ENCODER_FILE = "text_encoder.onnx"
 VOCAB_FILE = "vocab.txt"
 STEP_PROMPTS_FILE = "step_prompts.npy"
 DETOKENIZER_FILE = "detokenizer.onnx"
+SLIDE_ENCODER_FILE = "slide_encoder.onnx"
 CARD_FORMAT: Literal[1] = 1
 INTERACTIVE_SEGMENTATION = "interactive_segmentation"
 """The task of a package with a prompt decoder (``model.onnx`` is then the image encoder)."""
@@ -60,6 +65,8 @@ VIDEO_TEXT = "video_text"
 """The task of a package with a text encoder (``model.onnx`` is then the clip encoder)."""
 TOKENIZER = "tokenizer"
 """The task of a package with a detokenizer (``model.onnx`` is then the image encoder)."""
+SLIDE = "slide"
+"""The task of a package with a slide encoder (``model.onnx`` is then the patch encoder)."""
 
 IMAGE_EMBEDDINGS = "image_embeddings"
 DECODER_INPUTS = (
@@ -91,19 +98,32 @@ TOKEN_INDICES = "indices"
 input; entry [0, g, y, x] is the code of sub-codebook g chosen at grid position (y, x)."""
 RECONSTRUCTION = "image"
 """The detokenizer's only output, float32 [1, 3, H, W]: the rebuilt image, RGB in 0..1."""
+PATCH_FEATURES = "features"
+"""The patch encoder's only output, float32 [1, F], and the slide encoder's only input, float32
+[1, N, F]: one row per tile of the slide."""
+SLIDE_OUTPUTS = ("subtype_logits", "fraction", "tile_logits", "attention")
+"""The slide encoder's outputs, float32: slide class logits [1, S], the tumour share of the
+tissue [1] (the mean of the tiles' tumour probabilities), tumour logits per tile [1, N] and
+attention per tile [1, N] (summing to 1)."""
+TILE_AXIS_NAME = "tiles"
+"""The symbolic axis 1 of the slide encoder's per-tile tensors: a slide has any number of tiles."""
+TILE_AXIS_TENSORS = (PATCH_FEATURES, "tile_logits", "attention")
+"""The slide encoder's tensors whose axis 1 is :data:`TILE_AXIS_NAME`."""
 
 DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "bool"]
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FILE_NAME_PATTERN = r"^[^/\\]+$"
 """A plain file name inside the package folder (no folders, so a card never points outside)."""
-Graph = Literal["model", "decoder", "text", "detokenizer"]
+Graph = Literal["model", "decoder", "text", "detokenizer", "slide"]
 """Which graph of a package: ``model.onnx``, the prompt decoder of an interactive segmentation
-package, the text encoder of a video-text package, or the detokenizer of a tokenizer package."""
+package, the text encoder of a video-text package, the detokenizer of a tokenizer package, or
+the slide encoder of a slide package."""
 GRAPH_NAMES: dict[Graph, str] = {
     "model": "model.onnx",
     "decoder": "prompt decoder",
     "text": "text encoder",
     "detokenizer": "detokenizer",
+    "slide": "slide encoder",
 }
 """Each graph as error messages name it."""
 GraphShape = tuple[int | str | None, ...]
@@ -493,6 +513,62 @@ class TokenizerSpec(_Strict):
         return {t.name: (t.shape, t.dtype) for t in self.outputs}
 
 
+class SlideEncoderSpec(_Strict):
+    """The slide encoder of a slide package (see :data:`PATCH_FEATURES`, :data:`SLIDE_OUTPUTS`)
+    and the tiling both encoders were trained on.
+
+    Tiles of ``tile`` pixels at ``mpp`` µm per pixel, kept where the tissue mask covers at least
+    ``min_tissue`` of them, go through ``model.onnx`` (the patch encoder); the features of all a
+    slide's tiles, [1, N, F], go through the slide encoder at once. N is symbolic in the graph
+    (axis 1, :data:`TILE_AXIS_NAME`); the card's shapes give it as ``tiles``, the count of the
+    golden reference. Class i of ``subtype_logits`` is ``card.labels[labels][i]``; class 0 is
+    no tumour.
+    """
+
+    file: str = Field(default=SLIDE_ENCODER_FILE, pattern=FILE_NAME_PATTERN)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    mpp: float = Field(gt=0, description="µm per tile pixel")
+    tile: int = Field(gt=0, description="tile side in pixels")
+    min_tissue: float = Field(ge=0, le=1, description="least tissue share of a kept tile")
+    labels: str = Field(default="subtypes", description="key in card.labels naming the classes")
+    parity: tuple[ParityResult, ...] = ()
+
+    @model_validator(mode="after")
+    def _slide_signature(self) -> SlideEncoderSpec:
+        if tuple(t.name for t in self.inputs) != (PATCH_FEATURES,):
+            raise ValueError(f"slide encoder inputs must be [{PATCH_FEATURES!r}]")
+        if tuple(t.name for t in self.outputs) != SLIDE_OUTPUTS:
+            raise ValueError(f"slide encoder outputs must be {list(SLIDE_OUTPUTS)}")
+        features = self.inputs[0]
+        if features.dtype != "float32" or len(features.shape) != 3 or features.layout:
+            raise ValueError(f"{PATCH_FEATURES!r} must be float32 [1, N, F]")
+        tiles = features.shape[1]
+        expected = {"fraction": (1,), "tile_logits": (1, tiles), "attention": (1, tiles)}
+        for output in self.outputs:
+            if output.dtype != "float32":
+                raise ValueError(f"slide encoder output {output.name!r} must be float32")
+            if output.name in expected and output.shape != expected[output.name]:
+                raise ValueError(
+                    f"slide encoder output {output.name!r} must be {list(expected[output.name])}"
+                )
+        return self
+
+    @property
+    def tiles(self) -> int:
+        """N as the card gives it (the golden reference's tile count)."""
+        return self.inputs[0].shape[1]
+
+    def graph_inputs(self) -> TensorTypes:
+        """The slide graph's inputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.inputs}
+
+    def graph_outputs(self) -> TensorTypes:
+        """The slide graph's outputs in order: name -> (shape, dtype)."""
+        return {t.name: (t.shape, t.dtype) for t in self.outputs}
+
+
 class ModelCard(_Strict):
     """Everything the edge needs to run ``model.onnx`` (see the module docstring)."""
 
@@ -520,6 +596,9 @@ class ModelCard(_Strict):
     )
     tokenizer: TokenizerSpec | None = Field(
         default=None, description="the detokenizer and codebooks of a tokenizer package"
+    )
+    slide: SlideEncoderSpec | None = Field(
+        default=None, description="the slide encoder and tiling of a slide package"
     )
 
     @model_validator(mode="after")
@@ -552,6 +631,7 @@ class ModelCard(_Strict):
         self._decoder_fits()
         self._text_fits()
         self._tokenizer_fits()
+        self._slide_fits()
         return self
 
     def _decoder_fits(self) -> None:
@@ -614,16 +694,38 @@ class ModelCard(_Strict):
                 "must take one image input of that size"
             )
 
+    def _slide_fits(self) -> None:
+        """The slide encoder reads what model.onnx gives and names classes the card lists."""
+        if self.slide is None:
+            if self.task == SLIDE:
+                raise ValueError(f"a {SLIDE} card needs a slide section")
+            return
+        if self.task != SLIDE:
+            raise ValueError(f"a slide section belongs to a {SLIDE} card, not {self.task!r}")
+        width = self.slide.inputs[0].shape[2]
+        if self.graph_outputs() != {PATCH_FEATURES: ((1, width), "float32")}:
+            raise ValueError(
+                f"model.onnx must give exactly the slide encoder's {PATCH_FEATURES!r} "
+                f"float32 [1, {width}]"
+            )
+        if self.slide.labels not in self.labels:
+            raise ValueError(f"slide names unknown labels {self.slide.labels!r}")
+        classes = len(self.labels[self.slide.labels])
+        if self.slide.outputs[0].shape != (1, classes):
+            raise ValueError(f"{SLIDE_OUTPUTS[0]!r} must be [1, {classes}], one per label")
+
     @property
     def graphs(self) -> tuple[Graph, ...]:
-        """Every graph the package holds: ``model``, then a decoder, a text encoder or a
-        detokenizer."""
+        """Every graph the package holds: ``model``, then a decoder, a text encoder, a
+        detokenizer or a slide encoder."""
         if self.decoder is not None:
             return ("model", "decoder")
         if self.text is not None:
             return ("model", "text")
         if self.tokenizer is not None:
             return ("model", "detokenizer")
+        if self.slide is not None:
+            return ("model", "slide")
         return ("model",)
 
     @property
@@ -669,7 +771,12 @@ class ModelCard(_Strict):
         """
         if graph == "model":
             return self.graph_inputs(), self.graph_outputs()
-        section = {"decoder": self.decoder, "text": self.text, "detokenizer": self.tokenizer}[graph]
+        section = {
+            "decoder": self.decoder,
+            "text": self.text,
+            "detokenizer": self.tokenizer,
+            "slide": self.slide,
+        }[graph]
         if section is None:
             raise OrstreamError(f"card {self.name!r} has no {GRAPH_NAMES[graph]}")
         return section.graph_inputs(), section.graph_outputs()

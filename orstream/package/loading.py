@@ -86,6 +86,8 @@ class ModelPackage:
             return self.root / self.card.text.file
         if graph == "detokenizer" and self.card.tokenizer is not None:
             return self.root / self.card.tokenizer.file
+        if graph == "slide" and self.card.slide is not None:
+            return self.root / self.card.slide.file
         raise OrstreamError(f"model package {self.root} has no {GRAPH_NAMES[graph]}")
 
     def tokenizer_section(self) -> TokenizerSpec:
@@ -219,7 +221,8 @@ def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
     ``text_prompts.npy``, whose sha256 must match too, and the text prompts must hold one
     float32 row of the decoder's text width per class; a card with a text section names
     ``text_encoder.onnx``, ``vocab.txt`` and ``step_prompts.npy``, checked alike; a card with a
-    tokenizer section names ``detokenizer.onnx``, whose sha256 must match.
+    tokenizer section names ``detokenizer.onnx`` and one with a slide section
+    ``slide_encoder.onnx``, whose sha256 must match.
 
     Args:
         path: the package folder.
@@ -251,6 +254,8 @@ def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
         _check_text_section(path, card.text)
     if card.tokenizer is not None:
         _check_file(path / card.tokenizer.file, card.tokenizer.sha256, path)
+    if card.slide is not None:
+        _check_file(path / card.slide.file, card.slide.sha256, path)
     return package
 
 

@@ -3,7 +3,9 @@
 Shared by the exporter and the edge backends, which each read the graph with their own library
 and pass what they see here. In a package with a dynamic batch
 (:attr:`~orstream.package.card.ModelCard.dynamic_batch`) axis 0 of every graph tensor must be
-symbolic where the card says 1; otherwise every dimension must be the card's.
+symbolic where the card says 1; otherwise every dimension must be the card's. The slide
+encoder's per-tile tensors (:data:`~orstream.package.card.TILE_AXIS_TENSORS`) take any number of
+tiles: their axis 1 must be symbolic too.
 """
 
 from __future__ import annotations
@@ -12,21 +14,39 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orstream.errors import OrstreamError
-from orstream.package.card import BATCH_AXIS_NAME, CARD_FILE, Graph, GraphShape, ModelCard
+from orstream.package.card import (
+    BATCH_AXIS_NAME,
+    CARD_FILE,
+    TILE_AXIS_NAME,
+    TILE_AXIS_TENSORS,
+    Graph,
+    GraphShape,
+    ModelCard,
+)
 
 
 def _format_shape(shape: GraphShape) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def _fits(graph_shape: GraphShape, shape: tuple[int, ...], dynamic: bool) -> bool:
-    if not dynamic:
-        return tuple(graph_shape) == shape
-    return (
-        len(graph_shape) == len(shape) >= 1
-        and not isinstance(graph_shape[0], int)
-        and tuple(graph_shape[1:]) == shape[1:]
+def _fits(graph_shape: GraphShape, shape: tuple[int, ...], symbolic: tuple[int, ...]) -> bool:
+    """``graph_shape`` is ``shape`` with the axes ``symbolic`` not fixed."""
+    if len(graph_shape) != len(shape):
+        return False
+    return all(
+        not isinstance(dim, int) if axis in symbolic else dim == size
+        for axis, (dim, size) in enumerate(zip(graph_shape, shape, strict=True))
     )
+
+
+def _symbolic_axes(name: str, graph: Graph, dynamic: bool) -> tuple[int, ...]:
+    axes = (0,) if dynamic else ()
+    return (*axes, 1) if graph == "slide" and name in TILE_AXIS_TENSORS else axes
+
+
+def _carded(shape: tuple[int, ...], symbolic: tuple[int, ...]) -> GraphShape:
+    names = {0: BATCH_AXIS_NAME, 1: TILE_AXIS_NAME}
+    return tuple(names[axis] if axis in symbolic else size for axis, size in enumerate(shape))
 
 
 def check_graph_signature(
@@ -49,7 +69,9 @@ def check_graph_signature(
         OrstreamError: the card has no such graph, or naming the first tensor that differs.
     """
     expected_inputs, expected_outputs = card.graph_tensors(graph)
-    _check_tensors(expected_inputs, expected_outputs, inputs, outputs, source, card.dynamic_batch)
+    _check_tensors(
+        expected_inputs, expected_outputs, inputs, outputs, source, card.dynamic_batch, graph
+    )
 
 
 def _check_tensors(
@@ -59,6 +81,7 @@ def _check_tensors(
     outputs: Mapping[str, tuple[GraphShape, str]],
     source: Path,
     dynamic: bool,
+    which: Graph,
 ) -> None:
     for kind, graph, expected in (
         ("input", inputs, expected_inputs),
@@ -73,12 +96,12 @@ def _check_tensors(
             )
         for name, (shape, dtype) in expected.items():
             graph_shape, graph_dtype = graph[name]
-            if not _fits(graph_shape, shape, dynamic):
-                carded: GraphShape = (BATCH_AXIS_NAME, *shape[1:]) if dynamic else shape
+            symbolic = _symbolic_axes(name, which, dynamic)
+            if not _fits(graph_shape, shape, symbolic):
                 raise OrstreamError(
                     f"{source} does not match {CARD_FILE}: {kind} {name!r} has shape "
-                    f"{_format_shape(graph_shape)} in the graph, {_format_shape(carded)} in the "
-                    "card"
+                    f"{_format_shape(graph_shape)} in the graph, "
+                    f"{_format_shape(_carded(shape, symbolic))} in the card"
                 )
             if graph_dtype != dtype:
                 raise OrstreamError(

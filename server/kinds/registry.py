@@ -49,5 +49,6 @@ class KindRegistry:
 def default_kinds() -> KindRegistry:
     """The kinds ``orstream server run`` serves."""
     from orstream.server.kinds.probe import ProbeKind
+    from orstream.server.kinds.wsi import WsiKind
 
-    return KindRegistry([ProbeKind()])
+    return KindRegistry([ProbeKind(), WsiKind()])

@@ -1,0 +1,151 @@
+"""A slide package's two graphs on ONNX Runtime: tiles to features, features to slide outputs.
+
+The server tier and the ``orstream wsi`` commands run slide packages without the edge's
+backends (the server may not import the edge), so this is the one place that feeds them. On
+opening, both graphs must reproduce the package's golden reference within
+:data:`REFERENCE_TOLERANCE`, as every edge backend must before it serves: a package whose graphs
+compute something else is refused before it reads a slide.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orstream.errors import OrstreamError
+from orstream.package.card import PATCH_FEATURES, SLIDE, SLIDE_OUTPUTS, Graph, SlideEncoderSpec
+from orstream.package.loading import ModelPackage, load_package
+from orstream.package.signatures import check_graph_signature
+
+DEFAULT_PACKAGE = Path(__file__).resolve().parent / "packages" / "slide_mil"
+"""The slide package shipped with orstream, trained on phantom slides."""
+REFERENCE_TOLERANCE = 1e-4
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
+
+
+@dataclass(frozen=True)
+class SlideOutputs:
+    """The slide encoder's answer for one slide.
+
+    Attributes:
+        probabilities: softmax over the slide classes, [S].
+        fraction: tumour share of the tissue (0..1).
+        tile_tumour: tumour probability of each tile, [N].
+        attention: each tile's attention weight, [N] (sums to 1).
+    """
+
+    probabilities: np.ndarray
+    fraction: float
+    tile_tumour: np.ndarray
+    attention: np.ndarray
+
+
+class SlideModels:
+    """The patch and slide encoders of a slide package, each in an ONNX Runtime session.
+
+    Args:
+        package: the package folder (default :data:`DEFAULT_PACKAGE`).
+        threads: ONNX Runtime threads per session (default: half the usable CPUs, so reading
+            keeps the rest).
+
+    Raises:
+        OrstreamError: the package cannot be opened, is not a slide package, or misses its
+            golden reference.
+    """
+
+    def __init__(self, package: Path | None = None, threads: int | None = None) -> None:
+        self.package = _open(package or DEFAULT_PACKAGE)
+        spec = self.package.card.slide
+        assert spec is not None  # _open checked the task
+        self.spec: SlideEncoderSpec = spec
+        self.labels = tuple(label.name for label in self.package.card.labels[spec.labels])
+        image = self.package.card.inputs[0]
+        assert image.mean is not None and image.std is not None and image.scale is not None
+        self._input = image.name
+        self._scale = np.float32(1.0 / image.scale)
+        self._mean = np.array(image.mean, np.float32)
+        self._std = np.array(image.std, np.float32)
+        self.threads = threads or max(1, len(os.sched_getaffinity(0)) // 2)
+        self._patch = self._session("model")
+        self._slide = self._session("slide")
+        self._check_reference()
+
+    @property
+    def tile(self) -> int:
+        """The tile side in pixels the patch encoder takes."""
+        return self.spec.tile
+
+    def encode(self, tiles: np.ndarray) -> np.ndarray:
+        """Features [B, F] of RGB uint8 tiles [B, tile, tile, 3]."""
+        normalised = (tiles.astype(np.float32) * self._scale - self._mean) / self._std
+        batch = np.ascontiguousarray(normalised.transpose(0, 3, 1, 2))
+        features: np.ndarray = self._patch.run([PATCH_FEATURES], {self._input: batch})[0]
+        return features
+
+    def classify(self, features: np.ndarray) -> SlideOutputs:
+        """The slide's outputs from the features of all its tiles, [N, F] (N >= 1)."""
+        logits, fraction, tile_logits, attention = self._slide.run(
+            list(SLIDE_OUTPUTS), {PATCH_FEATURES: features[None].astype(np.float32)}
+        )
+        shifted = np.exp(logits[0] - logits[0].max())
+        return SlideOutputs(
+            probabilities=shifted / shifted.sum(),
+            fraction=float(fraction[0]),
+            tile_tumour=1.0 / (1.0 + np.exp(-tile_logits[0])),
+            attention=attention[0],
+        )
+
+    def _session(self, graph: Graph) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        path = self.package.graph_path(graph)
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # ONNX Runtime's load errors have no common base
+            raise OrstreamError(f"onnxruntime cannot load {path}: {error}") from None
+
+        def signature(values: Any) -> dict[str, tuple[tuple[Any, ...], str]]:
+            return {v.name: (tuple(v.shape), _ORT_DTYPES.get(v.type, v.type)) for v in values}
+
+        check_graph_signature(
+            self.package.card,
+            signature(session.get_inputs()),
+            signature(session.get_outputs()),
+            path,
+            graph,
+        )
+        return session
+
+    def _check_reference(self) -> None:
+        for graph, session in (("model", self._patch), ("slide", self._slide)):
+            reference = self.package.reference(graph)  # type: ignore[arg-type]
+            assert reference is not None  # _open checked the card records one
+            names = list(reference.outputs)
+            got = session.run(names, reference.inputs)
+            for name, value in zip(names, got, strict=True):
+                difference = float(np.abs(value - reference.outputs[name]).max())
+                if difference > REFERENCE_TOLERANCE:
+                    raise OrstreamError(
+                        f"{self.package.root}: {graph} output {name!r} is {difference:.3g} from "
+                        f"the golden reference (at most {REFERENCE_TOLERANCE:g}): refusing it"
+                    )
+
+
+def _open(path: Path) -> ModelPackage:
+    package = load_package(path)
+    card = package.card
+    if card.task != SLIDE or card.slide is None:
+        raise OrstreamError(f"model package {path} is a {card.task} package, not {SLIDE}")
+    if card.hashes.reference is None:
+        raise OrstreamError(f"model package {path} has no golden reference (reference.npz)")
+    return package
