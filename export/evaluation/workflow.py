@@ -26,6 +26,7 @@ import numpy as np
 
 from orstream.edge.backends import create_backend
 from orstream.edge.graph.rate_sampler import RateSampler
+from orstream.edge.models.mask_instruments import MaskInstruments
 from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.edge.operators.pitvis_writer import PitvisResultsWriter
 from orstream.errors import OrstreamError
@@ -73,6 +74,8 @@ class WorkflowReport:
     """What :func:`evaluate_workflow` measured."""
 
     package: str
+    instruments: str
+    """What named the instruments: the recognizer's head, or the segmenter and classifier."""
     cases: list[CaseScores]
     bucket_edges: tuple[int, ...]
     per_class: dict[str, ClassF1]
@@ -98,6 +101,7 @@ class WorkflowReport:
     def to_json(self) -> dict[str, object]:
         return {
             "package": self.package,
+            "instruments": self.instruments,
             **_nulls(self.mean),
             "per_bucket": {
                 label: {"videos": videos, **_nulls(scores)}
@@ -162,7 +166,7 @@ def play_case(
         started = time.perf_counter_ns()
         writer.add(model.infer([frame])[0])
         times_ms.append((time.perf_counter_ns() - started) / 1e6)
-    model.runner.forget(stream)
+    model.forget(stream)
     table = writer.table(seconds)
     if table is None:
         raise OrstreamError(f"{video_file}: no frame decoded")
@@ -173,13 +177,15 @@ def evaluate_workflow(
     package: ModelPackage,
     backends: Sequence[str],
     data: Path,
+    instruments: MaskInstruments | None = None,
     videos: Sequence[int] | None = None,
     bucket_edges: Sequence[int] = DEFAULT_BUCKET_EDGES,
     predictions: Path | None = None,
     progress: Callable[[str], None] = progress_to_stderr,
 ) -> WorkflowReport:
     """Score a workflow package on the annotated cases of ``data`` (all of them, or
-    ``videos``), on the first of ``backends`` that runs it and passes its golden check.
+    ``videos``), on the first of ``backends`` that runs it and passes its golden check; with
+    ``instruments``, the instrument slots come from segmenter masks as the edge's do.
 
     With ``predictions``, the per-second predictions are written there as PitVis submission
     CSVs (``steps/`` and ``instruments/``), which ``orstream eval pitvis`` scores alike.
@@ -189,7 +195,7 @@ def evaluate_workflow(
     """
     if package.card.task != TASK:
         raise OrstreamError(f"{package.root} is a {package.card.task} package, not {TASK}")
-    model = WorkflowModel(package, create_backend(backends, package))
+    model = WorkflowModel(package, create_backend(backends, package), instruments=instruments)
     found = find_annotated_videos(data)
     chosen = sorted(found) if videos is None else list(videos)
     missing = [video for video in chosen if video not in found]
@@ -231,6 +237,7 @@ def evaluate_workflow(
         )
     return WorkflowReport(
         package=str(package.root),
+        instruments=model.models[-1] if instruments is not None else "recognizer",
         cases=cases,
         bucket_edges=tuple(bucket_edges),
         per_class=class_f1(np.concatenate(truth_slots), np.concatenate(pred_slots)),

@@ -50,6 +50,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="case lengths where the length buckets split (default: 120,240)",
     )
     parser.add_argument(
+        "--instruments",
+        choices=("masks", "recognizer"),
+        default="masks",
+        help="what names the instruments: segmenter masks named by the instrument classifier "
+        "(the default, as the edge does with both packages) or the recognizer's own head",
+    )
+    parser.add_argument(
+        "--segmenter", type=Path, metavar="PKG", help="segmenter (default: the shipped one)"
+    )
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        metavar="PKG",
+        help="instrument classifier (default: the shipped one)",
+    )
+    parser.add_argument(
         "--backend",
         default="onnxruntime",
         metavar="LIST",
@@ -65,7 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orstream.edge.models.shipped import SHIPPED_PACKAGE
+    from orstream.edge.models.shipped import (
+        SHIPPED_CLASSIFIER,
+        SHIPPED_PACKAGE,
+        SHIPPED_SEGMENTER,
+    )
     from orstream.export.evaluation.workflow import evaluate_workflow, parse_bucket_edges
     from orstream.package.loading import load_package
     from orstream.pitvis.layout import parse_videos
@@ -73,10 +93,24 @@ def run(args: argparse.Namespace) -> int:
     edges = parse_bucket_edges(args.buckets)
     videos = parse_videos(args.videos) if args.videos else None
     package = load_package(args.package or SHIPPED_PACKAGE)
+    backends = [entry.strip() for entry in args.backend.split(",")]
+    instruments = None
+    if args.instruments == "masks":
+        from orstream.edge.models.instrument_classifier import InstrumentClassifier
+        from orstream.edge.models.mask_instruments import MaskInstruments
+        from orstream.edge.models.segmenter_model import SegmenterModel
+
+        instruments = MaskInstruments(
+            SegmenterModel.load(load_package(args.segmenter or SHIPPED_SEGMENTER), "cpu", backends),
+            InstrumentClassifier.load(
+                load_package(args.classifier or SHIPPED_CLASSIFIER), "cpu", backends
+            ),
+        )
     report = evaluate_workflow(
         package,
-        [entry.strip() for entry in args.backend.split(",")],
+        backends,
         args.data,
+        instruments=instruments,
         videos=videos,
         bucket_edges=edges,
         predictions=args.pred,
@@ -96,7 +130,7 @@ def _cell(value: float) -> str:
 def format_report(report: WorkflowReport) -> str:
     """The readable tables of a report."""
     lines = [
-        f"workflow: {report.package}",
+        f"workflow: {report.package}; instruments named by {report.instruments}",
         "",
         f"{'case':<12}{'seconds':>8}{'step score':>12}{'step F1':>9}{'edit':>7}{'instr. F1':>11}",
     ]

@@ -23,3 +23,15 @@ def instrument_slots(steps: np.ndarray, probs: np.ndarray, threshold: float = 0.
     slots[:, 0] = np.where(best[:, 0] >= threshold, slots[:, 0], NO_INSTRUMENT)
     slots[steps == OUT_OF_PATIENT] = (OUT_OF_PATIENT, UNUSED_SLOT)
     return slots.astype(np.int64)
+
+
+def named_slots(step: int, named: dict[int, float]) -> tuple[int, int]:
+    """The two PitVis slots of one frame from the instruments named on it (code -> confidence):
+    the two most confident in order, "no instrument visible" when none, and (-1, -2) on a frame
+    whose step is out of patient."""
+    if step == OUT_OF_PATIENT:
+        return OUT_OF_PATIENT, UNUSED_SLOT
+    codes = sorted(named, key=lambda code: (-named[code], code))[:2]
+    if not codes:
+        return NO_INSTRUMENT, UNUSED_SLOT
+    return codes[0], codes[1] if len(codes) > 1 else UNUSED_SLOT

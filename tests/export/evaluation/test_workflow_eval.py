@@ -62,6 +62,7 @@ def test_scores_match_eval_pitvis_on_the_predictions_it_writes(
     assert buckets["25-34 s"]["step_score"] == pytest.approx(
         report["per_video"]["02"]["step_score"]
     )
+    assert report["instruments"].startswith("imis_")  # named by the segmenter and classifier
     classes = report["instrument_f1_per_class"]
     assert classes and all(0.0 <= entry["f1"] <= 1.0 for entry in classes.values())
     # The shipped recognizer sees these cases' steps; a broken path scores near zero.
@@ -69,8 +70,11 @@ def test_scores_match_eval_pitvis_on_the_predictions_it_writes(
 
 
 def test_the_table_names_cases_buckets_classes_and_latency(dataset: Path) -> None:
-    code, out, err = _run("eval", "workflow", "--data", str(dataset), "--videos", "2")
+    code, out, err = _run(
+        "eval", "workflow", "--data", str(dataset), "--videos", "2", "--instruments", "recognizer"
+    )
     assert code == 0, err
+    assert "instruments named by recognizer" in out
     assert "video 02" in out and "video 01" not in out
     assert "<120 s" in out
     assert "recognizer per sampled frame: p50" in out
