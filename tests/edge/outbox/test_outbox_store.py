@@ -79,3 +79,14 @@ def test_a_clip_without_its_row_is_cleared_and_a_lost_clip_ends_its_item(tmp_pat
     assert gone.state == "rejected" and "missing" in gone.error
     assert json.loads(json.dumps([i.id for i in store.unfinished()])) == [kept.id]
     store.close()
+
+
+def test_only_the_newest_finished_items_are_kept(tmp_path: Path) -> None:
+    desk = desk_with_frames(tmp_path, keep_finished=2)
+    items = [desk.hand_off(HandOffRequest("probe", "or1", 1.0)) for _ in range(4)]
+    for item in items:
+        desk.store.rejected(item.id, "unknown kind")
+    assert [i.id for i in desk.recent()] == [items[3].id, items[2].id]
+    waiting = desk.hand_off(HandOffRequest("probe", "or1", 1.0))
+    assert [i.id for i in desk.recent(state="waiting")] == [waiting.id]
+    desk.close()
