@@ -481,7 +481,11 @@ class ServerConfig(_Section):
     keep_finished: int = Field(default=1000, ge=0, description="finished items kept for listing")
     clip_fps: float = Field(default=10.0, gt=0, le=60, description="clip frames per second")
     max_clip_s: float = Field(
-        default=60.0, gt=0, le=600, description="stream seconds kept for clips (the longest)"
+        default=60.0,
+        gt=0,
+        le=600,
+        description="stream seconds kept for clips, the longest hand-off (held in memory as "
+        "JPEGs: about 1.8 MB a second of 1080p phantom video at 10 fps, per stream)",
     )
     default_clip_s: float = Field(default=10.0, gt=0, description="seconds when none are asked")
     max_in_flight: int = Field(default=4, ge=1, le=64, description="items sent at once")
