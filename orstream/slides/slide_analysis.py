@@ -125,8 +125,9 @@ def analyze_slide(
         done = 0
         if on_tiles is not None:
             on_tiles(0, len(grid))
-        for tiles in stream_batches(slide, grid, batch, readers or reader_threads()):
-            features[done : done + len(tiles)] = models.encode(tiles)
+        readers = readers or reader_threads()
+        for tiles in stream_batches(slide, grid, batch, readers, prepare=models.normalise):
+            features[done : done + len(tiles)] = models.features(tiles)
             done += len(tiles)
             if on_tiles is not None:
                 on_tiles(done, len(grid))

@@ -3,15 +3,15 @@
 Decoding a slide's JPEG tiles and encoding them cost about the same, so reading must not wait
 for inference nor inference for reading. Reader threads each read a whole batch of tiles
 (OpenSlide reads one slide from several threads at once, and releases the GIL while it
-decodes); at most ``depth`` batches are read or waiting at any time, so memory holds a few
-batches of tiles whatever the slide's size, never a level of it. Batches come out in grid
-order.
+decodes) and prepare it for the encoder, so the thread that runs inference does nothing else;
+at most ``depth`` batches are read or waiting at any time, so memory holds a few batches of
+tiles whatever the slide's size, never a level of it. Batches come out in grid order.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 
@@ -23,11 +23,17 @@ from orstream.slides.tile_reader import read_tile
 
 
 def stream_batches(
-    slide: Slide, grid: TileGrid, batch: int, readers: int, depth: int | None = None
+    slide: Slide,
+    grid: TileGrid,
+    batch: int,
+    readers: int,
+    depth: int | None = None,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """The grid's tiles as RGB uint8 batches [b, tile, tile, 3] of ``batch`` tiles (the last
     may be shorter), read by ``readers`` threads with at most ``depth`` batches in flight
-    (default ``readers + 1``: one to hand over while each reader reads the next).
+    (default ``readers + 1``: one to hand over while each reader reads the next); each batch
+    passes through ``prepare`` on its reader thread when given.
 
     Raises:
         OrstreamError: a tile cannot be read (at the batch that holds it).
@@ -37,7 +43,8 @@ def stream_batches(
 
     def read(start: int) -> np.ndarray:
         corners = grid.corners[start : start + batch]
-        return np.stack([read_tile(slide, grid, int(x), int(y)) for x, y in corners])
+        tiles = np.stack([read_tile(slide, grid, int(x), int(y)) for x, y in corners])
+        return tiles if prepare is None else prepare(tiles)
 
     with ThreadPoolExecutor(max(readers, 1), thread_name_prefix="tile-reader") as pool:
         pending: deque[Future[np.ndarray]] = deque()
