@@ -114,8 +114,11 @@ class ServerOnPort:
         self.server = JobServer(ServerSettings(self.store, self.address), kinds)
         self.server.start()
 
-    def stop(self) -> None:
-        self.hold.released.set()
+    def stop(self, release: bool = True) -> None:
+        """Stop the server (its running jobs are queued again); ``release`` the held jobs
+        first, or leave them held for the next server on this store."""
+        if release:
+            self.hold.released.set()
         if self.server is not None:
             self.server.stop(grace_s=0.5)
             self.server = None

@@ -1,7 +1,8 @@
 """The sender against a real job server on loopback: an item waits out a server that is down
 and an edge restart, and is done once; an edge restarted while the server runs its job watches
 that job, not a second; a crash after the server took an item but before the edge recorded it
-resends with the same key and gets the same job; a refusal for good is not retried."""
+resends with the same key and gets the same job; a server that stops mid-job and comes back
+is watched again until the job it reran ends; a refusal for good is not retried."""
 
 from __future__ import annotations
 
@@ -86,6 +87,32 @@ def test_an_edge_restarted_while_its_job_runs_watches_that_job(
     assert (done.state, done.job_id, done.result) == ("succeeded", accepted.job_id, {"held": True})
     assert server.jobs() == 1
     store.close()
+
+
+def test_a_server_that_stops_mid_job_is_watched_again_once_it_is_back(
+    tmp_path: Path, server: ServerOnPort
+) -> None:
+    server.start()
+    desk = desk_with_frames(tmp_path / "outbox")
+    sender = sender_for(desk.store, server.address)
+    desk.sender = sender
+    sender.start()
+    try:
+        item = desk.hand_off(HandOffRequest("hold", "or1", 1.0))
+        wait_for(lambda: desk.get(item.id).job_state == "running", what="the job running")
+        server.stop(release=False)  # the server goes away with the job unfinished
+        wait_for(lambda: "UNAVAILABLE" in desk.get(item.id).last_error, what="a failed watch")
+        assert desk.get(item.id).state == "accepted"
+        server.start()  # the same store: the job is queued again and rerun
+        wait_for(lambda: desk.get(item.id).job_attempts == 2, what="the rerun watched")
+        server.hold.released.set()
+        wait_for(lambda: desk.get(item.id).final, what="the item's end")
+    finally:
+        sender.stop()
+    done = desk.get(item.id)
+    assert (done.state, done.result, done.last_error) == ("succeeded", {"held": True}, "")
+    assert server.jobs() == 1
+    desk.close()
 
 
 def test_a_crash_after_the_server_took_an_item_resends_it_to_the_same_job(
