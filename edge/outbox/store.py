@@ -13,10 +13,14 @@ change the sender learns is committed before it acts on it, so an edge restart l
 The outbox is bounded: items not yet over, and the bytes of their inputs; a new item beyond
 either is refused with :class:`OutboxFull`. Inputs of an item that is over are deleted at once;
 its row stays for listing, the newest ``keep_finished`` of them.
+
+One edge holds an outbox at a time (a lock on ``outbox.lock``): a second would clear the first
+one's clips being written and send its items beside it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -26,7 +30,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from orstream.edge.outbox.errors import NoSuchItem, OutboxFull
 from orstream.errors import OrstreamError
@@ -34,6 +38,7 @@ from orstream.handoffs import FINAL_HANDOFF_STATES, HandOffItem
 from orstream.jobs import Job
 
 DATABASE = "outbox.sqlite3"
+LOCK = "outbox.lock"
 ITEMS = "items"
 
 _SCHEMA = """
@@ -98,6 +103,7 @@ class OutboxStore:
         self.keep_finished = keep_finished
         try:
             (folder / ITEMS).mkdir(parents=True, exist_ok=True)
+            self._lock_file = _locked(folder / LOCK)
             self._db = sqlite3.connect(
                 folder / DATABASE, check_same_thread=False, isolation_level=None
             )
@@ -114,6 +120,7 @@ class OutboxStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._lock_file.close()
 
     # -- adding -------------------------------------------------------------------------------
 
@@ -320,6 +327,24 @@ class OutboxStore:
         for item in self.unfinished():
             if not self.inputs(item.id) and item.state == "waiting":
                 self.rejected(item.id, "its clip is missing from the outbox folder")
+
+
+def _locked(path: Path) -> IO[bytes]:
+    """``path`` opened and locked for this process (released when closed or on exit).
+
+    Raises:
+        OrstreamError: another process holds it.
+    """
+    file = path.open("ab")
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise OrstreamError(
+            f"{path.parent}: the outbox is in use by another running edge; give each edge its "
+            "own (--outbox DIR)"
+        ) from None
+    return file
 
 
 def _synced(path: Path) -> int:

@@ -12,6 +12,7 @@ from handoff_samples import desk_with_frames
 
 from orstream.edge.outbox.errors import NoSuchItem, OutboxFull
 from orstream.edge.outbox.store import ITEMS, OutboxStore
+from orstream.errors import OrstreamError
 from orstream.handoffs import HandOffRequest
 from orstream.jobs import Job
 
@@ -90,3 +91,11 @@ def test_only_the_newest_finished_items_are_kept(tmp_path: Path) -> None:
     waiting = desk.hand_off(HandOffRequest("probe", "or1", 1.0))
     assert [i.id for i in desk.recent(state="waiting")] == [waiting.id]
     desk.close()
+
+
+def test_one_edge_holds_an_outbox_at_a_time(tmp_path: Path) -> None:
+    first = OutboxStore(tmp_path)
+    with pytest.raises(OrstreamError, match="in use by another running edge"):
+        OutboxStore(tmp_path)
+    first.close()
+    OutboxStore(tmp_path).close()
