@@ -17,6 +17,11 @@ the held-out cases and its narration and logs text->video and video->text recall
 (``val_t2v_r1``, ``val_t2v_r5`` (the checkpoint monitor), ``val_v2t_r1``, ``val_v2t_r5``), and
 ``val_zeroshot_step_acc``: how often the step description nearest to a clip names the step of
 most of its seconds (no step label is ever trained on).
+
+Under DDP each rank gathers the global batch's clip and text embeddings
+(:mod:`orstream.training.distributed_gather`) and computes the global batch's loss, so a clip's
+negatives are those one process would score it against; validation gathers every rank's clips
+(:mod:`orstream.training.distributed_metrics`), each held-out clip once.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import torch
 from torch import Tensor
 
 from orstream.labels import STEP_CODES
+from orstream.training.distributed_gather import gather_global_batch
+from orstream.training.distributed_metrics import gather_unique
 from orstream.training.models.videotext import (
     VideoTextModel,
     multi_positive_infonce,
@@ -35,7 +42,7 @@ from orstream.training.models.videotext import (
 from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 
-Batch = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
+Batch = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
 def both_ways(logits: Tensor, ids: Tensor) -> Tensor:
@@ -87,7 +94,7 @@ class LitVideoText(RecordedModule):
         self.step_prompts = torch.zeros(0, 384)
         self.prompt_rows = torch.zeros(0, dtype=torch.long)
         """Row of ``step_prompts`` by text id (-1: not a step description)."""
-        self._val: list[tuple[Tensor, Tensor, Tensor]] = []
+        self._val: list[tuple[Tensor, Tensor]] = []  # (clip indices, [video, text, step] rows)
         self.val_metrics: dict[str, float] = {}
 
     @property
@@ -111,9 +118,10 @@ class LitVideoText(RecordedModule):
         self.prompt_rows = rows.to(self.device)
 
     def training_step(self, batch: Batch, batch_index: int) -> Tensor:
-        frames, sentences, ids, is_clip, silent, _ = batch
-        video = self.model.embed_video(frames)
-        text = self.model.embed_text(sentences)
+        frames, sentences, ids, is_clip, silent, *_ = batch
+        video = gather_global_batch(self.model.embed_video(frames))
+        text = gather_global_batch(self.model.embed_text(sentences))
+        ids, is_clip, silent = (gather_global_batch(t) for t in (ids, is_clip, silent))
         logits = self.model.logits(video, text)
         loss = logits.new_zeros(())
         fine = is_clip & ~silent
@@ -148,18 +156,23 @@ class LitVideoText(RecordedModule):
                 part = torch.nn.functional.cross_entropy(logits, rows[described])
                 self.log("train_prompts", part)
                 loss = loss + prompt_weight * part
+        # Every rank computed the global batch's loss: no sync needed.
         self.log("train_loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch: Batch, batch_index: int) -> None:
-        frames, sentences, *_, steps = batch
-        self._val.append((self.model.embed_video(frames), self.model.embed_text(sentences), steps))
+        frames, sentences, *_, steps, indices = batch
+        video, text = self.model.embed_video(frames), self.model.embed_text(sentences)
+        self._val.append((indices.cpu(), torch.cat([video, text, steps[:, None].float()], 1).cpu()))
 
     def on_validation_epoch_end(self) -> None:
-        video = torch.cat([v for v, _, _ in self._val])
-        text = torch.cat([t for _, t, _ in self._val])
-        steps = torch.cat([s for _, _, s in self._val])
+        _, rows = gather_unique(
+            torch.cat([i for i, _ in self._val]), torch.cat([r for _, r in self._val]), self.device
+        )
         self._val.clear()
+        rows = rows.to(self.device)
+        width = (rows.shape[1] - 1) // 2
+        video, text, steps = rows[:, :width], rows[:, width:-1], rows[:, -1].long()
         similarity = video @ text.T
         metrics = {
             "val_t2v_r1": recall_at(similarity.T, 1),
@@ -172,7 +185,8 @@ class LitVideoText(RecordedModule):
             nearest = (video @ self.model.embed_text(self.step_prompts).T).argmax(dim=1)
             metrics["val_zeroshot_step_acc"] = float((codes[nearest] == steps).float().mean())
         for name, value in metrics.items():
-            self.log(name, value, prog_bar=name == "val_t2v_r5")
+            # Every rank holds the same value: sync_dist's mean leaves it as it is.
+            self.log(name, value, prog_bar=name == "val_t2v_r5", sync_dist=True)
         self.val_metrics = metrics
 
     def configure_optimizers(self) -> Any:

@@ -10,6 +10,10 @@ of every step's description, in :data:`~orstream.labels.STEP_CODES` order, for z
 recognition, and :attr:`VideoTextDataModule.step_text_ids` which text ids are those
 descriptions (text id -> row of ``step_prompts``). Validation serves the narrated clips of
 held-out cases.
+
+Under DDP every rank takes its share of the same global training batches
+(:mod:`orstream.training.distributed_batches`); each item ends with its index, so validation,
+which Lightning shares out, counts every held-out clip once.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from orstream.labels import STEP_CODES
 from orstream.pitvis.layout import parse_videos
+from orstream.training.distributed_batches import ShuffledSamples, replicas_of, seed_of_run
 from orstream.training.text_encoder import TextEncoder
 from orstream.training.videotext_data import (
     ClipText,
@@ -32,11 +37,11 @@ from orstream.training.videotext_data import (
     step_description,
 )
 
-Item = tuple[Tensor, Tensor, int, bool, bool, int]
+Item = tuple[Tensor, Tensor, int, bool, bool, int, int]
 
 
 class _Embedded(Dataset[Item]):
-    """A :class:`ClipTextDataset` with each sample's text embedding and text id."""
+    """A :class:`ClipTextDataset` with each sample's text embedding, text id and index."""
 
     def __init__(self, clips: ClipTextDataset, embeddings: Tensor, ids: list[int]) -> None:
         self.clips, self.embeddings, self.ids = clips, embeddings, ids
@@ -54,6 +59,7 @@ class _Embedded(Dataset[Item]):
             sample.level == "clip",
             sample.silent,
             sample.step,
+            index,
         )
 
 
@@ -67,7 +73,7 @@ class VideoTextDataModule(L.LightningDataModule):
         silent_videos: training cases whose narrations are withheld.
         frames_per_clip: frames of each sample.
         input_size: (height, width) of the frames (linked to the model's).
-        batch_size: samples per step.
+        batch_size: samples per step and rank.
         cache_dir: where decoded frames are cached.
         segment_window_s: also pair live windows of this many seconds with the description of
             the step they end in (None: whole runs only); see
@@ -147,7 +153,16 @@ class VideoTextDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[Item]:
         assert self._train is not None
-        return DataLoader(self._train, batch_size=self.batch_size, shuffle=True, drop_last=True)
+        num_replicas, rank = replicas_of(self.trainer)
+        sampler = ShuffledSamples(
+            len(self._train),
+            self.batch_size,
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=seed_of_run(),
+            drop_last=True,
+        )
+        return DataLoader(self._train, batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader[Item]:
         assert self._val is not None

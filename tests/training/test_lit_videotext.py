@@ -44,7 +44,8 @@ def test_segments_described_by_a_step_are_scored_against_every_step_prompt() -> 
     ids = torch.tensor([0, 1, 2, 3])
     is_clip = torch.tensor([True, False, False, False])  # rows 1-3 are segments; 2 a title
     silent = torch.zeros(4, dtype=torch.bool)
-    batch = (frames, sentences, ids, is_clip, silent, torch.zeros(4, dtype=torch.long))
+    steps = torch.zeros(4, dtype=torch.long)
+    batch = (frames, sentences, ids, is_clip, silent, steps, torch.arange(4))
     with torch.no_grad():
         base = plain.training_step(batch, 0)
         total = bank.training_step(batch, 0)

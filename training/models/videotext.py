@@ -91,6 +91,8 @@ class VideoTextModel(nn.Module):
         max_frames: the longest clip (learned positions).
         causal: mask the future in the temporal transformer (streaming).
         text_width: width of the sentence embeddings given to :meth:`embed_text`.
+        dropout: of the temporal transformer's layers (0: a training step depends on its
+            batch alone, which comparisons of runs need).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class VideoTextModel(nn.Module):
         causal: bool = True,
         text_width: int = TEXT_WIDTH,
         frame_package: str | None = None,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         if width % heads:
@@ -127,7 +130,7 @@ class VideoTextModel(nn.Module):
         self.positions = nn.Parameter(torch.zeros(max_frames, width))
         nn.init.normal_(self.positions, std=0.02)
         layer = nn.TransformerEncoderLayer(
-            width, heads, dim_feedforward=2 * width, dropout=0.1, batch_first=True
+            width, heads, dim_feedforward=2 * width, dropout=dropout, batch_first=True
         )
         self.temporal = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.video_head = nn.Linear(width, width)
