@@ -2,7 +2,8 @@
 and an edge restart, and is done once; an edge restarted while the server runs its job watches
 that job, not a second; a crash after the server took an item but before the edge recorded it
 resends with the same key and gets the same job; a server that stops mid-job and comes back
-is watched again until the job it reran ends; a refusal for good is not retried."""
+is watched again until the job it reran ends, and one whose store was replaced gets the item
+again; a refusal for good is not retried."""
 
 from __future__ import annotations
 
@@ -112,6 +113,31 @@ def test_a_server_that_stops_mid_job_is_watched_again_once_it_is_back(
     done = desk.get(item.id)
     assert (done.state, done.result, done.last_error) == ("succeeded", {"held": True}, "")
     assert server.jobs() == 1
+    desk.close()
+
+
+def test_a_server_that_lost_its_store_gets_the_item_again(
+    tmp_path: Path, server: ServerOnPort
+) -> None:
+    server.start()
+    desk = desk_with_frames(tmp_path / "outbox")
+    sender = sender_for(desk.store, server.address)
+    desk.sender = sender
+    sender.start()
+    try:
+        item = desk.hand_off(HandOffRequest("hold", "or1", 1.0))
+        wait_for(lambda: desk.get(item.id).job_state == "running", what="the job running")
+        first_job = desk.get(item.id).job_id
+        server.stop(release=False)
+        server.store = tmp_path / "new-store"  # a server rebuilt without its jobs
+        server.start()
+        wait_for(lambda: desk.get(item.id).job_id not in ("", first_job), what="a new job")
+        server.hold.released.set()
+        wait_for(lambda: desk.get(item.id).final, what="the item's end")
+    finally:
+        sender.stop()
+    done = desk.get(item.id)
+    assert done.state == "succeeded" and server.jobs() == 1
     desk.close()
 
 

@@ -95,6 +95,7 @@ def test_a_full_outbox_and_an_all_private_window_are_refused_clearly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     desk = desk_with_frames(tmp_path / "outbox", seconds=2.0, max_items=1)
+    desk.add_stream("or3")  # nothing judged yet
     private = desk.add_stream("or2")
     for index in range(10):
         private.add(coloured(index, RED), private=True)
@@ -115,6 +116,7 @@ def test_a_full_outbox_and_an_all_private_window_are_refused_clearly(
             stub = EdgeServiceStub(channel)
             for stream, code, words in (
                 ("or2", grpc.StatusCode.FAILED_PRECONDITION, "are private"),
+                ("or3", grpc.StatusCode.FAILED_PRECONDITION, "no judged frame yet"),
                 ("or9", grpc.StatusCode.NOT_FOUND, "no stream"),
                 ("", grpc.StatusCode.INVALID_ARGUMENT, "name the stream"),
             ):
