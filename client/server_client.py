@@ -182,15 +182,6 @@ class ServerClient:
         return _RpcErrors(self.address)
 
 
-class ServerCallError(OrstreamError):
-    """A call the server answered with an error: ``code`` is its gRPC status name (e.g.
-    ``UNAVAILABLE``), for callers that retry some and give up on others."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class _RpcErrors:
     """Turns a failed call into an :class:`OrstreamError` naming the address and status."""
 
@@ -209,4 +200,4 @@ class _RpcErrors:
         if isinstance(error, grpc.RpcError):
             code = error.code()
             details = error.details() or "no details"
-            raise ServerCallError(f"{self._address}: {code.name}: {details}", code.name) from None
+            raise OrstreamError(f"{self._address}: {code.name}: {details}") from None

@@ -16,6 +16,7 @@ import numpy as np
 
 from orstream.client.server_client import ServerClient
 from orstream.edge.outbox.desk import HandOffDesk
+from orstream.edge.outbox.job_calls import JobServerCalls
 from orstream.edge.outbox.retry import RetryPolicy
 from orstream.edge.outbox.sender import OutboxSender
 from orstream.edge.outbox.store import OutboxStore
@@ -75,9 +76,7 @@ def sender_for(
     store: OutboxStore, address: str, on_change: Callable[[HandOffItem], None] | None = None
 ) -> OutboxSender:
     """A sender of ``store`` to ``address`` with short waits between tries."""
-    return OutboxSender(
-        store, lambda: ServerClient(address, timeout_s=0.5), FAST_RETRY, on_change, rng=None
-    )
+    return OutboxSender(store, lambda: JobServerCalls(address, 0.5), FAST_RETRY, on_change)
 
 
 class HoldKind:

@@ -4,15 +4,16 @@ the automatic hand-offs of each stream."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from orstream.client.connection import read_token
-from orstream.client.server_client import ServerClient
 from orstream.edge.app.config import ServerConfig
 from orstream.edge.operators.handoff_clips import AutoHandOff
 from orstream.edge.outbox.desk import HandOffDesk
+from orstream.edge.outbox.job_calls import JobServerCalls
 from orstream.edge.outbox.retry import RetryPolicy
 from orstream.edge.outbox.sender import OutboxSender
 from orstream.edge.outbox.store import OutboxStore
+from orstream.errors import OrstreamError
 from orstream.handoffs import HandOffItem
 
 
@@ -23,7 +24,7 @@ def open_handoffs(config: ServerConfig, on_change: Callable[[HandOffItem], None]
     Raises:
         OrstreamError: the outbox or the token file cannot be read.
     """
-    token = read_token(config.token_file)
+    token = None if config.token_file is None else _token(config.token_file)
     store = OutboxStore(
         config.outbox,
         max_items=config.max_items,
@@ -31,10 +32,8 @@ def open_handoffs(config: ServerConfig, on_change: Callable[[HandOffItem], None]
         keep_finished=config.keep_finished,
     )
 
-    def connect() -> ServerClient:
-        return ServerClient(
-            config.address, config.connect_timeout_s, token=token, tls_ca=config.tls_ca
-        )
+    def connect() -> JobServerCalls:
+        return JobServerCalls(config.address, config.connect_timeout_s, token, config.tls_ca)
 
     retry = config.retry
     sender = OutboxSender(
@@ -56,3 +55,18 @@ def schedule_of(config: ServerConfig, stream_id: str) -> tuple[AutoHandOff, ...]
         for rule in config.handoffs
         if not rule.streams or stream_id in rule.streams
     )
+
+
+def _token(path: Path) -> str:
+    """The bearer token in ``path`` (its first line, as ``orstream tokens add`` prints it).
+
+    Raises:
+        OrstreamError: the file is missing or empty.
+    """
+    try:
+        token = path.read_text(encoding="utf-8").strip().split("\n", 1)[0].strip()
+    except OSError as error:
+        raise OrstreamError(f"{path}: cannot read the job server's token ({error})") from None
+    if not token:
+        raise OrstreamError(f"{path}: the job server's token file is empty")
+    return token

@@ -19,12 +19,12 @@ import random
 import threading
 from collections.abc import Callable
 
-from orstream.client.server_client import ServerCallError, ServerClient
+from orstream.edge.outbox.job_calls import CallFailed, JobServerCalls
 from orstream.edge.outbox.retry import RetryPolicy
 from orstream.edge.outbox.store import OutboxStore
 from orstream.errors import OrstreamError
 from orstream.handoffs import HandOffItem
-from orstream.jobs import Job
+from orstream.jobs import InputSpec, Job, JobSubmission
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class OutboxSender:
     def __init__(
         self,
         store: OutboxStore,
-        connect: Callable[[], ServerClient],
+        connect: Callable[[], JobServerCalls],
         retry: RetryPolicy | None = None,
         on_change: Callable[[HandOffItem], None] | None = None,
         max_in_flight: int = 4,
@@ -68,7 +68,7 @@ class OutboxSender:
         self._max_in_flight = max_in_flight
         self._submit_timeout_s = submit_timeout_s
         self._rng = rng or random.Random()
-        self._client: ServerClient | None = None
+        self._client: JobServerCalls | None = None
         self._client_lock = threading.Lock()
         self._wake = threading.Condition()
         self._active: dict[str, threading.Thread] = {}
@@ -122,7 +122,7 @@ class OutboxSender:
                     if self._send(item_id, attempt):
                         return
                     error = "the server ended the watch before the job ended"
-                except ServerCallError as refusal:
+                except CallFailed as refusal:
                     if self._stopping.is_set():
                         return
                     if refusal.code in REFUSED_FOR_GOOD:
@@ -162,13 +162,13 @@ class OutboxSender:
             if not inputs:
                 self._tell(self._store.rejected(item_id, "its clip is missing from the outbox"))
                 return True
-            job_id, _ = client.submit(
+            submission = JobSubmission(
                 item.kind,
-                inputs,
-                key=item.idempotency_key,
-                params=item.params,
-                upload_timeout_s=self._submit_timeout_s,
+                item.idempotency_key,
+                tuple(InputSpec(path.name, upload_bytes=path.stat().st_size) for path in inputs),
+                item.params,
             )
+            job_id = client.submit(submission, inputs, self._submit_timeout_s)
             item = self._store.accepted(item_id, job_id)
             attempt.progressed = True
             self._tell(item)
@@ -181,7 +181,7 @@ class OutboxSender:
                     return True
         return False
 
-    def _server(self) -> ServerClient:
+    def _server(self) -> JobServerCalls:
         """The client of the server, connected on first need (and after a stop, refused)."""
         with self._client_lock:
             if self._stopping.is_set():
