@@ -27,6 +27,13 @@ most ``codes``), ``val_visual_cos`` / ``val_text_cos`` (mean cosine of the heads
 targets) and, in stage 2, ``val_text_r1``: how often, among the distinct narrations of the
 held-out frames, the one nearest to a frame's text embedding is its own (a cosine near the
 targets' mean scores well without telling narrations apart; this does not).
+
+Under DDP the losses are means over each rank's equal share, which DDP's averaged gradients
+turn into the global batch's (the text loss's too while every frame has a narration, as every
+frame of a narrated clip has); the logged training values are synced to the global batch's,
+code restarts see the global batch (:mod:`orstream.training.models.tokenizer`), and validation
+gathers every rank's per-frame results (:mod:`orstream.training.distributed_metrics`), each
+held-out frame once.
 """
 
 from __future__ import annotations
@@ -41,12 +48,13 @@ from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from orstream.errors import OrstreamError
+from orstream.training.distributed_metrics import gather_unique
 from orstream.training.models.tokenizer import VisualTokenizer
 from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 from orstream.training.tokenizer_teacher import SegmenterTeacher, perceptual_distance
 
-Batch = tuple[Tensor, Tensor, Tensor]
+Batch = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
 def psnr(reconstruction: Tensor, target: Tensor) -> Tensor:
@@ -142,9 +150,9 @@ class LitTokenizer(RecordedModule):
         self.example_input_array = torch.zeros(1, 3, *model.input_size)
         # Frozen and not saved: kept out of the module tree (and so out of the state dict).
         self._teacher: list[SegmenterTeacher] = []
-        self._val_counts: Tensor | None = None
-        self._val_scores: dict[str, list[Tensor]] = {}
-        self._val_text: list[tuple[Tensor, Tensor]] = []
+        # Per held-out frame: (indices, [psnr, ssim, visual cos, has text, text, target] rows,
+        # its codes [groups * h * w]).
+        self._val: list[tuple[Tensor, Tensor, Tensor]] = []
         self.val_metrics: dict[str, float] = {}
 
     @property
@@ -177,7 +185,7 @@ class LitTokenizer(RecordedModule):
         self.teacher()  # a wrong package fails before the first step, not after it
 
     def training_step(self, batch: Batch, batch_index: int) -> Tensor:
-        images, texts, has_text = batch
+        images, texts, has_text, _ = batch
         out = self.model(images)
         hp = self.hparams
         parts = {
@@ -203,57 +211,69 @@ class LitTokenizer(RecordedModule):
             parts["text"] = cosine_loss(text, texts[has_text])
             weights["text"] = hp["text_weight"]
         loss = sum((weights[name] * value for name, value in parts.items()), images.new_zeros(()))
+        # sync_dist: under DDP the logged values are the global batch's, not rank 0's part.
         for name, value in parts.items():
-            self.log(f"train_{name}", value)
-        self.log("train_psnr", psnr(out.reconstruction.detach(), images).mean())
-        self.log("train_loss", loss, prog_bar=True)
+            self.log(f"train_{name}", value, sync_dist=True)
+        self.log("train_psnr", psnr(out.reconstruction.detach(), images).mean(), sync_dist=True)
+        self.log("train_loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
-    def on_validation_epoch_start(self) -> None:
-        quantizer = self.model.quantizer
-        self._val_counts = torch.zeros(
-            quantizer.groups, quantizer.codes, dtype=torch.long, device=self.device
-        )
-        self._val_scores = {"psnr": [], "ssim": [], "visual_cos": [], "text_cos": []}
-        self._val_text = []
-
     def validation_step(self, batch: Batch, batch_index: int) -> None:
-        images, texts, has_text = batch
+        images, texts, has_text, indices = batch
         out = self.model(images)
-        assert self._val_counts is not None
-        groups = out.indices.transpose(0, 1).reshape(self.model.quantizer.groups, -1)
-        self._val_counts.scatter_add_(1, groups, torch.ones_like(groups))
-        scores = self._val_scores
-        scores["psnr"].append(psnr(out.reconstruction, images))
         # SSIM per image, so the mean over the set does not depend on the batch size.
-        scores["ssim"] += [
-            ssim(r[None], i[None]) for r, i in zip(out.reconstruction, images, strict=True)
+        scores = [
+            psnr(out.reconstruction, images),
+            torch.stack(
+                [ssim(r[None], i[None]) for r, i in zip(out.reconstruction, images, strict=True)]
+            ),
         ]
         teacher = self.teacher()
-        if teacher is not None:
+        if teacher is None:
+            scores.append(torch.full_like(scores[0], math.nan))
+        else:
             pooled, _ = teacher(images)
             visual = self.model.visual_embedding(out.quantized)
-            scores["visual_cos"].append(F.cosine_similarity(visual, pooled, dim=1))
+            scores.append(F.cosine_similarity(visual, pooled, dim=1))
+        text = torch.zeros_like(texts)
         if bool(has_text.any()):
-            text = self.model.text_embedding(out.quantized[has_text])
-            scores["text_cos"].append(F.cosine_similarity(text, texts[has_text], dim=1))
-            self._val_text.append((text, texts[has_text]))
+            text = self.model.text_embedding(out.quantized)
+        rows = torch.cat([torch.stack(scores, 1), has_text[:, None].float(), text, texts], 1)
+        codes = out.indices.flatten(1)
+        self._val.append((indices.cpu(), rows.cpu(), codes.cpu()))
 
     def on_validation_epoch_end(self) -> None:
-        if self._val_counts is None or self.trainer.sanity_checking:
+        keys = torch.cat([k for k, _, _ in self._val])
+        _, rows = gather_unique(keys, torch.cat([r for _, r, _ in self._val]), self.device)
+        _, codes = gather_unique(keys, torch.cat([c for _, _, c in self._val]), self.device)
+        self._val.clear()
+        if self.trainer.sanity_checking:
             return  # a few batches of the untrained model: not the checkpoint's metrics
-        usage, perplexity = code_statistics(self._val_counts)
-        metrics = {"val_codebook_usage": usage, "val_perplexity": perplexity}
-        for name, values in self._val_scores.items():
-            if values:
-                metrics[f"val_{name}"] = float(torch.cat([v.flatten() for v in values]).mean())
-        if self._val_text:
-            predicted = torch.cat([p for p, _ in self._val_text])
-            targets = torch.cat([t for _, t in self._val_text])
-            metrics["val_text_r1"] = narration_recall(predicted, targets)
+        groups, size = self.model.quantizer.groups, self.model.quantizer.codes
+        by_group = codes.view(len(codes), groups, -1).transpose(0, 1).reshape(groups, -1)
+        counts = torch.zeros(groups, size, dtype=torch.long).scatter_add_(
+            1, by_group, torch.ones_like(by_group)
+        )
+        usage, perplexity = code_statistics(counts)
+        metrics = {
+            "val_codebook_usage": usage,
+            "val_perplexity": perplexity,
+            "val_psnr": float(rows[:, 0].mean()),
+            "val_ssim": float(rows[:, 1].mean()),
+        }
+        if self.hparams["teacher"] is not None:
+            metrics["val_visual_cos"] = float(rows[:, 2].mean())
+        with_text = rows[:, 3] > 0
+        if bool(with_text.any()):
+            text, targets = rows[with_text, 4:].chunk(2, dim=1)
+            metrics["val_text_cos"] = float(F.cosine_similarity(text, targets, dim=1).mean())
+            metrics["val_text_r1"] = narration_recall(text, targets)
         self.val_metrics = metrics
         for name, value in metrics.items():
-            self.log(name, value, prog_bar=name in ("val_psnr", "val_codebook_usage"))
+            # Every rank holds the same value: sync_dist's mean leaves it as it is.
+            self.log(
+                name, value, prog_bar=name in ("val_psnr", "val_codebook_usage"), sync_dist=True
+            )
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(

@@ -8,10 +8,14 @@ frame it needs (:func:`~orstream.training.frame_cache.load_frames`), resized to 
 size and centre-cropped to it, so a 320x256 phantom frame becomes 256x256 without stretching
 (the circular field of view stays round).
 
-Items are ``(image [3, H, W] in [-1, 1], narration embedding [384], has_text)``. With
+Items are ``(image [3, H, W] in [-1, 1], narration embedding [384], has_text, index)``. With
 ``with_text`` (stage 2; linked from the model) the narrations are embedded once by the frozen
 MiniLM; without it (stage 1) the embeddings are zeros, ``has_text`` is False and MiniLM is not
 loaded. Training frames are flipped left-right at random when ``augment`` is set.
+
+Under DDP every rank takes its share of the same global training batches
+(:mod:`orstream.training.distributed_batches`); validation, which Lightning shares out, counts
+every held-out frame once by its index.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from torch.utils.data import DataLoader, Dataset
 from orstream.errors import OrstreamError
 from orstream.pitvis.layout import video_path
 from orstream.streams.sources.video_file import probe_video
+from orstream.training.distributed_batches import ShuffledSamples, replicas_of, seed_of_run
 from orstream.training.frame_cache import load_frames
 from orstream.training.models.tokenizer import TEXT_WIDTH
 from orstream.training.videotext_data import ClipText, clip_texts
 
-Item = tuple[Tensor, Tensor, bool]
+Item = tuple[Tensor, Tensor, bool, int]
 
 
 class TokenizerFrames(Dataset[Item]):
@@ -57,7 +62,7 @@ class TokenizerFrames(Dataset[Item]):
         image = torch.from_numpy(self.frames[index]).permute(2, 0, 1).float() / 127.5 - 1.0
         if self.augment and bool(torch.rand(()) < 0.5):
             image = image.flip(-1)
-        return image, self.texts[index], bool(self.has_text[index])
+        return image, self.texts[index], bool(self.has_text[index]), index
 
 
 def covering_size(source: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
@@ -99,7 +104,7 @@ class TokenizerDataModule(L.LightningDataModule):
         val_frames_per_clip: the same for the held-out cases.
         input_size: (height, width) of the frames (linked to the model's).
         with_text: embed each frame's narration with MiniLM (linked to the model's stage).
-        batch_size: frames per step.
+        batch_size: frames per step and rank.
         val_batch_size: frames per validation step.
         augment: flip training frames left-right at random.
         num_workers: data loader workers.
@@ -174,11 +179,19 @@ class TokenizerDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[Item]:
         assert self._train is not None
+        num_replicas, rank = replicas_of(self.trainer)
+        sampler = ShuffledSamples(
+            len(self._train),
+            self.batch_size,
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=seed_of_run(),
+            drop_last=True,
+        )
         return DataLoader(
             self._train,
             batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

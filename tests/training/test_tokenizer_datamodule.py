@@ -50,7 +50,7 @@ def test_serves_256x256_frames_of_the_training_and_held_out_cases(phantom: Path)
         phantom, [1, 2], [3], frames_per_clip=2, val_frames_per_clip=1, batch_size=4
     )
     data.setup("fit")
-    images, texts, has_text = next(iter(data.train_dataloader()))
+    images, texts, has_text, _ = next(iter(data.train_dataloader()))
     assert images.shape == (4, 3, 256, 256) and images.dtype == torch.float32
     assert float(images.min()) >= -1.0 and float(images.max()) <= 1.0
     assert not bool(has_text.any()) and not bool(texts.any())  # stage 1: no text

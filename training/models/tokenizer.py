@@ -29,7 +29,9 @@ embedding (384-d) of what is said about the frame (stage 2); the losses live in
 
 Codes that no position has picked for ``restart_after`` training steps are re-initialised from
 latents of the current batch (the codebook otherwise keeps codes that never win a lookup and so
-never receive a gradient).
+never receive a gradient). Under DDP the batch is the global one: a code is idle when no rank
+picked it, and the new codes are latents of every rank's share that rank 0 draws and sends to
+all, since DDP keeps the ranks' weights equal only through their gradients.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from orstream.training.distributed_gather import gather_global_batch, in_process_group
 from orstream.training.registry import register_model
 
 TEXT_WIDTH = 384
@@ -141,17 +144,22 @@ class MultiCodebookQuantizer(nn.Module):
 
     @torch.no_grad()
     def _restart_idle_codes(self, parts: Tensor, indices: Tensor) -> None:
-        used = torch.zeros_like(self.idle, dtype=torch.bool)
-        used.scatter_(1, indices.transpose(0, 1).reshape(self.groups, -1), True)
-        self.idle.add_(1).masked_fill_(used, 0)
+        used = torch.zeros_like(self.idle, dtype=torch.uint8)
+        used.scatter_(1, indices.transpose(0, 1).reshape(self.groups, -1), 1)
+        if in_process_group():
+            torch.distributed.all_reduce(used, torch.distributed.ReduceOp.MAX)
+        self.idle.add_(1).masked_fill_(used.bool(), 0)
         dead = self.idle >= self.restart_after
         if not bool(dead.any()):
             return
-        # Every position of the batch, per group: [groups, B * h * w, code_dim].
-        samples = parts.permute(1, 0, 3, 4, 2).reshape(self.groups, -1, self.code_dim)
+        # Every position of the global batch, per group: [groups, B * h * w, code_dim].
+        samples = gather_global_batch(parts).permute(1, 0, 3, 4, 2)
+        samples = samples.reshape(self.groups, -1, self.code_dim)
         for group in dead.any(dim=1).nonzero().flatten().tolist():
             rows = dead[group].nonzero().flatten()
             picks = torch.randint(samples.shape[1], (len(rows),), device=samples.device)
+            if in_process_group():
+                torch.distributed.broadcast(picks, src=0)
             self.codebook.data[group, rows] = samples[group, picks]
         self.idle.masked_fill_(dead, 0)
 
