@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -26,3 +28,11 @@ class Frame:
     index: int
     stream_id: str
     discontinuity: bool = False
+
+
+def host_image(image: object) -> np.ndarray:
+    """A frame's RGB pixels in host memory: a frame decoded to the GPU is copied back, for what
+    only runs on the host (the instrument classifier's tip crops)."""
+    if isinstance(image, np.ndarray):
+        return image
+    return np.asarray(image.cpu().numpy())  # type: ignore[attr-defined]

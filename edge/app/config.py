@@ -210,6 +210,12 @@ class ModelConfig(_BackendChoice):
     package: Path
     rate_hz: float | None = Field(default=None, gt=0)
     port: PortConfig = PortConfig(capacity=1)
+    instruments: Literal["auto", "masks", "recognizer"] = Field(
+        default="auto",
+        description="what names the instruments of the recognizer's results: the segmenter's "
+        "masks named by the segmentation section's classifier (masks), the recognizer's own "
+        "head (recognizer), or masks whenever that classifier is configured (auto)",
+    )
 
 
 class SegmentationConfig(_BackendChoice):
@@ -543,6 +549,23 @@ class EdgeConfig(_Section):
             if unknown:
                 raise ValueError(f"server: a hand-off names stream {unknown[0]!r}, not run here")
         return self
+
+    @model_validator(mode="after")
+    def _mask_instruments_have_what_they_need(self) -> EdgeConfig:
+        wanted = self.model is not None and self.model.instruments == "masks"
+        if wanted and (self.segmentation is None or self.segmentation.classifier is None):
+            raise ValueError(
+                "model: instruments: masks needs a segmentation section with a classifier "
+                "(the segmenter finds the instruments, the classifier names them)"
+            )
+        return self
+
+    @property
+    def mask_instruments(self) -> bool:
+        """Whether the recognizer's instruments come from segmenter masks."""
+        if self.model is None or self.model.instruments == "recognizer":
+            return False
+        return self.segmentation is not None and self.segmentation.classifier is not None
 
     @model_validator(mode="after")
     def _privacy_has_what_it_needs(self) -> EdgeConfig:

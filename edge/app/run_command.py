@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--segmentation-rate", type=float, metavar="HZ", help="frames per second to segment"
     )
     parser.add_argument(
+        "--instruments",
+        choices=("auto", "masks", "recognizer"),
+        help="what names the instruments of the results: segmenter masks named by --classifier, "
+        "or the recognizer's own head (default auto: masks when there is a classifier)",
+    )
+    parser.add_argument(
         "--videotext",
         type=Path,
         metavar="PKG",
@@ -159,6 +165,10 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
             source["realtime"] = True
     if args.model is not None:
         data["model"] = {**data.get("model", {}), "package": args.model}
+    if args.instruments is not None:
+        if "model" not in data:
+            raise OrstreamError("--instruments needs --model PKG")
+        data["model"]["instruments"] = args.instruments
     if args.segmenter is not None:
         data["segmentation"] = {**data.get("segmentation", {}), "package": args.segmenter}
     if args.videotext is not None:

@@ -14,7 +14,7 @@ from orstream.labels import OUT_OF_PATIENT
 from orstream.package.loading import ModelPackage
 from orstream.pitvis.instrument_slots import named_slots
 from orstream.results import FrameResult, InstrumentResult, StepResult
-from orstream.streams.frame import Frame
+from orstream.streams.frame import Frame, host_image
 
 
 class WorkflowModel:
@@ -68,7 +68,7 @@ class WorkflowModel:
         else:
             if frame.discontinuity:
                 self.instruments.forget(frame.stream_id)
-            named = self.instruments.present(np.asarray(frame.image), frame.stream_id)
+            named = self.instruments.present(host_image(frame.image), frame.stream_id)
             if prediction.step == OUT_OF_PATIENT:
                 named = {}
             present = tuple(sorted(named.items(), key=lambda item: (-item[1], item[0])))

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from orstream.edge.graph.meters import StageMeter
 from orstream.edge.graph.operator import Operator, OperatorSpec, Received
 from orstream.edge.models.frame_prompter import FramePrompter
@@ -22,15 +20,7 @@ from orstream.edge.models.segmenter_model import ImageEmbedding
 from orstream.edge.operators.model_status import model_statuses
 from orstream.results import FrameResult, SegmentationResult
 from orstream.status import ModelStatus
-from orstream.streams.frame import Frame
-
-
-def host_image(image: object) -> np.ndarray:
-    """A frame's RGB pixels in host memory (a frame decoded to the GPU is copied back once, for
-    the few tip crops the classifier needs)."""
-    if isinstance(image, np.ndarray):
-        return image
-    return np.asarray(image.cpu().numpy())  # type: ignore[attr-defined]
+from orstream.streams.frame import Frame, host_image
 
 
 class SegmentationOp(Operator):

@@ -405,3 +405,45 @@ def test_a_video_text_model_adds_zero_shot_steps_and_searchable_clips(
     assert answer.stream_id == "case" and answer.searched == SECONDS
     assert [r.index for r in zeroshot] == sorted(r.index for r in zeroshot)
     assert {m.index for m in answer.moments} <= {r.index for r in zeroshot}
+
+
+def test_the_recognizer_names_instruments_with_the_live_masks_models(
+    phantom_mp4: Path, random_workflow_package: Path
+) -> None:
+    from orstream.edge.models.shipped import SHIPPED_CLASSIFIER, SHIPPED_SEGMENTER
+
+    hub = ResultHub()
+    subscription = hub.subscribe()
+    config = parse_config(
+        {
+            "source": {"uri": str(phantom_mp4), "stream_id": "case"},
+            "model": {"package": str(random_workflow_package), "rate_hz": 1},
+            "segmentation": {
+                "package": str(SHIPPED_SEGMENTER),
+                "classifier": str(SHIPPED_CLASSIFIER),
+                "rate_hz": 1,
+            },
+        },
+        "test",
+    )
+    app = EdgeApp(config, hub)
+    assert app.workflow is not None and app.segmentation is not None
+    instruments = app.workflow.model.instruments
+    assert instruments is not None
+    # One loaded segmenter and classifier serve the live masks and the recognizer's instruments.
+    assert instruments.masks.model is app.segmentation.live_masks.model
+    assert instruments.masks.classifier is app.segmentation.live_masks.classifier
+    app.run()
+    hub.close()
+    results = []
+    while (result := subscription.get(timeout_s=0)) is not None:
+        results.append(result)
+    recognized = [r for r in results if r.step is not None]
+    assert len(recognized) == SECONDS
+    assert all(len(r.models) == 2 and r.models[1] == instruments.label for r in recognized)
+    # The random recognizer's head would name instruments at random; these come from masks.
+    assert all(r.instruments is not None for r in recognized)
+    for result in recognized:
+        assert result.instruments is not None
+        named = [code for code in result.instruments.slots if code > 0]
+        assert named == [code for code, _ in result.instruments.present][:2]

@@ -72,6 +72,13 @@ def test_the_display_section_gives_the_sink_its_settings(tmp_path: Path) -> None
         ("source: {uri: a.mp4}\ndisplay: {fullscreen: true}\n", "need enabled: true"),
         ("source: {uri: a.mp4}\ndisplay: {enabled: true, monitor: -1}\n", "display.monitor"),
         ("source: {uri: a.mp4}\ndisplay: {enabled: true, screen: 1}\n", "display.screen"),
+        ("source: {uri: a.mp4}\nmodel: {package: p, instruments: masks}\n", "with a classifier"),
+        (
+            "source: {uri: a.mp4}\nmodel: {package: p, instruments: masks}\n"
+            "segmentation: {package: s}\n",
+            "with a classifier",
+        ),
+        ("source: {uri: a.mp4}\nmodel: {package: p, instruments: head}\n", "model.instruments"),
     ],
 )
 def test_bad_configs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -150,3 +157,22 @@ def test_recording_rotation_is_checked() -> None:
         parse_config(
             {"source": {"uri": "a.mp4"}, "record": {"path": "or.mp4", "max_files": 0}}, "t"
         )
+
+
+@pytest.mark.parametrize(
+    ("model", "segmentation", "by_masks"),
+    [
+        ({}, {"package": "s", "classifier": "c"}, True),
+        ({}, {"package": "s"}, False),
+        ({}, None, False),
+        ({"instruments": "recognizer"}, {"package": "s", "classifier": "c"}, False),
+        ({"instruments": "masks"}, {"package": "s", "classifier": "c"}, True),
+    ],
+)
+def test_instruments_come_from_masks_when_a_classifier_names_them(
+    model: dict, segmentation: dict | None, by_masks: bool
+) -> None:
+    data: dict = {"source": {"uri": "a.mp4"}, "model": {"package": "p", **model}}
+    if segmentation is not None:
+        data["segmentation"] = segmentation
+    assert parse_config(data, "test").mask_instruments is by_masks

@@ -162,6 +162,13 @@ def test_segmentation_options_are_checked(
         *("--classifier", random_workflow_package),
     )
     _assert_one_clear_error(result, "is not an instrument classifier")
+    result = _edge_run(project_root, "--source", small_mp4, "--instruments", "masks")
+    _assert_one_clear_error(result, "--instruments needs --model")
+    result = _edge_run(
+        project_root,
+        *("--source", small_mp4, "--model", random_workflow_package, "--instruments", "masks"),
+    )
+    _assert_one_clear_error(result, "instruments: masks needs a segmentation section")
 
 
 def test_several_streams_run_side_by_side_with_their_own_files(
