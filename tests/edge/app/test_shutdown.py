@@ -32,12 +32,21 @@ def test_sigterm_drains_the_run_and_exits_0_in_time(
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6)  # loading, then a few seconds of the live phantom
+    # The first progress line comes a few seconds into the run, after the stop signals are
+    # handled: loading alone can take longer than that on a busy machine.
+    lines: list[str] = []
+    running = threading.Event()
+    reader = threading.Thread(target=_read_lines, args=(process, lines, running), daemon=True)
+    reader.start()
+    assert running.wait(120), "".join(lines)[-2000:]
     assert process.poll() is None
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=30)
+    process.wait(timeout=30)
     took = time.monotonic() - sent
+    reader.join(10)
+    assert process.stdout is not None
+    stdout, stderr = process.stdout.read(), "".join(lines)
     assert process.returncode == 0, stderr[-2000:]
     assert took < 5.0
     assert "stopped by SIGTERM: drained" in stderr and "Traceback" not in stderr
@@ -46,6 +55,15 @@ def test_sigterm_drains_the_run_and_exits_0_in_time(
     assert frames >= 12
     rows = (results / "steps" / "video_01.csv").read_text().splitlines()
     assert len(rows) >= 2  # header + a row per second inferred
+
+
+def _read_lines(process: subprocess.Popen, lines: list[str], running: threading.Event) -> None:
+    """Collect a process's stderr; set ``running`` at its first progress line."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+        if " frames in, " in line:
+            running.set()
 
 
 def test_a_second_signal_exits_at_once() -> None:
