@@ -4,8 +4,9 @@ with tile progress and partial results; bad and blank slides have clear outcomes
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,9 +15,11 @@ from slide_phantoms import write_blank_slide
 
 from orstream.client.server_client import ServerClient
 from orstream.errors import OrstreamError
-from orstream.jobs import Job, PartialResult
+from orstream.jobs import Job, JobInput, PartialResult
 from orstream.server.job_server import JobServer, ServerSettings
+from orstream.server.kinds.job_kind import JobContext, JobStopped
 from orstream.server.kinds.registry import default_kinds
+from orstream.server.kinds.wsi import WsiKind
 from orstream.slides.phantom.dataset_writer import write_slide_dataset
 
 
@@ -92,3 +95,43 @@ def test_a_damaged_slide_fails_its_job_in_one_line_naming_the_upload(
         assert final.error.startswith(f"{name}: ") and "\n" not in final.error
         assert str(tmp_path) not in final.error and "store" not in final.error
     assert outcomes[0].error == "notes.svs: not a slide format OpenSlide reads"
+
+
+class StopAtFirstReport:
+    """Job reports that cancel the run at its first report (as CancelJob does from another
+    thread)."""
+
+    def __init__(self) -> None:
+        self.context: JobContext | None = None
+        self.messages: list[str] = []
+        self.partials: list[Mapping[str, Any]] = []
+
+    def report_progress(self, job_id: str, attempt: int, progress: float, message: str) -> bool:
+        self.messages.append(message)
+        if self.context is not None:
+            self.context.stop("cancelled")
+        return True
+
+    def add_partial(self, job_id: str, attempt: int, value: Mapping[str, Any]) -> bool:
+        self.partials.append(value)
+        return True
+
+
+def test_a_cancelled_wsi_run_stops_at_its_next_report(slides: Path) -> None:
+    slide = slides / "phantom" / "slides" / "slide_001.tiff"
+    job = Job(
+        id="j1",
+        kind="wsi",
+        idempotency_key="k",
+        inputs=(JobInput("slide_001.tiff", slide.stat().st_size, uploaded=False, path=str(slide)),),
+        params={},
+        state="running",
+        attempts=1,
+    )
+    reports = StopAtFirstReport()
+    context = JobContext(job, {"slide_001.tiff": slide}, reports)
+    reports.context = context
+    with pytest.raises(JobStopped, match="cancelled"):
+        WsiKind().run(context)
+    # It stopped at the tile report that follows, before reading any tile.
+    assert reports.messages == ["finding tissue"] and reports.partials == []
