@@ -58,3 +58,11 @@ def test_wheel_holds_every_module(project_root: Path, tmp_path: Path) -> None:
     assert "orstream/edge/packages/imis_segmenter/text_prompts.npy" in shipped
     assert shipped - names == set()
     assert "orstream/training/configs/workflow_phantom.yaml" in names
+    slide = project_root / "orstream" / "slides" / "packages"
+    slide_files = {
+        "orstream/slides/packages/" + path.relative_to(slide).as_posix()
+        for path in slide.rglob("*")
+        if path.is_file()
+    }
+    assert "orstream/slides/packages/slide_mil/slide_encoder.onnx" in slide_files
+    assert slide_files - names == set()
