@@ -10,6 +10,11 @@ The gather is differentiable: its backward sums, on each rank, the gradients tha
 (identical) loss sends to that rank's share, i.e. ``world_size`` times the loss's gradient with
 respect to it. DDP then averages the parameter gradients over the ranks, which leaves exactly
 the global batch's gradient, as one process computes it.
+
+A loss over only some rows of a batch (tumour tiles, a slide's valid tiles), or over the rows of
+a last batch that the ranks share unevenly, is a mean over a count that differs between ranks'
+shares; :func:`masked_mean_share` scales each rank's part so that DDP's average over ranks is
+the global batch's mean over those rows.
 """
 
 from __future__ import annotations
@@ -52,3 +57,20 @@ def gather_global_batch(tensor: Tensor) -> Tensor:
         dist.all_gather(parts, padded.contiguous())
     gathered = torch.cat([part[:count] for part, count in zip(parts, counts, strict=True)])
     return gathered.bool() if is_bool else gathered
+
+
+def masked_mean_share(values: Tensor, mask: Tensor | None = None) -> Tensor:
+    """This rank's part of the mean of ``values`` over the rows ``mask`` selects (None: every
+    row) in the whole global batch: its selected sum over the global count, times
+    ``world_size``. Averaged over the ranks (DDP's gradients, ``sync_dist``'s logged values) it
+    is that mean; it is 0, still in the graph, where no rank selects a row, so every rank's
+    parameters get a gradient. Outside a process group, the mean over ``mask`` (0 where it is
+    empty).
+    """
+    weights = torch.ones_like(values) if mask is None else mask.to(values.dtype)
+    count = weights.sum().detach()
+    scale = 1.0
+    if in_process_group():
+        dist.all_reduce(count)
+        scale = float(dist.get_world_size())
+    return (values * weights).sum() * scale / count.clamp(min=1)

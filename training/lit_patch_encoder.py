@@ -8,6 +8,12 @@ pattern is what tells the slide subtypes apart, so the features carry what the s
 needs. Validation logs ``val_tile_accuracy`` over every tile of the held-out slides (the
 checkpoint monitor), ``val_tumour_recall`` (tumour tiles called tumour; missed tumour is the
 failure that matters on a heatmap) and ``val_pattern_accuracy`` over their tumour tiles.
+
+Under DDP each loss is the mean over the global batch's tiles or its tumour tiles
+(:func:`~orstream.training.distributed_gather.masked_mean_share`: ranks' shares hold different
+numbers of tumour tiles, and a short last batch is shared unevenly), the logged training loss
+is the global batch's, and validation gathers every rank's tiles
+(:mod:`orstream.training.distributed_metrics`), each held-out tile once.
 """
 
 from __future__ import annotations
@@ -19,8 +25,14 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from orstream.slides.phantom.tissue_classes import TissueClass
+from orstream.training.distributed_gather import masked_mean_share
+from orstream.training.distributed_metrics import gather_unique
 from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
+
+Batch = tuple[Tensor, Tensor, Tensor, Tensor]
+"""(tiles, tissue classes, growth patterns, tile indices): see
+:class:`~orstream.training.patch_datamodule.TileDataset`."""
 
 
 class LitPatchEncoder(RecordedModule):
@@ -47,7 +59,8 @@ class LitPatchEncoder(RecordedModule):
         self.save_hyperparameters()
         self.model = create_model(model_name, **(model_kwargs or {}))
         self.example_input_array = torch.zeros(2, 3, self.tile, self.tile)
-        self._val: list[Tensor] = []  # [predicted class, class, predicted pattern, pattern] rows
+        # (tile indices, [predicted class, class, predicted pattern, pattern] rows)
+        self._val: list[tuple[Tensor, Tensor]] = []
         self.val_metrics: dict[str, float] = {}
 
     @property
@@ -59,25 +72,27 @@ class LitPatchEncoder(RecordedModule):
         features, classes, patterns = self.model(tiles)
         return features, classes, patterns
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_index: int) -> Tensor:
-        tiles, classes, patterns = batch
+    def training_step(self, batch: Batch, batch_index: int) -> Tensor:
+        tiles, classes, patterns, _ = batch
         _, class_logits, pattern_logits = self(tiles)
-        loss = F.cross_entropy(class_logits, classes)
-        tumour = patterns >= 0
-        if tumour.any():  # a batch without tumour tiles has no pattern to learn
-            pattern_loss = F.cross_entropy(pattern_logits[tumour], patterns[tumour])
-            loss = loss + self.hparams["pattern_weight"] * pattern_loss
-        self.log("train_loss", loss, prog_bar=True)
+        loss = masked_mean_share(F.cross_entropy(class_logits, classes, reduction="none"))
+        # Tiles that are not tumour have no pattern to learn (a batch may have none).
+        pattern = F.cross_entropy(pattern_logits, patterns.clamp(min=0), reduction="none")
+        loss = loss + self.hparams["pattern_weight"] * masked_mean_share(pattern, patterns >= 0)
+        # sync_dist: under DDP the logged loss is that of the global batch, not rank 0's part.
+        self.log("train_loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_index: int) -> None:
-        tiles, classes, patterns = batch
+    def validation_step(self, batch: Batch, batch_index: int) -> None:
+        tiles, classes, patterns, indices = batch
         _, class_logits, pattern_logits = self(tiles)
         rows = [class_logits.argmax(1), classes, pattern_logits.argmax(1), patterns]
-        self._val.append(torch.stack(rows, 1).cpu())
+        self._val.append((indices.cpu(), torch.stack(rows, 1).cpu()))
 
     def on_validation_epoch_end(self) -> None:
-        rows = torch.cat(self._val)
+        _, rows = gather_unique(
+            torch.cat([i for i, _ in self._val]), torch.cat([r for _, r in self._val]), self.device
+        )
         self._val.clear()
         predicted, classes, predicted_pattern, patterns = rows.unbind(1)
         metrics = {"val_tile_accuracy": (predicted == classes).float().mean()}
@@ -87,7 +102,8 @@ class LitPatchEncoder(RecordedModule):
             right = predicted_pattern[tumour] == patterns[tumour]
             metrics["val_pattern_accuracy"] = right.float().mean()
         for name, value in metrics.items():
-            self.log(name, value, prog_bar=True)
+            # Every rank holds the same value: sync_dist's mean leaves it as it is.
+            self.log(name, value, prog_bar=True, sync_dist=True)
         self.val_metrics = {name: float(value) for name, value in metrics.items()}
 
     def configure_optimizers(self) -> Any:

@@ -12,6 +12,12 @@ Validation over the held-out slides logs ``val_slide_accuracy`` (subtype), ``val
 against the mask) and ``val_score``, their summary and the checkpoint monitor: the mean of slide
 accuracy, tile accuracy and 1 - fraction MAE (a handful of held-out slides ties slide accuracy
 too often for it to pick a checkpoint alone).
+
+Under DDP each loss is the mean over the global batch's slides or their valid tiles
+(:func:`~orstream.training.distributed_gather.masked_mean_share`: ranks' slides hold different
+numbers of tiles, and a short last batch is shared unevenly), the logged training loss is the
+global batch's, and validation gathers every rank's slides
+(:mod:`orstream.training.distributed_metrics`), each held-out slide once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from orstream.training.distributed_gather import masked_mean_share
+from orstream.training.distributed_metrics import gather_unique
 from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 from orstream.training.slide_feature_datamodule import SlideBatch
@@ -56,8 +64,8 @@ class LitSlideEncoder(RecordedModule):
             torch.zeros(2, 8, self.feature_dim),
             torch.ones(2, 8, dtype=torch.bool),
         )
-        self._val: list[Tensor] = []  # per slide: subtype right, tumour right, |fraction error|
-        self._val_tiles: list[Tensor] = []  # per tile: tumour score right
+        # Per slide: (index, [subtype right, tumour right, |fraction error|, tiles right, tiles]).
+        self._val: list[tuple[Tensor, Tensor]] = []
         self.val_metrics: dict[str, float] = {}
 
     @property
@@ -71,41 +79,43 @@ class LitSlideEncoder(RecordedModule):
 
     def training_step(self, batch: SlideBatch, batch_index: int) -> Tensor:
         out = self(batch["features"], batch["valid"])
-        valid = batch["valid"]
-        loss = (
-            F.cross_entropy(out["subtype"], batch["subtype"])
-            + self.hparams["fraction_weight"] * (out["fraction"] - batch["fraction"]).abs().mean()
-            + self.hparams["tile_weight"]
-            * F.binary_cross_entropy_with_logits(
-                out["tile_logits"][valid], batch["tile_tumour"][valid]
-            )
+        tiles = F.binary_cross_entropy_with_logits(
+            out["tile_logits"], batch["tile_tumour"], reduction="none"
         )
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(valid))
+        subtype = F.cross_entropy(out["subtype"], batch["subtype"], reduction="none")
+        fraction = (out["fraction"] - batch["fraction"]).abs()
+        loss = (
+            masked_mean_share(subtype)
+            + self.hparams["fraction_weight"] * masked_mean_share(fraction)
+            + self.hparams["tile_weight"] * masked_mean_share(tiles, batch["valid"])
+        )
+        # sync_dist: under DDP the logged loss is that of the global batch, not rank 0's part.
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(tiles), sync_dist=True)
         return loss
 
     def validation_step(self, batch: SlideBatch, batch_index: int) -> None:
         out = self(batch["features"], batch["valid"])
         predicted = out["subtype"].argmax(1)
         truth = batch["subtype"]
-        self._val.append(
-            torch.stack(
-                [
-                    (predicted == truth).float(),
-                    ((predicted > 0) == (truth > 0)).float(),
-                    (out["fraction"] - batch["fraction"]).abs(),
-                ],
-                1,
-            ).cpu()
-        )
         valid = batch["valid"]
-        called = out["tile_logits"][valid] > 0
-        self._val_tiles.append((called == (batch["tile_tumour"][valid] > 0.5)).float().cpu())
+        called = out["tile_logits"] > 0
+        tiles_right = ((called == (batch["tile_tumour"] > 0.5)) & valid).sum(1)
+        rows = [
+            (predicted == truth).float(),
+            ((predicted > 0) == (truth > 0)).float(),
+            (out["fraction"] - batch["fraction"]).abs(),
+            tiles_right.float(),
+            valid.sum(1).float(),
+        ]
+        self._val.append((batch["index"].cpu(), torch.stack(rows, 1).cpu()))
 
     def on_validation_epoch_end(self) -> None:
-        slides = torch.cat(self._val).mean(0)
-        tiles = torch.cat(self._val_tiles).mean()
+        _, rows = gather_unique(
+            torch.cat([i for i, _ in self._val]), torch.cat([r for _, r in self._val]), self.device
+        )
         self._val.clear()
-        self._val_tiles.clear()
+        slides = rows[:, :3].mean(0)
+        tiles = rows[:, 3].sum() / rows[:, 4].sum()  # over every tile of the held-out slides
         metrics = {
             "val_slide_accuracy": slides[0],
             "val_tumor_accuracy": slides[1],
@@ -114,7 +124,8 @@ class LitSlideEncoder(RecordedModule):
             "val_score": (slides[0] + tiles + 1 - slides[2]) / 3,
         }
         for name, value in metrics.items():
-            self.log(name, value, prog_bar=name != "val_tumor_accuracy")
+            # Every rank holds the same value: sync_dist's mean leaves it as it is.
+            self.log(name, value, prog_bar=name != "val_tumor_accuracy", sync_dist=True)
         self.val_metrics = {name: float(value) for name, value in metrics.items()}
 
     def configure_optimizers(self) -> Any:

@@ -5,6 +5,10 @@ once, then from the on-disk cache). Training draws ``samples_per_epoch`` tiles o
 slides each epoch, turned by a random multiple of 90 degrees and flipped (a slide has no up);
 validation encodes every tile of the held-out slides. A tumour tile's growth pattern is its
 slide's subtype.
+
+Under DDP every rank takes its share of the same global training batches
+(:mod:`orstream.training.distributed_batches`); validation, which Lightning shares out, counts
+every held-out tile once by its index.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
 from orstream.slides.phantom.tissue_classes import TissueClass
+from orstream.training.distributed_batches import ShuffledSamples, replicas_of, seed_of_run
 from orstream.training.slide_tiles import (
     SlideLabel,
     Tiling,
@@ -40,9 +45,12 @@ def normalise_tiles(pixels: np.ndarray) -> Tensor:
     return (tiles - mean) / std
 
 
-class TileDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):
+Item = tuple[Tensor, Tensor, Tensor, Tensor]
+
+
+class TileDataset(Dataset[Item]):
     """(tile [3, S, S] normalised, tissue class, growth pattern: 0 glandular, 1 solid, -1 for
-    tiles that are not tumour); turned and flipped at random in training."""
+    tiles that are not tumour, index); turned and flipped at random in training."""
 
     def __init__(
         self, pixels: np.ndarray, classes: np.ndarray, patterns: np.ndarray, train: bool
@@ -55,13 +63,13 @@ class TileDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):
     def __len__(self) -> int:
         return len(self.pixels)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+    def __getitem__(self, index: int) -> Item:
         tile = normalise_tiles(self.pixels[index : index + 1])[0]
         if self.train:
             tile = torch.rot90(tile, int(torch.randint(4, ())), (1, 2))
             if torch.rand(()) < 0.5:
                 tile = tile.flip(2)
-        return tile, self.classes[index], self.patterns[index]
+        return tile, self.classes[index], self.patterns[index], torch.tensor(index)
 
 
 class PatchDataModule(L.LightningDataModule):
@@ -73,8 +81,9 @@ class PatchDataModule(L.LightningDataModule):
         mpp: target µm per pixel of the tiles.
         min_tissue: least tissue share of a kept tile.
         val_every: every n-th slide is held out for validation.
-        batch_size: tiles per step.
-        samples_per_epoch: training tiles drawn per epoch (0: all of them).
+        batch_size: tiles per step and rank.
+        samples_per_epoch: training tiles drawn per epoch over all ranks (0: all of them).
+        augment: turn and flip training tiles at random.
     """
 
     def __init__(
@@ -87,6 +96,7 @@ class PatchDataModule(L.LightningDataModule):
         batch_size: int = 64,
         samples_per_epoch: int = 2048,
         num_workers: int = 0,
+        augment: bool = True,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -95,6 +105,7 @@ class PatchDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.samples_per_epoch = samples_per_epoch
         self.num_workers = num_workers
+        self.augment = augment
         self.train_set: TileDataset | None = None
         self.val_set: TileDataset | None = None
         self.val_slides: list[str] = []
@@ -116,7 +127,7 @@ class PatchDataModule(L.LightningDataModule):
             raise OrstreamError(f"{self.root}: dataset root not found")
         train, held = split_slides(read_labels(self.root), self.val_every)
         self.val_slides = [label.slide for label in held]
-        self.train_set = self._tiles(train, train=True)
+        self.train_set = self._tiles(train, train=self.augment)
         self.val_set = self._tiles(held, train=False)
 
     def _tiles(self, labels: list[SlideLabel], train: bool) -> TileDataset:
@@ -130,18 +141,26 @@ class PatchDataModule(L.LightningDataModule):
         patterns = np.where(classes == TissueClass.TUMOUR, subtypes - 1, -1)
         return TileDataset(pixels, classes, patterns, train)
 
-    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor, Tensor]]:
+    def train_dataloader(self) -> DataLoader[Item]:
         assert self.train_set is not None
         count = self.samples_per_epoch or len(self.train_set)
-        sampler = RandomSampler(self.train_set, num_samples=min(count, len(self.train_set)))
+        num_replicas, rank = replicas_of(self.trainer)
+        sampler = ShuffledSamples(
+            len(self.train_set),
+            self.batch_size,
+            num_samples=min(count, len(self.train_set)),
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=seed_of_run(),
+            drop_last=True,
+        )
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
-            drop_last=len(self.train_set) > self.batch_size,
         )
 
-    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor, Tensor]]:
+    def val_dataloader(self) -> DataLoader[Item]:
         assert self.val_set is not None
         return DataLoader(self.val_set, batch_size=256, num_workers=self.num_workers)

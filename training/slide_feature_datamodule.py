@@ -8,11 +8,17 @@ a slide are computed once and cached beside its tiles
 trains on small float arrays without touching a TIFF or a CNN. A batch is several slides,
 padded to the longest with a validity mask; in training each slide keeps a random
 ``tile_keep`` share of its tiles (a bag seen whole only at validation, as MIL training does).
+
+Under DDP every rank takes its share of the same global training batches
+(:mod:`orstream.training.distributed_batches`), and each process writes a missing cache file
+under a name of its own before moving it into place, so ranks that encode the same slide at
+once leave one whole file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
 from orstream.slides.phantom.tissue_classes import TissueClass
+from orstream.training.distributed_batches import ShuffledSamples, replicas_of, seed_of_run
 from orstream.training.patch_datamodule import normalise_tiles
 from orstream.training.registry import create_model
 from orstream.training.slide_tiles import (
@@ -103,7 +110,7 @@ class SlideFeatureDataModule(L.LightningDataModule):
         patch_checkpoint: the patch encoder's checkpoint (``orstream train patch``).
         feature_dim: width of the features (linked from the model; must match the encoder).
         val_every: every n-th slide is held out for validation.
-        batch_size: slides per step.
+        batch_size: slides per step and rank.
         tile_keep: share of a slide's tiles kept per training step.
     """
 
@@ -190,7 +197,7 @@ class SlideFeatureDataModule(L.LightningDataModule):
                     for start in range(0, len(tiles.pixels), 256)
                 ]
             folder.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_suffix(".partial.npz")
+            partial = cache.with_suffix(f".{os.getpid()}.partial.npz")
             np.savez(
                 partial,
                 features=torch.cat(features).numpy()
@@ -206,8 +213,16 @@ class SlideFeatureDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[SlideBatch]:
         assert self.train_set is not None
+        num_replicas, rank = replicas_of(self.trainer)
+        sampler = ShuffledSamples(
+            len(self.train_set),
+            self.batch_size,
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=seed_of_run(),
+        )
         return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=True, collate_fn=pad_slides
+            self.train_set, batch_size=self.batch_size, sampler=sampler, collate_fn=pad_slides
         )
 
     def val_dataloader(self) -> DataLoader[SlideBatch]:

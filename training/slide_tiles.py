@@ -12,6 +12,7 @@ on every later epoch and run.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +86,11 @@ def load_slide_tiles(root: Path, label: SlideLabel, tiling: Tiling) -> SlideTile
     if not cache.is_file():
         pixels, classes, corners = _read_tiles(root, label.slide, tiling)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
+        # A name of this process's own: DDP ranks that read the same slide at once each move
+        # a whole file into place, and an interrupted run never leaves a truncated cache.
+        partial = cache.with_suffix(f".{os.getpid()}.partial.npz")
         np.savez(partial, pixels=pixels, classes=classes, corners=corners)
-        partial.replace(cache)  # an interrupted run never leaves a truncated cache
+        partial.replace(cache)
     with np.load(cache) as saved:
         return SlideTiles(label, saved["pixels"], saved["classes"], saved["corners"])
 
