@@ -29,11 +29,11 @@ held-out frames, the one nearest to a frame's text embedding is its own (a cosin
 targets' mean scores well without telling narrations apart; this does not).
 
 Under DDP the losses are means over each rank's equal share, which DDP's averaged gradients
-turn into the global batch's (the text loss's too while every frame has a narration, as every
-frame of a narrated clip has); the logged training values are synced to the global batch's,
-code restarts see the global batch (:mod:`orstream.training.models.tokenizer`), and validation
-gathers every rank's per-frame results (:mod:`orstream.training.distributed_metrics`), each
-held-out frame once.
+turn into the global batch's (the text loss weighs each rank's part by the frames with a
+narration it holds: :func:`~orstream.training.distributed_gather.masked_mean_share`); the
+logged training values are synced to the global batch's, code restarts see the global batch
+(:mod:`orstream.training.models.tokenizer`), and validation gathers every rank's per-frame
+results (:mod:`orstream.training.distributed_metrics`), each held-out frame once.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from orstream.errors import OrstreamError
+from orstream.training.distributed_gather import masked_mean_share
 from orstream.training.distributed_metrics import gather_unique
 from orstream.training.models.tokenizer import VisualTokenizer
 from orstream.training.recorded_module import RecordedModule
@@ -206,9 +207,11 @@ class LitTokenizer(RecordedModule):
                 visual = self.model.visual_embedding(out.quantized)
                 parts["visual"] = cosine_loss(visual, target_pooled)
                 weights["visual"] = hp["visual_weight"]
-        if self.with_text and hp["text_weight"] and bool(has_text.any()):
-            text = self.model.text_embedding(out.quantized[has_text])
-            parts["text"] = cosine_loss(text, texts[has_text])
+        if self.with_text and hp["text_weight"]:
+            # Over the frames with a narration, in the whole global batch (0 where none has).
+            text = self.model.text_embedding(out.quantized)
+            distance = 1 - F.cosine_similarity(text, texts, dim=1)
+            parts["text"] = masked_mean_share(distance, has_text)
             weights["text"] = hp["text_weight"]
         loss = sum((weights[name] * value for name, value in parts.items()), images.new_zeros(()))
         # sync_dist: under DDP the logged values are the global batch's, not rank 0's part.
