@@ -20,6 +20,8 @@ from orstream.slides.phantom.tissue_classes import SUBTYPES, TissueClass
 
 MASK_DOWNSAMPLE = 32
 """Level-0 pixels per region-mask pixel on each axis."""
+MASK_BAND = 256
+"""Rows of cells the region mask is computed from at a time."""
 
 FIELD_NAMES = ("tissue", "tumour", "fat", "cos2", "sin2")
 """Channels of :attr:`SlidePlan.fields`: the three region fields and the stroma fibre
@@ -62,8 +64,11 @@ class SlidePlan:
         return np.where(tissue > 0, inside, np.uint8(TissueClass.BACKGROUND))
 
     def region_mask(self) -> np.ndarray:
-        """The region mask: one :class:`TissueClass` value per coarse cell."""
-        return self.classes(self.fields)
+        """The region mask: one :class:`TissueClass` value per coarse cell (computed in bands
+        of rows, so its scratch arrays stay small at any slide size)."""
+        rows = len(self.fields)
+        bands = [self.classes(self.fields[y : y + MASK_BAND]) for y in range(0, rows, MASK_BAND)]
+        return np.concatenate(bands)
 
 
 def plan_slide(name: str, size: int, mpp: float, subtype: str, seed: int) -> SlidePlan:
@@ -86,7 +91,12 @@ def plan_slide(name: str, size: int, mpp: float, subtype: str, seed: int) -> Sli
             necrosis_share = share * rng.uniform(0.1, 0.3)
             necrosis_threshold = float(np.quantile(tumour[inside], 1 - necrosis_share))
     fat_threshold = float(np.quantile(fat[inside], 1 - rng.uniform(0.0, 0.2)))
-    fields = np.stack([tissue, tumour, fat, np.cos(2 * angle), np.sin(2 * angle)], axis=-1)
+    # Filled channel by channel: stacking, then converting, held two more copies of it.
+    fields = np.empty((*shape, 5), np.float32)
+    for channel, values in enumerate((tissue, tumour, fat)):
+        fields[..., channel] = values
+    fields[..., 3] = np.cos(2 * angle)
+    fields[..., 4] = np.sin(2 * angle)
     return SlidePlan(
         name=name,
         width=size,
@@ -95,7 +105,7 @@ def plan_slide(name: str, size: int, mpp: float, subtype: str, seed: int) -> Sli
         subtype=subtype,
         seed=int(rng.integers(2**31)),
         stain=draw_stain(rng),
-        fields=fields.astype(np.float32),
+        fields=fields,
         tumour_threshold=tumour_threshold,
         necrosis_threshold=necrosis_threshold,
         fat_threshold=fat_threshold,
@@ -104,15 +114,21 @@ def plan_slide(name: str, size: int, mpp: float, subtype: str, seed: int) -> Sli
 
 def _tissue_field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Positive on tissue: one to three elliptical islands with ragged, noisy edges."""
-    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]] / np.array(shape).reshape(2, 1, 1)
-    envelope = np.full(shape, -1.0, np.float32)
-    for _ in range(int(rng.integers(1, 4))):
-        cy, cx = rng.uniform(0.3, 0.7, size=2)
-        ry, rx = rng.uniform(0.1, 0.2, size=2)
-        theta = rng.uniform(0, np.pi)
-        dy, dx = ys - cy, xs - cx
-        u = (dx * np.cos(theta) + dy * np.sin(theta)) / rx
-        v = (-dx * np.sin(theta) + dy * np.cos(theta)) / ry
-        envelope = np.maximum(envelope, 1 - (u**2 + v**2))
+    islands = [
+        (*rng.uniform(0.3, 0.7, size=2), *rng.uniform(0.1, 0.2, size=2), rng.uniform(0, np.pi))
+        for _ in range(int(rng.integers(1, 4)))
+    ]
+    xs = (np.arange(shape[1]) / shape[1])[None, :]
+    envelope = np.empty(shape, np.float64)
+    # In bands of rows: the float64 planes of each island stay small at any slide size.
+    for y in range(0, shape[0], MASK_BAND):
+        ys = (np.arange(y, min(y + MASK_BAND, shape[0])) / shape[0])[:, None]
+        band = np.full((len(ys), shape[1]), -1.0, np.float32)
+        for cy, cx, ry, rx, theta in islands:
+            dy, dx = ys - cy, xs - cx
+            u = (dx * np.cos(theta) + dy * np.sin(theta)) / rx
+            v = (-dx * np.sin(theta) + dy * np.cos(theta)) / ry
+            band = np.maximum(band, 1 - (u**2 + v**2))
+        envelope[y : y + len(ys)] = band
     ragged = smooth_field(rng, shape, shape[0] / 25)
     return (envelope + 0.12 * ragged).astype(np.float32)
