@@ -126,6 +126,15 @@ class SegmentationResult:
 
     masks: tuple[SegmentMask, ...]
 
+    def instruments(self) -> dict[int, float]:
+        """Instrument code -> the best score of its masks, for the instruments masked (codes
+        1..18; anatomy and unnamed objects left out)."""
+        named: dict[int, float] = {}
+        for mask in self.masks:
+            if mask.code in INSTRUMENTS:
+                named[mask.code] = max(named.get(mask.code, 0.0), mask.score)
+        return named
+
 
 @dataclass(frozen=True)
 class FrameResult:

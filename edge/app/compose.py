@@ -7,8 +7,8 @@
        |                                       |--video--> privacy gate --video--> record, RTSP
        |                                       \\--no_signal--> every sink (live), watched (files)
        |--video (latest, at the model's rate)--> workflow (shared, batched) --results--> overlay,
-       |      (instruments named by the segmenter     privacy gate, PitVis CSVs, publish (gRPC)
-       |       and classifier of segmentation:)
+       |                                 masks -->^   privacy gate, PitVis CSVs, publish (gRPC)
+       |      (from segmentation, with a classifier: they name the recognizer's instruments)
        |--video (latest, at the segmenter's rate)--> segmentation (shared) --masks--> overlay,
        |                                                                   publish (gRPC)
        |--video (latest, at the clip rate)--> videotext (shared) --results--> publish (gRPC)
@@ -45,7 +45,7 @@ from orstream.edge.graph.port import Policy
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.instrument_classifier import InstrumentClassifier
 from orstream.edge.models.live_masks import LiveMasks
-from orstream.edge.models.mask_instruments import MaskInstruments
+from orstream.edge.models.mask_naming import MaskNaming
 from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.models.video_text_model import VideoTextModel
 from orstream.edge.models.video_text_runner import VideoTextRunner
@@ -184,7 +184,6 @@ class EdgeApp:
         self._extra_sinks = dict(sinks or {})
         self._given_workflow = workflow
         self._given_segmenter = segmenter
-        self._segmenter_pair: tuple[SegmenterModel, InstrumentClassifier | None] | None = None
         self._rtsp_server: RtspServer | None = None
         self.handoffs: HandOffDesk | None = None
         if config.server is not None:
@@ -225,6 +224,11 @@ class EdgeApp:
             if self.segmentation is not None:
                 self.graph.add_flow(source, self.segmentation, {"video": "frames"})
                 self.graph.add_tap(source, "video", self.segmentation.prompter.remember)
+                if self.workflow is not None and self.workflow.naming is not None:
+                    # The live masks name the instruments of the recognizer's next results.
+                    self.graph.add_flow(
+                        self.segmentation, self.workflow, "masks", stream_id=stream_id
+                    )
             if self.videotext is not None:
                 self.graph.add_flow(source, self.videotext, {"video": "frames"})
             self._video_path(stream, stream_config, live)
@@ -425,27 +429,18 @@ class EdgeApp:
         config = self.config.model
         if config is None:
             return None
+        naming = MaskNaming() if self.config.mask_instruments else None
         if self._given_workflow is not None:
-            return WorkflowOp(self._given_workflow)
+            return WorkflowOp(self._given_workflow, naming)
         package = load_package(config.package)
         backend = create_backend(config.backends, package, config.device)
         prepare_batches(backend, package)
-        instruments = None
-        if self.config.mask_instruments:
-            segmentation = self.config.segmentation
-            assert segmentation is not None
-            model, classifier = self._segmenter_models()
-            assert classifier is not None
-            instruments = MaskInstruments(model, classifier, segmentation.min_confidence)
-        return WorkflowOp(WorkflowModel(package, backend, config.rate_hz, instruments=instruments))
+        return WorkflowOp(WorkflowModel(package, backend, config.rate_hz), naming)
 
-    def _segmenter_models(self) -> tuple[SegmenterModel, InstrumentClassifier | None]:
-        """The segmenter and the instrument classifier of the segmentation section, loaded once:
-        the live masks and the recognizer's instruments (``model.instruments``) share them."""
-        if self._segmenter_pair is not None:
-            return self._segmenter_pair
+    def _segmentation(self) -> SegmentationOp | None:
         config = self.config.segmentation
-        assert config is not None
+        if config is None:
+            return None
         model = self._given_segmenter
         if model is None:
             package = load_package(config.package)
@@ -457,14 +452,6 @@ class EdgeApp:
                 load_package(config.classifier), config.device, config.backends
             )
             prepare_batches(classifier.backend, classifier.package)
-        self._segmenter_pair = (model, classifier)
-        return self._segmenter_pair
-
-    def _segmentation(self) -> SegmentationOp | None:
-        config = self.config.segmentation
-        if config is None:
-            return None
-        model, classifier = self._segmenter_models()
         prompter = FramePrompter(model, config.keep_frames, config.keep_embeddings)
         masks = LiveMasks(
             model, classifier, config.classes, config.min_score, config.min_confidence

@@ -78,6 +78,8 @@ class RunPlan:
     record: bool
     realtime: bool
     segmentation: bool = False
+    instruments: str = "recognizer"
+    """What names the recognizer's instruments (``model.instruments``)."""
 
 
 PLANS = (
@@ -93,6 +95,17 @@ SEGMENTATION_PLAN = RunPlan(
     "live: + segmentation", "onnxruntime", record=True, realtime=True, segmentation=True
 )
 """The live run again with live masks: what segmentation costs the video and the recognizer."""
+
+MASK_INSTRUMENTS_PLAN = RunPlan(
+    "live: + mask instruments",
+    "onnxruntime",
+    record=True,
+    realtime=True,
+    segmentation=True,
+    instruments="masks",
+)
+"""Live masks naming the recognizer's instruments too: each result waits for its frame's masks,
+which is what naming costs it."""
 
 SEGMENTER_SAMPLES = 40
 """Frames the segmenter's encoder and decoder are timed on, spread over the file."""
@@ -164,7 +177,12 @@ def _config(
     if plan.record:
         data["record"] = {"path": str(record)}
     if plan.backend is not None:
-        data["model"] = {"package": str(model), "backends": [plan.backend], "rate_hz": rate}
+        data["model"] = {
+            "package": str(model),
+            "backends": [plan.backend],
+            "rate_hz": rate,
+            "instruments": plan.instruments,
+        }
     if plan.segmentation:
         data["segmentation"] = {
             "package": str(segmenter),
@@ -209,7 +227,11 @@ def bench_runtime(
         decode_fps = decode_only_fps(source, frames)
         _say(f"decode only: {decode_fps:.1f} frames/s")
         runs: list[RunFigures] = []
-        plans = PLANS if segmenter is None else (*PLANS, SEGMENTATION_PLAN)
+        plans: tuple[RunPlan, ...] = PLANS
+        if segmenter is not None:
+            plans += (SEGMENTATION_PLAN,)
+            if classifier is not None:
+                plans += (MASK_INSTRUMENTS_PLAN,)
         for plan in plans:
             pace = f" (real time, {info.duration_s:.0f} s)" if plan.realtime else ""
             _say(f"running: {plan.name}{pace}")
@@ -229,8 +251,15 @@ def bench_runtime(
             _say(f"timing the segmenter's encoder and decoder on {SEGMENTER_SAMPLES} frames")
             halves = segmenter_latencies(segmenter, source, frames)
     figures = _report(source, frames, info.fps, decode_fps, runs)
+    by_name = {run.name: run for run in runs}
     if halves is not None:
-        figures["segmenter"] = _report_segmentation(halves, runs[-2], runs[-1])
+        figures["segmenter"] = _report_segmentation(
+            halves, by_name[PLANS[-1].name], by_name[SEGMENTATION_PLAN.name]
+        )
+    if MASK_INSTRUMENTS_PLAN.name in by_name:
+        figures["mask_instruments"] = _report_mask_instruments(
+            by_name[SEGMENTATION_PLAN.name], by_name[MASK_INSTRUMENTS_PLAN.name]
+        )
     if json_path is not None:
         json_path.write_text(json.dumps(figures, indent=2) + "\n")
         _say(f"wrote {json_path}")
@@ -316,4 +345,18 @@ def _report_segmentation(
         "live_rate_hz": model.rate_hz,
         "live_segmentation_ms": stage.latency.as_dict(),
         "live_segmentation_dropped": stage.dropped,
+    }
+
+
+def _report_mask_instruments(by_head: RunFigures, by_masks: RunFigures) -> dict[str, object]:
+    head, masks = by_head.status.frame_to_result, by_masks.status.frame_to_result
+    print(
+        "recognizer results, instruments by its head / by the masks of their frames: "
+        f"frame-to-result p50 {head.p50:.1f} / {masks.p50:.1f} ms, p99 {head.p99:.1f} / "
+        f"{masks.p99:.1f} ms; video frames out {by_head.status.video_frames_out} / "
+        f"{by_masks.status.video_frames_out}"
+    )
+    return {
+        "frame_to_result_by_head_ms": head.as_dict(),
+        "frame_to_result_by_masks_ms": masks.as_dict(),
     }

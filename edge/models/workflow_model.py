@@ -8,13 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from orstream.edge.backends import Backend
-from orstream.edge.models.mask_instruments import MaskInstruments
 from orstream.edge.models.workflow_runner import StreamFrame, WorkflowPrediction, WorkflowRunner
 from orstream.labels import OUT_OF_PATIENT
 from orstream.package.loading import ModelPackage
-from orstream.pitvis.instrument_slots import named_slots
 from orstream.results import FrameResult, InstrumentResult, StepResult
-from orstream.streams.frame import Frame, host_image
+from orstream.streams.frame import Frame
 
 
 class WorkflowModel:
@@ -27,8 +25,6 @@ class WorkflowModel:
             rate the temporal model was trained at.
         max_batch: frames of different streams per backend call at most (default: what the
             backend takes).
-        instruments: names each sampled frame's instruments from segmenter masks; the
-            results' instruments then come from it, not from the recognizer's own head.
     """
 
     def __init__(
@@ -37,15 +33,12 @@ class WorkflowModel:
         backend: Backend,
         rate_hz: float | None = None,
         max_batch: int | None = None,
-        instruments: MaskInstruments | None = None,
     ):
         self.package = package
         self.backend = backend
         self.runner = WorkflowRunner(backend, package.card, max_batch=max_batch)
         self.rate_hz = rate_hz or package.card.clip.fps
-        self.instruments = instruments
         self.label = f"{package.card.name}@{package.card.version}"
-        self.models = (self.label,) if instruments is None else (self.label, instruments.label)
 
     def infer(self, frames: Sequence[Frame]) -> list[FrameResult]:
         """One frame of each of several streams (each resetting its stream's past on a
@@ -63,29 +56,6 @@ class WorkflowModel:
         ]
 
     def _result(self, frame: Frame, prediction: WorkflowPrediction, produced: int) -> FrameResult:
-        if self.instruments is None:
-            instruments = self._recognized(prediction)
-        else:
-            if frame.discontinuity:
-                self.instruments.forget(frame.stream_id)
-            named = self.instruments.present(host_image(frame.image), frame.stream_id)
-            if prediction.step == OUT_OF_PATIENT:
-                named = {}
-            present = tuple(sorted(named.items(), key=lambda item: (-item[1], item[0])))
-            instruments = InstrumentResult(named_slots(prediction.step, named), present)
-        return FrameResult(
-            stream_id=frame.stream_id,
-            index=frame.index,
-            pts_ns=frame.pts_ns,
-            capture_ns=frame.capture_ns,
-            produced_ns=produced,
-            models=self.models,
-            step=StepResult(prediction.step, prediction.step_confidence, prediction.out_of_patient),
-            instruments=instruments,
-        )
-
-    def _recognized(self, prediction: WorkflowPrediction) -> InstrumentResult:
-        """The recognizer's own instruments: the classes its head scores at the threshold."""
         probs = prediction.instrument_probs
         above = np.flatnonzero(probs[1:] >= self.runner.threshold) + 1
         if prediction.step == OUT_OF_PATIENT:
@@ -93,10 +63,17 @@ class WorkflowModel:
         present = tuple(
             (int(code), float(probs[code])) for code in above[np.argsort(-probs[above])]
         )
-        return InstrumentResult(prediction.instruments, present)
+        return FrameResult(
+            stream_id=frame.stream_id,
+            index=frame.index,
+            pts_ns=frame.pts_ns,
+            capture_ns=frame.capture_ns,
+            produced_ns=produced,
+            models=(self.label,),
+            step=StepResult(prediction.step, prediction.step_confidence, prediction.out_of_patient),
+            instruments=InstrumentResult(prediction.instruments, present),
+        )
 
     def forget(self, stream: str) -> None:
         """Drop a stream's state altogether (the stream is gone)."""
         self.runner.forget(stream)
-        if self.instruments is not None:
-            self.instruments.forget(stream)

@@ -42,6 +42,9 @@ class SegmentationOp(Operator):
     ) -> None:
         self.prompter = prompter
         self.live_masks = masks
+        classifier = masks.classifier
+        self.models = (prompter.model.label,) + (() if classifier is None else (classifier.label,))
+        """What made its masks: the segmenter, and the classifier that named instruments."""
         self.rate_hz = rate_hz or prompter.model.rate_hz
         self.segmented: dict[str, int] = {}
         self.frame_to_masks: dict[str, StageMeter] = {}
@@ -82,7 +85,7 @@ class SegmentationOp(Operator):
             pts_ns=frame.pts_ns,
             capture_ns=frame.capture_ns,
             produced_ns=time.monotonic_ns(),
-            models=(self.prompter.model.label,),
+            models=self.models,
             segmentation=SegmentationResult(masks),
         )
 

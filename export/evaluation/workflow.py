@@ -26,9 +26,10 @@ import numpy as np
 
 from orstream.edge.backends import create_backend
 from orstream.edge.graph.rate_sampler import RateSampler
-from orstream.edge.models.mask_instruments import MaskInstruments
+from orstream.edge.models.mask_naming import MaskNaming
 from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.edge.operators.pitvis_writer import PitvisResultsWriter
+from orstream.edge.operators.segmentation import SegmentationOp
 from orstream.errors import OrstreamError
 from orstream.labels import INSTRUMENT_CODES, instrument_name
 from orstream.latency import LatencySummary
@@ -75,7 +76,7 @@ class WorkflowReport:
 
     package: str
     instruments: str
-    """What named the instruments: the recognizer's head, or the segmenter and classifier."""
+    """What named the instruments: the recognizer's head, or live masks (their models, rate)."""
     cases: list[CaseScores]
     bucket_edges: tuple[int, ...]
     per_class: dict[str, ClassF1]
@@ -151,22 +152,43 @@ def progress_to_stderr(message: str) -> None:
 
 
 def play_case(
-    model: WorkflowModel, video_file: Path, video: int, seconds: int
+    model: WorkflowModel,
+    video_file: Path,
+    video: int,
+    seconds: int,
+    segmentation: SegmentationOp | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """One case through the edge's path: per-second rows ``(step, slot 1, slot 2)`` for its
-    ``seconds`` annotated seconds, and each sampled frame's time in ms."""
+    ``seconds`` annotated seconds, and each recognized frame's time in ms.
+
+    With ``segmentation``, the frames its rate picks are segmented and each recognizer result
+    waits for the masks of its frame to name its instruments
+    (:class:`~orstream.edge.models.mask_naming.MaskNaming`); here it waits as long as it takes,
+    as live it waits at most half a second.
+    """
     stream = f"video_{video:02d}"
     source = PyAVSource(video_file, stream_id=stream)
     sampler = RateSampler(model.rate_hz)
+    segment = None if segmentation is None else RateSampler(segmentation.rate_hz)
+    naming = MaskNaming(clock=lambda: 0)  # a wait that never runs out
     writer = PitvisResultsWriter(Path(), video)
     times_ms = []
     for frame in source.frames():
-        if not sampler.take(frame):
-            continue
-        started = time.perf_counter_ns()
-        writer.add(model.infer([frame])[0])
-        times_ms.append((time.perf_counter_ns() - started) / 1e6)
+        if sampler.take(frame):
+            started = time.perf_counter_ns()
+            result = model.infer([frame])[0]
+            times_ms.append((time.perf_counter_ns() - started) / 1e6)
+            for done in [result] if segmentation is None else naming.hold(result):
+                writer.add(done)
+        if segmentation is not None and segment is not None and segment.take(frame):
+            embedding = segmentation.prompter.model.embed(frame.image)
+            for done in naming.note(segmentation.masks_of(frame, embedding)):
+                writer.add(done)
+    for done in naming.flush():
+        writer.add(done)
     model.forget(stream)
+    if segmentation is not None:
+        segmentation.live_masks.forget(stream)
     table = writer.table(seconds)
     if table is None:
         raise OrstreamError(f"{video_file}: no frame decoded")
@@ -177,7 +199,7 @@ def evaluate_workflow(
     package: ModelPackage,
     backends: Sequence[str],
     data: Path,
-    instruments: MaskInstruments | None = None,
+    segmentation: SegmentationOp | None = None,
     videos: Sequence[int] | None = None,
     bucket_edges: Sequence[int] = DEFAULT_BUCKET_EDGES,
     predictions: Path | None = None,
@@ -185,7 +207,8 @@ def evaluate_workflow(
 ) -> WorkflowReport:
     """Score a workflow package on the annotated cases of ``data`` (all of them, or
     ``videos``), on the first of ``backends`` that runs it and passes its golden check; with
-    ``instruments``, the instrument slots come from segmenter masks as the edge's do.
+    ``segmentation`` (live masks with an instrument classifier), the masks name the
+    instruments as the edge's do (:func:`play_case`).
 
     With ``predictions``, the per-second predictions are written there as PitVis submission
     CSVs (``steps/`` and ``instruments/``), which ``orstream eval pitvis`` scores alike.
@@ -195,7 +218,7 @@ def evaluate_workflow(
     """
     if package.card.task != TASK:
         raise OrstreamError(f"{package.root} is a {package.card.task} package, not {TASK}")
-    model = WorkflowModel(package, create_backend(backends, package), instruments=instruments)
+    model = WorkflowModel(package, create_backend(backends, package))
     found = find_annotated_videos(data)
     chosen = sorted(found) if videos is None else list(videos)
     missing = [video for video in chosen if video not in found]
@@ -206,7 +229,7 @@ def evaluate_workflow(
         video_file, annotations_file = found[video]
         truth = read_annotations(annotations_file)
         started = time.monotonic()
-        table, times_ms = play_case(model, video_file, video, len(truth.time))
+        table, times_ms = play_case(model, video_file, video, len(truth.time), segmentation)
         latencies += times_ms
         if predictions is not None:
             name = f"video_{video:02d}.csv"
@@ -237,7 +260,9 @@ def evaluate_workflow(
         )
     return WorkflowReport(
         package=str(package.root),
-        instruments=model.models[-1] if instruments is not None else "recognizer",
+        instruments="recognizer"
+        if segmentation is None
+        else f"{'+'.join(segmentation.models)} at {segmentation.rate_hz:g} Hz",
         cases=cases,
         bucket_edges=tuple(bucket_edges),
         per_class=class_f1(np.concatenate(truth_slots), np.concatenate(pred_slots)),

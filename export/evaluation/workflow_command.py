@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from orstream.edge.operators.segmentation import SegmentationOp
     from orstream.export.evaluation.workflow import WorkflowReport
 
 EPILOG = """\
@@ -66,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instrument classifier (default: the shipped one)",
     )
     parser.add_argument(
+        "--segmentation-rate",
+        type=float,
+        metavar="HZ",
+        help="frames per second the live masks segment (default: the segmenter card's rate)",
+    )
+    parser.add_argument(
         "--backend",
         default="onnxruntime",
         metavar="LIST",
@@ -81,11 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orstream.edge.models.shipped import (
-        SHIPPED_CLASSIFIER,
-        SHIPPED_PACKAGE,
-        SHIPPED_SEGMENTER,
-    )
+    from orstream.edge.models.shipped import SHIPPED_PACKAGE
     from orstream.export.evaluation.workflow import evaluate_workflow, parse_bucket_edges
     from orstream.package.loading import load_package
     from orstream.pitvis.layout import parse_videos
@@ -94,23 +97,14 @@ def run(args: argparse.Namespace) -> int:
     videos = parse_videos(args.videos) if args.videos else None
     package = load_package(args.package or SHIPPED_PACKAGE)
     backends = [entry.strip() for entry in args.backend.split(",")]
-    instruments = None
+    segmentation = None
     if args.instruments == "masks":
-        from orstream.edge.models.instrument_classifier import InstrumentClassifier
-        from orstream.edge.models.mask_instruments import MaskInstruments
-        from orstream.edge.models.segmenter_model import SegmenterModel
-
-        instruments = MaskInstruments(
-            SegmenterModel.load(load_package(args.segmenter or SHIPPED_SEGMENTER), "cpu", backends),
-            InstrumentClassifier.load(
-                load_package(args.classifier or SHIPPED_CLASSIFIER), "cpu", backends
-            ),
-        )
+        segmentation = _live_masks(args, backends)
     report = evaluate_workflow(
         package,
         backends,
         args.data,
-        instruments=instruments,
+        segmentation=segmentation,
         videos=videos,
         bucket_edges=edges,
         predictions=args.pred,
@@ -121,6 +115,29 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return 0
+
+
+def _live_masks(args: argparse.Namespace, backends: list[str]) -> SegmentationOp:
+    """The edge's live masks operator, as ``segmentation:`` with a classifier builds it."""
+    from orstream.edge.models.frame_prompter import FramePrompter
+    from orstream.edge.models.instrument_classifier import InstrumentClassifier
+    from orstream.edge.models.live_masks import LiveMasks
+    from orstream.edge.models.segmenter_model import SegmenterModel
+    from orstream.edge.models.shipped import SHIPPED_CLASSIFIER, SHIPPED_SEGMENTER
+    from orstream.edge.operators.segmentation import SegmentationOp
+    from orstream.package.loading import load_package
+
+    segmenter = SegmenterModel.load(
+        load_package(args.segmenter or SHIPPED_SEGMENTER), "cpu", backends
+    )
+    classifier = InstrumentClassifier.load(
+        load_package(args.classifier or SHIPPED_CLASSIFIER), "cpu", backends
+    )
+    return SegmentationOp(
+        FramePrompter(segmenter, keep_frames=1, keep_embeddings=1),
+        LiveMasks(segmenter, classifier),
+        args.segmentation_rate,
+    )
 
 
 def _cell(value: float) -> str:

@@ -19,6 +19,7 @@ from orstream.edge.service.server import EdgeGrpcServer
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage, load_package
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+from orstream.results import KINDS
 from orstream.streams.frame import Frame
 from orstream.streams.phantom.source import PhantomSource
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
@@ -413,10 +414,10 @@ def test_the_recognizer_names_instruments_with_the_live_masks_models(
     from orstream.edge.models.shipped import SHIPPED_CLASSIFIER, SHIPPED_SEGMENTER
 
     hub = ResultHub()
-    subscription = hub.subscribe()
+    subscription = hub.subscribe(kinds=KINDS, capacity=256)
     config = parse_config(
         {
-            "source": {"uri": str(phantom_mp4), "stream_id": "case"},
+            "source": {"uri": str(phantom_mp4), "stream_id": "case", "realtime": True},
             "model": {"package": str(random_workflow_package), "rate_hz": 1},
             "segmentation": {
                 "package": str(SHIPPED_SEGMENTER),
@@ -427,23 +428,23 @@ def test_the_recognizer_names_instruments_with_the_live_masks_models(
         "test",
     )
     app = EdgeApp(config, hub)
-    assert app.workflow is not None and app.segmentation is not None
-    instruments = app.workflow.model.instruments
-    assert instruments is not None
-    # One loaded segmenter and classifier serve the live masks and the recognizer's instruments.
-    assert instruments.masks.model is app.segmentation.live_masks.model
-    assert instruments.masks.classifier is app.segmentation.live_masks.classifier
+    assert app.workflow is not None and app.workflow.naming is not None
     app.run()
     hub.close()
     results = []
     while (result := subscription.get(timeout_s=0)) is not None:
         results.append(result)
     recognized = [r for r in results if r.step is not None]
+    masked = {r.pts_ns: r for r in results if r.segmentation is not None}
     assert len(recognized) == SECONDS
-    assert all(len(r.models) == 2 and r.models[1] == instruments.label for r in recognized)
-    # The random recognizer's head would name instruments at random; these come from masks.
-    assert all(r.instruments is not None for r in recognized)
+    # Each second's frame is segmented too (played live, the segmenter keeps up), and its masks
+    # name the recognizer's instruments.
+    assert {r.pts_ns for r in recognized} <= set(masked)
     for result in recognized:
         assert result.instruments is not None
-        named = [code for code in result.instruments.slots if code > 0]
-        assert named == [code for code, _ in result.instruments.present][:2]
+        assert result.models[1:] == masked[result.pts_ns].models
+        own = masked[result.pts_ns].segmentation
+        assert own is not None
+        if result.step is not None and result.step.code != -1:
+            names = sorted(own.instruments().items(), key=lambda item: (-item[1], item[0]))
+            assert result.instruments.present == tuple(names)
