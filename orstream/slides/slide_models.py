@@ -139,8 +139,9 @@ class SlideModels:
         return session
 
     def _check_reference(self) -> None:
-        for graph, session in (("model", self._patch), ("slide", self._slide)):
-            reference = self.package.reference(graph)  # type: ignore[arg-type]
+        sessions: tuple[tuple[Graph, Any], ...] = (("model", self._patch), ("slide", self._slide))
+        for graph, session in sessions:
+            reference = self.package.reference(graph)
             assert reference is not None  # _open checked the card records one
             names = list(reference.outputs)
             got = session.run(names, reference.inputs)
