@@ -80,8 +80,13 @@ def write_pyramid(
 
 
 def _rendered_strips(render: TileRenderer, width: int, height: int) -> Iterator[np.ndarray]:
+    columns = -(-width // TILE) * TILE
     for y0 in range(0, height, TILE):
-        yield np.concatenate([render(x0, y0, TILE) for x0 in range(0, width, TILE)], axis=1)
+        strip = np.empty((TILE, columns, 3), np.uint8)  # filled in place: no list of its tiles
+        for x0 in range(0, width, TILE):
+            strip[:, x0 : x0 + TILE] = render(x0, y0, TILE)
+        yield strip
+        del strip  # before the next one is allocated
 
 
 class _ScratchLevel:
@@ -126,7 +131,10 @@ def _tiles(
             halved.append(_halve(strip[: min(TILE, height - row * TILE), :width]))
         done(row + 1, height)
         for x0 in range(0, strip.shape[1], TILE):
-            yield strip[:, x0 : x0 + TILE]
+            # A copy, not a view: the writer holds its last tile while the next strip is
+            # made, and a view would keep this whole strip alive beside it.
+            yield strip[:, x0 : x0 + TILE].copy()
+        del strip
 
 
 def _halve(image: np.ndarray) -> np.ndarray:
