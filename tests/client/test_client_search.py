@@ -3,16 +3,14 @@ with a real (random) video-text model."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runs import run_cli
 from edge_samples import sample_status
 
-from orstream.cli import main
 from orstream.client.prompts_command import parse_set
 from orstream.edge.models.video_text_model import VideoTextModel
 from orstream.edge.models.video_text_runner import VideoTextRunner
@@ -43,22 +41,15 @@ def address(model: VideoTextModel) -> Iterator[str]:
     server.stop(grace_s=0.5)
 
 
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_search_prints_the_models_moments(address: str, model: VideoTextModel) -> None:
-    code, out, _ = _run("client", "search", "the suction", "--address", address, "--json")
+    code, out, _ = run_cli("client", "search", "the suction", "--address", address, "--json")
     assert code == 0
     answer = json.loads(out)
     expected = model.search(SearchRequest("the suction"))
     assert answer["stream_id"] == "endo" and answer["searched"] == 8
     assert [m["index"] for m in answer["moments"]] == [m.index for m in expected.moments]
     assert answer["moments"][0]["end_s"] == expected.moments[0].pts_ns / 1e9
-    code, out, _ = _run("client", "search", "the suction", "--address", address, "--limit", "1")
+    code, out, _ = run_cli("client", "search", "the suction", "--address", address, "--limit", "1")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith('stream endo: "the suction" over 8 clips') and len(lines) == 2
@@ -66,24 +57,24 @@ def test_search_prints_the_models_moments(address: str, model: VideoTextModel) -
 
 
 def test_bad_searches_are_one_line(address: str) -> None:
-    code, _, err = _run("client", "search", " ", "--address", address)
+    code, _, err = run_cli("client", "search", " ", "--address", address)
     assert code == 2 and "the search text is empty" in err
-    code, _, err = _run("client", "search", "x", "--address", address, "--stream", "exo")
+    code, _, err = run_cli("client", "search", "x", "--address", address, "--stream", "exo")
     assert code != 0 and "no clips of stream 'exo'" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _run("client", "search", "w " * 90, "--address", address)
+    code, _, err = run_cli("client", "search", "w " * 90, "--address", address)
     assert code != 0 and "the text is too long" in err
 
 
 def test_prompts_are_set_and_reset(address: str, model: VideoTextModel) -> None:
-    code, out, _ = _run(
+    code, out, _ = run_cli(
         "client", "prompts", "--address", address, "--set", "5=the sella is opened", "--json"
     )
     assert code == 0 and json.loads(out)["5"] == "the sella is opened"
     assert model.prompts()[5] == "the sella is opened"
-    code, out, _ = _run("client", "prompts", "--address", address, "--reset")
+    code, out, _ = run_cli("client", "prompts", "--address", address, "--reset")
     assert code == 0 and len(out.splitlines()) == 15
     assert model.prompts()[5] == model.package.text_section().prompts[5]  # index 5: step 5
-    code, _, err = _run("client", "prompts", "--address", address)
+    code, _, err = run_cli("client", "prompts", "--address", address)
     assert code == 2 and "give --set CODE=TEXT or --reset" in err
 
 

@@ -3,8 +3,6 @@ report's keys and ranges, the protocol's parts, data without anatomy, and bad in
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -12,21 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_runs import run_cli
 from segmenter_checkpoints import random_segmenter_package
 
-from orstream.cli import main
 from orstream.errors import OrstreamError
 from orstream.export.evaluation.segmentation import ROUNDS, evaluate_segmentation
 from orstream.mask_scores import Score, mask_box, score_mask
 
 SCORE_KEYS = {"dice", "iou"}
-
-
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -40,7 +31,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two 4-second phantom cases at 320x180, with one suction and one sella target painted
     into the masks so that both kinds are present whatever the phantom shows."""
     root = tmp_path_factory.mktemp("segmentation_eval") / "phantom"
-    code, _, err = _run(
+    code, _, err = run_cli(
         "phantom", "make", "--out", str(root), "--cases", "2", "--seconds", "4",
         "--width", "320", "--height", "180", "--fps", "6",
     )  # fmt: skip
@@ -75,7 +66,7 @@ def _check_score(score: object) -> None:
 def test_json_report_has_the_protocols_keys_and_values_in_range(
     dataset: Path, package: Path
 ) -> None:
-    code, out, err = _run(
+    code, out, err = run_cli(
         "eval", "segmentation", "--package", str(package), "--data", str(dataset), "--json"
     )
     assert code == 0, err
@@ -97,7 +88,7 @@ def test_json_report_has_the_protocols_keys_and_values_in_range(
 
 
 def test_the_table_names_every_prompt_and_kind(dataset: Path, package: Path) -> None:
-    code, out, _ = _run(
+    code, out, _ = run_cli(
         "eval", "segmentation", "--package", str(package), "--data", str(dataset),
         "--max-images", "2",
     )  # fmt: skip
@@ -143,11 +134,11 @@ def test_dice_and_iou_of_masks() -> None:
 
 
 def test_bad_input_is_one_line(dataset: Path, package: Path, random_workflow_package: Path) -> None:
-    code, _, err = _run(
+    code, _, err = run_cli(
         "eval", "segmentation", "--package", str(random_workflow_package), "--data", str(dataset)
     )
     assert code == 2 and "has no prompt decoder" in err and err.count("\n") == 1
-    code, _, err = _run(
+    code, _, err = run_cli(
         "eval", "segmentation", "--package", str(package), "--data", str(dataset / "absent")
     )
     assert code == 2 and "dataset root not found" in err

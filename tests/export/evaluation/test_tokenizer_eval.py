@@ -4,8 +4,6 @@ input."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 from pathlib import Path
@@ -13,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_runs import run_cli
 
-from orstream.cli import main
 from orstream.edge.models.shipped import SHIPPED_PACKAGE
 from orstream.errors import OrstreamError
 from orstream.export.evaluation.tokenizer import (
@@ -27,13 +25,6 @@ from orstream.export.evaluation.tokenizer import (
 )
 from orstream.export.onnx.parity import phantom_frames
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
-
-
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +79,7 @@ def test_jpeg_is_the_largest_file_within_the_bits() -> None:
 
 
 def test_the_report_has_every_score_in_range(random_tokenizer_package: Path, dataset: Path) -> None:
-    code, printed, error = _run(
+    code, printed, error = run_cli(
         "eval",
         "tokenizer",
         "--package",
@@ -112,7 +103,7 @@ def test_the_report_has_every_score_in_range(random_tokenizer_package: Path, dat
 
 
 def test_the_table_and_the_videos_option(random_tokenizer_package: Path, dataset: Path) -> None:
-    code, printed, _ = _run(
+    code, printed, _ = run_cli(
         "eval",
         "tokenizer",
         "--package",
@@ -143,6 +134,6 @@ def test_bad_input_is_one_line(
             "narrations_07.csv: no such file",
         ),
     ):
-        code, printed, error = _run("eval", "tokenizer", *args)
+        code, printed, error = run_cli("eval", "tokenizer", *args)
         assert code == 2 and not printed and message in error, error
         assert error.count("\n") == 1

@@ -3,15 +3,13 @@ measures' parts worked by hand, the report's keys and ranges, and bad input."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import run_cli
 
-from orstream.cli import main
 from orstream.errors import OrstreamError
 from orstream.export.evaluation.videotext import (
     evaluate_videotext,
@@ -20,13 +18,6 @@ from orstream.export.evaluation.videotext import (
     recall,
 )
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
-
-
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +66,7 @@ def test_the_report_has_every_key_in_range(
     assert set(report.zeroshot_per_video) == set(report.probe_per_video) == {3}
     assert scores["supervised"] is None
 
-    code, out, _ = _run(
+    code, out, _ = run_cli(
         "eval", "videotext", "--package", str(random_videotext_package), "--data", str(dataset),
         "--videos", "3", "--probe-videos", "1-2", "--json",
     )  # fmt: skip

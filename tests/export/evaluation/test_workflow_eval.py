@@ -4,26 +4,17 @@ second, length buckets, per-class F1 worked by hand, and bad input."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import run_cli
 
-from orstream.cli import main
 from orstream.errors import OrstreamError
 from orstream.export.evaluation.workflow import bucket_label, class_f1, parse_bucket_edges
 from orstream.labels import UNUSED_SLOT
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
-
-
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +29,7 @@ def test_scores_match_eval_pitvis_on_the_predictions_it_writes(
     dataset: Path, tmp_path: Path
 ) -> None:
     pred = tmp_path / "pred"
-    code, out, err = _run(
+    code, out, err = run_cli(
         "eval", "workflow", "--data", str(dataset), "--buckets", "25,35", "--pred", str(pred),
         "--json",
     )  # fmt: skip
@@ -49,7 +40,9 @@ def test_scores_match_eval_pitvis_on_the_predictions_it_writes(
     # One sampled frame per second of video: the card's rate, by source timestamps.
     assert report["frame_latency_ms"]["count"] == 20 + 30 + 40
     assert report["frame_latency_ms"]["p50"] > 0
-    code, out, err = _run("eval", "pitvis", "--truth", str(dataset), "--pred", str(pred), "--json")
+    code, out, err = run_cli(
+        "eval", "pitvis", "--truth", str(dataset), "--pred", str(pred), "--json"
+    )
     assert code == 0, err
     pitvis = json.loads(out)
     for key in ("step_score", "instrument_f1", "instrument_f1_official"):
@@ -70,7 +63,7 @@ def test_scores_match_eval_pitvis_on_the_predictions_it_writes(
 
 
 def test_the_table_names_cases_buckets_classes_and_latency(dataset: Path) -> None:
-    code, out, err = _run(
+    code, out, err = run_cli(
         "eval", "workflow", "--data", str(dataset), "--videos", "2", "--instruments", "recognizer"
     )
     assert code == 0, err
@@ -111,11 +104,11 @@ def test_length_buckets() -> None:
 def test_bad_input_is_one_clear_line(
     dataset: Path, random_videotext_package: Path, tmp_path: Path
 ) -> None:
-    code, _, err = _run("eval", "workflow", "--data", str(dataset), "--videos", "9")
+    code, _, err = run_cli("eval", "workflow", "--data", str(dataset), "--videos", "9")
     assert code != 0 and "no annotated video 9" in err
-    code, _, err = _run(
+    code, _, err = run_cli(
         "eval", "workflow", "--data", str(dataset), "--package", str(random_videotext_package)
     )
     assert code != 0 and "not workflow_recognition" in err
-    code, _, err = _run("eval", "workflow", "--data", str(tmp_path))
+    code, _, err = run_cli("eval", "workflow", "--data", str(tmp_path))
     assert code != 0 and str(tmp_path) in err

@@ -3,17 +3,15 @@ one clear line for every bad input."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from cli_runs import run_cli
 from tokenizer_checkpoints import tokenizer_model
 
-from orstream.cli import main
 from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.edge.models.shipped import SHIPPED_PACKAGE
 from orstream.export.onnx.parity import phantom_frames
@@ -21,13 +19,6 @@ from orstream.export.onnx.tokenizer_export import reference_decode
 from orstream.export.tokenizer.runner import to_pixels
 from orstream.package.loading import load_package
 from orstream.streams.sources.video_file import H264Writer, probe_video
-
-
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +43,15 @@ def _write_png(path: Path, image: np.ndarray) -> Path:
 
 
 def _tokenize(package: Path, source: Path, out: Path, *extra: str) -> tuple[int, str, str]:
-    return _run(
+    return run_cli(
         "tokenize", "--package", str(package), "--input", str(source), "--out", str(out), *extra
     )
 
 
 def _detokenize(package: Path, tokens: Path, out: Path) -> tuple[int, str, str]:
-    return _run("detokenize", "--package", str(package), "--input", str(tokens), "--out", str(out))
+    return run_cli(
+        "detokenize", "--package", str(package), "--input", str(tokens), "--out", str(out)
+    )
 
 
 def test_an_image_goes_to_its_tokens_and_back(
