@@ -142,7 +142,10 @@ def _halve(image: np.ndarray) -> np.ndarray:
     import cv2
 
     h, w = image.shape[:2]
-    padded = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    # An even image is read in place (OpenCV takes the strided view): no copy of the strip.
+    padded = (
+        np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge") if h % 2 or w % 2 else image
+    )
     return cv2.resize(
         padded, (padded.shape[1] // 2, padded.shape[0] // 2), interpolation=cv2.INTER_AREA
     )
