@@ -496,6 +496,11 @@ class ServerConfig(_Section):
     default_clip_s: float = Field(default=10.0, gt=0, description="seconds when none are asked")
     max_in_flight: int = Field(default=4, ge=1, le=64, description="items sent at once")
     connect_timeout_s: float = Field(default=5.0, gt=0, description="wait to reach the server")
+    keepalive_s: float = Field(
+        default=10.0,
+        ge=1,
+        description="ping the server this often; one unanswered as long means it is gone",
+    )
     retry: RetryConfig = RetryConfig()
     handoffs: tuple[HandOffRuleConfig, ...] = ()
 

@@ -33,7 +33,9 @@ def open_handoffs(config: ServerConfig, on_change: Callable[[HandOffItem], None]
     )
 
     def connect() -> JobServerCalls:
-        return JobServerCalls(config.address, config.connect_timeout_s, token, config.tls_ca)
+        return JobServerCalls(
+            config.address, config.connect_timeout_s, token, config.tls_ca, config.keepalive_s
+        )
 
     retry = config.retry
     sender = OutboxSender(

@@ -40,11 +40,16 @@ class CallFailed(OrstreamError):
 class JobServerCalls:
     """A connection to a job server.
 
+    The connection is pinged every ``keepalive_s`` while idle or waiting on a job, so a server
+    that vanishes without closing it (a pulled cable, a host that froze) fails the calls on it
+    with UNAVAILABLE in seconds rather than when TCP gives up, and the sender tries again.
+
     Args:
         address: its ``HOST:PORT``.
         timeout_s: how long to wait for it to be reachable.
         token: a bearer token every call carries (an operator's: it submits).
         tls_ca: connect over TLS, trusting this CA's certificates (PEM).
+        keepalive_s: seconds between pings; a ping unanswered for as long fails the calls.
 
     Raises:
         OrstreamError: the CA file is missing, or the server is not reachable in time.
@@ -56,15 +61,24 @@ class JobServerCalls:
         timeout_s: float = 5.0,
         token: str | None = None,
         tls_ca: Path | None = None,
+        keepalive_s: float = 10.0,
     ) -> None:
         self.address = address
+        options = [
+            ("grpc.keepalive_time_ms", round(keepalive_s * 1000)),
+            ("grpc.keepalive_timeout_ms", round(keepalive_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+            # How long a ping's answer may take (gRPC's own default: a minute).
+            ("grpc.http2.ping_timeout_ms", round(keepalive_s * 1000)),
+        ]
         if tls_ca is None:
-            self._channel = grpc.insecure_channel(address)
+            self._channel = grpc.insecure_channel(address, options)
         else:
             if not tls_ca.is_file():
                 raise OrstreamError(f"{tls_ca}: CA file not found")
             credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
-            self._channel = grpc.secure_channel(address, credentials)
+            self._channel = grpc.secure_channel(address, credentials, options)
         try:
             grpc.channel_ready_future(self._channel).result(timeout=timeout_s)
         except grpc.FutureTimeoutError:

@@ -18,7 +18,7 @@ from types import ModuleType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from orstream.access.server_tls import ServerTls, add_port
+from orstream.access.server_tls import ServerTls, add_port, server_options
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.video_text_model import VideoTextModel
 from orstream.edge.outbox.desk import HandOffDesk
@@ -137,12 +137,7 @@ class EdgeGrpcServer:
         server = grpc.server(
             executor,
             interceptors=[self.requests, MessageLimits(), *self._auth],
-            options=[
-                ("grpc.max_send_message_length", self._max_message_bytes),
-                ("grpc.max_receive_message_length", self._max_message_bytes),
-                # Refuse a port another server listens on instead of sharing it silently.
-                ("grpc.so_reuseport", 0),
-            ],
+            options=server_options(self._max_message_bytes),
         )
         edge_pb2_grpc.add_EdgeServiceServicer_to_server(self._service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

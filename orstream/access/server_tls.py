@@ -1,4 +1,5 @@
-"""A gRPC server's TLS files, read into credentials with one clear error per unreadable file."""
+"""How orstream's gRPC servers listen: their options, and their TLS files read into credentials
+with one clear error per unreadable file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from pathlib import Path
 import grpc
 
 from orstream.errors import OrstreamError
+
+MIN_PING_INTERVAL_MS = 1000
+"""The most often a client may ping a connection that carries no call (keepalive): clients that
+must notice a vanished peer (the edge's outbox watching a long job) ping every few seconds, and a
+server that allowed less would close their connections for pinging too often."""
 
 
 @dataclass(frozen=True)
@@ -55,3 +61,16 @@ def add_port(server: grpc.Server, address: str, tls: ServerTls | None) -> int:
         raise OrstreamError(
             f"cannot listen for gRPC on {address} (address in use or not resolvable)"
         ) from None
+
+
+def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """The options every orstream gRPC server starts with."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        # Refuse a port another server listens on instead of sharing it silently.
+        ("grpc.so_reuseport", 0),
+        # Let clients keep idle connections alive with pings, and check them that way.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", MIN_PING_INTERVAL_MS),
+    ]

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from orstream.access.server_tls import ServerTls, add_port
+from orstream.access.server_tls import ServerTls, add_port, server_options
 from orstream.access.token_auth import TokenAuth
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import server_pb2_grpc
@@ -79,12 +79,7 @@ class JobGrpcServer:
         server = grpc.server(
             executor,
             interceptors=self._auth,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                # Refuse a port another server listens on instead of sharing it silently.
-                ("grpc.so_reuseport", 0),
-            ],
+            options=server_options(MAX_MESSAGE_BYTES),
         )
         server_pb2_grpc.add_ServerServiceServicer_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
