@@ -22,34 +22,35 @@ from orstream.labels import OUT_OF_PATIENT
 from orstream.results import FrameResult, StepResult
 from orstream.streams.frame import Frame
 
-START = time.monotonic_ns()
 OUT_AT_MS = (3000, 3500, 6000, 6500, 7000, 7500)
 """Results out of patient; those at 1000..5500 between them call it in patient."""
 
 
-def frame(at_ms: int) -> Frame:
+def frame(at_ms: int, start_ns: int) -> Frame:
     """A frame coloured by the truth: blue before the first result, red out of patient."""
     colour = BLUE if at_ms < 1000 else RED if 3000 <= at_ms < 4000 or at_ms >= 6000 else GREEN
     image = np.empty((48, 64, 3), np.uint8)
     image[:] = colour
-    return Frame(image, at_ms * MS, START + at_ms * MS, at_ms // 100, "or1")
+    return Frame(image, at_ms * MS, start_ns + at_ms * MS, at_ms // 100, "or1")
 
 
-def result(at_ms: int) -> FrameResult:
+def result(at_ms: int, start_ns: int) -> FrameResult:
     code = OUT_OF_PATIENT if at_ms in OUT_AT_MS else 3
-    at_ns = START + at_ms * MS
+    at_ns = start_ns + at_ms * MS
     step = StepResult(code, 0.9)
     return FrameResult("or1", at_ms // 100, at_ms * MS, at_ns, at_ns, (), step=step)
 
 
 def judged_stream(desk: HandOffDesk, schedule: tuple[AutoHandOff, ...] = ()) -> HandOffClipsOp:
-    """8 s of the stream through a privacy gate into the stream's clips."""
+    """8 s of the stream through a privacy gate into the stream's clips, captured from now (the
+    gate measures how long frames wait against the clock)."""
+    start_ns = time.monotonic_ns()
     gate = PrivacyGateOp("or1", "blank", result_interval_s=0.5, delay_s=60.0)
     clips = HandOffClipsOp("or1", desk, schedule)
     gate.outputs["judged"].taps.append(lambda judged: clips.compute({"judged": [judged]}))
     for at_ms in range(0, 8000, 100):
-        results = [result(at_ms)] if at_ms >= 1000 and at_ms % 500 == 0 else []
-        gate.compute({"video": [frame(at_ms)], "results": results})
+        results = [result(at_ms, start_ns)] if at_ms >= 1000 and at_ms % 500 == 0 else []
+        gate.compute({"video": [frame(at_ms, start_ns)], "results": results})
     gate.on_stop()
     return clips
 
