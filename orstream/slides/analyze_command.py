@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from orstream.slides.slide_analysis import DEFAULT_BATCH
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``orstream wsi analyze``."""
@@ -24,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slide-mpp", type=float, help="the slide's level-0 µm per pixel, if it does not say"
     )
-    parser.add_argument("--batch", type=int, default=32, help="tiles per encoder call (32)")
+    parser.add_argument(
+        "--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per encoder call ({DEFAULT_BATCH})"
+    )
     parser.add_argument("--readers", type=int, help="tile reader threads (default: half the CPUs)")
 
 

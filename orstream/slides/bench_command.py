@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orstream.slides.slide_analysis import DEFAULT_BATCH
+
 BENCH_SIZE = 20000
 BENCH_SEED = 3
 SLOW_NOTE = "analysis below 0.8 of reading alone"
@@ -45,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--package", type=Path, help="slide package (default: the one shipped with orstream)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each mode (default 3)")
-    parser.add_argument("--batch", type=int, default=32, help="tiles per encoder call (32)")
+    parser.add_argument(
+        "--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per encoder call ({DEFAULT_BATCH})"
+    )
     parser.add_argument("--readers", type=int, help="tile reader threads (default: half the CPUs)")
     parser.add_argument(
         "--memory-slide", type=Path, help="analyse this slide in a fresh process: peak RSS"
@@ -137,13 +141,12 @@ def _speed(path: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def _encode_only(path: Path, grid: Any, models: Any, batch: int, times: list[float]) -> float:
     """Seconds the patch encoder takes over every tile of ``grid``, read beforehand."""
-    import numpy as np
 
     from orstream.slides.slide_file import open_slide
-    from orstream.slides.tile_reader import read_tile
+    from orstream.slides.tile_reader import read_batch
 
     with open_slide(path) as slide:
-        tiles = np.stack([read_tile(slide, grid, int(x), int(y)) for x, y in grid.corners])
+        tiles = read_batch(slide, grid, grid.corners)
     started = time.perf_counter()
     for start in range(0, len(tiles), batch):
         begun = time.perf_counter()
@@ -169,16 +172,13 @@ class _BatchClock:
 def _serial(path: Path, grid: Any, models: Any, batch: int) -> float:
     """Seconds to read and encode every tile of ``grid`` in turn on one thread, batch by
     batch: the analysis's tile phase without its reader threads."""
-    import numpy as np
-
     from orstream.slides.slide_file import open_slide
-    from orstream.slides.tile_reader import read_tile
+    from orstream.slides.tile_reader import read_batch
 
     started = time.perf_counter()
     with open_slide(path) as slide:
         for start in range(0, len(grid), batch):
-            corners = grid.corners[start : start + batch]
-            models.encode(np.stack([read_tile(slide, grid, int(x), int(y)) for x, y in corners]))
+            models.encode(read_batch(slide, grid, grid.corners[start : start + batch]))
     return time.perf_counter() - started
 
 

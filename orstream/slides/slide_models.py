@@ -82,7 +82,7 @@ class SlideModels:
 
     def normalise(self, tiles: np.ndarray) -> np.ndarray:
         """RGB uint8 tiles [B, tile, tile, 3] as the patch encoder's input, float32 NCHW scaled
-        and normalised as the card says (cheap enough for a reader thread to do)."""
+        and normalised as the card says."""
         planes = tiles.transpose(0, 3, 1, 2)
         batch = np.empty(planes.shape, np.float32)
         np.multiply(planes, self._gain[:, None, None], out=batch)

@@ -65,17 +65,14 @@ def plan_tiles(
     level = slide.best_level(factor)
     read_size = max(round(span / slide.levels[level].downsample), 1)
     width, height = slide.dimensions
-    corners = [
-        (x, y)
-        for y in range(0, height - span + 1, span)
-        for x in range(0, width - span + 1, span)
-        if tissue.coverage(x, y, span, span) >= min_tissue
-    ]
+    xs = np.arange(0, width - span + 1, span, dtype=np.int64)
+    ys = np.arange(0, height - span + 1, span, dtype=np.int64)
+    rows, columns = np.nonzero(tissue.coverage(xs, ys, span) >= min_tissue)
     return TileGrid(
         mpp=mpp,
         tile=tile,
         level=level,
         read_size=read_size,
         span=span,
-        corners=np.array(corners, np.int64).reshape(-1, 2),
+        corners=np.stack([xs[columns], ys[rows]], axis=1).reshape(-1, 2),
     )

@@ -1,17 +1,18 @@
 """Tiles read ahead on reader threads, in batches, while the caller encodes earlier batches.
 
-Decoding a slide's JPEG tiles and encoding them cost about the same, so reading must not wait
-for inference nor inference for reading. Reader threads each read a whole batch of tiles
+Reading a slide's tiles and encoding them cost about the same, so reading must not wait for
+inference nor inference for reading. Reader threads each read a whole batch of tiles
 (OpenSlide reads one slide from several threads at once, and releases the GIL while it
-decodes) and prepare it for the encoder, so the thread that runs inference does nothing else;
-at most ``depth`` batches are read or waiting at any time, so memory holds a few batches of
-tiles whatever the slide's size, never a level of it. Batches come out in grid order.
+decodes and composites) and do nothing else: reading is the slower half on CPU, so the
+encoder's own preparation of a batch stays on the inference thread. At most ``depth`` batches
+are read or waiting at any time, so memory holds a few batches of tiles whatever the slide's
+size, never a level of it. Batches come out in grid order.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from orstream.slides.slide_file import Slide
 from orstream.slides.tile_grid import TileGrid
-from orstream.slides.tile_reader import read_tile
+from orstream.slides.tile_reader import read_batch
 
 
 def stream_batches(
@@ -28,12 +29,10 @@ def stream_batches(
     batch: int,
     readers: int,
     depth: int | None = None,
-    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """The grid's tiles as RGB uint8 batches [b, tile, tile, 3] of ``batch`` tiles (the last
     may be shorter), read by ``readers`` threads with at most ``depth`` batches in flight
-    (default ``readers + 1``: one to hand over while each reader reads the next); each batch
-    passes through ``prepare`` on its reader thread when given.
+    (default ``readers + 1``: one to hand over while each reader reads the next).
 
     Raises:
         OrstreamError: a tile cannot be read (at the batch that holds it).
@@ -42,9 +41,7 @@ def stream_batches(
     starts = iter(range(0, len(grid), batch))
 
     def read(start: int) -> np.ndarray:
-        corners = grid.corners[start : start + batch]
-        tiles = np.stack([read_tile(slide, grid, int(x), int(y)) for x, y in corners])
-        return tiles if prepare is None else prepare(tiles)
+        return read_batch(slide, grid, grid.corners[start : start + batch])
 
     with ThreadPoolExecutor(max(readers, 1), thread_name_prefix="tile-reader") as pool:
         pending: deque[Future[np.ndarray]] = deque()

@@ -9,7 +9,7 @@ import pytest
 from orstream.errors import OrstreamError
 from orstream.slides.slide_file import open_slide
 from orstream.slides.tile_grid import plan_tiles
-from orstream.slides.tile_reader import read_tiles
+from orstream.slides.tile_reader import read_batch, read_tiles
 from orstream.slides.tissue_mask import detect_tissue
 
 
@@ -90,3 +90,49 @@ def test_tiles_command_reports_and_draws_the_grid(
     assert lines[5] == "mpp: 0.5 x 0.5 µm/px"
     assert lines[7].startswith("tiles: ") and lines[7].endswith("read at level 0 (224 px)")
     assert cv2.imread(str(picture)).shape == (512, 512, 3)
+
+
+@pytest.mark.parametrize(("mpp", "tile"), [(0.5, 64), (0.7, 48)])  # read as is; resized
+def test_tiles_read_in_strips_equal_openslide_reading_each_tile(
+    slide_phantom: Path, mpp: float, tile: int
+) -> None:
+    import numpy as np
+    import openslide
+
+    path = slide_phantom / "slides" / "slide_001.tiff"
+    with open_slide(path) as slide:
+        grid = plan_tiles(slide, detect_tissue(slide), mpp=mpp, tile=tile)
+        strips = read_batch(slide, grid, grid.corners)
+    size = (grid.read_size, grid.read_size)
+    neighbours = (np.diff(grid.corners[:, 0]) == grid.span).sum()
+    assert len(grid) > 40 and neighbours > len(grid) / 2  # most tiles share a strip
+    with openslide.OpenSlide(str(path)) as handle:
+        for (x, y), pixels in zip(grid.corners, strips, strict=True):
+            rgba = np.asarray(handle.read_region((int(x), int(y)), grid.level, size))
+            assert rgba[..., 3].min() == 255
+            alone = rgba[..., :3]
+            if grid.read_size != tile:
+                alone = cv2.resize(alone, (tile, tile), interpolation=cv2.INTER_AREA)
+            assert np.array_equal(pixels, alone)
+    assert (grid.read_size != tile) == (mpp == 0.7)
+
+
+def test_tissue_coverage_of_the_grid_is_each_squares_share_of_the_mask(
+    slide_phantom: Path,
+) -> None:
+    import numpy as np
+
+    with open_slide(slide_phantom / "slides" / "slide_002.tiff") as slide:
+        tissue = detect_tissue(slide)
+        width, height = slide.dimensions
+    span = 700  # not a multiple of the thumbnail's scale: squares cut thumbnail pixels
+    xs, ys = np.arange(0, width, span), np.arange(0, height, span)  # the last run off the edge
+    shares = tissue.coverage(xs, ys, span)
+    sx, sy = tissue.scale
+    for row, y in enumerate(ys):
+        for column, x in enumerate(xs):
+            x0, y0 = int(x / sx), int(y / sy)
+            x1, y1 = int(np.ceil((x + span) / sx)), int(np.ceil((y + span) / sy))
+            window = tissue.mask[y0:y1, x0:x1]
+            assert shares[row, column] == pytest.approx(window.mean(), abs=1e-12)
+    assert 0 < (shares > 0.5).mean() < 1
