@@ -13,6 +13,11 @@ A rank yields its indices flat, batch after batch; a DataLoader with the same ``
 cuts them back into the rank's batches, since only the last can be shorter. The samplers
 subclass :class:`~torch.utils.data.DistributedSampler`, so Lightning recognises them as already
 distributed (rather than wrapping them in its own), and calls their ``set_epoch`` each epoch.
+
+A sample may come in several *variants* (a training clip at several playback speeds): each
+epoch takes every sample in one variant drawn from the same seed and epoch, and yields it as
+``sample + size * variant``, so the ranks agree on the variants as on the batches, and a sampler
+that batches by length knows each variant's length before it batches.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class GlobalBatchSampler(DistributedSampler[int]):
         rank: this rank, 0 .. num_replicas - 1.
         seed: with the epoch (``set_epoch``), fixes the epoch's order on every rank.
         drop_last: leave out a shorter last global batch when a full one exists.
+        variants: versions of each sample, 0 .. variants - 1 (see the module's docstring).
     """
 
     def __init__(
@@ -61,9 +67,12 @@ class GlobalBatchSampler(DistributedSampler[int]):
         rank: int = 0,
         seed: int = 0,
         drop_last: bool = False,
+        variants: int = 1,
     ) -> None:
         if batch_size < 1:
             raise OrstreamError(f"batch_size must be at least 1, got {batch_size}")
+        if variants < 1:
+            raise OrstreamError(f"a sample needs at least one variant, got {variants}")
         # DistributedSampler reads nothing of a dataset but its length.
         dataset = cast(Dataset[int], range(size))
         super().__init__(
@@ -71,6 +80,7 @@ class GlobalBatchSampler(DistributedSampler[int]):
         )
         self.size = size
         self.batch_size = batch_size
+        self.variants = variants
 
     @property
     def global_batch_size(self) -> int:
@@ -80,8 +90,9 @@ class GlobalBatchSampler(DistributedSampler[int]):
         """Samples an epoch draws over all ranks (before cutting into global batches)."""
         return self.size
 
-    def global_batches(self, generator: torch.Generator) -> list[list[int]]:
-        """The epoch's global batches, full ones first and a shorter one last."""
+    def global_batches(self, generator: torch.Generator, variant: list[int]) -> list[list[int]]:
+        """The epoch's global batches of samples, full ones first and a shorter one last;
+        ``variant`` holds the variant each sample takes this epoch."""
         raise NotImplementedError
 
     def _kept(self) -> tuple[int, int]:
@@ -102,10 +113,13 @@ class GlobalBatchSampler(DistributedSampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        variant = [0] * self.size
+        if self.variants > 1:
+            variant = torch.randint(self.variants, (self.size,), generator=generator).tolist()
         full, rest = self._kept()
-        batches = self.global_batches(generator)[: full + (1 if rest else 0)]
+        batches = self.global_batches(generator, variant)[: full + (1 if rest else 0)]
         for batch in batches:
-            yield from self._share(batch)
+            yield from (sample + self.size * variant[sample] for sample in self._share(batch))
 
     def _share(self, batch: Sequence[int]) -> list[int]:
         if len(batch) == self.global_batch_size:
@@ -128,7 +142,7 @@ class ShuffledSamples(GlobalBatchSampler):
     def epoch_samples(self) -> int:
         return self.num_samples_per_epoch
 
-    def global_batches(self, generator: torch.Generator) -> list[list[int]]:
+    def global_batches(self, generator: torch.Generator, variant: list[int]) -> list[list[int]]:
         rounds = math.ceil(self.num_samples_per_epoch / max(self.size, 1))
         order = torch.cat([torch.randperm(self.size, generator=generator) for _ in range(rounds)])
         order_list = order[: self.num_samples_per_epoch].tolist()
@@ -139,19 +153,29 @@ class ShuffledSamples(GlobalBatchSampler):
 class SimilarLengthSamples(GlobalBatchSampler):
     """Global batches of samples with similar lengths, in random order.
 
-    Each epoch the lengths are scaled by a random factor in ``1 +- jitter`` (so batches are not
-    the same every epoch), sorted and cut into global batches; the full ones are shuffled and a
-    shorter one goes last. A rank's share of a batch is similar in length too.
+    ``lengths`` holds each sample's length, or a row per sample of its variants' lengths. Each
+    epoch the lengths (of the variants drawn) are scaled by a random factor in ``1 +- jitter``
+    (so batches are not the same every epoch), sorted and cut into global batches; the full
+    ones are shuffled and a shorter one goes last. A rank's share of a batch is similar in
+    length too.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, jitter: float = 0.2, **kwargs: Any):
-        super().__init__(len(lengths), batch_size, **kwargs)
-        self.lengths = torch.tensor(lengths, dtype=torch.float64)
+    def __init__(
+        self,
+        lengths: Sequence[int] | Sequence[Sequence[int]],
+        batch_size: int,
+        jitter: float = 0.2,
+        **kwargs: Any,
+    ):
+        table = torch.tensor(lengths, dtype=torch.float64)
+        self.lengths = table if table.dim() == 2 else table[:, None]
+        super().__init__(len(self.lengths), batch_size, variants=self.lengths.shape[1], **kwargs)
         self.jitter = jitter
 
-    def global_batches(self, generator: torch.Generator) -> list[list[int]]:
-        noise = torch.rand(len(self.lengths), dtype=torch.float64, generator=generator) * 2 - 1
-        order = (self.lengths * (1.0 + self.jitter * noise)).argsort().tolist()
+    def global_batches(self, generator: torch.Generator, variant: list[int]) -> list[list[int]]:
+        lengths = self.lengths[torch.arange(self.size), torch.tensor(variant, dtype=torch.long)]
+        noise = torch.rand(self.size, dtype=torch.float64, generator=generator) * 2 - 1
+        order = (lengths * (1.0 + self.jitter * noise)).argsort().tolist()
         step = self.global_batch_size
         batches = [order[i : i + step] for i in range(0, len(order), step)]
         full = [batch for batch in batches if len(batch) == step]

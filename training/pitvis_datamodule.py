@@ -17,6 +17,12 @@ model's all-zero initial state is the true history. Clip starts are drawn unifor
 ``-(receptive_field - 1) .. N - clip_length`` and clamped to 0, so the video start is drawn in
 proportion to the outputs only it can teach. Validation serves whole videos.
 
+Speed augmentation: phantom and real steps last in proportion to the case, so a model trained
+on cases of one length learns how long steps last and fails on shorter or longer cases. With
+``speeds``, each training clip is cut from its video's timeline resampled at one of the speeds
+(2.0 keeps every second sample, as a case half as long; 0.5 shows each sample twice, as a case
+twice as long), drawn per epoch by the sampler, which batches the resampled lengths.
+
 Batches pad clips to the longest of the batch. With ``group_by_length`` (for whole videos of
 mixed lengths) each batch takes clips of similar length -- the lengths sorted with random
 jitter, cut into batches, the batches shuffled -- so little compute goes into padding and few
@@ -171,8 +177,19 @@ def augment_clip(clip: Tensor, generator: torch.Generator) -> Tensor:
     return clip.clamp_(0.0, 1.0)
 
 
+def resampled_timeline(samples: int, speed: float) -> np.ndarray:
+    """Sample indices of a ``samples``-long timeline played at ``speed``: ``round(samples /
+    speed)`` of them, index ``floor(i * speed)`` at position i."""
+    count = max(round(samples / speed), 1)
+    return np.minimum(np.floor(np.arange(count) * speed).astype(np.int64), samples - 1)
+
+
 class TrainClips(Dataset[dict[str, Tensor]]):
-    """Random clips with loss masks that keep training consistent with streaming inference."""
+    """Random clips with loss masks that keep training consistent with streaming inference.
+
+    Index ``clip + clips * k`` (``clips`` = videos x clips per video) is the clip at
+    ``speeds[k]``: the samplers' variants.
+    """
 
     def __init__(
         self,
@@ -181,30 +198,40 @@ class TrainClips(Dataset[dict[str, Tensor]]):
         receptive_field: int,
         clips_per_video: int,
         augment: bool,
+        speeds: tuple[float, ...] = (1.0,),
     ) -> None:
         self.videos = videos
         self.clip_length = clip_length
         self.receptive_field = receptive_field
         self.clips_per_video = clips_per_video
         self.augment = augment
+        self.speeds = speeds
+        self.clips = len(videos) * clips_per_video
 
     def __len__(self) -> int:
-        return len(self.videos) * self.clips_per_video
+        return self.clips * len(self.speeds)
 
-    def _clip_length(self, video: PitVisVideo) -> int:
-        return len(video) if self.clip_length is None else min(self.clip_length, len(video))
+    def _clip_length(self, video: PitVisVideo, speed: float) -> int:
+        samples = len(resampled_timeline(len(video), speed))
+        return samples if self.clip_length is None else min(self.clip_length, samples)
 
-    def lengths(self) -> list[int]:
-        """Samples in the clip of each index."""
-        return [self._clip_length(self.videos[i % len(self.videos)]) for i in range(len(self))]
+    def lengths(self) -> list[list[int]]:
+        """Samples in each clip at each speed: a row per clip."""
+        return [
+            [self._clip_length(self.videos[i % len(self.videos)], speed) for speed in self.speeds]
+            for i in range(self.clips)
+        ]
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        video = self.videos[index % len(self.videos)]
+        video = self.videos[index % self.clips % len(self.videos)]
+        timeline = resampled_timeline(len(video), self.speeds[index // self.clips])
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
-        length = self._clip_length(video)
+        length = min(len(timeline), self.clip_length or len(timeline))
         lowest = -(self.receptive_field - 1)
-        start = max(0, int(torch.randint(lowest, len(video) - length + 1, (), generator=generator)))
-        window = slice(start, start + length)
+        start = max(
+            0, int(torch.randint(lowest, len(timeline) - length + 1, (), generator=generator))
+        )
+        window = timeline[start : start + length]
         clip = to_float(video.frames[window])
         if self.augment:
             clip = augment_clip(clip, generator)
@@ -286,6 +313,8 @@ class PitVisDataModule(L.LightningDataModule):
             mixed lengths); otherwise batches are drawn uniformly.
         num_workers: DataLoader worker processes.
         augment: light colour / crop / flip augmentation of training clips.
+        speeds: playback speeds training clips are drawn at, one per clip and epoch (see the
+            module's docstring); ``None`` plays every case as recorded.
         disk_cache: keep decoded frames in ``<root>/.orstream_cache`` between runs.
         length_tolerance_s: largest accepted difference between a video's duration and the
             annotated span.
@@ -307,6 +336,7 @@ class PitVisDataModule(L.LightningDataModule):
         group_by_length: bool = False,
         num_workers: int = 0,
         augment: bool = True,
+        speeds: list[float] | None = None,
         disk_cache: bool = True,
         length_tolerance_s: float = 2.0,
     ) -> None:
@@ -315,6 +345,8 @@ class PitVisDataModule(L.LightningDataModule):
             raise OrstreamError(f"clip_length must be at least 1 (or null), got {clip_length}")
         if not 0.0 < val_fraction < 1.0:
             raise OrstreamError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        if speeds is not None and (not speeds or min(speeds) <= 0):
+            raise OrstreamError(f"speeds must be a list of positive speeds, got {speeds}")
         self.root = Path(root)
         self.val_root = Path(val_root) if val_root is not None else None
         self.val_videos = val_videos
@@ -329,6 +361,7 @@ class PitVisDataModule(L.LightningDataModule):
         self.group_by_length = group_by_length
         self.num_workers = num_workers
         self.augment = augment
+        self.speeds = tuple(float(speed) for speed in speeds or [1.0])
         self.disk_cache = disk_cache
         self.length_tolerance_s = length_tolerance_s
         self.train_data: list[PitVisVideo] = []
@@ -391,6 +424,7 @@ class PitVisDataModule(L.LightningDataModule):
             "sample_fps": self.sample_fps,
             "input_size": list(self.input_size),
             "clip_length": self.clip_length,
+            "speeds": list(self.speeds),
             "train_seconds": sum(len(video) for video in self.train_data) / self.sample_fps,
             "phantom": phantom_metadata(self.root),
             "val_phantom": phantom_metadata(self.val_root) if self.val_root is not None else None,
@@ -415,6 +449,7 @@ class PitVisDataModule(L.LightningDataModule):
             self.receptive_field,
             self.clips_per_video,
             self.augment,
+            self.speeds,
         )
         common: dict[str, Any] = {
             "num_workers": self.num_workers,
@@ -427,7 +462,9 @@ class PitVisDataModule(L.LightningDataModule):
         if self.group_by_length:
             sampler = SimilarLengthSamples(clips.lengths(), self.batch_size, **shared)
         else:
-            sampler = ShuffledSamples(len(clips), self.batch_size, **shared)
+            sampler = ShuffledSamples(
+                clips.clips, self.batch_size, variants=len(self.speeds), **shared
+            )
         return DataLoader(clips, batch_size=self.batch_size, sampler=sampler, **common)
 
     def val_dataloader(self) -> DataLoader[dict[str, Any]]:

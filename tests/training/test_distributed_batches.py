@@ -1,5 +1,7 @@
 """Distributed samplers: disjoint rank shares of the same global batches, epoch by epoch."""
 
+from itertools import pairwise
+
 import pytest
 
 from orstream.errors import OrstreamError
@@ -77,6 +79,28 @@ def test_similar_length_batches_group_by_length_on_every_rank_count() -> None:
         assert sorted(split[-1]) == [8, 9]  # the shorter batch goes last
         orders.add(tuple(tuple(batch) for batch in split))
     assert len(orders) > 1  # batch order and membership vary between epochs
+
+
+def test_each_epoch_takes_every_sample_once_in_a_variant_batched_by_its_length() -> None:
+    # Sample i at speed 0.5 / 1 / 2: a short case slowed down is as long as a long one.
+    lengths = [[2 * n, n, n // 2] for n in [100, 104, 200, 208, 400, 408, 96, 404]]
+    drawn_variants = set()
+    for epoch in range(8):
+        split = global_batches(SimilarLengthSamples, 2, epoch, lengths=lengths, batch_size=2)
+        assert split == global_batches(
+            SimilarLengthSamples, 1, epoch, lengths=lengths, batch_size=4
+        )
+        indices = [i for batch in split for i in batch]
+        assert sorted(i % len(lengths) for i in indices) == list(range(len(lengths)))
+        taken = {i % len(lengths): lengths[i % len(lengths)][i // len(lengths)] for i in indices}
+        spans = sorted((min(b), max(b)) for b in ([taken[i % 8] for i in batch] for batch in split))
+        for (_, longest), (shortest, _) in pairwise(spans):
+            assert longest <= 1.5 * shortest  # cut from the lengths' order (jitter: 0.8-1.2)
+        drawn_variants.add(tuple(i // len(lengths) for i in indices))
+    assert len(drawn_variants) > 1 and {v for d in drawn_variants for v in d} == {0, 1, 2}
+    shuffled = global_batches(ShuffledSamples, 2, 0, size=8, batch_size=2, variants=3)
+    assert sorted(i % 8 for batch in shuffled for i in batch) == list(range(8))
+    assert all(0 <= i < 24 for batch in shuffled for i in batch)
 
 
 def test_a_batch_size_below_one_is_refused() -> None:

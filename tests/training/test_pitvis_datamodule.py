@@ -16,6 +16,7 @@ from orstream.training.pitvis_datamodule import (
     TrainClips,
     load_video,
     pad_collate,
+    resampled_timeline,
 )
 
 FPS = 8
@@ -170,6 +171,55 @@ def test_training_clips_only_score_outputs_with_their_whole_history(tmp_path: Pa
     whole = TrainClips(data.train_data, None, 3, clips_per_video=1, augment=False)[0]
     assert whole["step_mask"].all() and len(whole["step"]) == len(video)
     assert torch.equal(whole["frames"][:, 0], torch.from_numpy(video.frames[..., 0]) / 255.0)
+
+
+def test_speeds_resample_the_timeline_frames_and_labels_alike(tmp_path: Path) -> None:
+    assert resampled_timeline(7, 2.0).tolist() == [0, 2, 4, 6]
+    assert resampled_timeline(3, 0.5).tolist() == [0, 0, 1, 1, 2, 2]
+    assert resampled_timeline(9, 1.5).tolist() == [0, 1, 3, 4, 6, 7]
+    root = write_dataset(tmp_path / "data", [1, 2])  # video 1: 7 s
+    data = PitVisDataModule(str(root), val_videos=[2], input_size=SIZE)
+    data.setup("fit")
+    video = data.train_data[0]
+    clips = TrainClips(data.train_data, None, 3, 1, augment=False, speeds=(0.5, 1.0, 2.0))
+    assert len(clips) == 3 and clips.lengths() == [[14, 7, 4]]
+    for index, speed in enumerate((0.5, 1.0, 2.0)):
+        clip = clips[index]
+        timeline = resampled_timeline(len(video), speed)
+        assert torch.equal(clip["step"], torch.from_numpy(video.step_class[timeline]))
+        assert torch.equal(
+            clip["frames"][:, 0], torch.from_numpy(video.frames[timeline, ..., 0]) / 255
+        )
+        assert clip["step_mask"].all()
+    windows = TrainClips(data.train_data, 4, 3, 1, augment=False, speeds=(0.5,))
+    assert windows.lengths() == [[4]] and len(windows[0]["step"]) == 4
+    with pytest.raises(OrstreamError, match="speeds must be a list of positive speeds"):
+        PitVisDataModule(str(root), speeds=[1.0, 0.0])
+
+
+def test_grouped_loader_batches_cases_by_their_length_at_the_speed_drawn(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for video, seconds in enumerate([4, 4, 8, 8, 5], start=1):
+        write_case(root, video, seconds, image=lambda i, h, w: np.full((h, w, 3), 90, np.uint8))
+    data = PitVisDataModule(
+        str(root),
+        val_videos=[5],
+        input_size=SIZE,
+        batch_size=2,
+        group_by_length=True,
+        speeds=[0.5, 1.0, 2.0],
+    )
+    data.setup("fit")
+    loader = data.train_dataloader()
+    seen = set()
+    for epoch in range(6):
+        loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        lengths = [batch["step_mask"].sum(1).tolist() for batch in loader]
+        assert sorted(n for batch in lengths for n in batch) != [] and len(lengths) == 2
+        (_, longest), (shortest, _) = sorted((min(batch), max(batch)) for batch in lengths)
+        assert longest <= 1.5 * shortest  # cut from the lengths' order (jitter: 0.8-1.2)
+        seen.update(n for batch in lengths for n in batch)
+    assert {2, 4, 8, 16} <= seen  # 4 and 8 s cases at 2x, 1x and 0.5x speed
 
 
 def test_padding_extends_every_field_and_masks_the_padding(tmp_path: Path) -> None:
