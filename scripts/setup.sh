@@ -20,6 +20,8 @@ apt_packages=(
   xserver-xorg-core xserver-xorg-video-dummy xvfb x11-apps
   # The gRPC TLS tests make their certificates with it.
   openssl
+  # The dashboard's tests: Playwright drives this browser headless.
+  chromium
 )
 
 missing=()
