@@ -41,6 +41,7 @@ setup(
             "packages/*/*.npy",
             "packages/*/*.npz",
         ],
+        "orstream.edge.web": ["static/*"],
         "orstream.slides": ["packages/*/*.json", "packages/*/*.onnx", "packages/*/*.npz"],
         "orstream.training": ["configs/*.yaml"],
     },

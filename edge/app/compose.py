@@ -63,6 +63,7 @@ from orstream.edge.operators.workflow import WorkflowOp
 from orstream.edge.outbox.desk import HandOffDesk
 from orstream.edge.overlay import Annotator, HudAnnotator, MasksAnnotator, NoSignalMarker, Overlay
 from orstream.edge.service.result_hub import ResultHub
+from orstream.edge.web.frame_slot import WebFrames
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 from orstream.package.loading import load_package
@@ -185,6 +186,10 @@ class EdgeApp:
         self._given_workflow = workflow
         self._given_segmenter = segmenter
         self._rtsp_server: RtspServer | None = None
+        self.web_frames: WebFrames | None = None
+        """Each stream's newest overlay frame for the dashboard (with a ``web:`` section)."""
+        if config.web is not None:
+            self.web_frames = WebFrames(tuple(str(s.stream_id) for s in config.streams))
         self.handoffs: HandOffDesk | None = None
         if config.server is not None:
             self.handoffs = open_handoffs(config.server, self.hub.publish_handoff)
@@ -384,6 +389,11 @@ class EdgeApp:
                     leaves=True,
                 )
             )
+        if self.web_frames is not None:
+            # Watched like the display, and like it kept on the device's side of the privacy
+            # gate: the dashboard is an OR screen (behind the API's tokens), not a recording.
+            web_sink = self.web_frames.sink(stream_id)
+            specs.append(SinkSpec("web", lambda w, h, fps: web_sink, watched=True))
         if config.display.enabled:
             from orstream.streams.sinks.display import DisplaySink
 
@@ -605,6 +615,14 @@ class EdgeApp:
             video_frames_out=sum(self.frames_out(stream) for stream in self.streams),
             uptime_s=self.graph.uptime_s(),
         )
+
+    @property
+    def stale_after_s(self) -> float | None:
+        """Age after which the recognizer's result is stale, by the overlay's rule (None: no
+        recognizer)."""
+        if self.workflow is None:
+            return None
+        return 1 / self.workflow.model.rate_hz + self.config.overlay.stale_after_ms / 1e3
 
     def frame_to_result(self, stream_id: str | None = None) -> LatencySummary:
         """Frame-to-result latency of the recognizer, of one stream or of all."""

@@ -388,6 +388,34 @@ class GrpcConfig(_Section):
         return self
 
 
+class IceServerConfig(_Section):
+    """A STUN or TURN server browsers and the edge may use to reach each other (none on a LAN,
+    where the two see each other's addresses directly)."""
+
+    urls: tuple[str, ...] = Field(min_length=1, description="e.g. stun:stun.example.org:3478")
+    username: str | None = None
+    credential: str | None = None
+
+
+class WebConfig(_Section):
+    """The OR dashboard in the browser (``orstream.edge.web``): the overlay video over WebRTC
+    and the runtime's state. It takes the gRPC section's tokens and certificate, so the page
+    and the API admit the same people; like gRPC, an address other than loopback needs both
+    unless ``insecure``."""
+
+    address: str = Field(description="HOST:PORT to serve the page on, e.g. 0.0.0.0:8080")
+    ice_servers: tuple[IceServerConfig, ...] = Field(
+        default=(), description="STUN/TURN servers (none: browsers on the edge's own network)"
+    )
+    max_viewers: int = Field(
+        default=4, ge=1, le=32, description="video connections at once (each encodes its own)"
+    )
+    insecure: bool = Field(
+        default=False,
+        description="serve a non-loopback address without TLS and tokens (logged as a warning)",
+    )
+
+
 class PrivacyConfig(_Section):
     """The privacy gate (``orstream.edge.overlay.privacy``): frames out of patient, or with no
     fresh result, are withheld from the recording and the RTSP output."""
@@ -534,6 +562,7 @@ class EdgeConfig(_Section):
     display: DisplayConfig = DisplayConfig()
     grpc: GrpcConfig = GrpcConfig()
     metrics: MetricsConfig | None = None
+    web: WebConfig | None = None
     audit: AuditConfig | None = None
     privacy: PrivacyConfig | None = None
     results: ResultsConfig | None = None
@@ -553,6 +582,20 @@ class EdgeConfig(_Section):
             unknown = sorted(set(rule.streams) - ids)
             if unknown:
                 raise ValueError(f"server: a hand-off names stream {unknown[0]!r}, not run here")
+        return self
+
+    @model_validator(mode="after")
+    def _web_is_protected(self) -> EdgeConfig:
+        if self.web is None:
+            return self
+        problem = exposure_problem(
+            self.web.address,
+            tls=self.grpc.tls_cert is not None,
+            tokens=self.grpc.tokens is not None,
+            insecure=self.web.insecure,
+        )
+        if problem is not None:
+            raise ValueError("web: " + problem.replace("grpc address", "address"))
         return self
 
     @model_validator(mode="after")

@@ -76,7 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure",
         action="store_true",
-        help="serve a non-loopback --grpc address without TLS and tokens (logged as a warning)",
+        help="serve a non-loopback --grpc or --web address without TLS and tokens (logged as a "
+        "warning)",
+    )
+    parser.add_argument(
+        "--web",
+        metavar="HOST:PORT",
+        help="serve the OR dashboard there (the overlay video over WebRTC, step, timeline, "
+        "instruments), with the gRPC API's tokens and certificate",
     )
     parser.add_argument(
         "--privacy",
@@ -191,6 +198,10 @@ def config_from_args(args: argparse.Namespace) -> EdgeConfig:
             data["grpc"] = {**data.get("grpc", {}), option: value}
     if args.metrics is not None:
         data["metrics"] = {"address": args.metrics}
+    if args.web is not None:
+        data["web"] = {**data.get("web", {}), "address": args.web}
+    if args.insecure and "web" in data:
+        data["web"]["insecure"] = True
     if args.audit is not None:
         data["audit"] = {"path": args.audit}
     if args.privacy is not None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orstream.access.exposure import is_loopback
 from orstream.access.server_tls import ServerTls
@@ -21,6 +22,9 @@ from orstream.status import RuntimeStatus
 from orstream.stop_signals import StopSignals
 from orstream.streams.sources.source import Source
 from orstream.tokens import Tokens
+
+if TYPE_CHECKING:
+    from orstream.edge.web.web_server import WebDashboard
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +158,33 @@ def server_tls(config: EdgeConfig) -> ServerTls | None:
     return ServerTls(grpc.tls_cert, grpc.tls_key, grpc.tls_client_ca)
 
 
+def _start_dashboard(config: EdgeConfig, app: EdgeApp, audit: AuditLog | None) -> WebDashboard:
+    """The OR dashboard, serving (``config.web`` set): the gRPC section's tokens and TLS."""
+    from orstream.edge.web.state_feed import StateFeed
+    from orstream.edge.web.video_viewers import VideoViewers
+    from orstream.edge.web.web_access import WebAccess
+    from orstream.edge.web.web_server import WebDashboard
+
+    web, grpc = config.web, config.grpc
+    assert web is not None and app.web_frames is not None
+    tokens = None if grpc.tokens is None else Tokens.load(grpc.tokens)
+    dashboard = WebDashboard(
+        web.address,
+        StateFeed(app.status, app.hub, app.stale_after_s),
+        VideoViewers(app.web_frames, web.ice_servers, web.max_viewers),
+        WebAccess(tokens, audit),
+        server_tls(config),
+    )
+    dashboard.start()
+    if web.insecure and not is_loopback(web.address):
+        log.warning(
+            "OR dashboard on %s without TLS or tokens (--insecure): anyone who reaches it "
+            "sees the live video",
+            web.address,
+        )
+    return dashboard
+
+
 def run_edge(
     config: EdgeConfig,
     *,
@@ -223,6 +254,11 @@ def run_edge(
         )
         metrics_port = metrics.start(config.metrics.address)
         say(f"Prometheus metrics on {config.metrics.address.rsplit(':', 1)[0]}:{metrics_port}")
+    dashboard = None
+    if config.web is not None:
+        dashboard = _start_dashboard(config, app, audit)
+        host = config.web.address.rsplit(":", 1)[0]
+        say(f"OR dashboard on {dashboard.scheme}://{host}:{dashboard.port}/")
     stop_progress = threading.Event()
     progress = threading.Thread(
         target=_progress, args=(app, stop_progress, say), name="orstream-progress", daemon=True
@@ -238,6 +274,8 @@ def run_edge(
             say(f"stopped by {signals.received}: {how}")
     finally:
         stop_progress.set()
+        if dashboard is not None:
+            dashboard.stop()
         if server is not None:
             server.stop(config.grpc.drain_s)
         if app.handoffs is not None:

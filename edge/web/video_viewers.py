@@ -1,0 +1,95 @@
+"""The browsers watching a stream's overlay video: one WebRTC peer connection each.
+
+The browser offers (it only receives video), the edge answers with the stream's
+:class:`~orstream.edge.web.overlay_track.OverlayTrack`. The answer is sent once the edge's
+candidates are gathered (no trickle ICE): on a LAN these are its own addresses, and no STUN or
+TURN server is asked unless ``ice_servers`` names one. Each connection encodes its own video
+(the encoder adapts to its browser's bandwidth), so viewers are bounded (``max_viewers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from orstream.edge.app.config import IceServerConfig
+from orstream.edge.web.frame_slot import WebFrames
+from orstream.edge.web.overlay_track import OverlayTrack
+
+
+class ViewerRefused(Exception):
+    """The offer cannot be answered: an unknown stream, or every viewer place taken."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class VideoViewers:
+    """Answers WebRTC offers with a stream's overlay video and closes what it opened.
+
+    Args:
+        frames: every stream's newest overlay frame.
+        ice_servers: STUN/TURN servers to gather candidates with (none on a LAN).
+        max_viewers: connections at once; an offer beyond them is refused (HTTP 503).
+    """
+
+    def __init__(
+        self, frames: WebFrames, ice_servers: tuple[IceServerConfig, ...], max_viewers: int
+    ) -> None:
+        self._frames = frames
+        self._configuration = RTCConfiguration(
+            [RTCIceServer(list(s.urls), s.username, s.credential) for s in ice_servers]
+        )
+        self.ice_servers = [
+            {"urls": list(s.urls), "username": s.username, "credential": s.credential}
+            for s in ice_servers
+        ]
+        """The same servers for the browser's side (RTCPeerConnection's ``iceServers``)."""
+        self._max_viewers = max_viewers
+        self._connections: set[RTCPeerConnection] = set()
+
+    @property
+    def count(self) -> int:
+        return len(self._connections)
+
+    async def answer(self, stream_id: str, sdp: str, kind: str) -> RTCSessionDescription:
+        """The answer to a browser's offer to watch ``stream_id``.
+
+        Raises:
+            ViewerRefused: unknown stream (404), too many viewers (503) or a bad offer (400).
+        """
+        slot = self._frames.slots.get(stream_id)
+        if slot is None:
+            known = ", ".join(self._frames.slots)
+            raise ViewerRefused(f"no stream {stream_id[:40]!r} (streams: {known})", 404)
+        if len(self._connections) >= self._max_viewers:
+            raise ViewerRefused(f"{self._max_viewers} viewers are watching already", 503)
+        connection = RTCPeerConnection(self._configuration)
+        self._connections.add(connection)
+
+        @connection.on("connectionstatechange")
+        async def on_state() -> None:
+            if connection.connectionState in ("failed", "closed"):
+                await self._close(connection)
+
+        try:
+            connection.addTrack(OverlayTrack(slot))
+            await connection.setRemoteDescription(RTCSessionDescription(sdp, kind))
+            await connection.setLocalDescription(await connection.createAnswer())
+        except (ValueError, RuntimeError) as error:  # aiortc's words for an offer it cannot take
+            await self._close(connection)
+            raise ViewerRefused(f"cannot answer this offer: {error}", 400) from None
+        answer = connection.localDescription
+        assert answer is not None
+        return answer
+
+    async def _close(self, connection: RTCPeerConnection) -> None:
+        self._connections.discard(connection)
+        await connection.close()
+
+    async def close(self) -> None:
+        """Close every connection (the browsers see the video end)."""
+        connections, self._connections = tuple(self._connections), set()
+        await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)

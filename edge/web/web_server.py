@@ -1,0 +1,230 @@
+"""The dashboard's HTTP server (aiohttp, on an event loop and thread of its own): the page and
+its assets, login, the state feed and the WebRTC offers.
+
+Routes: ``GET /`` the page; ``GET /static/...`` its script and styles (shipped in the package,
+nothing from a CDN); ``GET /palette.css`` the overlay's colours; ``POST /api/login``
+(``{"token": ...}``) and ``POST /api/logout``; ``GET /api/state`` (JSON) and ``GET
+/api/events`` (the same as server-sent events, every ``EVERY_S``); ``POST /api/offer``
+(``{"stream": ..., "sdp": ..., "type": "offer"}``: the WebRTC answer). Every ``/api/`` route
+but login needs a viewer (see :mod:`orstream.edge.web.web_access`). Served over TLS when the
+edge has a certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from orstream.access.server_tls import ServerTls
+from orstream.edge.web.palette_css import palette_css
+from orstream.edge.web.state_feed import EVERY_S, StateFeed
+from orstream.edge.web.video_viewers import VideoViewers, ViewerRefused
+from orstream.edge.web.web_access import SESSION_COOKIE, SESSION_S, WebAccess
+from orstream.errors import OrstreamError
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+MAX_REQUEST_BYTES = 64 * 1024
+"""Largest request body: an SDP offer is a few kB."""
+_START_S = 10.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class WebDashboard:
+    """Serves the dashboard until :meth:`stop`.
+
+    Args:
+        address: ``HOST:PORT`` (port 0: a free one).
+        feed: the page's state.
+        viewers: answers WebRTC offers.
+        access: who may come in.
+        tls: serve HTTPS with these files (None: HTTP).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        feed: StateFeed,
+        viewers: VideoViewers,
+        access: WebAccess,
+        tls: ServerTls | None = None,
+    ) -> None:
+        self.address = address
+        self.feed = feed
+        self.viewers = viewers
+        self.access = access
+        self._tls = tls
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="web", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._tls is not None else "http"
+
+    def start(self) -> int:
+        """Listen and serve; returns the bound port.
+
+        Raises:
+            OrstreamError: the address cannot be bound, or the certificate cannot be read.
+        """
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+        try:
+            self.port = future.result(_START_S)
+        except OSError as error:
+            self.stop()
+            raise OrstreamError(f"web: cannot serve on {self.address}: {error}") from None
+        return self.port
+
+    def stop(self) -> None:
+        """Close every video connection and the server; the page's streams end."""
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(_START_S)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(_START_S)
+        self.feed.close()
+
+    async def _start(self) -> int:
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_REQUEST_BYTES)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/palette.css", self._palette)
+        app.router.add_static("/static/", STATIC)
+        app.router.add_post("/api/login", self._login)
+        app.router.add_post("/api/logout", self._logout)
+        app.router.add_get("/api/state", self._state)
+        app.router.add_get("/api/events", self._events)
+        app.router.add_post("/api/offer", self._offer)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, _, port = self.address.rpartition(":")
+        site = web.TCPSite(
+            self._runner, host.strip("[]"), int(port), ssl_context=self._ssl_context()
+        )
+        await site.start()
+        return int(self._runner.addresses[0][1])
+
+    async def _stop(self) -> None:
+        await self.viewers.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        tls = self._tls
+        if tls is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(tls.cert, tls.key)
+            if tls.client_ca is not None:
+                context.load_verify_locations(tls.client_ca)
+                context.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError) as error:
+            raise OrstreamError(f"web: cannot use the TLS certificate: {error}") from None
+        return context
+
+    # -- access -----------------------------------------------------------------------------
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Security headers on every answer; a viewer (at least) for ``/api/`` but login."""
+        if request.path.startswith("/api/") and request.path != "/api/login":
+            principal = self.access.principal(
+                request.headers.get("Authorization", ""), request.cookies.get(SESSION_COOKIE, "")
+            )
+            if principal is None:
+                self.access.refused("", f"web{request.path}", "UNAUTHENTICATED")
+                return _error(401, "log in with a token (or send Authorization: Bearer TOKEN)")
+            request["principal"] = principal.name
+        response = await handler(request)
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+            "object-src 'none'; frame-ancestors 'none'"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        body = await _json(request)
+        token = body.get("token")
+        if not isinstance(token, str):
+            return _error(400, 'post {"token": "..."}')
+        session = self.access.login(token.strip())
+        if session is None:
+            return _error(401, "wrong token")
+        response = web.json_response({"ok": True})
+        response.set_cookie(
+            SESSION_COOKIE,
+            session,
+            max_age=int(SESSION_S),
+            httponly=True,
+            samesite="Strict",
+            secure=self._tls is not None,
+        )
+        return response
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        self.access.logout(request.cookies.get(SESSION_COOKIE, ""))
+        response = web.json_response({"ok": True})
+        response.del_cookie(SESSION_COOKIE)
+        return response
+
+    # -- the page and its state -------------------------------------------------------------
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def _palette(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=palette_css(), content_type="text/css")
+
+    async def _state(self, request: web.Request) -> web.StreamResponse:
+        state = json.loads(self.feed.text())
+        state["login"] = not self.access.open
+        state["ice_servers"] = self.viewers.ice_servers
+        return web.json_response(state)
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            while True:
+                await response.write(f"data: {self.feed.text()}\n\n".encode())
+                await asyncio.sleep(EVERY_S)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    async def _offer(self, request: web.Request) -> web.StreamResponse:
+        body = await _json(request)
+        stream, sdp, kind = body.get("stream"), body.get("sdp"), body.get("type")
+        if not (isinstance(stream, str) and isinstance(sdp, str) and kind == "offer"):
+            return _error(400, 'post {"stream": ID, "sdp": OFFER, "type": "offer"}')
+        try:
+            answer = await self.viewers.answer(stream, sdp, kind)
+        except ViewerRefused as refusal:
+            return _error(refusal.status, str(refusal))
+        log.info("web: %s watches %s", request["principal"], stream)
+        return web.json_response({"sdp": answer.sdp, "type": answer.type})
+
+
+async def _json(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
