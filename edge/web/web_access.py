@@ -75,6 +75,11 @@ class WebAccess:
             return None
         return held[0]
 
+    def allowed(self, principal: str, method: str) -> None:
+        """Write a call that changes something (a prompt) to the audit log, as gRPC does."""
+        if self._audit is not None:
+            self._audit.record("prompt", principal, method=method)
+
     def refused(self, principal: str, method: str, code: str) -> None:
         """Write a refusal to the audit log, as gRPC's refusals are."""
         if self._audit is not None:

@@ -5,9 +5,10 @@ Routes: ``GET /`` the page; ``GET /static/...`` its script and styles (shipped i
 nothing from a CDN); ``GET /palette.css`` the overlay's colours; ``POST /api/login``
 (``{"token": ...}``) and ``POST /api/logout``; ``GET /api/state`` (JSON) and ``GET
 /api/events`` (the same as server-sent events, every ``EVERY_S``); ``POST /api/offer``
-(``{"stream": ..., "sdp": ..., "type": "offer"}``: the WebRTC answer). Every ``/api/`` route
-but login needs a viewer (see :mod:`orstream.edge.web.web_access`). Served over TLS when the
-edge has a certificate.
+(``{"stream": ..., "sdp": ..., "type": "offer"}``: the WebRTC answer); ``POST /api/prompt``
+(``{"stream": ..., "x": ..., "y": ...}`` in frame pixels: the mask there, an operator's). Every
+``/api/`` route but login needs a viewer (see :mod:`orstream.edge.web.web_access`). Served
+over TLS when the edge has a certificate.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from orstream.access.server_tls import ServerTls
+from orstream.edge.web.click_prompt import ClickPrompter, ClickRefused
 from orstream.edge.web.palette_css import palette_css
 from orstream.edge.web.state_feed import EVERY_S, StateFeed
 from orstream.edge.web.video_viewers import VideoViewers, ViewerRefused
@@ -47,6 +49,7 @@ class WebDashboard:
         feed: the page's state.
         viewers: answers WebRTC offers.
         access: who may come in.
+        clicks: segments what a click on the video points at.
         tls: serve HTTPS with these files (None: HTTP).
     """
 
@@ -56,8 +59,10 @@ class WebDashboard:
         feed: StateFeed,
         viewers: VideoViewers,
         access: WebAccess,
+        clicks: ClickPrompter,
         tls: ServerTls | None = None,
     ) -> None:
+        self.clicks = clicks
         self.address = address
         self.feed = feed
         self.viewers = viewers
@@ -105,6 +110,7 @@ class WebDashboard:
         app.router.add_get("/api/state", self._state)
         app.router.add_get("/api/events", self._events)
         app.router.add_post("/api/offer", self._offer)
+        app.router.add_post("/api/prompt", self._prompt)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, _, port = self.address.rpartition(":")
@@ -145,7 +151,7 @@ class WebDashboard:
             if principal is None:
                 self.access.refused("", f"web{request.path}", "UNAUTHENTICATED")
                 return _error(401, "log in with a token (or send Authorization: Bearer TOKEN)")
-            request["principal"] = principal.name
+            request["principal"] = principal
         response = await handler(request)
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
@@ -214,8 +220,29 @@ class WebDashboard:
             answer = await self.viewers.answer(stream, sdp, kind)
         except ViewerRefused as refusal:
             return _error(refusal.status, str(refusal))
-        log.info("web: %s watches %s", request["principal"], stream)
+        log.info("web: %s watches %s", request["principal"].name, stream)
         return web.json_response({"sdp": answer.sdp, "type": answer.type})
+
+    async def _prompt(self, request: web.Request) -> web.StreamResponse:
+        principal = request["principal"]
+        if not principal.may("operator"):
+            self.access.refused(principal.name, "web/api/prompt", "PERMISSION_DENIED")
+            return _error(403, f"{principal.name} ({principal.role}) may not prompt")
+        body = await _json(request)
+        stream, x, y = body.get("stream"), body.get("x"), body.get("y")
+        if not (isinstance(stream, str) and _number(x) and _number(y)):
+            return _error(400, 'post {"stream": ID, "x": X, "y": Y} in frame pixels')
+        self.access.allowed(principal.name, "web/api/prompt")
+        loop = asyncio.get_running_loop()
+        try:
+            mask = await loop.run_in_executor(None, self.clicks.segment, stream, x, y)
+        except ClickRefused as refusal:
+            return _error(refusal.status, str(refusal))
+        return web.json_response(mask)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 async def _json(request: web.Request) -> dict:

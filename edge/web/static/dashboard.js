@@ -152,6 +152,7 @@ function renderTimeline(segments) {
 function choose(id) {
   if (id === chosen) return;
   chosen = id;
+  clearMask();
   history.replaceState(null, "", `#${encodeURIComponent(id)}`);
   watch(id);
   if (lastState) render(lastState);
@@ -195,6 +196,48 @@ function gathered(connection) {
   });
 }
 
+// Click-to-segment: a click on the picture asks for the mask of what it points at (an
+// operator's token); the mask is laid over the video until Escape or the next click.
+$("video").addEventListener("click", async (event) => {
+  const point = framePoint(event);
+  if (!point) return;
+  $("prompt-state").textContent = "segmenting…";
+  const response = await fetch("/api/prompt", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ stream: chosen, x: point.x, y: point.y }),
+    credentials: "same-origin",
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    $("prompt-state").textContent = body.error || `segmenting refused (${response.status})`;
+    return;
+  }
+  $("mask").src = body.png;
+  $("mask").hidden = false;
+  $("prompt-state").textContent = `mask on frame ${body.index}, score ${Math.round(body.score * 100)}%`;
+});
+
+function framePoint(event) {
+  // The picture is letterboxed in the element (object-fit: contain): undo that.
+  const video = $("video");
+  if (!video.videoWidth) return null;
+  const box = video.getBoundingClientRect();
+  const scale = Math.min(box.width / video.videoWidth, box.height / video.videoHeight);
+  const left = box.left + (box.width - video.videoWidth * scale) / 2;
+  const top = box.top + (box.height - video.videoHeight * scale) / 2;
+  const x = (event.clientX - left) / scale;
+  const y = (event.clientY - top) / scale;
+  if (x < 0 || y < 0 || x >= video.videoWidth || y >= video.videoHeight) return null;
+  return { x, y };
+}
+
+function clearMask() {
+  $("mask").hidden = true;
+  $("mask").removeAttribute("src");
+  $("prompt-state").textContent = "";
+}
+
 function toggleFullscreen() {
   if (document.fullscreenElement) document.exitFullscreen();
   else $("dashboard").requestFullscreen();
@@ -207,6 +250,7 @@ document.addEventListener("fullscreenchange", () => {
 document.addEventListener("keydown", (event) => {
   if (event.target instanceof HTMLInputElement) return;
   if (event.key === "f" || event.key === "F") toggleFullscreen();
+  if (event.key === "Escape") clearMask();
 });
 
 begin();

@@ -1,0 +1,85 @@
+"""A real ``orstream edge run --web`` on two live phantom streams with the shipped recognizer
+and segmenter, for the dashboard's tests: ``or1`` plays for minutes, ``or2`` ends after a few
+seconds (its source stopped: NO SIGNAL)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from orstream.edge.models.shipped import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
+from orstream.tokens import add_token
+
+LONG = "or1=phantom://?seed=5&seconds=300&width=320&height=180&fps=12"
+SHORT = "or2=phantom://?seed=6&seconds=3&width=320&height=180&fps=12"
+START_S = 120.0
+
+
+@dataclass(frozen=True)
+class RunningEdge:
+    """Where the edge serves, and the tokens it knows."""
+
+    web_url: str
+    grpc_address: str
+    viewer_token: str
+    operator_token: str
+    stderr: list[str]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_edge(project_root: Path, folder: Path) -> Iterator[RunningEdge]:
+    """The edge, up and serving its dashboard; stopped with SIGTERM afterwards."""
+    tokens = folder / "tokens.yaml"
+    viewer = add_token(tokens, "wall-screen", "viewer")
+    operator = add_token(tokens, "scrub-nurse", "operator")
+    web_port, grpc_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            str(project_root / ".venv/bin/orstream"),
+            *("edge", "run", "--source", LONG, "--source", SHORT),
+            *("--model", str(SHIPPED_PACKAGE), "--tokens", str(tokens)),
+            *("--segmenter", str(SHIPPED_SEGMENTER), "--segmentation-rate", "1"),
+            *("--grpc", f"127.0.0.1:{grpc_port}", "--web", f"127.0.0.1:{web_port}"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    serving = threading.Event()
+    reader = threading.Thread(target=_read, args=(process, lines, serving), daemon=True)
+    reader.start()
+    try:
+        if not serving.wait(START_S) or process.poll() is not None:
+            raise AssertionError("the edge did not serve its dashboard:\n" + "".join(lines)[-3000:])
+        yield RunningEdge(
+            f"http://127.0.0.1:{web_port}", f"127.0.0.1:{grpc_port}", viewer, operator, lines
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(5)
+
+
+def _read(process: subprocess.Popen, lines: list[str], serving: threading.Event) -> None:
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+        if "OR dashboard on " in line:
+            serving.set()

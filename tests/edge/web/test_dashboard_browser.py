@@ -1,0 +1,145 @@
+"""The dashboard in Debian's Chromium, headless, against a real edge on live phantom streams:
+a wrong token is refused, the video plays, the step shown is the one gRPC gives, a stream whose
+source stopped shows NO SIGNAL, and an operator's click gives a mask (a viewer's is refused)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from running_edge import RunningEdge, running_edge
+
+from orstream.client.connection import edge_stub
+from orstream.proto.convert import (
+    status_from_proto,
+    timeline_from_proto,
+    timeline_request_to_proto,
+)
+from orstream.proto.orstream.v1 import edge_pb2
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt install chromium)"
+)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+WAIT_MS = 30_000
+
+# Draws the <video>'s current picture on a canvas and sums its pixels: what a viewer sees.
+PICTURE_SUM = """() => {
+  const video = document.getElementById('video');
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const context = canvas.getContext('2d');
+  context.drawImage(video, 0, 0);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  let sum = 0;
+  for (let i = 0; i < pixels.length; i += 4) {
+    sum += pixels[i] + 2 * pixels[i + 1] + 3 * pixels[i + 2];
+  }
+  return sum;
+}"""
+
+
+@pytest.fixture(scope="module")
+def edge(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEdge]:
+    with running_edge(project_root, tmp_path_factory.mktemp("dashboard")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(bypass_csp=True)  # lets the test evaluate its own probes
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page: Any, edge: RunningEdge, token: str) -> None:
+    page.goto(edge.web_url + "/")
+    page.fill("#token", token)
+    page.press("#token", "Enter")
+
+
+def test_a_wrong_token_is_refused(page: Any, edge: RunningEdge) -> None:
+    log_in(page, edge, "not-a-token")
+    sync_api.expect(page.locator("#login-error")).to_have_text("Wrong token", timeout=WAIT_MS)
+    assert page.locator("#dashboard").is_hidden()
+    for path, body in (("/api/state", None), ("/api/login", b'{"token": "not-a-token"}')):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(edge.web_url + path, data=body))
+        assert refused.value.code == 401
+
+
+def test_a_bearer_token_reads_the_state(edge: RunningEdge) -> None:
+    request = urllib.request.Request(
+        edge.web_url + "/api/state", headers={"Authorization": f"Bearer {edge.viewer_token}"}
+    )
+    with urllib.request.urlopen(request) as response:
+        state = json.load(response)
+    assert [s["id"] for s in state["streams"]] == ["or1", "or2"]
+
+
+def test_the_video_plays_and_the_step_is_grpcs(page: Any, edge: RunningEdge) -> None:
+    log_in(page, edge, edge.viewer_token)
+    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    first = page.evaluate(PICTURE_SUM)
+    page.wait_for_timeout(700)
+    assert page.evaluate(PICTURE_SUM) != first, "the picture did not change in 0.7 s"
+    assert page.evaluate("document.body.dataset.stream") == "or1"
+
+    name = page.locator("#step-name")
+    sync_api.expect(name).not_to_have_attribute("data-code", "", timeout=WAIT_MS)
+    with edge_stub(edge.grpc_address, 5.0, edge.viewer_token) as stub:
+        for _ in range(10):  # a step boundary may fall between the two reads: read again
+            shown = name.get_attribute("data-code")
+            _, segments = timeline_from_proto(stub.GetTimeline(timeline_request_to_proto("or1")))
+            if shown == str(segments[-1].code):
+                break
+            time.sleep(0.3)
+        assert shown == str(segments[-1].code)
+
+
+def test_a_stopped_source_shows_no_signal(page: Any, edge: RunningEdge) -> None:
+    log_in(page, edge, edge.viewer_token)
+    sync_api.expect(page.locator("#no-signal")).to_be_hidden(timeout=WAIT_MS)
+    page.click("#streams button[data-stream='or2']")
+    sync_api.expect(page.locator("#no-signal")).to_be_visible(timeout=WAIT_MS)
+    assert page.evaluate("location.hash") == "#or2"
+    with edge_stub(edge.grpc_address, 5.0, edge.viewer_token) as stub:
+        status = status_from_proto(stub.GetStatus(edge_pb2.GetStatusRequest()))
+    states = {source.stream_id: source.state for source in status.sources}
+    assert states["or2"] == page.evaluate("document.body.dataset.state") == "ended"
+
+
+def test_a_click_gives_a_mask_to_an_operator_only(page: Any, edge: RunningEdge) -> None:
+    log_in(page, edge, edge.viewer_token)
+    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    page.click("#video")
+    sync_api.expect(page.locator("#prompt-state")).to_contain_text(
+        "may not prompt", timeout=WAIT_MS
+    )
+    page.click("#logout")
+    log_in(page, edge, edge.operator_token)
+    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    page.click("#video")
+    sync_api.expect(page.locator("#mask")).to_be_visible(timeout=WAIT_MS)
+    assert page.evaluate("document.getElementById('mask').naturalWidth") == 320
+    sync_api.expect(page.locator("#prompt-state")).to_contain_text("mask on frame")
+    page.keyboard.press("Escape")
+    sync_api.expect(page.locator("#mask")).to_be_hidden()
