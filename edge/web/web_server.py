@@ -14,6 +14,7 @@ over TLS when the edge has a certificate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import ssl
@@ -71,6 +72,7 @@ class WebDashboard:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="web", daemon=True)
         self._runner: web.AppRunner | None = None
+        self._closing: asyncio.Event | None = None
         self.port = 0
 
     @property
@@ -111,7 +113,10 @@ class WebDashboard:
         app.router.add_get("/api/events", self._events)
         app.router.add_post("/api/offer", self._offer)
         app.router.add_post("/api/prompt", self._prompt)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._closing = asyncio.Event()
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_START_S / 4
+        )
         await self._runner.setup()
         host, _, port = self.address.rpartition(":")
         site = web.TCPSite(
@@ -121,6 +126,8 @@ class WebDashboard:
         return int(self._runner.addresses[0][1])
 
     async def _stop(self) -> None:
+        if self._closing is not None:
+            self._closing.set()  # the event streams end, so the server stops at once
         await self.viewers.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -201,13 +208,16 @@ class WebDashboard:
         return web.json_response(state)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        closing = self._closing
+        assert closing is not None
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         try:
-            while True:
+            while not closing.is_set():
                 await response.write(f"data: {self.feed.text()}\n\n".encode())
-                await asyncio.sleep(EVERY_S)
-        except (ConnectionResetError, asyncio.CancelledError):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closing.wait(), EVERY_S)
+        except ConnectionResetError:  # the page went away
             pass
         return response
 
