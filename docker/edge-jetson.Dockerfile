@@ -5,7 +5,8 @@
 # image runs Ubuntu's python3.11. NVIDIA's torch and TensorRT Python bindings for JetPack 6 are
 # built for Python 3.10 only, so by default the models run on ONNX Runtime's CPU backend; give
 # GPU_PACKAGES (and GPU_INDEX) to add Python 3.11 builds of torch and TensorRT's bindings that
-# a site has made for this JetPack, and the tensorrt:cuda and torch:cuda backends are chosen.
+# a site has made for this JetPack, with onnx (the torch backend runs the ONNX graphs), and the
+# tensorrt:cuda and torch:cuda backends are chosen.
 #
 # Build on the Jetson (or with an aarch64 builder), from the repository root:
 #   docker build -f docker/edge-jetson.Dockerfile -t orstream-edge-jetson:0.1.0 .
@@ -63,14 +64,14 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && pip install --no-index --find-links=/wheels /wheels/*.whl
 # The shipped model packages, owned by root: readable, not writable, by the runtime user.
 COPY edge/packages /opt/orstream/packages
-COPY docker/grpc_health.py /opt/orstream/grpc_health.py
+COPY docker/healthcheck.py /opt/orstream/healthcheck.py
 VOLUME ["/var/lib/orstream/recordings", "/var/lib/orstream/outbox"]
 # Numeric, so a runtime that checks for non-root (Kubernetes runAsNonRoot) can tell.
 USER 10001:10001
 WORKDIR /var/lib/orstream
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "/opt/orstream/grpc_health.py", "127.0.0.1:50051"]
+    CMD ["python", "/opt/orstream/healthcheck.py", "127.0.0.1:50051"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["orstream"]
 CMD ["edge", "run", "--source", "endo=phantom://?seed=1&seconds=120&loop=1", \

@@ -18,8 +18,9 @@ ARG BASE_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
 
 FROM ${BASE_IMAGE} AS builder
 # CUDA 12.8 builds of torch live on PyTorch's own index; TensorRT 10 is the API the backend is
-# written against.
-ARG GPU_PACKAGES="torch==2.9.1+cu128 tensorrt-cu12==10.16.1.11"
+# written against; the torch backend runs the packages' ONNX graphs, so it needs onnx too (the
+# edge extra leaves it out, as torch is optional there).
+ARG GPU_PACKAGES="torch==2.9.1+cu128 onnx==1.23.2 tensorrt-cu12==10.16.1.11"
 ARG GPU_INDEX=https://download.pytorch.org/whl/cu128
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Versions come from the pinned base's release; the packages only build PyGObject and pycairo
@@ -70,7 +71,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 # The shipped model packages, owned by root: the runtime user can read them, not change them.
 # compose.yaml mounts the host's packages over them, read-only.
 COPY edge/packages /opt/orstream/packages
-COPY docker/grpc_health.py /opt/orstream/grpc_health.py
+COPY docker/healthcheck.py /opt/orstream/healthcheck.py
 # Named volumes mounted here start with this ownership, so the runtime user can write them.
 VOLUME ["/var/lib/orstream/recordings", "/var/lib/orstream/outbox"]
 # Numeric, so a runtime that checks for non-root (Kubernetes runAsNonRoot) can tell.
@@ -79,7 +80,7 @@ WORKDIR /var/lib/orstream
 EXPOSE 50051
 # The edge is healthy while a stream delivers and no model failed (grpc.health.v1).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "/opt/orstream/grpc_health.py", "127.0.0.1:50051"]
+    CMD ["python", "/opt/orstream/healthcheck.py", "127.0.0.1:50051"]
 # `docker stop` sends this; the edge drains (recordings finalised, CSVs written) within about
 # 5 s, inside docker's default 10 s grace period.
 STOPSIGNAL SIGTERM

@@ -6,7 +6,7 @@ serves both images. It runs inside the container, where the server is on loopbac
 address it also listens on, and needs only grpcio and grpcio-health-checking, which both
 extras install. No ``orstream client`` command asks for health, hence this small script.
 
-Usage: python grpc_health.py [HOST:PORT] [--service NAME] [--tls-ca PEM] [--timeout S]
+Usage: python healthcheck.py [HOST:PORT] [--service NAME] [--tls-ca PEM] [--timeout S]
 """
 
 from __future__ import annotations
