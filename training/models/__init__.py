@@ -14,6 +14,7 @@ from orstream.training.models.slide import (
 )
 from orstream.training.models.tokenizer import VisualTokenizer, meditok_small
 from orstream.training.models.videotext import VideoTextModel, ophclip_small
+from orstream.training.models.vlm import VisionLanguageModel, gmai_vl_small
 from orstream.training.models.workflow import WorkflowRecognizer, pitvis_workflow
 
 __all__ = [
@@ -22,8 +23,10 @@ __all__ = [
     "PatchEncoder",
     "SlideEncoder",
     "VideoTextModel",
+    "VisionLanguageModel",
     "VisualTokenizer",
     "WorkflowRecognizer",
+    "gmai_vl_small",
     "imis_segmenter",
     "instrument_classifier",
     "meditok_small",

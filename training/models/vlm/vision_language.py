@@ -1,0 +1,127 @@
+"""The LLaVA-style composition GMAI-VL uses: frozen vision features, an MLP projector per
+vision source into the language model's embedding space, and the language model.
+
+A prompt holds one ``<image>`` id per visual token; :meth:`VisionLanguageModel.embed` puts the
+projected features in those places, in order, and the text's embeddings everywhere else. Two
+sources feed it: ``surgical`` (the segmenter encoder's grid tokens of the frames of a clip) and
+``slide`` (the slide package's tile features averaged over regions); their widths differ, so
+each has its own projector (LLaVA-1.5's two-layer MLP with GELU).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from orstream.training.models.vlm.language_model import DecoderLanguageModel
+from orstream.training.registry import register_model
+
+SOURCES = ("surgical", "slide")
+
+
+class Projector(nn.Module):
+    """Vision features [..., in] -> language embeddings [..., width]."""
+
+    def __init__(self, features: int, width: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.LayerNorm(features), nn.Linear(features, width), nn.GELU(), nn.Linear(width, width)
+        )
+
+    def forward(self, features: Tensor) -> Tensor:
+        projected: Tensor = self.layers(features)
+        return projected
+
+
+class VisionLanguageModel(nn.Module):
+    """Args:
+    vocab_size: the text tokenizer's ids.
+    image_id: the id of ``<image>``.
+    feature_widths: the width of each source's vision features, by source name.
+    language: keyword arguments of :class:`DecoderLanguageModel` (width, layers, heads, ...).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        image_id: int,
+        feature_widths: dict[str, int],
+        **language: int | float,
+    ) -> None:
+        super().__init__()
+        unknown = set(feature_widths) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown vision sources {sorted(unknown)}; known: {SOURCES}")
+        self.image_id = image_id
+        self.feature_widths = dict(feature_widths)
+        self.language = DecoderLanguageModel(vocab_size, **language)
+        self.projectors = nn.ModuleDict(
+            {name: Projector(width, self.language.width) for name, width in feature_widths.items()}
+        )
+
+    def embed(self, input_ids: Tensor, features: Tensor, source: str) -> Tensor:
+        """Embeddings [B, T, width] of ``input_ids`` [B, T] with the projected ``features``
+        [B, N, F] in the places of the ``<image>`` ids (each row holds exactly N of them)."""
+        embeddings = self.language.embedding(input_ids)
+        slots = input_ids == self.image_id
+        if features.shape[1] == 0:
+            return embeddings
+        projected = self.projectors[source](features).to(embeddings.dtype)
+        counts = slots.sum(dim=1)
+        if bool((counts != features.shape[1]).any()):
+            raise ValueError(
+                f"prompts hold {counts.tolist()} <image> ids for {features.shape[1]} visual tokens"
+            )
+        return embeddings.masked_scatter(slots[..., None], projected)
+
+    def forward(self, input_ids: Tensor, features: Tensor, source: str = "surgical") -> Tensor:
+        """Next-token logits [B, T, vocab] of a batch of sequences (training: no cache kept)."""
+        logits, _, _ = self.language.prefill(self.embed(input_ids, features, source))
+        return logits
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt_ids: Tensor,
+        features: Tensor,
+        source: str,
+        eos_id: int,
+        max_new_tokens: int = 96,
+    ) -> list[int]:
+        """Greedy continuation of one prompt [1, T] through the KV cache: prefill once, then
+        one decode step per token, until ``eos_id`` or ``max_new_tokens`` (eos not returned)."""
+        logits, keys, values = self.language.prefill(self.embed(prompt_ids, features, source))
+        token = int(logits[0, -1].argmax())
+        out: list[int] = []
+        while token != eos_id and len(out) < max_new_tokens:
+            out.append(token)
+            step = self.language.embedding(torch.tensor([[token]], device=prompt_ids.device))
+            next_logits, keys, values = self.language.decode(step, keys, values)
+            token = int(next_logits[0].argmax())
+        return out
+
+
+@register_model
+def gmai_vl_small(
+    vocab_size: int = 2048,
+    image_id: int = 3,
+    feature_widths: dict[str, int] | None = None,
+    width: int = 256,
+    layers: int = 4,
+    heads: int = 8,
+    kv_heads: int = 2,
+    mlp_hidden: int = 688,
+) -> VisionLanguageModel:
+    """GMAI-VL at CPU scale: a 4-layer, 256-wide decoder (8 query heads over 2 key/value
+    heads), projectors from the segmenter's 128-d frame tokens and the slide package's 512-d
+    tile features."""
+    return VisionLanguageModel(
+        vocab_size,
+        image_id,
+        feature_widths or {"surgical": 128, "slide": 512},
+        width=width,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        mlp_hidden=mlp_hidden,
+    )
