@@ -88,6 +88,11 @@ COMMANDS: tuple[Command, ...] = (
         "train the attention-MIL slide encoder on frozen patch features (LightningCLI)",
     ),
     Command(
+        ("train", "vlm"),
+        "orstream.training.train_command",
+        "train the GMAI-VL-style vision-language model, stage 1 (alignment) or 2 (reasoning QA)",
+    ),
+    Command(
         ("eval", "pitvis"),
         "orstream.pitvis.eval_command",
         "score PitVis submission CSVs against annotations",

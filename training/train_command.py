@@ -1,5 +1,5 @@
 """``orstream train workflow``, ``segmenter``, ``classifier``, ``videotext``, ``tokenizer``,
-``patch`` and ``slide``: train with LightningCLI.
+``patch``, ``slide`` and ``vlm``: train with LightningCLI.
 
 The config file is a LightningCLI ``fit`` config (sections ``model``, ``data``, ``trainer``,
 ``checkpoint``, ``seed_everything``); ``training/configs/workflow_phantom.yaml`` and
@@ -10,12 +10,14 @@ input size, sample rate and receptive field; the segmenter's input size, mask si
 the tokenizer's input size and whether its stage needs narrations; the patch encoder's tile
 size; the slide encoder's feature width) is linked into the data module, so it is set once, in
 the ``model`` section. ``patch`` and ``slide`` are the two stages of the slide models: the slide
-stage reads ``data.patch_checkpoint``, a patch stage's checkpoint, and tiles as it did.
+stage reads ``data.patch_checkpoint``, a patch stage's checkpoint, and tiles as it did. Models
+trained in stages (``tokenizer``, ``vlm``) take ``--stage N``, the same as ``model.stage=N``;
+a later stage starts from an earlier one's weights through ``model.init_weights``.
 
 Outputs (in the CSVLogger's version folder, e.g. ``runs/workflow/version_0``): ``metrics.csv``,
 ``checkpoints/best-*.ckpt`` (highest validation score: ``val_step_score``, ``val_dice``,
-``val_psnr``, ``val_tile_accuracy``, ``val_score``), ``checkpoints/last.ckpt`` (the final
-weights) and ``checkpoints/loss_curve.png``.
+``val_psnr``, ``val_tile_accuracy``, ``val_score``, ``val_token_accuracy``),
+``checkpoints/last.ckpt`` (the final weights) and ``checkpoints/loss_curve.png``.
 
 Under DDP (``trainer.strategy=ddp`` with several ``trainer.devices`` or ``trainer.num_nodes``)
 every process runs this command; the outputs are written, and the summary printed, by global
@@ -95,6 +97,14 @@ TASKS = {
         "loss (cross-entropy over the tissue classes of phantom tiles)",
         "tile accuracy (tiles of held-out slides)",
     ),
+    "vlm": TrainTask(
+        "orstream.training.lit_vlm:LitVLM",
+        "orstream.training.vlm_datamodule:VLMDataModule",
+        ("stage", "vocab_size", "feature_widths"),
+        "val_token_accuracy",
+        "loss (next-token cross-entropy over the target text)",
+        "next-token accuracy (targets of held-out cases and slides)",
+    ),
     "slide": TrainTask(
         "orstream.training.lit_slide_encoder:LitSlideEncoder",
         "orstream.training.slide_feature_datamodule:SlideFeatureDataModule",
@@ -118,6 +128,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         type=Path,
         help="LightningCLI fit config (YAML), e.g. training/configs/workflow_phantom.yaml",
+    )
+    parser.add_argument(
+        "--stage",
+        type=int,
+        help="the stage of a model trained in stages (vlm 1|2, tokenizer 1|2): model.stage=N",
     )
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=HELP_OVERRIDES)
 
@@ -146,7 +161,10 @@ def run(args: argparse.Namespace) -> int:
     config: Path = args.config
     if not config.is_file():
         raise OrstreamError(f"{config}: config file not found")
-    cli = build_cli(lightning_arguments(config, args.overrides), config, name)
+    overrides: list[str] = list(args.overrides)
+    if args.stage is not None:
+        overrides.insert(0, f"model.stage={args.stage}")
+    cli = build_cli(lightning_arguments(config, overrides), config, name)
     trainer = cli.trainer
     trainer.fit(cli.model, datamodule=cli.datamodule)
     if trainer.interrupted:

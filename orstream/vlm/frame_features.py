@@ -54,6 +54,8 @@ class FrameFeatures:
         self.size = (image.shape[2], image.shape[3])
         self.width = card.outputs[0].shape[1]
         self.grid = grid
+        self.sha256 = card.hashes.model_onnx
+        """The image encoder graph's content hash: what features computed with it depend on."""
         self._input = image.name
         self._output = card.outputs[0].name
         self._scale = float(image.scale)

@@ -81,6 +81,10 @@ class TextTokenizer:
         self._tokenizer.save(str(file))
         return file
 
+    def to_json(self) -> str:
+        """The whole tokenizer as the JSON text of ``tokenizer.json``."""
+        return str(self._tokenizer.to_str())
+
     @property
     def vocab_size(self) -> int:
         return int(self._tokenizer.get_vocab_size())

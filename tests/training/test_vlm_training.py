@@ -1,0 +1,103 @@
+"""orstream train vlm: both stages from the shipped config on tiny phantoms, a few steps each,
+with the real segmenter and slide packages making the visual tokens."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from orstream.cli import main
+from orstream.vlm.text_tokenizer import TextTokenizer
+from tests.project_paths import PROJECT_ROOT
+
+VLM_CONFIG = PROJECT_ROOT / "training" / "configs" / "vlm_phantom.yaml"
+TINY_MODEL = (
+    "model.model_kwargs={vocab_size: 600, width: 32, layers: 1, heads: 4, kv_heads: 2, "
+    "mlp_hidden: 64}"
+)
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from orstream.slides.phantom.dataset_writer import write_slide_dataset
+    from orstream.streams.phantom.writer import PhantomSpec, write_dataset
+
+    root = tmp_path_factory.mktemp("vlm_phantoms")
+    write_dataset(PhantomSpec(3, 24, seed=41, width=160, height=96, fps=2.0), root / "surgical")
+    write_slide_dataset(root / "slides", 3, seed=43, size=1024)
+    return root / "surgical", root / "slides"
+
+
+def train(stage: int, phantoms: tuple[Path, Path], runs: Path, *extra: str) -> int:
+    """``orstream train vlm --stage STAGE`` on the tiny phantoms, 3 steps; its exit code."""
+    surgical, slides = phantoms
+    return main(
+        [
+            "train",
+            "vlm",
+            "--config",
+            str(VLM_CONFIG),
+            "--stage",
+            str(stage),
+            TINY_MODEL,
+            f"data.surgical_root={surgical}",
+            f"data.slide_root={slides}",
+            "data.val_videos=[3]",
+            "data.val_slides=[slide_003]",
+            f"data.tokenizer={runs / 'tokenizer.json'}",
+            f"data.frame_package={PROJECT_ROOT / 'edge' / 'packages' / 'imis_segmenter'}",
+            "data.batch_size=8",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=3",
+            "trainer.log_every_n_steps=1",
+            *extra,
+            "--",
+            f"--trainer.logger.init_args.save_dir={runs}",
+        ]
+    )
+
+
+def printed(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    lines = capsys.readouterr().out.splitlines()
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+def test_stage_1_then_stage_2_from_its_weights(
+    phantoms: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train(1, phantoms, tmp_path) == 0
+    first = printed(capsys)
+    assert 0.0 <= float(first["best val_token_accuracy"]) <= 1.0
+    tokenizer = TextTokenizer.load(tmp_path / "tokenizer.json")
+    assert tokenizer.vocab_size <= 600
+    stage_1 = torch.load(Path(first["last checkpoint"]), weights_only=False)
+    assert stage_1["hyper_parameters"]["model_name"] == "gmai_vl_small"
+    assert stage_1["orstream"]["data"]["stage"] == 1
+    assert stage_1["orstream"]["tokenizer"] == tokenizer.to_json()
+
+    code = train(
+        2,
+        phantoms,
+        tmp_path,
+        f"model.init_weights={first['last checkpoint']}",
+        "model.val_generate=6",
+        "model.max_new_tokens=8",
+    )
+    assert code == 0
+    second = printed(capsys)
+    stage_2 = torch.load(Path(second["last checkpoint"]), weights_only=False)
+    assert stage_2["orstream"]["data"]["stage"] == 2
+    metrics = stage_2["orstream"]["metrics"]
+    assert 0.0 <= metrics["val_accuracy"] <= 1.0
+    assert 0.0 <= metrics["val_format_ok"] <= 1.0
+    # The held-out questions answered span both sources.
+    kinds = {name.removeprefix("val_accuracy_") for name in metrics if "accuracy_" in name}
+    assert "out_of_patient" in kinds
+    assert kinds & {"tumour_present", "subtype", "tumour_fraction", "region", "multiple_choice"}
+
+
+def test_a_held_out_case_that_is_not_there_is_one_clear_error(
+    phantoms: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train(1, phantoms, tmp_path, "data.val_videos=[9]") != 0
+    assert "no held-out videos [9]" in capsys.readouterr().err

@@ -1,0 +1,211 @@
+"""Lightning training of the vision-language model, thin over the registry-built module.
+
+Both stages minimise next-token cross-entropy over the target text alone (narrations and
+captions in stage 1, reasoning and answers in stage 2), with the vision encoders frozen outside
+the model (their tokens are precomputed by the data module).
+
+Why the language model trains in stage 1 too: GMAI-VL and LLaVA freeze a pretrained language
+model while the projector aligns, but no pretrained weights can be downloaded here, so the
+language model starts from random weights. Training it with the projector on the captioning
+text teaches it the project's language and, at the same time, to read the visual tokens; a
+separate text-only stage 0 would learn the same narrations and captions without the images, so
+it is left out. Stage 2 starts from stage 1's weights (``init_weights``) and tunes everything
+on the reasoning questions.
+
+Validation logs ``val_loss`` and ``val_token_accuracy`` (greedy next-token accuracy over the
+held-out targets; the checkpoint monitor). With ``val_generate`` above 0 in stage 2, that many
+held-out questions (spread evenly over the list) are answered by greedy generation through the
+KV cache and scored exactly (:func:`~orstream.vlm.answer_scoring.score_answer`):
+``val_accuracy``, ``val_format_ok`` and ``val_accuracy_<kind>`` per question type.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from orstream.errors import OrstreamError
+from orstream.training.models.vlm import VisionLanguageModel
+from orstream.training.recorded_module import RecordedModule
+from orstream.training.registry import create_model
+from orstream.training.vlm_datamodule import IGNORE, VLMBatch, VLMDataModule
+from orstream.vlm.answer_scoring import score_answer
+
+
+class LitVLM(RecordedModule):
+    """Trains a registered vision-language model in stage 1 or 2 (module docstring).
+
+    Args:
+        model_name: registry name (``orstream.training.registry``).
+        model_kwargs: keyword arguments of the model factory (``vocab_size`` and
+            ``feature_widths`` are linked into the data module).
+        stage: 1 (alignment on narrations and captions) or 2 (reasoning questions).
+        init_weights: a checkpoint of ``orstream train vlm`` whose model weights training starts
+            from (stage 2 from stage 1's; optimiser and schedule start afresh).
+        lr: AdamW peak learning rate (one-cycle).
+        weight_decay: AdamW's.
+        val_generate: held-out questions answered by generation at each validation (stage 2).
+        max_new_tokens: the longest generated answer.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "gmai_vl_small",
+        model_kwargs: dict[str, Any] | None = None,
+        stage: int = 1,
+        init_weights: str | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        val_generate: int = 0,
+        max_new_tokens: int = 96,
+    ) -> None:
+        super().__init__()
+        if stage not in (1, 2):
+            raise OrstreamError(f"stage must be 1 or 2, not {stage}")
+        self.save_hyperparameters()
+        model = create_model(model_name, **(model_kwargs or {}))
+        if not isinstance(model, VisionLanguageModel):
+            raise OrstreamError(f"{model_name} is not a vision-language model")
+        self.model = model
+        if init_weights is not None:
+            _load_weights(model, Path(init_weights))
+        ids = torch.full((2, 12), 10, dtype=torch.long)
+        ids[:, 1:5] = model.image_id
+        width = next(iter(model.feature_widths.values()))
+        source = next(iter(model.feature_widths))
+        self.example_input_array = (ids, torch.zeros(2, 4, width), source)
+        self.val_metrics: dict[str, float] = {}
+        self._val_sums = torch.zeros(3)  # loss x tokens, right tokens, tokens
+
+    @property
+    def stage(self) -> int:
+        """The training stage (linked to the data)."""
+        return int(self.hparams["stage"])
+
+    @property
+    def vocab_size(self) -> int:
+        """The model's token ids (linked to the data: the tokenizer may have no more)."""
+        return int(self.model.language.vocab_size)
+
+    @property
+    def feature_widths(self) -> dict[str, int]:
+        """Each vision source's feature width (linked to the data, which checks its encoders)."""
+        return dict(self.model.feature_widths)
+
+    def forward(self, input_ids: Tensor, features: Tensor, source: str) -> Tensor:
+        logits: Tensor = self.model(input_ids, features, source)
+        return logits
+
+    def _losses(self, batch: VLMBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """(mean loss, right greedy predictions, target tokens) of a batch."""
+        logits = self(batch.input_ids, batch.features, batch.source)[:, :-1]
+        labels = batch.labels[:, 1:]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        counted = labels != IGNORE
+        right = ((logits.argmax(-1) == labels) & counted).sum()
+        return loss, right, counted.sum()
+
+    def training_step(self, batch: VLMBatch, batch_index: int) -> Tensor:
+        loss, _, _ = self._losses(batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch.input_ids))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(3)
+
+    def validation_step(self, batch: VLMBatch, batch_index: int) -> None:
+        loss, right, tokens = self._losses(batch)
+        self._val_sums += torch.stack(
+            [loss.detach().cpu() * tokens.cpu(), right.cpu(), tokens.cpu()]
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        loss_sum, right, tokens = self._val_sums.tolist()
+        metrics = {
+            "val_loss": loss_sum / max(tokens, 1),
+            "val_token_accuracy": right / max(tokens, 1),
+        }
+        if (
+            self.stage == 2
+            and self.hparams["val_generate"] > 0
+            and not self.trainer.sanity_checking
+        ):
+            metrics.update(self.answer_accuracy(int(self.hparams["val_generate"])))
+        for name, value in metrics.items():
+            self.log(name, value, prog_bar=name in ("val_token_accuracy", "val_accuracy"))
+        self.val_metrics = metrics
+
+    def answer_accuracy(self, count: int) -> dict[str, float]:
+        """Greedy answers to ``count`` held-out questions (spread evenly), scored exactly:
+        accuracy, the share well formed, and accuracy per question type."""
+        data = self.trainer.datamodule
+        assert isinstance(data, VLMDataModule)
+        samples = [s for s in data.val_samples if s.item is not None]
+        chosen = np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int)
+        by_kind: dict[str, list[bool]] = defaultdict(list)
+        formats: list[bool] = []
+        was_training = self.model.training
+        self.model.eval()
+        for index in sorted(set(chosen.tolist())):
+            sample = samples[index]
+            assert sample.item is not None
+            ids, features = data.prompt_ids(sample)
+            generated = self.model.generate(
+                ids.to(self.device),
+                features.to(self.device),
+                sample.source,
+                data.tokenizer.eos_id,
+                int(self.hparams["max_new_tokens"]),
+            )
+            score = score_answer(sample.item, data.tokenizer.decode(generated))
+            formats.append(score.format_ok)
+            by_kind[sample.item.kind].append(score.correct)
+        self.model.train(was_training)
+        every = [right for results in by_kind.values() for right in results]
+        metrics = {
+            "val_accuracy": float(np.mean(every)),
+            "val_format_ok": float(np.mean(formats)),
+        }
+        for kind, results in sorted(by_kind.items()):
+            metrics[f"val_accuracy_{kind}"] = float(np.mean(results))
+        return metrics
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """The tokenizer (its ``tokenizer.json`` text) beside the weights: the ids mean nothing
+        without it."""
+        data = getattr(self.trainer, "datamodule", None)
+        if isinstance(data, VLMDataModule):
+            return {"tokenizer": data.tokenizer.to_json()}
+        return {}
+
+    def configure_optimizers(self) -> Any:
+        return self.adamw_one_cycle(self.parameters())
+
+
+def _load_weights(model: VisionLanguageModel, path: Path) -> None:
+    """Copy the ``model.*`` weights of a vision-language checkpoint into ``model``.
+
+    Raises:
+        OrstreamError: the file is missing, not a checkpoint, or its weights do not fit.
+    """
+    if not path.is_file():
+        raise OrstreamError(f"init_weights: checkpoint {path} not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        prefix = "model."
+        model.load_state_dict(
+            {
+                key[len(prefix) :]: value
+                for key, value in checkpoint["state_dict"].items()
+                if key.startswith(prefix)
+            }
+        )
+    except (KeyError, TypeError, RuntimeError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OrstreamError(f"init_weights: {path} does not fit this model ({first})") from None
