@@ -168,6 +168,11 @@ COMMANDS: tuple[Command, ...] = (
         "unplug and restore a real RTSP camera N times: resume time, health, memory",
     ),
     Command(
+        ("bench", "dashboard"),
+        "orstream.edge.bench.dashboard_command",
+        "OR dashboard: glass-to-glass latency in the browser, and the viewers one edge serves",
+    ),
+    Command(
         ("bench", "gpu"),
         "orstream.edge.bench.gpu_command",
         "validate a GPU host: torch parity, 1080p latency, concurrent stream capacity",

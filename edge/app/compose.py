@@ -433,6 +433,10 @@ class EdgeApp:
                     raise
                 log.error("stream %s: %s", stream_id, error)
                 source = UnavailableSource(stream_config.uri, stream_id, str(error))
+        if self.config.web is not None and self.config.web.latency_stamps is not None:
+            from orstream.edge.web.stamped_source import StampedSource
+
+            source = StampedSource(source, self.config.web.latency_stamps)
         return Stream(SourceOp(source, stalled_after_s=stream_config.stalled_after_ms / 1e3))
 
     def _workflow(self) -> WorkflowOp | None:

@@ -414,6 +414,12 @@ class WebConfig(_Section):
         default=False,
         description="serve a non-loopback address without TLS and tokens (logged as a warning)",
     )
+    latency_stamps: Path | None = Field(
+        default=None,
+        description="measure glass-to-glass latency: stamp a frame counter into every source "
+        "frame (bottom left) and append each counter's capture time to this file "
+        "(orstream bench dashboard reads both); off by default",
+    )
 
 
 class PrivacyConfig(_Section):

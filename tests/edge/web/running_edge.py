@@ -1,6 +1,7 @@
 """A real ``orstream edge run --web`` on two live phantom streams with the shipped recognizer
 and segmenter, for the dashboard's tests: ``or1`` plays for minutes, ``or2`` ends after a few
-seconds (its source stopped: NO SIGNAL)."""
+seconds (its source stopped: NO SIGNAL). Its frames carry latency stamps (a frame counter,
+bottom left), their capture times logged to ``stamps``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from orstream.edge.models.shipped import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
 from orstream.tokens import add_token
@@ -30,6 +33,7 @@ class RunningEdge:
     viewer_token: str
     operator_token: str
     stderr: list[str]
+    stamps: Path
 
 
 def free_port() -> int:
@@ -45,10 +49,17 @@ def running_edge(project_root: Path, folder: Path) -> Iterator[RunningEdge]:
     viewer = add_token(tokens, "wall-screen", "viewer")
     operator = add_token(tokens, "scrub-nurse", "operator")
     web_port, grpc_port = free_port(), free_port()
+    stamps = folder / "stamps.jsonl"
+    config = folder / "edge.yaml"
+    streams = [dict(zip(("stream_id", "uri"), s.split("=", 1), strict=True)) for s in (LONG, SHORT)]
+    # A closed page's video connection lingers until ICE notices it (tens of seconds): room
+    # for every page the tests open.
+    web = {"address": "127.0.0.1:0", "latency_stamps": str(stamps), "max_viewers": 16}
+    config.write_text(yaml.safe_dump({"sources": streams, "web": web}))
     process = subprocess.Popen(
         [
             str(project_root / ".venv/bin/orstream"),
-            *("edge", "run", "--source", LONG, "--source", SHORT),
+            *("edge", "run", "--config", str(config)),
             *("--model", str(SHIPPED_PACKAGE), "--tokens", str(tokens)),
             *("--segmenter", str(SHIPPED_SEGMENTER), "--segmentation-rate", "1"),
             *("--grpc", f"127.0.0.1:{grpc_port}", "--web", f"127.0.0.1:{web_port}"),
@@ -65,7 +76,12 @@ def running_edge(project_root: Path, folder: Path) -> Iterator[RunningEdge]:
         if not serving.wait(START_S) or process.poll() is not None:
             raise AssertionError("the edge did not serve its dashboard:\n" + "".join(lines)[-3000:])
         yield RunningEdge(
-            f"http://127.0.0.1:{web_port}", f"127.0.0.1:{grpc_port}", viewer, operator, lines
+            f"http://127.0.0.1:{web_port}",
+            f"127.0.0.1:{grpc_port}",
+            viewer,
+            operator,
+            lines,
+            stamps,
         )
     finally:
         process.send_signal(signal.SIGTERM)

@@ -1,6 +1,7 @@
 """The dashboard in Debian's Chromium, headless, against a real edge on live phantom streams:
 a wrong token is refused, the video plays, the step shown is the one gRPC gives, a stream whose
-source stopped shows NO SIGNAL, and an operator's click gives a mask (a viewer's is refused)."""
+source stopped shows NO SIGNAL, an operator's click gives a mask (a viewer's is refused), and
+the latency bench's reader reads the edge's frame counters off the decoded video."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from running_edge import RunningEdge, running_edge
 
 from orstream.client.connection import edge_stub
+from orstream.edge.web.frame_stamp import stamp_box
 from orstream.proto.convert import (
     status_from_proto,
     timeline_from_proto,
@@ -143,3 +145,24 @@ def test_a_click_gives_a_mask_to_an_operator_only(page: Any, edge: RunningEdge) 
     sync_api.expect(page.locator("#prompt-state")).to_contain_text("mask on frame")
     page.keyboard.press("Escape")
     sync_api.expect(page.locator("#mask")).to_be_hidden()
+
+
+def test_the_page_reads_the_frame_counters_the_edge_stamped(page: Any, edge: RunningEdge) -> None:
+    """What ``orstream bench dashboard`` measures with, end to end: each frame presented reads
+    as a counter the edge logged, in capture order, due on screen after its capture."""
+    log_in(page, edge, edge.viewer_token)
+    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    page.add_script_tag(url="/static/frame_stamp_reader.js")
+    page.evaluate("box => window.frameStampReader.start(box)", stamp_box(180, 320).as_dict())
+    page.wait_for_timeout(2000)
+    reads = page.evaluate("window.frameStampReader.take()")
+    logged = {}
+    for line in edge.stamps.read_text().splitlines():
+        record = json.loads(line)
+        if record["stream"] == "or1":
+            logged[record["counter"]] = record["capture_wall_ns"] / 1e6
+    counters = [counter for counter, *_ in reads if counter is not None]
+    assert len(counters) >= 10 and len(counters) == len(reads), reads
+    assert counters == sorted(counters)
+    for counter, due_ms, *_ in reads:
+        assert 0 < due_ms - logged[counter] < 5000
