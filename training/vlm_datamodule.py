@@ -8,8 +8,9 @@
 - **stage 2** (instruction tuning): the questions of :mod:`orstream.vlm.surgical_questions`
   and :mod:`orstream.vlm.slide_questions`, answered ``<think>...</think><answer>...</answer>``.
 
-A sequence is ``<bos>``, one ``<image>`` per visual token, the prompt text, then the target and
-``<eos>``; only the target and ``<eos>`` are learnt (the labels of the rest are ignored).
+A sequence is the prompt as :mod:`orstream.vlm.prompt_layout` lays it out (``<bos>``, one
+``<image>`` per visual token, the prompt text), then the target and ``<eos>``; only the target
+and ``<eos>`` are learnt (the labels of the rest are ignored).
 A clip is ``window_s`` frames spread over its seconds (a question's window has exactly that
 many seconds), each frame ``frame_grid`` tokens; a slide is ``slide_regions`` tokens. Batches
 hold one source (surgical or slide), whose token counts and widths agree.
@@ -44,6 +45,7 @@ from orstream.pitvis.layout import (
     video_stem,
 )
 from orstream.training.videotext_data import step_description
+from orstream.vlm.prompt_layout import DESCRIBE_PROMPT, prompt_ids, question_prompt
 from orstream.vlm.question_items import QuestionItem
 from orstream.vlm.slide_questions import slide_questions
 from orstream.vlm.surgical_questions import (
@@ -55,7 +57,6 @@ from orstream.vlm.surgical_questions import (
 )
 from orstream.vlm.text_tokenizer import DEFAULT_VOCAB_SIZE, TextTokenizer
 
-DESCRIBE_PROMPT = "Describe what is seen."
 IGNORE = -100
 Row = tuple[list[int], list[int], np.ndarray, str]
 """One sequence as the loader's dataset gives it: ids, labels, features, source."""
@@ -90,11 +91,6 @@ class VLMBatch:
     labels: Tensor
     features: Tensor
     source: str
-
-
-def question_prompt(item: QuestionItem) -> str:
-    """The prompt text of a question: ``Question: ...`` and a line for the answer."""
-    return f"Question: {item.prompt}\nAnswer: "
 
 
 class VLMDataModule(L.LightningDataModule):
@@ -227,7 +223,7 @@ class VLMDataModule(L.LightningDataModule):
         """(ids [1, T] of ``<bos>``, the image slots and the prompt; features [1, N, F]): what
         generation starts from."""
         features = self.features(sample)
-        ids = self._prompt_tokens(sample, len(features))
+        ids = prompt_ids(self.tokenizer, len(features), sample.prompt)
         return torch.tensor([ids]), torch.from_numpy(features)[None]
 
     def features(self, sample: VLMSample) -> np.ndarray:
@@ -241,18 +237,10 @@ class VLMDataModule(L.LightningDataModule):
     def sequence(self, sample: VLMSample) -> tuple[list[int], list[int], np.ndarray]:
         """(ids, labels, features) of a whole training sequence."""
         features = self.features(sample)
-        prompt = self._prompt_tokens(sample, len(features))
+        prompt = prompt_ids(self.tokenizer, len(features), sample.prompt)
         target = [*self.tokenizer.encode(sample.target), self.tokenizer.eos_id]
         labels = [IGNORE] * len(prompt) + target
         return prompt + target, labels, features
-
-    def _prompt_tokens(self, sample: VLMSample, visual: int) -> list[int]:
-        tokenizer = self.tokenizer
-        return [
-            tokenizer.bos_id,
-            *[tokenizer.image_id] * visual,
-            *tokenizer.encode("\n" + sample.prompt),
-        ]
 
     def _cases(self) -> tuple[list[int], list[str]]:
         videos: list[int] = []
