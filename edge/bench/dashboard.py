@@ -235,10 +235,11 @@ def _running_edge(
             if "OR dashboard on " in line and not serving.is_set():
                 url.append(line.split("OR dashboard on ", 1)[1].strip().rstrip("/"))
                 serving.set()
+        serving.set()  # the edge ended: no need to wait any longer
 
     threading.Thread(target=drain, name="edge-stderr", daemon=True).start()
     try:
-        if not serving.wait(START_S) or process.poll() is not None:
+        if not serving.wait(START_S) or not url:
             tail = "".join(lines[-20:])
             raise OrstreamError(f"the edge did not serve its dashboard:\n{tail}")
         yield process.pid, url[0]
