@@ -160,8 +160,8 @@ def server_tls(config: EdgeConfig) -> ServerTls | None:
 
 def _start_dashboard(config: EdgeConfig, app: EdgeApp, audit: AuditLog | None) -> WebDashboard:
     """The OR dashboard, serving (``config.web`` set): the gRPC section's tokens and TLS."""
-    from orstream.edge.web.click_prompt import ClickPrompter
     from orstream.edge.web.state_feed import StateFeed
+    from orstream.edge.web.video_prompt import VideoPrompter
     from orstream.edge.web.video_viewers import VideoViewers
     from orstream.edge.web.web_access import WebAccess
     from orstream.edge.web.web_server import WebDashboard
@@ -174,7 +174,7 @@ def _start_dashboard(config: EdgeConfig, app: EdgeApp, audit: AuditLog | None) -
         StateFeed(app.status, app.hub, app.stale_after_s),
         VideoViewers(app.web_frames, web.ice_servers, web.max_viewers),
         WebAccess(tokens, audit),
-        ClickPrompter(app.prompter, grpc.max_prompts),
+        VideoPrompter(app.prompter, grpc.max_prompts),
         server_tls(config),
     )
     dashboard.start()

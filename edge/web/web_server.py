@@ -6,7 +6,8 @@ nothing from a CDN); ``GET /palette.css`` the overlay's colours; ``POST /api/log
 (``{"token": ...}``) and ``POST /api/logout``; ``GET /api/state`` (JSON) and ``GET
 /api/events`` (the same as server-sent events, every ``EVERY_S``); ``POST /api/offer``
 (``{"stream": ..., "sdp": ..., "type": "offer"}``: the WebRTC answer); ``POST /api/prompt``
-(``{"stream": ..., "x": ..., "y": ...}`` in frame pixels: the mask there, an operator's). Every
+(``{"stream": ..., "x": ..., "y": ...}`` or ``{"stream": ..., "box": [x0, y0, x1, y1]}`` in
+frame pixels: the mask there, an operator's). Every
 ``/api/`` route but login needs a viewer (see :mod:`orstream.edge.web.web_access`). Served
 over TLS when the edge has a certificate.
 """
@@ -25,9 +26,14 @@ from pathlib import Path
 from aiohttp import web
 
 from orstream.access.server_tls import ServerTls
-from orstream.edge.web.click_prompt import ClickPrompter, ClickRefused
 from orstream.edge.web.palette_css import palette_css
 from orstream.edge.web.state_feed import EVERY_S, StateFeed
+from orstream.edge.web.video_prompt import (
+    BODY_FORM,
+    PromptRefused,
+    VideoPrompter,
+    region_from_body,
+)
 from orstream.edge.web.video_viewers import VideoViewers, ViewerRefused
 from orstream.edge.web.web_access import SESSION_COOKIE, SESSION_S, WebAccess
 from orstream.errors import OrstreamError
@@ -50,7 +56,7 @@ class WebDashboard:
         feed: the page's state.
         viewers: answers WebRTC offers.
         access: who may come in.
-        clicks: segments what a click on the video points at.
+        prompts: segments what a click or a drag on the video points at.
         tls: serve HTTPS with these files (None: HTTP).
     """
 
@@ -60,10 +66,10 @@ class WebDashboard:
         feed: StateFeed,
         viewers: VideoViewers,
         access: WebAccess,
-        clicks: ClickPrompter,
+        prompts: VideoPrompter,
         tls: ServerTls | None = None,
     ) -> None:
-        self.clicks = clicks
+        self.prompts = prompts
         self.address = address
         self.feed = feed
         self.viewers = viewers
@@ -239,20 +245,17 @@ class WebDashboard:
             self.access.refused(principal.name, "web/api/prompt", "PERMISSION_DENIED")
             return _error(403, f"{principal.name} ({principal.role}) may not prompt")
         body = await _json(request)
-        stream, x, y = body.get("stream"), body.get("x"), body.get("y")
-        if not (isinstance(stream, str) and _number(x) and _number(y)):
-            return _error(400, 'post {"stream": ID, "x": X, "y": Y} in frame pixels')
-        self.access.allowed(principal.name, "web/api/prompt")
-        loop = asyncio.get_running_loop()
+        stream = body.get("stream")
         try:
-            mask = await loop.run_in_executor(None, self.clicks.segment, stream, x, y)
-        except ClickRefused as refusal:
+            if not isinstance(stream, str):
+                raise PromptRefused(BODY_FORM, 400)
+            region = region_from_body(body)
+            self.access.allowed(principal.name, "web/api/prompt")
+            loop = asyncio.get_running_loop()
+            mask = await loop.run_in_executor(None, self.prompts.segment, stream, region)
+        except PromptRefused as refusal:
             return _error(refusal.status, str(refusal))
         return web.json_response(mask)
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 async def _json(request: web.Request) -> dict:

@@ -196,16 +196,88 @@ function gathered(connection) {
   });
 }
 
-// Click-to-segment: a click on the picture asks for the mask of what it points at (an
-// operator's token); the mask is laid over the video until Escape or the next click.
-$("video").addEventListener("click", async (event) => {
-  const point = framePoint(event);
-  if (!point) return;
+// Segmenting (an operator's token): a click on the picture is a click prompt, a drag a box
+// prompt; from the keyboard, the arrow keys move a crosshair over the focused picture (Shift:
+// bigger steps) and Enter prompts there. The mask stays over the video until Escape or the next.
+const DRAG_PX = 6; // a press that moves less than this is a click
+let drag = null;
+let crosshair = null; // {x, y} in frame pixels while the picture has the keyboard's focus
+
+$("video").addEventListener("pointerdown", (event) => {
+  const start = event.button === 0 ? framePoint(event, false) : null;
+  if (!start) return;
+  drag = { start, end: start, clientX: event.clientX, clientY: event.clientY, moved: false };
+  $("video").setPointerCapture(event.pointerId);
+});
+
+$("video").addEventListener("pointermove", (event) => {
+  if (!drag) return;
+  drag.end = framePoint(event, true);
+  drag.moved ||= Math.hypot(event.clientX - drag.clientX, event.clientY - drag.clientY) >= DRAG_PX;
+  if (drag.moved) place($("drag-box"), drag.start, drag.end);
+});
+
+$("video").addEventListener("pointerup", () => {
+  if (!drag) return;
+  const { start, end, moved } = drag;
+  endDrag();
+  if (!moved) {
+    segment({ x: start.x, y: start.y });
+  } else if (Math.min(Math.abs(end.x - start.x), Math.abs(end.y - start.y)) >= 1) {
+    const x = [start.x, end.x].sort((a, b) => a - b);
+    const y = [start.y, end.y].sort((a, b) => a - b);
+    segment({ box: [x[0], y[0], x[1], y[1]] });
+  }
+});
+
+$("video").addEventListener("pointercancel", endDrag);
+
+function endDrag() {
+  drag = null;
+  $("drag-box").hidden = true;
+}
+
+$("video").addEventListener("focus", () => {
+  const video = $("video");
+  if (!video.videoWidth) return;
+  crosshair = crosshair || { x: Math.floor(video.videoWidth / 2), y: Math.floor(video.videoHeight / 2) };
+  pin($("crosshair"), crosshair);
+});
+
+$("video").addEventListener("blur", () => {
+  $("crosshair").hidden = true;
+});
+
+const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+$("video").addEventListener("keydown", (event) => {
+  const video = $("video");
+  if (!crosshair || !video.videoWidth) return;
+  if (event.key in ARROWS) {
+    event.preventDefault();
+    const step = Math.max(1, Math.round(video.videoWidth / (event.shiftKey ? 8 : 40)));
+    const [dx, dy] = ARROWS[event.key];
+    crosshair = {
+      x: Math.min(Math.max(crosshair.x + dx * step, 0), video.videoWidth - 1),
+      y: Math.min(Math.max(crosshair.y + dy * step, 0), video.videoHeight - 1),
+    };
+    pin($("crosshair"), crosshair);
+  } else if (event.key === "Enter") {
+    event.preventDefault();
+    segment({ x: crosshair.x, y: crosshair.y });
+  }
+});
+
+window.addEventListener("resize", () => {
+  if (crosshair && !$("crosshair").hidden) pin($("crosshair"), crosshair);
+});
+
+async function segment(region) {
   $("prompt-state").textContent = "segmenting…";
   const response = await fetch("/api/prompt", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ stream: chosen, x: point.x, y: point.y }),
+    body: JSON.stringify({ stream: chosen, ...region }),
     credentials: "same-origin",
   });
   const body = await response.json().catch(() => ({}));
@@ -215,21 +287,55 @@ $("video").addEventListener("click", async (event) => {
   }
   $("mask").src = body.png;
   $("mask").hidden = false;
-  $("prompt-state").textContent = `mask on frame ${body.index}, score ${Math.round(body.score * 100)}%`;
-});
+  const what = region.box ? "box" : "click";
+  $("prompt-state").textContent = `${what} mask on frame ${body.index}, score ${Math.round(body.score * 100)}%`;
+}
 
-function framePoint(event) {
-  // The picture is letterboxed in the element (object-fit: contain): undo that.
+// Where the frame's pixels are drawn in #picture: the picture is letterboxed in the element
+// (object-fit: contain).
+function letterbox() {
+  const video = $("video");
+  const box = video.getBoundingClientRect();
+  const picture = $("picture").getBoundingClientRect();
+  const scale = Math.min(box.width / video.videoWidth, box.height / video.videoHeight);
+  return {
+    scale,
+    left: box.left - picture.left + (box.width - video.videoWidth * scale) / 2,
+    top: box.top - picture.top + (box.height - video.videoHeight * scale) / 2,
+    picture,
+  };
+}
+
+// The frame pixel under a pointer event: null outside the frame, or clamped into it.
+function framePoint(event, clamp) {
   const video = $("video");
   if (!video.videoWidth) return null;
-  const box = video.getBoundingClientRect();
-  const scale = Math.min(box.width / video.videoWidth, box.height / video.videoHeight);
-  const left = box.left + (box.width - video.videoWidth * scale) / 2;
-  const top = box.top + (box.height - video.videoHeight * scale) / 2;
-  const x = (event.clientX - left) / scale;
-  const y = (event.clientY - top) / scale;
-  if (x < 0 || y < 0 || x >= video.videoWidth || y >= video.videoHeight) return null;
+  const { scale, left, top, picture } = letterbox();
+  let x = (event.clientX - picture.left - left) / scale;
+  let y = (event.clientY - picture.top - top) / scale;
+  const inside = x >= 0 && y >= 0 && x < video.videoWidth && y < video.videoHeight;
+  if (!inside && !clamp) return null;
+  x = Math.min(Math.max(x, 0), video.videoWidth - 1);
+  y = Math.min(Math.max(y, 0), video.videoHeight - 1);
   return { x, y };
+}
+
+// Show the drag box over the frame, spanning two frame points.
+function place(element, from, to) {
+  const { scale, left, top } = letterbox();
+  element.style.left = `${left + Math.min(from.x, to.x) * scale}px`;
+  element.style.top = `${top + Math.min(from.y, to.y) * scale}px`;
+  element.style.width = `${Math.abs(to.x - from.x) * scale}px`;
+  element.style.height = `${Math.abs(to.y - from.y) * scale}px`;
+  element.hidden = false;
+}
+
+// Show the crosshair (centred on its position by its style) over a frame point.
+function pin(element, point) {
+  const { scale, left, top } = letterbox();
+  element.style.left = `${left + point.x * scale}px`;
+  element.style.top = `${top + point.y * scale}px`;
+  element.hidden = false;
 }
 
 function clearMask() {

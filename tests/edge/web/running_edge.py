@@ -1,7 +1,8 @@
-"""A real ``orstream edge run --web`` on two live phantom streams with the shipped recognizer
-and segmenter, for the dashboard's tests: ``or1`` plays for minutes, ``or2`` ends after a few
-seconds (its source stopped: NO SIGNAL). Its frames carry latency stamps (a frame counter,
-bottom left), their capture times logged to ``stamps``."""
+"""A real ``orstream edge run --web`` on live phantom streams with the shipped recognizer (and
+segmenter), for the dashboard's tests: by default ``or1`` plays for minutes, ``or2`` ends after
+a few seconds (its source stopped: NO SIGNAL). Its frames carry latency stamps (a frame
+counter, bottom left), their capture times logged to ``stamps``. Given a folder of test
+certificates (``tls_certificates.make_pki``), it serves over TLS with ``server.pem``."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ START_S = 120.0
 
 @dataclass(frozen=True)
 class RunningEdge:
-    """Where the edge serves, and the tokens it knows."""
+    """Where the edge serves, the tokens it knows, and the process itself."""
 
     web_url: str
     grpc_address: str
@@ -34,6 +35,8 @@ class RunningEdge:
     operator_token: str
     stderr: list[str]
     stamps: Path
+    process: subprocess.Popen
+    stderr_closed: threading.Event
 
 
 def free_port() -> int:
@@ -43,25 +46,35 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_edge(project_root: Path, folder: Path) -> Iterator[RunningEdge]:
-    """The edge, up and serving its dashboard; stopped with SIGTERM afterwards."""
+def running_edge(
+    project_root: Path,
+    folder: Path,
+    sources: tuple[str, ...] = (LONG, SHORT),
+    segmenter: bool = True,
+    tls: Path | None = None,
+) -> Iterator[RunningEdge]:
+    """The edge, up and serving its dashboard; stopped with SIGTERM afterwards (unless the
+    test stopped it)."""
     tokens = folder / "tokens.yaml"
     viewer = add_token(tokens, "wall-screen", "viewer")
     operator = add_token(tokens, "scrub-nurse", "operator")
     web_port, grpc_port = free_port(), free_port()
     stamps = folder / "stamps.jsonl"
     config = folder / "edge.yaml"
-    streams = [dict(zip(("stream_id", "uri"), s.split("=", 1), strict=True)) for s in (LONG, SHORT)]
+    streams = [dict(zip(("stream_id", "uri"), s.split("=", 1), strict=True)) for s in sources]
     # A closed page's video connection lingers until ICE notices it (tens of seconds): room
     # for every page the tests open.
     web = {"address": "127.0.0.1:0", "latency_stamps": str(stamps), "max_viewers": 16}
     config.write_text(yaml.safe_dump({"sources": streams, "web": web}))
+    options = ["--model", str(SHIPPED_PACKAGE), "--tokens", str(tokens)]
+    if segmenter:
+        options += ["--segmenter", str(SHIPPED_SEGMENTER), "--segmentation-rate", "1"]
+    if tls is not None:
+        options += ["--tls-cert", str(tls / "server.pem"), "--tls-key", str(tls / "server.key")]
     process = subprocess.Popen(
         [
             str(project_root / ".venv/bin/orstream"),
-            *("edge", "run", "--config", str(config)),
-            *("--model", str(SHIPPED_PACKAGE), "--tokens", str(tokens)),
-            *("--segmenter", str(SHIPPED_SEGMENTER), "--segmentation-rate", "1"),
+            *("edge", "run", "--config", str(config), *options),
             *("--grpc", f"127.0.0.1:{grpc_port}", "--web", f"127.0.0.1:{web_port}"),
         ],
         stdout=subprocess.DEVNULL,
@@ -69,22 +82,25 @@ def running_edge(project_root: Path, folder: Path) -> Iterator[RunningEdge]:
         text=True,
     )
     lines: list[str] = []
-    serving = threading.Event()
-    reader = threading.Thread(target=_read, args=(process, lines, serving), daemon=True)
+    serving, closed = threading.Event(), threading.Event()
+    reader = threading.Thread(target=_read, args=(process, lines, serving, closed), daemon=True)
     reader.start()
     try:
         if not serving.wait(START_S) or process.poll() is not None:
             raise AssertionError("the edge did not serve its dashboard:\n" + "".join(lines)[-3000:])
         yield RunningEdge(
-            f"http://127.0.0.1:{web_port}",
+            f"{'http' if tls is None else 'https'}://127.0.0.1:{web_port}",
             f"127.0.0.1:{grpc_port}",
             viewer,
             operator,
             lines,
             stamps,
+            process,
+            closed,
         )
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -93,9 +109,16 @@ def running_edge(project_root: Path, folder: Path) -> Iterator[RunningEdge]:
         reader.join(5)
 
 
-def _read(process: subprocess.Popen, lines: list[str], serving: threading.Event) -> None:
+def _read(
+    process: subprocess.Popen,
+    lines: list[str],
+    serving: threading.Event,
+    closed: threading.Event,
+) -> None:
     assert process.stderr is not None
     for line in process.stderr:
         lines.append(line)
         if "OR dashboard on " in line:
             serving.set()
+    closed.set()
+    serving.set()  # the edge ended: nothing more to wait for

@@ -1,12 +1,12 @@
 """The dashboard in Debian's Chromium, headless, against a real edge on live phantom streams:
 a wrong token is refused, the video plays, the step shown is the one gRPC gives, a stream whose
-source stopped shows NO SIGNAL, an operator's click gives a mask (a viewer's is refused), and
-the latency bench's reader reads the edge's frame counters off the decoded video."""
+source stopped shows NO SIGNAL, an operator's click gives a mask (a viewer's is refused), so do
+a drag (a box prompt) and Enter on the keyboard's crosshair, and the latency bench's reader
+reads the edge's frame counters off the decoded video."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dashboard_pages import WAIT_MS, log_in, needs_chromium, wait_for_video
 from running_edge import RunningEdge, running_edge
 
 from orstream.client.connection import edge_stub
@@ -26,13 +27,8 @@ from orstream.proto.convert import (
 )
 from orstream.proto.orstream.v1 import edge_pb2
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt install chromium)"
-)
+pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api")
-
-WAIT_MS = 30_000
 
 # Draws the <video>'s current picture on a canvas and sums its pixels: what a viewer sees.
 PICTURE_SUM = """() => {
@@ -56,30 +52,8 @@ def edge(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield running
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(bypass_csp=True)  # lets the test evaluate its own probes
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def log_in(page: Any, edge: RunningEdge, token: str) -> None:
-    page.goto(edge.web_url + "/")
-    page.fill("#token", token)
-    page.press("#token", "Enter")
-
-
 def test_a_wrong_token_is_refused(page: Any, edge: RunningEdge) -> None:
-    log_in(page, edge, "not-a-token")
+    log_in(page, edge.web_url, "not-a-token")
     sync_api.expect(page.locator("#login-error")).to_have_text("Wrong token", timeout=WAIT_MS)
     assert page.locator("#dashboard").is_hidden()
     for path, body in (("/api/state", None), ("/api/login", b'{"token": "not-a-token"}')):
@@ -98,8 +72,8 @@ def test_a_bearer_token_reads_the_state(edge: RunningEdge) -> None:
 
 
 def test_the_video_plays_and_the_step_is_grpcs(page: Any, edge: RunningEdge) -> None:
-    log_in(page, edge, edge.viewer_token)
-    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    log_in(page, edge.web_url, edge.viewer_token)
+    wait_for_video(page)
     first = page.evaluate(PICTURE_SUM)
     page.wait_for_timeout(700)
     assert page.evaluate(PICTURE_SUM) != first, "the picture did not change in 0.7 s"
@@ -118,7 +92,7 @@ def test_the_video_plays_and_the_step_is_grpcs(page: Any, edge: RunningEdge) -> 
 
 
 def test_a_stopped_source_shows_no_signal(page: Any, edge: RunningEdge) -> None:
-    log_in(page, edge, edge.viewer_token)
+    log_in(page, edge.web_url, edge.viewer_token)
     sync_api.expect(page.locator("#no-signal")).to_be_hidden(timeout=WAIT_MS)
     page.click("#streams button[data-stream='or2']")
     sync_api.expect(page.locator("#no-signal")).to_be_visible(timeout=WAIT_MS)
@@ -130,15 +104,15 @@ def test_a_stopped_source_shows_no_signal(page: Any, edge: RunningEdge) -> None:
 
 
 def test_a_click_gives_a_mask_to_an_operator_only(page: Any, edge: RunningEdge) -> None:
-    log_in(page, edge, edge.viewer_token)
-    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    log_in(page, edge.web_url, edge.viewer_token)
+    wait_for_video(page)
     page.click("#video")
     sync_api.expect(page.locator("#prompt-state")).to_contain_text(
         "may not prompt", timeout=WAIT_MS
     )
     page.click("#logout")
-    log_in(page, edge, edge.operator_token)
-    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    log_in(page, edge.web_url, edge.operator_token)
+    wait_for_video(page)
     page.click("#video")
     sync_api.expect(page.locator("#mask")).to_be_visible(timeout=WAIT_MS)
     assert page.evaluate("document.getElementById('mask').naturalWidth") == 320
@@ -147,11 +121,60 @@ def test_a_click_gives_a_mask_to_an_operator_only(page: Any, edge: RunningEdge) 
     sync_api.expect(page.locator("#mask")).to_be_hidden()
 
 
+def test_a_drag_gives_a_box_mask(page: Any, edge: RunningEdge) -> None:
+    log_in(page, edge.web_url, edge.operator_token)
+    wait_for_video(page)
+    video = page.locator("#video").bounding_box()
+    # The 320x180 picture is letterboxed in the element, centred: the centre is on the picture.
+    scale = min(video["width"] / 320, video["height"] / 180)
+    x, y = video["x"] + video["width"] / 2, video["y"] + video["height"] / 2
+    with page.expect_request("**/api/prompt") as sent:
+        page.mouse.move(x - 40, y - 30)
+        page.mouse.down()
+        page.mouse.move(x, y, steps=4)
+        sync_api.expect(page.locator("#drag-box")).to_be_visible()
+        page.mouse.move(x + 40, y + 30, steps=4)
+        page.mouse.up()
+    body = sent.value.post_data_json
+    assert set(body) == {"stream", "box"} and body["stream"] == "or1"
+    x0, y0, x1, y1 = body["box"]
+    assert x1 - x0 == pytest.approx(80 / scale, abs=1) and y1 - y0 == pytest.approx(
+        60 / scale, abs=1
+    )
+    assert (x0 + x1) / 2 == pytest.approx(160, abs=1) and (y0 + y1) / 2 == pytest.approx(90, abs=1)
+    sync_api.expect(page.locator("#mask")).to_be_visible(timeout=WAIT_MS)
+    sync_api.expect(page.locator("#prompt-state")).to_contain_text("box mask on frame")
+    assert page.locator("#drag-box").is_hidden()
+
+
+def test_the_keyboard_reaches_the_video_and_enter_segments_at_its_crosshair(
+    page: Any, edge: RunningEdge
+) -> None:
+    log_in(page, edge.web_url, edge.operator_token)
+    wait_for_video(page)
+    for _ in range(8):  # the stream picker, full screen and log out come first
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "video":
+            break
+    assert page.evaluate("document.activeElement.id") == "video"
+    sync_api.expect(page.locator("#crosshair")).to_be_visible()
+    for key in ("ArrowRight", "ArrowRight", "ArrowRight", "ArrowUp"):
+        page.keyboard.press(key)
+    with page.expect_request("**/api/prompt") as sent:
+        page.keyboard.press("Enter")
+    step = 320 // 40  # a fortieth of the frame's width per arrow key
+    assert sent.value.post_data_json == {"stream": "or1", "x": 160 + 3 * step, "y": 90 - step}
+    sync_api.expect(page.locator("#mask")).to_be_visible(timeout=WAIT_MS)
+    sync_api.expect(page.locator("#prompt-state")).to_contain_text("click mask on frame")
+    page.keyboard.press("Escape")
+    sync_api.expect(page.locator("#mask")).to_be_hidden()
+
+
 def test_the_page_reads_the_frame_counters_the_edge_stamped(page: Any, edge: RunningEdge) -> None:
     """What ``orstream bench dashboard`` measures with, end to end: each frame presented reads
     as a counter the edge logged, in capture order, due on screen after its capture."""
-    log_in(page, edge, edge.viewer_token)
-    page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=WAIT_MS)
+    log_in(page, edge.web_url, edge.viewer_token)
+    wait_for_video(page)
     page.add_script_tag(url="/static/frame_stamp_reader.js")
     page.evaluate("box => window.frameStampReader.start(box)", stamp_box(180, 320).as_dict())
     page.wait_for_timeout(2000)
