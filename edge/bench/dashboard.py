@@ -1,19 +1,20 @@
-"""``orstream bench dashboard``: the OR dashboard's glass-to-glass latency, and how many
-viewers one edge serves.
+"""``orstream bench dashboard``: the OR dashboard's glass-to-glass latency, and how many viewers
+one edge serves.
 
 An ``orstream edge run --web`` process plays a live phantom stream with ``web.latency_stamps``
 set: every frame carries its counter in its pixels (:mod:`orstream.edge.web.frame_stamp`) as it
 enters the edge, and the edge logs each counter's capture time. Headless Chromium pages
 (Debian's ``chromium``) open the dashboard; in each, ``frame_stamp_reader.js`` reads the
 counter off every frame the ``<video>`` presents, with the time the frame is due on screen.
-Latency is that time minus the frame's capture time: capture, the recognizer's side of the
-video path, the overlay, the web sink, VP8 encoding, the network (loopback), the browser's
+Latency is that time minus the frame's capture time: the video path (which never waits for a
+model) through the overlay to the web sink, VP8 encoding, the network (loopback), the browser's
 jitter buffer, decoding and compositing.
 
-Viewers are added one at a time; each round waits for the newest page's video to settle, then
-measures every page for ``seconds``. The edge serves a round's viewers when each presented at
-least ``SERVED_SHARE`` of the frames the source captured meanwhile and the p99 latency is
-within ``SERVED_P99_MS``; the rounds stop at the first that is not served.
+A first round measures the edge with no viewer; then viewers are added one at a time, and each
+round waits for the newest page's video to settle, then measures every page for ``seconds``.
+The edge serves a round's viewers when each presented at least ``SERVED_SHARE`` of the frames
+the source captured meanwhile and the p99 latency is within ``SERVED_P99_MS``; the rounds stop
+at the first that is not served.
 
 The page's clock (``performance.timeOrigin + performance.now()``) and the edge's
 (``time.time_ns()``) are the same wall clock on one machine; the bench still measures their
@@ -84,6 +85,11 @@ class DashboardRound:
     served: bool
 
     def describe(self) -> str:
+        if not self.viewers:
+            return (
+                f"0 viewers: captured {self.captured_fps:.1f} fps; CPU edge "
+                f"{self.edge_cpu:.2f} cores, machine {100 * self.machine_busy:.0f}% busy"
+            )
         rates = ", ".join(f"{rate:.1f}" for rate in self.presented_fps)
         return (
             f"{self.viewers} viewer(s): glass-to-glass {self.latency_ms.describe()}; "
@@ -104,7 +110,7 @@ class DashboardReport:
         seconds: measured per round.
         clock_offset_ms: the page's wall clock minus the edge's, and the bound on its error.
         cores: the machine's CPU cores.
-        rounds: one per viewer count, in order.
+        rounds: one per viewer count, in order, from 0 (the edge alone).
     """
 
     width: int
@@ -166,11 +172,12 @@ def bench_dashboard(
             url,
         ):
             time.sleep(SETTLE_S)  # past the first results
+            pages: list[Any] = []
+            offset = (0.0, 0.0)
+            rounds = [_round(pages, pid, stamps, seconds, offset[0])]  # the edge alone
+            say(rounds[0].describe())
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
-                pages: list[Any] = []
-                rounds: list[DashboardRound] = []
-                offset = (0.0, 0.0)
                 for viewers in range(1, max_viewers + 1):
                     pages.append(_open_page(browser, url, box))
                     if viewers == 1:
@@ -316,7 +323,7 @@ def _round(
         else:
             presented.append(0.0)
     summary = LatencySummary.of(latency)
-    served = summary.count > 0 and summary.p99 <= SERVED_P99_MS
+    served = not pages or (summary.count > 0 and summary.p99 <= SERVED_P99_MS)
     served = served and all(rate >= SERVED_SHARE * captured_fps for rate in presented)
     return DashboardRound(
         viewers=len(pages),
