@@ -73,8 +73,6 @@ class LitVLM(RecordedModule):
         if not isinstance(model, VisionLanguageModel):
             raise OrstreamError(f"{model_name} is not a vision-language model")
         self.model = model
-        if init_weights is not None:
-            _load_weights(model, Path(init_weights))
         ids = torch.full((2, 12), 10, dtype=torch.long)
         ids[:, 1:5] = model.image_id
         width = next(iter(model.feature_widths.values()))
@@ -82,6 +80,13 @@ class LitVLM(RecordedModule):
         self.example_input_array = (ids, torch.zeros(2, 4, width), source)
         self.val_metrics: dict[str, float] = {}
         self._val_sums = torch.zeros(3)  # loss x tokens, right tokens, tokens
+
+    def setup(self, stage: str) -> None:
+        # Here rather than in __init__: a checkpoint of this module rebuilt for inference
+        # carries its own weights and must not need the earlier stage's file.
+        init_weights = self.hparams["init_weights"]
+        if stage == "fit" and init_weights is not None:
+            _load_weights(self.model, Path(init_weights))
 
     @property
     def stage(self) -> int:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from orstream.cli import main
+from orstream.training.lit_vlm import LitVLM
 from orstream.vlm.text_tokenizer import TextTokenizer
 from tests.project_paths import PROJECT_ROOT
 
@@ -74,6 +75,15 @@ def test_stage_1_then_stage_2_from_its_weights(
     assert stage_1["hyper_parameters"]["model_name"] == "gmai_vl_small"
     assert stage_1["orstream"]["data"]["stage"] == 1
     assert stage_1["orstream"]["tokenizer"] == tokenizer.to_json()
+    # Stage 2 starts from stage 1's weights, loaded when fitting begins.
+    resumed = LitVLM(
+        model_kwargs=stage_1["hyper_parameters"]["model_kwargs"],
+        stage=2,
+        init_weights=first["last checkpoint"],
+    )
+    resumed.setup("fit")
+    for name, value in resumed.state_dict().items():
+        assert torch.equal(value, stage_1["state_dict"][name])
 
     code = train(
         2,
@@ -85,6 +95,9 @@ def test_stage_1_then_stage_2_from_its_weights(
     )
     assert code == 0
     second = printed(capsys)
+    # A stage-2 checkpoint carries its weights: it loads without stage 1's file.
+    Path(first["last checkpoint"]).unlink()
+    LitVLM.load_from_checkpoint(second["last checkpoint"], map_location="cpu")
     stage_2 = torch.load(Path(second["last checkpoint"]), weights_only=False)
     assert stage_2["orstream"]["data"]["stage"] == 2
     metrics = stage_2["orstream"]["metrics"]
