@@ -1,7 +1,8 @@
 """``orstream bench dashboard``: the OR dashboard's glass-to-glass latency, and how many viewers
 one edge serves.
 
-An ``orstream edge run --web`` process plays a live phantom stream with ``web.latency_stamps``
+An ``orstream edge run --web`` process plays a live stream (a phantom by default; any source
+URI, e.g. ``videotestsrc://`` to leave out the phantom's rendering) with ``web.latency_stamps``
 set: every frame carries its counter in its pixels (:mod:`orstream.edge.web.frame_stamp`) as it
 enters the edge, and the edge logs each counter's capture time. Headless Chromium pages
 (Debian's ``chromium``) open the dashboard; in each, ``frame_stamp_reader.js`` reads the
@@ -12,9 +13,10 @@ jitter buffer, decoding and compositing.
 
 A first round measures the edge with no viewer; then viewers are added one at a time, and each
 round waits for the newest page's video to settle, then measures every page for ``seconds``.
-The edge serves a round's viewers when each presented at least ``SERVED_SHARE`` of the frames
-the source captured meanwhile and the p99 latency is within ``SERVED_P99_MS``; the rounds stop
-at the first that is not served.
+The edge serves a round's viewers when each presented at least ``SERVED_SHARE`` of the
+stream's frame rate (a source that fell behind, its process short of CPU, serves nobody the
+stream) and the p99 latency is within ``SERVED_P99_MS``; the rounds stop at the first that is
+not served.
 
 The page's clock (``performance.timeOrigin + performance.now()``) and the edge's
 (``time.time_ns()``) are the same wall clock on one machine; the bench still measures their
@@ -46,7 +48,7 @@ from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 
 SERVED_SHARE = 0.95
-"""A viewer is served when it presents at least this share of the captured frames..."""
+"""A viewer is served when it presents at least this share of the stream's frame rate..."""
 SERVED_P99_MS = 150.0
 """...and the round's p99 glass-to-glass latency is at most this (the issue's aim at 720p24)."""
 SETTLE_S = 4.0
@@ -54,6 +56,7 @@ SETTLE_S = 4.0
 START_S = 120.0
 """Longest wait for the edge to serve its dashboard (it loads the model first)."""
 READY_MS = 30_000
+VIDEO_SIZE = "(v => [v.videoWidth, v.videoHeight])(document.getElementById('video'))"
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class DashboardRound:
         edge_cpu: the edge process's CPU, in cores.
         browser_cpu: Chromium's and its driver's CPU, in cores.
         machine_busy: share of the machine's cores busy (every process).
-        served: every page presented ``SERVED_SHARE`` of the frames and p99 within the aim.
+        served: every page presented ``SERVED_SHARE`` of the stream's frame rate and p99 was
+            within the aim (the edge alone: its source captured that share).
     """
 
     viewers: int
@@ -106,13 +110,16 @@ class DashboardReport:
     """What ``orstream bench dashboard`` measured.
 
     Attributes:
-        width, height, fps: the stream.
+        source: the stream's URI.
+        width, height: its frames' size, as the browsers decode them.
+        fps: its frame rate.
         seconds: measured per round.
         clock_offset_ms: the page's wall clock minus the edge's, and the bound on its error.
         cores: the machine's CPU cores.
         rounds: one per viewer count, in order, from 0 (the edge alone).
     """
 
+    source: str
     width: int
     height: int
     fps: float
@@ -129,10 +136,11 @@ class DashboardReport:
     def describe(self) -> str:
         offset, bound = self.clock_offset_ms
         lines = [
-            f"{self.width}x{self.height} at {self.fps:g} fps on loopback, {self.cores} cores; "
+            f"{self.source}: {self.width}x{self.height} at {self.fps:g} fps on loopback, "
+            f"{self.cores} cores; "
             f"page clock - edge clock {offset:+.2f} ms (+/- {bound:.2f}), corrected",
             *(r.describe() for r in self.rounds),
-            f"viewers served (each >= {100 * SERVED_SHARE:.0f}% of the frames, p99 <= "
+            f"viewers served (each >= {100 * SERVED_SHARE:.0f}% of {self.fps:g} fps, p99 <= "
             f"{SERVED_P99_MS:.0f} ms): {self.viewers_served}",
         ]
         return "\n".join(lines)
@@ -144,10 +152,9 @@ class DashboardReport:
 
 
 def bench_dashboard(
-    model: Path | None,
-    width: int,
-    height: int,
+    source: str,
     fps: float,
+    model: Path | None,
     seconds: float,
     max_viewers: int,
     chromium: Path,
@@ -164,49 +171,47 @@ def bench_dashboard(
         raise OrstreamError("bench dashboard needs Playwright (the dev extra)") from None
     if not chromium.exists():
         raise OrstreamError(f"no Chromium at {chromium} (apt install chromium)")
-    box = stamp_box(height, width).as_dict()
     with tempfile.TemporaryDirectory(prefix="orstream-dashboard-") as folder:
         stamps = Path(folder) / "stamps.jsonl"
-        with _running_edge(Path(folder), model, width, height, fps, max_viewers, stamps) as (
+        with _running_edge(Path(folder), source, model, max_viewers, stamps) as (
             pid,
             url,
         ):
             time.sleep(SETTLE_S)  # past the first results
             pages: list[Any] = []
             offset = (0.0, 0.0)
-            rounds = [_round(pages, pid, stamps, seconds, offset[0])]  # the edge alone
+            rounds = [_round(pages, pid, stamps, fps, seconds, offset[0])]  # the edge alone
             say(rounds[0].describe())
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
                 for viewers in range(1, max_viewers + 1):
-                    pages.append(_open_page(browser, url, box))
+                    pages.append(_open_page(browser, url))
                     if viewers == 1:
                         offset = _clock_offset_ms(pages[0])
+                        width, height = pages[0].evaluate(VIDEO_SIZE)
                     time.sleep(SETTLE_S)
-                    measured = _round(pages, pid, stamps, seconds, offset[0])
+                    measured = _round(pages, pid, stamps, fps, seconds, offset[0])
                     say(measured.describe())
                     rounds.append(measured)
                     if not measured.served:
                         break
                 browser.close()
-    return DashboardReport(width, height, fps, seconds, offset, os.cpu_count() or 1, tuple(rounds))
+    cores = os.cpu_count() or 1
+    return DashboardReport(source, width, height, fps, seconds, offset, cores, tuple(rounds))
 
 
 @contextmanager
 def _running_edge(
     folder: Path,
+    source: str,
     model: Path | None,
-    width: int,
-    height: int,
-    fps: float,
     max_viewers: int,
     stamps: Path,
 ) -> Iterator[tuple[int, str]]:
-    """``orstream edge run --config`` on a live phantom stream with latency stamps: its pid
-    and dashboard URL; its stderr drained on a thread (a full pipe would stall its logging)."""
-    uri = f"phantom://?seed=4&seconds=3600&width={width}&height={height}&fps={fps:g}"
+    """``orstream edge run --config`` on the source with latency stamps: its pid and dashboard
+    URL; its stderr drained on a thread (a full pipe would stall its logging)."""
     config: dict[str, Any] = {
-        "source": {"uri": uri, "stream_id": "or1"},
+        "source": {"uri": source, "stream_id": "or1"},
         "grpc": {"enabled": False},
         "web": {
             "address": "127.0.0.1:0",
@@ -259,13 +264,15 @@ def _running_edge(
             process.wait()
 
 
-def _open_page(browser: Any, url: str, box: dict[str, int]) -> Any:
-    """A new viewer: the dashboard in a context of its own, reading the stamps."""
+def _open_page(browser: Any, url: str) -> Any:
+    """A new viewer: the dashboard in a context of its own, reading the stamps where they are
+    in frames of the size it decodes."""
     page = browser.new_context(bypass_csp=True).new_page()
     page.goto(url + "/")
     page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=READY_MS)
+    width, height = page.evaluate(VIDEO_SIZE)
     page.add_script_tag(url="/static/frame_stamp_reader.js")
-    page.evaluate("box => window.frameStampReader.start(box)", box)
+    page.evaluate("box => window.frameStampReader.start(box)", stamp_box(height, width).as_dict())
     return page
 
 
@@ -284,7 +291,7 @@ def _clock_offset_ms(page: Any) -> tuple[float, float]:
 
 
 def _round(
-    pages: list[Any], edge_pid: int, stamps: Path, seconds: float, offset_ms: float
+    pages: list[Any], edge_pid: int, stamps: Path, fps: float, seconds: float, offset_ms: float
 ) -> DashboardRound:
     for page in pages:
         page.evaluate("window.frameStampReader.take()")
@@ -324,7 +331,8 @@ def _round(
             presented.append(0.0)
     summary = LatencySummary.of(latency)
     served = not pages or (summary.count > 0 and summary.p99 <= SERVED_P99_MS)
-    served = served and all(rate >= SERVED_SHARE * captured_fps for rate in presented)
+    rates = presented if pages else [captured_fps]
+    served = served and all(rate >= SERVED_SHARE * fps for rate in rates)
     return DashboardRound(
         viewers=len(pages),
         latency_ms=summary,

@@ -12,12 +12,25 @@ from orstream.edge.models.shipped import SHIPPED_PACKAGE
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``orstream bench dashboard``."""
-    parser.add_argument("--width", type=int, default=1280, help="stream width (1280)")
-    parser.add_argument("--height", type=int, default=720, help="stream height (720)")
-    parser.add_argument("--fps", type=float, default=24.0, help="stream frame rate (24)")
+    parser.add_argument("--width", type=int, default=1280, help="phantom width (1280)")
+    parser.add_argument("--height", type=int, default=720, help="phantom height (720)")
+    parser.add_argument(
+        "--fps", type=float, default=24.0, help="the stream's frame rate, phantom's too (24)"
+    )
+    parser.add_argument(
+        "--source",
+        metavar="URI",
+        help="the stream instead of a phantom of --width x --height at --fps (e.g. "
+        "videotestsrc://?width=1280&height=720&fps=24, which costs the edge no rendering)",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="measured per round (20 s)")
     parser.add_argument(
-        "--viewers", type=int, default=8, help="add viewers up to this many (8), one a round"
+        "--viewers",
+        type=int,
+        choices=range(1, 33),
+        metavar="N",
+        default=8,
+        help="add viewers up to this many (1-32, default 8), one a round",
     )
     parser.add_argument(
         "--model", type=Path, default=SHIPPED_PACKAGE, help="workflow package (default: shipped)"
@@ -33,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the rounds (each on stderr as it ends) and print the report."""
     from orstream.edge.bench.dashboard import bench_dashboard
 
+    source = args.source or (
+        f"phantom://?seed=4&seconds=3600&width={args.width}&height={args.height}&fps={args.fps:g}"
+    )
     report = bench_dashboard(
-        None if args.no_model else args.model,
-        args.width,
-        args.height,
+        source,
         args.fps,
+        None if args.no_model else args.model,
         args.seconds,
         args.viewers,
         args.chromium,
