@@ -134,6 +134,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="the stage of a model trained in stages (vlm 1|2, tokenizer 1|2): model.stage=N",
     )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="CKPT",
+        help="continue the run saved in this checkpoint (its epoch, optimiser and learning-rate "
+        "schedule), e.g. one that trainer.max_time stopped: give trainer.max_time=null too",
+    )
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help=HELP_OVERRIDES)
 
 
@@ -164,9 +171,12 @@ def run(args: argparse.Namespace) -> int:
     overrides: list[str] = list(args.overrides)
     if args.stage is not None:
         overrides.insert(0, f"model.stage={args.stage}")
+    resume: Path | None = args.resume
+    if resume is not None and not resume.is_file():
+        raise OrstreamError(f"{resume}: checkpoint to resume not found")
     cli = build_cli(lightning_arguments(config, overrides), config, name)
     trainer = cli.trainer
-    trainer.fit(cli.model, datamodule=cli.datamodule)
+    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=resume)
     if trainer.interrupted:
         return 130
     checkpoint = trainer.checkpoint_callback

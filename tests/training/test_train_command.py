@@ -58,6 +58,38 @@ def test_trains_from_the_shipped_config_and_reports_its_outputs(
     assert (best.parent.parent / "metrics.csv").is_file()
 
 
+def test_resumes_a_run_where_its_checkpoint_left_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_dataset(tmp_path / "data", [1, 2, 3])
+    common = ["--config", str(CONFIG), f"data.root={root}", "data.val_videos=[2]", *TINY]
+    logs = ["--", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"]
+    assert main(["train", "workflow", *common, "trainer.max_epochs=1", *logs]) == 0
+    first = Path(
+        dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)[
+            "last checkpoint"
+        ]
+    )
+    stopped = torch.load(first, weights_only=False)
+    assert stopped["global_step"] == 2 and stopped["epoch"] == 1
+    code = main(
+        ["train", "workflow", "--resume", str(first), *common, "trainer.max_epochs=3", *logs]
+    )
+    assert code == 0
+    second = Path(
+        dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)[
+            "last checkpoint"
+        ]
+    )
+    resumed = torch.load(second, weights_only=False)
+    assert resumed["global_step"] == 6 and resumed["epoch"] == 3  # 2 more epochs of 2 videos
+    schedule = resumed["lr_schedulers"][0]
+    assert schedule["last_epoch"] == stopped["lr_schedulers"][0]["last_epoch"] + 2
+    missing = tmp_path / "nowhere.ckpt"
+    assert main(["train", "workflow", "--resume", str(missing), *common]) == 2
+    assert "checkpoint to resume not found" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("config_text", "overrides", "message"),
     [
