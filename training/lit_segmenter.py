@@ -39,6 +39,7 @@ from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY, INSTRUMENTS, SEGMENTATION_CLASSES
 from orstream.training.click_simulation import Click, clicks_to_prompt, next_click
 from orstream.training.distributed_metrics import gather_unique
+from orstream.training.init_weights import load_init_weights
 from orstream.training.models.segmenter import InteractiveSegmenter
 from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
@@ -131,7 +132,11 @@ class LitSegmenter(RecordedModule):
         if not isinstance(model, InteractiveSegmenter):
             raise TypeError(f"{model_name!r} is not an interactive segmenter")
         if init_weights is not None:
-            _load_weights(model, Path(init_weights))
+            # A stride-16 checkpoint warm-starts a stride-8 model: only the detail path is new,
+            # and it starts at zero (see ImageEncoder).
+            load_init_weights(
+                model, Path(init_weights), left_new=lambda key: key.startswith(DETAIL_PREFIX)
+            )
         self.model = model
         self.mean: Tensor
         self.std: Tensor
@@ -355,32 +360,3 @@ class LitSegmenter(RecordedModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
-
-
-def _load_weights(model: InteractiveSegmenter, path: Path) -> None:
-    """Copy the ``model.*`` weights of a segmenter checkpoint into ``model`` (a checkpoint
-    without the image encoder's detail path leaves that path as initialised).
-
-    Raises:
-        OrstreamError: the file is missing, not a checkpoint, or its weights do not fit.
-    """
-    if not path.is_file():
-        raise OrstreamError(f"init_weights: checkpoint {path} not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        state = checkpoint["state_dict"]
-        prefix = "model."
-        weights = {
-            key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)
-        }
-        # A stride-16 checkpoint warm-starts a stride-8 model: only the detail path is new, and
-        # it starts at zero (see ImageEncoder).
-        fresh = {
-            key: value
-            for key, value in model.state_dict().items()
-            if key.startswith(DETAIL_PREFIX) and key not in weights
-        }
-        model.load_state_dict({**weights, **fresh})
-    except (KeyError, TypeError, RuntimeError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise OrstreamError(f"init_weights: {path} does not fit this model ({first})") from None

@@ -50,6 +50,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from orstream.errors import OrstreamError
 from orstream.training.distributed_gather import masked_mean_share
 from orstream.training.distributed_metrics import gather_unique
+from orstream.training.init_weights import load_init_weights
 from orstream.training.models.tokenizer import VisualTokenizer
 from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
@@ -146,7 +147,7 @@ class LitTokenizer(RecordedModule):
         if not isinstance(model, VisualTokenizer):
             raise OrstreamError(f"{model_name!r} is not a visual tokenizer")
         if init_weights is not None:
-            _load_weights(model, Path(init_weights))
+            load_init_weights(model, Path(init_weights))
         self.model = model
         self.example_input_array = torch.zeros(1, 3, *model.input_size)
         # Frozen and not saved: kept out of the module tree (and so out of the state dict).
@@ -301,26 +302,3 @@ class LitTokenizer(RecordedModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
-
-
-def _load_weights(model: VisualTokenizer, path: Path) -> None:
-    """Copy the ``model.*`` weights of a tokenizer checkpoint into ``model``.
-
-    Raises:
-        OrstreamError: the file is missing, not a checkpoint, or its weights do not fit.
-    """
-    if not path.is_file():
-        raise OrstreamError(f"init_weights: checkpoint {path} not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        prefix = "model."
-        model.load_state_dict(
-            {
-                key[len(prefix) :]: value
-                for key, value in checkpoint["state_dict"].items()
-                if key.startswith(prefix)
-            }
-        )
-    except (KeyError, TypeError, RuntimeError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise OrstreamError(f"init_weights: {path} does not fit this model ({first})") from None

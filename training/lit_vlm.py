@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from orstream.errors import OrstreamError
+from orstream.training.init_weights import load_init_weights
 from orstream.training.models.vlm import VisionLanguageModel
 from orstream.training.recorded_module import RecordedModule
 from orstream.training.registry import create_model
@@ -86,7 +87,7 @@ class LitVLM(RecordedModule):
         # carries its own weights and must not need the earlier stage's file.
         init_weights = self.hparams["init_weights"]
         if stage == "fit" and init_weights is not None:
-            _load_weights(self.model, Path(init_weights))
+            load_init_weights(self.model, Path(init_weights))
 
     @property
     def stage(self) -> int:
@@ -191,26 +192,3 @@ class LitVLM(RecordedModule):
 
     def configure_optimizers(self) -> Any:
         return self.adamw_one_cycle(self.parameters())
-
-
-def _load_weights(model: VisionLanguageModel, path: Path) -> None:
-    """Copy the ``model.*`` weights of a vision-language checkpoint into ``model``.
-
-    Raises:
-        OrstreamError: the file is missing, not a checkpoint, or its weights do not fit.
-    """
-    if not path.is_file():
-        raise OrstreamError(f"init_weights: checkpoint {path} not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        prefix = "model."
-        model.load_state_dict(
-            {
-                key[len(prefix) :]: value
-                for key, value in checkpoint["state_dict"].items()
-                if key.startswith(prefix)
-            }
-        )
-    except (KeyError, TypeError, RuntimeError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise OrstreamError(f"init_weights: {path} does not fit this model ({first})") from None
