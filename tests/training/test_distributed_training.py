@@ -74,7 +74,10 @@ def train_on_two_processes(
 
 
 def assert_shares_cover_each_epoch(ranks: list[dict[str, Any]], samples: int) -> None:
+    """Each epoch the ranks take every sample once between them; a sample in variant v comes
+    as ``sample + samples * v`` (see orstream.training.distributed_batches)."""
     for first, second in zip(ranks[0]["epochs"], ranks[1]["epochs"], strict=True):
+        first, second = [i % samples for i in first], [i % samples for i in second]
         assert not set(first) & set(second)  # disjoint ...
         assert sorted(first + second) == list(range(samples))  # ... and complete
 
@@ -110,6 +113,8 @@ def test_the_workflow_recognizer_trains_on_two_processes(tmp_path: Path) -> None
     ]
     ranks, version, _ = train_on_two_processes("workflow", CONFIG, overrides, tmp_path)
     assert_shares_cover_each_epoch(ranks, len(train_videos))
+    drawn = [i for r in ranks for epoch in r["epochs"] for i in epoch]
+    assert max(drawn) >= len(train_videos)  # the shipped config's speeds: not all at 1x
     by_epoch = [[r["epochs"][epoch] for r in ranks] for epoch in (0, 1)]
     assert by_epoch[0] != by_epoch[1]  # set_epoch reshuffled
     last = version / "checkpoints" / "last.ckpt"
