@@ -211,14 +211,19 @@ class TrainClips(Dataset[dict[str, Tensor]]):
     def __len__(self) -> int:
         return self.clips * len(self.speeds)
 
-    def _clip_length(self, video: PitVisVideo, speed: float) -> int:
-        samples = len(resampled_timeline(len(video), speed))
+    def _clip_length(self, samples: int) -> int:
+        """Samples in a clip of a (resampled) timeline of ``samples``."""
         return samples if self.clip_length is None else min(self.clip_length, samples)
 
     def lengths(self) -> list[list[int]]:
         """Samples in each clip at each speed: a row per clip."""
         return [
-            [self._clip_length(self.videos[i % len(self.videos)], speed) for speed in self.speeds]
+            [
+                self._clip_length(
+                    len(resampled_timeline(len(self.videos[i % len(self.videos)]), speed))
+                )
+                for speed in self.speeds
+            ]
             for i in range(self.clips)
         ]
 
@@ -226,7 +231,7 @@ class TrainClips(Dataset[dict[str, Tensor]]):
         video = self.videos[index % self.clips % len(self.videos)]
         timeline = resampled_timeline(len(video), self.speeds[index // self.clips])
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
-        length = min(len(timeline), self.clip_length or len(timeline))
+        length = self._clip_length(len(timeline))
         lowest = -(self.receptive_field - 1)
         start = max(
             0, int(torch.randint(lowest, len(timeline) - length + 1, (), generator=generator))

@@ -18,11 +18,6 @@ MAX_STRIP = 16
 """Most tiles read in one call: strips stay a few hundred kB whatever the row's length."""
 
 
-def read_tile(slide: Slide, grid: TileGrid, x: int, y: int) -> np.ndarray:
-    """The (tile, tile, 3) uint8 RGB pixels of the tile whose level-0 corner is (x, y)."""
-    return read_batch(slide, grid, np.array([[x, y]], np.int64))[0]
-
-
 def read_batch(slide: Slide, grid: TileGrid, corners: np.ndarray) -> np.ndarray:
     """The tiles at level-0 ``corners`` (rows of ``grid.corners``), [n, tile, tile, 3] uint8,
     each row's neighbours read as strips of up to :data:`MAX_STRIP` tiles."""
@@ -48,9 +43,11 @@ def read_batch(slide: Slide, grid: TileGrid, corners: np.ndarray) -> np.ndarray:
 
 
 def read_tiles(slide: Slide, grid: TileGrid) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
-    """Each tile's level-0 corner and its (tile, tile, 3) uint8 RGB pixels."""
-    for x, y in grid.corners:
-        yield (int(x), int(y)), read_tile(slide, grid, int(x), int(y))
+    """Each tile's level-0 corner and its (tile, tile, 3) uint8 RGB pixels, read in strips."""
+    for start in range(0, len(grid), MAX_STRIP):
+        corners = grid.corners[start : start + MAX_STRIP]
+        for (x, y), pixels in zip(corners, read_batch(slide, grid, corners), strict=True):
+            yield (int(x), int(y)), pixels
 
 
 def _resize(pixels: np.ndarray, tile: int) -> np.ndarray:
