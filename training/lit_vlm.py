@@ -31,6 +31,8 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from orstream.errors import OrstreamError
+from orstream.training.distributed_gather import masked_mean_share
+from orstream.training.distributed_metrics import gather_unique
 from orstream.training.init_weights import load_init_weights
 from orstream.training.models.vlm import VisionLanguageModel
 from orstream.training.recorded_module import RecordedModule
@@ -80,7 +82,8 @@ class LitVLM(RecordedModule):
         source = next(iter(model.feature_widths))
         self.example_input_array = (ids, torch.zeros(2, 4, width), source)
         self.val_metrics: dict[str, float] = {}
-        self._val_sums = torch.zeros(3)  # loss x tokens, right tokens, tokens
+        self._val_keys: list[Tensor] = []
+        self._val_rows: list[Tensor] = []  # per sample: summed loss, right tokens, tokens
 
     def setup(self, stage: str) -> None:
         # Here rather than in __init__: a checkpoint of this module rebuilt for inference
@@ -108,31 +111,52 @@ class LitVLM(RecordedModule):
         logits: Tensor = self.model(input_ids, features, source)
         return logits
 
-    def _losses(self, batch: VLMBatch) -> tuple[Tensor, Tensor, Tensor]:
-        """(mean loss, right greedy predictions, target tokens) of a batch."""
+    def _token_losses(self, batch: VLMBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """(loss of each next token [B, T-1], right greedy predictions, the target tokens'
+        mask): only target tokens count."""
         logits = self(batch.input_ids, batch.features, batch.source)[:, :-1]
         labels = batch.labels[:, 1:]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        losses = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
         counted = labels != IGNORE
-        right = ((logits.argmax(-1) == labels) & counted).sum()
-        return loss, right, counted.sum()
+        return losses, (logits.argmax(-1) == labels) & counted, counted
 
     def training_step(self, batch: VLMBatch, batch_index: int) -> Tensor:
-        loss, _, _ = self._losses(batch)
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch.input_ids))
+        # The mean over the global batch's target tokens (ranks' shares hold different counts).
+        losses, _, counted = self._token_losses(batch)
+        loss = masked_mean_share(losses.flatten(), counted.flatten()) + self._idle_projectors(
+            batch.source
+        )
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch.input_ids), sync_dist=True)
         return loss
 
+    def _idle_projectors(self, source: str) -> Tensor:
+        """Zero, through the projectors of the sources a batch does not hold: each step then
+        gives every parameter a gradient (DDP's reducer waits for all of them), and AdamW treats
+        the idle projectors alike in one process and in many."""
+        idle = [
+            (weight * 0).sum()
+            for name, projector in self.model.projectors.items()
+            if name != source
+            for weight in projector.parameters()
+        ]
+        return torch.stack(idle).sum() if idle else torch.zeros(())
+
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(3)
+        self._val_keys, self._val_rows = [], []
 
     def validation_step(self, batch: VLMBatch, batch_index: int) -> None:
-        loss, right, tokens = self._losses(batch)
-        self._val_sums += torch.stack(
-            [loss.detach().cpu() * tokens.cpu(), right.cpu(), tokens.cpu()]
-        )
+        losses, right, counted = self._token_losses(batch)
+        sums = [(losses * counted).sum(dim=1), right.sum(dim=1), counted.sum(dim=1)]
+        self._val_keys.append(batch.index)
+        self._val_rows.append(torch.stack(sums, dim=1).double())
 
     def on_validation_epoch_end(self) -> None:
-        loss_sum, right, tokens = self._val_sums.tolist()
+        # Every rank's rows, each held-out sample once (the sampler repeats some to fill
+        # batches), so every rank logs what one process validating all the data would.
+        keys = torch.cat(self._val_keys) if self._val_keys else torch.zeros(0, dtype=torch.long)
+        rows = torch.cat(self._val_rows) if self._val_rows else torch.zeros(0, 3).double()
+        _, rows = gather_unique(keys, rows, self.device)
+        loss_sum, right, tokens = rows.sum(dim=0).tolist()
         metrics = {
             "val_loss": loss_sum / max(tokens, 1),
             "val_token_accuracy": right / max(tokens, 1),
@@ -149,16 +173,17 @@ class LitVLM(RecordedModule):
 
     def answer_accuracy(self, count: int) -> dict[str, float]:
         """Greedy answers to ``count`` held-out questions (spread evenly), scored exactly:
-        accuracy, the share well formed, and accuracy per question type."""
+        accuracy, the share well formed, and accuracy per question type. Under DDP each rank
+        answers every ``world_size``-th question and all ranks score all answers."""
         data = self.trainer.datamodule
         assert isinstance(data, VLMDataModule)
         samples = [s for s in data.val_samples if s.item is not None]
         chosen = np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int)
-        by_kind: dict[str, list[bool]] = defaultdict(list)
-        formats: list[bool] = []
+        mine = sorted(set(chosen.tolist()))[self.global_rank :: self.trainer.world_size]
+        scores: list[list[float]] = []  # per answer: correct, format_ok
         was_training = self.model.training
         self.model.eval()
-        for index in sorted(set(chosen.tolist())):
+        for index in mine:
             sample = samples[index]
             assert sample.item is not None
             ids, features = data.prompt_ids(sample)
@@ -170,9 +195,19 @@ class LitVLM(RecordedModule):
                 int(self.hparams["max_new_tokens"]),
             )
             score = score_answer(sample.item, data.tokenizer.decode(generated))
-            formats.append(score.format_ok)
-            by_kind[sample.item.kind].append(score.correct)
+            scores.append([float(score.correct), float(score.format_ok)])
         self.model.train(was_training)
+        keys, rows = gather_unique(
+            torch.tensor(mine, dtype=torch.long),
+            torch.tensor(scores, dtype=torch.float64).reshape(-1, 2),
+            self.device,
+        )
+        by_kind: dict[str, list[bool]] = defaultdict(list)
+        for index, (correct, _) in zip(keys.tolist(), rows.tolist(), strict=True):
+            item = samples[index].item
+            assert item is not None
+            by_kind[item.kind].append(bool(correct))
+        formats = [bool(format_ok) for _, format_ok in rows.tolist()]
         every = [right for results in by_kind.values() for right in results]
         metrics = {
             "val_accuracy": float(np.mean(every)),

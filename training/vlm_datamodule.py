@@ -24,7 +24,6 @@ later runs (stage 2 after stage 1) read it from there, so both stages share its 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
 from orstream.pitvis.csv_files import read_annotations
@@ -44,6 +43,7 @@ from orstream.pitvis.layout import (
     narrations_path,
     video_stem,
 )
+from orstream.training.distributed_batches import GlobalBatchSampler, replicas_of, seed_of_run
 from orstream.training.videotext_data import step_description
 from orstream.vlm.prompt_layout import DESCRIBE_PROMPT, prompt_ids, question_prompt
 from orstream.vlm.question_items import QuestionItem
@@ -58,8 +58,8 @@ from orstream.vlm.surgical_questions import (
 from orstream.vlm.text_tokenizer import DEFAULT_VOCAB_SIZE, TextTokenizer
 
 IGNORE = -100
-Row = tuple[list[int], list[int], np.ndarray, str]
-"""One sequence as the loader's dataset gives it: ids, labels, features, source."""
+Row = tuple[list[int], list[int], np.ndarray, str, int]
+"""One sequence as the loader's dataset gives it: ids, labels, features, source, sample."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,14 @@ class VLMSample:
 
 @dataclass
 class VLMBatch:
-    """Sequences of one source: ids and labels [B, T] (right-padded), features [B, N, F]."""
+    """Sequences of one source: ids and labels [B, T] (right-padded), features [B, N, F], and
+    each sequence's sample index [B] (a sample repeated to fill a batch comes twice)."""
 
     input_ids: Tensor
     labels: Tensor
     features: Tensor
     source: str
+    index: Tensor
 
 
 class VLMDataModule(L.LightningDataModule):
@@ -168,6 +170,12 @@ class VLMDataModule(L.LightningDataModule):
         if self._tokenizer is None:
             raise RuntimeError("the data module is not set up")
         return self._tokenizer
+
+    def prepare_data(self) -> None:
+        """Set up once in one process per node before every rank sets up: the tokenizer is
+        learnt and the visual tokens are cached by this process alone, and the other ranks read
+        them (under DDP, ranks setting up at once would learn and write them together)."""
+        self.setup("fit")
 
     def setup(self, stage: str) -> None:
         if self._tokenizer is not None:
@@ -357,10 +365,19 @@ class VLMDataModule(L.LightningDataModule):
             )
 
     def _loader(self, samples: list[VLMSample], shuffle: bool) -> DataLoader[Row]:
-        dataset = _Sequences(self, samples)
+        num_replicas, rank = replicas_of(self.trainer)
+        sampler = SourceBatches(
+            [s.source for s in samples],
+            self.batch_size,
+            shuffle,
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=seed_of_run(),
+        )
         return DataLoader(
-            dataset,
-            batch_sampler=SourceBatches([s.source for s in samples], self.batch_size, shuffle),
+            _Sequences(self, samples),
+            batch_size=self.batch_size,
+            sampler=sampler,
             collate_fn=collate_sequences(self.tokenizer.pad_id),
             num_workers=self.num_workers,
         )
@@ -375,52 +392,58 @@ class _Sequences(Dataset[Row]):
 
     def __getitem__(self, index: int) -> Row:
         sample = self.samples[index]
-        return (*self.data.sequence(sample), sample.source)
+        return (*self.data.sequence(sample), sample.source, index)
 
 
-class SourceBatches(Sampler[list[int]]):
-    """Batches of one source each: shuffled within a source and in batch order per epoch
-    (deterministic per epoch number), or in order when not shuffled."""
+class SourceBatches(GlobalBatchSampler):
+    """Global batches of one source each (a batch's token counts and widths must agree).
 
-    def __init__(self, sources: list[str], batch_size: int, shuffle: bool) -> None:
-        self.sources, self.batch_size, self.shuffle = sources, batch_size, shuffle
-        self.epoch = 0
+    Each source's samples are shuffled (or kept in order when not ``shuffle``) and cut into
+    global batches; a source's last, shorter batch is filled up with repeats of the source's
+    first samples in that order, so every global batch is full and one rank's share is exactly
+    ``batch_size`` samples of one source, which the DataLoader cuts back out of the flat stream.
+    With ``shuffle`` the batches' order is shuffled too. Validation counts each sample once
+    (:meth:`LitVLM.validation_step` keys its rows by sample), so the repeats change no metric.
+    """
 
-    def _batches(self) -> list[list[int]]:
-        rng = np.random.default_rng(self.epoch)
-        self.epoch += int(self.shuffle)
+    def __init__(self, sources: list[str], batch_size: int, shuffle: bool, **kwargs: Any):
+        super().__init__(len(sources), batch_size, **kwargs)
+        self.sources, self.shuffle = sources, shuffle
+        self.by_source = [
+            [i for i, s in enumerate(sources) if s == source] for source in sorted(set(sources))
+        ]
+
+    def epoch_samples(self) -> int:
+        step = self.global_batch_size
+        return sum(-(-len(indices) // step) * step for indices in self.by_source)
+
+    def global_batches(self, generator: torch.Generator, variant: list[int]) -> list[list[int]]:
+        step = self.global_batch_size
         batches: list[list[int]] = []
-        for source in sorted(set(self.sources)):
-            indices = [i for i, s in enumerate(self.sources) if s == source]
+        for indices in self.by_source:
             if self.shuffle:
-                indices = [indices[i] for i in rng.permutation(len(indices))]
-            batches += [
-                indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)
-            ]
+                indices = [indices[i] for i in torch.randperm(len(indices), generator=generator)]
+            filled = -(-len(indices) // step) * step
+            indices = [indices[i % len(indices)] for i in range(filled)]
+            batches += [indices[i : i + step] for i in range(0, filled, step)]
         if self.shuffle:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
         return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
-
-    def __len__(self) -> int:
-        counts = [self.sources.count(s) for s in set(self.sources)]
-        return sum(-(-count // self.batch_size) for count in counts)
 
 
 def collate_sequences(pad_id: int) -> Any:
     """The collate function padding ids with ``pad_id`` and labels with the ignored label."""
 
     def collate(rows: list[Row]) -> VLMBatch:
-        length = max(len(ids) for ids, _, _, _ in rows)
+        length = max(len(row[0]) for row in rows)
         ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
         labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
-        for row, (sequence, targets, _, _) in enumerate(rows):
+        for row, (sequence, targets, _, _, _) in enumerate(rows):
             ids[row, : len(sequence)] = torch.tensor(sequence)
             labels[row, : len(targets)] = torch.tensor(targets)
-        features = torch.from_numpy(np.stack([f for _, _, f, _ in rows]))
-        return VLMBatch(ids, labels, features, rows[0][3])
+        features = torch.from_numpy(np.stack([row[2] for row in rows]))
+        index = torch.tensor([row[4] for row in rows])
+        return VLMBatch(ids, labels, features, rows[0][3], index)
 
     return collate
 

@@ -12,6 +12,7 @@ work on 2 CPU cores.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def case_tokens(
     frames = load_frames(path, indices, encoder.size, None)
     tokens = encoder.encode(frames)
     if cache is not None:
-        np.save(cache, tokens)
+        _save(cache, tokens)
     return tokens
 
 
@@ -58,8 +59,16 @@ def slide_tokens(
         return np.load(cache)
     tokens = slide_region_features(path, models, regions)
     if cache is not None:
-        np.save(cache, tokens)
+        _save(cache, tokens)
     return tokens
+
+
+def _save(cache: Path, tokens: np.ndarray) -> None:
+    """Write a cache file whole or not at all (a rank or node reading it meanwhile sees the
+    old state, never half an array)."""
+    partial = cache.with_name(f".{cache.stem}.{os.getpid()}.npy")
+    np.save(partial, tokens)
+    os.replace(partial, cache)
 
 
 def _cache_file(cache_dir: Path | None, source: Path, settings: str) -> Path | None:

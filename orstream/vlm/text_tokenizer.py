@@ -12,6 +12,7 @@ their places) and the reasoning format's ``<think>``, ``</think>``, ``<answer>``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -78,7 +79,9 @@ class TextTokenizer:
     def save(self, path: Path) -> Path:
         """Write ``tokenizer.json`` to ``path`` (a file, or a folder to write it into)."""
         file = path / TOKENIZER_FILE if path.is_dir() else path
-        self._tokenizer.save(str(file))
+        partial = file.with_name(f".{file.name}.{os.getpid()}")
+        self._tokenizer.save(str(partial))
+        os.replace(partial, file)  # whole or not at all, for a process reading it meanwhile
         return file
 
     def to_json(self) -> str:

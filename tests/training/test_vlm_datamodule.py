@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from orstream.training.vlm_datamodule import IGNORE, SourceBatches, VLMDataModule
 from tests.project_paths import PROJECT_ROOT
@@ -64,20 +63,39 @@ def test_only_the_target_is_learnt_and_visual_slots_match_the_features(
     assert module.sequence(slide)[2].shape == (16, 512)
 
 
-def test_batches_hold_one_source_and_cover_every_sample_once(
+def test_batches_hold_one_source_and_cover_every_sample(
     phantoms: tuple[Path, Path], tmp_path: Path
 ) -> None:
     module = data(phantoms, tmp_path, 1)
-    loader = module.train_dataloader()
-    seen = 0
-    for batch in loader:
-        assert batch.features.shape[0] == batch.input_ids.shape[0] <= 4
-        assert batch.input_ids.dtype == torch.long
-        seen += len(batch.input_ids)
-    assert seen == len(module.train_samples)
-    sources = ["a", "b", "a", "a", "b"]
-    sampler = SourceBatches(sources, 2, shuffle=True)
-    batches = list(sampler)
-    assert len(batches) == len(sampler) == 3
-    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
-    assert all(len({sources[i] for i in b}) == 1 for b in batches)
+    seen: set[int] = set()
+    for batch in module.train_dataloader():
+        # Full batches of one source: a source's last one is filled up with its own repeats.
+        assert batch.features.shape[0] == batch.input_ids.shape[0] == len(batch.index) == 4
+        assert {module.train_samples[i].source for i in batch.index.tolist()} == {batch.source}
+        seen |= set(batch.index.tolist())
+    assert seen == set(range(len(module.train_samples)))
+
+
+def test_source_batches_are_the_same_global_batches_on_any_number_of_ranks() -> None:
+    sources = ["a", "b", "a", "a", "b", "a", "b", "a", "a"]  # 6 a, 3 b
+    alone = SourceBatches(sources, 4, shuffle=True, seed=7)
+    ranks = [SourceBatches(sources, 2, True, num_replicas=2, rank=r, seed=7) for r in (0, 1)]
+    for epoch in (0, 1):
+        for sampler in (alone, *ranks):
+            sampler.set_epoch(epoch)
+        whole = list(alone)
+        shares = [list(rank) for rank in ranks]
+        assert len(whole) == len(alone) == 12  # a: 6 -> 8, b: 3 -> 4
+        assert [len(share) for share in shares] == [len(rank) for rank in ranks] == [6, 6]
+        for step in range(3):
+            batch = whole[step * 4 : (step + 1) * 4]
+            assert len({sources[i] for i in batch}) == 1
+            first, second = (share[step * 2 : (step + 1) * 2] for share in shares)
+            assert first + second == batch  # rank r takes the r-th slice of the global batch
+        assert set(whole) == set(range(len(sources)))
+    alone.set_epoch(0)
+    zero = list(alone)
+    alone.set_epoch(1)
+    assert list(alone) != zero  # reshuffled per epoch
+    in_order = list(SourceBatches(sources, 4, shuffle=False))
+    assert in_order == [0, 2, 3, 5, 7, 8, 0, 2, 1, 4, 6, 1]
