@@ -195,9 +195,9 @@ def clip(frames: int = 4) -> np.ndarray:
     return np.random.default_rng(1).integers(0, 256, (frames, 24, 32, 3), dtype=np.uint8)
 
 
-def greedy(folder: Path, clip: np.ndarray, max_new_tokens: int) -> list[int]:
-    """The answer's tokens from a plain, non-streamed greedy generate of the folder's model,
-    shown the clip as its layout reads one."""
+def greedy(folder: Path, clip: np.ndarray, max_new_tokens: int) -> tuple[list[int], str]:
+    """The answer's tokens and text from a plain, non-streamed greedy generate of the folder's
+    model, shown the clip as its layout reads one."""
     processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
     model = transformers.AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True)
     if read_layout(folder)[1] == "video":
@@ -208,7 +208,8 @@ def greedy(folder: Path, clip: np.ndarray, max_new_tokens: int) -> list[int]:
     prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     inputs = processor(text=[prompt], return_tensors="pt", **media)
     output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    return output[0, inputs["input_ids"].shape[1] :].tolist()
+    tokens = output[0, inputs["input_ids"].shape[1] :].tolist()
+    return tokens, processor.decode(tokens, skip_special_tokens=True)
 
 
 def run(answer: Generator[str, None, AnswerEnd]) -> tuple[list[str], AnswerEnd]:
@@ -223,12 +224,12 @@ def run(answer: Generator[str, None, AnswerEnd]) -> tuple[list[str], AnswerEnd]:
 def test_streamed_pieces_join_to_the_greedy_answer(
     folder: Path, backend: TransformersBackend
 ) -> None:
-    expected = greedy(folder, clip(), 16)
+    _, expected = greedy(folder, clip(), 16)
 
     pieces, end = run(backend.stream(AnswerRequest(QUESTION, frames=clip(), max_new_tokens=16)))
 
     assert len(pieces) >= 2
-    assert "".join(pieces) == backend._processor.decode(expected, skip_special_tokens=True)
+    assert "".join(pieces) == expected
     assert end == AnswerEnd("max_new_tokens", 16)
 
 
@@ -239,7 +240,7 @@ def test_max_new_tokens_ends_the_answer(backend: TransformersBackend) -> None:
 
 
 def test_the_models_end_of_text_ends_the_answer(folder: Path, tmp_path: Path) -> None:
-    expected = greedy(folder, clip(), 8)
+    expected, _ = greedy(folder, clip(), 8)
     # The folder's generation config names a second end token, as Qwen2-VL's does: here the
     # word the answer has second.
     copy = Path(shutil.copytree(folder, tmp_path / "model"))
@@ -264,6 +265,47 @@ def test_cancelling_mid_answer_ends_it(backend: TransformersBackend) -> None:
     assert end.tokens < 64
 
 
+def test_a_listener_that_stops_reading_ends_generation(backend: TransformersBackend) -> None:
+    decoded = []  # the stopping criterion asks cancelled() once per token
+
+    def cancelled() -> bool:
+        decoded.append(1)
+        return False
+
+    answer = backend.stream(
+        AnswerRequest(QUESTION, frames=clip(), max_new_tokens=10_000), cancelled
+    )
+    next(answer)
+
+    answer.close()
+
+    assert "orstream-hf-generate" not in [thread.name for thread in threading.enumerate()]
+    assert len(decoded) < 100
+
+
+def test_concurrent_answers_are_each_the_greedy_answer(
+    folder: Path, backend: TransformersBackend
+) -> None:
+    clips = [clip(), np.zeros_like(clip())]
+    expected = [greedy(folder, frames, 12)[1] for frames in clips]
+    answers = [
+        backend.stream(AnswerRequest(QUESTION, frames=frames, max_new_tokens=12))
+        for frames in clips
+    ]
+    texts = ["", ""]
+    running = [True, True]
+    while any(running):  # the two answers' pieces interleave
+        for index, answer in enumerate(answers):
+            if running[index]:
+                try:
+                    texts[index] += next(answer)
+                except StopIteration:
+                    running[index] = False
+
+    assert texts == expected
+    assert expected[0] != expected[1]
+
+
 def test_cancelled_before_the_start_answers_nothing(backend: TransformersBackend) -> None:
     pieces, end = run(backend.stream(AnswerRequest(QUESTION, frames=clip()), lambda: True))
 
@@ -283,11 +325,11 @@ def test_a_long_clip_is_shown_as_evenly_spaced_frames(
 ) -> None:
     long_clip = clip(10)
     shown = pick_frames(long_clip, backend.max_frames)
-    expected = greedy(folder, shown, 6)
+    _, expected = greedy(folder, shown, 6)
 
     pieces, _ = run(backend.stream(AnswerRequest(QUESTION, frames=long_clip, max_new_tokens=6)))
 
-    assert "".join(pieces) == backend._processor.decode(expected, skip_special_tokens=True)
+    assert "".join(pieces) == expected
 
 
 def test_pick_frames_spans_the_clip() -> None:
