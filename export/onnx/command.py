@@ -7,7 +7,9 @@ encoder, a prompt decoder and its class text prompts; the instrument classifier 
 video-text model (``ophclip_small``) becomes a streaming clip encoder, a text encoder with its
 vocabulary and the embeddings of its step prompts; a visual tokenizer (``meditok_small``)
 becomes an encoder of images to tokens and a detokenizer of tokens to images; a slide encoder
-(``slide_mil_encoder``) becomes a slide package with the patch encoder its checkpoint records.
+(``slide_mil_encoder``) becomes a slide package with the patch encoder its checkpoint records;
+a vision-language model (``gmai_vl_small``) becomes a ``vlm`` package: prefill and decode graphs
+with the KV cache as inputs and outputs, its projectors, weights and tokenizer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from orstream.export.onnx.slide_export import SlideExportResult
     from orstream.export.onnx.tokenizer_export import TokenizerExportResult
     from orstream.export.onnx.videotext_export import VideoTextExportResult
+    from orstream.export.onnx.vlm_export import VLMExportResult
     from orstream.export.onnx.workflow_export import ExportResult
 
 DEFAULT_PARITY_FRAMES = 16
@@ -37,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="Lightning checkpoint written by `orstream train workflow`, "
         "`orstream train segmenter`, `orstream train classifier`, `orstream train videotext` or "
-        "`orstream train tokenizer` or `orstream train slide`",
+        "`orstream train tokenizer`, `orstream train slide` or `orstream train vlm`",
     )
     parser.add_argument(
         "--out",
@@ -45,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="package folder to write (card.json + model.onnx; a segmenter adds decoder.onnx "
         "and text_prompts.npy, a video-text model text_encoder.onnx, vocab.txt and "
-        "step_prompts.npy, a tokenizer detokenizer.onnx, a slide package slide_encoder.onnx)",
+        "step_prompts.npy, a tokenizer detokenizer.onnx, a slide package slide_encoder.onnx, a "
+        "vlm package decode.onnx, projector_*.onnx, weights.npz and tokenizer.json)",
     )
     parser.add_argument(
         "--parity-frames",
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from orstream.export.onnx.slide_export import SLIDE_MODELS
     from orstream.export.onnx.tokenizer_export import TOKENIZER_MODELS
     from orstream.export.onnx.videotext_export import VIDEOTEXT_MODELS
+    from orstream.export.onnx.vlm_export import VLM_MODELS
 
     options = {
         "parity_frames": args.parity_frames,
@@ -108,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         from orstream.export.onnx.slide_export import export_slide_package
 
         _print_slide(export_slide_package(args.checkpoint, args.out, **options))
+    elif name in VLM_MODELS:
+        from orstream.export.onnx.vlm_export import export_vlm_package
+
+        _print_vlm(export_vlm_package(args.checkpoint, args.out, **options))
     else:
         from orstream.export.onnx.workflow_export import export_package
 
@@ -250,4 +259,35 @@ def _print_slide(result: SlideExportResult) -> None:
             print(
                 f"  {graph}  {parity.source:<16} {parity.frames:>3} items  batch "
                 f"{parity.batch:<3} {worst:.2e} (tolerance {parity.tolerance:g})"
+            )
+
+
+def _print_vlm(result: VLMExportResult) -> None:
+    card = result.package.card
+    vlm = card.vlm
+    assert vlm is not None  # a vlm package always has one
+    language = vlm.language
+    encoders = vlm.encoders
+    print(f"package   {result.package.root}  dynamic batch and length, max_batch {card.max_batch}")
+    print(
+        f"model     {card.name} {card.version}  {language.layers} layers x {language.width}, "
+        f"{language.heads} heads over {language.kv_heads} kv heads, vocab {language.vocab_size}  "
+        f"opset {card.export.opset} ({result.exporter})"
+    )
+    print(
+        f"vision    {', '.join(vlm.projectors)}: frame package {encoders.frame_package} grid "
+        f"{list(encoders.frame_grid)} x {encoders.window_s} frames; slide regions "
+        f"{list(encoders.slide_regions)}"
+    )
+    print("parity    ONNX Runtime vs PyTorch, max abs diff:")
+    for graph, results in (
+        ("prefill", result.prefill_parity),
+        ("decode", result.decode_parity),
+        ("projector", result.projector_parity),
+    ):
+        for parity in results:
+            worst = max(parity.max_abs_diff.values())
+            print(
+                f"  {graph:<9} {parity.source:<24} batch {parity.batch:<3} {worst:.2e} "
+                f"(tolerance {parity.tolerance:g})"
             )

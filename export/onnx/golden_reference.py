@@ -15,6 +15,8 @@ encoder gets the first of the card's prompts, tokenised as the edge tokenises it
 gets the tokens the encoder gave for the frame. A slide package's patch encoder gets a phantom
 slide tile instead of the frame, and its slide encoder the features of a slide of as many
 phantom tiles as its card says (:func:`~orstream.export.onnx.phantom_tiles.phantom_tiles`).
+A vision-language package's graphs get one question instead
+(:mod:`orstream.export.onnx.vlm_reference`).
 
 The archive is written with fixed zip timestamps, so the same package always gives the same
 bytes and rewriting an unchanged package's reference changes nothing.
@@ -112,6 +114,10 @@ def reference_arrays(package: ModelPackage, frame: ReferenceFrame) -> dict[str, 
             image nor a state (no realistic value is known for it).
     """
     card = package.card
+    if card.vlm is not None:
+        from orstream.export.onnx.vlm_reference import vlm_reference_arrays
+
+        return vlm_reference_arrays(package)
     preprocess = ImagePreprocessor.from_card(card)
     state = card.initial_state()
     others = [s.name for s in card.inputs if s.name != preprocess.spec.name]

@@ -18,6 +18,14 @@ A tokenizer package (task ``tokenizer``) also holds a detokenizer, ``detokenizer
 described by the card's ``tokenizer`` section (:class:`TokenizerSpec`); ``model.onnx`` is then
 the encoder, an image to its grid of discrete tokens.
 
+A vision-language package (task ``vlm``) holds its language model as two graphs sharing one
+KV cache layout: ``model.onnx`` is the prefill (a prompt's embeddings to logits and the cache)
+and ``decode.onnx`` one step on top of a past; besides them the projectors of the vision sources,
+the weights (``weights.npz``: the token embedding the runtime looks ids up in, and everything
+the torch runtime rebuilds the model from), ``tokenizer.json`` and the settings of the frozen
+vision encoders the features came from, all in the card's ``vlm`` section
+(:class:`VLMSpec`).
+
 A slide package (task ``slide``) also holds a slide encoder, ``slide_encoder.onnx``, described
 by the card's ``slide`` section (:class:`SlideEncoderSpec`) with the tiling it was trained on;
 ``model.onnx`` is then the patch encoder, a tile to its features.
@@ -67,6 +75,32 @@ TOKENIZER = "tokenizer"
 """The task of a package with a detokenizer (``model.onnx`` is then the image encoder)."""
 SLIDE = "slide"
 """The task of a package with a slide encoder (``model.onnx`` is then the patch encoder)."""
+VLM = "vlm"
+"""The task of a vision-language package (``model.onnx`` is then the language model's prefill)."""
+DECODE_FILE = "decode.onnx"
+VLM_WEIGHTS_FILE = "weights.npz"
+VLM_TOKENIZER_FILE = "tokenizer.json"
+VLM_EMBEDS = "inputs_embeds"
+VLM_MASK = "attention_mask"
+VLM_PAST = ("past_keys", "past_values")
+VLM_OUTPUTS = ("logits", "keys", "values")
+"""The language model's tensors. Prefill: ``inputs_embeds`` float32 [B, T, W] and
+``attention_mask`` int64 [B, T] (1 a real token, 0 left padding) -> ``logits`` [B, T, V],
+``keys`` and ``values`` [B, layers, kv_heads, T, head_dim]. Decode: ``inputs_embeds`` [B, 1, W],
+``attention_mask`` [B, P + 1] over the past and the new token, ``past_keys`` and
+``past_values`` [B, layers, kv_heads, P, head_dim] -> ``logits`` [B, V] of the new token and
+the cache grown to P + 1."""
+VLM_FEATURES = "features"
+VLM_PROJECTED = "embeddings"
+"""A projector's tensors: vision features float32 [B, N, F] -> embeddings [B, N, W]."""
+VLM_LENGTH_AXES: dict[str, dict[str, int]] = {
+    "model": {VLM_EMBEDS: 1, VLM_MASK: 1, "logits": 1, "keys": 3, "values": 3},
+    "decode": {VLM_MASK: 1, "past_keys": 3, "past_values": 3, "keys": 3, "values": 3},
+    "projector_surgical": {VLM_FEATURES: 1, VLM_PROJECTED: 1},
+    "projector_slide": {VLM_FEATURES: 1, VLM_PROJECTED: 1},
+}
+"""The symbolic sequence axis (tokens, past tokens, visual tokens) of each tensor of a
+vision-language package's graphs; the card's shapes give them at the golden reference's sizes."""
 
 IMAGE_EMBEDDINGS = "image_embeddings"
 DECODER_INPUTS = (
@@ -114,7 +148,16 @@ DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "boo
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FILE_NAME_PATTERN = r"^[^/\\]+$"
 """A plain file name inside the package folder (no folders, so a card never points outside)."""
-Graph = Literal["model", "decoder", "text", "detokenizer", "slide"]
+Graph = Literal[
+    "model",
+    "decoder",
+    "text",
+    "detokenizer",
+    "slide",
+    "decode",
+    "projector_surgical",
+    "projector_slide",
+]
 """Which graph of a package: ``model.onnx``, the prompt decoder of an interactive segmentation
 package, the text encoder of a video-text package, the detokenizer of a tokenizer package, or
 the slide encoder of a slide package."""
@@ -124,6 +167,9 @@ GRAPH_NAMES: dict[Graph, str] = {
     "text": "text encoder",
     "detokenizer": "detokenizer",
     "slide": "slide encoder",
+    "decode": "decode graph",
+    "projector_surgical": "surgical projector",
+    "projector_slide": "slide projector",
 }
 """Each graph as error messages name it."""
 GraphShape = tuple[int | str | None, ...]
@@ -569,6 +615,108 @@ class SlideEncoderSpec(_Strict):
         return {t.name: (t.shape, t.dtype) for t in self.outputs}
 
 
+class VLMGraphSpec(_Strict):
+    """One graph of a vision-language package besides ``model.onnx``."""
+
+    file: str = Field(pattern=FILE_NAME_PATTERN)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    parity: tuple[ParityResult, ...] = ()
+
+    def graph_inputs(self) -> TensorTypes:
+        return {t.name: (t.shape, t.dtype) for t in self.inputs}
+
+    def graph_outputs(self) -> TensorTypes:
+        return {t.name: (t.shape, t.dtype) for t in self.outputs}
+
+
+class VLMLanguageSpec(_Strict):
+    """The language model's sizes and special ids (what the runtime lays prompts out with)."""
+
+    vocab_size: int = Field(ge=8)
+    width: int = Field(ge=1)
+    layers: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    mlp_hidden: int = Field(ge=1)
+    rope_base: float = Field(gt=0)
+    image_id: int = Field(ge=0)
+    eos_id: int = Field(ge=0)
+    pad_id: int = Field(ge=0)
+
+
+class VLMEncoderSettings(_Strict):
+    """The frozen vision encoders the model's features came from, as its training set them:
+    a request is only answered right with features made the same way.
+
+    ``frame_package`` is the interactive segmentation package whose image encoder made the
+    frame tokens (its ``model.onnx`` sha256 recorded), each frame pooled to ``frame_grid``
+    cells, a clip sampled to ``window_s`` frames; ``slide_package`` the slide package whose
+    patch encoder made the tile features (None: the shipped one), averaged over
+    ``slide_regions``."""
+
+    frame_package: str | None = None
+    frame_package_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    frame_grid: tuple[int, int] = (2, 2)
+    slide_package: str | None = None
+    slide_package_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    slide_regions: tuple[int, int] = (4, 4)
+    window_s: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _positive(self) -> VLMEncoderSettings:
+        if min(self.frame_grid) < 1 or min(self.slide_regions) < 1:
+            raise ValueError("frame_grid and slide_regions must be positive")
+        return self
+
+
+class VLMSpec(_Strict):
+    """The vision-language package's graphs and files besides ``model.onnx`` (the prefill).
+
+    ``decode`` is one step through the KV cache; ``projectors`` maps each vision source
+    (``surgical``, ``slide``) to its projector graph; ``weights_file`` holds every weight of the
+    model by its torch name (``language.embedding.weight`` is the token embedding);
+    ``tokenizer_file`` the text tokenizer.
+    """
+
+    decode: VLMGraphSpec
+    projectors: dict[Literal["surgical", "slide"], VLMGraphSpec] = Field(min_length=1)
+    weights_file: str = Field(default=VLM_WEIGHTS_FILE, pattern=FILE_NAME_PATTERN)
+    weights_sha256: str = Field(pattern=SHA256_PATTERN)
+    tokenizer_file: str = Field(default=VLM_TOKENIZER_FILE, pattern=FILE_NAME_PATTERN)
+    tokenizer_sha256: str = Field(pattern=SHA256_PATTERN)
+    language: VLMLanguageSpec
+    encoders: VLMEncoderSettings
+
+    @model_validator(mode="after")
+    def _vlm_signature(self) -> VLMSpec:
+        names = (
+            tuple(t.name for t in self.decode.inputs),
+            tuple(t.name for t in self.decode.outputs),
+        )
+        if names != ((VLM_EMBEDS, VLM_MASK, *VLM_PAST), VLM_OUTPUTS):
+            raise ValueError(
+                f"decode tensors must be {[VLM_EMBEDS, VLM_MASK, *VLM_PAST]} -> {list(VLM_OUTPUTS)}"
+            )
+        for source, projector in self.projectors.items():
+            inputs = tuple(t.name for t in projector.inputs)
+            outputs = tuple(t.name for t in projector.outputs)
+            if (inputs, outputs) != ((VLM_FEATURES,), (VLM_PROJECTED,)):
+                raise ValueError(
+                    f"the {source} projector must map {VLM_FEATURES!r} to {VLM_PROJECTED!r}"
+                )
+            if projector.outputs[0].shape[-1] != self.language.width:
+                raise ValueError(
+                    f"the {source} projector does not give {self.language.width}-wide embeddings"
+                )
+        return self
+
+    def feature_width(self, source: str) -> int:
+        """F of a source's features."""
+        return self.projectors[source].inputs[0].shape[-1]  # type: ignore[index]
+
+
 class ModelCard(_Strict):
     """Everything the edge needs to run ``model.onnx`` (see the module docstring)."""
 
@@ -599,6 +747,9 @@ class ModelCard(_Strict):
     )
     slide: SlideEncoderSpec | None = Field(
         default=None, description="the slide encoder and tiling of a slide package"
+    )
+    vlm: VLMSpec | None = Field(
+        default=None, description="the decode graph, projectors and files of a vlm package"
     )
 
     @model_validator(mode="after")
@@ -632,6 +783,7 @@ class ModelCard(_Strict):
         self._text_fits()
         self._tokenizer_fits()
         self._slide_fits()
+        self._vlm_fits()
         return self
 
     def _decoder_fits(self) -> None:
@@ -714,6 +866,21 @@ class ModelCard(_Strict):
         if self.slide.outputs[0].shape != (1, classes):
             raise ValueError(f"{SLIDE_OUTPUTS[0]!r} must be [1, {classes}], one per label")
 
+    def _vlm_fits(self) -> None:
+        """The prefill takes and gives the language model's tensors, as wide as its section."""
+        if self.vlm is None:
+            if self.task == VLM:
+                raise ValueError(f"a {VLM} card needs a vlm section")
+            return
+        if self.task != VLM:
+            raise ValueError(f"a vlm section belongs to a {VLM} card, not {self.task!r}")
+        if tuple(self.graph_inputs()) != (VLM_EMBEDS, VLM_MASK):
+            raise ValueError(f"a {VLM} model.onnx takes {[VLM_EMBEDS, VLM_MASK]}")
+        if tuple(self.graph_outputs()) != VLM_OUTPUTS:
+            raise ValueError(f"a {VLM} model.onnx gives {list(VLM_OUTPUTS)}")
+        if self.inputs[0].shape[-1] != self.vlm.language.width:
+            raise ValueError(f"{VLM_EMBEDS!r} must be {self.vlm.language.width} wide")
+
     @property
     def graphs(self) -> tuple[Graph, ...]:
         """Every graph the package holds: ``model``, then a decoder, a text encoder, a
@@ -726,6 +893,12 @@ class ModelCard(_Strict):
             return ("model", "detokenizer")
         if self.slide is not None:
             return ("model", "slide")
+        if self.vlm is not None:
+            projectors: tuple[Graph, ...] = tuple(
+                "projector_surgical" if source == "surgical" else "projector_slide"
+                for source in self.vlm.projectors
+            )
+            return ("model", "decode", *projectors)
         return ("model",)
 
     @property
@@ -771,11 +944,15 @@ class ModelCard(_Strict):
         """
         if graph == "model":
             return self.graph_inputs(), self.graph_outputs()
+        vlm = self.vlm.projectors if self.vlm is not None else {}
         section = {
             "decoder": self.decoder,
             "text": self.text,
             "detokenizer": self.tokenizer,
             "slide": self.slide,
+            "decode": self.vlm.decode if self.vlm is not None else None,
+            "projector_surgical": vlm.get("surgical"),
+            "projector_slide": vlm.get("slide"),
         }[graph]
         if section is None:
             raise OrstreamError(f"card {self.name!r} has no {GRAPH_NAMES[graph]}")

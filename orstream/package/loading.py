@@ -88,6 +88,12 @@ class ModelPackage:
             return self.root / self.card.tokenizer.file
         if graph == "slide" and self.card.slide is not None:
             return self.root / self.card.slide.file
+        vlm = self.card.vlm
+        if graph == "decode" and vlm is not None:
+            return self.root / vlm.decode.file
+        source = graph.removeprefix("projector_")
+        if vlm is not None and graph.startswith("projector_") and source in vlm.projectors:
+            return self.root / vlm.projectors[source].file
         raise OrstreamError(f"model package {self.root} has no {GRAPH_NAMES[graph]}")
 
     def tokenizer_section(self) -> TokenizerSpec:
@@ -221,8 +227,9 @@ def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
     ``text_prompts.npy``, whose sha256 must match too, and the text prompts must hold one
     float32 row of the decoder's text width per class; a card with a text section names
     ``text_encoder.onnx``, ``vocab.txt`` and ``step_prompts.npy``, checked alike; a card with a
-    tokenizer section names ``detokenizer.onnx`` and one with a slide section
-    ``slide_encoder.onnx``, whose sha256 must match.
+    tokenizer section names ``detokenizer.onnx``, one with a slide section
+    ``slide_encoder.onnx`` and one with a vlm section its decode and projector graphs, weights
+    and tokenizer, whose sha256 must match.
 
     Args:
         path: the package folder.
@@ -256,6 +263,12 @@ def load_package(path: Path, check_reference: bool = True) -> ModelPackage:
         _check_file(path / card.tokenizer.file, card.tokenizer.sha256, path)
     if card.slide is not None:
         _check_file(path / card.slide.file, card.slide.sha256, path)
+    if card.vlm is not None:
+        vlm = card.vlm
+        for graph in (vlm.decode, *vlm.projectors.values()):
+            _check_file(path / graph.file, graph.sha256, path)
+        _check_file(path / vlm.weights_file, vlm.weights_sha256, path)
+        _check_file(path / vlm.tokenizer_file, vlm.tokenizer_sha256, path)
     return package
 
 

@@ -5,7 +5,8 @@ and pass what they see here. In a package with a dynamic batch
 (:attr:`~orstream.package.card.ModelCard.dynamic_batch`) axis 0 of every graph tensor must be
 symbolic where the card says 1; otherwise every dimension must be the card's. The slide
 encoder's per-tile tensors (:data:`~orstream.package.card.TILE_AXIS_TENSORS`) take any number of
-tiles: their axis 1 must be symbolic too.
+tiles: their axis 1 must be symbolic too, as must the sequence axes of a vision-language
+package's tensors (:data:`~orstream.package.card.VLM_LENGTH_AXES`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from orstream.package.card import (
     CARD_FILE,
     TILE_AXIS_NAME,
     TILE_AXIS_TENSORS,
+    VLM_LENGTH_AXES,
     Graph,
     GraphShape,
     ModelCard,
@@ -41,12 +43,19 @@ def _fits(graph_shape: GraphShape, shape: tuple[int, ...], symbolic: tuple[int, 
 
 def _symbolic_axes(name: str, graph: Graph, dynamic: bool) -> tuple[int, ...]:
     axes = (0,) if dynamic else ()
-    return (*axes, 1) if graph == "slide" and name in TILE_AXIS_TENSORS else axes
+    if graph == "slide" and name in TILE_AXIS_TENSORS:
+        return (*axes, 1)
+    length = VLM_LENGTH_AXES.get(graph, {}).get(name)
+    return axes if length is None else (*axes, length)
 
 
 def _carded(shape: tuple[int, ...], symbolic: tuple[int, ...]) -> GraphShape:
-    names = {0: BATCH_AXIS_NAME, 1: TILE_AXIS_NAME}
-    return tuple(names[axis] if axis in symbolic else size for axis, size in enumerate(shape))
+    return tuple(
+        (BATCH_AXIS_NAME if axis == 0 else TILE_AXIS_NAME if axis == 1 else "length")
+        if axis in symbolic
+        else size
+        for axis, size in enumerate(shape)
+    )
 
 
 def check_graph_signature(

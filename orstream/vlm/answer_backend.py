@@ -27,6 +27,28 @@ MAX_QUESTION_CHARS = 500
 EndReason = Literal["eos", "max_new_tokens", "deadline", "cancelled"]
 
 
+def check_question(question: object) -> str:
+    """The question without surrounding spaces, checked as every backend and the edge's ``Ask``
+    accept it.
+
+    Raises:
+        OrstreamError: not text, empty, longer than ``MAX_QUESTION_CHARS`` or holding control
+            characters.
+    """
+    if not isinstance(question, str):
+        raise OrstreamError("a question must be text")
+    text = question.strip()
+    if not text:
+        raise OrstreamError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise OrstreamError(
+            f"the question is {len(text)} characters long; at most {MAX_QUESTION_CHARS}"
+        )
+    if not text.isprintable():
+        raise OrstreamError("the question holds control characters")
+    return text
+
+
 @dataclass(frozen=True)
 class AnswerRequest:
     """One question with what it is about.
@@ -37,6 +59,8 @@ class AnswerRequest:
         slide: a whole-slide image file; or None. Exactly one of ``frames`` and ``slide``.
         max_new_tokens: the most tokens the answer may take.
         deadline_s: seconds the answer may take from its start (None: no limit).
+        reasoning: False asks for the answer alone: the answer starts with an empty
+            ``<think></think>`` (streamed as its first piece), so the model writes no reasoning.
     """
 
     question: str
@@ -44,19 +68,10 @@ class AnswerRequest:
     slide: Path | None = None
     max_new_tokens: int = 96
     deadline_s: float | None = None
+    reasoning: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.question, str):
-            raise OrstreamError("a question must be text")
-        text = self.question.strip()
-        if not text:
-            raise OrstreamError("the question is empty")
-        if len(text) > MAX_QUESTION_CHARS:
-            raise OrstreamError(
-                f"the question is {len(text)} characters long; at most {MAX_QUESTION_CHARS}"
-            )
-        if not text.isprintable():
-            raise OrstreamError("the question holds control characters")
+        check_question(self.question)
         if (self.frames is None) == (self.slide is None):
             raise OrstreamError("a question is about a clip (frames) or a slide, exactly one")
         if self.frames is not None and (
