@@ -11,6 +11,12 @@ video (its vision tower merges pairs of frames), LLaVA reads a few frames as sep
 slide is shown as its thumbnail. The prompt is built with the folder's own chat template, so the
 model sees the turn markers it was tuned on.
 
+Answers take the project's form, ``<think>reasoning</think><answer>answer</answer>``, which the
+server and the client split: the question carries R1-V's instruction to write it (a model tuned
+as GMAI-VL-R1 was knows it; another mostly follows it). A request without reasoning asks for
+the tagged answer alone and opens the model's turn with an empty ``<think></think>``, streamed
+as the first piece, as the project's own model does.
+
 Answers decode greedily (the folder's sampling settings are not used), so one question about
 one clip always gets one answer. Generation runs in a thread and its text comes back through
 transformers' ``TextIteratorStreamer``; a stopping criterion ends it at the deadline or when
@@ -30,6 +36,7 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.vlm.answer_backend import AnswerEnd, AnswerRequest, EndReason
+from orstream.vlm.question_items import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 
 Layout = Literal["video", "images"]
 
@@ -41,6 +48,16 @@ DEFAULT_MAX_FRAMES: dict[Layout, int] = {"video": 8, "images": 4}
 a Qwen2-VL video a fraction of that per frame."""
 
 DTYPES = ("float32", "bfloat16", "float16")
+
+REASONING_INSTRUCTION = (
+    f"First output the thinking process in {THINK_OPEN} {THINK_CLOSE} tags and then output "
+    f"the final answer in {ANSWER_OPEN} {ANSWER_CLOSE} tags."
+)
+"""Follows the question when reasoning is asked for (R1-V's and VLM-R1's prompt)."""
+ANSWER_INSTRUCTION = f"Output the final answer in {ANSWER_OPEN} {ANSWER_CLOSE} tags."
+"""Follows the question when the answer alone is asked for."""
+NO_REASONING = THINK_OPEN + THINK_CLOSE
+"""What the model's turn opens with when the answer alone is asked for."""
 
 SLIDE_IMAGE_SIDE = 1024
 """The longest side of the slide thumbnail shown to the model: the thumbnail reaches 2048 px,
@@ -175,6 +192,8 @@ class TransformersBackend:
         if cancelled():
             return AnswerEnd("cancelled", 0)
         inputs = self._inputs(request).to(self._device, dtype=self._dtype)
+        if not request.reasoning:
+            yield NO_REASONING
         prompt_tokens = int(inputs["input_ids"].shape[1])
         stop = _Stop(started, request.deadline_s, cancelled)
         streamer = TextIteratorStreamer(
@@ -220,7 +239,8 @@ class TransformersBackend:
 
     def _inputs(self, request: AnswerRequest) -> Any:
         """The processor's tensors for the request: the chat-templated prompt with the clip as
-        a video or as images, or the slide's thumbnail as an image."""
+        a video or as images, or the slide's thumbnail as an image, the answer's form asked for
+        after the question."""
         if request.frames is not None:
             frames = pick_frames(request.frames, self.max_frames)
             if self.layout == "video":
@@ -233,12 +253,14 @@ class TransformersBackend:
             assert request.slide is not None  # AnswerRequest holds frames or a slide
             visual = [{"type": "image"}]
             media = {"images": [slide_image(request.slide)]}
-        messages = [
-            {"role": "user", "content": [*visual, {"type": "text", "text": request.question}]}
-        ]
+        instruction = REASONING_INSTRUCTION if request.reasoning else ANSWER_INSTRUCTION
+        text = f"{request.question.strip()} {instruction}"
+        messages = [{"role": "user", "content": [*visual, {"type": "text", "text": text}]}]
         prompt = self._processor.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
+        if not request.reasoning:
+            prompt += NO_REASONING
         return self._processor(text=[prompt], return_tensors="pt", **media)
 
 

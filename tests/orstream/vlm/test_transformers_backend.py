@@ -19,6 +19,9 @@ from orstream.errors import OrstreamError  # noqa: E402
 from orstream.slides.phantom.dataset_writer import write_slide_dataset  # noqa: E402
 from orstream.vlm.answer_backend import AnswerEnd, AnswerRequest  # noqa: E402
 from orstream.vlm.transformers_backend import (  # noqa: E402
+    ANSWER_INSTRUCTION,
+    NO_REASONING,
+    REASONING_INSTRUCTION,
     TransformersBackend,
     pick_frames,
     read_layout,
@@ -195,17 +198,22 @@ def clip(frames: int = 4) -> np.ndarray:
     return np.random.default_rng(1).integers(0, 256, (frames, 24, 32, 3), dtype=np.uint8)
 
 
-def greedy(folder: Path, clip: np.ndarray, max_new_tokens: int) -> tuple[list[int], str]:
+def greedy(
+    folder: Path, clip: np.ndarray, max_new_tokens: int, reasoning: bool = True
+) -> tuple[list[int], str]:
     """The answer's tokens and text from a plain, non-streamed greedy generate of the folder's
-    model, shown the clip as its layout reads one."""
+    model, shown the clip as its layout reads one, asked for the answer's form."""
     processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
     model = transformers.AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True)
     if read_layout(folder)[1] == "video":
         visual, media = [{"type": "video"}], {"videos": [clip]}
     else:
         visual, media = [{"type": "image"}] * len(clip), {"images": list(clip)}
-    messages = [{"role": "user", "content": [*visual, {"type": "text", "text": QUESTION}]}]
+    text = f"{QUESTION} {REASONING_INSTRUCTION if reasoning else ANSWER_INSTRUCTION}"
+    messages = [{"role": "user", "content": [*visual, {"type": "text", "text": text}]}]
     prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if not reasoning:
+        prompt += NO_REASONING
     inputs = processor(text=[prompt], return_tensors="pt", **media)
     output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
     tokens = output[0, inputs["input_ids"].shape[1] :].tolist()
@@ -231,6 +239,19 @@ def test_streamed_pieces_join_to_the_greedy_answer(
     assert len(pieces) >= 2
     assert "".join(pieces) == expected
     assert end == AnswerEnd("max_new_tokens", 16)
+
+
+def test_the_answer_alone_opens_with_empty_reasoning(
+    folder: Path, backend: TransformersBackend
+) -> None:
+    _, expected = greedy(folder, clip(), 8, reasoning=False)
+    request = AnswerRequest(QUESTION, frames=clip(), max_new_tokens=8, reasoning=False)
+
+    pieces, end = run(backend.stream(request))
+
+    assert pieces[0] == NO_REASONING == "<think></think>"
+    assert "".join(pieces[1:]) == expected
+    assert end == AnswerEnd("max_new_tokens", 8)
 
 
 def test_max_new_tokens_ends_the_answer(backend: TransformersBackend) -> None:
@@ -330,6 +351,20 @@ def test_a_long_clip_is_shown_as_evenly_spaced_frames(
     pieces, _ = run(backend.stream(AnswerRequest(QUESTION, frames=long_clip, max_new_tokens=6)))
 
     assert "".join(pieces) == expected
+
+
+def test_bfloat16_weights_answer(folder: Path) -> None:
+    backend = TransformersBackend(folder, dtype="bfloat16")
+
+    _, end = run(backend.stream(AnswerRequest(QUESTION, frames=clip(), max_new_tokens=4)))
+
+    assert end == AnswerEnd("max_new_tokens", 4)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="refused only where torch sees no GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(folder: Path) -> None:
+    with pytest.raises(OrstreamError, match="torch sees no CUDA GPU"):
+        TransformersBackend(folder, device="cuda")
 
 
 def test_pick_frames_spans_the_clip() -> None:
