@@ -98,7 +98,8 @@ def read_layout(folder: Path) -> tuple[str, Layout]:
 
 
 class TransformersBackend:
-    """A local Hugging Face vision-language model answering :class:`AnswerRequest` s.
+    """A local Hugging Face vision-language model answering :class:`AnswerRequest` s; answers
+    asked for at once stream at once, each generating in its own thread on the one model.
 
     Args:
         folder: the model folder (``config.json``, weights, the processor's and tokenizer's
