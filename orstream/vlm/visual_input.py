@@ -71,11 +71,15 @@ class VisualEncoders:
                 cannot be read.
         """
         if request.frames is not None:
-            encoder = self._frame_encoder()
-            tokens = encoder.encode(clip_frames(request.frames, self.settings.window_s))
-            return tokens.reshape(-1, tokens.shape[-1])
+            return self.clip_features(request.frames)
         assert request.slide is not None
-        return self._slide_features(Path(request.slide))
+        return self.slide_features(Path(request.slide))
+
+    def clip_features(self, frames: np.ndarray) -> np.ndarray:
+        """Features [window_s * cells, F] of a clip's RGB frames [T, H, W, 3]."""
+        encoder = self._frame_encoder()
+        tokens = encoder.encode(clip_frames(frames, self.settings.window_s))
+        return tokens.reshape(-1, tokens.shape[-1])
 
     def _frame_encoder(self) -> FrameFeatures:
         from orstream.vlm.frame_features import FrameFeatures
@@ -95,7 +99,8 @@ class VisualEncoders:
                 self._frames = encoder
             return self._frames
 
-    def _slide_features(self, path: Path) -> np.ndarray:
+    def slide_features(self, path: Path) -> np.ndarray:
+        """Features [regions, F] of the slide at ``path`` (kept for the last few slides)."""
         from orstream.slides.slide_models import SlideModels
         from orstream.vlm.slide_features import slide_region_features
 
