@@ -118,6 +118,11 @@ COMMANDS: tuple[Command, ...] = (
         "score a tokenizer package on held-out frames: PSNR, SSIM, codebook use, JPEG at its bpp",
     ),
     Command(
+        ("eval", "vlm"),
+        "orstream.export.evaluation.vlm_command",
+        "score a vlm package on held-out phantom questions, with and without reasoning",
+    ),
+    Command(
         ("export", "crops"),
         "orstream.export.crops.command",
         "tip crops of a segmenter's finds in phantom cases, to train the instrument classifier",
@@ -266,6 +271,11 @@ COMMANDS: tuple[Command, ...] = (
         ("bench", "wsi"),
         "orstream.slides.bench_command",
         "slide tiles per second (tissue, reading, encoding) against reading alone; peak memory",
+    ),
+    Command(
+        ("bench", "vlm"),
+        "orstream.export.bench.vlm_command",
+        "vlm time to first token and tokens/s, 1 and 4 requests, KV cache against recomputation",
     ),
     Command(
         ("demo",),
