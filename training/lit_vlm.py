@@ -12,10 +12,19 @@ separate text-only stage 0 would learn the same narrations and captions without 
 it is left out. Stage 2 starts from stage 1's weights (``init_weights``) and tunes everything
 on the reasoning questions.
 
+Stage 3 is R1-style reinforcement learning on the same training questions: GRPO with
+verifiable rewards (:mod:`orstream.training.grpo`), starting from stage 2's weights, which it
+also keeps frozen as the KL penalty's reference. Each step samples ``group_size`` answers per
+question, scores them against the ground truth and makes ``policy_updates`` optimiser steps
+(manual optimisation: the answers are sampled inside the step). AdamW runs at a constant rate
+there: a warm-up from zero would spend the short RL budget, and the KL term, not a decaying
+rate, keeps the policy near stage 2. Training logs ``train_reward``, ``train_correct``,
+``train_format_ok``, ``train_kl`` and ``train_clipped``.
+
 Validation logs ``val_loss`` and ``val_token_accuracy`` (greedy next-token accuracy over the
-held-out targets; the checkpoint monitor). With ``val_generate`` above 0 in stage 2, that many
-held-out questions (spread evenly over the list) are answered by greedy generation through the
-KV cache and scored exactly (:func:`~orstream.vlm.answer_scoring.score_answer`):
+held-out targets; the checkpoint monitor). With ``val_generate`` above 0 in stages 2 and 3,
+that many held-out questions (spread evenly over the list) are answered by greedy generation
+through the KV cache and scored exactly (:func:`~orstream.vlm.answer_scoring.score_answer`):
 ``val_accuracy``, ``val_format_ok`` and ``val_accuracy_<kind>`` per question type.
 """
 
@@ -27,12 +36,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor
 from torch.nn import functional as F
 
 from orstream.errors import OrstreamError
 from orstream.training.distributed_gather import masked_mean_share
 from orstream.training.distributed_metrics import gather_unique
+from orstream.training.grpo import (
+    GRPOSettings,
+    ReferencePolicy,
+    grpo_loss,
+    prompt_lengths,
+    sample_rollouts,
+    token_log_probs,
+)
 from orstream.training.init_weights import load_init_weights
 from orstream.training.models.vlm import VisionLanguageModel
 from orstream.training.recorded_module import RecordedModule
@@ -40,21 +58,30 @@ from orstream.training.registry import create_model
 from orstream.training.vlm_datamodule import IGNORE, VLMBatch, VLMDataModule
 from orstream.vlm.answer_scoring import score_answer
 
+GRPO_GRADIENT_CLIP = 1.0
+"""Stage 3's gradient norm limit: a group of rare, large advantages must not throw the policy
+far in one step."""
+
 
 class LitVLM(RecordedModule):
-    """Trains a registered vision-language model in stage 1 or 2 (module docstring).
+    """Trains a registered vision-language model in stage 1, 2 or 3 (module docstring).
 
     Args:
         model_name: registry name (``orstream.training.registry``).
         model_kwargs: keyword arguments of the model factory (``vocab_size`` and
             ``feature_widths`` are linked into the data module).
-        stage: 1 (alignment on narrations and captions) or 2 (reasoning questions).
+        stage: 1 (alignment on narrations and captions), 2 (reasoning questions) or 3 (GRPO
+            on the reasoning questions).
         init_weights: a checkpoint of ``orstream train vlm`` whose model weights training starts
-            from (stage 2 from stage 1's; optimiser and schedule start afresh).
-        lr: AdamW peak learning rate (one-cycle).
+            from (stage 2 from stage 1's, stage 3 from stage 2's and required there; optimiser
+            and schedule start afresh).
+        lr: AdamW peak learning rate (one-cycle; stage 3 constant).
         weight_decay: AdamW's.
-        val_generate: held-out questions answered by generation at each validation (stage 2).
-        max_new_tokens: the longest generated answer.
+        val_generate: held-out questions answered by generation at each validation (stages 2
+            and 3).
+        max_new_tokens: the longest generated answer (validation and stage 3's samples).
+        group_size, temperature, kl_coef, clip_ratio, format_weight, policy_updates: stage 3's
+            GRPO (:class:`~orstream.training.grpo.GRPOSettings`).
     """
 
     def __init__(
@@ -67,11 +94,31 @@ class LitVLM(RecordedModule):
         weight_decay: float = 0.01,
         val_generate: int = 0,
         max_new_tokens: int = 96,
+        group_size: int = 8,
+        temperature: float = 1.0,
+        kl_coef: float = 0.04,
+        clip_ratio: float = 0.2,
+        format_weight: float = 0.5,
+        policy_updates: int = 1,
     ) -> None:
         super().__init__()
-        if stage not in (1, 2):
-            raise OrstreamError(f"stage must be 1 or 2, not {stage}")
+        if stage not in (1, 2, 3):
+            raise OrstreamError(f"stage must be 1, 2 or 3, not {stage}")
+        if stage == 3 and init_weights is None:
+            raise OrstreamError("stage 3 starts from stage 2: give model.init_weights=CKPT")
         self.save_hyperparameters()
+        self.grpo = GRPOSettings(
+            group_size,
+            temperature,
+            kl_coef,
+            clip_ratio,
+            format_weight,
+            policy_updates,
+            max_new_tokens,
+        )
+        # Stage 3 samples its answers inside the step, then makes its own optimiser steps.
+        self.automatic_optimization = stage != 3
+        self._reference: ReferencePolicy | None = None
         model = create_model(model_name, **(model_kwargs or {}))
         if not isinstance(model, VisionLanguageModel):
             raise OrstreamError(f"{model_name} is not a vision-language model")
@@ -91,6 +138,8 @@ class LitVLM(RecordedModule):
         init_weights = self.hparams["init_weights"]
         if stage == "fit" and init_weights is not None:
             load_init_weights(self.model, Path(init_weights))
+            if self.stage == 3:
+                self._reference = ReferencePolicy(self.model)
 
     @property
     def stage(self) -> int:
@@ -121,6 +170,8 @@ class LitVLM(RecordedModule):
         return losses, (logits.argmax(-1) == labels) & counted, counted
 
     def training_step(self, batch: VLMBatch, batch_index: int) -> Tensor:
+        if self.stage == 3:
+            return self._grpo_step(batch)
         # The mean over the global batch's target tokens (ranks' shares hold different counts).
         losses, _, counted = self._token_losses(batch)
         loss = masked_mean_share(losses.flatten(), counted.flatten()) + self._idle_projectors(
@@ -128,6 +179,60 @@ class LitVLM(RecordedModule):
         )
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch.input_ids), sync_dist=True)
         return loss
+
+    def _grpo_step(self, batch: VLMBatch) -> Tensor:
+        """One GRPO step on a batch of training questions (module docstring)."""
+        data = self.trainer.datamodule
+        assert isinstance(data, VLMDataModule) and self._reference is not None
+        items = [data.train_samples[i].item for i in batch.index.tolist()]
+        questions = [item for item in items if item is not None]
+        assert len(questions) == len(items), "stage 3 trains on questions alone"
+        lengths = prompt_lengths(batch.labels)
+        prompts = [ids[:length] for ids, length in zip(batch.input_ids, lengths, strict=True)]
+        self.model.eval()
+        rollouts = sample_rollouts(
+            self.model, prompts, batch.features, batch.source, questions, data.tokenizer, self.grpo
+        )
+        self.model.train()
+        reference = self._reference.log_probs(rollouts)
+        optimizer = self.optimizers()
+        assert isinstance(optimizer, LightningOptimizer)
+        sampled: Tensor | None = None
+        for _ in range(self.grpo.policy_updates):
+            log_probs = token_log_probs(self.model, rollouts)
+            # The first update's policy is the one that sampled: its ratio is exactly 1.
+            sampled = log_probs.detach() if sampled is None else sampled
+            result = grpo_loss(
+                log_probs,
+                sampled,
+                reference,
+                rollouts.advantages,
+                rollouts.answer_mask,
+                self.grpo.clip_ratio,
+                self.grpo.kl_coef,
+            )
+            optimizer.zero_grad()
+            self.manual_backward(result.loss + self._idle_projectors(batch.source))
+            self.clip_gradients(optimizer, gradient_clip_val=GRPO_GRADIENT_CLIP)
+            optimizer.step()
+        scores = rollouts.scores
+        logged = {
+            "train_loss": result.loss.detach(),
+            "train_reward": scores.reward.mean(),
+            "train_correct": scores.correct.mean(),
+            "train_format_ok": scores.format_ok.mean(),
+            "train_kl": result.kl,
+            "train_clipped": result.clipped,
+        }
+        for name, value in logged.items():
+            self.log(
+                name,
+                value.to(self.device),
+                prog_bar=name == "train_reward",
+                batch_size=len(questions),
+                sync_dist=True,
+            )
+        return result.loss.detach()
 
     def _idle_projectors(self, source: str) -> Tensor:
         """Zero, through the projectors of the sources a batch does not hold: each step then
@@ -162,7 +267,7 @@ class LitVLM(RecordedModule):
             "val_token_accuracy": right / max(tokens, 1),
         }
         if (
-            self.stage == 2
+            self.stage >= 2
             and self.hparams["val_generate"] > 0
             and not self.trainer.sanity_checking
         ):
@@ -226,4 +331,8 @@ class LitVLM(RecordedModule):
         return {}
 
     def configure_optimizers(self) -> Any:
+        if self.stage == 3:
+            return torch.optim.AdamW(
+                self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+            )
         return self.adamw_one_cycle(self.parameters())

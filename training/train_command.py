@@ -132,7 +132,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stage",
         type=int,
-        help="the stage of a model trained in stages (vlm 1|2, tokenizer 1|2): model.stage=N",
+        help="the stage of a model trained in stages (vlm 1|2|3, tokenizer 1|2): model.stage=N",
     )
     parser.add_argument(
         "--resume",
@@ -197,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
     )
     curve = plot_loss_curve(metrics_csv, folder / "loss_curve.png", labels)
     if checkpoint.best_model_score is not None:
-        print(f"best {task.monitor}: {float(checkpoint.best_model_score):.4f}")
+        # The monitor may be overridden (checkpoint.monitor=...): name the one that chose.
+        print(f"best {checkpoint.monitor}: {float(checkpoint.best_model_score):.4f}")
     print(f"best checkpoint: {Path(checkpoint.best_model_path).resolve()}")
     print(f"last checkpoint: {last}")
     print(f"metrics: {metrics_csv}")

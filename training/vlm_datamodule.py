@@ -6,7 +6,10 @@
   apiece, too few to align the live windows the questions ask about), each slide with its
   caption; the prompt is the visual tokens and ``Describe what is seen.``;
 - **stage 2** (instruction tuning): the questions of :mod:`orstream.vlm.surgical_questions`
-  and :mod:`orstream.vlm.slide_questions`, answered ``<think>...</think><answer>...</answer>``.
+  and :mod:`orstream.vlm.slide_questions`, answered ``<think>...</think><answer>...</answer>``;
+- **stage 3** (GRPO, :mod:`orstream.training.grpo`): the same questions; the model answers
+  them itself and is rewarded against each sample's ``item``, so the targets serve only
+  validation's next-token metrics.
 
 A sequence is the prompt as :mod:`orstream.vlm.prompt_layout` lays it out (``<bos>``, one
 ``<image>`` per visual token, the prompt text), then the target and ``<eos>``; only the target
@@ -72,7 +75,7 @@ class VLMSample:
         seconds: the rows of the case's per-second tokens the clip takes (surgical).
         prompt: the text after the visual tokens.
         target: the text the model learns to write.
-        item: the question (stage 2), to score a generated answer against.
+        item: the question (stages 2 and 3), to score a generated answer against.
     """
 
     source: str
@@ -113,7 +116,7 @@ class VLMDataModule(L.LightningDataModule):
     question_seed: the seed of the questions' wording.
     cache_dir: where frame and slide tokens are cached (None: under each root, ``cache``).
     batch_size: sequences per batch.
-    stage: 1 (alignment) or 2 (instruction tuning); linked from the model.
+    stage: 1 (alignment), 2 (instruction tuning) or 3 (GRPO); linked from the model.
     vocab_size: the model's token ids, the tokenizer's most; linked from the model.
     feature_widths: the model's vision feature width per source; linked from the model.
     num_workers: DataLoader workers.
@@ -143,8 +146,8 @@ class VLMDataModule(L.LightningDataModule):
         super().__init__()
         if surgical_root is None and slide_root is None:
             raise OrstreamError("give data.surgical_root, data.slide_root or both")
-        if stage not in (1, 2):
-            raise OrstreamError(f"stage must be 1 or 2, not {stage}")
+        if stage not in (1, 2, 3):
+            raise OrstreamError(f"stage must be 1, 2 or 3, not {stage}")
         self.surgical_root = Path(surgical_root) if surgical_root else None
         self.slide_root = Path(slide_root) if slide_root else None
         self.val_videos = list(val_videos or [])

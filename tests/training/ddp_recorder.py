@@ -14,7 +14,8 @@ import torch
 
 class RecordShares(L.Callback):
     """Writes ``<out>/rank<R>.json``: the rank, the world size, the training sample indices the
-    rank drew in each epoch, and, when fitting ends, its ``val_metrics`` and torch's seed."""
+    rank drew in each epoch, and, when fitting ends, its ``val_metrics``, torch's seed and the
+    sum of each of its weights (equal on every rank when DDP kept them in step)."""
 
     def __init__(self, out: str) -> None:
         self.out = Path(out)
@@ -33,5 +34,6 @@ class RecordShares(L.Callback):
             "epochs": self.epochs,
             "val_metrics": getattr(pl_module, "val_metrics", {}),
             "torch_seed": torch.initial_seed(),
+            "weight_sums": [float(p.detach().double().sum()) for p in pl_module.parameters()],
         }
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))

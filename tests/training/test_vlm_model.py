@@ -112,3 +112,31 @@ def test_every_image_slot_gets_a_visual_token_in_order() -> None:
     torch.testing.assert_close(embeddings[0, 1:4], projected[0])
     with pytest.raises(ValueError, match="<image> ids"):
         model.embed(ids, torch.randn(1, 2, 12), "surgical")
+
+
+def test_sampling_at_temperature_zero_is_greedy_generation() -> None:
+    model = small_model()
+    ids = prompt(9, 3)
+    features = torch.randn(1, 3, 20)
+    greedy = model.generate(ids, features, "slide", eos_id=2, max_new_tokens=6)
+    group = model.sample(ids, features, "slide", eos_id=2, max_new_tokens=6, group=3)
+    assert group.shape[0] == 3
+    for row in group.tolist():
+        assert row[: len(greedy)] == greedy
+        assert all(token == 2 for token in row[len(greedy) :])
+
+
+def test_a_sampled_group_shares_one_prompt_and_ends_each_row_with_eos() -> None:
+    model = small_model()
+    ids = prompt(9, 3)
+    features = torch.randn(1, 3, 12)
+    eos = 5
+    torch.manual_seed(3)
+    group = model.sample(ids, features, "surgical", eos, 12, group=16, temperature=2.0)
+    assert group.shape[0] == 16 and group.shape[1] <= 12
+    rows = group.tolist()
+    assert len({tuple(row) for row in rows}) > 1  # drawn, not greedy
+    ended = [row for row in rows if eos in row]
+    assert ended  # seeded: some rows draw eos, after which they hold it
+    for row in ended:
+        assert all(token == eos for token in row[row.index(eos) :])

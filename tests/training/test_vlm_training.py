@@ -1,6 +1,7 @@
-"""orstream train vlm: both stages from the shipped config on tiny phantoms, a few steps each,
+"""orstream train vlm: every stage from the shipped config on tiny phantoms, a few steps each,
 with the real segmenter and slide packages making the visual tokens."""
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,47 @@ def test_a_held_out_case_that_is_not_there_is_one_clear_error(
 ) -> None:
     assert train(1, phantoms, tmp_path, "data.val_videos=[9]") != 0
     assert "no held-out videos [9]" in capsys.readouterr().err
+
+
+def test_stage_3_reinforces_from_an_earlier_stage_and_logs_its_rewards(
+    phantoms: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train(1, phantoms, tmp_path) == 0
+    start = printed(capsys)["last checkpoint"]
+    grpo = [
+        f"model.init_weights={start}",
+        "model.group_size=3",
+        "model.max_new_tokens=6",
+        "model.val_generate=4",
+        "model.lr=0.0001",
+        "data.batch_size=2",
+        "checkpoint.monitor=val_accuracy",
+    ]
+    assert train(3, phantoms, tmp_path, *grpo) == 0
+    third = printed(capsys)
+    assert 0.0 <= float(third["best val_accuracy"]) <= 1.0
+    checkpoint = torch.load(Path(third["last checkpoint"]), weights_only=False)
+    assert checkpoint["orstream"]["data"]["stage"] == 3
+    assert 0.0 <= checkpoint["orstream"]["metrics"]["val_format_ok"] <= 1.0
+    # Only the policy is saved (the frozen reference stays out), and it has moved.
+    assert not any(name.startswith("reference") for name in checkpoint["state_dict"])
+    first = torch.load(Path(start), weights_only=False)["state_dict"]
+    assert any(not torch.equal(first[k], v) for k, v in checkpoint["state_dict"].items())
+    assert checkpoint["global_step"] == 3  # manual optimisation: one update per batch
+    with Path(third["metrics"]).open() as handle:
+        rows = list(csv.DictReader(handle))
+    steps = [row for row in rows if row.get("train_reward")]
+    assert len(steps) == 3
+    assert float(steps[0]["train_kl"]) == 0.0  # the policy starts as the reference
+    for row in steps:
+        assert 0.0 <= float(row["train_correct"]) <= float(row["train_format_ok"]) + 1e-9
+        assert 0.0 <= float(row["train_reward"]) <= 1.5
+    Path(start).unlink()
+    LitVLM.load_from_checkpoint(third["last checkpoint"], map_location="cpu")
+
+
+def test_stage_3_without_a_checkpoint_to_start_from_is_one_clear_error(
+    phantoms: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train(3, phantoms, tmp_path) != 0
+    assert "stage 3 starts from stage 2: give model.init_weights" in capsys.readouterr().err

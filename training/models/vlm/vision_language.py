@@ -90,15 +90,48 @@ class VisionLanguageModel(nn.Module):
     ) -> list[int]:
         """Greedy continuation of one prompt [1, T] through the KV cache: prefill once, then
         one decode step per token, until ``eos_id`` or ``max_new_tokens`` (eos not returned)."""
+        tokens = self.sample(prompt_ids, features, source, eos_id, max_new_tokens)[0].tolist()
+        return tokens[: tokens.index(eos_id)] if eos_id in tokens else tokens
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompt_ids: Tensor,
+        features: Tensor,
+        source: str,
+        eos_id: int,
+        max_new_tokens: int = 96,
+        group: int = 1,
+        temperature: float = 0.0,
+    ) -> Tensor:
+        """``group`` continuations of one prompt [1, T], decoded together through one KV cache
+        (the prompt is prefilled once and its cache shared by the group): greedy at temperature
+        0, else drawn from the softmax of the logits over ``temperature`` (the answers GRPO
+        compares). Returns tokens [group, L]: each row up to and including its ``eos_id``, then
+        ``eos_id`` again to the longest row's length; a row without ``eos_id`` ran to
+        ``max_new_tokens``."""
         logits, keys, values = self.language.prefill(self.embed(prompt_ids, features, source))
-        token = int(logits[0, -1].argmax())
-        out: list[int] = []
-        while token != eos_id and len(out) < max_new_tokens:
+        keys = keys.expand(-1, group, -1, -1, -1)
+        values = values.expand(-1, group, -1, -1, -1)
+        next_logits = logits[:, -1].expand(group, -1)
+        ended = torch.zeros(group, dtype=torch.bool, device=prompt_ids.device)
+        out: list[Tensor] = []
+        for _ in range(max_new_tokens):
+            if temperature > 0:
+                probabilities = torch.softmax(next_logits.float() / temperature, dim=-1)
+                token = torch.multinomial(probabilities, 1)[:, 0]
+            else:
+                token = next_logits.argmax(-1)
+            token = token.masked_fill(ended, eos_id)
             out.append(token)
-            step = self.language.embedding(torch.tensor([[token]], device=prompt_ids.device))
+            ended = ended | (token == eos_id)
+            if bool(ended.all()) or len(out) == max_new_tokens:
+                break
+            step = self.language.embedding(token[:, None])
             next_logits, keys, values = self.language.decode(step, keys, values)
-            token = int(next_logits[0].argmax())
-        return out
+        if not out:
+            return prompt_ids.new_zeros((group, 0))
+        return torch.stack(out, dim=1)
 
 
 @register_model
