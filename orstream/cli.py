@@ -223,6 +223,11 @@ COMMANDS: tuple[Command, ...] = (
         "hand the last seconds of a stream to the job server through the edge's outbox",
     ),
     Command(
+        ("client", "ask"),
+        "orstream.client.ask_command",
+        "ask the server tier's vision-language model about the last seconds of a stream",
+    ),
+    Command(
         ("client", "handoffs"),
         "orstream.client.handoffs_command",
         "list the items of an edge's outbox (hand-offs to the job server) or show one",

@@ -104,3 +104,38 @@ class HandOffRequest:
     stream_id: str = ""
     seconds: float = 0.0
     params: Mapping[str, str] = field(default_factory=dict)
+
+
+ASK_KIND = "vlm"
+"""The server job kind an ``Ask`` hands its clip and question to."""
+
+
+@dataclass(frozen=True)
+class AskRequest:
+    """A question about the last ``seconds`` of a stream for the server tier's vision-language
+    model (``stream_id`` may be empty when the edge runs one stream; ``max_new_tokens`` 0: the
+    server's default; ``reasoning`` False asks for the answer alone)."""
+
+    question: str
+    stream_id: str = ""
+    seconds: float = 0.0
+    max_new_tokens: int = 0
+    reasoning: bool = True
+
+    def as_handoff(self) -> HandOffRequest:
+        """The hand-off that carries it: kind ``vlm`` with the question as parameters."""
+        params = {"question": self.question.strip()}
+        if self.max_new_tokens:
+            params["max_new_tokens"] = str(self.max_new_tokens)
+        if not self.reasoning:
+            params["reasoning"] = "false"
+        return HandOffRequest(ASK_KIND, self.stream_id, self.seconds, params)
+
+
+@dataclass(frozen=True)
+class AnswerPiece:
+    """The next piece of an ``Ask`` answer's text, of its job's ``attempt`` (a job run again
+    after a server restart answers afresh, with a higher attempt)."""
+
+    text: str
+    attempt: int

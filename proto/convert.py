@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from orstream.handoffs import HandOffItem, HandOffRequest
+from orstream.handoffs import AnswerPiece, AskRequest, HandOffItem, HandOffRequest
+from orstream.jobs import PartialResult
 from orstream.labels import INSTRUMENTS
 from orstream.latency import LatencySummary
 from orstream.mask_rle import MaskRle
@@ -549,6 +550,44 @@ def handoff_request_from_proto(message: edge_pb2.HandOffRequest) -> HandOffReque
         seconds=message.seconds,
         params=dict(message.params),
     )
+
+
+def ask_request_to_proto(request: AskRequest) -> edge_pb2.AskRequest:
+    """The ``Ask`` request of a client."""
+    return edge_pb2.AskRequest(
+        question=request.question,
+        stream_id=request.stream_id,
+        seconds=request.seconds,
+        max_new_tokens=request.max_new_tokens,
+        no_reasoning=not request.reasoning,
+    )
+
+
+def ask_request_from_proto(message: edge_pb2.AskRequest) -> AskRequest:
+    """What an ``Ask`` request asks (checked by the outbox's desk, not here)."""
+    return AskRequest(
+        question=message.question,
+        stream_id=message.stream_id,
+        seconds=message.seconds,
+        max_new_tokens=message.max_new_tokens,
+        reasoning=not message.no_reasoning,
+    )
+
+
+def ask_event_to_proto(event: HandOffItem | PartialResult) -> edge_pb2.AskResponse:
+    """One event of an ``Ask`` stream: the item as it is now, or a piece of the answer (a
+    partial result of the ``vlm`` job kind, ``{"text": ...}``)."""
+    if isinstance(event, HandOffItem):
+        return edge_pb2.AskResponse(item=handoff_to_proto(event))
+    piece = edge_pb2.AnswerPiece(text=str(event.value.get("text", "")), attempt=event.attempt)
+    return edge_pb2.AskResponse(piece=piece)
+
+
+def ask_event_from_proto(message: edge_pb2.AskResponse) -> HandOffItem | AnswerPiece:
+    """The event an ``Ask`` stream's message carries."""
+    if message.WhichOneof("event") == "item":
+        return handoff_from_proto(message.item)
+    return AnswerPiece(message.piece.text, message.piece.attempt)
 
 
 def handoff_to_proto(item: HandOffItem) -> edge_pb2.HandOffItem:

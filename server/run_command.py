@@ -13,8 +13,12 @@ import logging
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orstream.errors import OrstreamError
+
+if TYPE_CHECKING:
+    from orstream.server.kinds.vlm import VlmSettings
 
 DEFAULT_STORE = Path("orstream-jobs")
 
@@ -121,6 +125,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tokens file (orstream tokens add): calls then need a bearer token of their role "
         "(viewer: get, watch, list; operator: also submit and cancel)",
     )
+    parser.add_argument(
+        "--vlm",
+        type=Path,
+        metavar="MODEL",
+        help="the vision-language model the vlm kind answers with: a package of orstream export "
+        "onnx, or a local Hugging Face VLM folder with --vlm-runtime transformers",
+    )
+    parser.add_argument(
+        "--vlm-runtime",
+        choices=("onnx", "torch", "transformers"),
+        default="onnx",
+        help="what runs --vlm (default onnx)",
+    )
+    parser.add_argument(
+        "--vlm-device", default="cpu", metavar="DEVICE", help="torch's device (default cpu)"
+    )
+    parser.add_argument(
+        "--vlm-max-batch",
+        type=int,
+        default=8,
+        metavar="N",
+        help="answers decoded together in one batch (default 8); --concurrency vlm=N lets "
+        "N vlm jobs run at once",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve gRPC over TLS")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
     parser.add_argument(
@@ -139,6 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until a stop signal."""
     from orstream.server.job_server import JobServer, ServerSettings
+    from orstream.server.kinds.registry import default_kinds
     from orstream.server.ray_executor import RaySettings
     from orstream.stop_signals import StopSignals
 
@@ -169,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.ray_address is not None and args.engine != "ray":
         raise OrstreamError("--ray-address needs --engine ray")
-    server = JobServer(settings)
+    server = JobServer(settings, default_kinds(_vlm_settings(args)))
     stop = threading.Event()
     with StopSignals(lambda name: stop.set()):
         try:
@@ -186,6 +215,21 @@ def run(args: argparse.Namespace) -> int:
         finally:
             server.stop()
     return 0
+
+
+def _vlm_settings(args: argparse.Namespace) -> VlmSettings | None:
+    """The ``vlm`` kind's model, or None without ``--vlm``.
+
+    Raises:
+        OrstreamError: a --vlm option without --vlm, or a bad one.
+    """
+    from orstream.server.kinds.vlm import VlmSettings
+
+    if args.vlm is None:
+        if args.vlm_runtime != "onnx" or args.vlm_device != "cpu":
+            raise OrstreamError("--vlm-runtime and --vlm-device need --vlm")
+        return None
+    return VlmSettings(args.vlm, args.vlm_runtime, args.vlm_device, args.vlm_max_batch)
 
 
 def _concurrency(items: list[str]) -> dict[str, int]:

@@ -16,14 +16,15 @@ import numpy as np
 
 from orstream.client.server_client import ServerClient
 from orstream.edge.outbox.desk import HandOffDesk
+from orstream.edge.outbox.followers import ItemFollowers
 from orstream.edge.outbox.job_calls import JobServerCalls
 from orstream.edge.outbox.retry import RetryPolicy
 from orstream.edge.outbox.sender import OutboxSender
 from orstream.edge.outbox.store import OutboxStore
 from orstream.handoffs import HandOffItem
-from orstream.jobs import JobSubmission
+from orstream.jobs import JobSubmission, PartialResult
 from orstream.server.job_server import JobServer, ServerSettings
-from orstream.server.kinds.job_kind import JobContext
+from orstream.server.kinds.job_kind import JobContext, JobKind
 from orstream.server.kinds.probe import ProbeKind
 from orstream.server.kinds.registry import KindRegistry
 from orstream.streams.frame import Frame
@@ -65,7 +66,7 @@ def desk_with_frames(
     """A desk on an outbox in ``folder`` whose stream ``or1`` holds ``seconds`` of green
     frames, all judged in patient (no sender: set ``desk.sender``)."""
     store = OutboxStore(folder, **limits)
-    desk = HandOffDesk(store, None, on_change, max_s=30.0, fps=10.0)
+    desk = HandOffDesk(store, None, ItemFollowers(on_change), max_s=30.0, fps=10.0)
     buffer = desk.add_stream("or1")
     for index in range(round(seconds * 10)):
         buffer.add(coloured(index, GREEN), private=False)
@@ -73,10 +74,19 @@ def desk_with_frames(
 
 
 def sender_for(
-    store: OutboxStore, address: str, on_change: Callable[[HandOffItem], None] | None = None
+    store: OutboxStore,
+    address: str,
+    on_change: Callable[[HandOffItem], None] | None = None,
+    on_partial: Callable[[str, PartialResult], None] | None = None,
 ) -> OutboxSender:
     """A sender of ``store`` to ``address`` with short waits between tries."""
-    return OutboxSender(store, lambda: JobServerCalls(address, 0.5), FAST_RETRY, on_change)
+    return OutboxSender(
+        store,
+        lambda: JobServerCalls(address, 0.5),
+        FAST_RETRY,
+        on_change,
+        on_partial=on_partial,
+    )
 
 
 class HoldKind:
@@ -100,16 +110,18 @@ class HoldKind:
 
 
 class ServerOnPort:
-    """A job server (``probe`` and ``hold``) on a loopback port fixed before it starts."""
+    """A job server (``probe``, ``hold`` and ``more`` kinds) on a loopback port fixed before
+    it starts."""
 
-    def __init__(self, store: Path, port: int) -> None:
+    def __init__(self, store: Path, port: int, *more: JobKind) -> None:
         self.store = store
         self.address = f"127.0.0.1:{port}"
         self.hold = HoldKind()
+        self.more = more
         self.server: JobServer | None = None
 
     def start(self) -> None:
-        kinds = KindRegistry([ProbeKind(), self.hold])
+        kinds = KindRegistry([ProbeKind(), self.hold, *self.more])
         self.server = JobServer(ServerSettings(self.store, self.address), kinds)
         self.server.start()
 

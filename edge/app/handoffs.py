@@ -9,6 +9,7 @@ from pathlib import Path
 from orstream.edge.app.config import ServerConfig
 from orstream.edge.operators.handoff_clips import AutoHandOff
 from orstream.edge.outbox.desk import HandOffDesk
+from orstream.edge.outbox.followers import ItemFollowers
 from orstream.edge.outbox.job_calls import JobServerCalls
 from orstream.edge.outbox.retry import RetryPolicy
 from orstream.edge.outbox.sender import OutboxSender
@@ -38,15 +39,17 @@ def open_handoffs(config: ServerConfig, on_change: Callable[[HandOffItem], None]
         )
 
     retry = config.retry
+    followers = ItemFollowers(on_change)
     sender = OutboxSender(
         store,
         connect,
         RetryPolicy(retry.initial_s, retry.factor, retry.max_s, retry.jitter),
-        on_change,
+        followers.changed,
         config.max_in_flight,
+        on_partial=followers.partial,
     )
     return HandOffDesk(
-        store, sender, on_change, config.default_clip_s, config.max_clip_s, config.clip_fps
+        store, sender, followers, config.default_clip_s, config.max_clip_s, config.clip_fps
     )
 
 

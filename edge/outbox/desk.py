@@ -8,15 +8,16 @@ Every refusal is one clear line (:mod:`orstream.edge.outbox.errors`) and leaves 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 
 from orstream.edge.outbox.clip_buffer import ClipBuffer
 from orstream.edge.outbox.errors import InvalidHandOff, NoSuchStream
+from orstream.edge.outbox.followers import ItemFollow, ItemFollowers
 from orstream.edge.outbox.sender import OutboxSender
 from orstream.edge.outbox.store import OutboxStore
 from orstream.errors import OrstreamError, quoted
-from orstream.handoffs import HANDOFF_STATES, HandOffItem, HandOffRequest
+from orstream.handoffs import HANDOFF_STATES, AskRequest, HandOffItem, HandOffRequest
 from orstream.jobs import JobSubmission
+from orstream.vlm.answer_backend import check_question
 
 CLIP_NAME = "clip.mp4"
 """The input a hand-off's job gets: the clip, as an H.264 MP4 (what the ``probe`` kind reads)."""
@@ -28,7 +29,8 @@ class HandOffDesk:
     Args:
         store: the outbox.
         sender: woken when an item is added (None: items wait for a later sender).
-        on_change: told each item once it is added (the sender tells the later changes).
+        followers: told each item once it is added (the sender tells them the later changes);
+            ``ask`` follows its item through them.
         default_s: seconds handed off when a request names none.
         max_s: the most seconds one hand-off may ask for (what each stream's buffer keeps).
         fps: frames per second the clips keep at most.
@@ -38,14 +40,14 @@ class HandOffDesk:
         self,
         store: OutboxStore,
         sender: OutboxSender | None = None,
-        on_change: Callable[[HandOffItem], None] | None = None,
+        followers: ItemFollowers | None = None,
         default_s: float = 10.0,
         max_s: float = 60.0,
         fps: float = 10.0,
     ) -> None:
         self.store = store
         self.sender = sender
-        self._on_change = on_change or (lambda item: None)
+        self.followers = followers or ItemFollowers()
         self.default_s = default_s
         self.max_s = max_s
         self.fps = fps
@@ -95,10 +97,25 @@ class HandOffDesk:
             frames=clip.summary.frames,
             withheld_frames=clip.summary.withheld_frames,
         )
-        self._on_change(item)
+        self.followers.changed(item)
         if self.sender is not None:
             self.sender.wake()
         return item
+
+    def ask(self, request: AskRequest) -> tuple[HandOffItem, ItemFollow]:
+        """Hand off a question (:meth:`hand_off` with kind ``vlm``) and follow its item from
+        before the sender can tell anything about it; the caller closes the follow.
+
+        Raises:
+            InvalidHandOff: an empty, over-long or non-printable question; as ``hand_off``.
+        """
+        try:
+            check_question(request.question)
+        except OrstreamError as error:
+            raise InvalidHandOff(str(error)) from None
+        with self.followers.adding:
+            item = self.hand_off(request.as_handoff())
+            return item, self.followers.follow(item.id)
 
     def get(self, item_id: str) -> HandOffItem:
         """The item now (NoSuchItem when the outbox has none of that id)."""

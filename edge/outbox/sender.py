@@ -24,7 +24,7 @@ from orstream.edge.outbox.retry import RetryPolicy
 from orstream.edge.outbox.store import OutboxStore
 from orstream.errors import OrstreamError
 from orstream.handoffs import HandOffItem
-from orstream.jobs import InputSpec, Job, JobSubmission
+from orstream.jobs import InputSpec, Job, JobSubmission, PartialResult
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class OutboxSender:
         connect: makes a client of the server (called again after it failed).
         retry: the waits between failed tries of an item.
         on_change: told every item after each change (state, progress, result).
+        on_partial: told each partial result of an item's job (with the item's id; a watch
+            opened again replays the job's earlier ones).
         max_in_flight: items worked on at once.
         submit_timeout_s: the longest one submission (its upload) may take.
         rng: the jitter's source (seeded in tests).
@@ -58,6 +60,7 @@ class OutboxSender:
         retry: RetryPolicy | None = None,
         on_change: Callable[[HandOffItem], None] | None = None,
         max_in_flight: int = 4,
+        on_partial: Callable[[str, PartialResult], None] | None = None,
         submit_timeout_s: float = 300.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -65,6 +68,7 @@ class OutboxSender:
         self._connect = connect
         self._retry = retry or RetryPolicy()
         self._on_change = on_change or (lambda item: None)
+        self._on_partial = on_partial or (lambda item_id, partial: None)
         self._max_in_flight = max_in_flight
         self._submit_timeout_s = submit_timeout_s
         self._rng = rng or random.Random()
@@ -179,6 +183,8 @@ class OutboxSender:
                 self._tell(item)
                 if item.final:
                     return True
+            else:
+                self._on_partial(item_id, event)
         return False
 
     def _server(self) -> JobServerCalls:

@@ -21,6 +21,7 @@ METHOD_ROLES = {
     "EdgeService/Search": "viewer",
     "EdgeService/SetPrompts": "operator",
     "EdgeService/HandOff": "operator",
+    "EdgeService/Ask": "operator",
     "EdgeService/GetHandOff": "viewer",
     "EdgeService/ListHandOffs": "viewer",
 }

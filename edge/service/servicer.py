@@ -23,7 +23,10 @@ from orstream.edge.outbox.errors import (
 )
 from orstream.edge.service.result_hub import ResultHub, Subscription
 from orstream.errors import OrstreamError, quoted
+from orstream.handoffs import HandOffItem
 from orstream.proto.convert import (
+    ask_event_to_proto,
+    ask_request_from_proto,
     handoff_list_to_proto,
     handoff_request_from_proto,
     handoff_to_proto,
@@ -243,6 +246,24 @@ class EdgeService(edge_pb2_grpc.EdgeServiceServicer):
         with _refusals(context):
             item = desk.hand_off(handoff_request_from_proto(request))
         return handoff_to_proto(item)
+
+    def Ask(
+        self, request: edge_pb2.AskRequest, context: grpc.ServicerContext
+    ) -> Iterator[edge_pb2.AskResponse]:
+        desk = self._desk(context)
+        with _refusals(context):
+            item, follow = desk.ask(ask_request_from_proto(request))
+        try:
+            yield ask_event_to_proto(item)
+            while context.is_active() and not self._closed:
+                event = follow.get(_POLL_S)
+                if event is None:
+                    continue
+                yield ask_event_to_proto(event)
+                if isinstance(event, HandOffItem) and event.final:
+                    return
+        finally:
+            follow.close()
 
     def GetHandOff(
         self, request: edge_pb2.GetHandOffRequest, context: grpc.ServicerContext

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from orstream.errors import quoted
 from orstream.server.job_errors import JobRefused
 from orstream.server.kinds.job_kind import JobKind
+
+if TYPE_CHECKING:
+    from orstream.server.kinds.vlm import VlmSettings
 
 
 class KindRegistry:
@@ -46,9 +50,11 @@ class KindRegistry:
         return [f"{name}: {self._kinds[name].description}" for name in self.names]
 
 
-def default_kinds() -> KindRegistry:
-    """The kinds ``orstream server run`` serves."""
+def default_kinds(vlm: VlmSettings | None = None) -> KindRegistry:
+    """The kinds ``orstream server run`` serves (``vlm``: its vision-language model; without
+    one the ``vlm`` kind refuses jobs, saying how to give it one)."""
     from orstream.server.kinds.probe import ProbeKind
+    from orstream.server.kinds.vlm import VlmKind
     from orstream.server.kinds.wsi import WsiKind
 
-    return KindRegistry([ProbeKind(), WsiKind()])
+    return KindRegistry([ProbeKind(), WsiKind(), VlmKind(vlm)])

@@ -10,6 +10,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AskRequest(_message.Message):
+    __slots__ = ("question", "stream_id", "seconds", "max_new_tokens", "no_reasoning")
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NO_REASONING_FIELD_NUMBER: _ClassVar[int]
+    question: str
+    stream_id: str
+    seconds: float
+    max_new_tokens: int
+    no_reasoning: bool
+    def __init__(self, question: _Optional[str] = ..., stream_id: _Optional[str] = ..., seconds: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., no_reasoning: _Optional[bool] = ...) -> None: ...
+
+class AskResponse(_message.Message):
+    __slots__ = ("item", "piece")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    PIECE_FIELD_NUMBER: _ClassVar[int]
+    item: HandOffItem
+    piece: AnswerPiece
+    def __init__(self, item: _Optional[_Union[HandOffItem, _Mapping]] = ..., piece: _Optional[_Union[AnswerPiece, _Mapping]] = ...) -> None: ...
+
+class AnswerPiece(_message.Message):
+    __slots__ = ("text", "attempt")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    attempt: int
+    def __init__(self, text: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
 class GetStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -79,6 +79,11 @@ class EdgeServiceStub:
                 request_serializer=orstream_dot_v1_dot_edge__pb2.ListHandOffsRequest.SerializeToString,
                 response_deserializer=orstream_dot_v1_dot_edge__pb2.ListHandOffsResponse.FromString,
                 _registered_method=True)
+        self.Ask = channel.unary_stream(
+                '/orstream.v1.EdgeService/Ask',
+                request_serializer=orstream_dot_v1_dot_edge__pb2.AskRequest.SerializeToString,
+                response_deserializer=orstream_dot_v1_dot_edge__pb2.AskResponse.FromString,
+                _registered_method=True)
 
 
 class EdgeServiceServicer:
@@ -169,6 +174,19 @@ class EdgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Ask(self, request, context):
+        """Ask the server tier's vision-language model about the last seconds of a stream: the clip
+        and the question go through the outbox as a hand-off of kind "vlm" (privacy gate, retries
+        and refusals as HandOff), and the answer streams back as the server decodes it: the item
+        first and after each change (so a client sees it wait while the server is away), and the
+        answer's text pieces between, until the item is over. A client that goes away leaves the
+        item to finish in the outbox (GetHandOff has its result). INVALID_ARGUMENT for an empty,
+        over-long or non-printable question; otherwise as HandOff.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +234,11 @@ def add_EdgeServiceServicer_to_server(servicer, server):
                     servicer.ListHandOffs,
                     request_deserializer=orstream_dot_v1_dot_edge__pb2.ListHandOffsRequest.FromString,
                     response_serializer=orstream_dot_v1_dot_edge__pb2.ListHandOffsResponse.SerializeToString,
+            ),
+            'Ask': grpc.unary_stream_rpc_method_handler(
+                    servicer.Ask,
+                    request_deserializer=orstream_dot_v1_dot_edge__pb2.AskRequest.FromString,
+                    response_serializer=orstream_dot_v1_dot_edge__pb2.AskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -461,6 +484,33 @@ class EdgeService:
             '/orstream.v1.EdgeService/ListHandOffs',
             orstream_dot_v1_dot_edge__pb2.ListHandOffsRequest.SerializeToString,
             orstream_dot_v1_dot_edge__pb2.ListHandOffsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/orstream.v1.EdgeService/Ask',
+            orstream_dot_v1_dot_edge__pb2.AskRequest.SerializeToString,
+            orstream_dot_v1_dot_edge__pb2.AskResponse.FromString,
             options,
             channel_credentials,
             insecure,
