@@ -1,6 +1,7 @@
 """``orstream client server``: submit, watch, read, cancel and list an orstream server's jobs.
 
     orstream client server submit probe --input case.mp4 --key case-17-probe
+    orstream client server submit vlm --slide slide.svs --question "Is tumour present?"
     orstream client server watch JOB
     orstream client server get JOB --json
     orstream client server cancel JOB
@@ -52,6 +53,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a kind's parameter"
     )
     submit.add_argument(
+        "--slide",
+        type=Path,
+        metavar="FILE",
+        help="vlm: a slide to upload and ask about (the same as --input FILE --param about=slide)",
+    )
+    submit.add_argument(
+        "--question",
+        metavar="TEXT",
+        help="vlm: the question (the same as --param question=TEXT)",
+    )
+    submit.add_argument(
         "--key",
         metavar="KEY",
         help="idempotency key: submitting it again answers the same job (default: a new key)",
@@ -92,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.server_command == "submit":
         params = _params(args.param)
+        if args.slide is not None:
+            args.input.append(args.slide)
+            params["about"] = "slide"
+        if args.question is not None:
+            params["question"] = args.question
         for path in args.input:
             if not path.is_file():
                 raise OrstreamError(f"{path}: no such file")

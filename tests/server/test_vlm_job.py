@@ -170,3 +170,20 @@ def test_a_cancelled_answer_stops_decoding_at_its_next_token(inputs: dict[str, P
     assert (
         result["tokens"] >= 1 and "".join(str(p["text"]) for p in done.partials) == result["text"]
     )
+
+
+def test_the_command_line_asks_about_a_slide_and_watches_the_answer(
+    address: str, inputs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orstream.cli import main
+
+    submit = ["client", "server", "submit", "vlm", "--slide", str(inputs["slide"])]
+    assert main([*submit, "--question", "Is tumour present?", "--address", address]) == 0
+    job_id = capsys.readouterr().out.strip()
+    assert main(["client", "server", "watch", job_id, "--address", address]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith('partial 1.0: {"text": ') for line in lines)
+    assert lines[-1].startswith("result: ") and '"question": "Is tumour present?"' in lines[-1]
+    with ServerClient(address) as client:
+        job = client.get(job_id)
+    assert job.params == {"question": "Is tumour present?", "about": "slide"}
