@@ -33,6 +33,7 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
+from orstream.vlm.answer_backend import AnswerRequest
 from orstream.vlm.answer_engine import question_text
 from orstream.vlm.batch_decoding import BatchDecoder, PreparedPrompt, Row
 from orstream.vlm.language_runtime import LanguageRuntime
@@ -43,6 +44,9 @@ from orstream.vlm.text_tokenizer import TextTokenizer
 Progress = Callable[[str], None]
 NEVER = -1
 """The eos id the bench decodes with: no token is it, every answer runs its full length."""
+DEFAULT_NEW_TOKENS = AnswerRequest.max_new_tokens
+"""Tokens per answer: the answering contract's default ``max_new_tokens``, the length a
+served answer may reach (recomputation's cost grows with it, the cache's does not)."""
 QUESTIONS = (
     "Which surgical step is in progress at the end of this clip?",
     "How many instruments are in view now?",
@@ -157,7 +161,7 @@ def bench_vlm(
     package_path: Path,
     *,
     runtimes: tuple[str, ...] = ("onnx", "torch"),
-    max_new_tokens: int = 48,
+    max_new_tokens: int = DEFAULT_NEW_TOKENS,
     runs: int = 5,
     threads: int = 1,
     device: str = "cpu",

@@ -23,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--runtimes", nargs="+", choices=("onnx", "torch"), default=["onnx", "torch"]
     )
     parser.add_argument(
-        "--max-new-tokens", type=int, default=48, help="tokens per answer (default 48)"
+        "--max-new-tokens",
+        type=int,
+        default=96,
+        help="tokens per answer (default 96, an answer's default max_new_tokens)",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
