@@ -215,6 +215,10 @@ def test_compose_commands_are_ones_the_cli_accepts(compose: dict) -> None:
     # TLS and tokens or --insecure; --outbox needs --server).
     config = config_from_args(edge)
     assert config.server is not None and config.model is not None
+    # The dashboard is served and its port published.
+    assert config.web is not None
+    web_port = config.web.address.rsplit(":", 1)[1]
+    assert f"127.0.0.1:{web_port}:{web_port}" in compose["services"]["edge"]["ports"]
     server = parse(compose["services"]["server"]["command"], "compose server")
     assert (server.command, server.server_command) == ("server", "run")
     problem = exposure_problem(
