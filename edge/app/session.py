@@ -159,11 +159,13 @@ def server_tls(config: EdgeConfig) -> ServerTls | None:
 
 
 def _start_dashboard(config: EdgeConfig, app: EdgeApp, audit: AuditLog | None) -> WebDashboard:
-    """The OR dashboard, serving (``config.web`` set): the gRPC section's tokens and TLS."""
+    """The OR dashboard, serving (``config.web`` set): the gRPC section's tokens and TLS, and
+    the app's hand-off desk for the page's questions."""
     from orstream.edge.web.state_feed import StateFeed
     from orstream.edge.web.video_prompt import VideoPrompter
     from orstream.edge.web.video_viewers import VideoViewers
     from orstream.edge.web.web_access import WebAccess
+    from orstream.edge.web.web_ask import WebAsks
     from orstream.edge.web.web_server import WebDashboard
 
     web, grpc = config.web, config.grpc
@@ -176,6 +178,7 @@ def _start_dashboard(config: EdgeConfig, app: EdgeApp, audit: AuditLog | None) -
         WebAccess(tokens, audit),
         VideoPrompter(app.prompter, grpc.max_prompts),
         server_tls(config),
+        WebAsks(app.handoffs),
     )
     dashboard.start()
     if web.insecure and not is_loopback(web.address):

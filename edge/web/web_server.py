@@ -7,9 +7,10 @@ nothing from a CDN); ``GET /palette.css`` the overlay's colours; ``POST /api/log
 /api/events`` (the same as server-sent events, every ``EVERY_S``); ``POST /api/offer``
 (``{"stream": ..., "sdp": ..., "type": "offer"}``: the WebRTC answer); ``POST /api/prompt``
 (``{"stream": ..., "x": ..., "y": ...}`` or ``{"stream": ..., "box": [x0, y0, x1, y1]}`` in
-frame pixels: the mask there, an operator's). Every
-``/api/`` route but login needs a viewer (see :mod:`orstream.edge.web.web_access`). Served
-over TLS when the edge has a certificate.
+frame pixels: the mask there, an operator's); ``POST /api/ask`` (``{"stream": ..., "question":
+...}``: the server tier's answer as server-sent events, an operator's; see
+:mod:`orstream.edge.web.web_ask`). Every ``/api/`` route but login needs a viewer (see
+:mod:`orstream.edge.web.web_access`). Served over TLS when the edge has a certificate.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from orstream.edge.web.video_prompt import (
 )
 from orstream.edge.web.video_viewers import VideoViewers, ViewerRefused
 from orstream.edge.web.web_access import SESSION_COOKIE, SESSION_S, WebAccess
+from orstream.edge.web.web_ask import AskRefused, WebAsks, answer_events, ask_from_body
 from orstream.errors import OrstreamError
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class WebDashboard:
         access: who may come in.
         prompts: segments what a click or a drag on the video points at.
         tls: serve HTTPS with these files (None: HTTP).
+        asks: hands the page's questions to the server tier (None: the edge has no server).
     """
 
     def __init__(
@@ -68,8 +71,10 @@ class WebDashboard:
         access: WebAccess,
         prompts: VideoPrompter,
         tls: ServerTls | None = None,
+        asks: WebAsks | None = None,
     ) -> None:
         self.prompts = prompts
+        self.asks = asks or WebAsks(None)
         self.address = address
         self.feed = feed
         self.viewers = viewers
@@ -119,6 +124,7 @@ class WebDashboard:
         app.router.add_get("/api/events", self._events)
         app.router.add_post("/api/offer", self._offer)
         app.router.add_post("/api/prompt", self._prompt)
+        app.router.add_post("/api/ask", self._ask)
         self._closing = asyncio.Event()
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=_START_S / 4
@@ -211,6 +217,8 @@ class WebDashboard:
         state = json.loads(self.feed.text())
         state["login"] = not self.access.open
         state["ice_servers"] = self.viewers.ice_servers
+        state["ask"] = self.asks.available
+        state["role"] = request["principal"].role
         return web.json_response(state)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
@@ -256,6 +264,37 @@ class WebDashboard:
         except PromptRefused as refusal:
             return _error(refusal.status, str(refusal))
         return web.json_response(mask)
+
+    async def _ask(self, request: web.Request) -> web.StreamResponse:
+        principal = request["principal"]
+        if not principal.may("operator"):
+            self.access.refused(principal.name, "web/api/ask", "PERMISSION_DENIED")
+            return _error(403, f"{principal.name} ({principal.role}) may not ask")
+        loop = asyncio.get_running_loop()
+        try:
+            question = ask_from_body(await _json(request))
+            item, follow = await loop.run_in_executor(None, self.asks.ask, question)
+        except AskRefused as refusal:
+            return _error(refusal.status, str(refusal))
+        self.access.allowed(principal.name, "web/api/ask")
+        log.info("web: %s asks about %s (item %s)", principal.name, item.stream_id, item.id)
+        closing = self._closing
+        assert closing is not None
+
+        def gone() -> bool:
+            transport = request.transport
+            return closing.is_set() or transport is None or transport.is_closing()
+
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        try:
+            await response.prepare(request)
+            async for event in answer_events(item, follow, gone):
+                await response.write(event)
+        except ConnectionResetError:  # the page went away; the item goes on in the outbox
+            pass
+        finally:
+            follow.close()
+        return response
 
 
 async def _json(request: web.Request) -> dict:
