@@ -20,6 +20,7 @@ async function begin() {
   $("logout").hidden = !state.login;
   $("login").hidden = true;
   $("dashboard").hidden = false;
+  askBox.configure(state, () => chosen);
   render(state);
   follow();
 }
@@ -62,6 +63,7 @@ function follow() {
 }
 
 function stopAll() {
+  askBox.stop();
   if (events) events.close();
   events = null;
   if (peer) peer.close();

@@ -2,7 +2,8 @@
 segmenter), for the dashboard's tests: by default ``or1`` plays for minutes, ``or2`` ends after
 a few seconds (its source stopped: NO SIGNAL). Its frames carry latency stamps (a frame
 counter, bottom left), their capture times logged to ``stamps``. Given a folder of test
-certificates (``tls_certificates.make_pki``), it serves over TLS with ``server.pem``."""
+certificates (``tls_certificates.make_pki``), it serves over TLS with ``server.pem``; given a
+``server:`` section, it hands off (and its page asks) to that job server."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ def running_edge(
     sources: tuple[str, ...] = (LONG, SHORT),
     segmenter: bool = True,
     tls: Path | None = None,
+    server: Mapping[str, object] | None = None,
 ) -> Iterator[RunningEdge]:
     """The edge, up and serving its dashboard; stopped with SIGTERM afterwards (unless the
     test stopped it)."""
@@ -65,7 +67,11 @@ def running_edge(
     # A closed page's video connection lingers until ICE notices it (tens of seconds): room
     # for every page the tests open.
     web = {"address": "127.0.0.1:0", "latency_stamps": str(stamps), "max_viewers": 16}
-    config.write_text(yaml.safe_dump({"sources": streams, "web": web}))
+    sections: dict[str, object] = {"sources": streams, "web": web}
+    if server is not None:  # the config is checked before --model joins it
+        sections["server"] = dict(server)
+        sections["model"] = {"package": str(SHIPPED_PACKAGE)}
+    config.write_text(yaml.safe_dump(sections))
     options = ["--model", str(SHIPPED_PACKAGE), "--tokens", str(tokens)]
     if segmenter:
         options += ["--segmenter", str(SHIPPED_SEGMENTER), "--segmentation-rate", "1"]
@@ -86,7 +92,7 @@ def running_edge(
     reader = threading.Thread(target=_read, args=(process, lines, serving, closed), daemon=True)
     reader.start()
     try:
-        if not serving.wait(START_S) or process.poll() is not None:
+        if not serving.wait(START_S) or closed.is_set() or process.poll() is not None:
             raise AssertionError("the edge did not serve its dashboard:\n" + "".join(lines)[-3000:])
         yield RunningEdge(
             f"{'http' if tls is None else 'https'}://127.0.0.1:{web_port}",
