@@ -4,7 +4,8 @@ A browser logs in once by posting a token (``POST /api/login``); the edge answer
 HttpOnly, SameSite=Strict cookie naming a session it keeps in memory (Secure over TLS), so the
 token is neither kept by the page's script nor sent again. A script may instead send
 ``Authorization: Bearer TOKEN`` on each request. An unknown token or session is refused with
-401; a role too low with 403; viewers watch, operators also prompt, as over gRPC.
+401; a role too low with 403; viewers watch, operators also prompt and ask the server tier,
+as over gRPC.
 
 Without tokens, as gRPC without tokens, everyone is let in as ``anonymous`` with every role
 (the config allows that on loopback only, or with ``insecure``).

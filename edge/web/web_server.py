@@ -293,7 +293,9 @@ class WebDashboard:
         except ConnectionResetError:  # the page went away; the item goes on in the outbox
             pass
         finally:
-            follow.close()
+            # Off the loop (the followers' lock is held while another question's clip is
+            # written) and not awaited, so a cancelled handler still closes its follow.
+            loop.run_in_executor(None, follow.close)
         return response
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from handoff_samples import RED, ServerOnPort, coloured, desk_with_frames, sende
 from vlm_checkpoints import tiny_vlm_package
 
 from orstream.edge.outbox.desk import HandOffDesk
+from orstream.edge.service.audit import AuditLog
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.web.frame_slot import WebFrames
 from orstream.edge.web.state_feed import StateFeed
@@ -51,13 +53,15 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-def dashboard(tokens: dict[str, str], desk: HandOffDesk | None) -> WebDashboard:
+def dashboard(
+    tokens: dict[str, str], desk: HandOffDesk | None, audit: AuditLog | None = None
+) -> WebDashboard:
     """A dashboard serving on a free loopback port (``stop`` it)."""
     web = WebDashboard(
         "127.0.0.1:0",
         StateFeed(sample_status, ResultHub(), None),
         VideoViewers(WebFrames(("or1",)), (), 2),
-        WebAccess(Tokens.load(Path(tokens["file"]))),
+        WebAccess(Tokens.load(Path(tokens["file"])), audit),
         VideoPrompter(None, 1),
         asks=WebAsks(desk),
     )
@@ -70,7 +74,8 @@ def edge(
     tmp_path: Path, package: Path, tokens: dict[str, str]
 ) -> Iterator[tuple[WebDashboard, HandOffDesk, ServerOnPort]]:
     """A dashboard whose desk holds stream ``or1`` (2 s judged in patient) and sends to a job
-    server with the vlm kind (answers of at most 8 tokens); the job server is not started."""
+    server with the vlm kind (answers of at most 8 tokens); the job server is not started.
+    Its audit log is ``audit.jsonl`` in ``tmp_path``."""
     job_server = ServerOnPort(
         tmp_path / "server", free_port(), VlmKind(VlmSettings(package, default_new_tokens=8))
     )
@@ -79,11 +84,13 @@ def edge(
         desk.store, job_server.address, desk.followers.changed, desk.followers.partial
     )
     desk.start()
-    web = dashboard(tokens, desk)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    web = dashboard(tokens, desk, audit)
     yield web, desk, job_server
     web.stop()
     desk.close()
     job_server.stop()
+    audit.close()
 
 
 def post(web: WebDashboard, token: str, body: object) -> http.client.HTTPResponse:
@@ -192,14 +199,38 @@ def test_a_page_that_goes_away_stops_following_and_the_item_still_finishes(
         job_server.stop()
 
 
-def test_a_viewer_may_not_ask_and_nobody_without_a_token(
-    edge: tuple[WebDashboard, HandOffDesk, ServerOnPort], tokens: dict[str, str]
+def test_a_viewer_may_not_ask_and_nobody_without_a_token_and_the_audit_log_says_so(
+    edge: tuple[WebDashboard, HandOffDesk, ServerOnPort], tokens: dict[str, str], tmp_path: Path
 ) -> None:
     web, desk, _ = edge
     refused = post(web, tokens["viewer"], {"stream": "or1", "question": "Why?"})
     assert refused.status == 403 and "may not ask" in json.load(refused)["error"]
     assert post(web, "not-a-token", {"stream": "or1", "question": "Why?"}).status == 401
     assert desk.recent() == []
+    asked = post(web, tokens["operator"], {"stream": "or1", "question": "Why?"})
+    read_events(asked, lambda events: True)
+    asked.close()
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(line["action"], line["principal"], line.get("code")) for line in lines] == [
+        ("auth_refused", "wall-screen", "PERMISSION_DENIED"),
+        ("auth_refused", "unknown", "UNAUTHENTICATED"),
+        ("prompt", "scrub-nurse", None),
+    ]
+    assert {line["method"] for line in lines} == {"web/api/ask"}
+
+
+def test_stopping_the_edge_ends_an_open_answer_stream_at_once(
+    edge: tuple[WebDashboard, HandOffDesk, ServerOnPort], tokens: dict[str, str]
+) -> None:
+    """Within the runner's shutdown wait (2.5 s), which an answer stream left open would use up."""
+    web, _, _ = edge  # the server is down: the item waits
+    response = post(web, tokens["operator"], {"stream": "or1", "question": "Why?"})
+    read_events(response, lambda events: True)
+    asked = time.monotonic()
+    web.stop()
+    assert time.monotonic() - asked < 2.0
+    rest = read_events(response)  # the stream has ended: reading it returns
+    assert all(data["state"] == "waiting" for name, data in rest if name == "item")
 
 
 @pytest.mark.parametrize(
