@@ -5,7 +5,9 @@ Routes: ``GET /`` the page; ``GET /static/...`` its script and styles (shipped i
 nothing from a CDN); ``GET /palette.css`` the overlay's colours; ``POST /api/login``
 (``{"token": ...}``) and ``POST /api/logout``; ``GET /api/state`` (JSON) and ``GET
 /api/events`` (the same as server-sent events, every ``EVERY_S``); ``POST /api/offer``
-(``{"stream": ..., "sdp": ..., "type": "offer"}``: the WebRTC answer); ``POST /api/prompt``
+(``{"stream": ..., "sdp": ..., "type": "offer"}``: the WebRTC answer and the viewer's id);
+``POST /api/bye`` (``{"viewer": ...}``: that video connection closed, its place free);
+``POST /api/prompt``
 (``{"stream": ..., "x": ..., "y": ...}`` or ``{"stream": ..., "box": [x0, y0, x1, y1]}`` in
 frame pixels: the mask there, an operator's); ``POST /api/ask`` (``{"stream": ..., "question":
 ...}``: the server tier's answer as server-sent events, an operator's; see
@@ -123,6 +125,7 @@ class WebDashboard:
         app.router.add_get("/api/state", self._state)
         app.router.add_get("/api/events", self._events)
         app.router.add_post("/api/offer", self._offer)
+        app.router.add_post("/api/bye", self._bye)
         app.router.add_post("/api/prompt", self._prompt)
         app.router.add_post("/api/ask", self._ask)
         self._closing = asyncio.Event()
@@ -217,6 +220,7 @@ class WebDashboard:
         state = json.loads(self.feed.text())
         state["login"] = not self.access.open
         state["ice_servers"] = self.viewers.ice_servers
+        state["viewers"] = self.viewers.count
         state["ask"] = self.asks.available
         state["role"] = request["principal"].role
         return web.json_response(state)
@@ -241,11 +245,20 @@ class WebDashboard:
         if not (isinstance(stream, str) and isinstance(sdp, str) and kind == "offer"):
             return _error(400, 'post {"stream": ID, "sdp": OFFER, "type": "offer"}')
         try:
-            answer = await self.viewers.answer(stream, sdp, kind)
+            answer, viewer = await self.viewers.answer(stream, sdp, kind)
         except ViewerRefused as refusal:
             return _error(refusal.status, str(refusal))
         log.info("web: %s watches %s", request["principal"].name, stream)
-        return web.json_response({"sdp": answer.sdp, "type": answer.type})
+        return web.json_response({"sdp": answer.sdp, "type": answer.type, "viewer": viewer})
+
+    async def _bye(self, request: web.Request) -> web.StreamResponse:
+        body = await _json(request)
+        viewer = body.get("viewer")
+        if not isinstance(viewer, str):
+            return _error(400, 'post {"viewer": ID} (the id /api/offer answered)')
+        if not await self.viewers.leave(viewer):
+            return _error(404, "no such viewer (its video has ended already)")
+        return web.json_response({"ok": True})
 
     async def _prompt(self, request: web.Request) -> web.StreamResponse:
         principal = request["principal"]

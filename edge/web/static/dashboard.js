@@ -160,8 +160,26 @@ function choose(id) {
   if (lastState) render(lastState);
 }
 
+// The viewer id /api/offer answered: given back when the page closes or switches streams, so
+// the edge frees the video's place at once instead of when ICE gives up on the browser.
+let viewer = null;
+
+function bye(id) {
+  const body = JSON.stringify({ viewer: id });
+  if (!navigator.sendBeacon("/api/bye", new Blob([body], { type: "application/json" }))) {
+    fetch("/api/bye", { method: "POST", body, keepalive: true, credentials: "same-origin" });
+  }
+}
+
+function leave() {
+  if (viewer) bye(viewer);
+  viewer = null;
+}
+window.addEventListener("pagehide", leave);
+
 async function watch(id) {
   if (peer) peer.close();
+  leave();
   const connection = new RTCPeerConnection({ iceServers });
   peer = connection;
   connection.addTransceiver("video", { direction: "recvonly" });
@@ -176,14 +194,20 @@ async function watch(id) {
     body: JSON.stringify({ stream: id, sdp: connection.localDescription.sdp, type: "offer" }),
     credentials: "same-origin",
   });
-  if (peer !== connection) return;
+  if (peer !== connection) {
+    // Another stream was chosen meanwhile: this answer's video is not wanted.
+    if (response.ok) bye((await response.json()).viewer);
+    return;
+  }
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     $("video-state").textContent = `video refused: ${body.error || response.status}`;
     if (response.status === 401) showLogin("Log in again");
     return;
   }
-  await connection.setRemoteDescription(await response.json());
+  const answer = await response.json();
+  viewer = answer.viewer;
+  await connection.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
 }
 
 function gathered(connection) {

@@ -62,13 +62,30 @@ def test_a_wrong_token_is_refused(page: Any, edge: RunningEdge) -> None:
         assert refused.value.code == 401
 
 
-def test_a_bearer_token_reads_the_state(edge: RunningEdge) -> None:
+def read_state(edge: RunningEdge) -> dict[str, Any]:
     request = urllib.request.Request(
         edge.web_url + "/api/state", headers={"Authorization": f"Bearer {edge.viewer_token}"}
     )
     with urllib.request.urlopen(request) as response:
-        state = json.load(response)
+        state: dict[str, Any] = json.load(response)
+    return state
+
+
+def test_a_bearer_token_reads_the_state(edge: RunningEdge) -> None:
+    state = read_state(edge)
     assert [s["id"] for s in state["streams"]] == ["or1", "or2"]
+
+
+def test_a_closed_page_frees_its_video_place_at_once(page: Any, edge: RunningEdge) -> None:
+    log_in(page, edge.web_url, edge.viewer_token)
+    wait_for_video(page)
+    watching = read_state(edge)["viewers"]
+    assert watching >= 1
+    page.close()  # its pagehide gives the viewer id back (ICE alone takes tens of seconds)
+    deadline = time.monotonic() + 3.0
+    while read_state(edge)["viewers"] != watching - 1:
+        assert time.monotonic() < deadline, "the closed page still holds its video place"
+        time.sleep(0.1)
 
 
 def test_the_video_plays_and_the_step_is_grpcs(page: Any, edge: RunningEdge) -> None:
