@@ -19,7 +19,7 @@ from orstream.edge.overlay.palette import Colour, segment_colour, step_colour
 from orstream.labels import INSTRUMENTS, OUT_OF_PATIENT
 from orstream.latency import LatencySummary
 from orstream.results import FrameResult, step_name
-from orstream.status import RuntimeStatus, SourceStatus
+from orstream.status import ModelStatus, RuntimeStatus, SourceStatus
 from orstream.step_timeline import StepSegment
 
 Json = dict[str, Any]
@@ -57,6 +57,7 @@ def dashboard_state(
                 _segments(timeline, source.stream_id),
                 stale_after_s,
                 now_ns,
+                tuple(m for m in status.models if m.stream_id == source.stream_id),
             )
             for source in status.sources
         ],
@@ -69,8 +70,11 @@ def stream_state(
     segments: tuple[StepSegment, ...],
     stale_after_s: float | None,
     now_ns: int,
+    models: tuple[ModelStatus, ...] = (),
 ) -> Json:
-    """One stream's state (see the module for NO SIGNAL, stale and out of patient)."""
+    """One stream's state (see the module for NO SIGNAL, stale and out of patient); its
+    ``model_failures`` name each of the stream's ``models`` that failed and why, for the
+    page's AI FAILED banner (the video keeps playing without it)."""
     step = None if result is None else result.step
     age_s = None if result is None else max(0.0, (now_ns - result.produced_ns) / 1e9)
     stale = age_s is not None and stale_after_s is not None and age_s > stale_after_s
@@ -88,6 +92,7 @@ def stream_state(
         "result_age_s": None if age_s is None else round(age_s, 2),
         "result_latency_ms": None if result is None else round(result.latency_ms, 1),
         "result_index": None if result is None else result.index,
+        "model_failures": [f"{m.name}: {m.error}" for m in models if m.state == "failed"],
         "instruments": [
             {
                 "code": code,

@@ -114,6 +114,9 @@ function renderStream(stream) {
   $("out-of-patient").hidden = !stream.out_of_patient || !stream.signal;
   $("stage").classList.toggle("is-stale", stream.stale);
   $("stale").hidden = !stream.stale;
+  const failed = $("model-failed");
+  failed.hidden = stream.model_failures.length === 0;
+  failed.textContent = stream.model_failures.length ? `AI FAILED: ${stream.model_failures.join("; ")}` : "";
   const step = stream.step;
   const name = $("step-name");
   name.textContent = step ? step.name : "—";

@@ -8,7 +8,7 @@ import json
 from orstream.edge.web.dashboard_state import dashboard_state, hex_colour
 from orstream.latency import LatencySummary
 from orstream.results import FrameResult, InstrumentResult, StepResult
-from orstream.status import RuntimeStatus, SourceStatus
+from orstream.status import ModelStatus, RuntimeStatus, SourceStatus
 from orstream.step_timeline import StepSegment
 
 S = 1_000_000_000
@@ -98,3 +98,17 @@ def test_without_a_recognizer_nothing_is_stale_and_no_latency_is_made_up() -> No
 
 def test_colours_are_css_hex() -> None:
     assert hex_colour((230, 25, 75)) == "#e6194b"
+
+
+def test_a_failed_model_is_named_on_its_own_stream_only() -> None:
+    sources = (
+        SourceStatus("a", "rtsp://cam", "playing", 24.0, 40),
+        SourceStatus("b", "x", "playing", 24.0, 40),
+    )
+    models = (
+        ModelStatus("pitvis", "1", "a", "onnxruntime-cpu", 1.0, "failed", 12, "engine lost"),
+        ModelStatus("pitvis", "1", "b", "onnxruntime-cpu", 1.0, "serving", 40),
+    )
+    runtime = RuntimeStatus(sources, models, (), LatencySummary.of([5.0]), 10, 10, 3.0)
+    a, b = dashboard_state(runtime, {}, timeline, 1.25, 10 * S)["streams"]
+    assert a["model_failures"] == ["pitvis: engine lost"] and b["model_failures"] == []
