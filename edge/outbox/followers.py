@@ -57,6 +57,12 @@ class ItemFollowers:
         """Hold while adding an item and following it."""
         return self._lock
 
+    @property
+    def followed(self) -> int:
+        """Items with a follower now."""
+        with self._lock:
+            return len(self._follows)
+
     def follow(self, item_id: str) -> ItemFollow:
         """A follower of ``item_id`` from now on."""
         with self._lock:

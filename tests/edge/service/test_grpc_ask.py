@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from edge_samples import channel_to, free_port, sample_status
-from handoff_samples import RED, ServerOnPort, coloured, desk_with_frames, sender_for
+from handoff_samples import RED, ServerOnPort, coloured, desk_with_frames, sender_for, wait_for
 from vlm_checkpoints import tiny_vlm_package
 
 from orstream.cli import main
@@ -154,3 +154,26 @@ def test_an_edge_without_a_server_refuses_to_ask(tmp_path: Path) -> None:
         assert "--server HOST:PORT" in str(refused.value.details())
     finally:
         server.stop(0.5)
+
+
+def test_an_asker_who_leaves_mid_answer_finds_the_answer_kept(
+    edge: tuple[EdgeGrpcServer, HandOffDesk, ServerOnPort],
+) -> None:
+    server, desk, job_server = edge
+    job_server.start()
+    with channel_to(server) as channel:
+        call = EdgeServiceStub(channel).Ask(
+            ask_request_to_proto(AskRequest("What is seen?", max_new_tokens=8)), timeout=60
+        )
+        item_id = ""
+        for message in call:
+            event = ask_event_from_proto(message)
+            if isinstance(event, HandOffItem):
+                item_id = event.id
+            else:
+                call.cancel()  # the asker goes away at the first piece of the answer
+                break
+    wait_for(lambda: desk.get(item_id).final, what="the item's end")
+    kept = desk.get(item_id)
+    assert kept.state == "succeeded" and kept.result is not None and kept.result["tokens"] >= 1
+    assert desk.followers.followed == 0  # the call's follower was let go
