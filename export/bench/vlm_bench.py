@@ -33,6 +33,7 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
+from orstream.training.models.vlm.torch_language import open_language
 from orstream.vlm.answer_backend import AnswerRequest
 from orstream.vlm.answer_engine import question_text
 from orstream.vlm.batch_decoding import BatchDecoder, PreparedPrompt, Row
@@ -123,17 +124,6 @@ def time_decoding(
     return ttft, tokens / busy, tokens
 
 
-def open_runtime(package: ModelPackage, name: str, threads: int, device: str) -> LanguageRuntime:
-    """The package's language model on ``name`` (``onnx`` or ``torch``)."""
-    if name == "onnx":
-        from orstream.vlm.onnx_language import OnnxLanguage
-
-        return OnnxLanguage(package, threads)
-    from orstream.vlm.torch_language import TorchLanguage
-
-    return TorchLanguage(package, device, threads)
-
-
 def visual_ms(package: ModelPackage, runs: int = 5) -> float | None:
     """p50 ms of one clip's frames through the package's frame encoder (None: it cannot be
     opened here)."""
@@ -180,7 +170,7 @@ def bench_vlm(
     prompts = bench_prompts(package, tokenizer, 4)
     results: dict[str, Any] = {}
     for name in runtimes:
-        runtime = open_runtime(package, name, threads, device)
+        runtime = open_language(package, name, device, threads)
         figures: dict[str, Any] = {}
         for concurrent in (1, 4):
             rates = {}

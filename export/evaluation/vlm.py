@@ -30,8 +30,9 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage, load_package
+from orstream.training.models.vlm.torch_language import Runtime, open_language
 from orstream.vlm.answer_backend import AnswerEnd
-from orstream.vlm.answer_engine import NO_REASONING, AnswerEngine, Runtime
+from orstream.vlm.answer_engine import NO_REASONING, AnswerEngine
 from orstream.vlm.answer_scoring import score_answer
 from orstream.vlm.onnx_language import open_vlm_package, vlm_section
 from orstream.vlm.prompt_layout import question_prompt
@@ -185,7 +186,7 @@ def evaluate_vlm(
     if max_questions is not None and max_questions < len(items):
         picks = np.linspace(0, len(items) - 1, max_questions).round().astype(int)
         items = [items[i] for i in sorted(set(picks.tolist()))]
-    engine = AnswerEngine.open(package, runtime, max_batch=CONCURRENT)
+    engine = AnswerEngine.open(package, open_language(package, runtime), max_batch=CONCURRENT)
     clips = _Clips(data, package) if data is not None else None
     features: dict[tuple[str, int | None, int | None], np.ndarray] = {}
     progress(f"encoding the clips and slides of {len(items)} questions")

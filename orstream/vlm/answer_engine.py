@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -37,7 +36,6 @@ from orstream.vlm.question_items import THINK_CLOSE, THINK_OPEN
 from orstream.vlm.text_tokenizer import TextTokenizer
 from orstream.vlm.visual_input import VisualEncoders
 
-Runtime = Literal["onnx", "torch"]
 DEFAULT_MAX_BATCH = 8
 NO_REASONING = THINK_OPEN + THINK_CLOSE
 """What an answer without reasoning starts with: the reasoning, empty."""
@@ -93,34 +91,30 @@ class AnswerEngine:
     def open(
         cls,
         package: Path | ModelPackage,
-        runtime: Runtime = "onnx",
+        language: LanguageRuntime | None = None,
         *,
-        device: str = "cpu",
         threads: int = 1,
         frame_package: Path | None = None,
         slide_package: Path | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         recompute: bool = False,
     ) -> AnswerEngine:
-        """An engine over a vision-language package on ``runtime`` (``onnx``: CPU ONNX
-        Runtime; ``torch``: ``device``), its encoders as the card records them unless given.
+        """An engine over a vision-language package, its encoders as the card records them
+        unless given.
+
+        Args:
+            language: its language model loaded on a runtime (None: ONNX Runtime with
+                ``threads``; torch: ``orstream.training.models.vlm.torch_language``).
 
         Raises:
             OrstreamError: as the runtimes' loading (a file or the golden reference wrong).
         """
         opened = open_vlm_package(package)
         spec = vlm_section(opened)
-        language: LanguageRuntime
-        if runtime == "onnx":
+        if language is None:
             from orstream.vlm.onnx_language import OnnxLanguage
 
             language = OnnxLanguage(opened, threads)
-        elif runtime == "torch":
-            from orstream.vlm.torch_language import TorchLanguage
-
-            language = TorchLanguage(opened, device, threads)
-        else:
-            raise OrstreamError(f"unknown runtime {runtime!r} (onnx or torch)")
         return cls(
             language,
             TextTokenizer.load(opened.root / spec.tokenizer_file),

@@ -181,11 +181,13 @@ class VlmKind:
                 else:
                     from orstream.vlm.answer_engine import AnswerEngine
 
+                    language = None  # ONNX Runtime: needs no torch on the server
+                    if settings.runtime == "torch":
+                        from orstream.training.models.vlm.torch_language import TorchLanguage
+
+                        language = TorchLanguage(settings.model, settings.device, 1)
                     self._backend = AnswerEngine.open(
-                        settings.model,
-                        "torch" if settings.runtime == "torch" else "onnx",
-                        device=settings.device,
-                        max_batch=settings.max_batch,
+                        settings.model, language, max_batch=settings.max_batch
                     )
             return self._backend
 

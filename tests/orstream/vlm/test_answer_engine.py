@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from orstream.errors import OrstreamError
+from orstream.training.models.vlm.torch_language import TorchLanguage
 from orstream.vlm.answer_backend import AnswerBackend, AnswerEnd, AnswerRequest
 from orstream.vlm.answer_engine import NO_REASONING, AnswerEngine
 from orstream.vlm.onnx_language import OnnxLanguage
@@ -25,7 +26,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(package: Path) -> Generator[AnswerEngine, None, None]:
-    engine = AnswerEngine.open(package, "onnx")
+    engine = AnswerEngine.open(package)
     yield engine
     engine.close()
 
@@ -55,7 +56,7 @@ def test_the_engine_keeps_the_answering_contract(engine: AnswerEngine) -> None:
 
 def test_torch_and_onnx_give_the_same_answer(package: Path, engine: AnswerEngine) -> None:
     request = AnswerRequest("Which step is it?", frames=frames(1), max_new_tokens=9)
-    torch_engine = AnswerEngine.open(package, "torch")
+    torch_engine = AnswerEngine.open(package, TorchLanguage(package))
     try:
         assert collect(torch_engine.stream(request)) == collect(engine.stream(request))
     finally:
@@ -149,6 +150,6 @@ def test_a_frame_package_other_than_the_recorded_one_is_refused(package: Path) -
     from tests.project_paths import PROJECT_ROOT
 
     other = PROJECT_ROOT / "edge" / "packages" / "pitvis_workflow"
-    engine = AnswerEngine.open(package, "onnx", frame_package=other)
+    engine = AnswerEngine.open(package, frame_package=other)
     with pytest.raises(OrstreamError, match="not interactive_segmentation"):
         next(engine.stream(AnswerRequest("Which step?", frames=frames(6))))

@@ -5,7 +5,9 @@ exported from (:class:`~orstream.training.models.vlm.padded_batch.PaddedDecoder`
 The package, not the Lightning checkpoint, is what this loads: both runtimes then serve the same
 files, checked by the same sha256s and golden reference. The model's torch code is imported
 from ``orstream.training.models.vlm`` (plain ``nn.Module``s, no Lightning); that import is why
-this runtime needs the ``train`` extra where the ONNX one needs only ONNX Runtime.
+this runtime needs the ``train`` extra where the ONNX one needs only ONNX Runtime, and why it
+lives beside the model in ``training`` (the core package imports no training code): the server
+and the export commands, which may import it, choose a runtime with :func:`open_language`.
 
 On CUDA the cache still comes back as numpy between steps (:mod:`orstream.vlm.language_runtime`),
 a copy each way per step; on the CPU, torch views the arrays without copying.
@@ -14,11 +16,13 @@ a copy each way per step; on the CPU, torch views the arrays without copying.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
-from orstream.vlm.language_runtime import Cache, check_reference
+from orstream.vlm.language_runtime import Cache, LanguageRuntime, check_reference
 from orstream.vlm.onnx_language import open_vlm_package, vlm_section
 
 
@@ -107,3 +111,24 @@ class TorchLanguage:
                 self._tensor(cache[1]),
             )
             return logits.cpu().numpy(), (keys.cpu().numpy(), values.cpu().numpy())
+
+
+Runtime = Literal["onnx", "torch"]
+
+
+def open_language(
+    package: Path | ModelPackage, runtime: Runtime, device: str = "cpu", threads: int = 1
+) -> LanguageRuntime:
+    """A vision-language package's language model on ``runtime``: ``onnx`` (ONNX Runtime on
+    the CPU) or ``torch`` (on ``device``).
+
+    Raises:
+        OrstreamError: an unknown runtime, or as the runtimes' loading.
+    """
+    if runtime == "onnx":
+        from orstream.vlm.onnx_language import OnnxLanguage
+
+        return OnnxLanguage(open_vlm_package(package), threads)
+    if runtime == "torch":
+        return TorchLanguage(package, device, threads)
+    raise OrstreamError(f"unknown runtime {runtime!r} (onnx or torch)")
