@@ -33,7 +33,8 @@ def check_question(question: object) -> str:
 
     Raises:
         OrstreamError: not text, empty, longer than ``MAX_QUESTION_CHARS`` or holding control
-            characters.
+            characters (line breaks and tabs are allowed: a multiple-choice question lists its
+            options on lines of their own).
     """
     if not isinstance(question, str):
         raise OrstreamError("a question must be text")
@@ -44,7 +45,7 @@ def check_question(question: object) -> str:
         raise OrstreamError(
             f"the question is {len(text)} characters long; at most {MAX_QUESTION_CHARS}"
         )
-    if not text.isprintable():
+    if not all(c.isprintable() or c in "\n\t" for c in text):
         raise OrstreamError("the question holds control characters")
     return text
 
@@ -54,7 +55,8 @@ class AnswerRequest:
     """One question with what it is about.
 
     Attributes:
-        question: the question text (1 to ``MAX_QUESTION_CHARS`` printable characters).
+        question: the question text (1 to ``MAX_QUESTION_CHARS`` printable characters; line
+            breaks allowed).
         frames: a surgical clip's RGB frames [T, H, W, 3] uint8, oldest first; or None.
         slide: a whole-slide image file; or None. Exactly one of ``frames`` and ``slide``.
         max_new_tokens: the most tokens the answer may take.

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 from orstream.vlm.question_items import QuestionItem
 
-_FORMAT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+_UNTAGGED = r"((?:(?!</?(?:think|answer)>).)*)"
+"""Text holding no reasoning or answer tag: a part may not hide another part's tags (a reward
+for the format must not be won by nesting one answer inside another)."""
+_FORMAT = re.compile(rf"\s*<think>{_UNTAGGED}</think>\s*<answer>{_UNTAGGED}</answer>\s*", re.DOTALL)
 _SET_SEPARATORS = re.compile(r"\s*(?:,\s*and\s+|,|\band\b)\s*")
 
 

@@ -76,6 +76,11 @@ def test_answers_are_scored_for_format_and_correctness() -> None:
     assert score_answer(both, "suction and freer elevator") == AnswerScore(False, False)
     malformed = "<think>x</think> <answer>suction</answer> more"
     assert score_answer(both, malformed) == AnswerScore(False, False)
+    nested = f"<think></think><answer>why</think><answer>{both.answer}</answer>"
+    assert score_answer(both, nested) == AnswerScore(False, False)
+    assert score_answer(both, f"<think><think>x</think><answer>{both.answer}</answer>") == (
+        AnswerScore(False, False)
+    )
     count = items["video_03/instrument_count/00010"]
     assert score_answer(count, format_answer("two", " 2 ")).correct
     assert not score_answer(count, format_answer("two", "two")).correct
