@@ -221,6 +221,7 @@ class VLMDataModule(L.LightningDataModule):
             "val_videos": self.val_videos,
             "val_slides": self.val_slides,
             "frame_package": str(self.frame_package),
+            "slide_package": str(self.slide_package) if self.slide_package else None,
             "frame_grid": list(self.frame_grid),
             "slide_regions": list(self.slide_regions),
             "window_s": self.window_s,
