@@ -206,6 +206,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def best_name(monitor: str) -> str:
+    """The best checkpoint's file name template: its epoch and the monitor's value."""
+    return f"best-{{epoch:03d}}-{{{monitor}:.4f}}"
+
+
 def _load_class(path: str) -> type:
     module, name = path.split(":")
     loaded: type = getattr(importlib.import_module(module), name)
@@ -236,7 +241,7 @@ def build_cli(arguments: list[str], config: Path, name: str = "workflow") -> Any
                 {
                     "checkpoint.monitor": task.monitor,
                     "checkpoint.mode": "max",
-                    "checkpoint.filename": f"best-{{epoch:03d}}-{{{task.monitor}:.4f}}",
+                    "checkpoint.filename": best_name(task.monitor),
                     "checkpoint.auto_insert_metric_name": False,
                     "trainer.logger": {
                         "class_path": "lightning.pytorch.loggers.CSVLogger",
@@ -248,6 +253,13 @@ def build_cli(arguments: list[str], config: Path, name: str = "workflow") -> Any
                 parser.link_arguments(
                     f"model.{attribute}", f"data.{attribute}", apply_on="instantiate"
                 )
+
+        def before_instantiate_classes(self) -> None:
+            # A monitor given on the command line names the best checkpoint too, unless the
+            # file name was given as well.
+            checkpoint = self.config["checkpoint"]
+            if checkpoint["filename"] == best_name(task.monitor):
+                checkpoint["filename"] = best_name(checkpoint["monitor"])
 
     try:
         with warnings.catch_warnings():

@@ -134,6 +134,9 @@ def test_stage_3_reinforces_from_an_earlier_stage_and_logs_its_rewards(
     assert train(3, phantoms, tmp_path, *grpo) == 0
     third = printed(capsys)
     assert 0.0 <= float(third["best val_accuracy"]) <= 1.0
+    # The best checkpoint is named by the monitor that chose it.
+    best = Path(third["best checkpoint"]).name
+    assert best.endswith(f"-{float(third['best val_accuracy']):.4f}.ckpt"), best
     checkpoint = torch.load(Path(third["last checkpoint"]), weights_only=False)
     assert checkpoint["orstream"]["data"]["stage"] == 3
     assert 0.0 <= checkpoint["orstream"]["metrics"]["val_format_ok"] <= 1.0
