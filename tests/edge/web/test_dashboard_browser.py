@@ -187,6 +187,10 @@ def test_the_keyboard_reaches_the_video_and_enter_segments_at_its_crosshair(
     sync_api.expect(page.locator("#mask")).to_be_hidden()
 
 
+CLOCK_SLACK_MS = 50.0
+"""How far the browser's and the edge's clocks may disagree (seen: 13 ms on a loaded machine)."""
+
+
 def test_the_page_reads_the_frame_counters_the_edge_stamped(page: Any, edge: RunningEdge) -> None:
     """What ``orstream bench dashboard`` measures with, end to end: each frame presented reads
     as a counter the edge logged, in capture order, due on screen after its capture."""
@@ -204,5 +208,7 @@ def test_the_page_reads_the_frame_counters_the_edge_stamped(page: Any, edge: Run
     counters = [counter for counter, *_ in reads if counter is not None]
     assert len(counters) >= 10 and len(counters) == len(reads), reads
     assert counters == sorted(counters)
+    # The page's clock (performance.timeOrigin) and the edge's wall clock are compared
+    # uncorrected here (the bench corrects them): they may disagree by some milliseconds.
     for counter, due_ms, *_ in reads:
-        assert 0 < due_ms - logged[counter] < 5000
+        assert -CLOCK_SLACK_MS < due_ms - logged[counter] < 5000
