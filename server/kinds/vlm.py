@@ -123,8 +123,9 @@ class VlmKind:
         question, max_new_tokens, deadline_s, reasoning = _options(context.params, self.settings)
         ((name, path),) = context.inputs.items()
         started = time.monotonic()
-        context.progress(0.0, "reading the clip" if _is_clip(context, name) else "reading")
-        if _is_clip(context, name):
+        about = _about(context.params, name)
+        context.progress(0.0, f"reading the {about}")
+        if about == "clip":
             request = AnswerRequest(
                 question,
                 frames=_clip_frames(path, name),
@@ -242,10 +243,6 @@ def _about(params: Mapping[str, str], input_name: str) -> str:
     if about not in ("clip", "slide"):
         raise OrstreamError(f"about {about!r}: clip or slide")
     return about
-
-
-def _is_clip(context: JobContext, name: str) -> bool:
-    return _about(context.params, name) == "clip"
 
 
 def _clip_frames(path: Path, name: str) -> np.ndarray:
