@@ -9,6 +9,8 @@ colour.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from orstream.errors import OrstreamError
+
+_PIXELS = ctypes.POINTER(ctypes.c_uint32)
 
 
 @dataclass(frozen=True)
@@ -59,19 +63,35 @@ class Slide:
     ) -> np.ndarray:
         """RGB pixels of ``size`` (width, height) at ``level`` whose top-left corner is
         ``location`` in level-0 pixels."""
+        import cv2
+        from openslide import lowlevel
+
+        # OpenSlide's own call, straight into an array: openslide-python's read_region would
+        # reorder the channels into a PIL image, which NumPy then copies again, two passes over
+        # every pixel that cost a fifth of the read. ctypes releases the GIL meanwhile.
+        width, height = size
+        pixels = np.empty((height, width), np.uint32)
         try:
-            rgba = np.asarray(self._handle.read_region(location, level, size))
+            lowlevel._read_region(
+                self._handle._osr, pixels.ctypes.data_as(_PIXELS), *location, level, *size
+            )
         except Exception as error:  # OpenSlideError and decoder errors alike
             raise OrstreamError(f"{self.path}: cannot read the slide's pixels: {error}") from error
-        import cv2
-
+        if width * height == 0:
+            return np.zeros((height, width, 3), np.uint8)
+        if sys.byteorder == "big":
+            pixels.byteswap(inplace=True)
+        # Premultiplied ARGB words, as bytes B, G, R, A.
+        bgra = pixels.view(np.uint8).reshape(height, width, 4)
         # Wholly scanned, as nearly every region is: no blending. OpenCV's channel copies are
         # a tenth of NumPy's strided ones, which cost as much as a tile's encoding.
-        if cv2.minMaxLoc(cv2.extractChannel(rgba, 3))[0] == 255:
-            return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
-        alpha = rgba[..., 3:4].astype(np.uint16)
-        blended = (rgba[..., :3] * alpha + self.background * (255 - alpha) + 127) // 255
-        return blended.astype(np.uint8)
+        if cv2.minMaxLoc(cv2.extractChannel(bgra, 3))[0] == 255:
+            return cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
+        # Premultiplied colour over the background: colour + background x (1 - alpha).
+        alpha = bgra[..., 3:4].astype(np.uint16)
+        rgb = bgra[..., 2::-1].astype(np.uint16)
+        blended = rgb + (self.background * (255 - alpha) + 127) // 255
+        return np.minimum(blended, 255).astype(np.uint8)
 
     def read_level(self, level: int) -> np.ndarray:
         """The whole of ``level`` as RGB (meant for small levels: thumbnails)."""

@@ -117,6 +117,28 @@ def test_tiles_read_in_strips_equal_openslide_reading_each_tile(
     assert (grid.read_size != tile) == (mpp == 0.7)
 
 
+def test_unscanned_pixels_take_the_background_colour_and_scanned_ones_stay_exact(
+    shared_data: Path,
+) -> None:
+    """A region over the slide's right edge: what lies beyond is transparent to OpenSlide and
+    comes back as the slide's background colour; what lies inside is OpenSlide's pixels."""
+    import numpy as np
+    import openslide
+
+    path = shared_data / "wsi" / "cmu_small_region.svs"
+    with open_slide(path) as slide:
+        width, height = slide.dimensions
+        corner = (width - 40, height // 2)
+        region = slide.read_region(corner, 0, (100, 30))
+        background = slide.background
+    with openslide.OpenSlide(str(path)) as handle:
+        rgba = np.asarray(handle.read_region(corner, 0, (100, 30)))
+    assert region.shape == (30, 100, 3) and region.dtype == np.uint8
+    assert (rgba[:, :40, 3] == 255).all() and (rgba[:, 40:, 3] == 0).all()
+    assert np.array_equal(region[:, :40], rgba[:, :40, :3])
+    assert (region[:, 40:] == background).all()
+
+
 def test_tissue_coverage_of_the_grid_is_each_squares_share_of_the_mask(
     slide_phantom: Path,
 ) -> None:
