@@ -1,6 +1,6 @@
 """BERT's uncased WordPiece tokenizer, in plain Python, for MiniLM's vocabulary.
 
-Training embeds texts with it through torch (:mod:`orstream.training.text_encoder`); the edge
+Training embeds texts with it through torch (:mod:`orstream.training.models.text_encoder`); the edge
 tokenises new text prompts with it before a video-text package's text graph embeds them, with
 no torch and no tokenizer library: the vocabulary file ships in the package.
 

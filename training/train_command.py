@@ -22,7 +22,7 @@ Outputs (in the CSVLogger's version folder, e.g. ``runs/workflow/version_0``): `
 Under DDP (``trainer.strategy=ddp`` with several ``trainer.devices`` or ``trainer.num_nodes``)
 every process runs this command; the outputs are written, and the summary printed, by global
 rank 0 alone (Lightning's logger and checkpoints already write from rank 0 only), and each rank
-draws its own augmentations (:class:`orstream.training.rank_seeds.RankSeeds`).
+draws its own augmentations (:class:`orstream.training.distributed.rank_seeds.RankSeeds`).
 """
 
 from __future__ import annotations
@@ -50,64 +50,64 @@ class TrainTask:
 
 TASKS = {
     "workflow": TrainTask(
-        "orstream.training.lit_workflow:LitWorkflow",
-        "orstream.training.pitvis_datamodule:PitVisDataModule",
+        "orstream.training.modules.lit_workflow:LitWorkflow",
+        "orstream.training.data.pitvis_datamodule:PitVisDataModule",
         ("input_size", "sample_fps", "receptive_field"),
         "val_step_score",
         "loss (step CE + instrument BCE, summed over stages)",
         "PitVis step score (online, held out)",
     ),
     "segmenter": TrainTask(
-        "orstream.training.lit_segmenter:LitSegmenter",
-        "orstream.training.segmenter_datamodule:SegmenterDataModule",
+        "orstream.training.modules.lit_segmenter:LitSegmenter",
+        "orstream.training.data.segmenter_datamodule:SegmenterDataModule",
         ("input_size", "mask_size", "classes"),
         "val_dice",
         "loss (20 focal + Dice + IoU MSE, mean over click rounds)",
         "Dice (box, click, text prompts; held out)",
     ),
     "classifier": TrainTask(
-        "orstream.training.lit_instrument_classifier:LitInstrumentClassifier",
-        "orstream.training.instrument_crop_datamodule:InstrumentCropDataModule",
+        "orstream.training.modules.lit_instrument_classifier:LitInstrumentClassifier",
+        "orstream.training.data.instrument_crop_datamodule:InstrumentCropDataModule",
         (),
         "val_accuracy",
         "loss (cross-entropy over no instrument + 18 instruments)",
         "accuracy (tip crops of held-out phantom cases)",
     ),
     "videotext": TrainTask(
-        "orstream.training.lit_videotext:LitVideoText",
-        "orstream.training.videotext_datamodule:VideoTextDataModule",
+        "orstream.training.modules.lit_videotext:LitVideoText",
+        "orstream.training.data.videotext_datamodule:VideoTextDataModule",
         ("input_size",),
         "val_t2v_r5",
         "loss (clip-narration + segment-text InfoNCE, silent clips by retrieval)",
         "text->video recall at 5 (held-out narrated clips)",
     ),
     "tokenizer": TrainTask(
-        "orstream.training.lit_tokenizer:LitTokenizer",
-        "orstream.training.tokenizer_datamodule:TokenizerDataModule",
+        "orstream.training.modules.lit_tokenizer:LitTokenizer",
+        "orstream.training.data.tokenizer_datamodule:TokenizerDataModule",
         ("input_size", "with_text"),
         "val_psnr",
         "loss (L1 + L2 + perceptual + VQ + alignment)",
         "PSNR in dB (reconstructions of held-out frames)",
     ),
     "patch": TrainTask(
-        "orstream.training.lit_patch_encoder:LitPatchEncoder",
-        "orstream.training.patch_datamodule:PatchDataModule",
+        "orstream.training.modules.lit_patch_encoder:LitPatchEncoder",
+        "orstream.training.data.patch_datamodule:PatchDataModule",
         ("tile",),
         "val_tile_accuracy",
         "loss (cross-entropy over the tissue classes of phantom tiles)",
         "tile accuracy (tiles of held-out slides)",
     ),
     "vlm": TrainTask(
-        "orstream.training.lit_vlm:LitVLM",
-        "orstream.training.vlm_datamodule:VLMDataModule",
+        "orstream.training.modules.lit_vlm:LitVLM",
+        "orstream.training.data.vlm_datamodule:VLMDataModule",
         ("stage", "vocab_size", "feature_widths"),
         "val_token_accuracy",
         "loss (next-token cross-entropy over the target text)",
         "next-token accuracy (targets of held-out cases and slides)",
     ),
     "slide": TrainTask(
-        "orstream.training.lit_slide_encoder:LitSlideEncoder",
-        "orstream.training.slide_feature_datamodule:SlideFeatureDataModule",
+        "orstream.training.modules.lit_slide_encoder:LitSlideEncoder",
+        "orstream.training.data.slide_feature_datamodule:SlideFeatureDataModule",
         ("feature_dim",),
         "val_score",
         "loss (subtype CE + tumour fraction L1 + tile tumour BCE)",
@@ -230,7 +230,7 @@ def build_cli(arguments: list[str], config: Path, name: str = "workflow") -> Any
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
     from orstream.errors import OrstreamError
-    from orstream.training.rank_seeds import RankSeeds
+    from orstream.training.distributed.rank_seeds import RankSeeds
 
     task = TASKS[name]
 

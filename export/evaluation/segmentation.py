@@ -9,7 +9,7 @@ with at least :data:`MIN_AREA` pixels (the training data's threshold).
 Every target is prompted three ways, each on its own:
 
 - points: a first click on the target pixel farthest from its boundary, then a corrective click
-  per round from the largest error region (``training.click_simulation.next_click``), with all
+  per round from the largest error region (``training.data.click_simulation.next_click``), with all
   clicks so far and the previous round's low-resolution logits as the mask prompt; scored after
   each of :data:`ROUNDS` clicks ("points" is the last round);
 - box: the tight box of the truth;
@@ -40,9 +40,9 @@ from orstream.package.loading import load_package
 from orstream.pitvis import layout
 from orstream.prompts import Prompt
 from orstream.streams.sources.video_file import probe_video
-from orstream.training.click_simulation import Click, next_click
-from orstream.training.frame_cache import load_frames
-from orstream.training.label_masks import read_label_png
+from orstream.training.data.click_simulation import Click, next_click
+from orstream.training.data.frame_cache import load_frames
+from orstream.training.data.label_masks import read_label_png
 
 MIN_AREA = 100
 """Fewest full-resolution pixels of a class in a frame for it to be a target (as in training)."""

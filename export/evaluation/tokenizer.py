@@ -2,7 +2,7 @@
 
 The frames are those training validated on: ``frames_per_clip`` evenly spaced frames of every
 narrated clip of the cases, resized to cover the encoder's input size and centre-cropped to it
-(:func:`~orstream.training.tokenizer_datamodule.clip_frames`), so the numbers compare with the
+(:func:`~orstream.training.data.tokenizer_datamodule.clip_frames`), so the numbers compare with the
 checkpoint's ``val_*`` metrics. Each frame goes through both graphs of the package on ONNX
 Runtime; the reconstruction (RGB in 0..1, as the detokenizer gives it) is scored against the
 frame on 0..1 pixels:
@@ -35,8 +35,8 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from orstream.errors import OrstreamError
 from orstream.export.tokenizer.runner import TokenizerRunner
 from orstream.package.loading import load_package
-from orstream.training.tokenizer_datamodule import clip_frames
-from orstream.training.videotext_data import clip_texts
+from orstream.training.data.tokenizer_datamodule import clip_frames
+from orstream.training.data.videotext_data import clip_texts
 
 TARGET_PSNR = 26.0
 """dB the package should reach on held-out frames."""

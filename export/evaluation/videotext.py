@@ -37,8 +37,8 @@ from orstream.pitvis.layout import annotations_path, video_path
 from orstream.pitvis.metrics import video_step_metrics
 from orstream.step_smoothing import StepSmoother
 from orstream.streams.sources.video_file import probe_video
-from orstream.training.frame_cache import load_frames
-from orstream.training.videotext_data import clip_texts
+from orstream.training.data.frame_cache import load_frames
+from orstream.training.data.videotext_data import clip_texts
 
 RECALL_KS = (1, 5, 10)
 PROBE_STEPS = 500

@@ -145,7 +145,7 @@ class _Clips:
         from orstream.pitvis.csv_files import read_annotations
         from orstream.pitvis.layout import annotations_path, video_path
         from orstream.streams.sources.video_file import probe_video
-        from orstream.training.frame_cache import load_frames
+        from orstream.training.data.frame_cache import load_frames
 
         assert item.start_s is not None and item.end_s is not None
         if item.case not in self._cases:

@@ -7,7 +7,7 @@ import onnxruntime
 import torch
 
 from orstream.package.card import ExportInfo, InputSpec, ParityResult, Resize
-from orstream.training.frame_cache import RESIZE_INTERPOLATION
+from orstream.training.data.frame_cache import RESIZE_INTERPOLATION
 
 
 def image_input(

@@ -81,7 +81,7 @@ from orstream.package.card import (
 from orstream.package.loading import ModelPackage, load_package, sha256_file
 from orstream.package.signatures import check_graph_signature
 from orstream.training.models.segmenter import PAD_LABEL, InteractiveSegmenter
-from orstream.training.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text
+from orstream.training.models.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text
 
 SEGMENTER_MODELS = frozenset({"imis_segmenter"})
 """Registry names of models this module exports (``orstream export onnx`` dispatches on them)."""

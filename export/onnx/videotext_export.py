@@ -82,9 +82,9 @@ from orstream.package.card import (
 from orstream.package.loading import ModelPackage, load_package, sha256_file
 from orstream.package.signatures import check_graph_signature
 from orstream.streams.phantom.narration import CLIP_S
+from orstream.training.data.videotext_data import IMAGENET_MEAN, IMAGENET_STD, step_description
+from orstream.training.models.text_encoder import TextEncoder, model_dir
 from orstream.training.models.videotext import VideoTextModel
-from orstream.training.text_encoder import TextEncoder, model_dir
-from orstream.training.videotext_data import IMAGENET_MEAN, IMAGENET_STD, step_description
 from orstream.wordpiece import WordPieceTokenizer
 
 VIDEOTEXT_MODELS = frozenset({"ophclip_small"})

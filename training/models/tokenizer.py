@@ -25,7 +25,7 @@ so the tokens carry semantics as well as pixels, as in MedITok's two training st
 :meth:`VisualTokenizer.visual_embedding` is pulled towards a trained image encoder's pooled
 features (stage 1), :meth:`VisualTokenizer.text_embedding` towards the MiniLM sentence
 embedding (384-d) of what is said about the frame (stage 2); the losses live in
-:mod:`orstream.training.lit_tokenizer`.
+:mod:`orstream.training.modules.lit_tokenizer`.
 
 Codes that no position has picked for ``restart_after`` training steps are re-initialised from
 latents of the current batch (the codebook otherwise keeps codes that never win a lookup and so
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orstream.training.distributed_gather import gather_global_batch, in_process_group
+from orstream.training.distributed.gather import gather_global_batch, in_process_group
 from orstream.training.registry import register_model
 
 TEXT_WIDTH = 384

@@ -6,9 +6,10 @@ package's trained ViT image encoder, frozen: :class:`PackagedFrameEncoder`), a l
 over the frames of a clip (learned positions; ``causal=True`` masks the future, so the
 embedding at frame t depends on frames up to t only, as a live feed needs), pooled to one
 L2-normalised clip embedding (the last frame's state when causal, the mean otherwise). Text
-tower: sentence embeddings of the frozen MiniLM (:mod:`orstream.training.text_encoder`, 384-d),
-computed once per sentence outside the model, through a trained projection to the same
-space. A learned temperature scales the cosine similarities, as CLIP's logit scale does.
+tower: sentence embeddings of the frozen MiniLM
+(:mod:`orstream.training.models.text_encoder`, 384-d), computed once per sentence outside the
+model, through a trained projection to the same space. A learned temperature scales the cosine
+similarities, as CLIP's logit scale does.
 
 Training is hierarchical, as OphCLIP's is: clips against their narrations (fine) and longer
 segments against their step descriptions or the video's title (coarse), each with the symmetric

@@ -15,8 +15,8 @@ history an output depends on. Training therefore scores an output at clip positi
 j >= receptive_field - 1 (its whole history is inside the clip) or the clip starts at the video
 start (where the all-zero initial state *is* the true history), and clip starts are drawn so the
 video start is sampled often; with ``clip_length`` unset the data module serves whole videos,
-which is exact everywhere. See ``orstream.training.lit_workflow`` and
-``orstream.training.pitvis_datamodule``.
+which is exact everywhere. See ``orstream.training.modules.lit_workflow`` and
+``orstream.training.data.pitvis_datamodule``.
 """
 
 from __future__ import annotations

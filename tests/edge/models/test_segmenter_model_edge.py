@@ -28,7 +28,7 @@ from orstream.export.onnx.segmenter_export import (
 from orstream.labels import SEGMENTATION_CLASSES
 from orstream.package.loading import load_package
 from orstream.prompts import Prompt
-from orstream.training.text_encoder import TextEncoder, prompt_text
+from orstream.training.models.text_encoder import TextEncoder, prompt_text
 
 FRAME = (180, 320)  # (height, width)
 MASK_SIZE = (MODEL_KWARGS["input_size"][0] // 4, MODEL_KWARGS["input_size"][1] // 4)

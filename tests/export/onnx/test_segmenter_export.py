@@ -28,7 +28,7 @@ from orstream.labels import SEGMENTATION_CLASSES
 from orstream.package.card import DECODER_FILE, DECODER_INPUTS
 from orstream.package.loading import ModelPackage, load_package
 from orstream.package.loading import sha256_file as sha256
-from orstream.training.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text
+from orstream.training.models.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text
 
 HEIGHT, WIDTH = MODEL_KWARGS["input_size"]
 

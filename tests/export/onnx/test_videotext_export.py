@@ -20,10 +20,10 @@ from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import phantom_frames
 from orstream.labels import STEP_CODES
 from orstream.package.loading import load_package
+from orstream.training.data.videotext_data import step_description
+from orstream.training.models.text_encoder import TextEncoder
 from orstream.training.models.videotext import VideoTextModel
 from orstream.training.registry import create_model
-from orstream.training.text_encoder import TextEncoder
-from orstream.training.videotext_data import step_description
 from orstream.wordpiece import WordPieceTokenizer
 
 
