@@ -44,6 +44,7 @@ from orstream.training.models.segmenter import InteractiveSegmenter
 from orstream.training.modules.init_weights import load_init_weights
 from orstream.training.modules.recorded_module import RecordedModule
 from orstream.training.modules.segmenter_loss import SegmenterLoss, segmenter_loss
+from orstream.training.modules.warmup_cosine import warmup_cosine
 from orstream.training.registry import create_model
 
 DEFAULT_CLASSES = [*INSTRUMENTS.values(), *ANATOMY.values()]
@@ -343,20 +344,6 @@ class LitSegmenter(RecordedModule):
         optimizer = torch.optim.AdamW(
             self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
         )
-        estimated = float(self.trainer.estimated_stepping_batches)
-        if not math.isfinite(estimated) or estimated < 1:
-            return optimizer  # no step budget (unbounded epochs): a constant rate
-        total = int(estimated)
-        warmup = min(self.hparams["warmup_steps"], total - 1)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(total - warmup, 1))
-            return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return warmup_cosine(
+            optimizer, float(self.trainer.estimated_stepping_batches), self.hparams["warmup_steps"]
+        )
