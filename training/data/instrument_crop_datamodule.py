@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
 from orstream.instrument_crop import Crops, read_crops
-from orstream.training.distributed.batches import ShuffledSamples, replicas_of, seed_of_run
+from orstream.training.distributed.batches import ShuffledSamples
 
 
 class CropDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):
@@ -102,14 +102,8 @@ class InstrumentCropDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor, Tensor]]:
         assert self.train_crops is not None
-        num_replicas, rank = replicas_of(self.trainer)
-        sampler = ShuffledSamples(
-            len(self.train_crops),
-            self.batch_size,
-            num_replicas=num_replicas,
-            rank=rank,
-            seed=seed_of_run(),
-            drop_last=True,
+        sampler = ShuffledSamples.for_run(
+            self.trainer, len(self.train_crops), self.batch_size, drop_last=True
         )
         return DataLoader(
             CropDataset(self.train_crops, train=True),

@@ -30,7 +30,7 @@ from orstream.training.data.slide_tiles import (
     read_labels,
     split_slides,
 )
-from orstream.training.distributed.batches import ShuffledSamples, replicas_of, seed_of_run
+from orstream.training.distributed.batches import ShuffledSamples
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -144,14 +144,11 @@ class PatchDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader[Item]:
         assert self.train_set is not None
         count = self.samples_per_epoch or len(self.train_set)
-        num_replicas, rank = replicas_of(self.trainer)
-        sampler = ShuffledSamples(
+        sampler = ShuffledSamples.for_run(
+            self.trainer,
             len(self.train_set),
             self.batch_size,
             num_samples=min(count, len(self.train_set)),
-            num_replicas=num_replicas,
-            rank=rank,
-            seed=seed_of_run(),
             drop_last=True,
         )
         return DataLoader(

@@ -50,7 +50,7 @@ from orstream.training.data.click_simulation import next_click
 from orstream.training.data.frame_cache import load_frames
 from orstream.training.data.label_masks import read_label_png
 from orstream.training.data.pitvis_datamodule import CACHE_FOLDER, phantom_metadata
-from orstream.training.distributed.batches import ShuffledSamples, replicas_of, seed_of_run
+from orstream.training.distributed.batches import ShuffledSamples
 
 PROMPT_POINTS = 1
 PROMPT_BOX = 2
@@ -464,14 +464,11 @@ class SegmenterDataModule(L.LightningDataModule):
             self.box_jitter,
             self.augment,
         )
-        num_replicas, rank = replicas_of(self.trainer)
-        sampler = ShuffledSamples(
+        sampler = ShuffledSamples.for_run(
+            self.trainer,
             len(samples),
             self.batch_size,
             num_samples=self.samples_per_epoch,
-            num_replicas=num_replicas,
-            rank=rank,
-            seed=seed_of_run(),
             drop_last=True,
         )
         return DataLoader(

@@ -39,7 +39,7 @@ from orstream.training.data.slide_tiles import (
     read_labels,
     split_slides,
 )
-from orstream.training.distributed.batches import ShuffledSamples, replicas_of, seed_of_run
+from orstream.training.distributed.batches import ShuffledSamples
 from orstream.training.registry import create_model
 
 SlideBatch = dict[str, Tensor]
@@ -213,14 +213,7 @@ class SlideFeatureDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[SlideBatch]:
         assert self.train_set is not None
-        num_replicas, rank = replicas_of(self.trainer)
-        sampler = ShuffledSamples(
-            len(self.train_set),
-            self.batch_size,
-            num_replicas=num_replicas,
-            rank=rank,
-            seed=seed_of_run(),
-        )
+        sampler = ShuffledSamples.for_run(self.trainer, len(self.train_set), self.batch_size)
         return DataLoader(
             self.train_set, batch_size=self.batch_size, sampler=sampler, collate_fn=pad_slides
         )

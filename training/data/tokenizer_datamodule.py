@@ -34,7 +34,7 @@ from orstream.pitvis.layout import video_path
 from orstream.streams.sources.video_file import probe_video
 from orstream.training.data.frame_cache import load_frames
 from orstream.training.data.videotext_data import ClipText, clip_texts
-from orstream.training.distributed.batches import ShuffledSamples, replicas_of, seed_of_run
+from orstream.training.distributed.batches import ShuffledSamples
 from orstream.training.models.tokenizer import TEXT_WIDTH
 
 Item = tuple[Tensor, Tensor, bool, int]
@@ -179,14 +179,8 @@ class TokenizerDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[Item]:
         assert self._train is not None
-        num_replicas, rank = replicas_of(self.trainer)
-        sampler = ShuffledSamples(
-            len(self._train),
-            self.batch_size,
-            num_replicas=num_replicas,
-            rank=rank,
-            seed=seed_of_run(),
-            drop_last=True,
+        sampler = ShuffledSamples.for_run(
+            self.trainer, len(self._train), self.batch_size, drop_last=True
         )
         return DataLoader(
             self._train,

@@ -34,7 +34,7 @@ from orstream.training.data.videotext_data import (
     clip_texts,
     step_description,
 )
-from orstream.training.distributed.batches import ShuffledSamples, replicas_of, seed_of_run
+from orstream.training.distributed.batches import ShuffledSamples
 from orstream.training.models.text_encoder import TextEncoder
 
 Item = tuple[Tensor, Tensor, int, bool, bool, int, int]
@@ -153,14 +153,8 @@ class VideoTextDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[Item]:
         assert self._train is not None
-        num_replicas, rank = replicas_of(self.trainer)
-        sampler = ShuffledSamples(
-            len(self._train),
-            self.batch_size,
-            num_replicas=num_replicas,
-            rank=rank,
-            seed=seed_of_run(),
-            drop_last=True,
+        sampler = ShuffledSamples.for_run(
+            self.trainer, len(self._train), self.batch_size, drop_last=True
         )
         return DataLoader(self._train, batch_size=self.batch_size, sampler=sampler)
 

@@ -139,6 +139,14 @@ class ShuffledSamples(GlobalBatchSampler):
         super().__init__(size, batch_size, **kwargs)
         self.num_samples_per_epoch = size if num_samples is None else num_samples
 
+    @classmethod
+    def for_run(cls, trainer: Any, size: int, batch_size: int, **kwargs: Any) -> ShuffledSamples:
+        """This rank's sampler under ``trainer`` (None: one process), seeded as the run is."""
+        num_replicas, rank = replicas_of(trainer)
+        return cls(
+            size, batch_size, num_replicas=num_replicas, rank=rank, seed=seed_of_run(), **kwargs
+        )
+
     def epoch_samples(self) -> int:
         return self.num_samples_per_epoch
 
