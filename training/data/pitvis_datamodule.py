@@ -64,8 +64,6 @@ from orstream.training.distributed.batches import (
     GlobalBatchSampler,
     ShuffledSamples,
     SimilarLengthSamples,
-    replicas_of,
-    seed_of_run,
 )
 
 CACHE_FOLDER = ".orstream_cache"
@@ -461,14 +459,12 @@ class PitVisDataModule(L.LightningDataModule):
             "collate_fn": pad_collate,
             "persistent_workers": self.num_workers > 0,
         }
-        num_replicas, rank = replicas_of(self.trainer)
-        shared = {"num_replicas": num_replicas, "rank": rank, "seed": seed_of_run()}
         sampler: GlobalBatchSampler
         if self.group_by_length:
-            sampler = SimilarLengthSamples(clips.lengths(), self.batch_size, **shared)
+            sampler = SimilarLengthSamples.for_run(self.trainer, clips.lengths(), self.batch_size)
         else:
-            sampler = ShuffledSamples(
-                clips.clips, self.batch_size, variants=len(self.speeds), **shared
+            sampler = ShuffledSamples.for_run(
+                self.trainer, clips.clips, self.batch_size, variants=len(self.speeds)
             )
         return DataLoader(clips, batch_size=self.batch_size, sampler=sampler, **common)
 

@@ -47,7 +47,7 @@ from orstream.pitvis.layout import (
     video_stem,
 )
 from orstream.training.data.videotext_data import step_description
-from orstream.training.distributed.batches import GlobalBatchSampler, replicas_of, seed_of_run
+from orstream.training.distributed.batches import GlobalBatchSampler
 from orstream.vlm.prompt_layout import DESCRIBE_PROMPT, prompt_ids, question_prompt
 from orstream.vlm.question_items import QuestionItem
 from orstream.vlm.slide_questions import slide_questions
@@ -369,14 +369,8 @@ class VLMDataModule(L.LightningDataModule):
             )
 
     def _loader(self, samples: list[VLMSample], shuffle: bool) -> DataLoader[Row]:
-        num_replicas, rank = replicas_of(self.trainer)
-        sampler = SourceBatches(
-            [s.source for s in samples],
-            self.batch_size,
-            shuffle,
-            num_replicas=num_replicas,
-            rank=rank,
-            seed=seed_of_run(),
+        sampler = SourceBatches.for_run(
+            self.trainer, [s.source for s in samples], self.batch_size, shuffle
         )
         return DataLoader(
             _Sequences(self, samples),

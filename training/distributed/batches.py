@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import torch
 from torch.utils.data import Dataset, DistributedSampler
@@ -81,6 +81,14 @@ class GlobalBatchSampler(DistributedSampler[int]):
         self.size = size
         self.batch_size = batch_size
         self.variants = variants
+
+    @classmethod
+    def for_run(cls, trainer: Any, *args: Any, **kwargs: Any) -> Self:
+        """This rank's sampler under ``trainer`` (None: one process), seeded as the run is;
+        ``args`` and ``kwargs`` are the subclass's own."""
+        num_replicas, rank = replicas_of(trainer)
+        kwargs.update(num_replicas=num_replicas, rank=rank, seed=seed_of_run())
+        return cls(*args, **kwargs)
 
     @property
     def global_batch_size(self) -> int:
@@ -138,14 +146,6 @@ class ShuffledSamples(GlobalBatchSampler):
     def __init__(self, size: int, batch_size: int, num_samples: int | None = None, **kwargs: Any):
         super().__init__(size, batch_size, **kwargs)
         self.num_samples_per_epoch = size if num_samples is None else num_samples
-
-    @classmethod
-    def for_run(cls, trainer: Any, size: int, batch_size: int, **kwargs: Any) -> ShuffledSamples:
-        """This rank's sampler under ``trainer`` (None: one process), seeded as the run is."""
-        num_replicas, rank = replicas_of(trainer)
-        return cls(
-            size, batch_size, num_replicas=num_replicas, rank=rank, seed=seed_of_run(), **kwargs
-        )
 
     def epoch_samples(self) -> int:
         return self.num_samples_per_epoch
