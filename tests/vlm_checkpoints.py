@@ -13,6 +13,7 @@ from orstream.vlm.text_tokenizer import TextTokenizer
 from tests.project_paths import PROJECT_ROOT
 
 FRAME_PACKAGE = PROJECT_ROOT / "edge" / "packages" / "imis_segmenter"
+INSTRUMENT_PACKAGE = PROJECT_ROOT / "edge" / "packages" / "instrument_classifier"
 CORPUS = [
     "Question: Which surgical step is in progress at the end of this clip?\nAnswer: ",
     "Question: Is tumour present in this slide?\nAnswer: ",
@@ -36,6 +37,7 @@ def tiny_vlm_checkpoint(folder: Path, seed: int = 0, window_s: int = 3) -> Path:
             "data": {
                 "frame_package": str(FRAME_PACKAGE),
                 "frame_grid": [1, 2],
+                "instrument_package": str(INSTRUMENT_PACKAGE),
                 "slide_regions": [2, 2],
                 "window_s": window_s,
                 "val_videos": [15, 16],

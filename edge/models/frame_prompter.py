@@ -16,17 +16,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from orstream.edge.models.segmenter_model import (
-    ImageEmbedding,
-    MaskPrediction,
-    PromptError,
-    SegmenterModel,
-)
+from orstream.edge.models.segmenter_model import ImageEmbedding, MaskPrediction, SegmenterModel
 from orstream.errors import quoted
 from orstream.mask_rle import encode_mask
 from orstream.mask_scores import mask_box
 from orstream.prompts import Prompt, PromptAnswer
 from orstream.results import SegmentMask
+from orstream.segmentation.prompt_tensors import PromptError
 from orstream.streams.frame import Frame
 
 

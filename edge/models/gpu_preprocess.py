@@ -1,7 +1,7 @@
 """Card-driven pre-processing in torch, on the device that runs the model.
 
 :class:`TorchImagePreprocessor` does what
-:class:`~orstream.edge.models.preprocess.ImagePreprocessor` does with OpenCV — resize an RGB
+:class:`~orstream.package.preprocess.ImagePreprocessor` does with OpenCV — resize an RGB
 uint8 frame to the card's input size with the card's interpolation, scale, normalise per
 channel, lay out as [1, 3, H, W] — on a torch device: the frame is copied once (through pinned
 memory on CUDA) and everything after runs there.
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from orstream.edge.models.preprocess import check_frame, normalisation
 from orstream.package.card import InputSpec
+from orstream.package.preprocess import check_frame, normalisation
 
 FIXED_POINT_SCALE = 2048
 """OpenCV's INTER_RESIZE_COEF_SCALE: interpolation weights of uint8 resizes in fixed point."""

@@ -1,8 +1,9 @@
 """An instrument classification package on the edge: which instrument a tip crop shows.
 
-The package's graph takes tip crops (:func:`orstream.instrument_crop.tip_crop`) as its image
-input and gives one probability per class of its ``instruments`` labels, class 0 being "no
-instrument" (a mask of tissue, a reflection or the sella, which the segmenter's clicks find too).
+The package's graph takes tip crops (:func:`orstream.segmentation.instrument_crop.tip_crop`)
+as its image input and gives one probability per class of its ``instruments`` labels, class 0
+being "no instrument" (a mask of tissue, a reflection or the sella, which the segmenter's
+clicks find too).
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from orstream.edge.backends import CPU_BACKENDS, Backend, create_backend
-from orstream.edge.models.preprocess import image_spec, preprocessor_for
 from orstream.errors import OrstreamError
+from orstream.package.card import INSTRUMENT_CLASSIFICATION
 from orstream.package.loading import ModelPackage
-
-TASK = "instrument_classification"
-"""The card task of an instrument classification package."""
+from orstream.package.preprocess import image_spec, preprocessor_for
 
 
 class InstrumentClassifier:
@@ -33,10 +32,14 @@ class InstrumentClassifier:
 
     def __init__(self, package: ModelPackage, backend: Backend) -> None:
         card = package.card
-        if card.task != TASK or len(card.outputs) != 1 or card.outputs[0].labels is None:
+        if (
+            card.task != INSTRUMENT_CLASSIFICATION
+            or len(card.outputs) != 1
+            or card.outputs[0].labels is None
+        ):
             raise OrstreamError(
                 f"model package {package.root} ({card.task}) is not an instrument classifier "
-                f"(task {TASK}, one labelled output)"
+                f"(task {INSTRUMENT_CLASSIFICATION}, one labelled output)"
             )
         self.package = package
         self.backend = backend

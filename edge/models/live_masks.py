@@ -6,17 +6,13 @@ salient instrument whatever name they are given (on the demo's case the prompt o
 class gave the best mask for only 15% of the instruments), and prompting the names a recognizer
 guesses stacks several labels on one shaft. So instruments are found first and named second:
 
-1. **Find.** Clicks on a grid over the frame (:data:`GRID`; points on black, outside the
-   endoscope's round view, are skipped) go to the prompt decoder in batches, on the embedding the
-   encoder made once. Masks whose predicted IoU is below ``min_score`` or that are smaller than
-   :data:`MIN_AREA` of the frame are dropped; of masks covering the same object (half of the
-   smaller one inside the larger) the one with the higher predicted IoU is kept. On the demo's
-   case this finds 220 of its 235 instruments (Dice above 0.5; mean Dice 0.845 were each
-   given its right name).
-2. **Name.** Each found mask's tip crop (:func:`orstream.instrument_crop.tip_crop`) goes to the
-   instrument classifier; a mask it calls "no instrument" (tissue, the sella) or names with a
-   probability below ``min_confidence`` is not shown: a missing mask is better than a wrong one
-   on an OR display. Two masks given the same name are one object class and shown as one mask.
+1. **Find.** Grid clicks go to the prompt decoder and give one mask per object
+   (:mod:`orstream.segmentation.instrument_finding`). On the demo's case this finds 220 of its
+   235 instruments (Dice above 0.5; mean Dice 0.845 were each given its right name).
+2. **Name.** Each found object's tip crop goes to the instrument classifier; a mask it calls
+   "no instrument" (tissue, the sella) or names with a probability below ``min_confidence`` is
+   not shown: a missing mask is better than a wrong one on an OR display. Two masks given the
+   same name are one object class and shown as one mask.
 3. **Anatomy** classes are prompted by their names (the sella has no rival of its own kind).
 
 Every pixel belongs to one mask at most: instruments are drawn over anatomy, and of two
@@ -28,43 +24,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from orstream.edge.models.instrument_classifier import InstrumentClassifier
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
-from orstream.instrument_crop import tip_crop
 from orstream.labels import ANATOMY, NO_INSTRUMENT
 from orstream.mask_rle import encode_mask
 from orstream.mask_scores import mask_box
 from orstream.prompts import Prompt
 from orstream.results import SegmentMask
+from orstream.segmentation.instrument_finding import (
+    Found,
+    distinct_objects,
+    grid_clicks,
+    tip_crops,
+)
 
-GRID = (6, 10)
-"""Rows and columns of the clicks that find instruments."""
-MIN_AREA = 0.0005
-"""Smallest mask shown, as a fraction of the frame (400 pixels of a 720p frame)."""
-SAME_OBJECT = 0.5
-"""Two masks are the same object when this fraction of the smaller one lies in the larger."""
 TRACK_IOU = 0.3
 """A found object is the one of the stream's previous segmented frame it overlaps with this IoU."""
 REMEMBERED = 0.5
 """Weight of an object's remembered class probabilities against the new frame's."""
-DARK = 20
-"""Grid points whose pixel is darker than this (every channel) are outside the view."""
-
-
-@dataclass(frozen=True)
-class Found:
-    """One object the grid's clicks found."""
-
-    logits: np.ndarray
-    """[H/4, W/4] the decoder's logits."""
-    mask: np.ndarray
-    """bool [H, W] at the segmenter's input size."""
-    score: float
-    """The decoder's predicted IoU."""
 
 
 @dataclass(frozen=True)
@@ -163,42 +143,14 @@ class LiveMasks:
             if mask.any()
         )
 
-    def clicks(self, image: np.ndarray) -> list[tuple[float, float]]:
-        """The grid's click points on ``image`` that lie inside the view."""
-        height, width = image.shape[:2]
-        rows, columns = GRID
-        points = []
-        for row in range(rows):
-            for column in range(columns):
-                x, y = (column + 0.5) * width / columns, (row + 0.5) * height / rows
-                if image[int(y), int(x)].max() >= DARK:
-                    points.append((x, y))
-        return points
-
     def found(self, image: np.ndarray, embedding: ImageEmbedding) -> list[Found]:
         """The objects the grid's clicks find, one mask each, best predicted IoU first."""
-        points = self.clicks(image)
+        points = grid_clicks(image)
         if not points:
             return []
         prompts = [Prompt(points=(point,), point_labels=(1,)) for point in points]
         logits, scores = self.model.decode(embedding, prompts)
-        height, width = self.model.input_size
-        min_pixels = MIN_AREA * height * width
-        kept: list[Found] = []
-        for row in np.argsort(-scores, kind="stable"):
-            if scores[row] < self.min_score:
-                break
-            mask = cv2.resize(logits[row], (width, height), interpolation=cv2.INTER_LINEAR) > 0
-            area = int(mask.sum())
-            if area < min_pixels:
-                continue
-            if any(
-                (mask & other.mask).sum() >= SAME_OBJECT * min(area, other.mask.sum())
-                for other in kept
-            ):
-                continue
-            kept.append(Found(logits[row], mask, float(scores[row])))
-        return kept
+        return distinct_objects(logits, scores, self.model.input_size, self.min_score)
 
     def named(self, image: np.ndarray, found: list[Found], stream_id: str = "") -> list[Named]:
         """The found objects the classifier names with confidence, as classes to show.
@@ -207,12 +159,7 @@ class LiveMasks:
         from both frames' probabilities (:data:`REMEMBERED`): one blurred or half-hidden frame
         does not rename an instrument or hide it.
         """
-        crops, objects = [], []
-        for item in found if self.classifier is not None else ():
-            crop = tip_crop(image, item.mask)
-            if crop is not None:
-                crops.append(crop)
-                objects.append(item)
+        crops, objects = tip_crops(image, found) if self.classifier is not None else ([], [])
         if self.classifier is None or not crops:
             self._remembered.pop(stream_id, None)
             return []

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from orstream.edge.backends import CPU_BACKENDS, Backend, create_backend
-from orstream.edge.models.preprocess import image_spec, preprocessor_for
 from orstream.edge.models.workflow_runner import StreamFrame
 from orstream.errors import OrstreamError
 from orstream.package.card import TEXT_INPUTS, TEXT_OUTPUT
 from orstream.package.loading import ModelPackage
+from orstream.package.preprocess import image_spec, preprocessor_for
 from orstream.step_smoothing import StepSmoother
 from orstream.wordpiece import WordPieceTokenizer
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from orstream.edge.backends import Backend
-from orstream.edge.models.preprocess import image_spec, preprocessor_for
 from orstream.errors import OrstreamError
 from orstream.labels import INSTRUMENT_CODES, OUT_OF_PATIENT
 from orstream.package.card import ModelCard, OutputSpec
+from orstream.package.preprocess import image_spec, preprocessor_for
 from orstream.pitvis.instrument_slots import instrument_slots
 from orstream.step_smoothing import StepSmoother
 

@@ -11,7 +11,6 @@ import grpc
 
 from orstream.access.caller import caller
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter, PromptCancelled
-from orstream.edge.models.segmenter_model import PromptError
 from orstream.edge.models.video_text_model import TextRefused, UnknownStream, VideoTextModel
 from orstream.edge.outbox.desk import HandOffDesk
 from orstream.edge.outbox.errors import (
@@ -43,6 +42,7 @@ from orstream.proto.convert import (
     timeline_to_proto,
 )
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+from orstream.segmentation.prompt_tensors import PromptError
 from orstream.status import RuntimeStatus
 
 SERVICE_NAME: str = edge_pb2.DESCRIPTOR.services_by_name["EdgeService"].full_name

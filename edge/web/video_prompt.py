@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter
-from orstream.edge.models.segmenter_model import PromptError
 from orstream.edge.overlay.palette import MASK_OPACITY, PROMPTED_CODE, segment_colour
 from orstream.mask_rle import decode_mask
 from orstream.prompts import Prompt, PromptRequest
+from orstream.segmentation.prompt_tensors import PromptError
 
 BODY_FORM = (
     'post {"stream": ID, "x": X, "y": Y} (a click) or {"stream": ID, "box": [X0, Y0, X1, Y1]} '

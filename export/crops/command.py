@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from orstream.errors import OrstreamError
     from orstream.export.crops.render import parse_seeds, render_crops
-    from orstream.instrument_crop import write_crops
+    from orstream.segmentation.instrument_crop import write_crops
 
     if args.seconds < 1 or args.every <= 0 or args.height < 90 or args.truth_copies < 0:
         raise OrstreamError(

@@ -19,12 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from orstream.edge.models.live_masks import MIN_AREA, LiveMasks
+from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.errors import OrstreamError
-from orstream.instrument_crop import Crops, tip_crop
 from orstream.labels import INSTRUMENT_CODES
 from orstream.package.loading import load_package
+from orstream.segmentation.instrument_crop import Crops, tip_crop
+from orstream.segmentation.instrument_finding import MIN_AREA
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer
 

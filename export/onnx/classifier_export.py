@@ -1,7 +1,7 @@
 """Export a trained instrument classifier checkpoint to a package (``model.onnx`` + card).
 
-The graph takes tip crops (:mod:`orstream.instrument_crop`) as an RGB image input ``crop``
-[B, 3, 64, 64], normalised as the card says (to -1..1, as training did), and gives
+The graph takes tip crops (:mod:`orstream.segmentation.instrument_crop`) as an RGB image input
+``crop`` [B, 3, 64, 64], normalised as the card says (to -1..1, as training did), and gives
 ``instrument_logits`` [B, 19], a softmax over ``orstream.labels.INSTRUMENT_CODES`` (class 0: no
 instrument). The batch is dynamic, like every exported package's. ONNX Runtime must reproduce
 PyTorch within 1e-4 on phantom tip crops, in calls of one row and of ``max_batch`` rows, before
@@ -18,8 +18,6 @@ import numpy as np
 import torch
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-from orstream.edge.models.instrument_classifier import TASK
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
@@ -42,8 +40,8 @@ from orstream.export.onnx.workflow_export import (
     read_onnx,
     training_record,
 )
-from orstream.instrument_crop import CROP_SIZE, tip_crop
 from orstream.package.card import (
+    INSTRUMENT_CLASSIFICATION,
     MODEL_FILE,
     Clip,
     Hashes,
@@ -52,7 +50,9 @@ from orstream.package.card import (
     ParityResult,
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file
+from orstream.package.preprocess import ImagePreprocessor
 from orstream.package.signatures import check_graph_signature
+from orstream.segmentation.instrument_crop import CROP_SIZE, tip_crop
 
 CROP_INPUT = "crop"
 LOGITS_OUTPUT = "instrument_logits"
@@ -76,7 +76,7 @@ def build_card(
     labels = {"instruments": _labels()["instruments"]}
     return ModelCard(
         name=checkpoint.model_name,
-        task=TASK,
+        task=INSTRUMENT_CLASSIFICATION,
         version=checkpoint.sha256[:12],
         inputs=(image_input(CROP_INPUT, CROP_SIZE, CROP_SIZE, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),),
         outputs=(

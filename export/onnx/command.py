@@ -276,7 +276,9 @@ def _print_vlm(result: VLMExportResult) -> None:
     )
     print(
         f"vision    {', '.join(vlm.projectors)}: frame package {encoders.frame_package} grid "
-        f"{list(encoders.frame_grid)} x {encoders.window_s} frames; slide regions "
+        f"{list(encoders.frame_grid)}"
+        f"{' + instruments ' + encoders.instrument_package if encoders.instrument_package else ''}"
+        f" x {encoders.window_s} frames; slide regions "
         f"{list(encoders.slide_regions)}"
     )
     print("parity    ONNX Runtime vs PyTorch, max abs diff:")

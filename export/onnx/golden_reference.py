@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import PHANTOM_SIZE
@@ -47,6 +46,7 @@ from orstream.package.card import (
     SlideEncoderSpec,
 )
 from orstream.package.loading import ModelPackage, sha256_file, write_card
+from orstream.package.preprocess import ImagePreprocessor
 from orstream.prompts import Prompt
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer

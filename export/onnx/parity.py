@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from orstream.edge.backends import Backend
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.package.card import ModelCard, ParityResult
+from orstream.package.preprocess import ImagePreprocessor
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer
 

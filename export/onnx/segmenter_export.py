@@ -38,7 +38,6 @@ import torch
 from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
@@ -79,6 +78,7 @@ from orstream.package.card import (
     PromptDecoderSpec,
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file
+from orstream.package.preprocess import ImagePreprocessor
 from orstream.package.signatures import check_graph_signature
 from orstream.training.models.segmenter import PAD_LABEL, InteractiveSegmenter
 from orstream.training.models.text_encoder import PROMPT_TEMPLATE, TextEncoder, prompt_text

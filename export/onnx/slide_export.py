@@ -29,7 +29,6 @@ import torch
 from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
@@ -71,6 +70,7 @@ from orstream.package.card import (
     SlideEncoderSpec,
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file
+from orstream.package.preprocess import ImagePreprocessor
 from orstream.package.signatures import check_graph_signature
 from orstream.slides.phantom.tissue_classes import SUBTYPES
 

@@ -173,11 +173,13 @@ def encoder_settings(checkpoint: LoadedCheckpoint, progress: Progress) -> VLMEnc
     data = checkpoint.record.get("data")
     data = data if isinstance(data, Mapping) else {}
     frame_package = data.get("frame_package")
+    instrument_package = data.get("instrument_package")
     slide_package = data.get("slide_package")
     try:
         settings = VLMEncoderSettings(
             frame_package=str(frame_package) if frame_package else None,
             frame_grid=tuple(data.get("frame_grid", (2, 2))),
+            instrument_package=str(instrument_package) if instrument_package else None,
             slide_package=str(slide_package) if slide_package else None,
             slide_regions=tuple(data.get("slide_regions", (4, 4))),
             window_s=int(data.get("window_s", 8)),
@@ -187,13 +189,18 @@ def encoder_settings(checkpoint: LoadedCheckpoint, progress: Progress) -> VLMEnc
             f"{checkpoint.path}: its recorded encoder settings are unreadable ({error})"
         ) from None
     frame_sha = _encoder_sha(settings.frame_package, progress)
+    instrument_sha = _encoder_sha(settings.instrument_package, progress)
     slide_sha = None
     if "slide" in vlm_model(checkpoint).feature_widths:
         from orstream.slides.slide_models import DEFAULT_PACKAGE
 
         slide_sha = _encoder_sha(settings.slide_package or str(DEFAULT_PACKAGE), progress)
     return settings.model_copy(
-        update={"frame_package_sha256": frame_sha, "slide_package_sha256": slide_sha}
+        update={
+            "frame_package_sha256": frame_sha,
+            "instrument_package_sha256": instrument_sha,
+            "slide_package_sha256": slide_sha,
+        }
     )
 
 

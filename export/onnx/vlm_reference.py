@@ -36,9 +36,10 @@ FEATURE_SEED = 0
 
 
 def visual_tokens(settings: VLMEncoderSettings, source: str) -> int:
-    """Visual tokens of one request of ``source``: a clip's frames times cells, or regions."""
+    """Visual tokens of one request of ``source``: a clip's frames times tokens per frame, or
+    regions."""
     if source == "surgical":
-        return settings.window_s * settings.frame_grid[0] * settings.frame_grid[1]
+        return settings.window_s * settings.tokens_per_frame
     return settings.slide_regions[0] * settings.slide_regions[1]
 
 

@@ -206,7 +206,7 @@ def calibration_runs(
         run: the graph (its outputs must include the card's state outputs), e.g.
             :meth:`orstream.export.onnx.graph_probe.GraphProbe.run`.
     """
-    from orstream.edge.models.preprocess import ImagePreprocessor
+    from orstream.package.preprocess import ImagePreprocessor
 
     card = package.card
     preprocess = ImagePreprocessor.from_card(card)

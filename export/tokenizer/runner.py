@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.package.card import RECONSTRUCTION, TOKEN_INDICES
 from orstream.package.loading import ModelPackage
+from orstream.package.preprocess import ImagePreprocessor
 
 
 class TokenizerRunner:

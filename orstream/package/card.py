@@ -75,6 +75,8 @@ TOKENIZER = "tokenizer"
 """The task of a package with a detokenizer (``model.onnx`` is then the image encoder)."""
 SLIDE = "slide"
 """The task of a package with a slide encoder (``model.onnx`` is then the patch encoder)."""
+INSTRUMENT_CLASSIFICATION = "instrument_classification"
+"""The task of a package that names an instrument from its tip crop (class 0: no instrument)."""
 VLM = "vlm"
 """The task of a vision-language package (``model.onnx`` is then the language model's prefill)."""
 DECODE_FILE = "decode.onnx"
@@ -652,13 +654,16 @@ class VLMEncoderSettings(_Strict):
 
     ``frame_package`` is the interactive segmentation package whose image encoder made the
     frame tokens (its ``model.onnx`` sha256 recorded), each frame pooled to ``frame_grid``
-    cells, a clip sampled to ``window_s`` frames; ``slide_package`` the slide package whose
-    patch encoder made the tile features (None: the shipped one), averaged over
-    ``slide_regions``."""
+    cells, a clip sampled to ``window_s`` frames; ``instrument_package`` the instrument
+    classifier that made each frame's instrument token (None: frames have none);
+    ``slide_package`` the slide package whose patch encoder made the tile features (None: the
+    shipped one), averaged over ``slide_regions``."""
 
     frame_package: str | None = None
     frame_package_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
     frame_grid: tuple[int, int] = (2, 2)
+    instrument_package: str | None = None
+    instrument_package_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
     slide_package: str | None = None
     slide_package_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
     slide_regions: tuple[int, int] = (4, 4)
@@ -669,6 +674,11 @@ class VLMEncoderSettings(_Strict):
         if min(self.frame_grid) < 1 or min(self.slide_regions) < 1:
             raise ValueError("frame_grid and slide_regions must be positive")
         return self
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """The grid's cells, and the instrument token when there is one."""
+        return self.frame_grid[0] * self.frame_grid[1] + (self.instrument_package is not None)
 
 
 class VLMSpec(_Strict):

@@ -2,9 +2,9 @@
 
 The server tier and the ``orstream wsi`` commands run slide packages without the edge's
 backends (the server may not import the edge), so this is the one place that feeds them. On
-opening, both graphs must reproduce the package's golden reference within
-:data:`REFERENCE_TOLERANCE`, as every edge backend must before it serves: a package whose graphs
-compute something else is refused before it reads a slide.
+opening, both graphs must reproduce the package's golden reference
+(:func:`~orstream.package.onnx_session.open_session`): a package whose graphs compute something
+else is refused before it reads a slide.
 """
 
 from __future__ import annotations
@@ -12,19 +12,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from orstream.errors import OrstreamError
-from orstream.package.card import PATCH_FEATURES, SLIDE, SLIDE_OUTPUTS, Graph, SlideEncoderSpec
+from orstream.package.card import PATCH_FEATURES, SLIDE, SLIDE_OUTPUTS, SlideEncoderSpec
 from orstream.package.loading import ModelPackage, load_package
-from orstream.package.signatures import check_graph_signature
+from orstream.package.onnx_session import open_session
 
 DEFAULT_PACKAGE = Path(__file__).resolve().parent / "packages" / "slide_mil"
 """The slide package shipped with orstream, trained on phantom slides."""
-REFERENCE_TOLERANCE = 1e-4
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
 
 
 @dataclass(frozen=True)
@@ -71,9 +68,8 @@ class SlideModels:
         self._gain = (1.0 / (image.scale * std)).astype(np.float32)
         self._offset = (-np.array(image.mean, np.float32) / std).astype(np.float32)
         self.threads = threads or max(1, len(os.sched_getaffinity(0)) // 2)
-        self._patch = self._session("model")
-        self._slide = self._session("slide")
-        self._check_reference()
+        self._patch = open_session(self.package, "model", self.threads)
+        self._slide = open_session(self.package, "slide", self.threads)
 
     @property
     def tile(self) -> int:
@@ -110,48 +106,6 @@ class SlideModels:
             tile_tumour=1.0 / (1.0 + np.exp(-tile_logits[0])),
             attention=attention[0],
         )
-
-    def _session(self, graph: Graph) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = self.package.graph_path(graph)
-        try:
-            session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # ONNX Runtime's load errors have no common base
-            raise OrstreamError(f"onnxruntime cannot load {path}: {error}") from None
-
-        def signature(values: Any) -> dict[str, tuple[tuple[Any, ...], str]]:
-            return {v.name: (tuple(v.shape), _ORT_DTYPES.get(v.type, v.type)) for v in values}
-
-        check_graph_signature(
-            self.package.card,
-            signature(session.get_inputs()),
-            signature(session.get_outputs()),
-            path,
-            graph,
-        )
-        return session
-
-    def _check_reference(self) -> None:
-        sessions: tuple[tuple[Graph, Any], ...] = (("model", self._patch), ("slide", self._slide))
-        for graph, session in sessions:
-            reference = self.package.reference(graph)
-            assert reference is not None  # _open checked the card records one
-            names = list(reference.outputs)
-            got = session.run(names, reference.inputs)
-            for name, value in zip(names, got, strict=True):
-                difference = float(np.abs(value - reference.outputs[name]).max())
-                if difference > REFERENCE_TOLERANCE:
-                    raise OrstreamError(
-                        f"{self.package.root}: {graph} output {name!r} is {difference:.3g} from "
-                        f"the golden reference (at most {REFERENCE_TOLERANCE:g}): refusing it"
-                    )
 
 
 def _open(path: Path) -> ModelPackage:

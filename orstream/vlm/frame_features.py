@@ -6,44 +6,52 @@ interactive segmenter's: trained on phantom frames to find the instruments and t
 steps differ by (the video-text model freezes it for the same reason). Its embedding map is
 averaged over a coarse ``grid`` of cells, each cell one visual token, so the language model
 sees where things are (two instruments stay two tokens) at a handful of tokens per frame.
+Given an instrument classifier, each frame gets one more token after its cells: the instruments
+the frame shows (:class:`~orstream.vlm.instrument_evidence.InstrumentEvidence`, from the same
+embedding), zero-padded to the embedding's width so one projector maps every token.
 
-The encoder runs on ONNX Runtime from the package, as the server tier runs it; before it encodes
-anything, the graph must reproduce the package's golden reference.
+The graphs run on ONNX Runtime from the packages, as the server tier runs them; before they
+encode anything, they must reproduce the packages' golden references.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.card import INTERACTIVE_SEGMENTATION
 from orstream.package.loading import load_package
+from orstream.package.onnx_session import open_session
+from orstream.vlm.instrument_evidence import InstrumentEvidence
 
-REFERENCE_TOLERANCE = 1e-4
 DEFAULT_GRID = (2, 2)
 
 
 class FrameFeatures:
-    """RGB frames in, ``grid`` tokens of the image embedding's width per frame out.
+    """RGB frames in, ``grid`` tokens of the image embedding's width per frame out (and one
+    instrument token with ``instruments``).
 
     Args:
         package: an interactive segmentation package (its ``model.onnx`` is the image encoder).
         grid: (rows, columns) of cells the embedding map is averaged over.
         threads: ONNX Runtime threads.
+        instruments: an instrument classification package; None: no instrument token.
 
     Raises:
-        OrstreamError: the package cannot be opened, is not a segmentation package, or its graph
-            does not reproduce its golden reference.
+        OrstreamError: a package cannot be opened or is not of its kind, a graph does not
+            reproduce its golden reference, or the classifier has more classes than the
+            embedding has channels.
     """
 
     def __init__(
-        self, package: Path, grid: tuple[int, int] = DEFAULT_GRID, threads: int = 1
+        self,
+        package: Path,
+        grid: tuple[int, int] = DEFAULT_GRID,
+        threads: int = 1,
+        instruments: Path | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         loaded = load_package(package)
         card = loaded.card
         if card.task != INTERACTIVE_SEGMENTATION:
@@ -61,40 +69,45 @@ class FrameFeatures:
         self._scale = float(image.scale)
         self._mean = np.array(image.mean, np.float32)[:, None, None]
         self._std = np.array(image.std, np.float32)[:, None, None]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session: Any = ort.InferenceSession(
-            str(loaded.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        self._session = open_session(loaded, "model", threads)
+        self.evidence = (
+            InstrumentEvidence(loaded, load_package(instruments), threads)
+            if instruments is not None
+            else None
         )
-        reference = loaded.reference("model")
-        if reference is not None:
-            got = self._session.run([self._output], reference.inputs)[0]
-            difference = float(np.abs(got - reference.outputs[self._output]).max())
-            if difference > REFERENCE_TOLERANCE:
-                raise OrstreamError(
-                    f"{package}: image encoder output is {difference:.3g} from the golden "
-                    f"reference (at most {REFERENCE_TOLERANCE:g}): refusing it"
-                )
+        if self.evidence is not None and self.evidence.classes > self.width:
+            raise OrstreamError(
+                f"{instruments}: {self.evidence.classes} instrument classes do not fit a token "
+                f"of the image embedding's {self.width} channels"
+            )
 
     @property
     def tokens_per_frame(self) -> int:
-        return self.grid[0] * self.grid[1]
+        return self.grid[0] * self.grid[1] + (self.evidence is not None)
+
+    @property
+    def settings(self) -> str:
+        """What the tokens depend on (graphs by content hash, the grid): a cache key."""
+        instruments = self.evidence.sha256 if self.evidence is not None else None
+        return f"{self.sha256}|{self.grid}|{instruments}"
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        """RGB uint8 frames [N, H, W, 3] (any size) -> float32 tokens [N, rows*cols, width],
-        cells row by row."""
+        """RGB uint8 frames [N, H, W, 3] (any size) -> float32 tokens [N, tokens, width]:
+        the cells row by row, then the instrument token."""
         import cv2
 
         height, width = self.size
-        out = np.empty((len(frames), self.tokens_per_frame, self.width), np.float32)
+        cells = self.grid[0] * self.grid[1]
+        out = np.zeros((len(frames), self.tokens_per_frame, self.width), np.float32)
         for index, frame in enumerate(frames):
             if frame.shape[:2] != (height, width):
                 frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
             planes = frame.transpose(2, 0, 1).astype(np.float32) / self._scale
             batch = ((planes - self._mean) / self._std)[None]
-            embedding = self._session.run([self._output], {self._input: batch})[0][0]
-            out[index] = pool_grid(embedding, self.grid)
+            embedding = self._session.run([self._output], {self._input: batch})[0]
+            out[index, :cells] = pool_grid(embedding[0], self.grid)
+            if self.evidence is not None:
+                out[index, cells, : self.evidence.classes] = self.evidence(frame, embedding)
         return out
 
 

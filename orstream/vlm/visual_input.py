@@ -1,9 +1,10 @@
 """A request's frames or slide turned into the vision features its model was trained on.
 
 The encoders are frozen and outside the model, so a package records how its training made the
-features (:class:`~orstream.package.card.VLMEncoderSettings`): the segmenter package, its grid
-and the clip's frame count; the slide package and its regions. The same encoders must make them
-here, so a frame package whose image encoder is not the recorded one (by sha256) is refused.
+features (:class:`~orstream.package.card.VLMEncoderSettings`): the segmenter package, its grid,
+the instrument classifier and the clip's frame count; the slide package and its regions. The
+same encoders must make them here, so a frame package whose image encoder, or an instrument
+classifier whose graph, is not the recorded one (by sha256) is refused.
 
 A clip of any length is sampled to ``window_s`` frames spread evenly over it (first and last
 included), as training spread a window's seconds; a slide's features are kept for the last few
@@ -88,13 +89,24 @@ class VisualEncoders:
             if self._frames is None:
                 if self._frame_path is None:
                     raise OrstreamError("this model records no frame package to encode clips")
-                encoder = FrameFeatures(self._frame_path, self.settings.frame_grid)
-                recorded = self.settings.frame_package_sha256
-                if recorded is not None and encoder.sha256 != recorded:
-                    raise OrstreamError(
-                        f"{self._frame_path}: its image encoder is not the one this model was "
-                        f"trained on (sha256 {encoder.sha256[:12]}..., recorded "
-                        f"{recorded[:12]}...)"
+                instruments = self.settings.instrument_package
+                encoder = FrameFeatures(
+                    self._frame_path,
+                    self.settings.frame_grid,
+                    instruments=Path(instruments) if instruments else None,
+                )
+                _check_recorded(
+                    self._frame_path,
+                    "image encoder",
+                    encoder.sha256,
+                    self.settings.frame_package_sha256,
+                )
+                if encoder.evidence is not None:
+                    _check_recorded(
+                        Path(str(instruments)),
+                        "instrument classifier",
+                        encoder.evidence.sha256,
+                        self.settings.instrument_package_sha256,
                     )
                 self._frames = encoder
             return self._frames
@@ -130,3 +142,12 @@ class VisualEncoders:
             while len(self._kept) > KEPT_SLIDES:
                 self._kept.popitem(last=False)
         return features
+
+
+def _check_recorded(path: Path, what: str, actual: str, recorded: str | None) -> None:
+    """Refuse a graph that is not the one the model was trained on (nothing recorded: any)."""
+    if recorded is not None and actual != recorded:
+        raise OrstreamError(
+            f"{path}: its {what} is not the one this model was trained on (sha256 "
+            f"{actual[:12]}..., recorded {recorded[:12]}...)"
+        )

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from orstream.errors import OrstreamError
-from orstream.instrument_crop import Crops, read_crops
+from orstream.segmentation.instrument_crop import Crops, read_crops
 from orstream.training.distributed.batches import ShuffledSamples
 
 

@@ -15,7 +15,8 @@ A sequence is the prompt as :mod:`orstream.vlm.prompt_layout` lays it out (``<bo
 ``<image>`` per visual token, the prompt text), then the target and ``<eos>``; only the target
 and ``<eos>`` are learnt (the labels of the rest are ignored).
 A clip is ``window_s`` frames spread over its seconds (a question's window has exactly that
-many seconds), each frame ``frame_grid`` tokens; a slide is ``slide_regions`` tokens. Batches
+many seconds), each frame ``frame_grid`` tokens (and an instrument token with
+``instrument_package``); a slide is ``slide_regions`` tokens. Batches
 hold one source (surgical or slide), whose token counts and widths agree.
 
 Held out: the cases ``val_videos`` and slides ``val_slides``, every question and narration of
@@ -110,6 +111,8 @@ class VLMDataModule(L.LightningDataModule):
     slide_package: the slide package whose patch encoder makes the slide tokens (None: the
         shipped one).
     frame_grid: tokens per frame, (rows, columns) of the embedding map.
+    instrument_package: the instrument classification package that makes each frame's
+        instrument token (None: frames have none).
     slide_regions: tokens per slide, (rows, columns) of regions.
     window_s: seconds (and frames) of a question's clip.
     stride_s: seconds between question windows.
@@ -132,6 +135,7 @@ class VLMDataModule(L.LightningDataModule):
         frame_package: str = "edge/packages/imis_segmenter",
         slide_package: str | None = None,
         frame_grid: tuple[int, int] = (2, 2),
+        instrument_package: str | None = None,
         slide_regions: tuple[int, int] = (4, 4),
         window_s: int = WINDOW_S,
         stride_s: int = STRIDE_S,
@@ -156,6 +160,7 @@ class VLMDataModule(L.LightningDataModule):
         self.frame_package = Path(frame_package)
         self.slide_package = Path(slide_package) if slide_package else None
         self.frame_grid = (frame_grid[0], frame_grid[1])
+        self.instrument_package = Path(instrument_package) if instrument_package else None
         self.slide_regions = (slide_regions[0], slide_regions[1])
         self.window_s, self.stride_s = window_s, stride_s
         self.question_seed = question_seed
@@ -223,6 +228,7 @@ class VLMDataModule(L.LightningDataModule):
             "frame_package": str(self.frame_package),
             "slide_package": str(self.slide_package) if self.slide_package else None,
             "frame_grid": list(self.frame_grid),
+            "instrument_package": str(self.instrument_package) if self.instrument_package else None,
             "slide_regions": list(self.slide_regions),
             "window_s": self.window_s,
             "stride_s": self.stride_s,
@@ -345,7 +351,9 @@ class VLMDataModule(L.LightningDataModule):
         from orstream.vlm.frame_features import FrameFeatures
 
         if self.surgical_root is not None and videos:
-            encoder = FrameFeatures(self.frame_package, self.frame_grid)
+            encoder = FrameFeatures(
+                self.frame_package, self.frame_grid, instruments=self.instrument_package
+            )
             self._check_width("surgical", encoder.width)
             cache = self.cache_dir or self.surgical_root / "cache"
             for video in videos:

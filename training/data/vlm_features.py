@@ -31,7 +31,7 @@ def case_tokens(
 ) -> np.ndarray:
     """Tokens [seconds, tokens per frame, width] of each annotated second of ``video``, in the
     annotations' row order."""
-    cache = _cache_file(cache_dir, video_path(root, video), f"{encoder.sha256}|{encoder.grid}")
+    cache = _cache_file(cache_dir, video_path(root, video), encoder.settings)
     if cache is not None and cache.is_file():
         return np.load(cache)
     path = video_path(root, video)

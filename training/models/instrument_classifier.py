@@ -1,17 +1,18 @@
 """The instrument classifier: a small CNN that names an instrument from its tip crop.
 
 Four stages of two 3x3 convolutions (the first of each with stride 2), batch norm and ReLU take
-the 64x64 crop (:mod:`orstream.instrument_crop`) to a 4x4 map; global average pooling and one
-linear layer give one logit per class of ``orstream.labels.INSTRUMENT_CODES`` (class 0: no
-instrument). About 0.4 M weights: it runs on every found object of every segmented frame.
+the 64x64 crop (:mod:`orstream.segmentation.instrument_crop`) to a 4x4 map; global average
+pooling and one linear layer give one logit per class of ``orstream.labels.INSTRUMENT_CODES``
+(class 0: no instrument). About 0.4 M weights: it runs on every found object of every
+segmented frame.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from orstream.instrument_crop import CROP_SIZE
 from orstream.labels import INSTRUMENT_CODES
+from orstream.segmentation.instrument_crop import CROP_SIZE
 from orstream.training.registry import register_model
 
 

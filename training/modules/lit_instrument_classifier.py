@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from orstream.instrument_crop import CROP_SIZE
+from orstream.segmentation.instrument_crop import CROP_SIZE
 from orstream.training.distributed.metrics import gather_unique
 from orstream.training.modules.recorded_module import RecordedModule
 from orstream.training.registry import create_model

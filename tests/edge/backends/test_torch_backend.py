@@ -16,12 +16,12 @@ from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.backends.reference_check import allowed_difference, check_reference
 from orstream.edge.backends.torch_backend import TorchBackend
 from orstream.edge.models.gpu_preprocess import TorchImagePreprocessor
-from orstream.edge.models.preprocess import ImagePreprocessor, image_spec, preprocessor_for
 from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.models.workflow_runner import WorkflowRunner
 from orstream.errors import OrstreamError
 from orstream.package.card import Graph
 from orstream.package.loading import ModelPackage, load_package
+from orstream.package.preprocess import ImagePreprocessor, image_spec, preprocessor_for
 from orstream.prompts import Prompt
 from orstream.streams.phantom.source import PhantomSource
 

@@ -10,9 +10,9 @@ import torch
 from image_specs import STD, image_spec
 
 from orstream.edge.models.gpu_preprocess import TorchImagePreprocessor, axis_taps
-from orstream.edge.models.preprocess import ImagePreprocessor, preprocessor_for
 from orstream.errors import OrstreamError
 from orstream.package.card import InputSpec
+from orstream.package.preprocess import ImagePreprocessor, preprocessor_for
 
 GREY_LEVEL = 1.0 / (255.0 * min(STD))
 """One uint8 grey level after normalising, on the channel where it is largest."""

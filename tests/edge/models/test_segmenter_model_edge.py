@@ -12,12 +12,7 @@ import torch
 import torch.nn.functional as F
 from segmenter_checkpoints import CLASSES, MODEL_KWARGS, random_segmenter_package
 
-from orstream.edge.models.segmenter_model import (
-    ImageEmbedding,
-    MaskPrediction,
-    PromptError,
-    SegmenterModel,
-)
+from orstream.edge.models.segmenter_model import ImageEmbedding, MaskPrediction, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.export.onnx.segmenter_export import (
     LIVE_RATE_HZ,
@@ -28,6 +23,7 @@ from orstream.export.onnx.segmenter_export import (
 from orstream.labels import SEGMENTATION_CLASSES
 from orstream.package.loading import load_package
 from orstream.prompts import Prompt
+from orstream.segmentation.prompt_tensors import PromptError
 from orstream.training.models.text_encoder import TextEncoder, prompt_text
 
 FRAME = (180, 320)  # (height, width)

@@ -11,7 +11,7 @@ from orstream.cli import main
 from orstream.edge.models.shipped import SHIPPED_SEGMENTER
 from orstream.errors import OrstreamError
 from orstream.export.crops.render import parse_seeds, render_crops
-from orstream.instrument_crop import CROP_SIZE, read_crops
+from orstream.segmentation.instrument_crop import CROP_SIZE, read_crops
 
 
 def test_seeds_take_numbers_and_ranges() -> None:

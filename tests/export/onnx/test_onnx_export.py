@@ -15,7 +15,6 @@ import torch
 from workflow_checkpoints import MODEL_KWARGS, save_random_checkpoint
 
 from orstream.edge.backends import OnnxRuntimeBackend
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch_check import batch_rows, check_batch_rows, stack_rows
 from orstream.export.onnx.workflow_export import (
@@ -26,6 +25,7 @@ from orstream.export.onnx.workflow_export import (
 )
 from orstream.labels import NUM_INSTRUMENT_CLASSES, NUM_STEP_CLASSES, step_class_to_code
 from orstream.package.loading import ModelPackage, load_package, sha256_file, write_card
+from orstream.package.preprocess import ImagePreprocessor
 from orstream.training.registry import create_model
 
 TOLERANCE = 1e-4

@@ -14,7 +14,6 @@ from orstream.cli import main
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.backends.reference_check import check_reference
 from orstream.edge.backends.torch_backend import TorchBackend
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import phantom_frames
 from orstream.export.onnx.tokenizer_export import (
@@ -24,6 +23,7 @@ from orstream.export.onnx.tokenizer_export import (
     reference_decode,
 )
 from orstream.package.loading import load_package
+from orstream.package.preprocess import ImagePreprocessor
 
 
 def test_the_package_holds_both_graphs_and_their_parity(random_tokenizer_package: Path) -> None:

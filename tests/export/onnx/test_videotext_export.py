@@ -15,11 +15,11 @@ from videotext_checkpoints import MODEL_KWARGS, save_random_videotext_checkpoint
 from orstream.cli import main
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.backends.reference_check import check_reference
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import phantom_frames
 from orstream.labels import STEP_CODES
 from orstream.package.loading import load_package
+from orstream.package.preprocess import ImagePreprocessor
 from orstream.training.data.videotext_data import step_description
 from orstream.training.models.text_encoder import TextEncoder
 from orstream.training.models.videotext import VideoTextModel

@@ -16,7 +16,12 @@ from orstream.package.loading import load_package
 from orstream.training.models.vlm.torch_language import TorchLanguage
 from orstream.vlm.language_runtime import check_reference
 from orstream.vlm.onnx_language import OnnxLanguage
-from tests.vlm_checkpoints import FRAME_PACKAGE, tiny_vlm_checkpoint, tiny_vlm_package
+from tests.vlm_checkpoints import (
+    FRAME_PACKAGE,
+    INSTRUMENT_PACKAGE,
+    tiny_vlm_checkpoint,
+    tiny_vlm_package,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +47,12 @@ def test_package_holds_prefill_decode_projectors_weights_and_tokenizer(package: 
     assert encoders.frame_package == str(FRAME_PACKAGE)
     assert encoders.frame_package_sha256 == load_package(FRAME_PACKAGE).card.hashes.model_onnx
     assert (encoders.frame_grid, encoders.slide_regions, encoders.window_s) == ((1, 2), (2, 2), 3)
+    assert encoders.instrument_package == str(INSTRUMENT_PACKAGE)
+    assert (
+        encoders.instrument_package_sha256
+        == load_package(INSTRUMENT_PACKAGE).card.hashes.model_onnx
+    )
+    assert encoders.tokens_per_frame == 3  # two cells and the instrument token
     assert encoders.slide_package_sha256 is not None  # the shipped slide package
     assert card.vlm.language.layers == 2 and card.vlm.language.kv_heads == 2
     assert card.training.metrics["val_accuracy"] == 0.25

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from orstream.errors import OrstreamError
-from orstream.instrument_crop import CROP_SIZE, Crops, write_crops
+from orstream.segmentation.instrument_crop import CROP_SIZE, Crops, write_crops
 from orstream.training.data.instrument_crop_datamodule import CropDataset, InstrumentCropDataModule
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from orstream.errors import OrstreamError
-from orstream.instrument_crop import (
+from orstream.segmentation.instrument_crop import (
     CROP_SIZE,
     TIP_AT,
     Crops,

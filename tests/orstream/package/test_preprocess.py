@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from image_specs import MEAN, STD, image_spec
 
-from orstream.edge.models.preprocess import ImagePreprocessor
 from orstream.errors import OrstreamError
 from orstream.package.card import InputSpec
+from orstream.package.preprocess import ImagePreprocessor
 
 
 def _reference(resized: np.ndarray) -> np.ndarray:
