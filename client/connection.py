@@ -117,16 +117,26 @@ def open_channel(
     """
     import grpc
 
-    if tls_ca is None:
-        channel = grpc.insecure_channel(address)
-    else:
-        if not tls_ca.is_file():
-            raise OrstreamError(f"{tls_ca}: CA file not found")
-        credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
-        channel = grpc.secure_channel(address, credentials)
+    channel = make_channel(address, tls_ca)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout_s)
     except grpc.FutureTimeoutError:
         channel.close()
         raise OrstreamError(f"cannot reach {what} at {address} within {timeout_s:g} s") from None
     return channel
+
+
+def make_channel(address: str, tls_ca: Path | None = None) -> grpc.Channel:
+    """A channel to ``address`` (TLS trusting ``tls_ca`` when given), not yet connected.
+
+    Raises:
+        OrstreamError: the CA file is missing.
+    """
+    import grpc
+
+    if tls_ca is None:
+        return grpc.insecure_channel(address)
+    if not tls_ca.is_file():
+        raise OrstreamError(f"{tls_ca}: CA file not found")
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
+    return grpc.secure_channel(address, credentials)

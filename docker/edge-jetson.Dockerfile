@@ -64,14 +64,13 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && pip install --no-index --find-links=/wheels /wheels/*.whl
 # The shipped model packages, owned by root: readable, not writable, by the runtime user.
 COPY edge/packages /opt/orstream/packages
-COPY docker/healthcheck.py /opt/orstream/healthcheck.py
 VOLUME ["/var/lib/orstream/recordings", "/var/lib/orstream/outbox"]
 # Numeric, so a runtime that checks for non-root (Kubernetes runAsNonRoot) can tell.
 USER 10001:10001
 WORKDIR /var/lib/orstream
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "/opt/orstream/healthcheck.py", "127.0.0.1:50051"]
+    CMD ["orstream", "client", "health", "--address", "127.0.0.1:50051"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["orstream"]
 CMD ["edge", "run", "--source", "endo=phantom://?seed=1&seconds=120&loop=1", \

@@ -71,7 +71,6 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 # The shipped model packages, owned by root: the runtime user can read them, not change them.
 # compose.yaml mounts the host's packages over them, read-only.
 COPY edge/packages /opt/orstream/packages
-COPY docker/healthcheck.py /opt/orstream/healthcheck.py
 # Named volumes mounted here start with this ownership, so the runtime user can write them.
 VOLUME ["/var/lib/orstream/recordings", "/var/lib/orstream/outbox"]
 # Numeric, so a runtime that checks for non-root (Kubernetes runAsNonRoot) can tell.
@@ -80,7 +79,7 @@ WORKDIR /var/lib/orstream
 EXPOSE 50051
 # The edge is healthy while a stream delivers and no model failed (grpc.health.v1).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "/opt/orstream/healthcheck.py", "127.0.0.1:50051"]
+    CMD ["orstream", "client", "health", "--address", "127.0.0.1:50051"]
 # `docker stop` sends this; the edge drains (recordings finalised, CSVs written) within about
 # 5 s, inside docker's default 10 s grace period.
 STOPSIGNAL SIGTERM

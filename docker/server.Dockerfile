@@ -32,7 +32,6 @@ RUN useradd --system --uid 10001 --user-group --create-home \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python3 -m venv /opt/venv \
     && pip install --no-index --find-links=/wheels /wheels/*.whl
-COPY docker/healthcheck.py /opt/orstream/healthcheck.py
 # A named volume mounted here starts with this ownership, so the runtime user can write it.
 VOLUME ["/var/lib/orstream/jobs"]
 # Numeric, so a runtime that checks for non-root (Kubernetes runAsNonRoot) can tell.
@@ -40,7 +39,7 @@ USER 10001:10001
 WORKDIR /var/lib/orstream
 EXPOSE 50061
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "/opt/orstream/healthcheck.py", "127.0.0.1:50061"]
+    CMD ["orstream", "client", "health", "--address", "127.0.0.1:50061"]
 # SIGTERM: health goes NOT_SERVING, running jobs are queued again, the store is closed.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["orstream"]

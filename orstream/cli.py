@@ -193,6 +193,11 @@ COMMANDS: tuple[Command, ...] = (
         "show an edge runtime's sources, models, latencies and drops",
     ),
     Command(
+        ("client", "health"),
+        "orstream.client.health_command",
+        "is an edge runtime or job server SERVING (grpc.health.v1)? exit 0 when it is",
+    ),
+    Command(
         ("client", "subscribe"),
         "orstream.client.subscribe_command",
         "print an edge runtime's live results, one line each",

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from orstream.latency import LatencySummary
 
 
+def stream_health_name(stream_id: str) -> str:
+    """The ``grpc.health.v1`` service name of one stream of an edge runtime: ``stream/<id>``
+    (SERVING while its source delivers)."""
+    return f"stream/{stream_id}"
+
+
 @dataclass(frozen=True)
 class SourceStatus:
     """One input stream.

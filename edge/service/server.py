@@ -30,7 +30,7 @@ from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.servicer import SERVICE_NAME, EdgeService
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import edge_pb2_grpc
-from orstream.status import RuntimeStatus
+from orstream.status import RuntimeStatus, stream_health_name
 from orstream.tokens import Tokens
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -200,11 +200,6 @@ class EdgeGrpcServer:
         )
         for service in (health.OVERALL_HEALTH, SERVICE_NAME):
             self._health.set(service, status)
-
-
-def stream_health_name(stream_id: str) -> str:
-    """The health service name of one stream: ``stream/<id>``."""
-    return f"stream/{stream_id}"
 
 
 def _reflection_module() -> ModuleType:

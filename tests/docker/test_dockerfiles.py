@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from orstream.cli import build_parser
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*Dockerfile"))
 COMPOSE = DOCKER / "compose.yaml"
-HEALTH_SCRIPT = "/opt/orstream/healthcheck.py"
+HEALTH_COMMAND = ["orstream", "client", "health", "--address"]
 # A version tag has at least major.minor (3.11.13-slim-bookworm, r36.4.0, 12.8.1-runtime-...).
 VERSION_TAG = re.compile(r"\d+\.\d+")
 COMPILERS = re.compile(r"^(gcc|g\+\+|cpp|clang|cc|c\+\+|build-essential|cmake|make|[\w.+-]+-dev)$")
@@ -115,9 +116,11 @@ def test_the_image_installs_no_compiler(path: Path) -> None:
 def test_the_image_checks_its_own_health(path: Path) -> None:
     final = stages(path)[-1]
     checks = final.all("HEALTHCHECK")
-    assert checks and HEALTH_SCRIPT in checks[-1].arguments, f"{path.name}: no gRPC health check"
-    copies = [c.arguments.split() for c in final.all("COPY")]
-    assert ["docker/healthcheck.py", HEALTH_SCRIPT] in copies, f"{path.name}: no health script"
+    assert checks, f"{path.name}: no gRPC health check"
+    command = json.loads(checks[-1].arguments.split("CMD", 1)[1])
+    assert command[:-1] == HEALTH_COMMAND, command
+    assert command[-1] == f"127.0.0.1:{final.all('EXPOSE')[-1].arguments.split()[0]}", command
+    assert build_parser().parse_args(command[1:]).address == command[-1]
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -237,7 +240,7 @@ def test_compose_checks_the_health_of_the_served_port(compose: dict, name: str) 
     address = option(words, "--grpc" if name == "edge" else "--address")
     assert address, f"{name}: the command names no address"
     test = [str(w) for w in service["healthcheck"]["test"]]
-    assert test[0] == "CMD" and HEALTH_SCRIPT in test, test
+    assert test[0] == "CMD" and test[1:-1] == HEALTH_COMMAND, test
     assert test[-1] == f"127.0.0.1:{address.rsplit(':', 1)[1]}", test
 
 
@@ -291,39 +294,3 @@ def test_recordings_and_stores_are_on_named_volumes(
         assert holders, f"{name}: {flag} {path} is on no writable volume"
         source = holders[-1][0]
         assert source in named, f"{name}: {flag} {path} is on {source}, not a named volume"
-
-
-# --- the health check script ----------------------------------------------------------------
-
-
-def test_the_health_check_follows_a_real_grpc_health_service(tmp_path: Path) -> None:
-    """Run as the images run it (``python /opt/orstream/healthcheck.py``: its folder first on
-    the module path, so a name like grpc_health.py would hide the grpc_health package)."""
-    from concurrent import futures
-
-    import grpc
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
-    script = tmp_path / "healthcheck.py"
-    shutil.copy(DOCKER / "healthcheck.py", script)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-
-        def probe() -> subprocess.CompletedProcess[str]:
-            command = [sys.executable, script, f"127.0.0.1:{port}"]
-            return subprocess.run(command, capture_output=True, text=True, timeout=60)
-
-        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        serving = probe()
-        assert serving.returncode == 0, serving.stdout + serving.stderr
-        assert "SERVING" in serving.stdout
-        servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-        assert probe().returncode == 1
-    finally:
-        server.stop(None)
-    gone = probe()
-    assert gone.returncode == 1 and "UNAVAILABLE" in gone.stderr, gone.stderr
