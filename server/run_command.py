@@ -149,6 +149,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="answers decoded together in one batch (default 8); --concurrency vlm=N lets "
         "N vlm jobs run at once",
     )
+    for role, what in (
+        ("frame", "segmenter package that makes its frame tokens"),
+        ("instrument", "instrument classifier package that makes its instrument tokens"),
+        ("slide", "slide package that makes its slide tokens"),
+    ):
+        parser.add_argument(
+            f"--vlm-{role}-package",
+            type=Path,
+            metavar="PKG",
+            help=f"the --vlm package's {what}, where this server keeps it (default: the path "
+            "its card records; the graph must be the recorded one)",
+        )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve gRPC over TLS")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
     parser.add_argument(
@@ -225,11 +237,20 @@ def _vlm_settings(args: argparse.Namespace) -> VlmSettings | None:
     """
     from orstream.server.kinds.vlm import VlmSettings
 
+    encoders = (args.vlm_frame_package, args.vlm_instrument_package, args.vlm_slide_package)
     if args.vlm is None:
-        if args.vlm_runtime != "onnx" or args.vlm_device != "cpu":
-            raise OrstreamError("--vlm-runtime and --vlm-device need --vlm")
+        if args.vlm_runtime != "onnx" or args.vlm_device != "cpu" or any(encoders):
+            raise OrstreamError("--vlm-runtime, --vlm-device and --vlm-*-package need --vlm")
         return None
-    return VlmSettings(args.vlm, args.vlm_runtime, args.vlm_device, args.vlm_max_batch)
+    return VlmSettings(
+        args.vlm,
+        args.vlm_runtime,
+        args.vlm_device,
+        args.vlm_max_batch,
+        frame_package=args.vlm_frame_package,
+        instrument_package=args.vlm_instrument_package,
+        slide_package=args.vlm_slide_package,
+    )
 
 
 def _concurrency(items: list[str]) -> dict[str, int]:

@@ -96,11 +96,12 @@ class AnswerEngine:
         threads: int = 1,
         frame_package: Path | None = None,
         slide_package: Path | None = None,
+        instrument_package: Path | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         recompute: bool = False,
     ) -> AnswerEngine:
         """An engine over a vision-language package, its encoders as the card records them
-        unless given.
+        unless given (:class:`~orstream.vlm.visual_input.VisualEncoders`).
 
         Args:
             language: its language model loaded on a runtime (None: ONNX Runtime with
@@ -118,7 +119,7 @@ class AnswerEngine:
         return cls(
             language,
             TextTokenizer.load(opened.root / spec.tokenizer_file),
-            VisualEncoders(spec.encoders, frame_package, slide_package),
+            VisualEncoders(spec.encoders, frame_package, slide_package, instrument_package),
             eos_id=spec.language.eos_id,
             model_name=opened.card.name,
             max_batch=max_batch,

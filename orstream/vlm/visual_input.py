@@ -43,6 +43,10 @@ class VisualEncoders:
     settings: the package's record of its encoders.
     frame_package: the segmenter package (default: the recorded path).
     slide_package: the slide package (default: the recorded path, or the shipped one).
+    instrument_package: the instrument classifier (default: the recorded path).
+
+    A package given here stands in for the recorded path (a model served on another machine
+    or from another folder than it was trained in); its graph must still be the recorded one.
 
     Encoders open on first use, so a server that answers only slides never loads the frame
     encoder. Safe to share between threads.
@@ -53,12 +57,12 @@ class VisualEncoders:
         settings: VLMEncoderSettings,
         frame_package: Path | None = None,
         slide_package: Path | None = None,
+        instrument_package: Path | None = None,
     ) -> None:
         self.settings = settings
-        recorded_frames = Path(settings.frame_package) if settings.frame_package else None
-        recorded_slides = Path(settings.slide_package) if settings.slide_package else None
-        self._frame_path = frame_package or recorded_frames
-        self._slide_path = slide_package or recorded_slides
+        self._frame_path = frame_package or _recorded(settings.frame_package)
+        self._slide_path = slide_package or _recorded(settings.slide_package)
+        self._instrument_path = instrument_package or _recorded(settings.instrument_package)
         self._frames: FrameFeatures | None = None
         self._slides: SlideModels | None = None
         self._lock = threading.Lock()
@@ -89,11 +93,9 @@ class VisualEncoders:
             if self._frames is None:
                 if self._frame_path is None:
                     raise OrstreamError("this model records no frame package to encode clips")
-                instruments = self.settings.instrument_package
+                instruments = self._instrument_path
                 encoder = FrameFeatures(
-                    self._frame_path,
-                    self.settings.frame_grid,
-                    instruments=Path(instruments) if instruments else None,
+                    self._frame_path, self.settings.frame_grid, instruments=instruments
                 )
                 _check_recorded(
                     self._frame_path,
@@ -102,8 +104,9 @@ class VisualEncoders:
                     self.settings.frame_package_sha256,
                 )
                 if encoder.evidence is not None:
+                    assert instruments is not None  # the encoder has evidence only with it
                     _check_recorded(
-                        Path(str(instruments)),
+                        instruments,
                         "instrument classifier",
                         encoder.evidence.sha256,
                         self.settings.instrument_package_sha256,
@@ -151,3 +154,7 @@ def _check_recorded(path: Path, what: str, actual: str, recorded: str | None) ->
             f"{path}: its {what} is not the one this model was trained on (sha256 "
             f"{actual[:12]}..., recorded {recorded[:12]}...)"
         )
+
+
+def _recorded(path: str | None) -> Path | None:
+    return Path(path) if path else None

@@ -58,6 +58,9 @@ class VlmSettings:
         default_new_tokens: an answer's longest when a job names none.
         max_new_tokens: the most a job may ask for.
         default_deadline_s: the longest an answer may take when a job names no deadline.
+        frame_package, instrument_package, slide_package: a package's vision encoders where
+            the server keeps them (None: the paths its card records; the graphs must be the
+            recorded ones either way).
     """
 
     model: Path
@@ -67,12 +70,25 @@ class VlmSettings:
     default_new_tokens: int = 160
     max_new_tokens: int = 1024
     default_deadline_s: float = 300.0
+    frame_package: Path | None = None
+    instrument_package: Path | None = None
+    slide_package: Path | None = None
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise OrstreamError(f"--vlm-runtime {self.runtime!r}: one of {', '.join(RUNTIMES)}")
         if not self.model.is_dir():
             raise OrstreamError(f"--vlm {self.model}: no such folder")
+        encoders = {
+            "--vlm-frame-package": self.frame_package,
+            "--vlm-instrument-package": self.instrument_package,
+            "--vlm-slide-package": self.slide_package,
+        }
+        for flag, path in encoders.items():
+            if path is not None and self.runtime == "transformers":
+                raise OrstreamError(f"{flag} is for packages; a transformers model has its own")
+            if path is not None and not path.is_dir():
+                raise OrstreamError(f"{flag} {path}: no such folder")
         if not 1 <= self.default_new_tokens <= self.max_new_tokens:
             raise OrstreamError("the default answer length must be 1 to the longest allowed")
         if self.max_batch < 1 or self.default_deadline_s <= 0:
@@ -188,7 +204,12 @@ class VlmKind:
 
                         language = TorchLanguage(settings.model, settings.device, 1)
                     self._backend = AnswerEngine.open(
-                        settings.model, language, max_batch=settings.max_batch
+                        settings.model,
+                        language,
+                        frame_package=settings.frame_package,
+                        slide_package=settings.slide_package,
+                        instrument_package=settings.instrument_package,
+                        max_batch=settings.max_batch,
                     )
             return self._backend
 

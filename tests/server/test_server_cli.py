@@ -116,9 +116,10 @@ def test_a_server_that_is_down_is_one_line(capsys: pytest.CaptureFixture[str]) -
         (("--engine", "ray", "--ray-replicas", "4"), "--ray-replicas '4': needs MIN:MAX"),
         (("--engine", "ray", "--ray-replicas", "3:2"), "Ray replicas 3..2"),
         (("--engine", "ray", "--ray-jobs-per-replica", "0"), "jobs per replica 0"),
+        (("--vlm-frame-package", "pkg"), "--vlm-*-package need --vlm"),
     ],
 )
-def test_bad_ray_options_are_one_line_before_anything_starts(
+def test_bad_ray_and_vlm_options_are_one_line_before_anything_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], words: tuple[str, ...], message: str
 ) -> None:
     code, _, err = run(capsys, "server", "run", "--store", str(tmp_path / "store"), *words)

@@ -4,13 +4,15 @@ a server without a model and a cancelled answer have clear outcomes."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from vlm_checkpoints import tiny_vlm_package
+from vlm_checkpoints import FRAME_PACKAGE, INSTRUMENT_PACKAGE, tiny_vlm_package
 
 from orstream.client.server_client import ServerClient
 from orstream.errors import OrstreamError
@@ -187,3 +189,47 @@ def test_the_command_line_asks_about_a_slide_and_watches_the_answer(
     with ServerClient(address) as client:
         job = client.get(job_id)
     assert job.params == {"question": "Is tumour present?", "about": "slide"}
+
+
+class Reports:
+    """Job reports that keep the partial results."""
+
+    def __init__(self) -> None:
+        self.partials: list[Mapping[str, Any]] = []
+
+    def report_progress(self, job_id: str, attempt: int, progress: float, message: str) -> bool:
+        return True
+
+    def add_partial(self, job_id: str, attempt: int, value: Mapping[str, Any]) -> bool:
+        self.partials.append(value)
+        return True
+
+
+def test_encoders_kept_elsewhere_on_the_server_are_given_to_it(
+    tmp_path: Path, inputs: dict[str, Path]
+) -> None:
+    """A package trained in another folder records encoder paths this server lacks: it answers
+    once told where they are (``--vlm-frame-package`` and the like), and not before."""
+    moved = tmp_path / "moved"
+    shutil.copytree(inputs["package"], moved)
+    card = json.loads((moved / "card.json").read_text())
+    card["vlm"]["encoders"]["frame_package"] = "/trained/here/imis_segmenter"
+    card["vlm"]["encoders"]["instrument_package"] = "/trained/here/instrument_classifier"
+    (moved / "card.json").write_text(json.dumps(card))
+    clip = inputs["clip"]
+    job = Job(
+        id="j1",
+        kind="vlm",
+        idempotency_key="k",
+        inputs=(JobInput("clip.mp4", clip.stat().st_size, uploaded=False, path=str(clip)),),
+        params={"question": "What is seen?", "max_new_tokens": "4"},
+        state="running",
+        attempts=1,
+    )
+    with pytest.raises(OrstreamError, match="/trained/here/imis_segmenter"):
+        VlmKind(VlmSettings(moved)).run(JobContext(job, {"clip.mp4": clip}, Reports()))
+    told = VlmSettings(moved, frame_package=FRAME_PACKAGE, instrument_package=INSTRUMENT_PACKAGE)
+    result = VlmKind(told).run(JobContext(job, {"clip.mp4": clip}, Reports()))
+    assert result["tokens"] >= 1
+    with pytest.raises(OrstreamError, match="--vlm-instrument-package /nowhere: no such folder"):
+        VlmSettings(moved, instrument_package=Path("/nowhere"))
