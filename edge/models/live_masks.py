@@ -35,6 +35,7 @@ from orstream.mask_scores import mask_box
 from orstream.prompts import Prompt
 from orstream.results import SegmentMask
 from orstream.segmentation.instrument_finding import (
+    MIN_SCORE,
     Found,
     distinct_objects,
     grid_clicks,
@@ -76,7 +77,7 @@ class LiveMasks:
         model: SegmenterModel,
         classifier: InstrumentClassifier | None = None,
         classes: Sequence[str] | None = None,
-        min_score: float = 0.5,
+        min_score: float = MIN_SCORE,
         min_confidence: float = 0.4,
     ) -> None:
         known = set(model.classes)

@@ -29,6 +29,8 @@ from orstream.segmentation.instrument_crop import tip_crop
 
 GRID = (6, 10)
 """Rows and columns of the clicks that find instruments."""
+MIN_SCORE = 0.5
+"""Smallest predicted IoU of a mask that is kept, unless a caller says otherwise."""
 MIN_AREA = 0.0005
 """Smallest object kept, as a fraction of the frame (400 pixels of a 720p frame)."""
 SAME_OBJECT = 0.5

@@ -24,11 +24,13 @@ from orstream.package.loading import ModelPackage
 from orstream.package.onnx_session import open_session
 from orstream.package.preprocess import ImagePreprocessor
 from orstream.prompts import Prompt
-from orstream.segmentation.instrument_finding import distinct_objects, grid_clicks, tip_crops
-from orstream.segmentation.prompt_tensors import PromptTensors
-
-MIN_SCORE = 0.5
-"""Smallest predicted IoU of an object's mask that is kept (the live masks' default)."""
+from orstream.segmentation.instrument_finding import (
+    MIN_SCORE,
+    distinct_objects,
+    grid_clicks,
+    tip_crops,
+)
+from orstream.segmentation.prompt_tensors import PromptTensors, best_candidates
 
 
 class InstrumentEvidence:
@@ -79,16 +81,14 @@ class InstrumentEvidence:
             for point in points
         ]
         feeds = {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
-        masks, iou = self._decoder.run(["masks", "iou"], feeds)
-        best = np.argmax(iou, axis=1)
-        picked = np.arange(len(rows))
-        found = distinct_objects(masks[picked, best], iou[picked, best], (height, width), MIN_SCORE)
+        logits, scores = best_candidates(*self._decoder.run(["masks", "iou"], feeds))
+        found = distinct_objects(logits, scores, (height, width), MIN_SCORE)
         crops, _ = tip_crops(image, found)
         if not crops:
             return evidence
-        logits = self._classifier.run(
+        classes = self._classifier.run(
             [self._output], {self._crops.spec.name: self._crops.batch(crops)}
         )[0]
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        shifted = np.exp(classes - classes.max(axis=1, keepdims=True))
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         return probabilities.max(axis=0).astype(np.float32)
