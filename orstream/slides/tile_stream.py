@@ -1,10 +1,11 @@
 """Tiles read ahead on reader threads, in batches, while the caller encodes earlier batches.
 
-Reading a slide's tiles and encoding them cost about the same, so reading must not wait for
+Reading a slide's tiles and encoding them are the two costs of an analysis (on CPU, encoding a
+tile with the shipped package costs about half of reading it), so reading must not wait for
 inference nor inference for reading. Reader threads each read a whole batch of tiles
 (OpenSlide reads one slide from several threads at once, and releases the GIL while it
-decodes and composites) and do nothing else: reading is the slower half on CPU, so the
-encoder's own preparation of a batch stays on the inference thread. At most ``depth`` batches
+decodes and composites) and do nothing else: reading is the slower half, so the encoder's own
+preparation of a batch stays on the inference thread. At most ``depth`` batches
 are read or waiting at any time, so memory holds a few batches of tiles whatever the slide's
 size, never a level of it. Batches come out in grid order.
 """

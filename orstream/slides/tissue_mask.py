@@ -44,21 +44,21 @@ class TissueMask:
     def coverage(self, xs: np.ndarray, ys: np.ndarray, span: int) -> np.ndarray:
         """Share of tissue in each level-0 square of side ``span`` whose corners are the grid
         of columns ``xs`` by rows ``ys``: [len(ys), len(xs)], from one summed-area table of
-        the mask instead of a mean per square (a 100,000 px slide has 10^5 squares)."""
+        the mask instead of a mean per square (a 100,000 px slide has 10^5 squares). OpenCV's
+        integral image and gathering its rows first take 0.15 ms on a 20,000 px slide's
+        625 px mask, where NumPy's cumulative sums and 2-D fancy indexing took 7.9 ms (a
+        thirtieth of reading its 899 tiles)."""
+        import cv2
+
         sx, sy = self.scale
         height, width = self.mask.shape
-        table = np.zeros((height + 1, width + 1), np.int64)
-        table[1:, 1:] = self.mask.cumsum(0).cumsum(1)
+        table = cv2.integral(self.mask.astype(np.uint8), sdepth=cv2.CV_32S)
         x0 = np.minimum((xs / sx).astype(np.int64), width)
         y0 = np.minimum((ys / sy).astype(np.int64), height)
         x1 = np.minimum(np.maximum(np.ceil((xs + span) / sx).astype(np.int64), x0 + 1), width)
         y1 = np.minimum(np.maximum(np.ceil((ys + span) / sy).astype(np.int64), y0 + 1), height)
-        inside = (
-            table[y1[:, None], x1[None, :]]
-            - table[y0[:, None], x1[None, :]]
-            - table[y1[:, None], x0[None, :]]
-            + table[y0[:, None], x0[None, :]]
-        )
+        top, bottom = table[y0], table[y1]
+        inside = bottom[:, x1] - bottom[:, x0] - top[:, x1] + top[:, x0]
         area = (y1 - y0)[:, None] * (x1 - x0)[None, :]
         return np.where(area > 0, inside / np.maximum(area, 1), 0.0)
 

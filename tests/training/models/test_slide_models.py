@@ -1,5 +1,6 @@
 """The slide models: shapes, attention over valid tiles only, and a toy MIL problem learnt."""
 
+import pytest
 import torch
 
 from orstream.training.models.slide import SlideEncoder
@@ -13,6 +14,21 @@ def test_both_models_are_registered_and_the_patch_encoder_gives_features_and_cla
     assert features.shape == (2, 32)
     assert classes.shape == (2, 5)  # background, stroma, tumour, necrosis, fat
     assert patterns.shape == (2, 2)  # glandular, solid
+
+
+def test_a_strided_stem_sees_each_pixel_once_at_stride_four_and_bad_stems_are_refused() -> None:
+    encoder = create_model("slide_patch_encoder", feature_dim=32, tile=64, stem=(4, 4)).eval()
+    stem = encoder.backbone.conv_stem
+    assert (stem.kernel_size, stem.stride, stem.padding) == ((4, 4), (4, 4), (0, 0))
+    # the stem's output grid is a quarter of the tile's side, where timm's own is half
+    assert stem(torch.rand(1, 3, 64, 64)).shape[-2:] == (16, 16)
+    assert encoder(torch.rand(2, 3, 64, 64))[0].shape == (2, 32)
+    overlapping = create_model("slide_patch_encoder", tile=64, stem=(8, 4)).backbone.conv_stem
+    assert overlapping.padding == (2, 2)
+    with pytest.raises(ValueError, match="stride <= kernel"):
+        create_model("slide_patch_encoder", tile=64, stem=(2, 4))
+    with pytest.raises(ValueError, match="conv_stem"):
+        create_model("slide_patch_encoder", backbone="resnet10t", tile=64, stem=(4, 4))
 
 
 def test_attention_sums_to_one_over_valid_tiles_and_padding_changes_nothing() -> None:
