@@ -18,8 +18,8 @@ from typing import Any
 
 from orstream.client.connection import add_connection_arguments, edge_stub, read_token
 from orstream.errors import OrstreamError
-from orstream.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.results import SegmentMask
+from orstream.segmentation.prompts import Prompt, PromptAnswer, PromptRequest
 
 NEGATIVE = "neg"
 POSITIVE = "pos"
@@ -199,7 +199,7 @@ def save_masks(answer: PromptAnswer, folder: Path) -> list[Path]:
     import cv2
     import numpy as np
 
-    from orstream.mask_rle import decode_mask
+    from orstream.segmentation.mask_rle import decode_mask
 
     try:
         folder.mkdir(parents=True, exist_ok=True)

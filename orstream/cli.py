@@ -184,7 +184,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         ("tokens", "add"),
-        "orstream.tokens_command",
+        "orstream.access.tokens_command",
         "make a bearer token for a name and role; prints it once, stores its hash",
     ),
     Command(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orstream.labels import INSTRUMENTS, OUT_OF_PATIENT, STEPS
-from orstream.mask_rle import MaskRle
+from orstream.segmentation.mask_rle import MaskRle
 
 KINDS: tuple[str, ...] = ("step", "instruments", "segmentation", "zeroshot_step")
 """Result kinds a client can filter on."""

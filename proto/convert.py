@@ -16,8 +16,6 @@ from orstream.handoffs import AnswerPiece, AskRequest, HandOffItem, HandOffReque
 from orstream.jobs import PartialResult
 from orstream.labels import INSTRUMENTS
 from orstream.latency import LatencySummary
-from orstream.mask_rle import MaskRle
-from orstream.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.proto.orstream.v1 import edge_pb2, results_pb2
 from orstream.results import (
     FrameResult,
@@ -28,6 +26,8 @@ from orstream.results import (
     ZeroShotStepResult,
     step_name,
 )
+from orstream.segmentation.mask_rle import MaskRle
+from orstream.segmentation.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.step_timeline import StepSegment
 from orstream.video_search import (

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from orstream.access.exposure import exposure_problem, is_loopback
 from orstream.access.server_tls import ServerTls
+from orstream.access.tokens import Tokens
 from orstream.errors import OrstreamError
 from orstream.server.job_scheduler import JobScheduler
 from orstream.server.job_service import JobService
@@ -23,7 +24,6 @@ from orstream.server.ray_executor import RayExecutor, RaySettings
 from orstream.server.service.grpc_server import DEFAULT_ADDRESS, JobGrpcServer
 from orstream.server.store import JobStore
 from orstream.server.uploads import UploadArea
-from orstream.tokens import Tokens
 
 log = logging.getLogger(__name__)
 

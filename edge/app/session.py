@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from orstream.access.exposure import is_loopback
 from orstream.access.server_tls import ServerTls
+from orstream.access.tokens import Tokens
 from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import EdgeConfig
 from orstream.edge.operators.sink import SinkOp
@@ -21,7 +22,6 @@ from orstream.edge.service.server import EdgeGrpcServer
 from orstream.status import RuntimeStatus
 from orstream.stop_signals import StopSignals
 from orstream.streams.sources.source import Source
-from orstream.tokens import Tokens
 
 if TYPE_CHECKING:
     from orstream.edge.web.web_server import WebDashboard

@@ -55,7 +55,7 @@ from orstream.edge.models.workflow_runner import WorkflowRunner
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
 from orstream.package.loading import ModelPackage
-from orstream.prompts import Prompt
+from orstream.segmentation.prompts import Prompt
 from orstream.streams.sources.replay import ReplaySource
 
 FORBIDDEN_MODULES = ("gi", "lightning", "pytorch_lightning")

@@ -127,7 +127,7 @@ def segmenter_latencies(package: Path, source: Path, frames: int) -> SegmenterFi
 
     from orstream.edge.models.segmenter_model import SegmenterModel
     from orstream.package.loading import load_package
-    from orstream.prompts import Prompt
+    from orstream.segmentation.prompts import Prompt
     from orstream.streams.sources.pyav_source import PyAVSource
 
     model = SegmenterModel.load(load_package(package))

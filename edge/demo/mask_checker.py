@@ -16,9 +16,6 @@ import grpc
 import numpy as np
 
 from orstream.labels import ANATOMY
-from orstream.mask_rle import decode_mask
-from orstream.mask_scores import mask_box, score_mask
-from orstream.prompts import Prompt, PromptRequest
 from orstream.proto.convert import (
     prompt_answer_from_proto,
     prompt_request_to_proto,
@@ -27,6 +24,9 @@ from orstream.proto.convert import (
 )
 from orstream.proto.orstream.v1 import edge_pb2_grpc
 from orstream.results import FrameResult
+from orstream.segmentation.mask_rle import decode_mask
+from orstream.segmentation.mask_scores import mask_box, score_mask
+from orstream.segmentation.prompts import Prompt, PromptRequest
 from orstream.streams.phantom.renderer import CaseRenderer
 
 MIN_AREA = 400

@@ -18,11 +18,11 @@ import numpy as np
 
 from orstream.edge.models.segmenter_model import ImageEmbedding, MaskPrediction, SegmenterModel
 from orstream.errors import quoted
-from orstream.mask_rle import encode_mask
-from orstream.mask_scores import mask_box
-from orstream.prompts import Prompt, PromptAnswer
 from orstream.results import SegmentMask
+from orstream.segmentation.mask_rle import encode_mask
+from orstream.segmentation.mask_scores import mask_box
 from orstream.segmentation.prompt_tensors import PromptError
+from orstream.segmentation.prompts import Prompt, PromptAnswer
 from orstream.streams.frame import Frame
 
 

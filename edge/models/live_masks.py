@@ -30,9 +30,6 @@ from orstream.edge.models.instrument_classifier import InstrumentClassifier
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY, NO_INSTRUMENT
-from orstream.mask_rle import encode_mask
-from orstream.mask_scores import mask_box
-from orstream.prompts import Prompt
 from orstream.results import SegmentMask
 from orstream.segmentation.instrument_finding import (
     MIN_SCORE,
@@ -41,6 +38,9 @@ from orstream.segmentation.instrument_finding import (
     grid_clicks,
     tip_crops,
 )
+from orstream.segmentation.mask_rle import encode_mask
+from orstream.segmentation.mask_scores import mask_box
+from orstream.segmentation.prompts import Prompt
 
 TRACK_IOU = 0.3
 """A found object is the one of the stream's previous segmented frame it overlaps with this IoU."""

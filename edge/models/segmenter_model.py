@@ -28,8 +28,8 @@ from orstream.errors import OrstreamError
 from orstream.package.card import IMAGE_EMBEDDINGS
 from orstream.package.loading import ModelPackage
 from orstream.package.preprocess import image_spec, preprocessor_for
-from orstream.prompts import Prompt
 from orstream.segmentation.prompt_tensors import PromptTensors, best_candidates
+from orstream.segmentation.prompts import Prompt
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from orstream.edge.overlay.drawing import Box
-from orstream.mask_rle import MaskRle
+from orstream.segmentation.mask_rle import MaskRle
 
 
 def clip_window(window: Box, height: int, width: int) -> Box:

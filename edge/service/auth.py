@@ -10,8 +10,8 @@ from __future__ import annotations
 import grpc
 
 from orstream.access.token_auth import TokenAuth
+from orstream.access.tokens import Tokens
 from orstream.edge.service.audit import AuditLog
-from orstream.tokens import Tokens
 
 METHOD_ROLES = {
     "EdgeService/GetStatus": "viewer",

@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from orstream.access.server_tls import ServerTls, add_port, server_options
+from orstream.access.tokens import Tokens
 from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.video_text_model import VideoTextModel
 from orstream.edge.outbox.desk import HandOffDesk
@@ -31,7 +32,6 @@ from orstream.edge.service.servicer import SERVICE_NAME, EdgeService
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import edge_pb2_grpc
 from orstream.status import RuntimeStatus, stream_health_name
-from orstream.tokens import Tokens
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from orstream.edge.models.frame_prompter import FrameNotFound, FramePrompter
 from orstream.edge.overlay.palette import MASK_OPACITY, PROMPTED_CODE, segment_colour
-from orstream.mask_rle import decode_mask
-from orstream.prompts import Prompt, PromptRequest
+from orstream.segmentation.mask_rle import decode_mask
 from orstream.segmentation.prompt_tensors import PromptError
+from orstream.segmentation.prompts import Prompt, PromptRequest
 
 BODY_FORM = (
     'post {"stream": ID, "x": X, "y": Y} (a click) or {"stream": ID, "box": [X0, Y0, X1, Y1]} '

@@ -17,8 +17,8 @@ import secrets
 import threading
 import time
 
+from orstream.access.tokens import Principal, Tokens
 from orstream.edge.service.audit import AuditLog
-from orstream.tokens import Principal, Tokens
 
 SESSION_COOKIE = "orstream_session"
 SESSION_S = 12 * 3600.0

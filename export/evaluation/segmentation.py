@@ -35,10 +35,10 @@ import numpy as np
 from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.labels import ANATOMY
-from orstream.mask_scores import Score, mask_box, score_mask
 from orstream.package.loading import load_package
 from orstream.pitvis import layout
-from orstream.prompts import Prompt
+from orstream.segmentation.mask_scores import Score, mask_box, score_mask
+from orstream.segmentation.prompts import Prompt
 from orstream.streams.sources.video_file import probe_video
 from orstream.training.data.click_simulation import Click, next_click
 from orstream.training.data.frame_cache import load_frames

@@ -36,7 +36,6 @@ from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.errors import OrstreamError
 from orstream.export.onnx.parity import PHANTOM_SIZE
 from orstream.export.onnx.phantom_tiles import phantom_tiles
-from orstream.mask_scores import mask_box
 from orstream.package.card import (
     IMAGE_EMBEDDINGS,
     PATCH_FEATURES,
@@ -47,7 +46,8 @@ from orstream.package.card import (
 )
 from orstream.package.loading import ModelPackage, sha256_file, write_card
 from orstream.package.preprocess import ImagePreprocessor
-from orstream.prompts import Prompt
+from orstream.segmentation.mask_scores import mask_box
+from orstream.segmentation.prompts import Prompt
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer
 from orstream.wordpiece import WordPieceTokenizer

@@ -1,7 +1,7 @@
 """Who may call what: bearer tokens checked on every gRPC call but health's.
 
 A call carries ``authorization: Bearer TOKEN`` metadata; the token's principal
-(:class:`orstream.tokens.Tokens`) must have the role its method needs (the server's table of
+(:class:`orstream.access.tokens.Tokens`) must have the role its method needs (the server's table of
 method roles; a method not listed needs ``admin``, so a method added without a role is safe).
 No token, or one the file does not list: UNAUTHENTICATED. A role too low: PERMISSION_DENIED.
 Health checks stay open, so an orchestrator can probe without a secret.
@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import grpc
 
 from orstream.access.caller import as_principal
-from orstream.tokens import Tokens
+from orstream.access.tokens import Tokens
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 """Methods under these prefixes need no token."""

@@ -20,7 +20,7 @@ from orstream.errors import OrstreamError, quoted
 from orstream.package.card import DECODER_INPUTS, IMAGE_EMBEDDINGS
 from orstream.package.loading import ModelPackage
 from orstream.package.preprocess import image_spec
-from orstream.prompts import Prompt
+from orstream.segmentation.prompts import Prompt
 
 PAD_LABEL = -1.0
 """Point label of an unused point slot of the decoder."""

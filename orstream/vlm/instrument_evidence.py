@@ -23,7 +23,6 @@ from orstream.package.card import INSTRUMENT_CLASSIFICATION
 from orstream.package.loading import ModelPackage
 from orstream.package.onnx_session import open_session
 from orstream.package.preprocess import ImagePreprocessor
-from orstream.prompts import Prompt
 from orstream.segmentation.instrument_finding import (
     MIN_SCORE,
     distinct_objects,
@@ -31,6 +30,7 @@ from orstream.segmentation.instrument_finding import (
     tip_crops,
 )
 from orstream.segmentation.prompt_tensors import PromptTensors, best_candidates
+from orstream.segmentation.prompts import Prompt
 
 
 class InstrumentEvidence:

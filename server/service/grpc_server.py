@@ -19,12 +19,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from orstream.access.server_tls import ServerTls, add_port, server_options
 from orstream.access.token_auth import TokenAuth
+from orstream.access.tokens import Tokens
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import server_pb2_grpc
 from orstream.server.job_service import JobService
 from orstream.server.service.roles import METHOD_ROLES
 from orstream.server.service.servicer import SERVICE_NAME, ServerServicer
-from orstream.tokens import Tokens
 
 DEFAULT_ADDRESS = "127.0.0.1:50061"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024

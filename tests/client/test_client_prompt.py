@@ -29,10 +29,10 @@ from orstream.edge.models.segmenter_model import MaskPrediction, SegmenterModel
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.errors import OrstreamError
-from orstream.mask_rle import MaskRle, decode_mask, encode_mask
 from orstream.package.loading import load_package
-from orstream.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.results import SegmentMask
+from orstream.segmentation.mask_rle import MaskRle, decode_mask, encode_mask
+from orstream.segmentation.prompts import Prompt, PromptAnswer, PromptRequest
 
 BOX = "40,30,200,150"
 

@@ -11,8 +11,6 @@ from google.protobuf.message import Message
 
 from orstream.errors import OrstreamError
 from orstream.latency import LatencySummary
-from orstream.mask_rle import MaskRle, encode_mask
-from orstream.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.proto.convert import (
     latency_from_proto,
     latency_to_proto,
@@ -55,6 +53,8 @@ from orstream.results import (
     StepResult,
     ZeroShotStepResult,
 )
+from orstream.segmentation.mask_rle import MaskRle, encode_mask
+from orstream.segmentation.prompts import Prompt, PromptAnswer, PromptRequest
 from orstream.status import ModelStatus, RuntimeStatus, SourceStatus, StageStatus
 from orstream.step_timeline import StepSegment
 from orstream.video_search import PromptChange, SearchAnswer, SearchMoment, SearchRequest

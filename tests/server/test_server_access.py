@@ -12,12 +12,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tls_certificates import make_pki
 
+from orstream.access.tokens import add_token
 from orstream.cli import main
 from orstream.client.server_client import ServerClient
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import server_pb2, server_pb2_grpc
 from orstream.server.job_server import JobServer, ServerSettings
-from orstream.tokens import add_token
 
 Start = Callable[..., tuple[JobServer, str]]
 

@@ -12,11 +12,11 @@ import grpc
 import pytest
 from segmenter_checkpoints import random_segmenter_package
 
+from orstream.access.tokens import add_token
 from orstream.client.bearer import BearerToken
 from orstream.edge.app.config import parse_config
 from orstream.edge.app.session import run_edge
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
-from orstream.tokens import add_token
 
 
 def test_a_run_leaves_an_audit_trail(

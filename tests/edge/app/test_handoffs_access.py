@@ -11,13 +11,13 @@ import pytest
 from handoff_samples import GREEN, coloured, wait_for
 from tls_certificates import make_pki
 
+from orstream.access.tokens import add_token
 from orstream.edge.app.config import ServerConfig
 from orstream.edge.app.handoffs import open_handoffs
 from orstream.handoffs import HandOffRequest
 from orstream.server.job_server import JobServer, ServerSettings
 from orstream.server.kinds.probe import ProbeKind
 from orstream.server.kinds.registry import KindRegistry
-from orstream.tokens import add_token
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from orstream.edge.app.compose import EdgeApp
 from orstream.edge.app.config import parse_config
 from orstream.edge.models.shipped import SHIPPED_SEGMENTER
 from orstream.edge.service.server import EdgeGrpcServer
-from orstream.mask_rle import decode_mask
 from orstream.proto.convert import segment_mask_from_proto
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+from orstream.segmentation.mask_rle import decode_mask
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
 
 SEED = 7707

@@ -22,7 +22,7 @@ from orstream.errors import OrstreamError
 from orstream.package.card import Graph
 from orstream.package.loading import ModelPackage, load_package
 from orstream.package.preprocess import ImagePreprocessor, image_spec, preprocessor_for
-from orstream.prompts import Prompt
+from orstream.segmentation.prompts import Prompt
 from orstream.streams.phantom.source import PhantomSource
 
 GRAPHS: list[tuple[str, Graph]] = [

@@ -11,9 +11,9 @@ from orstream.edge.models.live_masks import LiveMasks
 from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.models.shipped import SHIPPED_CLASSIFIER, SHIPPED_SEGMENTER
 from orstream.labels import ANATOMY
-from orstream.mask_rle import decode_mask
-from orstream.mask_scores import score_mask
 from orstream.package.loading import load_package
+from orstream.segmentation.mask_rle import decode_mask
+from orstream.segmentation.mask_scores import score_mask
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer
 

@@ -15,7 +15,6 @@ from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.models.shipped import SHIPPED_CLASSIFIER, SHIPPED_PACKAGE, SHIPPED_SEGMENTER
 from orstream.edge.models.workflow_model import WorkflowModel
 from orstream.labels import NO_INSTRUMENT, OUT_OF_PATIENT, UNUSED_SLOT
-from orstream.mask_rle import encode_mask
 from orstream.package.loading import load_package
 from orstream.pitvis.instrument_slots import named_slots
 from orstream.pitvis.metrics import video_instrument_metrics
@@ -26,6 +25,7 @@ from orstream.results import (
     SegmentMask,
     StepResult,
 )
+from orstream.segmentation.mask_rle import encode_mask
 from orstream.streams.frame import Frame
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer

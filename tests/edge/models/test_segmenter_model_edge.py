@@ -22,8 +22,8 @@ from orstream.export.onnx.segmenter_export import (
 )
 from orstream.labels import SEGMENTATION_CLASSES
 from orstream.package.loading import load_package
-from orstream.prompts import Prompt
 from orstream.segmentation.prompt_tensors import PromptError
+from orstream.segmentation.prompts import Prompt
 from orstream.training.models.text_encoder import TextEncoder, prompt_text
 
 FRAME = (180, 320)  # (height, width)

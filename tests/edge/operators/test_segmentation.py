@@ -20,8 +20,8 @@ from orstream.edge.models.segmenter_model import ImageEmbedding, SegmenterModel
 from orstream.edge.operators.segmentation import SegmentationOp
 from orstream.edge.service.result_hub import ResultHub
 from orstream.errors import OrstreamError
-from orstream.mask_rle import decode_mask
 from orstream.package.loading import load_package
+from orstream.segmentation.mask_rle import decode_mask
 from orstream.streams.phantom.source import PhantomSource
 from orstream.streams.sinks.memory import MemorySink
 

@@ -25,8 +25,8 @@ from orstream.edge.overlay.palette import (
 )
 from orstream.edge.overlay.style import style_for
 from orstream.labels import SEGMENTATION_CLASSES
-from orstream.mask_rle import MaskRle, decode_mask, encode_mask
 from orstream.results import FrameResult, SegmentationResult, SegmentMask
+from orstream.segmentation.mask_rle import MaskRle, decode_mask, encode_mask
 
 __all__ = ["frames"]  # the phantom frames fixture, shared with test_overlay
 

@@ -12,13 +12,13 @@ import pytest
 from edge_samples import channel_to, sample_status
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from orstream.access.tokens import Tokens, add_token
 from orstream.client.bearer import BearerToken
 from orstream.client.connection import edge_stub
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
 from orstream.errors import OrstreamError
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
-from orstream.tokens import Tokens, add_token
 
 CALLS = {
     "GetStatus": lambda stub: stub.GetStatus(edge_pb2.GetStatusRequest(), timeout=5),

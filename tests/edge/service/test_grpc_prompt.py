@@ -17,11 +17,11 @@ from orstream.edge.models.frame_prompter import FramePrompter
 from orstream.edge.models.segmenter_model import SegmenterModel
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.service.server import EdgeGrpcServer
-from orstream.mask_rle import decode_mask
 from orstream.package.loading import load_package
-from orstream.prompts import Prompt
 from orstream.proto.convert import segment_mask_from_proto
 from orstream.proto.orstream.v1 import edge_pb2, edge_pb2_grpc
+from orstream.segmentation.mask_rle import decode_mask
+from orstream.segmentation.prompts import Prompt
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ import pytest
 from edge_samples import result
 
 from orstream.edge.service.result_hub import ResultHub, Subscription
-from orstream.mask_rle import encode_mask
 from orstream.results import (
     FrameResult,
     SegmentationResult,
     SegmentMask,
 )
+from orstream.segmentation.mask_rle import encode_mask
 from orstream.step_timeline import StepSegment
 
 

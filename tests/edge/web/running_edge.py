@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from orstream.access.tokens import add_token
 from orstream.edge.models.shipped import SHIPPED_PACKAGE, SHIPPED_SEGMENTER
-from orstream.tokens import add_token
 
 LONG = "or1=phantom://?seed=5&seconds=300&width=320&height=180&fps=12"
 SHORT = "or2=phantom://?seed=6&seconds=3&width=320&height=180&fps=12"

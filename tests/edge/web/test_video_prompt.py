@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from orstream.edge.web.video_prompt import PromptRefused, VideoPrompter, region_from_body
-from orstream.prompts import Prompt
+from orstream.segmentation.prompts import Prompt
 
 
 def test_a_click_is_a_positive_click_prompt() -> None:

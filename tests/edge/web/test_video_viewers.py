@@ -13,6 +13,7 @@ import pytest
 from aiortc import RTCPeerConnection
 from edge_samples import sample_status
 
+from orstream.access.tokens import Tokens, add_token
 from orstream.edge.service.result_hub import ResultHub
 from orstream.edge.web.frame_slot import WebFrames
 from orstream.edge.web.state_feed import StateFeed
@@ -20,7 +21,6 @@ from orstream.edge.web.video_prompt import VideoPrompter
 from orstream.edge.web.video_viewers import VideoViewers
 from orstream.edge.web.web_access import WebAccess
 from orstream.edge.web.web_server import WebDashboard
-from orstream.tokens import Tokens, add_token
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orstream.access.tokens import Tokens, add_token
 from orstream.edge.web.web_access import ANONYMOUS, WebAccess
-from orstream.tokens import Tokens, add_token
 
 
 def test_a_login_session_and_a_bearer_token_name_the_principal(tmp_path: Path) -> None:

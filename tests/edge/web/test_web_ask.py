@@ -21,6 +21,7 @@ from edge_samples import free_port, sample_status
 from handoff_samples import RED, ServerOnPort, coloured, desk_with_frames, sender_for, wait_for
 from vlm_checkpoints import tiny_vlm_package
 
+from orstream.access.tokens import Tokens, add_token
 from orstream.edge.outbox.desk import HandOffDesk
 from orstream.edge.service.audit import AuditLog
 from orstream.edge.service.result_hub import ResultHub
@@ -33,7 +34,6 @@ from orstream.edge.web.web_ask import AskRefused, WebAsks, ask_from_body
 from orstream.edge.web.web_server import WebDashboard
 from orstream.handoffs import AskRequest
 from orstream.server.kinds.vlm import VlmKind, VlmSettings
-from orstream.tokens import Tokens, add_token
 
 Events = list[tuple[str, dict[str, Any]]]
 

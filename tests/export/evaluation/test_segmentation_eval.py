@@ -15,7 +15,7 @@ from segmenter_checkpoints import random_segmenter_package
 
 from orstream.errors import OrstreamError
 from orstream.export.evaluation.segmentation import ROUNDS, evaluate_segmentation
-from orstream.mask_scores import Score, mask_box, score_mask
+from orstream.segmentation.mask_scores import Score, mask_box, score_mask
 
 SCORE_KEYS = {"dice", "iou"}
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from orstream.errors import OrstreamError
-from orstream.mask_rle import MaskRle, decode_mask, encode_mask
 from orstream.proto.convert import segment_mask_from_proto, segment_mask_to_proto
 from orstream.proto.orstream.v1 import results_pb2
 from orstream.results import SegmentMask
+from orstream.segmentation.mask_rle import MaskRle, decode_mask, encode_mask
 
 
 def _over_the_wire(rle: MaskRle) -> tuple[MaskRle, int]:

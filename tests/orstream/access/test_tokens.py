@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from orstream.access.tokens import Principal, Tokens, add_token, token_hash
 from orstream.cli import main
 from orstream.errors import OrstreamError
-from orstream.tokens import Principal, Tokens, add_token, token_hash
 
 
 def test_added_tokens_are_stored_as_hashes_and_found_again(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from orstream.prompts import Prompt, PromptAnswer, PromptRequest
+from orstream.segmentation.prompts import Prompt, PromptAnswer, PromptRequest
 
 
 def test_requests_for_clicks_a_box_or_classes() -> None:

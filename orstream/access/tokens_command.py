@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from orstream.tokens import ROLES
+    from orstream.access.tokens import ROLES
 
     parser.add_argument("--file", type=Path, required=True, help="tokens file (YAML of hashes)")
     parser.add_argument("--name", required=True, help="who the token is for, e.g. or3-display")
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orstream.tokens import add_token
+    from orstream.access.tokens import add_token
 
     token = add_token(args.file, args.name, args.role)
     print(token)
