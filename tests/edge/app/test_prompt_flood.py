@@ -85,9 +85,13 @@ def test_a_prompt_flood_keeps_the_video_and_health(random_workflow_package: Path
     server.stop(1)
     status = app.status()
     # Measured on 2 cores while other tests ran: 192 of 192 frames out, health p99 24.3 ms
-    # (max 27.8), 109 prompts answered and 5595 refused at once.
+    # (max 27.8), 109 prompts answered and 5595 refused at once. The flooding clients run in
+    # this process and share its interpreter lock with the phantom camera, which once (in CI,
+    # beside another test process) came to a frame more than a frame period late and skipped
+    # it, as a live source does: every frame is accounted for, and skips stay rare.
     assert status.video_frames_out >= 0.99 * status.video_frames_in
-    assert status.video_frames_in == source.frame_count
+    assert status.video_frames_in + source.dropped == source.frame_count
+    assert source.dropped <= 0.02 * source.frame_count
     assert codes.get("OK", 0) > 0 and codes.get("RESOURCE_EXHAUSTED", 0) > 0
     assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "CANCELLED"}
     assert len(health_ms) > 20 and float(np.percentile(health_ms, 99)) < 100
