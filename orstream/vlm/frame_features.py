@@ -11,19 +11,23 @@ the frame shows (:class:`~orstream.vlm.instrument_evidence.InstrumentEvidence`, 
 embedding), zero-padded to the embedding's width so one projector maps every token.
 
 The graphs run on ONNX Runtime from the packages, as the server tier runs them; before they
-encode anything, they must reproduce the packages' golden references.
+encode anything, they must reproduce the packages' golden references. Frames are resized and
+normalised as the package card says (:class:`~orstream.package.preprocess.ImagePreprocessor`,
+the same pre-processing the edge gives the segmenter), so the tokens follow the package.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.card import INTERACTIVE_SEGMENTATION
 from orstream.package.loading import load_package
 from orstream.package.onnx_session import open_session
+from orstream.package.preprocess import INTERPOLATION, ImagePreprocessor
 from orstream.vlm.instrument_evidence import InstrumentEvidence
 
 DEFAULT_GRID = (2, 2)
@@ -57,18 +61,16 @@ class FrameFeatures:
         if card.task != INTERACTIVE_SEGMENTATION:
             raise OrstreamError(f"model package {package} is a {card.task} package, not "
                                 f"{INTERACTIVE_SEGMENTATION}")  # fmt: skip
-        image = card.inputs[0]
-        assert image.mean is not None and image.std is not None and image.scale is not None
-        self.size = (image.shape[2], image.shape[3])
+        self._preprocess = ImagePreprocessor.from_card(card)
+        self.size = self._preprocess.size
         self.width = card.outputs[0].shape[1]
         self.grid = grid
         self.sha256 = card.hashes.model_onnx
         """The image encoder graph's content hash: what features computed with it depend on."""
-        self._input = image.name
+        self._input = self._preprocess.spec.name
         self._output = card.outputs[0].name
-        self._scale = float(image.scale)
-        self._mean = np.array(image.mean, np.float32)[:, None, None]
-        self._std = np.array(image.std, np.float32)[:, None, None]
+        assert self._preprocess.spec.resize is not None  # an image input has a resize
+        self._interpolation = INTERPOLATION[self._preprocess.spec.resize.interpolation]
         self._session = open_session(loaded, "model", threads)
         self.evidence = (
             InstrumentEvidence(loaded, load_package(instruments), threads)
@@ -94,16 +96,15 @@ class FrameFeatures:
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """RGB uint8 frames [N, H, W, 3] (any size) -> float32 tokens [N, tokens, width]:
         the cells row by row, then the instrument token."""
-        import cv2
-
         height, width = self.size
         cells = self.grid[0] * self.grid[1]
         out = np.zeros((len(frames), self.tokens_per_frame, self.width), np.float32)
         for index, frame in enumerate(frames):
             if frame.shape[:2] != (height, width):
-                frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-            planes = frame.transpose(2, 0, 1).astype(np.float32) / self._scale
-            batch = ((planes - self._mean) / self._std)[None]
+                # Resized here, not only inside the pre-processor: the instrument evidence
+                # clicks on the frame the encoder saw.
+                frame = cv2.resize(frame, (width, height), interpolation=self._interpolation)
+            batch = self._preprocess(frame)
             embedding = self._session.run([self._output], {self._input: batch})[0]
             out[index, :cells] = pool_grid(embedding[0], self.grid)
             if self.evidence is not None:
