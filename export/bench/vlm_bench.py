@@ -33,7 +33,6 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
-from orstream.training.models.vlm.torch_language import open_language
 from orstream.vlm.answer_backend import AnswerRequest
 from orstream.vlm.answer_engine import question_text
 from orstream.vlm.batch_decoding import BatchDecoder, PreparedPrompt, Row
@@ -41,6 +40,7 @@ from orstream.vlm.language_runtime import LanguageRuntime
 from orstream.vlm.onnx_language import open_vlm_package, vlm_section
 from orstream.vlm.prompt_layout import prompt_ids
 from orstream.vlm.text_tokenizer import TextTokenizer
+from orstream.vlm.torch_language import Runtime, open_language
 
 Progress = Callable[[str], None]
 NEVER = -1
@@ -150,7 +150,7 @@ def visual_ms(package: ModelPackage, runs: int = 5) -> float | None:
 def bench_vlm(
     package_path: Path,
     *,
-    runtimes: tuple[str, ...] = ("onnx", "torch"),
+    runtimes: tuple[Runtime, ...] = ("onnx", "torch"),
     max_new_tokens: int = DEFAULT_NEW_TOKENS,
     runs: int = 5,
     threads: int = 1,

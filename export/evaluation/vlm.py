@@ -30,13 +30,13 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage, load_package
-from orstream.training.models.vlm.torch_language import Runtime, open_language
 from orstream.vlm.answer_backend import AnswerEnd
 from orstream.vlm.answer_engine import NO_REASONING, AnswerEngine
 from orstream.vlm.answer_scoring import score_answer
 from orstream.vlm.onnx_language import open_vlm_package, vlm_section
 from orstream.vlm.prompt_layout import question_prompt
 from orstream.vlm.question_items import QuestionItem
+from orstream.vlm.torch_language import Runtime, open_language
 
 Progress = Callable[[str], None]
 CONCURRENT = 8

@@ -14,7 +14,7 @@ The package holds (:class:`~orstream.package.card.VLMSpec`):
   path and sha256, frame grid, window, slide package and regions) from the checkpoint's record.
 
 Both graphs run the left-padded forward serving uses
-(:class:`~orstream.training.models.vlm.padded_batch.PaddedDecoder`), batch on axis 0 and the
+(:class:`~orstream.vlm.model.padded_batch.PaddedDecoder`), batch on axis 0 and the
 sequence axes symbolic. Before the package is written ONNX Runtime must reproduce PyTorch within
 1e-4: the prefill on prompts of several lengths alone and left-padded together in ``max_batch``
 rows, then several decode steps each side carrying its own cache, and each projector on 1 and
@@ -28,7 +28,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -75,6 +75,7 @@ from orstream.package.card import (
     ModelCard,
     OutputSpec,
     ParityResult,
+    VisionSource,
     VLMEncoderSettings,
     VLMGraphSpec,
     VLMLanguageSpec,
@@ -82,8 +83,8 @@ from orstream.package.card import (
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file
 from orstream.package.signatures import check_graph_signature
-from orstream.training.models.vlm import VisionLanguageModel
-from orstream.training.models.vlm.padded_batch import PaddedDecoder
+from orstream.vlm.model import VisionLanguageModel
+from orstream.vlm.model.padded_batch import PaddedDecoder
 from orstream.vlm.onnx_language import OnnxLanguage
 from orstream.vlm.text_tokenizer import TextTokenizer
 
@@ -246,8 +247,8 @@ def build_card(
     width, vocab, head = language.width, language.vocab_size, language.head_dim
     length = len(reference_ids(tokenizer, settings, reference_source(list(model.feature_widths))))
     cache_meaning = "the KV cache of every token so far, batch-first"
-    projectors = {
-        source: VLMGraphSpec(
+    projectors: dict[VisionSource, VLMGraphSpec] = {
+        cast(VisionSource, source): VLMGraphSpec(  # the model refuses any other source
             file=f"projector_{source}.onnx",
             sha256=hashes[f"projector_{source}.onnx"],
             inputs=(_tensor(VLM_FEATURES, (1, visual_tokens(settings, source), features)),),
@@ -302,7 +303,7 @@ def build_card(
                 layers=language.layers,
                 heads=width // head,
                 kv_heads=language.kv_heads,
-                mlp_hidden=language.blocks[0].mlp.gate.out_features,
+                mlp_hidden=language.mlp_hidden,
                 rope_base=language.rope_base,
                 image_id=model.image_id,
                 eos_id=tokenizer.eos_id,

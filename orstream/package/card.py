@@ -617,6 +617,10 @@ class SlideEncoderSpec(_Strict):
         return {t.name: (t.shape, t.dtype) for t in self.outputs}
 
 
+VisionSource = Literal["surgical", "slide"]
+"""Where a vision-language model's visual tokens come from: surgical frames or a slide."""
+
+
 class VLMGraphSpec(_Strict):
     """One graph of a vision-language package besides ``model.onnx``."""
 
@@ -691,7 +695,7 @@ class VLMSpec(_Strict):
     """
 
     decode: VLMGraphSpec
-    projectors: dict[Literal["surgical", "slide"], VLMGraphSpec] = Field(min_length=1)
+    projectors: dict[VisionSource, VLMGraphSpec] = Field(min_length=1)
     weights_file: str = Field(default=VLM_WEIGHTS_FILE, pattern=FILE_NAME_PATTERN)
     weights_sha256: str = Field(pattern=SHA256_PATTERN)
     tokenizer_file: str = Field(default=VLM_TOKENIZER_FILE, pattern=FILE_NAME_PATTERN)

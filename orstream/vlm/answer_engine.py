@@ -105,7 +105,7 @@ class AnswerEngine:
 
         Args:
             language: its language model loaded on a runtime (None: ONNX Runtime with
-                ``threads``; torch: ``orstream.training.models.vlm.torch_language``).
+                ``threads``; torch: ``orstream.vlm.torch_language``).
 
         Raises:
             OrstreamError: as the runtimes' loading (a file or the golden reference wrong).

@@ -5,7 +5,7 @@ through the prefill when it joins, then one decode step per token through the KV
 of different lengths share the batch by left padding: a joining group's cache and the running
 batch's are padded on the left to the longer past (zeros, masked out), so every row's mask
 covers exactly its own tokens and the forward (positions from the mask, padding never seen;
-:mod:`orstream.training.models.vlm.padded_batch`) computes for it what it computes alone. When
+:mod:`orstream.vlm.model.padded_batch`) computes for it what it computes alone. When
 rows leave, the columns no remaining row uses are cut off the left.
 
 With ``recompute`` no cache is kept: each step runs the prefill over every row's whole sequence

@@ -2,7 +2,7 @@
 
 Two runtimes implement it, ONNX Runtime on the package's graphs
 (:mod:`orstream.vlm.onnx_language`) and torch on its weights
-(:mod:`orstream.training.models.vlm.torch_language`); the batched greedy decoding above them
+(:mod:`orstream.vlm.torch_language`); the batched greedy decoding above them
 (:mod:`orstream.vlm.batch_decoding`) is the same for both. Arrays are numpy on both sides: the
 cache goes back and forth between calls, and numpy is what both runtimes share (torch views CPU
 arrays without copying).

@@ -200,7 +200,7 @@ class VlmKind:
 
                     language = None  # ONNX Runtime: needs no torch on the server
                     if settings.runtime == "torch":
-                        from orstream.training.models.vlm.torch_language import TorchLanguage
+                        from orstream.vlm.torch_language import TorchLanguage
 
                         language = TorchLanguage(settings.model, settings.device, 1)
                     self._backend = AnswerEngine.open(

@@ -1,4 +1,5 @@
-"""Imports follow DESIGN.md's dependency direction; the edge never needs torch or Lightning.
+"""Imports follow DESIGN.md's dependency direction; the edge never needs torch or Lightning, and
+neither the edge nor the server imports training code or Lightning (they run model packages).
 
 torch is optional on the edge: only the GPU modules below import it, and the rest of the edge
 reaches them lazily (through the backend registry), so a host without torch runs everything
@@ -30,11 +31,13 @@ ALLOWED = {
     "edge": {"orstream", "streams", "edge", "proto"},
     "training": {"orstream", "streams", "training"},
     "export": {"orstream", "streams", "edge", "training", "export"},
-    "server": {"orstream", "training", "server", "proto"},
+    "server": {"orstream", "server", "proto"},
     "proto": {"orstream", "proto"},
     "client": {"orstream", "proto", "client"},
 }
 EDGE_FORBIDDEN_LIBRARIES = {"torch", "lightning", "pytorch_lightning", "timm", "torchvision"}
+SERVING_FORBIDDEN_LIBRARIES = {"lightning", "pytorch_lightning", "timm"}
+"""Training libraries that the server, and the core it shares with the edge, never import."""
 EDGE_TORCH_MODULES = {
     "edge/backends/onnx_torch_ops.py",
     "edge/backends/onnx_torch_program.py",
@@ -76,6 +79,8 @@ def test_parts_import_only_what_they_may(project_root: Path, part: str) -> None:
             relative = path.relative_to(project_root).as_posix()
             torch_allowed = library == "torch" and relative in EDGE_TORCH_MODULES
             if part == "edge" and library in EDGE_FORBIDDEN_LIBRARIES and not torch_allowed:
+                wrong.append(f"{relative} imports {module}")
+            if part in ("orstream", "server") and library in SERVING_FORBIDDEN_LIBRARIES:
                 wrong.append(f"{relative} imports {module}")
     assert wrong == []
 

@@ -14,7 +14,7 @@ from orstream.training.models.slide import (
 )
 from orstream.training.models.tokenizer import VisualTokenizer, meditok_small
 from orstream.training.models.videotext import VideoTextModel, ophclip_small
-from orstream.training.models.vlm import VisionLanguageModel, gmai_vl_small
+from orstream.training.models.vlm import gmai_vl_small
 from orstream.training.models.workflow import WorkflowRecognizer, pitvis_workflow
 
 __all__ = [

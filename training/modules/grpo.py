@@ -24,8 +24,8 @@ from torch import Tensor
 
 from orstream.errors import OrstreamError
 from orstream.training.data.vlm_datamodule import IGNORE
-from orstream.training.models.vlm import VisionLanguageModel
 from orstream.vlm.answer_scoring import score_answer
+from orstream.vlm.model import VisionLanguageModel
 from orstream.vlm.question_items import QuestionItem
 from orstream.vlm.text_tokenizer import TextTokenizer
 

@@ -44,7 +44,6 @@ from orstream.errors import OrstreamError
 from orstream.training.data.vlm_datamodule import IGNORE, VLMBatch, VLMDataModule
 from orstream.training.distributed.gather import masked_mean_share
 from orstream.training.distributed.metrics import gather_unique
-from orstream.training.models.vlm import VisionLanguageModel
 from orstream.training.modules.grpo import (
     GRPOSettings,
     ReferencePolicy,
@@ -57,6 +56,7 @@ from orstream.training.modules.init_weights import load_init_weights
 from orstream.training.modules.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 from orstream.vlm.answer_scoring import score_answer
+from orstream.vlm.model import VisionLanguageModel
 
 GRPO_GRADIENT_CLIP = 1.0
 """Stage 3's gradient norm limit: a group of rare, large advantages must not throw the policy
@@ -182,7 +182,7 @@ class LitVLM(RecordedModule):
 
     def _grpo_step(self, batch: VLMBatch) -> Tensor:
         """One GRPO step on a batch of training questions (module docstring)."""
-        data = self.trainer.datamodule
+        data = getattr(self.trainer, "datamodule", None)
         assert isinstance(data, VLMDataModule) and self._reference is not None
         items = [data.train_samples[i].item for i in batch.index.tolist()]
         questions = [item for item in items if item is not None]
@@ -213,7 +213,7 @@ class LitVLM(RecordedModule):
             )
             optimizer.zero_grad()
             self.manual_backward(result.loss + self._idle_projectors(batch.source))
-            self.clip_gradients(optimizer, gradient_clip_val=GRPO_GRADIENT_CLIP)
+            self.clip_gradients(optimizer.optimizer, gradient_clip_val=GRPO_GRADIENT_CLIP)
             optimizer.step()
         scores = rollouts.scores
         logged = {
@@ -280,7 +280,7 @@ class LitVLM(RecordedModule):
         """Greedy answers to ``count`` held-out questions (spread evenly), scored exactly:
         accuracy, the share well formed, and accuracy per question type. Under DDP each rank
         answers every ``world_size``-th question and all ranks score all answers."""
-        data = self.trainer.datamodule
+        data = getattr(self.trainer, "datamodule", None)
         assert isinstance(data, VLMDataModule)
         samples = [s for s in data.val_samples if s.item is not None]
         chosen = np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int)

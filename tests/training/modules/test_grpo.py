@@ -6,7 +6,6 @@ import torch
 
 from orstream.errors import OrstreamError
 from orstream.training.data.vlm_datamodule import IGNORE
-from orstream.training.models.vlm import VisionLanguageModel
 from orstream.training.modules.grpo import (
     GroupScores,
     GRPOSettings,
@@ -20,6 +19,7 @@ from orstream.training.modules.grpo import (
     token_log_probs,
 )
 from orstream.training.registry import create_model
+from orstream.vlm.model import VisionLanguageModel
 from orstream.vlm.question_items import QuestionItem
 from orstream.vlm.text_tokenizer import TextTokenizer
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from orstream.training.models.vlm.rotary import apply_rotary
+from orstream.vlm.model.rotary import apply_rotary
 
 
 class GroupedQueryAttention(nn.Module):

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from orstream.training.models.vlm.language_model import DecoderLanguageModel
-from orstream.training.models.vlm.rotary import rotary_angles
+from orstream.vlm.model.language_model import DecoderLanguageModel
+from orstream.vlm.model.rotary import rotary_angles
 
 
 class PaddedDecoder(nn.Module):

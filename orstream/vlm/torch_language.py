@@ -1,13 +1,12 @@
 """A vision-language package's language model on torch: the model rebuilt from the card's sizes
 and the package's ``weights.npz``, run through the same left-padded forward the graphs were
-exported from (:class:`~orstream.training.models.vlm.padded_batch.PaddedDecoder`).
+exported from (:class:`~orstream.vlm.model.padded_batch.PaddedDecoder`).
 
 The package, not the Lightning checkpoint, is what this loads: both runtimes then serve the same
-files, checked by the same sha256s and golden reference. The model's torch code is imported
-from ``orstream.training.models.vlm`` (plain ``nn.Module``s, no Lightning); that import is why
-this runtime needs the ``train`` extra where the ONNX one needs only ONNX Runtime, and why it
-lives beside the model in ``training`` (the core package imports no training code): the server
-and the export commands, which may import it, choose a runtime with :func:`open_language`.
+files, checked by the same sha256s and golden reference. The model is the plain ``nn.Module``s
+of :mod:`orstream.vlm.model`, which training builds too; this runtime needs torch where the ONNX
+one needs only ONNX Runtime, and no training code. The server and the export commands choose a
+runtime with :func:`open_language`.
 
 On CUDA the cache still comes back as numpy between steps (:mod:`orstream.vlm.language_runtime`),
 a copy each way per step; on the CPU, torch views the arrays without copying.
@@ -48,8 +47,8 @@ class TorchLanguage:
     ) -> None:
         import torch
 
-        from orstream.training.models.vlm import VisionLanguageModel
-        from orstream.training.models.vlm.padded_batch import PaddedDecoder
+        from orstream.vlm.model import VisionLanguageModel
+        from orstream.vlm.model.padded_batch import PaddedDecoder
 
         if threads is not None:
             torch.set_num_threads(threads)

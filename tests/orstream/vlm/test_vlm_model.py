@@ -3,28 +3,25 @@
 import pytest
 import torch
 
-from orstream.training.models.vlm import VisionLanguageModel
-from orstream.training.models.vlm.attention import GroupedQueryAttention
-from orstream.training.models.vlm.rotary import apply_rotary, rotary_angles
-from orstream.training.registry import create_model
+from orstream.vlm.model import VisionLanguageModel
+from orstream.vlm.model.attention import GroupedQueryAttention
+from orstream.vlm.model.rotary import apply_rotary, rotary_angles
 
 IMAGE = 3
 
 
 def small_model() -> VisionLanguageModel:
     torch.manual_seed(0)
-    model = create_model(
-        "gmai_vl_small",
-        vocab_size=50,
-        image_id=IMAGE,
-        feature_widths={"surgical": 12, "slide": 20},
+    model = VisionLanguageModel(
+        50,
+        IMAGE,
+        {"surgical": 12, "slide": 20},
         width=32,
         layers=2,
         heads=4,
         kv_heads=2,
         mlp_hidden=48,
     )
-    assert isinstance(model, VisionLanguageModel)
     return model.eval()
 
 

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from orstream.training.models.vlm.attention import GroupedQueryAttention
-from orstream.training.models.vlm.rotary import rotary_angles
+from orstream.vlm.model.attention import GroupedQueryAttention
+from orstream.vlm.model.rotary import rotary_angles
 
 
 class RMSNorm(nn.Module):
@@ -82,6 +82,7 @@ class DecoderLanguageModel(nn.Module):
         super().__init__()
         self.vocab_size, self.width, self.layers = vocab_size, width, layers
         self.kv_heads, self.head_dim = kv_heads, width // heads
+        self.mlp_hidden = mlp_hidden
         self.rope_base = rope_base
         self.embedding = nn.Embedding(vocab_size, width)
         nn.init.normal_(self.embedding.weight, std=0.02)

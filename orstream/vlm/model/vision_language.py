@@ -13,8 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from orstream.training.models.vlm.language_model import DecoderLanguageModel
-from orstream.training.registry import register_model
+from orstream.vlm.model.language_model import DecoderLanguageModel
 
 SOURCES = ("surgical", "slide")
 
@@ -38,7 +37,8 @@ class VisionLanguageModel(nn.Module):
     vocab_size: the text tokenizer's ids.
     image_id: the id of ``<image>``.
     feature_widths: the width of each source's vision features, by source name.
-    language: keyword arguments of :class:`DecoderLanguageModel` (width, layers, heads, ...).
+    width, layers, heads, kv_heads, mlp_hidden, rope_base: the language model's sizes
+        (:class:`DecoderLanguageModel`).
     """
 
     def __init__(
@@ -46,7 +46,12 @@ class VisionLanguageModel(nn.Module):
         vocab_size: int,
         image_id: int,
         feature_widths: dict[str, int],
-        **language: int | float,
+        width: int = 256,
+        layers: int = 4,
+        heads: int = 8,
+        kv_heads: int = 2,
+        mlp_hidden: int = 688,
+        rope_base: float = 10_000.0,
     ) -> None:
         super().__init__()
         unknown = set(feature_widths) - set(SOURCES)
@@ -54,7 +59,9 @@ class VisionLanguageModel(nn.Module):
             raise ValueError(f"unknown vision sources {sorted(unknown)}; known: {SOURCES}")
         self.image_id = image_id
         self.feature_widths = dict(feature_widths)
-        self.language = DecoderLanguageModel(vocab_size, **language)
+        self.language = DecoderLanguageModel(
+            vocab_size, width, layers, heads, kv_heads, mlp_hidden, rope_base
+        )
         self.projectors = nn.ModuleDict(
             {name: Projector(width, self.language.width) for name, width in feature_widths.items()}
         )
@@ -132,29 +139,3 @@ class VisionLanguageModel(nn.Module):
         if not out:
             return prompt_ids.new_zeros((group, 0))
         return torch.stack(out, dim=1)
-
-
-@register_model
-def gmai_vl_small(
-    vocab_size: int = 2048,
-    image_id: int = 3,
-    feature_widths: dict[str, int] | None = None,
-    width: int = 256,
-    layers: int = 4,
-    heads: int = 8,
-    kv_heads: int = 2,
-    mlp_hidden: int = 688,
-) -> VisionLanguageModel:
-    """GMAI-VL at CPU scale: a 4-layer, 256-wide decoder (8 query heads over 2 key/value
-    heads), projectors from the segmenter's 128-d frame tokens and the slide package's 512-d
-    tile features."""
-    return VisionLanguageModel(
-        vocab_size,
-        image_id,
-        feature_widths or {"surgical": 128, "slide": 512},
-        width=width,
-        layers=layers,
-        heads=heads,
-        kv_heads=kv_heads,
-        mlp_hidden=mlp_hidden,
-    )
