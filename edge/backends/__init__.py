@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orstream.edge.backends.protocol import Backend, Graph
 from orstream.edge.backends.reference_check import check_reference
@@ -121,7 +121,7 @@ def create_backend(
         backend = reason
         selection = backend.label + (f" ({'; '.join(reasons)})" if reasons else "")
         # Not part of the protocol: create_backend's record, read by the runtime's status.
-        backend.selection = selection
+        cast(Any, backend).selection = selection
         logger.info("%s %s graph runs on %s", package.card.name, graph, selection)
         return backend
     raise OrstreamError(

@@ -313,8 +313,7 @@ class TorchBackend:
                 raise OrstreamError(
                     f"torch backend: input {name!r} is {value.dtype}, the graph takes {dtype}"
                 )
-        rows = batch_of(inputs, self.max_batch, "torch backend")
-        return rows
+        return batch_of(inputs, self.max_batch, "torch backend")
 
 
 def _on(device: torch.device | None) -> contextlib.AbstractContextManager[Any]:

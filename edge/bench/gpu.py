@@ -177,7 +177,9 @@ def parity_rows(packages: Sequence[ModelPackage], device: str) -> list[dict[str,
     precisions = ("fp32",) if device == "cpu" else PRECISIONS
     rows = []
     for package in packages:
-        graphs = ("model", "decoder") if package.card.decoder is not None else ("model",)
+        graphs: tuple[Graph, ...] = (
+            ("model", "decoder") if package.card.decoder is not None else ("model",)
+        )
         for graph in graphs:
             for precision in precisions:
                 row: dict[str, Any] = {

@@ -32,6 +32,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 from orstream.edge.graph.rate_sampler import RateSampler
 from orstream.errors import OrstreamError
+from orstream.streams.frame import Frame
 
 T = TypeVar("T")
 
@@ -183,6 +184,9 @@ class Connection(Generic[T]):
         if sampler is None:
             assert self.spec.rate_hz is not None
             sampler = self._samplers[stream] = RateSampler(self.spec.rate_hz)
+        if not isinstance(item, Frame):
+            raise OrstreamError(f"connection {self.name} samples frames at a rate, got a "
+                                f"{type(item).__name__}")  # fmt: skip
         return sampler.take(item)
 
 

@@ -137,7 +137,7 @@ def prepare(mask: SegmentMask, height: int, width: int) -> PreparedMask | None:
     if rle.height <= 0 or rle.width <= 0:
         return None
     window = clip_window(Box(*mask.box), rle.height, rle.width)
-    pixels = decode_window(rle, window).view(np.uint8)
+    pixels: np.ndarray = decode_window(rle, window).view(np.uint8)
     if (rle.height, rle.width) != (height, width):
         scale_x, scale_y = width / rle.width, height / rle.height
         window = Box(

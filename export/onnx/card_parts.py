@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import onnx
 import onnxruntime
 import torch
 
+from orstream.errors import OrstreamError
 from orstream.package.card import ExportInfo, InputSpec, ParityResult, Resize
 from orstream.training.data.frame_cache import RESIZE_INTERPOLATION
 
@@ -14,11 +17,16 @@ def image_input(
     name: str,
     height: int,
     width: int,
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
+    mean: Sequence[float],
+    std: Sequence[float],
 ) -> InputSpec:
     """An RGB image input of batch 1, resized as training resized every frame (so the edge sees
-    the same pixels), scaled to 0..1 and normalised by ``mean`` and ``std``."""
+    the same pixels), scaled to 0..1 and normalised by ``mean`` and ``std`` (one value per
+    channel).
+
+    Raises:
+        OrstreamError: ``mean`` or ``std`` without exactly three values.
+    """
     return InputSpec(
         name=name,
         shape=(1, 3, height, width),
@@ -29,9 +37,15 @@ def image_input(
             {"height": height, "width": width, "interpolation": RESIZE_INTERPOLATION}
         ),
         scale=255.0,
-        mean=mean,
-        std=std,
+        mean=_rgb("mean", mean),
+        std=_rgb("std", std),
     )
+
+
+def _rgb(what: str, values: Sequence[float]) -> tuple[float, float, float]:
+    if len(values) != 3:
+        raise OrstreamError(f"the model's {what} needs 3 values (R, G, B), not {list(values)}")
+    return float(values[0]), float(values[1]), float(values[2])
 
 
 def export_info(

@@ -32,8 +32,8 @@ class StreamingModel(Protocol):
     """
 
     input_size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     sample_fps: float
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]: ...

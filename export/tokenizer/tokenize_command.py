@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     package = load_package(args.package)
     runner = TokenizerRunner(package)
     image = read_image(args.input)
+    frames: tuple[int, ...]
     if image is not None:
         indices = runner.encode([image])
         kind, size, frames, fps = "image", (image.shape[0], image.shape[1]), (0,), 0.0

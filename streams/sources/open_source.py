@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from orstream.errors import OrstreamError
@@ -77,13 +78,13 @@ def open_source(
     return ReconnectingSource(connect, uri, stream_id, backoff)
 
 
-def uri_params(uri: str, allowed: dict[str, type]) -> dict[str, object]:
+def uri_params(uri: str, allowed: dict[str, type]) -> dict[str, Any]:
     """A URI's query parameters, converted to the types ``allowed`` names.
 
     Raises:
         OrstreamError: an unknown or repeated parameter, or a value of the wrong type.
     """
-    params: dict[str, object] = {}
+    params: dict[str, Any] = {}  # each value of its ``allowed`` type
     for key, text in parse_qsl(urlsplit(uri).query, keep_blank_values=True):
         if key not in allowed:
             raise OrstreamError(f"{uri}: unknown parameter '{key}' (allowed: {', '.join(allowed)})")

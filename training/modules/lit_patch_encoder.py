@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from orstream.slides.phantom.tissue_classes import TissueClass
 from orstream.training.distributed.gather import masked_mean_share
 from orstream.training.distributed.metrics import gather_unique
+from orstream.training.models.slide import PatchEncoder
 from orstream.training.modules.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 
@@ -57,7 +58,10 @@ class LitPatchEncoder(RecordedModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = create_model(model_name, **(model_kwargs or {}))
+        model = create_model(model_name, **(model_kwargs or {}))
+        if not isinstance(model, PatchEncoder):
+            raise TypeError(f"{model_name!r} is not a patch encoder")
+        self.model = model
         self.example_input_array = torch.zeros(2, 3, self.tile, self.tile)
         # (tile indices, [predicted class, class, predicted pattern, pattern] rows)
         self._val: list[tuple[Tensor, Tensor]] = []
@@ -66,7 +70,7 @@ class LitPatchEncoder(RecordedModule):
     @property
     def tile(self) -> int:
         """The model's tile side in pixels (what the data module must cut)."""
-        return int(self.model.tile)
+        return self.model.tile
 
     def forward(self, tiles: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         features, classes, patterns = self.model(tiles)

@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from orstream.training.data.slide_feature_datamodule import SlideBatch
 from orstream.training.distributed.gather import masked_mean_share
 from orstream.training.distributed.metrics import gather_unique
+from orstream.training.models.slide import SlideEncoder
 from orstream.training.modules.recorded_module import RecordedModule
 from orstream.training.registry import create_model
 
@@ -59,7 +60,10 @@ class LitSlideEncoder(RecordedModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = create_model(model_name, **(model_kwargs or {}))
+        model = create_model(model_name, **(model_kwargs or {}))
+        if not isinstance(model, SlideEncoder):
+            raise TypeError(f"{model_name!r} is not a slide encoder")
+        self.model = model
         self.example_input_array = (
             torch.zeros(2, 8, self.feature_dim),
             torch.ones(2, 8, dtype=torch.bool),
@@ -71,7 +75,7 @@ class LitSlideEncoder(RecordedModule):
     @property
     def feature_dim(self) -> int:
         """The width of the patch features the model reads (what the data must hold)."""
-        return int(self.model.feature_dim)
+        return self.model.feature_dim
 
     def forward(self, features: Tensor, valid: Tensor) -> dict[str, Tensor]:
         outputs: dict[str, Tensor] = self.model(features, valid)

@@ -106,7 +106,7 @@ class LitVideoText(RecordedModule):
         return self.model.embed_video(frames)
 
     def on_fit_start(self) -> None:
-        datamodule = self.trainer.datamodule
+        datamodule = getattr(self.trainer, "datamodule", None)
         for name in ("narration_bank", "step_prompts"):
             given = getattr(datamodule, name, None)
             if given is not None:

@@ -95,6 +95,13 @@ def test_a_rate_keeps_the_due_frames_of_each_stream_and_skips_the_rest() -> None
     assert (port.accepted, port.skipped, port.dropped) == (8, 32, 0)
 
 
+def test_a_rate_refuses_what_is_not_a_frame() -> None:
+    port: Connection[object] = Connection("cam.video->model.frames", InputSpec("p", rate_hz=2.0))
+    with pytest.raises(OrstreamError, match=r"cam\.video->model\.frames samples frames.*got a str"):
+        port.put("not a frame")
+    assert port.accepted == 0
+
+
 def test_a_stream_filter_says_which_items_flow() -> None:
     port: Connection[Frame] = Connection("p", InputSpec("p"), stream_id="a")
     assert port.wants(frame("a", 0)) and not port.wants(frame("b", 0))
