@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,8 @@ import numpy as np
 from orstream.errors import OrstreamError
 
 _PIXELS = ctypes.POINTER(ctypes.c_uint32)
+MIN_BAND_ROWS = 256
+"""Levels shorter than this many rows per band are read in one piece (threads would not pay)."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,31 @@ class Slide:
         blended = rgb + (self.background * (255 - alpha) + 127) // 255
         return np.minimum(blended, 255).astype(np.uint8)
 
-    def read_level(self, level: int) -> np.ndarray:
-        """The whole of ``level`` as RGB (meant for small levels: thumbnails)."""
+    def read_level(self, level: int, bands: int = 2) -> np.ndarray:
+        """The whole of ``level`` as RGB (meant for small levels: thumbnails).
+
+        OpenSlide decodes on the calling thread and ctypes lets go of the GIL, so the level is
+        read as ``bands`` horizontal bands on as many threads (the 3,125 px level a 100,000 px
+        phantom's thumbnail comes from: median 194 ms in one read, 114 ms in two, 2 cores). Only where the level's
+        downsample is a whole number: each band then starts on the level-0 row its first row
+        maps to exactly, and the pixels are those of one read; elsewhere, one read.
+        """
         info = self.levels[level]
-        return self.read_region((0, 0), level, (info.width, info.height))
+        whole = info.downsample == round(info.downsample)
+        if bands <= 1 or not whole or info.height < bands * MIN_BAND_ROWS:
+            return self.read_region((0, 0), level, (info.width, info.height))
+        step = round(info.downsample)
+        edges = np.linspace(0, info.height, bands + 1).round().astype(int)
+        out = np.empty((info.height, info.width, 3), np.uint8)
+
+        def read(band: int) -> None:
+            top, bottom = int(edges[band]), int(edges[band + 1])
+            out[top:bottom] = self.read_region((0, top * step), level, (info.width, bottom - top))
+
+        with ThreadPoolExecutor(bands, thread_name_prefix="slide-band") as pool:
+            for done in [pool.submit(read, band) for band in range(bands)]:
+                done.result()
+        return out
 
     def close(self) -> None:
         self._handle.close()

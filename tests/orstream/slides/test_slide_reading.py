@@ -158,3 +158,19 @@ def test_tissue_coverage_of_the_grid_is_each_squares_share_of_the_mask(
             window = tissue.mask[y0:y1, x0:x1]
             assert shares[row, column] == pytest.approx(window.mean(), abs=1e-12)
     assert 0 < (shares > 0.5).mean() < 1
+
+
+def test_a_level_read_in_bands_is_the_level_read_at_once(slide_phantom: Path) -> None:
+    import numpy as np
+
+    with open_slide(slide_phantom / "slides" / "slide_001.tiff") as slide:
+        banded = [
+            level
+            for level, info in enumerate(slide.levels)
+            if info.downsample == round(info.downsample) and info.height >= 3 * 256
+        ]
+        assert banded, [level.downsample for level in slide.levels]
+        for level in banded:
+            whole = slide.read_level(level, bands=1)
+            for bands in (2, 3):
+                assert np.array_equal(slide.read_level(level, bands=bands), whole)
