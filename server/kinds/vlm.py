@@ -21,6 +21,7 @@ A cancelled job stops decoding at the next token.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 import time
@@ -38,6 +39,11 @@ from orstream.server.kinds.opened_video import OpenedVideo
 from orstream.vlm.answer_backend import AnswerBackend, AnswerRequest, check_question
 
 RUNTIMES = ("onnx", "torch", "transformers")
+RUNTIME_LIBRARIES = {
+    "torch": (("torch",), "pip install torch"),
+    "transformers": (("torch", "transformers"), "pip install 'orstream[vlm-hf]'"),
+}
+"""What each runtime imports beyond the server extra, and how to install it."""
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts"})
 MAX_CLIP_FRAMES = 64
 """Frames of a clip kept for the model, evenly over the clip (the models sample fewer)."""
@@ -77,6 +83,13 @@ class VlmSettings:
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise OrstreamError(f"--vlm-runtime {self.runtime!r}: one of {', '.join(RUNTIMES)}")
+        needed, install = RUNTIME_LIBRARIES.get(self.runtime, ((), ""))
+        missing = [name for name in needed if importlib.util.find_spec(name) is None]
+        if missing:
+            raise OrstreamError(
+                f"--vlm-runtime {self.runtime} needs {' and '.join(missing)}, which this "
+                f"environment lacks: {install}"
+            )
         if not self.model.is_dir():
             raise OrstreamError(f"--vlm {self.model}: no such folder")
         encoders = {

@@ -233,3 +233,26 @@ def test_encoders_kept_elsewhere_on_the_server_are_given_to_it(
     assert result["tokens"] >= 1
     with pytest.raises(OrstreamError, match="--vlm-instrument-package /nowhere: no such folder"):
         VlmSettings(moved, instrument_package=Path("/nowhere"))
+
+
+@pytest.mark.parametrize(
+    ("runtime", "missing", "install"),
+    [("torch", "torch", "pip install torch"), ("transformers", "transformers", "vlm-hf")],
+)
+def test_a_runtime_whose_library_is_missing_is_refused_at_start(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
+    missing: str,
+    install: str,
+) -> None:
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == missing else found(name)
+    )
+    with pytest.raises(
+        OrstreamError, match=f"needs {missing}, which this environment lacks.*{install}"
+    ):
+        VlmSettings(tmp_path, runtime=runtime)

@@ -46,11 +46,12 @@ class VisionLanguageModel(nn.Module):
         vocab_size: int,
         image_id: int,
         feature_widths: dict[str, int],
-        width: int = 256,
-        layers: int = 4,
-        heads: int = 8,
-        kv_heads: int = 2,
-        mlp_hidden: int = 688,
+        *,
+        width: int,
+        layers: int,
+        heads: int,
+        kv_heads: int,
+        mlp_hidden: int,
         rope_base: float = 10_000.0,
     ) -> None:
         super().__init__()
