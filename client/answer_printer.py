@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from orstream.vlm.question_items import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+from orstream.vlm.questions.question_items import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 
 _TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 _DIM, _PLAIN = "\033[2m", "\033[0m"

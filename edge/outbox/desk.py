@@ -17,7 +17,7 @@ from orstream.edge.outbox.store import OutboxStore
 from orstream.errors import OrstreamError, quoted
 from orstream.handoffs import HANDOFF_STATES, AskRequest, HandOffItem, HandOffRequest
 from orstream.jobs import JobSubmission
-from orstream.vlm.answer_backend import check_question
+from orstream.vlm.answering.answer_backend import check_question
 
 CLIP_NAME = "clip.mp4"
 """The input a hand-off's job gets: the clip, as an H.264 MP4 (what the ``probe`` kind reads)."""

@@ -2,8 +2,8 @@
 the KV cache and with recomputation, on ONNX Runtime and torch.
 
 Each configuration drives the decoding loop the answering engine runs
-(:class:`~orstream.vlm.batch_decoding.BatchDecoder`) in this thread, so the figures are the
-language model's and the loop's, without the hand-off between the engine's threads:
+(:class:`~orstream.vlm.answering.batch_decoding.BatchDecoder`) in this thread, so the figures are
+the language model's and the loop's, without the hand-off between the engine's threads:
 
 - ``ttft_ms``: from a request's admission (its prompt's prefill, visual tokens projected) to
   its first token, p50 and p99 over the runs; with 4 concurrent requests they are admitted
@@ -33,14 +33,14 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
-from orstream.vlm.answer_backend import AnswerRequest
-from orstream.vlm.answer_engine import question_text
-from orstream.vlm.batch_decoding import BatchDecoder, PreparedPrompt, Row
-from orstream.vlm.language_runtime import LanguageRuntime
-from orstream.vlm.onnx_language import open_vlm_package, vlm_section
+from orstream.vlm.answering.answer_backend import AnswerRequest
+from orstream.vlm.answering.answer_engine import question_text
+from orstream.vlm.answering.batch_decoding import BatchDecoder, PreparedPrompt, Row
+from orstream.vlm.answering.language_runtime import LanguageRuntime
+from orstream.vlm.answering.onnx_language import open_vlm_package, vlm_section
+from orstream.vlm.answering.torch_language import Runtime, open_language
 from orstream.vlm.prompt_layout import prompt_ids
 from orstream.vlm.text_tokenizer import TextTokenizer
-from orstream.vlm.torch_language import Runtime, open_language
 
 Progress = Callable[[str], None]
 NEVER = -1
@@ -128,7 +128,7 @@ def visual_ms(package: ModelPackage, runs: int = 5) -> float | None:
     """p50 ms of one clip's frames through the package's frame encoder (None: it cannot be
     opened here)."""
     from orstream.export.onnx.parity import phantom_frames
-    from orstream.vlm.visual_input import VisualEncoders
+    from orstream.vlm.visual.visual_input import VisualEncoders
 
     spec = vlm_section(package)
     if "surgical" not in spec.projectors or spec.encoders.frame_package is None:

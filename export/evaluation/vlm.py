@@ -1,19 +1,19 @@
 """A vision-language package scored on held-out phantom questions, with and without reasoning.
 
-The questions are those training holds out (:mod:`orstream.vlm.surgical_questions` on the
-held-out cases, :mod:`orstream.vlm.slide_questions` on the held-out slides; by default the ones
-the package's training record names, with its question seed, window and stride). Each is asked
+The questions are those training holds out (:mod:`orstream.vlm.questions.surgical_questions` on the
+held-out cases, :mod:`orstream.vlm.questions.slide_questions` on the held-out slides; by default the
+ones the package's training record names, with its question seed, window and stride). Each is asked
 as serving asks it: a surgical question with its window's frames (one per second, the frame
 training encoded for that second, at the frame encoder's input size) and a slide question with
-the slide file, through the package's own encoders (:class:`~orstream.vlm.visual_input.
+the slide file, through the package's own encoders (:class:`~orstream.vlm.visual.visual_input.
 VisualEncoders`), laid out as training laid it out (``Question: ...`` with the options of a
 multiple-choice question, ``Answer: ``), and answered greedily by the
-:class:`~orstream.vlm.answer_engine.AnswerEngine`, several at once.
+:class:`~orstream.vlm.answering.answer_engine.AnswerEngine`, several at once.
 
 Without reasoning the answer is forced to start with an empty ``<think></think>``: the model
 then writes ``<answer>...</answer>`` at once, and the scored text is the forced start plus what
 it wrote (so a well-formed answer stays well formed). Scoring is exact
-(:func:`~orstream.vlm.answer_scoring.score_answer`): ``accuracy`` over every question,
+(:func:`~orstream.vlm.questions.answer_scoring.score_answer`): ``accuracy`` over every question,
 ``by_type`` per question type, ``format_ok`` the share well formed.
 """
 
@@ -30,13 +30,13 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage, load_package
-from orstream.vlm.answer_backend import AnswerEnd
-from orstream.vlm.answer_engine import NO_REASONING, AnswerEngine
-from orstream.vlm.answer_scoring import score_answer
-from orstream.vlm.onnx_language import open_vlm_package, vlm_section
+from orstream.vlm.answering.answer_backend import AnswerEnd
+from orstream.vlm.answering.answer_engine import NO_REASONING, AnswerEngine
+from orstream.vlm.answering.onnx_language import open_vlm_package, vlm_section
+from orstream.vlm.answering.torch_language import Runtime, open_language
 from orstream.vlm.prompt_layout import question_prompt
-from orstream.vlm.question_items import QuestionItem
-from orstream.vlm.torch_language import Runtime, open_language
+from orstream.vlm.questions.answer_scoring import score_answer
+from orstream.vlm.questions.question_items import QuestionItem
 
 Progress = Callable[[str], None]
 CONCURRENT = 8
@@ -106,8 +106,8 @@ def question_items(
     Raises:
         OrstreamError: no data given, or no held-out case or slide to ask about.
     """
-    from orstream.vlm.slide_questions import slide_questions
-    from orstream.vlm.surgical_questions import STRIDE_S, WINDOW_S, dataset_questions
+    from orstream.vlm.questions.slide_questions import slide_questions
+    from orstream.vlm.questions.surgical_questions import STRIDE_S, WINDOW_S, dataset_questions
 
     recorded_videos, recorded_slides, record = held_out(package)
     videos = videos if videos is not None else recorded_videos

@@ -83,9 +83,9 @@ from orstream.package.card import (
 )
 from orstream.package.loading import ModelPackage, load_package, sha256_file
 from orstream.package.signatures import check_graph_signature
+from orstream.vlm.answering.onnx_language import OnnxLanguage
 from orstream.vlm.model import VisionLanguageModel
 from orstream.vlm.model.padded_batch import PaddedDecoder
-from orstream.vlm.onnx_language import OnnxLanguage
 from orstream.vlm.text_tokenizer import TextTokenizer
 
 VLM_MODELS = frozenset({"gmai_vl_small"})

@@ -6,7 +6,7 @@ features drawn from a fixed seed (the frozen encoders are outside the package, s
 frame's features can be computed here); the decode graph gets the embedding of the token the
 prefill chooses, with the prefill's cache; each projector gets its features. Every output is
 what ONNX Runtime on CPU in fp32 gives, so every runtime must reproduce it before it serves
-(:func:`orstream.vlm.language_runtime.check_reference`).
+(:func:`orstream.vlm.answering.language_runtime.check_reference`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from orstream.package.card import (
     VLMSpec,
 )
 from orstream.package.loading import ModelPackage
-from orstream.vlm.answer_engine import question_text
-from orstream.vlm.language_runtime import run_graph
-from orstream.vlm.onnx_language import OnnxLanguage, vlm_section
+from orstream.vlm.answering.answer_engine import question_text
+from orstream.vlm.answering.language_runtime import run_graph
+from orstream.vlm.answering.onnx_language import OnnxLanguage, vlm_section
 from orstream.vlm.prompt_layout import prompt_ids
 from orstream.vlm.text_tokenizer import TextTokenizer
 

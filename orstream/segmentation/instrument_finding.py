@@ -15,7 +15,7 @@ and named afterwards from tip crops by the instrument classifier:
 
 The edge's live masks (:class:`orstream.edge.models.live_masks.LiveMasks`) show the named
 objects on the OR display; the vision-language model reads the same evidence as one visual
-token per frame (:class:`orstream.vlm.instrument_evidence.InstrumentEvidence`).
+token per frame (:class:`orstream.vlm.visual.instrument_evidence.InstrumentEvidence`).
 """
 
 from __future__ import annotations

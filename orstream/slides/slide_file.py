@@ -101,9 +101,9 @@ class Slide:
 
         OpenSlide decodes on the calling thread and ctypes lets go of the GIL, so the level is
         read as ``bands`` horizontal bands on as many threads (the 3,125 px level a 100,000 px
-        phantom's thumbnail comes from: median 194 ms in one read, 114 ms in two, 2 cores). Only where the level's
-        downsample is a whole number: each band then starts on the level-0 row its first row
-        maps to exactly, and the pixels are those of one read; elsewhere, one read.
+        phantom's thumbnail comes from: median 194 ms in one read, 114 ms in two, 2 cores). Only
+        where the level's downsample is a whole number: each band then starts on the level-0 row its
+        first row maps to exactly, and the pixels are those of one read; elsewhere, one read.
         """
         info = self.levels[level]
         whole = info.downsample == round(info.downsample)

@@ -7,7 +7,7 @@ text; the model writes the answer after it and ends with ``<eos>``.
 
 from __future__ import annotations
 
-from orstream.vlm.question_items import QuestionItem
+from orstream.vlm.questions.question_items import QuestionItem
 from orstream.vlm.text_tokenizer import TextTokenizer
 
 DESCRIBE_PROMPT = "Describe what is seen."

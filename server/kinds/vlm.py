@@ -3,8 +3,8 @@ model, its text streamed as partial results while it is decoded.
 
 The model is the server's (``orstream server run --vlm MODEL``): a vision-language package of
 ``orstream export onnx`` on ONNX Runtime or torch, or a local Hugging Face VLM folder on the
-``transformers`` runtime (:mod:`orstream.vlm.transformers_backend`). It is opened on the first
-job and shared by the kind's jobs, which the package's engine decodes in one batch when they
+``transformers`` runtime (:mod:`orstream.vlm.answering.transformers_backend`). It is opened on the
+first job and shared by the kind's jobs, which the package's engine decodes in one batch when they
 run at once (``--concurrency vlm=N`` lets N run together).
 
 Input: one file, uploaded or by server path: a video clip (the edge's ``Ask`` hands its clip;
@@ -36,7 +36,7 @@ from orstream.errors import OrstreamError
 from orstream.jobs import JobSubmission
 from orstream.server.kinds.job_kind import JobContext
 from orstream.server.kinds.opened_video import OpenedVideo
-from orstream.vlm.answer_backend import AnswerBackend, AnswerRequest, check_question
+from orstream.vlm.answering.answer_backend import AnswerBackend, AnswerRequest, check_question
 
 RUNTIMES = ("onnx", "torch", "transformers")
 RUNTIME_LIBRARIES = {
@@ -205,15 +205,15 @@ class VlmKind:
             if self._backend is None:
                 settings = self.settings
                 if settings.runtime == "transformers":
-                    from orstream.vlm.transformers_backend import TransformersBackend
+                    from orstream.vlm.answering.transformers_backend import TransformersBackend
 
                     self._backend = TransformersBackend(settings.model, settings.device)
                 else:
-                    from orstream.vlm.answer_engine import AnswerEngine
+                    from orstream.vlm.answering.answer_engine import AnswerEngine
 
                     language = None  # ONNX Runtime: needs no torch on the server
                     if settings.runtime == "torch":
-                        from orstream.vlm.torch_language import TorchLanguage
+                        from orstream.vlm.answering.torch_language import TorchLanguage
 
                         language = TorchLanguage(settings.model, settings.device, 1)
                     self._backend = AnswerEngine.open(

@@ -5,8 +5,10 @@
   second shows (the step's description and the instruments in view: the narrations cover 10 s
   apiece, too few to align the live windows the questions ask about), each slide with its
   caption; the prompt is the visual tokens and ``Describe what is seen.``;
-- **stage 2** (instruction tuning): the questions of :mod:`orstream.vlm.surgical_questions`
-  and :mod:`orstream.vlm.slide_questions`, answered ``<think>...</think><answer>...</answer>``;
+- **stage 2** (instruction tuning): the questions of
+  :mod:`orstream.vlm.questions.surgical_questions` and
+  :mod:`orstream.vlm.questions.slide_questions`, answered
+  ``<think>...</think><answer>...</answer>``;
 - **stage 3** (GRPO, :mod:`orstream.training.modules.grpo`): the same questions; the model answers
   them itself and is rewarded against each sample's ``item``, so the targets serve only
   validation's next-token metrics.
@@ -50,9 +52,9 @@ from orstream.pitvis.layout import (
 from orstream.training.data.videotext_data import step_description
 from orstream.training.distributed.batches import GlobalBatchSampler
 from orstream.vlm.prompt_layout import DESCRIBE_PROMPT, prompt_ids, question_prompt
-from orstream.vlm.question_items import QuestionItem
-from orstream.vlm.slide_questions import slide_questions
-from orstream.vlm.surgical_questions import (
+from orstream.vlm.questions.question_items import QuestionItem
+from orstream.vlm.questions.slide_questions import slide_questions
+from orstream.vlm.questions.surgical_questions import (
     STRIDE_S,
     WINDOW_S,
     dataset_questions,
@@ -348,7 +350,7 @@ class VLMDataModule(L.LightningDataModule):
         """Every case's and slide's visual tokens, checked against the model's widths."""
         from orstream.slides.slide_models import SlideModels
         from orstream.training.data.vlm_features import case_tokens, slide_tokens
-        from orstream.vlm.frame_features import FrameFeatures
+        from orstream.vlm.visual.frame_features import FrameFeatures
 
         if self.surgical_root is not None and videos:
             encoder = FrameFeatures(

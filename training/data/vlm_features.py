@@ -1,9 +1,9 @@
 """The frozen visual tokens the vision-language model trains on, computed once and cached.
 
 Surgical cases: every annotated second's frame (frame ``round(t * fps)``, where the labels were
-taken) through :class:`~orstream.vlm.frame_features.FrameFeatures`, so a window of any
+taken) through :class:`~orstream.vlm.visual.frame_features.FrameFeatures`, so a window of any
 question or narration is a slice of its case's array. Slides: the region features of
-:func:`~orstream.vlm.slide_features.slide_region_features`. The vision encoders are frozen in
+:func:`~orstream.vlm.visual.slide_features.slide_region_features`. The vision encoders are frozen in
 every stage (GMAI-VL and LLaVA train the projector and the language model over a fixed
 encoder), so encoding once per data set is exact, and keeps each epoch to the language model's
 work on 2 CPU cores.
@@ -22,8 +22,8 @@ from orstream.pitvis.layout import annotations_path, video_path
 from orstream.slides.slide_models import SlideModels
 from orstream.streams.sources.video_file import probe_video
 from orstream.training.data.frame_cache import load_frames
-from orstream.vlm.frame_features import FrameFeatures
-from orstream.vlm.slide_features import slide_region_features
+from orstream.vlm.visual.frame_features import FrameFeatures
+from orstream.vlm.visual.slide_features import slide_region_features
 
 
 def case_tokens(

@@ -3,8 +3,8 @@
 Group Relative Policy Optimization (DeepSeekMath; the RL of DeepSeek-R1 and GMAI-VL-R1) needs
 no value model: each question is answered ``group_size`` times by sampling, every answer gets a
 verifiable reward (here: correct against the phantom's exact ground truth, and well formed, as
-:func:`~orstream.vlm.answer_scoring.score_answer` reads it), and an answer's advantage is its
-reward against its own group's, ``(r - mean) / std``. The policy then maximises the clipped
+:func:`~orstream.vlm.questions.answer_scoring.score_answer` reads it), and an answer's advantage is
+its reward against its own group's, ``(r - mean) / std``. The policy then maximises the clipped
 surrogate of PPO with those advantages on every answer token, minus ``kl_coef`` times the
 per-token KL estimate ``exp(ref - logp) - (ref - logp) - 1`` (unbiased and never negative) to the
 frozen stage-2 model, averaged over each answer's tokens and then over the answers.
@@ -24,9 +24,9 @@ from torch import Tensor
 
 from orstream.errors import OrstreamError
 from orstream.training.data.vlm_datamodule import IGNORE
-from orstream.vlm.answer_scoring import score_answer
 from orstream.vlm.model import VisionLanguageModel
-from orstream.vlm.question_items import QuestionItem
+from orstream.vlm.questions.answer_scoring import score_answer
+from orstream.vlm.questions.question_items import QuestionItem
 from orstream.vlm.text_tokenizer import TextTokenizer
 
 

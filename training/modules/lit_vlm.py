@@ -24,8 +24,9 @@ policy near stage 2. Training logs ``train_reward``, ``train_correct``, ``train_
 Validation logs ``val_loss`` and ``val_token_accuracy`` (greedy next-token accuracy over the
 held-out targets; the checkpoint monitor). With ``val_generate`` above 0 in stages 2 and 3,
 that many held-out questions (spread evenly over the list) are answered by greedy generation
-through the KV cache and scored exactly (:func:`~orstream.vlm.answer_scoring.score_answer`):
-``val_accuracy``, ``val_format_ok`` and ``val_accuracy_<kind>`` per question type.
+through the KV cache and scored exactly
+(:func:`~orstream.vlm.questions.answer_scoring.score_answer`): ``val_accuracy``, ``val_format_ok``
+and ``val_accuracy_<kind>`` per question type.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ from orstream.training.modules.grpo import (
 from orstream.training.modules.init_weights import load_init_weights
 from orstream.training.modules.recorded_module import RecordedModule
 from orstream.training.registry import create_model
-from orstream.vlm.answer_scoring import score_answer
 from orstream.vlm.model import VisionLanguageModel
+from orstream.vlm.questions.answer_scoring import score_answer
 
 GRPO_GRADIENT_CLIP = 1.0
 """Stage 3's gradient norm limit: a group of rare, large advantages must not throw the policy

@@ -3,8 +3,8 @@ model (rotary positions, grouped-query attention, an explicit KV cache), MLP pro
 project's frozen vision features into its embedding space, and their composition.
 
 Training builds it (registered as ``gmai_vl_small`` in :mod:`orstream.training.models.vlm`), and
-the torch runtime (:mod:`orstream.vlm.torch_language`) rebuilds it from a package's weights;
-both import it from here, so serving a package on torch needs torch, not the training code.
+the torch runtime (:mod:`orstream.vlm.answering.torch_language`) rebuilds it from a package's
+weights; both import it from here, so serving a package on torch needs torch, not the training code.
 Importing this package imports torch.
 """
 

@@ -27,7 +27,7 @@ from orstream.client.connection import edge_stub
 from orstream.proto.convert import handoff_list_from_proto
 from orstream.proto.orstream.v1 import edge_pb2
 from orstream.server.kinds.vlm import VlmKind, VlmSettings
-from orstream.vlm.question_items import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+from orstream.vlm.questions.question_items import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -11,9 +11,9 @@ from orstream.errors import OrstreamError
 from orstream.export.evaluation.vlm import evaluate_vlm
 from orstream.slides.phantom.dataset_writer import write_slide_dataset
 from orstream.streams.phantom.writer import PhantomSpec, write_dataset
-from orstream.vlm.answer_engine import NO_REASONING
-from orstream.vlm.slide_questions import SLIDE_KINDS
-from orstream.vlm.surgical_questions import SURGICAL_KINDS
+from orstream.vlm.answering.answer_engine import NO_REASONING
+from orstream.vlm.questions.slide_questions import SLIDE_KINDS
+from orstream.vlm.questions.surgical_questions import SURGICAL_KINDS
 from tests.vlm_checkpoints import tiny_vlm_package
 
 

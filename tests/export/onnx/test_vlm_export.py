@@ -13,9 +13,9 @@ from orstream.errors import OrstreamError
 from orstream.export.onnx.vlm_export import export_vlm_package
 from orstream.package.card import DECODE_FILE, VLM
 from orstream.package.loading import load_package
-from orstream.vlm.language_runtime import check_reference
-from orstream.vlm.onnx_language import OnnxLanguage
-from orstream.vlm.torch_language import TorchLanguage
+from orstream.vlm.answering.language_runtime import check_reference
+from orstream.vlm.answering.onnx_language import OnnxLanguage
+from orstream.vlm.answering.torch_language import TorchLanguage
 from tests.vlm_checkpoints import (
     FRAME_PACKAGE,
     INSTRUMENT_PACKAGE,

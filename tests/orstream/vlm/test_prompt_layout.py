@@ -1,7 +1,7 @@
 """The prompt layout shared by training and serving."""
 
 from orstream.vlm.prompt_layout import prompt_ids, question_prompt
-from orstream.vlm.question_items import QuestionItem
+from orstream.vlm.questions.question_items import QuestionItem
 from orstream.vlm.text_tokenizer import TextTokenizer
 
 

@@ -20,7 +20,7 @@ from orstream.training.modules.grpo import (
 )
 from orstream.training.registry import create_model
 from orstream.vlm.model import VisionLanguageModel
-from orstream.vlm.question_items import QuestionItem
+from orstream.vlm.questions.question_items import QuestionItem
 from orstream.vlm.text_tokenizer import TextTokenizer
 
 INSTRUMENTS = QuestionItem(

@@ -3,9 +3,9 @@
 import numpy as np
 
 from orstream.pitvis.csv_files import Annotations
-from orstream.vlm.answer_scoring import AnswerScore, score_answer
-from orstream.vlm.question_items import QuestionItem, format_answer, split_by_case
-from orstream.vlm.surgical_questions import SURGICAL_KINDS, case_questions
+from orstream.vlm.questions.answer_scoring import AnswerScore, score_answer
+from orstream.vlm.questions.question_items import QuestionItem, format_answer, split_by_case
+from orstream.vlm.questions.surgical_questions import SURGICAL_KINDS, case_questions
 
 # 16 s: out of patient 0-3, step 1 at 4-9, step 2 at 10-15.
 STEPS = [-1] * 4 + [1] * 6 + [2] * 6

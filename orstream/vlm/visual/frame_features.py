@@ -7,7 +7,7 @@ steps differ by (the video-text model freezes it for the same reason). Its embed
 averaged over a coarse ``grid`` of cells, each cell one visual token, so the language model
 sees where things are (two instruments stay two tokens) at a handful of tokens per frame.
 Given an instrument classifier, each frame gets one more token after its cells: the instruments
-the frame shows (:class:`~orstream.vlm.instrument_evidence.InstrumentEvidence`, from the same
+the frame shows (:class:`~orstream.vlm.visual.instrument_evidence.InstrumentEvidence`, from the same
 embedding), zero-padded to the embedding's width so one projector maps every token.
 
 The graphs run on ONNX Runtime from the packages, as the server tier runs them; before they
@@ -28,7 +28,7 @@ from orstream.package.card import INTERACTIVE_SEGMENTATION
 from orstream.package.loading import load_package
 from orstream.package.onnx_session import open_session
 from orstream.package.preprocess import INTERPOLATION, ImagePreprocessor
-from orstream.vlm.instrument_evidence import InstrumentEvidence
+from orstream.vlm.visual.instrument_evidence import InstrumentEvidence
 
 DEFAULT_GRID = (2, 2)
 

@@ -25,7 +25,7 @@ from orstream.package.card import (
     VLMSpec,
 )
 from orstream.package.loading import ModelPackage, load_package
-from orstream.vlm.language_runtime import Cache, check_reference
+from orstream.vlm.answering.language_runtime import Cache, check_reference
 
 EMBEDDING_WEIGHT = "language.embedding.weight"
 

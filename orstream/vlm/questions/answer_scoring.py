@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from orstream.vlm.question_items import QuestionItem
+from orstream.vlm.questions.question_items import QuestionItem
 
 _UNTAGGED = r"((?:(?!</?(?:think|answer)>).)*)"
 """Text holding no reasoning or answer tag: a part may not hide another part's tags (a reward

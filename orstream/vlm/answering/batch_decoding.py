@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orstream.errors import OrstreamError
-from orstream.vlm.answer_backend import AnswerEnd, EndReason
-from orstream.vlm.language_runtime import Cache, LanguageRuntime
+from orstream.vlm.answering.answer_backend import AnswerEnd, EndReason
+from orstream.vlm.answering.language_runtime import Cache, LanguageRuntime
 
 
 @dataclass(frozen=True)

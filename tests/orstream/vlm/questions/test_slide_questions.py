@@ -8,9 +8,9 @@ import pytest
 from orstream.errors import OrstreamError
 from orstream.slides.phantom.dataset_writer import write_slide_dataset
 from orstream.slides.phantom.tissue_classes import TissueClass
-from orstream.vlm.answer_scoring import AnswerScore, score_answer
-from orstream.vlm.question_items import format_answer
-from orstream.vlm.slide_questions import SLIDE_KINDS, quarter_tumour, slide_questions
+from orstream.vlm.questions.answer_scoring import AnswerScore, score_answer
+from orstream.vlm.questions.question_items import format_answer
+from orstream.vlm.questions.slide_questions import SLIDE_KINDS, quarter_tumour, slide_questions
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 The project's VLM is small and trained on the phantoms; a user who has real weights (a Qwen2-VL
 or LLaVA checkpoint in the Hugging Face layout, copied onto the machine) serves them through the
-same :class:`~orstream.vlm.answer_backend.AnswerBackend` contract, so the ``vlm`` job kind and
-the edge's ``Ask`` need not know which model answers. Nothing is ever downloaded: the folder is
+same :class:`~orstream.vlm.answering.answer_backend.AnswerBackend` contract, so the ``vlm`` job kind
+and the edge's ``Ask`` need not know which model answers. Nothing is ever downloaded: the folder is
 read with ``local_files_only`` and no code from it is run (``trust_remote_code`` stays off).
 
 Each layout gets the clip the way its model was trained to see one: Qwen2-VL reads frames as a
@@ -35,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 
 from orstream.errors import OrstreamError
-from orstream.vlm.answer_backend import AnswerEnd, AnswerRequest, EndReason
-from orstream.vlm.question_items import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+from orstream.vlm.answering.answer_backend import AnswerEnd, AnswerRequest, EndReason
+from orstream.vlm.questions.question_items import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 
 Layout = Literal["video", "images"]
 

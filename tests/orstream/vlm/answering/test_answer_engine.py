@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from orstream.errors import OrstreamError
-from orstream.vlm.answer_backend import AnswerBackend, AnswerEnd, AnswerRequest
-from orstream.vlm.answer_engine import NO_REASONING, AnswerEngine
-from orstream.vlm.onnx_language import OnnxLanguage
+from orstream.vlm.answering.answer_backend import AnswerBackend, AnswerEnd, AnswerRequest
+from orstream.vlm.answering.answer_engine import NO_REASONING, AnswerEngine
+from orstream.vlm.answering.onnx_language import OnnxLanguage
+from orstream.vlm.answering.torch_language import TorchLanguage
 from orstream.vlm.text_tokenizer import TextTokenizer
-from orstream.vlm.torch_language import TorchLanguage
-from orstream.vlm.visual_input import clip_frames
+from orstream.vlm.visual.visual_input import clip_frames
 from tests.vlm_checkpoints import tiny_vlm_package
 
 

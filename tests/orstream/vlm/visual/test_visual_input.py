@@ -9,7 +9,7 @@ import pytest
 from orstream.errors import OrstreamError
 from orstream.package.card import VLMEncoderSettings
 from orstream.package.loading import load_package
-from orstream.vlm.visual_input import VisualEncoders
+from orstream.vlm.visual.visual_input import VisualEncoders
 from tests.vlm_checkpoints import FRAME_PACKAGE, INSTRUMENT_PACKAGE
 
 CLIP = np.random.default_rng(0).integers(0, 256, (5, 144, 256, 3), dtype=np.uint8)

@@ -22,11 +22,11 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.card import VLMEncoderSettings
-from orstream.vlm.answer_backend import AnswerRequest
+from orstream.vlm.answering.answer_backend import AnswerRequest
 
 if TYPE_CHECKING:
     from orstream.slides.slide_models import SlideModels
-    from orstream.vlm.frame_features import FrameFeatures
+    from orstream.vlm.visual.frame_features import FrameFeatures
 
 KEPT_SLIDES = 4
 
@@ -87,7 +87,7 @@ class VisualEncoders:
         return tokens.reshape(-1, tokens.shape[-1])
 
     def _frame_encoder(self) -> FrameFeatures:
-        from orstream.vlm.frame_features import FrameFeatures
+        from orstream.vlm.visual.frame_features import FrameFeatures
 
         with self._lock:
             if self._frames is None:
@@ -117,7 +117,7 @@ class VisualEncoders:
     def slide_features(self, path: Path) -> np.ndarray:
         """Features [regions, F] of the slide at ``path`` (kept for the last few slides)."""
         from orstream.slides.slide_models import SlideModels
-        from orstream.vlm.slide_features import slide_region_features
+        from orstream.vlm.visual.slide_features import slide_region_features
 
         try:
             stat = path.stat()

@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 
 from orstream.errors import OrstreamError  # noqa: E402
 from orstream.slides.phantom.dataset_writer import write_slide_dataset  # noqa: E402
-from orstream.vlm.answer_backend import AnswerEnd, AnswerRequest  # noqa: E402
-from orstream.vlm.transformers_backend import (  # noqa: E402
+from orstream.vlm.answering.answer_backend import AnswerEnd, AnswerRequest  # noqa: E402
+from orstream.vlm.answering.transformers_backend import (  # noqa: E402
     ANSWER_INSTRUCTION,
     NO_REASONING,
     REASONING_INSTRUCTION,

@@ -4,7 +4,7 @@ Answers carry a reasoning chain before the final answer, as GMAI-VL's chain-of-t
 GMAI-VL-R1 write them: ``<think>REASONING</think><answer>ANSWER</answer>``. Every item names
 what it asks about (the case and the seconds of the window, or the slide), so the visual input
 is found again from the item alone, and says how its answer is compared
-(:mod:`orstream.vlm.answer_scoring`).
+(:mod:`orstream.vlm.questions.answer_scoring`).
 """
 
 from __future__ import annotations

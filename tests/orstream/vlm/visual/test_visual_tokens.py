@@ -9,8 +9,8 @@ import pytest
 from orstream.errors import OrstreamError
 from orstream.slides.phantom.dataset_writer import write_slide_dataset
 from orstream.slides.slide_models import SlideModels
-from orstream.vlm.frame_features import FrameFeatures, pool_grid
-from orstream.vlm.slide_features import slide_region_features
+from orstream.vlm.visual.frame_features import FrameFeatures, pool_grid
+from orstream.vlm.visual.slide_features import slide_region_features
 from tests.project_paths import PROJECT_ROOT
 
 PACKAGES = PROJECT_ROOT / "edge" / "packages"

@@ -8,8 +8,9 @@ of :mod:`orstream.vlm.model`, which training builds too; this runtime needs torc
 one needs only ONNX Runtime, and no training code. The server and the export commands choose a
 runtime with :func:`open_language`.
 
-On CUDA the cache still comes back as numpy between steps (:mod:`orstream.vlm.language_runtime`),
-a copy each way per step; on the CPU, torch views the arrays without copying.
+On CUDA the cache still comes back as numpy between steps
+(:mod:`orstream.vlm.answering.language_runtime`), a copy each way per step; on the CPU, torch views
+the arrays without copying.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
-from orstream.vlm.language_runtime import Cache, LanguageRuntime, check_reference
-from orstream.vlm.onnx_language import open_vlm_package, vlm_section
+from orstream.vlm.answering.language_runtime import Cache, LanguageRuntime, check_reference
+from orstream.vlm.answering.onnx_language import open_vlm_package, vlm_section
 
 
 class TorchLanguage:
@@ -125,7 +126,7 @@ def open_language(
         OrstreamError: an unknown runtime, or as the runtimes' loading.
     """
     if runtime == "onnx":
-        from orstream.vlm.onnx_language import OnnxLanguage
+        from orstream.vlm.answering.onnx_language import OnnxLanguage
 
         return OnnxLanguage(open_vlm_package(package), threads)
     if runtime == "torch":

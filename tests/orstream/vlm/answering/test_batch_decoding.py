@@ -4,9 +4,9 @@ recomputation, and each row's limits, on a tiny random package built here."""
 import numpy as np
 import pytest
 
-from orstream.vlm.answer_backend import AnswerEnd
-from orstream.vlm.batch_decoding import BatchDecoder, PreparedPrompt, Row
-from orstream.vlm.onnx_language import OnnxLanguage
+from orstream.vlm.answering.answer_backend import AnswerEnd
+from orstream.vlm.answering.batch_decoding import BatchDecoder, PreparedPrompt, Row
+from orstream.vlm.answering.onnx_language import OnnxLanguage
 from tests.vlm_checkpoints import tiny_vlm_package
 
 NEVER = 10_000  # an id outside the vocabulary: no row ends at eos

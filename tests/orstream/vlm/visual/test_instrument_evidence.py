@@ -16,8 +16,8 @@ from orstream.package.loading import load_package
 from orstream.segmentation.instrument_finding import tip_crops
 from orstream.streams.phantom.difficulty import get_difficulty
 from orstream.streams.phantom.renderer import CaseRenderer
-from orstream.vlm.frame_features import FrameFeatures
-from orstream.vlm.instrument_evidence import InstrumentEvidence
+from orstream.vlm.visual.frame_features import FrameFeatures
+from orstream.vlm.visual.instrument_evidence import InstrumentEvidence
 
 SEED, SECONDS = 7, 40
 SIZE = (144, 256)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from orstream.errors import OrstreamError
-from orstream.vlm.answer_backend import AnswerRequest, check_question
+from orstream.vlm.answering.answer_backend import AnswerRequest, check_question
 
 
 def test_a_question_is_text_of_1_to_500_printable_characters_and_line_breaks() -> None:

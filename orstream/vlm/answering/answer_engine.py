@@ -1,13 +1,14 @@
-"""The project's vision-language model as an :class:`~orstream.vlm.answer_backend.AnswerBackend`,
-answering concurrent requests in one batch.
+"""The project's vision-language model as an
+:class:`~orstream.vlm.answering.answer_backend.AnswerBackend`, answering concurrent requests in one
+batch.
 
 One engine serves a package on one runtime (ONNX Runtime or torch) and is shared by the
 server's worker threads: each ``stream()`` encodes its request's clip or slide in the caller's
 thread (the encoders run beside the decoding), then hands the prompt to the engine's decoding
 thread and yields text pieces as that thread decodes them. The decoding thread admits every
-prompt waiting at each step into the running batch (:mod:`orstream.vlm.batch_decoding`), up to
-``max_batch`` rows, so a request that arrives while others are being answered joins them at the
-next token instead of waiting for them to finish; its answer is the one it would get alone.
+prompt waiting at each step into the running batch (:mod:`orstream.vlm.answering.batch_decoding`),
+up to ``max_batch`` rows, so a request that arrives while others are being answered joins them at
+the next token instead of waiting for them to finish; its answer is the one it would get alone.
 
 Text streams as it is decoded: each token's piece is the text the answer's tokens decode to
 now, less what was sent; a piece that would end inside a multi-byte character waits for the
@@ -27,14 +28,14 @@ import numpy as np
 
 from orstream.errors import OrstreamError
 from orstream.package.loading import ModelPackage
-from orstream.vlm.answer_backend import AnswerEnd, AnswerRequest
-from orstream.vlm.batch_decoding import BatchDecoder, PreparedPrompt, Row
-from orstream.vlm.language_runtime import LanguageRuntime
-from orstream.vlm.onnx_language import open_vlm_package, vlm_section
+from orstream.vlm.answering.answer_backend import AnswerEnd, AnswerRequest
+from orstream.vlm.answering.batch_decoding import BatchDecoder, PreparedPrompt, Row
+from orstream.vlm.answering.language_runtime import LanguageRuntime
+from orstream.vlm.answering.onnx_language import open_vlm_package, vlm_section
 from orstream.vlm.prompt_layout import prompt_ids
-from orstream.vlm.question_items import THINK_CLOSE, THINK_OPEN
+from orstream.vlm.questions.question_items import THINK_CLOSE, THINK_OPEN
 from orstream.vlm.text_tokenizer import TextTokenizer
-from orstream.vlm.visual_input import VisualEncoders
+from orstream.vlm.visual.visual_input import VisualEncoders
 
 DEFAULT_MAX_BATCH = 8
 NO_REASONING = THINK_OPEN + THINK_CLOSE
@@ -101,11 +102,11 @@ class AnswerEngine:
         recompute: bool = False,
     ) -> AnswerEngine:
         """An engine over a vision-language package, its encoders as the card records them
-        unless given (:class:`~orstream.vlm.visual_input.VisualEncoders`).
+        unless given (:class:`~orstream.vlm.visual.visual_input.VisualEncoders`).
 
         Args:
             language: its language model loaded on a runtime (None: ONNX Runtime with
-                ``threads``; torch: ``orstream.vlm.torch_language``).
+                ``threads``; torch: ``orstream.vlm.answering.torch_language``).
 
         Raises:
             OrstreamError: as the runtimes' loading (a file or the golden reference wrong).
@@ -113,7 +114,7 @@ class AnswerEngine:
         opened = open_vlm_package(package)
         spec = vlm_section(opened)
         if language is None:
-            from orstream.vlm.onnx_language import OnnxLanguage
+            from orstream.vlm.answering.onnx_language import OnnxLanguage
 
             language = OnnxLanguage(opened, threads)
         return cls(

@@ -28,7 +28,7 @@ from orstream.errors import OrstreamError
 from orstream.labels import INSTRUMENTS, OUT_OF_PATIENT, step_name
 from orstream.pitvis.csv_files import Annotations, read_annotations
 from orstream.pitvis.layout import annotations_path, video_stem
-from orstream.vlm.question_items import AnswerKind, QuestionItem
+from orstream.vlm.questions.question_items import AnswerKind, QuestionItem
 
 WINDOW_S = 8
 """Seconds in a window: long enough to see a step begin, short enough for a live question."""

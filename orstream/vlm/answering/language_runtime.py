@@ -1,10 +1,10 @@
 """What runs a vision-language package's language model: the four calls serving needs.
 
 Two runtimes implement it, ONNX Runtime on the package's graphs
-(:mod:`orstream.vlm.onnx_language`) and torch on its weights
-(:mod:`orstream.vlm.torch_language`); the batched greedy decoding above them
-(:mod:`orstream.vlm.batch_decoding`) is the same for both. Arrays are numpy on both sides: the
-cache goes back and forth between calls, and numpy is what both runtimes share (torch views CPU
+(:mod:`orstream.vlm.answering.onnx_language`) and torch on its weights
+(:mod:`orstream.vlm.answering.torch_language`); the batched greedy decoding above them
+(:mod:`orstream.vlm.answering.batch_decoding`) is the same for both. Arrays are numpy on both sides:
+the cache goes back and forth between calls, and numpy is what both runtimes share (torch views CPU
 arrays without copying).
 
 The tensors are the package's (:data:`~orstream.package.card.VLM_OUTPUTS`): prompts left-padded

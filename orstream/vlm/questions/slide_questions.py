@@ -24,7 +24,7 @@ import numpy as np
 from orstream.errors import OrstreamError
 from orstream.slides.phantom.slide_text import FRACTION_BINS, SlideFacts, fraction_bin, slide_facts
 from orstream.slides.phantom.tissue_classes import TISSUE_CLASS_NAMES, TissueClass
-from orstream.vlm.question_items import QuestionItem
+from orstream.vlm.questions.question_items import QuestionItem
 
 SLIDE_KINDS = ("tumour_present", "subtype", "region", "tumour_fraction", "multiple_choice")
 QUARTERS = ("upper left", "upper right", "lower left", "lower right")

@@ -1,0 +1,1 @@
+"""The visual tokens a vision-language package reads, from clips and slides."""
