@@ -23,6 +23,9 @@ SUPERSAMPLE = 2
 
 RGB = tuple[float, float, float]
 Point = tuple[float, float]
+PixelSlices = tuple[slice, slice]
+Window = tuple[PixelSlices, np.ndarray, np.ndarray]
+"""A part's pixel window: its (rows, columns) slices, then x and y of each pixel in units."""
 
 TISSUE_REFLECTION = np.array([0.85, 0.42, 0.38], np.float32)
 
@@ -88,7 +91,7 @@ class Painter:
         self.alpha = np.zeros((self.height, self.width), np.float32)
         self.rng = np.random.default_rng(seed)
 
-    def _window(self, x0: float, x1: float, y0: float, y1: float):
+    def _window(self, x0: float, x1: float, y0: float, y1: float) -> Window | None:
         """Pixel window covering the box [x0, x1] x [y0, y1] and its coordinates in units."""
         u = self.unit
         cx, cy = self.margin * u, self.height / 2
@@ -103,7 +106,7 @@ class Painter:
 
     def _put(
         self,
-        window,
+        window: PixelSlices,
         cover: np.ndarray,
         nz: np.ndarray,
         material: Material,

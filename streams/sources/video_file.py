@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from orstream.errors import OrstreamError
 
@@ -73,7 +76,7 @@ def probe_video(path: Path | str) -> VideoInfo:
     return VideoInfo(width, height, fps, declared_frames or packets, duration, codec, pixel_format)
 
 
-def _scan_packets(container, stream, path: Path) -> tuple[int, float]:
+def _scan_packets(container: Any, stream: Any, path: Path) -> tuple[int, float]:
     """Count the stream's packets and find where the last one ends (seconds from the start)."""
     import av
 
@@ -140,12 +143,12 @@ class H264Writer:
         }
         self._count = 0
 
-    def write(self, image) -> None:
+    def write(self, image: np.ndarray) -> None:
         """Encode one (H, W, 3) uint8 RGB frame."""
         import av
         import cv2
 
-        planes = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
+        planes: np.ndarray = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
         frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
         frame.pts = self._count
         self._count += 1
