@@ -144,7 +144,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         ("export", "batch"),
-        "orstream.export.onnx.batch_command",
+        "orstream.export.onnx.batch.batch_command",
         "give a package's graphs a dynamic batch (axis 0), proved on ONNX Runtime",
     ),
     Command(

@@ -35,7 +35,7 @@ def save_random_classifier_checkpoint(path: Path, width: int = 4) -> Path:
 
 def random_classifier_package(base: Path) -> Path:
     """A package exported from a random tiny classifier under ``base``, made once per session."""
-    from orstream.export.onnx.classifier_export import export_classifier_package
+    from orstream.export.onnx.models.classifier_export import export_classifier_package
 
     if base not in _packages:
         root = base / "random_classifier"

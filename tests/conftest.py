@@ -30,7 +30,7 @@ def random_workflow_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model package exported from a tiny randomly initialised workflow recognizer."""
     from workflow_checkpoints import save_random_checkpoint
 
-    from orstream.export.onnx.workflow_export import export_package
+    from orstream.export.onnx.models.workflow_export import export_package
 
     root = tmp_path_factory.mktemp("random_package")
     checkpoint = save_random_checkpoint(root / "random.ckpt")
@@ -53,7 +53,7 @@ def random_videotext_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A video-text package exported from a tiny randomly initialised model."""
     from videotext_checkpoints import save_random_videotext_checkpoint
 
-    from orstream.export.onnx.videotext_export import export_videotext_package
+    from orstream.export.onnx.models.videotext_export import export_videotext_package
 
     root = tmp_path_factory.mktemp("random_videotext")
     checkpoint = save_random_videotext_checkpoint(root / "videotext.ckpt")
@@ -69,7 +69,7 @@ def random_tokenizer_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     beside it)."""
     from tokenizer_checkpoints import CHECKPOINT_NAME, save_random_tokenizer_checkpoint
 
-    from orstream.export.onnx.tokenizer_export import export_tokenizer_package
+    from orstream.export.onnx.models.tokenizer_export import export_tokenizer_package
 
     root = tmp_path_factory.mktemp("random_tokenizer")
     checkpoint = save_random_tokenizer_checkpoint(root / CHECKPOINT_NAME)

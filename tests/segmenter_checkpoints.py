@@ -53,7 +53,7 @@ def save_random_segmenter_checkpoint(
 
 def random_segmenter_package(base: Path) -> Path:
     """A package exported from a random tiny segmenter under ``base``, made once per session."""
-    from orstream.export.onnx.segmenter_export import export_segmenter_package
+    from orstream.export.onnx.models.segmenter_export import export_segmenter_package
 
     if base not in _packages:
         root = base / "random_segmenter"

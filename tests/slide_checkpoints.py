@@ -45,7 +45,7 @@ def save_random_slide_checkpoints(folder: Path) -> Path:
 def random_slide_package(base: Path) -> Path:
     """A slide package exported from random tiny encoders under ``base``, made once per
     session."""
-    from orstream.export.onnx.slide_export import export_slide_package
+    from orstream.export.onnx.models.slide_export import export_slide_package
 
     if base not in _packages:
         root = base / "random_slide"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from orstream.export.onnx.vlm_export import export_vlm_package
+from orstream.export.onnx.models.vlm_export import export_vlm_package
 from orstream.training.models.vlm import gmai_vl_small
 from orstream.vlm.text_tokenizer import TextTokenizer
 from tests.project_paths import PROJECT_ROOT

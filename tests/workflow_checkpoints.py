@@ -54,7 +54,7 @@ def save_batch_1_package(checkpoint: Path, out: Path) -> Path:
     """A package of ``checkpoint`` whose graph was traced at batch 1 with static shapes and whose
     card says batch 1, with its golden reference: what `orstream export batch` converts."""
     from orstream.export.onnx.golden_reference import write_reference
-    from orstream.export.onnx.workflow_export import (
+    from orstream.export.onnx.models.workflow_export import (
         OPSET,
         StreamingStepGraph,
         build_card,

@@ -7,7 +7,7 @@ call by call. Each row also carries the largest difference of its outputs from O
 CPU on the same inputs, so a fast configuration that is wrong shows at once.
 
 For a package with a dynamic batch, calls of several rows (different ones: the golden input and
-noisy copies of it, :func:`~orstream.export.onnx.batch_check.batch_rows`) are timed beside the
+noisy copies of it, :func:`~orstream.export.onnx.batch.batch_check.batch_rows`) are timed beside the
 same rows run one at a time, one call each: what batching the calls of several video streams
 saves, per call and per frame.
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 from orstream.edge.backends import Backend, Graph, open_backend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import batch_rows, stack_rows
+from orstream.export.onnx.batch.batch_check import batch_rows, stack_rows
 from orstream.latency import LatencySummary
 from orstream.package.loading import ModelPackage
 

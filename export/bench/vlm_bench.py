@@ -82,7 +82,7 @@ def bench_prompts(
     package: ModelPackage, tokenizer: TextTokenizer, count: int
 ) -> list[PreparedPrompt]:
     """``count`` prompts of one request's visual tokens (seeded features) and a question."""
-    from orstream.export.onnx.vlm_reference import reference_source, visual_tokens
+    from orstream.export.onnx.models.vlm_reference import reference_source, visual_tokens
 
     spec = vlm_section(package)
     source = reference_source(list(spec.projectors))
@@ -218,7 +218,7 @@ def random_package(folder: Path, progress: Progress = lambda _: None) -> Path:
     architecture's."""
     import torch
 
-    from orstream.export.onnx.vlm_export import export_vlm_package
+    from orstream.export.onnx.models.vlm_export import export_vlm_package
     from orstream.training.models.vlm import gmai_vl_small
 
     tokenizer = TextTokenizer.train([question_text(q) for q in QUESTIONS] * 8, vocab_size=512)

@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from orstream.export.onnx.classifier_export import ClassifierExportResult
-    from orstream.export.onnx.segmenter_export import SegmenterExportResult
-    from orstream.export.onnx.slide_export import SlideExportResult
-    from orstream.export.onnx.tokenizer_export import TokenizerExportResult
-    from orstream.export.onnx.videotext_export import VideoTextExportResult
-    from orstream.export.onnx.vlm_export import VLMExportResult
-    from orstream.export.onnx.workflow_export import ExportResult
+    from orstream.export.onnx.models.classifier_export import ClassifierExportResult
+    from orstream.export.onnx.models.segmenter_export import SegmenterExportResult
+    from orstream.export.onnx.models.slide_export import SlideExportResult
+    from orstream.export.onnx.models.tokenizer_export import TokenizerExportResult
+    from orstream.export.onnx.models.videotext_export import VideoTextExportResult
+    from orstream.export.onnx.models.vlm_export import VLMExportResult
+    from orstream.export.onnx.models.workflow_export import ExportResult
 
 DEFAULT_PARITY_FRAMES = 16
 CLASSIFIER_MODEL = "instrument_classifier"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+    from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
 
     parser.add_argument(
         "--checkpoint",
@@ -80,11 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orstream.export.onnx.segmenter_export import SEGMENTER_MODELS, checkpoint_model_name
-    from orstream.export.onnx.slide_export import SLIDE_MODELS
-    from orstream.export.onnx.tokenizer_export import TOKENIZER_MODELS
-    from orstream.export.onnx.videotext_export import VIDEOTEXT_MODELS
-    from orstream.export.onnx.vlm_export import VLM_MODELS
+    from orstream.export.onnx.models.segmenter_export import SEGMENTER_MODELS, checkpoint_model_name
+    from orstream.export.onnx.models.slide_export import SLIDE_MODELS
+    from orstream.export.onnx.models.tokenizer_export import TOKENIZER_MODELS
+    from orstream.export.onnx.models.videotext_export import VIDEOTEXT_MODELS
+    from orstream.export.onnx.models.vlm_export import VLM_MODELS
 
     options = {
         "parity_frames": args.parity_frames,
@@ -94,31 +94,31 @@ def run(args: argparse.Namespace) -> int:
     }
     name = checkpoint_model_name(args.checkpoint)
     if name in SEGMENTER_MODELS:
-        from orstream.export.onnx.segmenter_export import export_segmenter_package
+        from orstream.export.onnx.models.segmenter_export import export_segmenter_package
 
         _print_segmenter(export_segmenter_package(args.checkpoint, args.out, **options))
     elif name == CLASSIFIER_MODEL:
-        from orstream.export.onnx.classifier_export import export_classifier_package
+        from orstream.export.onnx.models.classifier_export import export_classifier_package
 
         _print_classifier(export_classifier_package(args.checkpoint, args.out, **options))
     elif name in VIDEOTEXT_MODELS:
-        from orstream.export.onnx.videotext_export import export_videotext_package
+        from orstream.export.onnx.models.videotext_export import export_videotext_package
 
         _print_videotext(export_videotext_package(args.checkpoint, args.out, **options))
     elif name in TOKENIZER_MODELS:
-        from orstream.export.onnx.tokenizer_export import export_tokenizer_package
+        from orstream.export.onnx.models.tokenizer_export import export_tokenizer_package
 
         _print_tokenizer(export_tokenizer_package(args.checkpoint, args.out, **options))
     elif name in SLIDE_MODELS:
-        from orstream.export.onnx.slide_export import export_slide_package
+        from orstream.export.onnx.models.slide_export import export_slide_package
 
         _print_slide(export_slide_package(args.checkpoint, args.out, **options))
     elif name in VLM_MODELS:
-        from orstream.export.onnx.vlm_export import export_vlm_package
+        from orstream.export.onnx.models.vlm_export import export_vlm_package
 
         _print_vlm(export_vlm_package(args.checkpoint, args.out, **options))
     else:
-        from orstream.export.onnx.workflow_export import export_package
+        from orstream.export.onnx.models.workflow_export import export_package
 
         _print_workflow(export_package(args.checkpoint, args.out, **options))
     return 0

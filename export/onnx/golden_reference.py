@@ -16,7 +16,7 @@ gets the tokens the encoder gave for the frame. A slide package's patch encoder 
 slide tile instead of the frame, and its slide encoder the features of a slide of as many
 phantom tiles as its card says (:func:`~orstream.export.onnx.phantom_tiles.phantom_tiles`).
 A vision-language package's graphs get one question instead
-(:mod:`orstream.export.onnx.vlm_reference`).
+(:mod:`orstream.export.onnx.models.vlm_reference`).
 
 The archive is written with fixed zip timestamps, so the same package always gives the same
 bytes and rewriting an unchanged package's reference changes nothing.
@@ -115,7 +115,7 @@ def reference_arrays(package: ModelPackage, frame: ReferenceFrame) -> dict[str, 
     """
     card = package.card
     if card.vlm is not None:
-        from orstream.export.onnx.vlm_reference import vlm_reference_arrays
+        from orstream.export.onnx.models.vlm_reference import vlm_reference_arrays
 
         return vlm_reference_arrays(package)
     preprocess = ImagePreprocessor.from_card(card)

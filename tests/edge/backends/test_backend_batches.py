@@ -19,7 +19,7 @@ from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.backends.reference_check import allowed_difference, check_reference
 from orstream.edge.backends.torch_backend import TorchBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import ROW_TOLERANCE, batch_rows, stack_rows
+from orstream.export.onnx.batch.batch_check import ROW_TOLERANCE, batch_rows, stack_rows
 from orstream.package.card import Graph
 from orstream.package.loading import ModelPackage, load_package
 

@@ -4,7 +4,7 @@ The graph: ``m = mean(image over H, W)`` [1, 3];
 ``step_logits = m @ W + sum(state_in.h over its last axis)`` [1, 2];
 ``instrument_logits = -step_logits``; ``state_out.h = state_in.h + m`` (broadcast) [1, 2, 3].
 The exported workflow recognizer runs through the same backend in
-tests/export/onnx/test_onnx_export.py.
+tests/export/onnx/models/test_onnx_export.py.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from segmenter_checkpoints import CLASSES, MODEL_KWARGS, random_segmenter_packag
 
 from orstream.edge.models.segmenter_model import ImageEmbedding, MaskPrediction, SegmenterModel
 from orstream.errors import OrstreamError
-from orstream.export.onnx.segmenter_export import (
+from orstream.export.onnx.models.segmenter_export import (
     LIVE_RATE_HZ,
     POINT_SLOTS,
     LoadedSegmenter,

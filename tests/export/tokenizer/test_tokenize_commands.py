@@ -13,8 +13,8 @@ from cli_runs import run_cli
 from tokenizer_checkpoints import tokenizer_model
 
 from orstream.edge.models.shipped import SHIPPED_PACKAGE
+from orstream.export.onnx.models.tokenizer_export import reference_decode
 from orstream.export.onnx.parity import phantom_frames
-from orstream.export.onnx.tokenizer_export import reference_decode
 from orstream.export.tokenizer.runner import to_pixels
 from orstream.package.loading import load_package
 from orstream.package.preprocess import ImagePreprocessor

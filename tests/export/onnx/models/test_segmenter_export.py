@@ -17,7 +17,7 @@ from workflow_checkpoints import save_random_checkpoint
 
 from orstream.cli import main
 from orstream.errors import OrstreamError
-from orstream.export.onnx.segmenter_export import (
+from orstream.export.onnx.models.segmenter_export import (
     POINT_SLOTS,
     TOLERANCE,
     checkpoint_model_name,

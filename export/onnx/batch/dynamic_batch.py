@@ -25,7 +25,7 @@ batch), Softmax or LayerNormalization over the batch, a convolution, pooling, no
 Resize without the batch on axis 0, a Gather or GatherElements along the batch, a Slice
 stepping along it, an Einsum that sums over it. Every graph output must carry the batch on
 axis 0. The result still has to be proved on ONNX Runtime
-(:mod:`orstream.export.onnx.batch_check`).
+(:mod:`orstream.export.onnx.batch.batch_check`).
 """
 
 from __future__ import annotations

@@ -32,10 +32,9 @@ from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
-from orstream.export.onnx.parity import phantom_frames
-from orstream.export.onnx.workflow_export import (
+from orstream.export.onnx.models.workflow_export import (
     EXPORT_BATCH,
     OPSET,
     TOLERANCE,
@@ -53,6 +52,7 @@ from orstream.export.onnx.workflow_export import (
     read_onnx,
     training_record,
 )
+from orstream.export.onnx.parity import phantom_frames
 from orstream.package.card import (
     DETOKENIZER_FILE,
     MODEL_FILE,

@@ -19,9 +19,9 @@ import torch
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
-from orstream.export.onnx.workflow_export import (
+from orstream.export.onnx.models.workflow_export import (
     EXPORT_BATCH,
     OPSET,
     TOLERANCE,

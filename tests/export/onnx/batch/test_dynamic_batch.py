@@ -16,8 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 from segmenter_checkpoints import save_random_segmenter_checkpoint
 
 from orstream.errors import OrstreamError
-from orstream.export.onnx.dynamic_batch import dynamic_batch_graph
-from orstream.export.onnx.segmenter_export import (
+from orstream.export.onnx.batch.dynamic_batch import dynamic_batch_graph
+from orstream.export.onnx.models.segmenter_export import (
     DecoderGraph,
     EncoderGraph,
     decoder_example,

@@ -10,7 +10,7 @@ import torch
 
 from orstream.cli import main
 from orstream.errors import OrstreamError
-from orstream.export.onnx.vlm_export import export_vlm_package
+from orstream.export.onnx.models.vlm_export import export_vlm_package
 from orstream.package.card import DECODE_FILE, VLM
 from orstream.package.loading import load_package
 from orstream.vlm.answering.language_runtime import check_reference

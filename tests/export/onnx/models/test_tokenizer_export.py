@@ -15,13 +15,13 @@ from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.backends.reference_check import check_reference
 from orstream.edge.backends.torch_backend import TorchBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.parity import phantom_frames
-from orstream.export.onnx.tokenizer_export import (
+from orstream.export.onnx.models.tokenizer_export import (
     TokenDecoder,
     check_index_parity,
     random_indices,
     reference_decode,
 )
+from orstream.export.onnx.parity import phantom_frames
 from orstream.package.loading import load_package
 from orstream.package.preprocess import ImagePreprocessor
 

@@ -1,6 +1,6 @@
 """``orstream export batch``: give an existing package's graphs a dynamic batch, in place.
 
-For packages exported at batch 1 (:mod:`orstream.export.onnx.batch_package` says how and what
+For packages exported at batch 1 (:mod:`orstream.export.onnx.batch.batch_package` says how and what
 proves it); ``orstream export onnx`` writes dynamic-batch packages from checkpoints directly.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+    from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
 
     parser.add_argument(
         "--package", type=Path, required=True, help="model package folder (card.json + model.onnx)"
@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orstream.export.onnx.batch_package import convert_package
-    from orstream.export.onnx.workflow_export import progress_to_stderr
+    from orstream.export.onnx.batch.batch_package import convert_package
+    from orstream.export.onnx.models.workflow_export import progress_to_stderr
 
     result = convert_package(args.package, args.max_batch, progress_to_stderr)
     card = result.package.card

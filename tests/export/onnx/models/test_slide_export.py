@@ -10,7 +10,7 @@ import torch
 from slide_checkpoints import random_slide_package, save_random_slide_checkpoints
 
 from orstream.errors import OrstreamError
-from orstream.export.onnx.slide_export import export_slide_package
+from orstream.export.onnx.models.slide_export import export_slide_package
 from orstream.package.card import SLIDE
 from orstream.package.loading import load_package, sha256_file, write_card
 from orstream.slides.slide_models import DEFAULT_PACKAGE, SlideModels

@@ -30,10 +30,9 @@ from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
-from orstream.export.onnx.phantom_tiles import phantom_tiles
-from orstream.export.onnx.workflow_export import (
+from orstream.export.onnx.models.workflow_export import (
     EXPORT_BATCH,
     OPSET,
     TOLERANCE,
@@ -51,6 +50,7 @@ from orstream.export.onnx.workflow_export import (
     read_onnx,
     training_record,
 )
+from orstream.export.onnx.phantom_tiles import phantom_tiles
 from orstream.package.card import (
     MODEL_FILE,
     PATCH_FEATURES,

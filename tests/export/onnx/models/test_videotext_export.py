@@ -128,8 +128,8 @@ def test_the_export_command_knows_a_videotext_checkpoint(
 
 
 def test_the_clip_rate_is_that_of_the_training_windows(tmp_path: Path) -> None:
-    from orstream.export.onnx.videotext_export import clip_fps
-    from orstream.export.onnx.workflow_export import load_model_checkpoint
+    from orstream.export.onnx.models.videotext_export import clip_fps
+    from orstream.export.onnx.models.workflow_export import load_model_checkpoint
 
     checkpoint = load_model_checkpoint(
         save_random_videotext_checkpoint(tmp_path / "v.ckpt"), lambda _: None

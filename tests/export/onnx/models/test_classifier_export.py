@@ -13,7 +13,7 @@ from orstream.cli import main
 from orstream.edge.models.instrument_classifier import InstrumentClassifier
 from orstream.edge.models.shipped import SHIPPED_SEGMENTER
 from orstream.errors import OrstreamError
-from orstream.export.onnx.classifier_export import export_classifier_package, phantom_crops
+from orstream.export.onnx.models.classifier_export import export_classifier_package, phantom_crops
 from orstream.labels import INSTRUMENT_CODES
 from orstream.package.loading import load_package
 from orstream.training.registry import create_model

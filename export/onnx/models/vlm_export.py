@@ -19,7 +19,7 @@ sequence axes symbolic. Before the package is written ONNX Runtime must reproduc
 1e-4: the prefill on prompts of several lengths alone and left-padded together in ``max_batch``
 rows, then several decode steps each side carrying its own cache, and each projector on 1 and
 ``max_batch`` rows of several token counts. The golden reference is written last
-(:mod:`orstream.export.onnx.vlm_reference`).
+(:mod:`orstream.export.onnx.models.vlm_reference`).
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ import torch
 from torch import Tensor, nn
 
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info
-from orstream.export.onnx.vlm_reference import reference_ids, reference_source, visual_tokens
-from orstream.export.onnx.workflow_export import (
+from orstream.export.onnx.models.vlm_reference import reference_ids, reference_source, visual_tokens
+from orstream.export.onnx.models.workflow_export import (
     EXPORT_BATCH,
     OPSET,
     TOLERANCE,

@@ -1,9 +1,9 @@
 """A model package's graphs given a dynamic batch, proved, and put in place only when proved.
 
-For packages exported at batch 1 whose checkpoints are not at hand (the shipped ones): every
-graph of the package is rewritten (:func:`~orstream.export.onnx.dynamic_batch.dynamic_batch_graph`)
-in a copy of the package folder beside it, its card says ``export.batch: "dynamic"`` with the
-new graphs' sha256 and ``max_batch``, and then, on ONNX Runtime (CPU, fp32), for every graph:
+For packages exported at batch 1 whose checkpoints are not at hand (the shipped ones): every graph
+of the package is rewritten (:func:`~orstream.export.onnx.batch.dynamic_batch.dynamic_batch_graph`)
+in a copy of the package folder beside it, its card says ``export.batch: "dynamic"`` with the new
+graphs' sha256 and ``max_batch``, and then, on ONNX Runtime (CPU, fp32), for every graph:
 
 1. ``onnx.checker`` (full check) and the card's tensors, with axis 0 symbolic;
 2. the golden reference at batch 1, which is not rewritten: the package computes what it did,
@@ -11,7 +11,7 @@ new graphs' sha256 and ``max_batch``, and then, on ONNX Runtime (CPU, fp32), for
    (:func:`~orstream.edge.backends.reference_check.check_reference`);
 3. ``max_batch`` different rows (the golden input, then noisy copies of it, state included)
    in one call against one batch-1 call each of the original graph
-   (:func:`~orstream.export.onnx.batch_check.check_batch_rows`).
+   (:func:`~orstream.export.onnx.batch.batch_check.check_batch_rows`).
 
 Only then does the copy replace the package folder; when anything fails the package is left
 as it was and the copy removed. TensorRT engines in ``engines/`` were built from the old
@@ -31,14 +31,19 @@ import onnx
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.edge.backends.reference_check import ReferenceCheck, check_reference
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import (
+from orstream.export.onnx.batch.batch_check import (
     DEFAULT_MAX_BATCH,
     BatchCheck,
     batch_rows,
     check_batch_rows,
 )
-from orstream.export.onnx.dynamic_batch import dynamic_batch_graph
-from orstream.export.onnx.workflow_export import Progress, check_max_batch, one_line, read_onnx
+from orstream.export.onnx.batch.dynamic_batch import dynamic_batch_graph
+from orstream.export.onnx.models.workflow_export import (
+    Progress,
+    check_max_batch,
+    one_line,
+    read_onnx,
+)
 from orstream.package.card import MODEL_FILE, Graph, ModelCard
 from orstream.package.engine_manifest import ENGINES_DIR, PLAN_SUFFIX
 from orstream.package.loading import ModelPackage, load_package, sha256_file, write_card

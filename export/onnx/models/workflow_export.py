@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
 from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.parity import StreamingModel, check_parity, phantom_frames, random_frames

@@ -15,9 +15,9 @@ from orstream.cli import main
 from orstream.edge.backends import create_backend
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx import batch_check
-from orstream.export.onnx.batch_check import batch_rows, stack_rows
-from orstream.export.onnx.batch_package import convert_package
+from orstream.export.onnx.batch import batch_check
+from orstream.export.onnx.batch.batch_check import batch_rows, stack_rows
+from orstream.export.onnx.batch.batch_package import convert_package
 from orstream.package.loading import load_package, sha256_file
 
 

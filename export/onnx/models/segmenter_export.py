@@ -14,15 +14,14 @@ The package holds the model split the way SAM is deployed:
 - ``card.json``, with ``labels["segmentation"]`` (segmentation codes by class name) and a
   ``decoder`` section.
 
-Both graphs take a dynamic batch B (axis 0 of every tensor; the card's shapes are those of
-B = 1): frames of several streams, or several prompts, in one call. They are traced at
-:data:`~orstream.export.onnx.workflow_export.EXPORT_BATCH` rows, checked with ``onnx.checker``
-and against the card, then ONNX Runtime must reproduce PyTorch within the tolerance: the
-encoder on random and phantom frames, the decoder on each frame's PyTorch embedding with every
-kind of prompt (clicks, box, text, clicks with the previous mask, all at once), one at a time
-and again in calls of ``max_batch`` rows. The worst differences are recorded in the card, and
-the golden reference of both graphs (:mod:`orstream.export.onnx.golden_reference`) is written
-last.
+Both graphs take a dynamic batch B (axis 0 of every tensor; the card's shapes are those of B = 1):
+frames of several streams, or several prompts, in one call. They are traced at
+:data:`~orstream.export.onnx.models.workflow_export.EXPORT_BATCH` rows, checked with
+``onnx.checker`` and against the card, then ONNX Runtime must reproduce PyTorch within the
+tolerance: the encoder on random and phantom frames, the decoder on each frame's PyTorch embedding
+with every kind of prompt (clicks, box, text, clicks with the previous mask, all at once), one at a
+time and again in calls of ``max_batch`` rows. The worst differences are recorded in the card, and
+the golden reference of both graphs (:mod:`orstream.export.onnx.golden_reference`) is written last.
 """
 
 from __future__ import annotations
@@ -39,10 +38,9 @@ from torch import Tensor, nn
 
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import DEFAULT_MAX_BATCH
+from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
 from orstream.export.onnx.card_parts import export_info, image_input
-from orstream.export.onnx.parity import phantom_frames, random_frames
-from orstream.export.onnx.workflow_export import (
+from orstream.export.onnx.models.workflow_export import (
     EXPORT_BATCH,
     OPSET,
     Exporter,
@@ -59,6 +57,7 @@ from orstream.export.onnx.workflow_export import (
     read_onnx,
     training_record,
 )
+from orstream.export.onnx.parity import phantom_frames, random_frames
 from orstream.labels import SEGMENTATION_CLASSES
 from orstream.package.card import (
     DECODER_FILE,

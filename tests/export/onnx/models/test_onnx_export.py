@@ -16,8 +16,8 @@ from workflow_checkpoints import MODEL_KWARGS, save_random_checkpoint
 
 from orstream.edge.backends import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
-from orstream.export.onnx.batch_check import batch_rows, check_batch_rows, stack_rows
-from orstream.export.onnx.workflow_export import (
+from orstream.export.onnx.batch.batch_check import batch_rows, check_batch_rows, stack_rows
+from orstream.export.onnx.models.workflow_export import (
     ExportResult,
     check_onnx_file,
     export_package,
