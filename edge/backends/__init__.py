@@ -45,6 +45,11 @@ BACKENDS: dict[str, tuple[str, str]] = {
 }
 """Backend name -> (module, class)."""
 
+INSTALL_HINTS = {
+    "torch": "pip install 'orstream[edge-gpu]', with a CUDA build of torch for cuda",
+}
+"""How to install what a backend imports beyond the ``edge`` extra."""
+
 
 def _backend_class(name: str) -> Any:
     module, attribute = BACKENDS[name]
@@ -137,7 +142,8 @@ def open_backend(
     try:
         backend_class = _backend_class(name)
     except ImportError as error:
-        return f"cannot import the {name} backend ({error})"
+        hint = f"; {INSTALL_HINTS[name]}" if name in INSTALL_HINTS else ""
+        return f"cannot import the {name} backend ({error}{hint})"
     reason = backend_class.unavailable_reason(device)
     if reason is not None:
         return str(reason)

@@ -121,3 +121,13 @@ def test_the_segmenter_chooses_a_backend_per_graph(perturbed: None) -> None:
 def test_torch_on_cpu_passes_the_golden_check(workflow: ModelPackage) -> None:
     backend = create_backend(["torch:cpu"], workflow)
     assert backend.label.startswith("torch-cpu")
+
+
+def test_a_backend_whose_library_is_missing_says_how_to_install_it(
+    workflow: ModelPackage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS, "torch", ("orstream.edge.backends.no_such_torch", "Backend"))
+    with pytest.raises(OrstreamError) as raised:
+        create_backend(["torch:cpu"], workflow)
+    assert "cannot import the torch backend" in str(raised.value)
+    assert "pip install 'orstream[edge-gpu]'" in str(raised.value)
