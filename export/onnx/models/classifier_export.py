@@ -60,6 +60,9 @@ LIVE_RATE_HZ = 2.0
 """The card's rate: crops come from the live masks, at the segmenter's rate."""
 
 
+CLASSIFIER_MODELS = frozenset({"instrument_classifier"})
+
+
 @dataclass(frozen=True)
 class ClassifierExportResult:
     """The written package and the parity checks it passed."""
@@ -67,6 +70,24 @@ class ClassifierExportResult:
     package: ModelPackage
     exporter: str
     parity: tuple[ParityResult, ...]
+
+    def summary(self) -> list[str]:
+        """What ``orstream export onnx`` prints: the package, the model and its parity."""
+        lines: list[str] = []
+        card = self.package.card
+        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(
+            f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
+            f"{card.outputs[0].shape[-1]} classes  opset {card.export.opset} ({self.exporter})"
+        )
+        for parity in self.parity:
+            diffs = "  ".join(f"{name} {value:.2e}" for name, value in parity.max_abs_diff.items())
+            lines.append(
+                f"parity    ONNX Runtime vs PyTorch on "
+                f"{parity.frames} {parity.source} crops, batch "
+                f"{parity.batch}: {diffs} (tolerance {parity.tolerance:g})"
+            )
+        return lines
 
 
 def build_card(

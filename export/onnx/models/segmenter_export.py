@@ -119,6 +119,37 @@ class SegmenterExportResult:
     encoder_parity: tuple[ParityResult, ...]
     decoder_parity: tuple[ParityResult, ...]
 
+    def summary(self) -> list[str]:
+        """What ``orstream export onnx`` prints: the package, the model and its parity."""
+        lines: list[str] = []
+        card = self.package.card
+        decoder = card.decoder
+        assert decoder is not None  # a segmenter package always has one
+        classes = ", ".join(label.name for label in card.labels[decoder.labels])
+        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(
+            f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
+            f"embedding {list(card.outputs[0].shape)}  opset {card.export.opset} ({self.exporter})"
+        )
+        lines.append(
+            f"decoder   {decoder.point_slots} point slots, box, mask {list(decoder.mask_size)}, "
+            f"text; {len(card.labels[decoder.labels])} classes: {classes}"
+        )
+        lines.append(
+            "parity    ONNX Runtime vs PyTorch, max abs diff per output "
+            f"(tolerance {self.encoder_parity[0].tolerance:g}):"
+        )
+        for graph, results in (("encoder", self.encoder_parity), ("decoder", self.decoder_parity)):
+            for parity in results:
+                diffs = "  ".join(
+                    f"{name} {value:.2e}" for name, value in parity.max_abs_diff.items()
+                )
+                lines.append(
+                    f"  {graph}  {parity.source:<8} {parity.frames:>3} frames  batch "
+                    f"{parity.batch:<3} {diffs}"
+                )
+        return lines
+
 
 def checkpoint_model_name(path: Path) -> str | None:
     """The registry name ``hyper_parameters["model_name"]`` of a checkpoint, None if it has none.

@@ -94,6 +94,33 @@ class SlideExportResult:
     patch_parity: tuple[ParityResult, ...]
     slide_parity: tuple[ParityResult, ...]
 
+    def summary(self) -> list[str]:
+        """What ``orstream export onnx`` prints: the package, the model and its parity."""
+        lines: list[str] = []
+        card = self.package.card
+        slide = card.slide
+        assert slide is not None  # a slide package always has one
+        classes = ", ".join(label.name for label in card.labels[slide.labels])
+        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(
+            f"model     {card.name} {card.version}  patch "
+            f"encoder: tile {list(card.inputs[0].shape)} "
+            f"at {slide.mpp:g} µm/px -> features {list(card.outputs[0].shape)}  opset "
+            f"{card.export.opset} ({self.exporter})"
+        )
+        lines.append(
+            f"slide     features [1, N, {slide.inputs[0].shape[2]}] -> {classes}, fraction, heatmap"
+        )
+        lines.append("parity    ONNX Runtime vs PyTorch, max abs diff:")
+        for graph, results in (("patch", self.patch_parity), ("slide", self.slide_parity)):
+            for parity in results:
+                worst = max(parity.max_abs_diff.values())
+                lines.append(
+                    f"  {graph}  {parity.source:<16} {parity.frames:>3} items  batch "
+                    f"{parity.batch:<3} {worst:.2e} (tolerance {parity.tolerance:g})"
+                )
+        return lines
+
 
 @dataclass(frozen=True)
 class Tiling:

@@ -96,6 +96,35 @@ class TokenizerExportResult:
     index_parity: tuple[IndexParity, ...]
     image_parity: tuple[ParityResult, ...]
 
+    def summary(self) -> list[str]:
+        """What ``orstream export onnx`` prints: the package, the model and its parity."""
+        lines: list[str] = []
+        card = self.package.card
+        spec = self.package.tokenizer_section()
+        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(
+            f"model     {card.name} {card.version}  encoder: image {list(card.inputs[0].shape)} -> "
+            f"indices {list(card.outputs[0].shape)}  opset {card.export.opset} ({self.exporter})"
+        )
+        lines.append(
+            f"tokens    {spec.groups} sub-codebooks x {spec.codes} codes, grid {list(spec.grid)}; "
+            f"detokenizer -> image {list(spec.outputs[0].shape)} RGB 0..1"
+        )
+        lines.append("parity    ONNX Runtime vs PyTorch:")
+        for index in self.index_parity:
+            lines.append(
+                f"  encoder      {index.source:<8} "
+                f"{index.frames:>3} frames  batch {index.batch:<3} "
+                f"equal indices {index.equal:.4%} (at least {index.minimum:.1%})"
+            )
+        for parity in self.image_parity:
+            worst = max(parity.max_abs_diff.values())
+            lines.append(
+                f"  detokenizer  {parity.source:<8} {parity.frames:>3} grids   batch "
+                f"{parity.batch:<3} max abs diff {worst:.2e} (tolerance {parity.tolerance:g})"
+            )
+        return lines
+
 
 class TokenEncoder(nn.Module):
     """The encoder graph: normalised images to indices."""

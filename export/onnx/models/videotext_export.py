@@ -121,6 +121,32 @@ class VideoTextExportResult:
     clip_parity: tuple[ParityResult, ...]
     text_parity: tuple[ParityResult, ...]
 
+    def summary(self) -> list[str]:
+        """What ``orstream export onnx`` prints: the package, the model and its parity."""
+        lines: list[str] = []
+        card = self.package.card
+        text = self.package.text_section()
+        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(
+            f"model     {card.name} {card.version}  clip "
+            f"encoder: frame {list(card.inputs[0].shape)} "
+            f"at {card.clip.fps:g} fps, window {card.clip.length}, embedding "
+            f"{list(card.outputs[0].shape)}  opset {card.export.opset} ({self.exporter})"
+        )
+        lines.append(
+            f"text      {text.tokens} tokens -> {list(text.outputs[0].shape)}; "
+            f"{len(text.prompts)} step prompts, logit scale {text.logit_scale:.1f}"
+        )
+        lines.append("parity    ONNX Runtime vs PyTorch, max abs diff:")
+        for graph, results in (("clip", self.clip_parity), ("text", self.text_parity)):
+            for parity in results:
+                worst = max(parity.max_abs_diff.values())
+                lines.append(
+                    f"  {graph}  {parity.source:<8} {parity.frames:>3} items  batch "
+                    f"{parity.batch:<3} {worst:.2e} (tolerance {parity.tolerance:g})"
+                )
+        return lines
+
 
 class StreamingClipEncoder(nn.Module):
     """The clip encoder as :func:`~orstream.export.onnx.parity.check_parity` runs it: the

@@ -105,6 +105,45 @@ class VLMExportResult:
     decode_parity: tuple[ParityResult, ...]
     projector_parity: tuple[ParityResult, ...]
 
+    def summary(self) -> list[str]:
+        """What ``orstream export onnx`` prints: the package, the model and its parity."""
+        lines: list[str] = []
+        card = self.package.card
+        vlm = card.vlm
+        assert vlm is not None  # a vlm package always has one
+        language = vlm.language
+        encoders = vlm.encoders
+        lines.append(
+            f"package   {self.package.root}  dynamic batch and length, max_batch {card.max_batch}"
+        )
+        lines.append(
+            f"model     {card.name} {card.version}  {language.layers} layers x {language.width}, "
+            f"{language.heads} heads over {language.kv_heads} "
+            f"kv heads, vocab {language.vocab_size}  "
+            f"opset {card.export.opset} ({self.exporter})"
+        )
+        instruments = encoders.instrument_package
+        lines.append(
+            f"vision    {', '.join(vlm.projectors)}: frame package {encoders.frame_package} grid "
+            f"{list(encoders.frame_grid)}"
+            f"{' + instruments ' + instruments if instruments else ''}"
+            f" x {encoders.window_s} frames; slide regions "
+            f"{list(encoders.slide_regions)}"
+        )
+        lines.append("parity    ONNX Runtime vs PyTorch, max abs diff:")
+        for graph, results in (
+            ("prefill", self.prefill_parity),
+            ("decode", self.decode_parity),
+            ("projector", self.projector_parity),
+        ):
+            for parity in results:
+                worst = max(parity.max_abs_diff.values())
+                lines.append(
+                    f"  {graph:<9} {parity.source:<24} batch {parity.batch:<3} {worst:.2e} "
+                    f"(tolerance {parity.tolerance:g})"
+                )
+        return lines
+
 
 class PrefillGraph(nn.Module):
     """The exported prefill: the padded forward with an empty past."""

@@ -116,6 +116,33 @@ class ExportResult:
     exporter: str
     parity: tuple[ParityResult, ...]
 
+    def summary(self) -> list[str]:
+        """What ``orstream export onnx`` prints: the package, the model and its parity."""
+        lines: list[str] = []
+        card = self.package.card
+        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(
+            f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
+            f"{len(card.state)} state tensors  opset {card.export.opset} ({self.exporter})"
+        )
+        lines.append(
+            "parity    ONNX Runtime vs PyTorch, max abs diff per output "
+            f"(tolerance {self.parity[0].tolerance:g}):"
+        )
+        state_outputs = {state.output for state in card.state}
+        for parity in self.parity:
+            heads = "  ".join(
+                f"{name} {value:.2e}"
+                for name, value in parity.max_abs_diff.items()
+                if name not in state_outputs
+            )
+            state = max((parity.max_abs_diff[name] for name in state_outputs), default=0.0)
+            lines.append(
+                f"  {parity.source:<8} {parity.frames:>3} frames  batch {parity.batch:<3} {heads}  "
+                f"state {state:.2e}"
+            )
+        return lines
+
 
 def torch_load(path: Path, progress: Progress) -> Any:
     try:

@@ -92,3 +92,20 @@ def test_a_slide_checkpoint_without_its_patch_encoder_is_one_line(tmp_path: Path
     (tmp_path / "patch.ckpt").unlink()
     with pytest.raises(OrstreamError, match=r"its patch encoder checkpoint .*patch\.ckpt is not"):
         export_slide_package(checkpoint, tmp_path / "package", progress=lambda _: None)
+
+
+def test_the_export_command_reports_both_encoders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orstream.cli import main
+
+    checkpoint = save_random_slide_checkpoints(tmp_path)
+    out = tmp_path / "package"
+    args = ["--checkpoint", str(checkpoint), "--out", str(out), "--parity-frames", "4"]
+    assert main(["export", "onnx", *args, "--max-batch", "2"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"package   {out}")
+    assert "slide     features [1, N, 16] -> none, glandular, solid, fraction, heatmap" in printed
+    parity = [line.split()[0] for line in printed[printed.index(
+        "parity    ONNX Runtime vs PyTorch, max abs diff:") + 1 :]]  # fmt: skip
+    assert set(parity) == {"patch", "slide"}
