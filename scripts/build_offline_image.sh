@@ -98,7 +98,7 @@ start=$SECONDS
 "${docker[@]}" run -d --name "$container" --network host \
   -v "$root/edge/packages:/opt/orstream/packages:ro" \
   -v "$volume:/var/lib/orstream/recordings" \
-  --health-cmd "python /opt/orstream/healthcheck.py 127.0.0.1:$port" \
+  --health-cmd "orstream client health --address 127.0.0.1:$port" \
   --health-interval 2s --health-start-period 120s \
   "$image" edge run \
   --source "endo=phantom://?seed=1&seconds=60&loop=1&width=640&height=360&fps=12" \

@@ -294,3 +294,20 @@ def test_recordings_and_stores_are_on_named_volumes(
         assert holders, f"{name}: {flag} {path} is on no writable volume"
         source = holders[-1][0]
         assert source in named, f"{name}: {flag} {path} is on {source}, not a named volume"
+
+
+def test_the_build_context_lets_in_only_what_exists(project_root: Path) -> None:
+    kept = [
+        line[1:]
+        for line in (project_root / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    assert kept and [path for path in kept if not (project_root / path).exists()] == []
+
+
+def test_the_offline_build_checks_health_as_the_image_does(project_root: Path) -> None:
+    script = (project_root / "scripts" / "build_offline_image.sh").read_text()
+    commands = re.findall(r'--health-cmd "([^"]+)"', script)
+    assert len(commands) == 1, commands
+    words = commands[0].split()
+    assert words[:-1] == HEALTH_COMMAND and words[-1] == "127.0.0.1:$port", words
