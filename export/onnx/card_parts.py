@@ -10,6 +10,7 @@ import torch
 
 from orstream.errors import OrstreamError
 from orstream.package.card import ExportInfo, InputSpec, ParityResult, Resize
+from orstream.package.loading import ModelPackage
 from orstream.training.data.frame_cache import RESIZE_INTERPOLATION
 
 
@@ -63,3 +64,8 @@ def export_info(
         onnxruntime_version=onnxruntime.__version__,
         parity=parity,
     )
+
+
+def package_line(package: ModelPackage, dynamic: str = "dynamic batch") -> str:
+    """The first line of an export's summary: where the package is and what its graphs take."""
+    return f"package   {package.root}  {dynamic}, max_batch {package.card.max_batch}"

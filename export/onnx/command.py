@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +98,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def exporter_for(model_name: str | None) -> Any:
+def exporter_for(model_name: str | None) -> Callable[..., Any]:
     """The export function for checkpoints of ``model_name`` (modules imported here: each
     imports torch)."""
     for module_name, models, function in EXPORTERS:
         module = importlib.import_module(f"orstream.export.onnx.models.{module_name}")
         if model_name in getattr(module, models):
-            return getattr(module, function)
+            export: Callable[..., Any] = getattr(module, function)
+            return export
     module_name, function = STREAMING_EXPORTER
-    return getattr(importlib.import_module(f"orstream.export.onnx.models.{module_name}"), function)
+    streaming: Callable[..., Any] = getattr(
+        importlib.import_module(f"orstream.export.onnx.models.{module_name}"), function
+    )
+    return streaming

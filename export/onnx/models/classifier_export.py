@@ -20,7 +20,7 @@ import torch
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
-from orstream.export.onnx.card_parts import export_info, image_input
+from orstream.export.onnx.card_parts import export_info, image_input, package_line
 from orstream.export.onnx.models.workflow_export import (
     EXPORT_BATCH,
     OPSET,
@@ -75,7 +75,7 @@ class ClassifierExportResult:
         """What ``orstream export onnx`` prints: the package, the model and its parity."""
         lines: list[str] = []
         card = self.package.card
-        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(package_line(self.package))
         lines.append(
             f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
             f"{card.outputs[0].shape[-1]} classes  opset {card.export.opset} ({self.exporter})"

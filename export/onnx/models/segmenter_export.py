@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
-from orstream.export.onnx.card_parts import export_info, image_input
+from orstream.export.onnx.card_parts import export_info, image_input, package_line
 from orstream.export.onnx.models.workflow_export import (
     EXPORT_BATCH,
     OPSET,
@@ -126,7 +126,7 @@ class SegmenterExportResult:
         decoder = card.decoder
         assert decoder is not None  # a segmenter package always has one
         classes = ", ".join(label.name for label in card.labels[decoder.labels])
-        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(package_line(self.package))
         lines.append(
             f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
             f"embedding {list(card.outputs[0].shape)}  opset {card.export.opset} ({self.exporter})"

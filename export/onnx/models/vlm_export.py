@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
-from orstream.export.onnx.card_parts import export_info
+from orstream.export.onnx.card_parts import export_info, package_line
 from orstream.export.onnx.models.vlm_reference import reference_ids, reference_source, visual_tokens
 from orstream.export.onnx.models.workflow_export import (
     EXPORT_BATCH,
@@ -113,9 +113,7 @@ class VLMExportResult:
         assert vlm is not None  # a vlm package always has one
         language = vlm.language
         encoders = vlm.encoders
-        lines.append(
-            f"package   {self.package.root}  dynamic batch and length, max_batch {card.max_batch}"
-        )
+        lines.append(package_line(self.package, "dynamic batch and length"))
         lines.append(
             f"model     {card.name} {card.version}  {language.layers} layers x {language.width}, "
             f"{language.heads} heads over {language.kv_heads} "

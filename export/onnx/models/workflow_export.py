@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from orstream.edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from orstream.errors import OrstreamError
 from orstream.export.onnx.batch.batch_check import DEFAULT_MAX_BATCH
-from orstream.export.onnx.card_parts import export_info, image_input
+from orstream.export.onnx.card_parts import export_info, image_input, package_line
 from orstream.export.onnx.golden_reference import write_reference
 from orstream.export.onnx.parity import StreamingModel, check_parity, phantom_frames, random_frames
 from orstream.labels import (
@@ -120,7 +120,7 @@ class ExportResult:
         """What ``orstream export onnx`` prints: the package, the model and its parity."""
         lines: list[str] = []
         card = self.package.card
-        lines.append(f"package   {self.package.root}  dynamic batch, max_batch {card.max_batch}")
+        lines.append(package_line(self.package))
         lines.append(
             f"model     {card.name} {card.version}  input {list(card.inputs[0].shape)}  "
             f"{len(card.state)} state tensors  opset {card.export.opset} ({self.exporter})"
